@@ -1,0 +1,344 @@
+"""``MemoryBasin``: the embedded log, an in-process basin with S2's semantics.
+
+It is the default when no S2 account is configured and the store behind the bundled
+S2-compatible test server. Behaviour follows S2 REST v1 as implemented by s2-lite
+(``lite/src/backend``): gap-free seq_nums from 0, fencing checked before ``match_seq_num``,
+fence and trim command records, client-prefer capped monotonic timestamps, the 416 rules of
+unary reads, create-on-append and create-on-read. Live followers wake on append through an
+``asyncio.Event`` per stream: no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from .basin import Basin
+from .errors import (
+    FencingTokenMismatchError,
+    RangeNotSatisfiableError,
+    S2InvalidError,
+    SeqNumMismatchError,
+    StreamNotFoundError,
+)
+from .records import (
+    MAX_BATCH_METERED_BYTES,
+    MAX_BATCH_RECORDS,
+    MAX_FENCING_TOKEN_BYTES,
+    MAX_STREAM_NAME_BYTES,
+    AppendAck,
+    AppendInput,
+    ReadBatch,
+    SequencedRecord,
+    StreamPosition,
+    is_command_record,
+    is_fence,
+    is_trim,
+    metered_bytes,
+    trim_target,
+)
+
+__all__ = ["MemoryBasin", "validate_stream_name"]
+
+_MAX_WAIT_S = 60.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def validate_stream_name(stream: str) -> None:
+    """Raise ``S2InvalidError`` unless ``stream`` is 1 to 512 UTF-8 bytes (S2 stream names)."""
+    size = len(stream.encode())
+    if not 1 <= size <= MAX_STREAM_NAME_BYTES:
+        raise S2InvalidError(
+            f"stream name must be 1 to {MAX_STREAM_NAME_BYTES} bytes, got {size}",
+            status=422,
+            code="invalid",
+        )
+
+
+@dataclass(slots=True)
+class _Stream:
+    records: list[SequencedRecord] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)
+    next_seq_num: int = 0
+    last_timestamp: int = 0
+    fencing_token: str = ""
+    trim_point: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def first_seq_num(self) -> int:
+        return self.records[0].seq_num if self.records else self.next_seq_num
+
+    def tail(self) -> StreamPosition:
+        return StreamPosition(self.next_seq_num, self.last_timestamp)
+
+    def index_of(self, seq_num: int) -> int:
+        """List index of the first record with seq_num ≥ ``seq_num``."""
+        return max(0, seq_num - self.first_seq_num)
+
+    def wake(self) -> None:
+        old, self.changed = self.changed, asyncio.Event()
+        old.set()
+
+
+class MemoryBasin(Basin):
+    """An in-process basin with the semantics of S2 (see the module docstring).
+
+    ``create_stream_on_append`` / ``create_stream_on_read`` (both default ``True``) mirror the
+    S2 basin settings of the same names; with one off, the matching operation on a missing
+    stream raises ``StreamNotFoundError``. Data lives only as long as the object. Not
+    thread-safe: use it from one event loop.
+    """
+
+    def __init__(
+        self,
+        name: str = "embedded",
+        *,
+        create_stream_on_append: bool = True,
+        create_stream_on_read: bool = True,
+    ) -> None:
+        self.name = name
+        self.create_stream_on_append = create_stream_on_append
+        self.create_stream_on_read = create_stream_on_read
+        self._streams: dict[str, _Stream] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MemoryBasin(name={self.name!r}, streams={len(self._streams)})"
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _get(self, stream: str, *, create: bool) -> _Stream:
+        validate_stream_name(stream)
+        state = self._streams.get(stream)
+        if state is None:
+            if not create:
+                raise StreamNotFoundError(stream)
+            state = self._streams[stream] = _Stream()
+        return state
+
+    def stream_names(self) -> list[str]:
+        """Names of the streams that exist, sorted (a convenience for tests and tools)."""
+        return sorted(self._streams)
+
+    # -- Basin -----------------------------------------------------------------------------
+
+    async def create_stream(self, stream: str) -> None:
+        """Create ``stream`` if missing (idempotent)."""
+        self._get(stream, create=True)
+
+    async def delete_stream(self, stream: str) -> None:
+        """Delete ``stream``; followers of it see no more records. Missing is not an error."""
+        state = self._streams.pop(stream, None)
+        if state is not None:
+            state.wake()
+
+    async def check_tail(self, stream: str) -> StreamPosition:
+        """The tail of ``stream``. Raises ``StreamNotFoundError`` if missing and not auto-created."""
+        return self._get(stream, create=self.create_stream_on_read).tail()
+
+    async def append(self, stream: str, input: AppendInput) -> AppendAck:
+        """Append one atomic batch (S2 REST v1 append semantics; see :meth:`Basin.append`)."""
+        records = input.records
+        if not 1 <= len(records) <= MAX_BATCH_RECORDS:
+            raise S2InvalidError(
+                f"a batch holds 1 to {MAX_BATCH_RECORDS} records, got {len(records)}",
+                status=422,
+                code="invalid",
+            )
+        total = 0
+        for record in records:
+            total += metered_bytes(record)
+            if is_command_record(record):
+                if is_fence(record):
+                    if len(record.body) > MAX_FENCING_TOKEN_BYTES:
+                        raise S2InvalidError("fencing token longer than 36 bytes", status=422, code="invalid")
+                    try:
+                        record.body.decode()
+                    except UnicodeDecodeError:
+                        raise S2InvalidError("fencing token is not UTF-8", status=422, code="invalid") from None
+                elif is_trim(record):
+                    if len(record.body) != 8:
+                        raise S2InvalidError("trim body must be 8 bytes", status=422, code="invalid")
+                else:
+                    raise S2InvalidError("unknown command record", status=422, code="invalid")
+            elif any(name == b"" for name, _ in record.headers):
+                raise S2InvalidError("header name is empty", status=422, code="invalid")
+        if total > MAX_BATCH_METERED_BYTES:
+            raise S2InvalidError(
+                f"batch is {total} metered bytes; the limit is {MAX_BATCH_METERED_BYTES}",
+                status=422,
+                code="invalid",
+            )
+        if input.fencing_token is not None and len(input.fencing_token.encode()) > MAX_FENCING_TOKEN_BYTES:
+            raise S2InvalidError("fencing token longer than 36 bytes", status=422, code="invalid")
+
+        state = self._get(stream, create=self.create_stream_on_append)
+        if input.fencing_token is not None and input.fencing_token != state.fencing_token:
+            raise FencingTokenMismatchError(state.fencing_token)
+        if input.match_seq_num is not None and input.match_seq_num != state.next_seq_num:
+            raise SeqNumMismatchError(state.next_seq_num)
+
+        arrival = _now_ms()
+        start = StreamPosition(state.next_seq_num, state.last_timestamp)
+        first_ts: int | None = None
+        trim_to: int | None = None
+        for record in records:
+            ts = arrival if record.timestamp is None else min(record.timestamp, arrival)
+            ts = max(ts, state.last_timestamp)
+            seq = state.next_seq_num
+            state.records.append(SequencedRecord(seq, ts, record.headers, record.body))
+            state.timestamps.append(ts)
+            state.next_seq_num = seq + 1
+            state.last_timestamp = ts
+            if first_ts is None:
+                first_ts = ts
+            if is_fence(record):
+                state.fencing_token = record.body.decode()
+            elif is_trim(record):
+                target = min(trim_target(record), seq + 1)
+                trim_to = target if trim_to is None else max(trim_to, target)
+        if trim_to is not None and trim_to > state.trim_point:
+            state.trim_point = trim_to
+            drop = state.index_of(trim_to)
+            del state.records[:drop]
+            del state.timestamps[:drop]
+        state.wake()
+        assert first_ts is not None
+        end = StreamPosition(state.next_seq_num, state.last_timestamp)
+        return AppendAck(start=StreamPosition(start.seq_num, first_ts), end=end, tail=end)
+
+    def _start_index(
+        self,
+        state: _Stream,
+        seq_num: int | None,
+        timestamp: int | None,
+        tail_offset: int | None,
+        clamp: bool,
+    ) -> int:
+        """Resolve the start to a seq_num, raising 416 when it is past the tail."""
+        given = sum(x is not None for x in (seq_num, timestamp, tail_offset))
+        if given > 1:
+            raise S2InvalidError(
+                "at most one of seq_num, timestamp, tail_offset", status=422, code="invalid"
+            )
+        tail = state.next_seq_num
+        if seq_num is not None:
+            if seq_num < 0:
+                raise S2InvalidError("seq_num must be ≥ 0", status=422, code="invalid")
+            if seq_num > tail:
+                if not clamp:
+                    raise RangeNotSatisfiableError(state.tail())
+                return tail
+            return seq_num
+        if timestamp is not None:
+            if timestamp > state.last_timestamp:
+                if not clamp:
+                    raise RangeNotSatisfiableError(state.tail())
+                return tail
+            idx = bisect.bisect_left(state.timestamps, timestamp)
+            return state.first_seq_num + idx
+        offset = tail_offset or 0
+        if offset < 0:
+            raise S2InvalidError("tail_offset must be ≥ 0", status=422, code="invalid")
+        return max(0, tail - offset)
+
+    def _collect(
+        self,
+        state: _Stream,
+        start: int,
+        count: int,
+        limit_bytes: int,
+        until: int | None,
+    ) -> tuple[list[SequencedRecord], bool]:
+        """Records from ``start`` within the limits; the flag says a limit stopped it."""
+        out: list[SequencedRecord] = []
+        used = 0
+        i = state.index_of(start)
+        records = state.records
+        while i < len(records):
+            record = records[i]
+            if until is not None and record.timestamp >= until:
+                return out, True
+            size = metered_bytes(record)
+            if len(out) >= count or (used + size > limit_bytes and out):
+                return out, True
+            out.append(record)
+            used += size
+            i += 1
+        return out, False
+
+    async def read(
+        self,
+        stream: str,
+        *,
+        seq_num: int | None = None,
+        timestamp: int | None = None,
+        tail_offset: int | None = None,
+        count: int | None = None,
+        bytes: int | None = None,
+        until: int | None = None,
+        clamp: bool = False,
+        wait: float = 0,
+    ) -> ReadBatch:
+        """One bounded read with S2's start, limit and 416 rules (see :meth:`Basin.read`)."""
+        if count is not None and count < 0 or bytes is not None and bytes < 0:
+            raise S2InvalidError("count and bytes must be ≥ 0", status=422, code="invalid")
+        if timestamp is not None and until is not None and timestamp >= until:
+            raise S2InvalidError("timestamp must be below until", status=422, code="invalid")
+        state = self._get(stream, create=self.create_stream_on_read)
+        start = self._start_index(state, seq_num, timestamp, tail_offset, clamp)
+        start = max(start, state.first_seq_num)
+        limit_count = min(count if count is not None else MAX_BATCH_RECORDS, MAX_BATCH_RECORDS)
+        limit_bytes = min(bytes if bytes is not None else MAX_BATCH_METERED_BYTES, MAX_BATCH_METERED_BYTES)
+        wait = min(max(wait, 0.0), _MAX_WAIT_S)
+        if start >= state.next_seq_num:
+            if wait <= 0:
+                raise RangeNotSatisfiableError(state.tail())
+            if limit_count == 0 or limit_bytes == 0:
+                return ReadBatch([], state.tail())
+            changed = state.changed
+            try:
+                await asyncio.wait_for(changed.wait(), wait)
+            except TimeoutError:
+                return ReadBatch([], state.tail())
+            state = self._streams.get(stream, state)
+            start = max(start, state.first_seq_num)
+        records, _ = self._collect(state, start, limit_count, limit_bytes, until)
+        reached = not records or records[-1].seq_num + 1 >= state.next_seq_num
+        return ReadBatch(records, state.tail() if reached else None)
+
+    async def follow(
+        self, stream: str, *, seq_num: int = 0, clamp: bool = False
+    ) -> AsyncIterator[ReadBatch]:
+        """Yield batches from ``seq_num`` on and wait for appends live (no polling)."""
+        state = self._get(stream, create=self.create_stream_on_read)
+        if seq_num > state.next_seq_num:
+            if not clamp:
+                raise RangeNotSatisfiableError(state.tail())
+            seq_num = state.next_seq_num
+        position = seq_num
+        while not self._closed:
+            if self._streams.get(stream) is not state:
+                return  # deleted
+            changed = state.changed
+            position = max(position, state.first_seq_num)
+            if position < state.next_seq_num:
+                i = state.index_of(position)
+                records = state.records[i : i + MAX_BATCH_RECORDS]
+                position = records[-1].seq_num + 1
+                yield ReadBatch(records, state.tail())
+                continue
+            await changed.wait()
+
+    async def aclose(self) -> None:
+        """Stop every live follower. The data stays readable."""
+        self._closed = True
+        for state in self._streams.values():
+            state.wake()
