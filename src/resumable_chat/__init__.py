@@ -1,3 +1,11 @@
-"""resumable-chat: resumable, followable and stoppable LLM chat streams for FastAPI on S2."""
+"""resumable-chat: resumable, followable and stoppable LLM chat streams for FastAPI on S2.
 
+>>> from resumable_chat import create_resumable_chat
+>>> chat = create_resumable_chat(protocol="ai-sdk", mode="session")
+"""
+
+from .chat import DEFAULT_ERROR_TEXT, ResumableChat, create_resumable_chat
+from .generation import StopSignal
+
+__all__ = ["DEFAULT_ERROR_TEXT", "ResumableChat", "StopSignal", "create_resumable_chat"]
 __version__ = "0.1.0"

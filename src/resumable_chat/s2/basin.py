@@ -9,7 +9,7 @@ httpx's transports.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from types import TracebackType
 
 from .records import AppendAck, AppendInput, ReadBatch, StreamPosition
@@ -68,7 +68,9 @@ class Basin(ABC):
         """The stream's tail: next seq_num to assign and last record's timestamp (ms)."""
 
     @abstractmethod
-    def follow(self, stream: str, *, seq_num: int = 0, clamp: bool = False) -> AsyncIterator[ReadBatch]:
+    def follow(
+        self, stream: str, *, seq_num: int = 0, clamp: bool = False
+    ) -> AsyncGenerator[ReadBatch, None]:
         """Read from ``seq_num`` and keep following new records live (S2 SSE read session).
 
         Yields non-empty batches in order and never ends by itself: the caller stops it with

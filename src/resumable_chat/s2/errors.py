@@ -82,7 +82,9 @@ class StreamNotFoundError(S2Error):
     """404 ``stream_not_found``: the stream does not exist and the basin does not create it."""
 
     def __init__(self, stream: str, message: str | None = None):
-        super().__init__(message or f"stream {stream!r} not found", status=404, code="stream_not_found")
+        super().__init__(
+            message or f"stream {stream!r} not found", status=404, code="stream_not_found"
+        )
         self.stream = stream
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from .basin import Basin
@@ -140,7 +140,10 @@ class MemoryBasin(Basin):
             state.wake()
 
     async def check_tail(self, stream: str) -> StreamPosition:
-        """The tail of ``stream``. Raises ``StreamNotFoundError`` if missing and not auto-created."""
+        """The tail of ``stream``.
+
+        Raises ``StreamNotFoundError`` if it is missing and not auto-created.
+        """
         return self._get(stream, create=self.create_stream_on_read).tail()
 
     async def append(self, stream: str, input: AppendInput) -> AppendAck:
@@ -158,14 +161,20 @@ class MemoryBasin(Basin):
             if is_command_record(record):
                 if is_fence(record):
                     if len(record.body) > MAX_FENCING_TOKEN_BYTES:
-                        raise S2InvalidError("fencing token longer than 36 bytes", status=422, code="invalid")
+                        raise S2InvalidError(
+                            "fencing token longer than 36 bytes", status=422, code="invalid"
+                        )
                     try:
                         record.body.decode()
                     except UnicodeDecodeError:
-                        raise S2InvalidError("fencing token is not UTF-8", status=422, code="invalid") from None
+                        raise S2InvalidError(
+                            "fencing token is not UTF-8", status=422, code="invalid"
+                        ) from None
                 elif is_trim(record):
                     if len(record.body) != 8:
-                        raise S2InvalidError("trim body must be 8 bytes", status=422, code="invalid")
+                        raise S2InvalidError(
+                            "trim body must be 8 bytes", status=422, code="invalid"
+                        )
                 else:
                     raise S2InvalidError("unknown command record", status=422, code="invalid")
             elif any(name == b"" for name, _ in record.headers):
@@ -176,7 +185,10 @@ class MemoryBasin(Basin):
                 status=422,
                 code="invalid",
             )
-        if input.fencing_token is not None and len(input.fencing_token.encode()) > MAX_FENCING_TOKEN_BYTES:
+        if (
+            input.fencing_token is not None
+            and len(input.fencing_token.encode()) > MAX_FENCING_TOKEN_BYTES
+        ):
             raise S2InvalidError("fencing token longer than 36 bytes", status=422, code="invalid")
 
         state = self._get(stream, create=self.create_stream_on_append)
@@ -288,7 +300,7 @@ class MemoryBasin(Basin):
         wait: float = 0,
     ) -> ReadBatch:
         """One bounded read with S2's start, limit and 416 rules (see :meth:`Basin.read`)."""
-        if count is not None and count < 0 or bytes is not None and bytes < 0:
+        if (count is not None and count < 0) or (bytes is not None and bytes < 0):
             raise S2InvalidError("count and bytes must be ≥ 0", status=422, code="invalid")
         if timestamp is not None and until is not None and timestamp >= until:
             raise S2InvalidError("timestamp must be below until", status=422, code="invalid")
@@ -296,7 +308,9 @@ class MemoryBasin(Basin):
         start = self._start_index(state, seq_num, timestamp, tail_offset, clamp)
         start = max(start, state.first_seq_num)
         limit_count = min(count if count is not None else MAX_BATCH_RECORDS, MAX_BATCH_RECORDS)
-        limit_bytes = min(bytes if bytes is not None else MAX_BATCH_METERED_BYTES, MAX_BATCH_METERED_BYTES)
+        limit_bytes = min(
+            bytes if bytes is not None else MAX_BATCH_METERED_BYTES, MAX_BATCH_METERED_BYTES
+        )
         wait = min(max(wait, 0.0), _MAX_WAIT_S)
         if start >= state.next_seq_num:
             if wait <= 0:
@@ -316,7 +330,7 @@ class MemoryBasin(Basin):
 
     async def follow(
         self, stream: str, *, seq_num: int = 0, clamp: bool = False
-    ) -> AsyncIterator[ReadBatch]:
+    ) -> AsyncGenerator[ReadBatch, None]:
         """Yield batches from ``seq_num`` on and wait for appends live (no polling)."""
         state = self._get(stream, create=self.create_stream_on_read)
         if seq_num > state.next_seq_num:

@@ -156,7 +156,9 @@ def trim_record(seq_num: int, timestamp: int | None = None) -> AppendRecord:
     """A trim command record: deletes records below ``seq_num`` (8-byte big-endian body)."""
     if not 0 <= seq_num < 2**64:
         raise ValueError("trim seq_num must fit in an unsigned 64-bit integer")
-    return AppendRecord(body=seq_num.to_bytes(8, "big"), headers=(TRIM_HEADER,), timestamp=timestamp)
+    return AppendRecord(
+        body=seq_num.to_bytes(8, "big"), headers=(TRIM_HEADER,), timestamp=timestamp
+    )
 
 
 def is_command_record(record: AppendRecord | SequencedRecord) -> bool:

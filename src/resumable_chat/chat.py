@@ -1,0 +1,354 @@
+"""The chat core: ``create_resumable_chat`` and :class:`ResumableChat`.
+
+Claims per mode, the generation lifecycle, the tee, replay, the stop registry and the
+background tasks (DESIGN.md §2–§3; behaviour of ``@s2-dev/resumable-stream`` 2.1 ``createChat``,
+reference §3–§4, with the fixes listed in DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Literal
+
+from starlette.responses import PlainTextResponse, Response
+
+from .claims import MODES, Mode, StreamInUseError, claim_stream, find_latest_generation, read_range
+from .generation import Generation, SourceFactory
+from .protocols.ai_sdk import AiSdkDialect
+from .protocols.base import Chunk, Dialect
+from .s2.basin import Basin
+from .s2.records import is_fence
+from .sse import DEFAULT_KEEPALIVE_S, sse_response
+from .writer import LogWriter
+
+__all__ = ["DEFAULT_ERROR_TEXT", "ResumableChat", "create_resumable_chat"]
+
+logger = logging.getLogger("resumable_chat")
+
+#: Text of the error chunk when no ``on_error`` is given; provider messages are not leaked.
+DEFAULT_ERROR_TEXT = "An error occurred."
+
+Protocol = Literal["ai-sdk", "tanstack"]
+WaitUntil = Callable[[Awaitable[None]], Any]
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _dialect_for(protocol: str) -> Dialect:
+    if protocol == "ai-sdk":
+        return AiSdkDialect()
+    if protocol == "tanstack":
+        raise NotImplementedError("protocol='tanstack' is not available yet")
+    raise ValueError(f"protocol must be 'ai-sdk' or 'tanstack', got {protocol!r}")
+
+
+class ResumableChat:
+    """Resumable, followable, stoppable chat streams on one basin. Use
+    :func:`create_resumable_chat` to build one.
+
+    One instance serves many chats (one S2 stream each) and is safe to share across requests
+    of one event loop. Close it with :meth:`aclose` (FastAPI lifespan) to drain persistence.
+    """
+
+    def __init__(
+        self,
+        *,
+        dialect: Dialect,
+        mode: Mode,
+        enable_stop: bool,
+        basin: Basin,
+        owns_basin: bool,
+        batch_size: int,
+        linger_ms: float,
+        lease_ms: int,
+        keepalive_s: float,
+        on_error: Callable[[BaseException], str] | None,
+    ) -> None:
+        self.dialect = dialect
+        self.mode: Mode = mode
+        self.enable_stop = enable_stop
+        self.basin = basin
+        self._owns_basin = owns_basin
+        self.batch_size = batch_size
+        self.linger_ms = linger_ms
+        self.lease_ms = lease_ms
+        self.keepalive_s = keepalive_s
+        self._on_error = on_error
+        self._generations: dict[str, Generation] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _error_text(self, exc: BaseException) -> str:
+        if self._on_error is None:
+            return DEFAULT_ERROR_TEXT
+        try:
+            return self._on_error(exc)
+        except Exception:
+            logger.exception("on_error raised; using the default error text")
+            return DEFAULT_ERROR_TEXT
+
+    def _track(self, stream: str, generation: Generation, wait_until: WaitUntil | None) -> None:
+        task = generation.task
+        self._tasks.add(task)
+        if self.enable_stop:
+            self._generations[stream] = generation
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if self._generations.get(stream) is generation:
+                del self._generations[stream]
+            if wait_until is None and not t.cancelled() and t.exception() is not None:
+                logger.error("persisting %s failed", stream, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        if wait_until is not None:
+            wait_until(task)
+
+    def running(self, stream_name: str) -> Generation | None:
+        """The generation this process runs on ``stream_name``, if any (needs ``enable_stop``)."""
+        return self._generations.get(stream_name)
+
+    # -- public API ------------------------------------------------------------------------
+
+    async def make_resumable(
+        self,
+        stream_name: str,
+        chunks: AsyncIterable[Chunk] | SourceFactory,
+        *,
+        wait_until: WaitUntil | None = None,
+        message: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+    ) -> Response:
+        """Claim ``stream_name``, then stream ``chunks`` live and persist them.
+
+        Args:
+            stream_name: the chat's S2 stream (e.g. ``"chat-<id>"``).
+            chunks: the model's chunks (dicts in the protocol's shape), or a factory called
+                with the :class:`~resumable_chat.generation.StopSignal` that returns them.
+                Nothing is pulled before the claim succeeds.
+            wait_until: called with the persistence task (an awaitable) for serverless-style
+                hosts; without it the chat owns the task and :meth:`aclose` drains it.
+            message: the turn's message (AI SDK ``UIMessage``) stored before the answer so
+                :meth:`load_messages` can rebuild history from the log alone.
+            message_id: the answer's message id (the continued assistant message's id on a
+                tool-result continuation); ``start.messageId`` is set to it.
+
+        Returns:
+            200 SSE: every chunk as ``id: <seq_num+1>`` + ``data: <json>`` as the model
+            produces it (never waiting on S2), ending with ``data: [DONE]`` for the AI SDK;
+            409 ``Stream already in use`` (text) when a generation holds the stream.
+            A client that disconnects does not stop the generation or its persistence.
+
+        Raises:
+            S2Error: S2 failed during the claim (not a conflict).
+            RuntimeError: the chat is closed.
+        """
+        if self._closed:
+            raise RuntimeError("this ResumableChat is closed")
+        try:
+            claim = await claim_stream(self.basin, stream_name, self.mode, lease_ms=self.lease_ms)
+        except StreamInUseError:
+            return PlainTextResponse("Stream already in use", status_code=409)
+        writer = LogWriter(
+            self.basin,
+            stream_name,
+            fencing_token=claim.token,
+            match_seq_num=claim.start_seq_num,
+            batch_size=self.batch_size,
+            linger_ms=self.linger_ms,
+        )
+        generation = Generation(
+            stream=stream_name,
+            claim=claim,
+            source=chunks,
+            dialect=self.dialect,
+            turn=self.dialect.new_turn(message_id=message_id),
+            writer=writer,
+            single_use=self.mode == "single-use",
+            error_text=self._error_text,
+            message=self.dialect.message_record(message) if message is not None else None,
+        )
+        self._track(stream_name, generation, wait_until)
+        assert generation.live is not None
+        return sse_response(
+            generation.live.frames(),
+            headers=self.dialect.response_headers,
+            keepalive_s=self.keepalive_s,
+        )
+
+    async def replay(self, stream_name: str, from_seq_num: int | None = None) -> Response:
+        """Replay the running answer from its first chunk, then follow it live.
+
+        Args:
+            stream_name: the chat's S2 stream.
+            from_seq_num: a cursor (an SSE ``id`` a client saw): only records at or after
+                it are sent. ``None``: from the answer's first chunk (AI SDK
+                ``DefaultChatTransport`` reconnect replays the whole answer).
+
+        Returns:
+            204 (``Cache-Control: no-store``) when no generation runs; otherwise 200 SSE with
+            the stored bodies verbatim as ``id: <seq_num+1>`` + ``data:`` frames, ending after
+            the generation's terminal fence with ``data: [DONE]`` (AI SDK).
+
+        Raises:
+            ValueError: ``from_seq_num`` is negative.
+            S2Error: S2 failed while looking for the generation.
+        """
+        if from_seq_num is not None and from_seq_num < 0:
+            raise ValueError("from_seq_num must be ≥ 0")
+        latest = await find_latest_generation(self.basin, stream_name)
+        if not latest.active or latest.fence is None:
+            return Response(status_code=204, headers=_NO_STORE)
+        start = latest.fence.seq_num + 1
+        if from_seq_num is not None:
+            start = max(start, from_seq_num)
+        return sse_response(
+            self._replay_frames(stream_name, start),
+            headers=self.dialect.response_headers,
+            keepalive_s=self.keepalive_s,
+        )
+
+    async def _replay_frames(self, stream: str, start: int) -> AsyncIterator[bytes]:
+        is_history = self.dialect.is_history_record
+        follow = self.basin.follow(stream, seq_num=start, clamp=True)
+        async with contextlib.aclosing(follow) as batches:
+            async for batch in batches:
+                frames: list[bytes] = []
+                ended = False
+                for record in batch.records:
+                    if record.headers:
+                        if is_fence(record):
+                            ended = True
+                            break
+                        continue
+                    body = record.body
+                    if not body or is_history(body):
+                        continue
+                    frames.append(b"id: %d\ndata: %b\n\n" % (record.seq_num + 1, body))
+                if frames:
+                    yield b"".join(frames)
+                if ended:
+                    break
+        if self.dialect.done_frame:
+            yield self.dialect.done_frame
+
+    async def stop_session(self, stream_name: str) -> Response:
+        """Stop the generation running on ``stream_name`` in this process.
+
+        The source is cancelled (its iterator closed, so the model request is closed), the
+        answer ends with the protocol's stop terminal (AI SDK ``finish``) and an ``end-``
+        fence. Returns 202 when a generation was stopped, 204 otherwise
+        (``Cache-Control: no-store``; also 204 when ``enable_stop`` is off).
+        """
+        generation = self._generations.get(stream_name)
+        if generation is not None and generation.stop():
+            return Response(status_code=202, headers=_NO_STORE)
+        return Response(status_code=204, headers=_NO_STORE)
+
+    async def load_messages(self, stream_name: str) -> list[dict[str, Any]]:
+        """Fold every stored chunk of ``stream_name`` into the client's messages.
+
+        For the AI SDK: ``UIMessage`` dicts (user messages included), as the client's
+        ``processUIMessageStream`` would build them. A missing stream gives ``[]``. Reads the
+        whole log (O(history)).
+        """
+        records = await read_range(self.basin, stream_name, 0)
+        chunks: list[Chunk] = []
+        for record in records:
+            if record.headers or not record.body:
+                continue
+            try:
+                chunk = json.loads(record.body)
+            except ValueError:
+                continue
+            if isinstance(chunk, dict):
+                chunks.append(chunk)
+        return self.dialect.fold(chunks)
+
+    async def aclose(self, *, drain_timeout_s: float = 10.0) -> None:
+        """Wait up to ``drain_timeout_s`` (s) for running generations, stop the rest, close.
+
+        Stopped generations still write their stop terminal and end fence. The basin is
+        closed when the chat created it. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        tasks = set(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
+            for generation in list(self._generations.values()):
+                generation.stop()
+            if pending:
+                _, pending = await asyncio.wait(pending, timeout=2.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._owns_basin:
+            await self.basin.aclose()
+
+
+def create_resumable_chat(
+    protocol: Protocol = "ai-sdk",
+    mode: Mode = "session",
+    enable_stop: bool = True,
+    basin: Basin | None = None,
+    *,
+    batch_size: int = 1000,
+    linger_ms: float = 0,
+    lease_ms: int = 5000,
+    keepalive_s: float = DEFAULT_KEEPALIVE_S,
+    on_error: Callable[[BaseException], str] | None = None,
+) -> ResumableChat:
+    """Build a :class:`ResumableChat` (DESIGN.md §2).
+
+    Args:
+        protocol: ``"ai-sdk"`` (Vercel AI SDK UI message stream) or ``"tanstack"``.
+        mode: ``"session"`` (one stream per chat, many turns), ``"shared"`` (like session,
+            and a silent generation is taken over after ``lease_ms``) or ``"single-use"`` (one
+            stream per answer, trimmed when done); reference §3.2.
+        enable_stop: track running generations so :meth:`ResumableChat.stop_session` works.
+        basin: where logs live. ``None``: S2 from ``S2_ACCESS_TOKEN`` + ``S2_BASIN``, else
+            the embedded in-process log (one log line says which).
+        batch_size: records per append, 1 to 1000.
+        linger_ms: ms the first record of an empty batch may wait for more (0: none).
+        lease_ms: ``shared`` mode: ms of silence after which a generation may be taken over.
+        keepalive_s: seconds between SSE keep-alive comments on idle responses (0: off).
+        on_error: maps a source exception to the error chunk's text; by default the text is
+            ``"An error occurred."`` so provider details do not leak.
+
+    Raises:
+        ValueError: an unknown protocol or mode, or a bad batch size / linger.
+        S2ConfigError: the S2 environment variables are half set.
+    """
+    dialect = _dialect_for(protocol)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not 1 <= batch_size <= 1000:
+        raise ValueError(f"batch_size must be 1 to 1000, got {batch_size}")
+    if not linger_ms >= 0:
+        raise ValueError(f"linger_ms must be ≥ 0, got {linger_ms}")
+    owns = basin is None
+    if basin is None:
+        from .s2.config import basin_from_env
+
+        basin = basin_from_env()
+    return ResumableChat(
+        dialect=dialect,
+        mode=mode,
+        enable_stop=enable_stop,
+        basin=basin,
+        owns_basin=owns,
+        batch_size=batch_size,
+        linger_ms=linger_ms,
+        lease_ms=lease_ms,
+        keepalive_s=keepalive_s,
+        on_error=on_error,
+    )

@@ -1,0 +1,172 @@
+"""Drop-in FastAPI routes that speak the clients' HTTP conventions.
+
+:func:`ai_sdk_router` serves the AI SDK contract of DESIGN.md §5 (``DefaultChatTransport``
+defaults): ``POST {prefix}``, ``GET {prefix}/{id}/stream``, ``DELETE {prefix}/{id}/stream``
+and ``GET {prefix}/{id}/messages``. Requests are validated with pydantic models; a bad request
+gets a 4xx with a readable JSON body and writes nothing to the log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .chat import ResumableChat
+from .generation import StopSignal
+
+__all__ = [
+    "CHAT_ID_PATTERN",
+    "AiSdkChatRequest",
+    "AiSdkSource",
+    "UIMessageModel",
+    "ai_sdk_router",
+]
+
+#: Chat ids accepted by the routes: 1 to 200 of ``A-Z a-z 0-9 _ - . :``, not starting with
+#: ``.``; with the ``chat-`` prefix they are always valid S2 stream names.
+CHAT_ID_PATTERN = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,199}$"
+
+#: A chat id path parameter, validated against :data:`CHAT_ID_PATTERN`.
+ChatId = Annotated[str, Path(pattern=CHAT_ID_PATTERN, description="The chat id.")]
+
+#: Default request body limit (bytes) of the POST route.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+class UIMessageModel(BaseModel):
+    """An AI SDK ``UIMessage`` as ``DefaultChatTransport`` sends it (extra keys are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=200)
+    role: Literal["system", "user", "assistant"]
+    parts: list[dict[str, Any]] = Field(default_factory=list)
+    metadata: Any = None
+
+
+class AiSdkChatRequest(BaseModel):
+    """The POST body of ``DefaultChatTransport``: ``{id, messages, trigger, messageId?}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(pattern=CHAT_ID_PATTERN)
+    messages: list[UIMessageModel] = Field(min_length=1)
+    trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
+    messageId: str | None = None
+
+
+#: ``source(messages, signal)``: the model's chunks for the turn; ``messages`` are the
+#: request's ``UIMessage`` dicts, ``signal`` is set when the generation is stopped.
+AiSdkSource = Callable[[list[dict[str, Any]], StopSignal], AsyncIterable[dict[str, Any]]]
+
+
+def _readable_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def ai_sdk_router(
+    chat: ResumableChat,
+    source: AiSdkSource,
+    *,
+    prefix: str = "/api/chat",
+    stream_name: Callable[[str], str] = lambda chat_id: f"chat-{chat_id}",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> APIRouter:
+    """Routes for Vercel AI SDK ``useChat`` with ``DefaultChatTransport`` and ``resume: true``.
+
+    Args:
+        chat: a ``ResumableChat`` built with ``protocol="ai-sdk"``.
+        source: called once per accepted POST (after the claim) with the request's messages
+            and the stop signal; returns the answer's ``UIMessageChunk`` dicts.
+        prefix: the transport's ``api`` path.
+        stream_name: chat id → S2 stream name.
+        max_body_bytes: larger POST bodies get 413 (bytes).
+
+    Routes (DESIGN.md §5):
+        ``POST {prefix}`` → 200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
+        ``GET {prefix}/{id}/stream`` → 200 replay SSE | 204 nothing running.
+        ``DELETE {prefix}/{id}/stream`` → 202 stopped | 204 nothing running.
+        ``GET {prefix}/{id}/messages`` → 200 JSON ``UIMessage[]`` folded from the log.
+    """
+    router = APIRouter()
+
+    @router.post(
+        prefix,
+        response_class=Response,
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "Live UI message stream"},
+            409: {"description": "A generation is already running on this chat"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": AiSdkChatRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def post_chat(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            return JSONResponse({"detail": f"body over {max_body_bytes} bytes"}, status_code=413)
+        body = bytearray()
+        async for piece in request.stream():
+            body += piece
+            if len(body) > max_body_bytes:
+                return JSONResponse(
+                    {"detail": f"body over {max_body_bytes} bytes"}, status_code=413
+                )
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            return JSONResponse({"detail": f"malformed JSON: {exc}"}, status_code=400)
+        try:
+            req = AiSdkChatRequest.model_validate(data)
+        except ValidationError as exc:
+            return JSONResponse({"detail": _readable_errors(exc)}, status_code=422)
+        messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        last = messages[-1]
+        message_id = last["id"] if last["role"] == "assistant" else None
+
+        def make_source(signal: StopSignal) -> AsyncIterable[dict[str, Any]]:
+            return source(messages, signal)
+
+        return await chat.make_resumable(
+            stream_name(req.id), make_source, message=last, message_id=message_id
+        )
+
+    @router.get(
+        prefix + "/{chat_id}/stream",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "The running answer"},
+            204: {"description": "Nothing is running"},
+        },
+    )
+    async def resume_chat(
+        chat_id: ChatId,
+        from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
+    ) -> Response:
+        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+
+    @router.delete(
+        prefix + "/{chat_id}/stream",
+        status_code=202,
+        response_class=Response,
+        responses={202: {"description": "Stopped"}, 204: {"description": "Nothing running"}},
+    )
+    async def stop_chat(chat_id: ChatId) -> Response:
+        return await chat.stop_session(stream_name(chat_id))
+
+    @router.get(prefix + "/{chat_id}/messages")
+    async def chat_messages(chat_id: ChatId) -> list[dict[str, Any]]:
+        return await chat.load_messages(stream_name(chat_id))
+
+    return router

@@ -1,0 +1,154 @@
+"""The Vercel AI SDK dialect: UI message stream headers, terminals and history.
+
+Wire facts from ``reference/wire-protocols.md`` Part A (``ai`` 5.0.92 to 7.x):
+
+- headers are ``UI_MESSAGE_STREAM_HEADERS``; a response ends with ``data: [DONE]``;
+- every answer starts with ``start`` carrying a ``messageId`` (a resumed stream without one
+  duplicates the assistant message, A.7); on a tool-result continuation it is the continued
+  assistant message's id (A.4);
+- the error terminal is ``{"type":"error","errorText":...}``;
+- a stopped answer closes its open text/reasoning parts and step, then ``finish``.
+
+The turn's user message (or the continued assistant message) is stored before the answer as
+``{"type":"ui-message","message":<UIMessage>}``; replays skip it and
+:func:`~resumable_chat.protocols.ai_sdk_fold.fold_ui_messages` upserts it into history.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .base import Chunk, Dialect, TurnState
+
+__all__ = ["AI_SDK_HEADERS", "AiSdkDialect", "AiSdkTurn", "new_message_id"]
+
+#: ``UI_MESSAGE_STREAM_HEADERS`` of the ``ai`` package.
+AI_SDK_HEADERS: Mapping[str, str] = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Vercel-AI-UI-Message-Stream": "v1",
+    "X-Accel-Buffering": "no",
+}
+
+_MESSAGE_RECORD_PREFIX = b'{"type":"ui-message"'
+
+
+def new_message_id() -> str:
+    """A fresh message id, ``msg-`` and 16 URL-safe random characters."""
+    return "msg-" + secrets.token_urlsafe(12)
+
+
+class AiSdkTurn(TurnState):
+    """Tracks one answer's open parts so a stop or an error can end it properly.
+
+    ``message_id``: the id the ``start`` chunk must carry (``None``: keep the source's, or
+    generate one if it sends none).
+    """
+
+    __slots__ = ("finished", "message_id", "open_reasoning", "open_text", "started", "step_open")
+
+    def __init__(self, message_id: str | None) -> None:
+        self.message_id = message_id
+        self.started = False
+        self.step_open = False
+        self.finished = False
+        self.open_text: dict[str, None] = {}
+        self.open_reasoning: dict[str, None] = {}
+
+    def _start_chunk(self) -> Chunk:
+        if self.message_id is None:
+            self.message_id = new_message_id()
+        self.started = True
+        return {"type": "start", "messageId": self.message_id}
+
+    def opening(self, first: Chunk | None) -> list[Chunk]:
+        """A ``start`` chunk unless the source's first chunk is one."""
+        if first is not None and first.get("type") == "start":
+            return []
+        return [self._start_chunk()]
+
+    def observe(self, chunk: Chunk) -> None:
+        """Track parts and steps; pin ``start.messageId``."""
+        kind = chunk.get("type")
+        if kind == "text-delta" or kind == "reasoning-delta":
+            return
+        if kind == "text-start":
+            self.open_text[chunk.get("id", "")] = None
+        elif kind == "text-end":
+            self.open_text.pop(chunk.get("id", ""), None)
+        elif kind == "reasoning-start":
+            self.open_reasoning[chunk.get("id", "")] = None
+        elif kind == "reasoning-end":
+            self.open_reasoning.pop(chunk.get("id", ""), None)
+        elif kind == "start":
+            if self.message_id is not None:
+                chunk["messageId"] = self.message_id
+            elif isinstance(chunk.get("messageId"), str):
+                self.message_id = chunk["messageId"]
+            else:
+                chunk["messageId"] = self.message_id = new_message_id()
+            self.started = True
+        elif kind == "start-step":
+            self.step_open = True
+        elif kind == "finish-step":
+            self.step_open = False
+            self.open_text.clear()
+            self.open_reasoning.clear()
+        elif kind == "finish" or kind == "error" or kind == "abort":
+            self.finished = True
+
+    def _close_parts(self) -> list[Chunk]:
+        out: list[Chunk] = [] if self.started else [self._start_chunk()]
+        out += [{"type": "text-end", "id": i} for i in self.open_text]
+        out += [{"type": "reasoning-end", "id": i} for i in self.open_reasoning]
+        self.open_text.clear()
+        self.open_reasoning.clear()
+        if self.step_open:
+            out.append({"type": "finish-step"})
+            self.step_open = False
+        return out
+
+    def stop_chunks(self) -> list[Chunk]:
+        """Close open parts and the step, then ``finish`` (``finishReason: "stop"``)."""
+        if self.finished:
+            return []
+        out = self._close_parts()
+        out.append({"type": "finish", "finishReason": "stop"})
+        self.finished = True
+        return out
+
+    def error_chunks(self, error_text: str) -> list[Chunk]:
+        """Close open parts, then ``{"type":"error","errorText":...}``."""
+        out = self._close_parts()
+        out.append({"type": "error", "errorText": error_text})
+        self.finished = True
+        return out
+
+
+class AiSdkDialect(Dialect):
+    """The AI SDK UI message stream protocol (``protocol="ai-sdk"``)."""
+
+    name = "ai-sdk"
+    response_headers = AI_SDK_HEADERS
+    done_frame = b"data: [DONE]\n\n"
+
+    def new_turn(self, *, message_id: str | None) -> AiSdkTurn:
+        """Turn state pinning the answer's ``messageId`` when given."""
+        return AiSdkTurn(message_id)
+
+    def message_record(self, message: Mapping[str, Any]) -> Chunk:
+        """``{"type":"ui-message","message":message}``."""
+        return {"type": "ui-message", "message": dict(message)}
+
+    def is_history_record(self, body: bytes) -> bool:
+        """True for the stored ``ui-message`` record."""
+        return body.startswith(_MESSAGE_RECORD_PREFIX)
+
+    def fold(self, chunks: Iterable[Chunk]) -> list[dict[str, Any]]:
+        """``UIMessage`` list, as the AI SDK client's ``processUIMessageStream`` builds it."""
+        from .ai_sdk_fold import fold_ui_messages
+
+        return fold_ui_messages(chunks)
