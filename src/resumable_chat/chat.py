@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from .claims import MODES, Mode, StreamInUseError, claim_stream, find_latest_generation, read_range
 from .generation import Generation, SourceFactory
 from .protocols.ai_sdk import AiSdkDialect
-from .protocols.base import Chunk, Dialect
+from .protocols.base import DEFAULT_ERROR_TEXT, Chunk, Dialect
 from .s2.basin import Basin
 from .s2.records import is_fence
 from .sse import DEFAULT_KEEPALIVE_S, sse_response
@@ -28,9 +28,6 @@ from .writer import LogWriter
 __all__ = ["DEFAULT_ERROR_TEXT", "ResumableChat", "create_resumable_chat"]
 
 logger = logging.getLogger("resumable_chat")
-
-#: Text of the error chunk when no ``on_error`` is given; provider messages are not leaked.
-DEFAULT_ERROR_TEXT = "An error occurred."
 
 Protocol = Literal["ai-sdk", "tanstack"]
 WaitUntil = Callable[[Awaitable[None]], Any]
@@ -192,7 +189,8 @@ class ResumableChat:
                 ``DefaultChatTransport`` reconnect replays the whole answer).
 
         Returns:
-            204 (``Cache-Control: no-store``) when no generation runs; otherwise 200 SSE with
+            204 (``Cache-Control: no-store``) when no generation runs; 416 (text) when
+            ``from_seq_num`` is past the stream's tail; otherwise 200 SSE with
             the stored bodies verbatim as ``id: <seq_num+1>`` + ``data:`` frames, ending after
             the generation's terminal fence with ``data: [DONE]`` (AI SDK).
 
@@ -207,6 +205,13 @@ class ResumableChat:
             return Response(status_code=204, headers=_NO_STORE)
         start = latest.fence.seq_num + 1
         if from_seq_num is not None:
+            if from_seq_num > latest.tail.seq_num:
+                return PlainTextResponse(
+                    f"cursor {from_seq_num} is past the end of the stream "
+                    f"(next seq_num {latest.tail.seq_num})",
+                    status_code=416,
+                    headers=_NO_STORE,
+                )
             start = max(start, from_seq_num)
         return sse_response(
             self._replay_frames(stream_name, start),

@@ -12,11 +12,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["Chunk", "Dialect", "TurnState"]
+__all__ = ["DEFAULT_ERROR_TEXT", "Chunk", "Dialect", "TurnState"]
 
 #: A chunk is a plain JSON object in the protocol's shape (AI SDK ``UIMessageChunk``,
 #: TanStack ``StreamChunk``).
 Chunk = dict[str, Any]
+
+#: The default error text: generic, like the AI SDK's default ``onError``, so provider
+#: details never reach clients unless an ``on_error`` policy says so.
+DEFAULT_ERROR_TEXT = "An error occurred."
 
 
 class TurnState(ABC):

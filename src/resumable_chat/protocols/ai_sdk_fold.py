@@ -1,0 +1,1062 @@
+"""History fold for the AI SDK: stored UI message chunks → ``UIMessage`` list.
+
+The fold reproduces what the ``ai`` client's ``processUIMessageStream`` (``ai`` 6.0.x,
+``src/ui/process-ui-message-stream.ts``; ``reference/wire-protocols.md`` §A.4/§A.5) builds from
+the same chunks, so ``GET /api/chat/{id}/messages`` hydrates ``useChat`` with exactly the
+messages the browser had: same parts, same states, same key order. Keys the client sets to
+``undefined`` (which ``JSON.stringify`` drops) are absent here.
+
+Records (in log order) are chunk dicts plus one record type of this library, written by the
+chat core before each answer::
+
+    {"type": "ui-message", "message": <UIMessage>}
+
+It upserts the message by ``id`` (replaced in place if present, else appended) and ends the
+current answer, if any. It carries the turn's user message, or the continued assistant message
+on a tool-result continuation.
+
+Answer chunks:
+
+- ``start``: continue the message with ``messageId`` if one exists (new parts are appended),
+  else append ``{id, role: "assistant", parts: []}``; without ``messageId`` the last message
+  is continued when it is an assistant message (the client's rule), else a new one gets
+  ``msg-<position>``. ``messageMetadata`` is deep-merged into ``metadata``
+  (``mergeObjects``). Each ``start`` begins a new answer: open text/reasoning parts and
+  partial tool calls of the previous one are forgotten.
+- Content chunks before any ``start`` continue the last assistant message or create one.
+- ``text-*`` / ``reasoning-*``: parts with ``state`` ``"streaming"`` then ``"done"``.
+- ``tool-*``: ``tool-<name>`` parts (``dynamic-tool`` with ``dynamic: true``) with states
+  ``input-streaming`` → ``input-available`` → ``output-available`` / ``output-error`` (also
+  ``approval-requested`` and ``output-denied`` of ``ai`` 6). ``tool-input-delta`` keeps
+  ``rawInput`` and a partial-JSON parse of it in ``input``, like the client's
+  ``parsePartialJson``.
+- ``source-url``, ``source-document``, ``file``: pushed as parts. ``data-*``: pushed, or the
+  ``data`` of the part with the same type and ``id`` is replaced; ``transient`` ones are skipped.
+- ``start-step`` pushes ``{"type": "step-start"}``; ``finish-step`` forgets open parts.
+- ``finish`` / ``message-metadata``: merge ``messageMetadata``; ``finishReason`` is kept in
+  :attr:`UIMessageBuilder.finish_reasons`.
+- ``error``: the message stays as it is; ``errorText`` is kept in
+  :attr:`UIMessageBuilder.errors`, and the rest of that answer is ignored (the client's
+  ``Chat`` stops processing the stream at an error chunk). ``abort`` and unknown types are
+  ignored.
+
+Robustness: a record that the client would reject (wrong field types, a delta for an unknown
+part, an output for an unknown tool call) is skipped; the fold never raises on data.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+__all__ = ["MESSAGE_RECORD_TYPE", "UIMessageBuilder", "fold_ui_messages"]
+
+logger = logging.getLogger("resumable_chat.protocols.ai_sdk_fold")
+
+#: ``type`` of the record the chat core stores before each answer.
+MESSAGE_RECORD_TYPE: Final = "ui-message"
+
+
+class _Undefined:
+    """JavaScript ``undefined``: a key that exists (keeps its position) but is not serialised."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNDEFINED"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNDEFINED: Final = _Undefined()
+
+Json = Any
+Part = dict[str, Any]
+
+_DANGEROUS_KEYS = frozenset({"__proto__", "constructor", "prototype"})
+
+
+def _present(value: object) -> bool:
+    """JS ``value != null``: neither ``undefined`` nor ``null``."""
+    return value is not None and value is not UNDEFINED
+
+
+def _coalesce(value: object, fallback: object) -> object:
+    """JS ``value ?? fallback``."""
+    return value if _present(value) else fallback
+
+
+def _export(value: Json) -> Json:
+    """Deep copy for output, dropping ``undefined`` members (``JSON.stringify``)."""
+    if isinstance(value, dict):
+        return {k: _export(v) for k, v in value.items() if v is not UNDEFINED}
+    if isinstance(value, list):
+        return [None if v is UNDEFINED else _export(v) for v in value]
+    return value
+
+
+def _is_plain_object(value: object) -> bool:
+    return isinstance(value, dict)
+
+
+def _merge_objects(base: Json, overrides: Json) -> Json:
+    """The client's ``mergeObjects``: recursive merge of plain objects; arrays and scalars in
+    ``overrides`` replace; ``__proto__``/``constructor``/``prototype`` keys are skipped."""
+    if not (_is_plain_object(base) and _is_plain_object(overrides)):
+        return overrides
+    result = dict(base)
+    for key, value in overrides.items():
+        if key in _DANGEROUS_KEYS or value is UNDEFINED:
+            continue
+        current = result.get(key, UNDEFINED)
+        if _is_plain_object(value) and _is_plain_object(current):
+            result[key] = _merge_objects(current, value)
+        else:
+            result[key] = value
+    return result
+
+
+# -- partial JSON ------------------------------------------------------------------------------
+
+_MISSING: Final = object()
+
+
+class _PartialJsonParser:
+    """Parse a JSON prefix, completing what was cut off (``parsePartialJson`` semantics).
+
+    Strings cut off inside are kept as far as they go (an unfinished escape is dropped); an
+    object member whose key or value has not started is dropped; an unfinished number keeps its
+    longest valid prefix; a literal prefix (``tr``, ``n``...) becomes the literal; open arrays
+    and objects are closed. Text after a complete top-level value is ignored. A syntax error
+    (as opposed to a cut) fails the parse; the client's ``fixJson`` salvages a few of those
+    (junk at the very end), so results can differ for malformed, not merely cut, input.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.string_complete = False
+
+    def parse(self) -> object:
+        """The (completed) value, ``_MISSING`` if none started; ValueError on bad syntax."""
+        self._skip_ws()
+        return self._value()
+
+    def _skip_ws(self) -> None:
+        text = self.text
+        while self.pos < len(text) and text[self.pos] in " \t\n\r":
+            self.pos += 1
+
+    def _eof(self) -> bool:
+        return self.pos >= len(self.text)
+
+    def _value(self) -> object:
+        if self._eof():
+            return _MISSING
+        char = self.text[self.pos]
+        if char == "{":
+            return self._object()
+        if char == "[":
+            return self._array()
+        if char == '"':
+            return self._string()
+        if char == "-" or char.isdigit():
+            return self._number()
+        return self._literal()
+
+    def _object(self) -> object:
+        self.pos += 1
+        result: dict[str, object] = {}
+        first = True
+        while True:
+            self._skip_ws()
+            if self._eof():
+                return result
+            char = self.text[self.pos]
+            if char == "}":
+                self.pos += 1
+                return result
+            if not first:
+                if char != ",":
+                    raise ValueError("',' or '}' expected")
+                self.pos += 1
+                self._skip_ws()
+                if self._eof():
+                    return result
+                char = self.text[self.pos]
+            first = False
+            if char != '"':
+                raise ValueError("object key expected")
+            key = self._string()
+            if not self.string_complete or not isinstance(key, str):
+                return result  # the key itself was cut off
+            self._skip_ws()
+            if self._eof():
+                return result
+            if self.text[self.pos] != ":":
+                raise ValueError("':' expected")
+            self.pos += 1
+            self._skip_ws()
+            value = self._value()
+            if value is _MISSING:
+                return result
+            if key not in _DANGEROUS_KEYS:
+                result[key] = value
+
+    def _array(self) -> object:
+        self.pos += 1
+        result: list[object] = []
+        first = True
+        while True:
+            self._skip_ws()
+            if self._eof():
+                return result
+            char = self.text[self.pos]
+            if char == "]":
+                self.pos += 1
+                return result
+            if not first:
+                if char != ",":
+                    raise ValueError("',' or ']' expected")
+                self.pos += 1
+                self._skip_ws()
+                if self._eof():
+                    return result
+            first = False
+            value = self._value()
+            if value is _MISSING:
+                return result
+            result.append(value)
+
+    def _string(self) -> object:
+        text = self.text
+        self.pos += 1
+        self.string_complete = False
+        out: list[str] = []
+        while self.pos < len(text):
+            char = text[self.pos]
+            if char == '"':
+                self.pos += 1
+                self.string_complete = True
+                return _join_utf16("".join(out))
+            if char == "\\":
+                if self.pos + 1 >= len(text):
+                    self.pos = len(text)
+                    break
+                escape = text[self.pos + 1]
+                if escape == "u":
+                    digits = text[self.pos + 2 : self.pos + 6]
+                    if len(digits) < 4:
+                        self.pos = len(text)
+                        break
+                    out.append(chr(int(digits, 16)))
+                    self.pos += 6
+                    continue
+                simple = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+                out.append(simple.get(escape, escape))
+                self.pos += 2
+                continue
+            out.append(char)
+            self.pos += 1
+        return _join_utf16("".join(out))
+
+    def _number(self) -> object:
+        text = self.text
+        start = self.pos
+        while self.pos < len(text) and text[self.pos] in "+-0123456789.eE":
+            self.pos += 1
+        candidate = text[start : self.pos]
+        while candidate:
+            try:
+                return json.loads(candidate)
+            except ValueError:
+                candidate = candidate[:-1]
+        return _MISSING
+
+    def _literal(self) -> object:
+        text = self.text
+        for word, value in (("true", True), ("false", False), ("null", None)):
+            chunk = text[self.pos : self.pos + len(word)]
+            if word.startswith(chunk) and chunk:
+                self.pos += len(chunk)
+                return value
+        raise ValueError("unexpected character")
+
+
+def _join_utf16(text: str) -> str:
+    """Re-join UTF-16 surrogate pairs produced by ``\\uXXXX`` escapes; lone ones become U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _parse_partial_json(text: str) -> Json:
+    """The client's ``parsePartialJson(text).value``: full parse, else a repaired prefix parse,
+    else ``undefined``."""
+    try:
+        return json.loads(text, parse_constant=_no_constants)
+    except ValueError:
+        pass
+    try:
+        value = _PartialJsonParser(text).parse()
+    except (ValueError, RecursionError):
+        return UNDEFINED
+    return UNDEFINED if value is _MISSING else value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(name)
+
+
+# -- record validation -------------------------------------------------------------------------
+
+_REQUIRED_STRINGS: dict[str, tuple[str, ...]] = {
+    "text-start": ("id",),
+    "text-delta": ("id", "delta"),
+    "text-end": ("id",),
+    "reasoning-start": ("id",),
+    "reasoning-delta": ("id", "delta"),
+    "reasoning-end": ("id",),
+    "tool-input-start": ("toolCallId", "toolName"),
+    "tool-input-delta": ("toolCallId", "inputTextDelta"),
+    "tool-input-available": ("toolCallId", "toolName"),
+    "tool-input-error": ("toolCallId", "toolName", "errorText"),
+    "tool-approval-request": ("approvalId", "toolCallId"),
+    "tool-output-available": ("toolCallId",),
+    "tool-output-error": ("toolCallId", "errorText"),
+    "tool-output-denied": ("toolCallId",),
+    "source-url": ("sourceId", "url"),
+    "source-document": ("sourceId", "mediaType", "title"),
+    "file": ("url", "mediaType"),
+    "error": ("errorText",),
+}
+
+_REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "tool-input-available": ("input",),
+    "tool-input-error": ("input",),
+    "tool-output-available": ("output",),
+    "message-metadata": ("messageMetadata",),
+    "data": ("data",),
+}
+
+_OPTIONAL_STRINGS: dict[str, tuple[str, ...]] = {
+    "start": ("messageId",),
+    "source-url": ("title",),
+    "source-document": ("filename",),
+    "data": ("id",),
+}
+
+
+def _valid(record: Mapping[str, Any], kind: str) -> bool:
+    key = "data" if kind.startswith("data-") else kind
+    for name in _REQUIRED_STRINGS.get(key, ()):
+        if not isinstance(record.get(name), str):
+            return False
+    for name in _REQUIRED_KEYS.get(key, ()):
+        if name not in record:
+            return False
+    for name in _OPTIONAL_STRINGS.get(key, ()):
+        if record.get(name) is not None and not isinstance(record.get(name), str):
+            return False
+    if key == "data" and record.get("transient") is not None:
+        return isinstance(record.get("transient"), bool)
+    return True
+
+
+def _get(record: Mapping[str, Any], key: str) -> Any:
+    """``record.key`` with JS semantics: a missing key is ``undefined``."""
+    return record.get(key, UNDEFINED)
+
+
+def _static_tool_name(part: Mapping[str, Any]) -> str:
+    return str(part.get("type", ""))[len("tool-") :]
+
+
+def _is_static_tool(part: Mapping[str, Any]) -> bool:
+    kind = part.get("type")
+    return isinstance(kind, str) and kind.startswith("tool-")
+
+
+def _is_tool(part: Mapping[str, Any]) -> bool:
+    return _is_static_tool(part) or part.get("type") == "dynamic-tool"
+
+
+class _PartialToolCall:
+    __slots__ = ("dynamic", "input_encoding", "text", "title", "tool_metadata", "tool_name")
+
+    def __init__(
+        self,
+        *,
+        text: str,
+        input_encoding: Any,
+        tool_name: str,
+        dynamic: Any,
+        title: Any,
+        tool_metadata: Any,
+    ) -> None:
+        self.text = text
+        self.input_encoding = input_encoding
+        self.tool_name = tool_name
+        self.dynamic = dynamic
+        self.title = title
+        self.tool_metadata = tool_metadata
+
+
+class _Answer:
+    """Per-answer state (``createStreamingUIMessageState``)."""
+
+    __slots__ = ("active_reasoning", "active_text", "failed", "message", "partial_tool_calls")
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.message = message
+        self.active_text: dict[str, Part] = {}
+        self.active_reasoning: dict[str, Part] = {}
+        self.partial_tool_calls: dict[str, _PartialToolCall] = {}
+        self.failed = False
+        parts = message.get("parts")
+        if not isinstance(parts, list):
+            message["parts"] = parts = []
+        last_step = -1
+        for i, part in enumerate(parts):
+            if isinstance(part, dict) and part.get("type") == "step-start":
+                last_step = i
+        for part in parts[last_step + 1 :]:
+            if not isinstance(part, dict) or not _is_tool(part):
+                continue
+            if part.get("state") != "input-streaming" or not isinstance(
+                part.get("toolCallId"), str
+            ):
+                continue
+            dynamic = part.get("type") == "dynamic-tool"
+            raw = part.get("rawInput")
+            self.partial_tool_calls[part["toolCallId"]] = _PartialToolCall(
+                text=raw if isinstance(raw, str) else "",
+                input_encoding=_get(part, "inputEncoding"),
+                tool_name=str(part.get("toolName", "")) if dynamic else _static_tool_name(part),
+                dynamic=dynamic,
+                title=_get(part, "title"),
+                tool_metadata=_get(part, "toolMetadata"),
+            )
+
+    @property
+    def parts(self) -> list[Part]:
+        """The message's parts list (created if missing)."""
+        parts = self.message.get("parts")
+        if not isinstance(parts, list):
+            self.message["parts"] = parts = []
+        return parts
+
+    def current_step_parts(self) -> list[Part]:
+        """Parts after the last ``step-start`` (the client's ``getCurrentStepParts``)."""
+        parts = self.parts
+        index = len(parts) - 1
+        while index >= 0 and not (
+            isinstance(parts[index], dict) and parts[index].get("type") == "step-start"
+        ):
+            index -= 1
+        return [p for p in parts[index + 1 :] if isinstance(p, dict)]
+
+    def find_tool_invocation(self, tool_call_id: str) -> Part | None:
+        """The tool part of ``tool_call_id``: current step first, then the whole message
+        from the end (the client's ``getToolInvocation``); ``None`` if there is none."""
+        for part in self.current_step_parts():
+            if _is_tool(part) and part.get("toolCallId") == tool_call_id:
+                return part
+        for part in reversed(self.parts):
+            if isinstance(part, dict) and _is_tool(part) and part.get("toolCallId") == tool_call_id:
+                return part
+        return None
+
+
+class UIMessageBuilder:
+    """Incremental fold of stored records into AI SDK ``UIMessage`` dicts.
+
+    Args:
+        messages: initial history (``UIMessage`` dicts, copied), e.g. from a snapshot.
+
+    Use :meth:`add` per record (or :meth:`add_all`), then read :attr:`messages`. The behaviour
+    is the ``ai`` client's ``processUIMessageStream`` (see the module docstring) plus the
+    ``ui-message`` upsert record. Never raises on malformed records: they are skipped.
+
+    Attributes:
+        errors: ``{"messageId": str | None, "errorText": str}`` for every ``error`` chunk, in
+            order (the messages themselves are left as they were, as in the client).
+        finish_reasons: ``messageId → finishReason`` of the answers that sent one.
+    """
+
+    def __init__(self, messages: Iterable[Mapping[str, Any]] | None = None) -> None:
+        self._messages: list[dict[str, Any]] = []
+        self._answer: _Answer | None = None
+        self.errors: list[dict[str, Any]] = []
+        self.finish_reasons: dict[str, str] = {}
+        for message in messages or ():
+            self._upsert(message)
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The folded ``UIMessage`` list: fresh deep copies, ``undefined`` members dropped.
+
+        Shapes (``reference/wire-protocols.md`` §A.5): ``{"id", "metadata"?, "role",
+        "parts": [...]}`` for answers (upserted messages keep their own key order).
+        """
+        return [_export(m) for m in self._messages]
+
+    def add_all(self, records: Iterable[Any]) -> UIMessageBuilder:
+        """Fold every record of ``records`` in order (see :meth:`add`). Returns ``self``."""
+        for record in records:
+            self.add(record)
+        return self
+
+    def add(self, record: Any) -> None:
+        """Fold one record.
+
+        Args:
+            record: a chunk dict (``{"type": ..., ...}``), a ``ui-message`` record, or JSON
+                text/bytes of one. Anything unusable (not an object, missing or mistyped
+                fields, a delta for an unknown part, an output for an unknown tool call, an
+                unknown ``type``) is skipped.
+        """
+        if isinstance(record, str | bytes | bytearray):
+            try:
+                record = json.loads(record)
+            except ValueError:
+                return
+        if not isinstance(record, Mapping):
+            return
+        kind = record.get("type")
+        if not isinstance(kind, str):
+            return
+        try:
+            self._dispatch(kind, record)
+        except Exception:  # defensive: a bad record must never break the history
+            logger.warning("skipped a %r record the fold could not apply", kind, exc_info=True)
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def _dispatch(self, kind: str, record: Mapping[str, Any]) -> None:
+        if kind == MESSAGE_RECORD_TYPE:
+            message = record.get("message")
+            if isinstance(message, Mapping):
+                self._upsert(message)
+            return
+        if kind == "start":
+            if _valid(record, kind):
+                self._start(record)
+            return
+        if kind == "abort" or not _valid(record, kind):
+            return
+        handler = _HANDLERS.get(kind)
+        if handler is None and not kind.startswith("data-"):
+            return
+        answer = self._answer
+        if answer is not None and answer.failed:
+            return
+        if answer is None:
+            # The client shows a message only once a chunk writes to it: chunks that change
+            # nothing visible do not create one.
+            if kind == "error":
+                self.errors.append({"messageId": None, "errorText": record["errorText"]})
+                return
+            if kind == "finish-step" or (
+                kind in ("finish", "message-metadata")
+                and not _present(_get(record, "messageMetadata"))
+            ):
+                return
+            answer = self._open_answer(None)
+        if handler is None:
+            self._data(answer, record)
+        else:
+            handler(self, answer, record)
+
+    def _upsert(self, message: Mapping[str, Any]) -> None:
+        message_id = message.get("id")
+        if not isinstance(message_id, str):
+            return
+        copied: dict[str, Any] = copy.deepcopy(dict(message))
+        if not isinstance(copied.get("parts"), list):
+            copied["parts"] = []
+        self._answer = None
+        for index in range(len(self._messages) - 1, -1, -1):
+            if self._messages[index].get("id") == message_id:
+                self._messages[index] = copied
+                return
+        self._messages.append(copied)
+
+    def _open_answer(self, message_id: str | None) -> _Answer:
+        target: dict[str, Any] | None = None
+        if message_id is not None:
+            for message in reversed(self._messages):
+                if message.get("id") == message_id:
+                    target = message
+                    break
+        elif self._messages and self._messages[-1].get("role") == "assistant":
+            target = self._messages[-1]
+        if target is None:
+            target = {
+                "id": message_id if message_id is not None else f"msg-{len(self._messages)}",
+                "metadata": UNDEFINED,
+                "role": "assistant",
+                "parts": [],
+            }
+            self._messages.append(target)
+        self._answer = _Answer(target)
+        return self._answer
+
+    # -- chunk handlers ----------------------------------------------------------------------
+
+    def _start(self, record: Mapping[str, Any]) -> None:
+        message_id = record.get("messageId")
+        answer = self._open_answer(message_id if isinstance(message_id, str) else None)
+        self._merge_metadata(answer, _get(record, "messageMetadata"))
+
+    def _merge_metadata(self, answer: _Answer, metadata: Any) -> None:
+        if not _present(metadata):
+            return
+        current = answer.message.get("metadata", UNDEFINED)
+        answer.message["metadata"] = (
+            _merge_objects(current, metadata) if _present(current) else metadata
+        )
+
+    def _text_start(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part: Part = {
+            "type": "text",
+            "text": "",
+            "providerMetadata": _get(record, "providerMetadata"),
+            "state": "streaming",
+        }
+        answer.active_text[record["id"]] = part
+        answer.parts.append(part)
+
+    def _text_delta(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part = answer.active_text.get(record["id"])
+        if part is None:
+            return
+        part["text"] = str(part.get("text", "")) + record["delta"]
+        part["providerMetadata"] = _coalesce(
+            _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
+        )
+
+    def _text_end(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part = answer.active_text.pop(record["id"], None)
+        if part is None:
+            return
+        part["state"] = "done"
+        part["providerMetadata"] = _coalesce(
+            _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
+        )
+
+    def _reasoning_start(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part: Part = {
+            "type": "reasoning",
+            "id": record["id"],
+            "text": "",
+            "providerMetadata": _get(record, "providerMetadata"),
+            "state": "streaming",
+        }
+        answer.active_reasoning[record["id"]] = part
+        answer.parts.append(part)
+
+    def _reasoning_delta(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part = answer.active_reasoning.get(record["id"])
+        if part is None:
+            return
+        part["text"] = str(part.get("text", "")) + record["delta"]
+        part["providerMetadata"] = _coalesce(
+            _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
+        )
+
+    def _reasoning_end(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part = answer.active_reasoning.pop(record["id"], None)
+        if part is None:
+            return
+        part["providerMetadata"] = _coalesce(
+            _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
+        )
+        part["state"] = "done"
+
+    def _file(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part: Part = {"type": "file", "mediaType": record["mediaType"], "url": record["url"]}
+        if _present(_get(record, "providerMetadata")):
+            part["providerMetadata"] = record["providerMetadata"]
+        answer.parts.append(part)
+
+    def _source_url(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        answer.parts.append(
+            {
+                "type": "source-url",
+                "sourceId": record["sourceId"],
+                "url": record["url"],
+                "title": _get(record, "title"),
+                "providerMetadata": _get(record, "providerMetadata"),
+            }
+        )
+
+    def _source_document(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        answer.parts.append(
+            {
+                "type": "source-document",
+                "sourceId": record["sourceId"],
+                "mediaType": record["mediaType"],
+                "title": record["title"],
+                "filename": _get(record, "filename"),
+                "providerMetadata": _get(record, "providerMetadata"),
+            }
+        )
+
+    def _data(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        if record.get("transient"):
+            return
+        data_id = record.get("id")
+        if data_id is not None:
+            for part in answer.parts:
+                if (
+                    isinstance(part, dict)
+                    and part.get("type") == record["type"]
+                    and part.get("id") == data_id
+                ):
+                    part["data"] = record["data"]
+                    return
+        # The client pushes the parsed chunk itself; its schema puts the known keys first.
+        pushed: Part = {"type": record["type"]}
+        for key in ("id", "data", "transient"):
+            if key in record:
+                pushed[key] = record[key]
+        for key, value in record.items():
+            if key not in pushed:
+                pushed[key] = value
+        answer.parts.append(pushed)
+
+    def _start_step(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        answer.parts.append({"type": "step-start"})
+
+    def _finish_step(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        answer.active_text = {}
+        answer.active_reasoning = {}
+
+    def _finish(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        reason = record.get("finishReason")
+        if isinstance(reason, str):
+            message_id = answer.message.get("id")
+            if isinstance(message_id, str):
+                self.finish_reasons[message_id] = reason
+        self._merge_metadata(answer, _get(record, "messageMetadata"))
+
+    def _message_metadata(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        self._merge_metadata(answer, _get(record, "messageMetadata"))
+
+    def _error(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        message_id = answer.message.get("id")
+        self.errors.append(
+            {
+                "messageId": message_id if isinstance(message_id, str) else None,
+                "errorText": record["errorText"],
+            }
+        )
+        answer.failed = True
+
+    # -- tool parts (updateToolPart / updateDynamicToolPart) ---------------------------------
+
+    def _update_tool_part(
+        self, answer: _Answer, options: dict[str, Any], existing: Part | None = None
+    ) -> None:
+        part = existing
+        if part is None:
+            for candidate in answer.current_step_parts():
+                if _is_static_tool(candidate) and candidate.get("toolCallId") == options["id"]:
+                    part = candidate
+                    break
+        opt = options.get
+        provider_metadata = opt("providerMetadata", UNDEFINED)
+        is_result = opt("state") in ("output-available", "output-error")
+        if part is not None:
+            part["state"] = options["state"]
+            part["type"] = f"tool-{options['toolName']}"
+            part["input"] = opt("input", UNDEFINED)
+            part["output"] = opt("output", UNDEFINED)
+            part["errorText"] = opt("errorText", UNDEFINED)
+            part["rawInput"] = opt("rawInput", UNDEFINED)
+            self._apply_common_update(part, options)
+            return
+        new: Part = {
+            "type": f"tool-{options['toolName']}",
+            "toolCallId": options["id"],
+            "state": options["state"],
+            "title": opt("title", UNDEFINED),
+        }
+        if opt("toolMetadata", UNDEFINED) is not UNDEFINED:
+            new["toolMetadata"] = options["toolMetadata"]
+        new["input"] = opt("input", UNDEFINED)
+        if _present(opt("inputEncoding", UNDEFINED)):
+            new["inputEncoding"] = options["inputEncoding"]
+        new["output"] = opt("output", UNDEFINED)
+        new["rawInput"] = opt("rawInput", UNDEFINED)
+        new["errorText"] = opt("errorText", UNDEFINED)
+        new["providerExecuted"] = opt("providerExecuted", UNDEFINED)
+        new["preliminary"] = opt("preliminary", UNDEFINED)
+        if _present(provider_metadata):
+            key = "resultProviderMetadata" if is_result else "callProviderMetadata"
+            new[key] = provider_metadata
+        answer.parts.append(new)
+
+    def _update_dynamic_tool_part(
+        self, answer: _Answer, options: dict[str, Any], existing: Part | None = None
+    ) -> None:
+        part = existing
+        if part is None:
+            for candidate in answer.current_step_parts():
+                if (
+                    candidate.get("type") == "dynamic-tool"
+                    and candidate.get("toolCallId") == options["id"]
+                ):
+                    part = candidate
+                    break
+        opt = options.get
+        provider_metadata = opt("providerMetadata", UNDEFINED)
+        is_result = opt("state") in ("output-available", "output-error")
+        if part is not None:
+            part["state"] = options["state"]
+            part["toolName"] = options["toolName"]
+            part["input"] = opt("input", UNDEFINED)
+            part["output"] = opt("output", UNDEFINED)
+            part["errorText"] = opt("errorText", UNDEFINED)
+            part["rawInput"] = opt("rawInput", UNDEFINED)
+            self._apply_common_update(part, options)
+            return
+        new: Part = {
+            "type": "dynamic-tool",
+            "toolName": options["toolName"],
+            "toolCallId": options["id"],
+            "state": options["state"],
+            "input": opt("input", UNDEFINED),
+        }
+        if _present(opt("inputEncoding", UNDEFINED)):
+            new["inputEncoding"] = options["inputEncoding"]
+        new["output"] = opt("output", UNDEFINED)
+        new["errorText"] = opt("errorText", UNDEFINED)
+        new["preliminary"] = opt("preliminary", UNDEFINED)
+        new["providerExecuted"] = opt("providerExecuted", UNDEFINED)
+        new["title"] = opt("title", UNDEFINED)
+        if opt("toolMetadata", UNDEFINED) is not UNDEFINED:
+            new["toolMetadata"] = options["toolMetadata"]
+        if _present(provider_metadata):
+            key = "resultProviderMetadata" if is_result else "callProviderMetadata"
+            new[key] = provider_metadata
+        answer.parts.append(new)
+
+    @staticmethod
+    def _apply_common_update(part: Part, options: dict[str, Any]) -> None:
+        opt = options.get
+        if _present(opt("inputEncoding", UNDEFINED)):
+            part["inputEncoding"] = options["inputEncoding"]
+        else:
+            part.pop("inputEncoding", None)
+        part["preliminary"] = opt("preliminary", UNDEFINED)
+        if opt("title", UNDEFINED) is not UNDEFINED:
+            part["title"] = options["title"]
+        if opt("toolMetadata", UNDEFINED) is not UNDEFINED:
+            part["toolMetadata"] = options["toolMetadata"]
+        part["providerExecuted"] = _coalesce(
+            opt("providerExecuted", UNDEFINED), part.get("providerExecuted", UNDEFINED)
+        )
+        provider_metadata = opt("providerMetadata", UNDEFINED)
+        if _present(provider_metadata):
+            if options["state"] in ("output-available", "output-error"):
+                part["resultProviderMetadata"] = provider_metadata
+            else:
+                part["callProviderMetadata"] = provider_metadata
+
+    def _update(
+        self, answer: _Answer, dynamic: bool, options: dict[str, Any], existing: Part | None = None
+    ) -> None:
+        if dynamic:
+            self._update_dynamic_tool_part(answer, options, existing)
+        else:
+            self._update_tool_part(answer, options, existing)
+
+    def _tool_input_start(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        tool_call_id = record["toolCallId"]
+        answer.partial_tool_calls[tool_call_id] = _PartialToolCall(
+            text="",
+            input_encoding=_get(record, "inputEncoding"),
+            tool_name=record["toolName"],
+            dynamic=_get(record, "dynamic"),
+            title=_get(record, "title"),
+            tool_metadata=_get(record, "toolMetadata"),
+        )
+        self._update(
+            answer,
+            bool(record.get("dynamic")),
+            {
+                "id": tool_call_id,
+                "toolName": record["toolName"],
+                "state": "input-streaming",
+                "inputEncoding": _get(record, "inputEncoding"),
+                "input": UNDEFINED,
+                "providerExecuted": _get(record, "providerExecuted"),
+                "title": _get(record, "title"),
+                "toolMetadata": _get(record, "toolMetadata"),
+                "providerMetadata": _get(record, "providerMetadata"),
+            },
+        )
+
+    def _tool_input_delta(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        partial = answer.partial_tool_calls.get(record["toolCallId"])
+        if partial is None:
+            return
+        partial.text += record["inputTextDelta"]
+        value = (
+            partial.text if partial.input_encoding == "text" else _parse_partial_json(partial.text)
+        )
+        self._update(
+            answer,
+            bool(partial.dynamic),
+            {
+                "id": record["toolCallId"],
+                "toolName": partial.tool_name,
+                "state": "input-streaming",
+                "inputEncoding": partial.input_encoding,
+                "input": value,
+                "rawInput": partial.text,
+                "title": partial.title,
+                "toolMetadata": partial.tool_metadata,
+            },
+        )
+
+    def _tool_input_available(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        self._update(
+            answer,
+            bool(record.get("dynamic")),
+            {
+                "id": record["toolCallId"],
+                "toolName": record["toolName"],
+                "state": "input-available",
+                "input": record["input"],
+                "providerExecuted": _get(record, "providerExecuted"),
+                "providerMetadata": _get(record, "providerMetadata"),
+                "title": _get(record, "title"),
+                "toolMetadata": _get(record, "toolMetadata"),
+            },
+        )
+
+    def _tool_input_error(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        tool_call_id = record["toolCallId"]
+        existing = next(
+            (
+                p
+                for p in answer.current_step_parts()
+                if _is_tool(p) and p.get("toolCallId") == tool_call_id
+            ),
+            None,
+        )
+        dynamic = (
+            existing.get("type") == "dynamic-tool"
+            if existing is not None
+            else bool(record.get("dynamic"))
+        )
+        common = {
+            "id": tool_call_id,
+            "toolName": record["toolName"],
+            "state": "output-error",
+            "errorText": record["errorText"],
+            "providerExecuted": _get(record, "providerExecuted"),
+            "providerMetadata": _get(record, "providerMetadata"),
+            "toolMetadata": _get(record, "toolMetadata"),
+        }
+        if dynamic:
+            self._update_dynamic_tool_part(answer, {**common, "input": record["input"]})
+        else:
+            self._update_tool_part(
+                answer, {**common, "input": UNDEFINED, "rawInput": record["input"]}
+            )
+
+    def _tool_approval_request(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part = answer.find_tool_invocation(record["toolCallId"])
+        if part is None:
+            return
+        part["state"] = "approval-requested"
+        approval: dict[str, Any] = {"id": record["approvalId"]}
+        if _present(_get(record, "approvalDescriptor")):
+            approval["descriptor"] = record["approvalDescriptor"]
+        if "inputSchemaInput" in record:
+            approval["inputSchemaInput"] = record["inputSchemaInput"]
+        if _present(_get(record, "signature")):
+            approval["signature"] = record["signature"]
+        part["approval"] = approval
+
+    def _tool_output_denied(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part = answer.find_tool_invocation(record["toolCallId"])
+        if part is not None:
+            part["state"] = "output-denied"
+
+    def _tool_output(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part = answer.find_tool_invocation(record["toolCallId"])
+        if part is None:
+            return
+        dynamic = part.get("type") == "dynamic-tool"
+        is_error = record["type"] == "tool-output-error"
+        options: dict[str, Any] = {
+            "id": record["toolCallId"],
+            "toolName": str(part.get("toolName", "")) if dynamic else _static_tool_name(part),
+            "state": "output-error" if is_error else "output-available",
+            "input": part.get("input", UNDEFINED),
+        }
+        if is_error:
+            if not dynamic:
+                options["rawInput"] = part.get("rawInput", UNDEFINED)
+            options["errorText"] = record["errorText"]
+        else:
+            options["output"] = record["output"]
+            options["preliminary"] = _get(record, "preliminary")
+        options["providerExecuted"] = _get(record, "providerExecuted")
+        options["providerMetadata"] = _get(record, "providerMetadata")
+        options["title"] = part.get("title", UNDEFINED)
+        options["toolMetadata"] = _coalesce(
+            _get(record, "toolMetadata"), part.get("toolMetadata", UNDEFINED)
+        )
+        self._update(answer, dynamic, options, part)
+
+
+_HANDLERS: dict[str, Any] = {
+    "text-start": UIMessageBuilder._text_start,
+    "text-delta": UIMessageBuilder._text_delta,
+    "text-end": UIMessageBuilder._text_end,
+    "reasoning-start": UIMessageBuilder._reasoning_start,
+    "reasoning-delta": UIMessageBuilder._reasoning_delta,
+    "reasoning-end": UIMessageBuilder._reasoning_end,
+    "file": UIMessageBuilder._file,
+    "source-url": UIMessageBuilder._source_url,
+    "source-document": UIMessageBuilder._source_document,
+    "tool-input-start": UIMessageBuilder._tool_input_start,
+    "tool-input-delta": UIMessageBuilder._tool_input_delta,
+    "tool-input-available": UIMessageBuilder._tool_input_available,
+    "tool-input-error": UIMessageBuilder._tool_input_error,
+    "tool-approval-request": UIMessageBuilder._tool_approval_request,
+    "tool-output-denied": UIMessageBuilder._tool_output_denied,
+    "tool-output-available": UIMessageBuilder._tool_output,
+    "tool-output-error": UIMessageBuilder._tool_output,
+    "start-step": UIMessageBuilder._start_step,
+    "finish-step": UIMessageBuilder._finish_step,
+    "finish": UIMessageBuilder._finish,
+    "message-metadata": UIMessageBuilder._message_metadata,
+    "error": UIMessageBuilder._error,
+}
+
+
+def fold_ui_messages(records: Iterable[Any]) -> list[dict[str, Any]]:
+    """Fold stored records into the AI SDK ``UIMessage`` list the client would show.
+
+    Args:
+        records: the chat's records in log order: UI message chunk dicts and
+            ``{"type": "ui-message", "message": UIMessage}`` upserts (JSON text is accepted
+            too). Malformed records are skipped.
+
+    Returns:
+        ``UIMessage`` dicts (``{"id", "metadata"?, "role", "parts"}``), fresh copies, in
+        the key order the ``ai`` client produces. Behaviour: ``processUIMessageStream`` of
+        ``ai`` 6 (module docstring). Never raises on data.
+    """
+    return UIMessageBuilder().add_all(records).messages

@@ -1,0 +1,27 @@
+"""Model sources: turn provider streaming formats into a protocol's chunks.
+
+- :func:`ai_sdk_chunks`: OpenAI chat-completions streaming (``openai`` SDK, ``litellm``, or
+  plain dicts) to AI SDK ``UIMessageChunk`` dicts. See :mod:`.openai_chat` for the mapping.
+- :func:`openai_chunks_from_jsonl`: replay a recorded stream (one SSE ``data`` payload per
+  line) as an async iterator of OpenAI chunk dicts.
+"""
+
+from .openai_chat import (
+    DEFAULT_ERROR_TEXT,
+    OpenAIChatToUIMessageStream,
+    ai_sdk_chunks,
+    default_error_text,
+    detailed_error_text,
+    map_finish_reason,
+    openai_chunks_from_jsonl,
+)
+
+__all__ = [
+    "DEFAULT_ERROR_TEXT",
+    "OpenAIChatToUIMessageStream",
+    "ai_sdk_chunks",
+    "default_error_text",
+    "detailed_error_text",
+    "map_finish_reason",
+    "openai_chunks_from_jsonl",
+]

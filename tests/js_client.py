@@ -1,0 +1,92 @@
+"""Drive the real JavaScript clients (``tests/js``) from the Python tests.
+
+``tests/js/validate_ui_stream.mjs`` runs an SSE body through the ``ai`` client (``AbstractChat``
++ ``DefaultChatTransport``, network-free). Tests should batch: one node process validates
+many bodies for several client packages (:func:`run_ui_stream_validator_batch`).
+
+Requires ``node`` on ``PATH`` and ``tests/js/node_modules`` (``npm ci`` in ``tests/js``);
+otherwise the calling test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+UI_STREAM_VALIDATOR = JS_DIR / "validate_ui_stream.mjs"
+AI_SDK_PACKAGES = ("ai", "ai-v5")
+_TIMEOUT_S = 120
+
+
+def sse_body(chunks: Iterable[Mapping[str, Any]], *, done: bool = True) -> str:
+    """Frame chunks as the Python server sends them: ``data: <json>\\n\\n`` each, then
+    ``data: [DONE]\\n\\n`` when ``done``. JSON is compact, like ``JSON.stringify``."""
+    frames = [
+        f"data: {json.dumps(c, ensure_ascii=False, separators=(',', ':'))}\n\n" for c in chunks
+    ]
+    if done:
+        frames.append("data: [DONE]\n\n")
+    return "".join(frames)
+
+
+def _require_node(packages: Sequence[str]) -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the real JS client checks need Node 20+")
+    for package in packages:
+        if not (JS_DIR / "node_modules" / package / "package.json").is_file():
+            pytest.skip(
+                f"tests/js/node_modules/{package} is missing: run `npm ci` in {JS_DIR} "
+                "to install the pinned JS clients"
+            )
+    return node
+
+
+def _run(node: str, args: list[str], stdin: str) -> Any:
+    proc = subprocess.run(
+        [node, str(UI_STREAM_VALIDATOR), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=JS_DIR,
+        timeout=_TIMEOUT_S,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"validate_ui_stream.mjs failed ({proc.returncode}):\n{proc.stderr}")
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"validate_ui_stream.mjs printed no JSON:\n{proc.stdout}\n{proc.stderr}")
+
+
+def run_ui_stream_validator(sse_text: str, package: str = "ai") -> dict[str, Any]:
+    """Validate one SSE body with one client package (``"ai"`` or ``"ai-v5"``).
+
+    Returns the validator's result: ``{"ok", "error", "message", "displayed", "finishReason",
+    "status", "errorChunks", "chunkTypes"}`` (see ``validate_ui_stream.mjs``).
+    """
+    node = _require_node([package])
+    result: dict[str, Any] = _run(node, [package], sse_text)
+    return result
+
+
+def run_ui_stream_validator_batch(
+    sse_texts: Sequence[str], packages: Sequence[str] = AI_SDK_PACKAGES
+) -> dict[str, list[dict[str, Any]]]:
+    """Validate many SSE bodies with several client packages in ONE node process.
+
+    Returns ``{package: [result per body, in order]}``.
+    """
+    node = _require_node(packages)
+    result: dict[str, list[dict[str, Any]]] = _run(
+        node, ["--batch", ",".join(packages)], json.dumps(list(sse_texts))
+    )
+    return result
