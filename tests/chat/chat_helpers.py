@@ -1,0 +1,87 @@
+"""Helpers for the chat core tests: a scripted model, chunk builders and an SSE parser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from resumable_chat import StopSignal
+
+
+@dataclass
+class ScriptedModel:
+    """A model source whose answers are scripted per test.
+
+    ``chunks`` are yielded in order; ``gate`` (when set) holds the source before chunk
+    ``hold_at`` until the test releases it. ``closed`` / ``signals`` record how the source
+    was closed and which stop signals it saw.
+    """
+
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    hold_at: int | None = None
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    delay_s: float = 0.0
+    raise_at: int | None = None
+    calls: int = 0
+    closed: int = 0
+    signals: list[StopSignal] = field(default_factory=list)
+    reached_hold: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def stream(
+        self, messages: list[dict[str, Any]], signal: StopSignal
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.calls += 1
+        self.signals.append(signal)
+        try:
+            for i, chunk in enumerate(self.chunks):
+                if i == self.raise_at:
+                    raise RuntimeError("model exploded: secret provider detail")
+                if i == self.hold_at:
+                    self.reached_hold.set()
+                    await self.gate.wait()
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
+                yield chunk
+        finally:
+            self.closed += 1
+
+
+def text_answer(words: list[str], message_id: str = "m1") -> list[dict[str, Any]]:
+    """A plain text answer as AI SDK UIMessageChunks."""
+    return [
+        {"type": "start", "messageId": message_id},
+        {"type": "start-step"},
+        {"type": "text-start", "id": "t0"},
+        *({"type": "text-delta", "id": "t0", "delta": w} for w in words),
+        {"type": "text-end", "id": "t0"},
+        {"type": "finish-step"},
+        {"type": "finish", "finishReason": "stop"},
+    ]
+
+
+def user_message(text: str, message_id: str = "u1") -> dict[str, Any]:
+    """An AI SDK UIMessage from the user."""
+    return {"id": message_id, "role": "user", "parts": [{"type": "text", "text": text}]}
+
+
+def parse_sse(text: str) -> list[tuple[str | None, str]]:
+    """(id, data) of every event with data in an SSE body (comments skipped)."""
+    events = []
+    for block in text.split("\n\n"):
+        event_id, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+        if data:
+            events.append((event_id, "\n".join(data)))
+    return events
+
+
+def chunks_of(text: str) -> list[dict[str, Any]]:
+    """The JSON chunks of an SSE body, ``[DONE]`` excluded."""
+    return [json.loads(d) for _, d in parse_sse(text) if d != "[DONE]"]

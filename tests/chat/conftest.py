@@ -1,0 +1,55 @@
+"""Fixtures for the chat core tests: a chat app served by a real uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from chat_helpers import ScriptedModel
+from fastapi import FastAPI
+
+from resumable_chat import ResumableChat, create_resumable_chat
+from resumable_chat.fastapi import ai_sdk_router
+from resumable_chat.s2 import Basin, MemoryBasin
+from resumable_chat.testing.app_server import serve_app
+
+
+@pytest.fixture
+def basin() -> Basin:
+    return MemoryBasin()
+
+
+@dataclass
+class ChatApp:
+    """A running chat app: its client, chat object and scripted model."""
+
+    client: httpx.AsyncClient
+    chat: ResumableChat
+    model: ScriptedModel
+    basin: Basin
+
+    async def post(self, chat_id: str, messages: list[dict[str, Any]]) -> httpx.Response:
+        return await self.client.post("/api/chat", json={"id": chat_id, "messages": messages})
+
+
+@pytest.fixture
+def make_chat_app(basin: Basin) -> Callable[..., Any]:
+    """Factory: ``async with make_chat_app(mode=...) as app`` serves a chat on uvicorn."""
+
+    @contextlib.asynccontextmanager
+    async def factory(**options: Any) -> AsyncIterator[ChatApp]:
+        model = ScriptedModel()
+        chat = create_resumable_chat(basin=basin, **options)
+        app = FastAPI()
+        app.include_router(ai_sdk_router(chat, model.stream))
+        async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+            try:
+                yield ChatApp(client, chat, model, basin)
+            finally:
+                await chat.aclose(drain_timeout_s=2)
+
+    return factory

@@ -1,0 +1,140 @@
+"""The fenced batching writer: order, batching, fencing and terminal records."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resumable_chat.s2 import (
+    AppendInput,
+    AppendRecord,
+    FencingTokenMismatchError,
+    MemoryBasin,
+    fence_record,
+    is_fence,
+)
+from resumable_chat.writer import LogWriter, WriterClosedError
+
+
+class CountingBasin(MemoryBasin):
+    """A MemoryBasin that records the size of every append batch, optionally slowed down."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+        self.delay_s = delay_s
+
+    async def append(self, stream, input):  # type: ignore[no-untyped-def]
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        ack = await super().append(stream, input)
+        self.batches.append(len(input.records))
+        return ack
+
+
+async def _claimed(basin: MemoryBasin, stream: str, token: str = "session-t") -> int:
+    ack = await basin.append(
+        stream, AppendInput([fence_record(token)], match_seq_num=0, fencing_token="")
+    )
+    return ack.end.seq_num
+
+
+async def _bodies(basin: MemoryBasin, stream: str) -> list[bytes]:
+    batch = await basin.read(stream, seq_num=0, count=1000)
+    return [r.body for r in batch.records if not r.headers]
+
+
+async def test_records_land_in_order_with_predicted_seq_nums() -> None:
+    basin = CountingBasin()
+    start = await _claimed(basin, "s")
+    writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
+    seqs = [writer.submit(AppendRecord(f"r{i}".encode())) for i in range(50)]
+    await writer.close([fence_record("end-x")])
+    assert seqs == list(range(1, 51))
+    batch = await basin.read("s", seq_num=0, count=1000)
+    assert [r.seq_num for r in batch.records] == list(range(52))
+    assert [r.body for r in batch.records[1:51]] == [f"r{i}".encode() for i in range(50)]
+    assert is_fence(batch.records[-1]) and batch.records[-1].body == b"end-x"
+
+
+async def test_one_append_in_flight_batches_what_queued_meanwhile() -> None:
+    basin = CountingBasin(delay_s=0.02)
+    start = await _claimed(basin, "s")
+    basin.batches.clear()
+    writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
+    writer.submit(AppendRecord(b"first"))
+    await asyncio.sleep(0.005)  # the first append is in flight now
+    for i in range(30):
+        writer.submit(AppendRecord(b"x%d" % i))
+    await writer.close()
+    assert basin.batches == [1, 30]
+
+
+async def test_batch_size_and_linger() -> None:
+    basin = CountingBasin()
+    start = await _claimed(basin, "s")
+    basin.batches.clear()
+    writer = LogWriter(
+        basin, "s", fencing_token="session-t", match_seq_num=start, batch_size=7, linger_ms=30
+    )
+    for i in range(20):
+        writer.submit(AppendRecord(b"%d" % i))
+    await writer.close()
+    assert basin.batches == [7, 7, 6]
+    assert len(await _bodies(basin, "s")) == 20
+
+
+async def test_linger_holds_a_lone_record_then_sends_it() -> None:
+    basin = CountingBasin()
+    start = await _claimed(basin, "s")
+    writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start, linger_ms=40)
+    writer.submit(AppendRecord(b"a"))
+    await asyncio.sleep(0.01)
+    assert await _bodies(basin, "s") == []
+    await asyncio.sleep(0.08)
+    assert await _bodies(basin, "s") == [b"a"]
+    await writer.close()
+
+
+async def test_batches_respect_one_mebibyte_metered() -> None:
+    basin = CountingBasin(delay_s=0.01)
+    start = await _claimed(basin, "s")
+    basin.batches.clear()
+    writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
+    writer.submit(AppendRecord(b"0"))
+    big = b"x" * (300 * 1024)
+    for _ in range(7):
+        writer.submit(AppendRecord(big))
+    await writer.close()
+    assert basin.batches == [4, 3, 1]  # 3 x 300 KiB + a small one fit in 1 MiB; 4 do not
+
+
+async def test_a_foreign_fence_stops_the_writer_and_close_raises() -> None:
+    basin = MemoryBasin()
+    start = await _claimed(basin, "s")
+    writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
+    writer.submit(AppendRecord(b"kept"))
+    await asyncio.sleep(0.01)
+    await basin.append("s", AppendInput([fence_record("end-stolen")]))
+    writer.submit(AppendRecord(b"dropped"))
+    with pytest.raises(FencingTokenMismatchError):
+        await writer.close([fence_record("end-mine")])
+    assert await _bodies(basin, "s") == [b"kept"]
+    assert isinstance(writer.error, FencingTokenMismatchError)
+
+
+async def test_submit_after_close_and_bad_arguments() -> None:
+    basin = MemoryBasin()
+    writer = LogWriter(basin, "s", fencing_token="", match_seq_num=0)
+    await writer.close()
+    with pytest.raises(WriterClosedError):
+        writer.submit(AppendRecord(b"late"))
+    with pytest.raises(ValueError):
+        LogWriter(basin, "s", fencing_token="", match_seq_num=0, batch_size=1001)
+    with pytest.raises(ValueError):
+        LogWriter(basin, "s", fencing_token="", match_seq_num=0, linger_ms=-1)
+    with pytest.raises(ValueError):
+        LogWriter(basin, "s", fencing_token="", match_seq_num=0).submit(
+            AppendRecord(b"x" * (1024 * 1024))
+        )
