@@ -4,6 +4,7 @@
   plain dicts) to AI SDK ``UIMessageChunk`` dicts. See :mod:`.openai_chat` for the mapping.
 - :func:`openai_chunks_from_jsonl`: replay a recorded stream (one SSE ``data`` payload per
   line) as an async iterator of OpenAI chunk dicts.
+- :func:`to_openai_messages`: AI SDK ``UIMessage`` history to OpenAI chat ``messages``.
 """
 
 from .openai_chat import (
@@ -15,6 +16,7 @@ from .openai_chat import (
     map_finish_reason,
     openai_chunks_from_jsonl,
 )
+from .openai_messages import to_openai_messages
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",
@@ -24,4 +26,5 @@ __all__ = [
     "detailed_error_text",
     "map_finish_reason",
     "openai_chunks_from_jsonl",
+    "to_openai_messages",
 ]

@@ -1,0 +1,70 @@
+"""AI SDK ``UIMessage`` history → OpenAI chat-completions ``messages``.
+
+The other direction of :mod:`resumable_chat.sources.openai_chat`: what a route hands the
+model. Text parts become ``content``; an assistant's tool parts (``tool-<name>`` and
+``dynamic-tool``) become ``tool_calls``, and those with an output (state
+``output-available`` or ``output-error``) are followed by ``role: "tool"`` results, as the
+OpenAI chat-completions API expects. Reasoning, sources, files and data parts are not sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["to_openai_messages"]
+
+
+def _text(parts: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(
+        str(p.get("text", "")) for p in parts if p.get("type") == "text" and p.get("text")
+    )
+
+
+def to_openai_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Convert AI SDK ``UIMessage`` dicts into OpenAI chat ``messages`` (a new list).
+
+    ``system`` and ``user`` messages keep their text; ``assistant`` messages carry their text
+    (or ``None``) and ``tool_calls``, followed by one ``tool`` message per finished call.
+    Messages with another role are skipped. Never raises on odd parts: they are ignored.
+    """
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        parts = [p for p in message.get("parts") or [] if isinstance(p, Mapping)]
+        if role in ("system", "user"):
+            out.append({"role": role, "content": _text(parts)})
+            continue
+        if role != "assistant":
+            continue
+        calls: list[dict[str, Any]] = []
+        results: list[dict[str, Any]] = []
+        for part in parts:
+            kind = str(part.get("type", ""))
+            if not (kind.startswith("tool-") or kind == "dynamic-tool"):
+                continue
+            call_id = str(part.get("toolCallId", ""))
+            name = part.get("toolName") if kind == "dynamic-tool" else kind[len("tool-") :]
+            arguments = json.dumps(part.get("input") or {}, ensure_ascii=False)
+            calls.append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            )
+            state = part.get("state")
+            if state == "output-available":
+                content = json.dumps(part.get("output"), ensure_ascii=False)
+            elif state == "output-error":
+                content = json.dumps({"error": part.get("errorText")}, ensure_ascii=False)
+            else:
+                continue
+            results.append({"role": "tool", "tool_call_id": call_id, "content": content})
+        entry: dict[str, Any] = {"role": "assistant", "content": _text(parts) or None}
+        if calls:
+            entry["tool_calls"] = calls
+        out.append(entry)
+        out.extend(results)
+    return out
