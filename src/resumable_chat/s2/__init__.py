@@ -3,9 +3,11 @@
 - :class:`HttpBasin`: S2 REST v1 over one shared ``httpx.AsyncClient`` (s2.dev, s2-lite,
   the bundled test server).
 - :class:`MemoryBasin`: the embedded, in-process default.
+- :func:`basin_from_env`: S2 when ``S2_ACCESS_TOKEN`` and ``S2_BASIN`` are set, else embedded.
 """
 
 from .basin import Basin
+from .config import basin_from_env
 from .errors import (
     BasinNotFoundError,
     FencingTokenMismatchError,
@@ -18,6 +20,7 @@ from .errors import (
     SeqNumMismatchError,
     StreamNotFoundError,
 )
+from .http import HttpBasin
 from .memory import MemoryBasin
 from .records import (
     AppendAck,
@@ -41,6 +44,7 @@ __all__ = [
     "Basin",
     "BasinNotFoundError",
     "FencingTokenMismatchError",
+    "HttpBasin",
     "MemoryBasin",
     "RangeNotSatisfiableError",
     "ReadBatch",
@@ -53,6 +57,7 @@ __all__ = [
     "SequencedRecord",
     "StreamNotFoundError",
     "StreamPosition",
+    "basin_from_env",
     "fence_record",
     "is_fence",
     "is_terminal_fence",

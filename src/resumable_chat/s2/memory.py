@@ -233,8 +233,13 @@ class MemoryBasin(Basin):
         timestamp: int | None,
         tail_offset: int | None,
         clamp: bool,
-    ) -> int:
-        """Resolve the start to a seq_num, raising 416 when it is past the tail."""
+    ) -> tuple[int, bool]:
+        """Resolve the start to a seq_num, raising 416 when it is past the tail.
+
+        The flag is true when the start came from ``timestamp`` (not clamped): s2-lite
+        (``read_start_seq_num``) applies its "at the tail and cannot wait" 416 only to a
+        seq_num start, so a timestamp that resolves to the tail reads an empty batch.
+        """
         given = sum(x is not None for x in (seq_num, timestamp, tail_offset))
         if given > 1:
             raise S2InvalidError(
@@ -247,19 +252,19 @@ class MemoryBasin(Basin):
             if seq_num > tail:
                 if not clamp:
                     raise RangeNotSatisfiableError(state.tail())
-                return tail
-            return seq_num
+                return tail, False
+            return seq_num, False
         if timestamp is not None:
             if timestamp > state.last_timestamp:
                 if not clamp:
                     raise RangeNotSatisfiableError(state.tail())
-                return tail
+                return tail, False
             idx = bisect.bisect_left(state.timestamps, timestamp)
-            return state.first_seq_num + idx
+            return state.first_seq_num + idx, True
         offset = tail_offset or 0
         if offset < 0:
             raise S2InvalidError("tail_offset must be ≥ 0", status=422, code="invalid")
-        return max(0, tail - offset)
+        return max(0, tail - offset), False
 
     def _collect(
         self,
@@ -279,7 +284,9 @@ class MemoryBasin(Basin):
             if until is not None and record.timestamp >= until:
                 return out, True
             size = metered_bytes(record)
-            if len(out) >= count or (used + size > limit_bytes and out):
+            # s2-lite (``backend/read.rs``) stops at the first record that would break the
+            # count or bytes limit, even when nothing was collected yet.
+            if len(out) >= count or used + size > limit_bytes:
                 return out, True
             out.append(record)
             used += size
@@ -305,7 +312,7 @@ class MemoryBasin(Basin):
         if timestamp is not None and until is not None and timestamp >= until:
             raise S2InvalidError("timestamp must be below until", status=422, code="invalid")
         state = self._get(stream, create=self.create_stream_on_read)
-        start = self._start_index(state, seq_num, timestamp, tail_offset, clamp)
+        start, by_timestamp = self._start_index(state, seq_num, timestamp, tail_offset, clamp)
         start = max(start, state.first_seq_num)
         limit_count = min(count if count is not None else MAX_BATCH_RECORDS, MAX_BATCH_RECORDS)
         limit_bytes = min(
@@ -314,6 +321,8 @@ class MemoryBasin(Basin):
         wait = min(max(wait, 0.0), _MAX_WAIT_S)
         if start >= state.next_seq_num:
             if wait <= 0:
+                if by_timestamp:
+                    return ReadBatch([], None)
                 raise RangeNotSatisfiableError(state.tail())
             if limit_count == 0 or limit_bytes == 0:
                 return ReadBatch([], state.tail())

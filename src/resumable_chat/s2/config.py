@@ -1,0 +1,61 @@
+"""Choosing the log from the environment: S2 over HTTP when configured, else the embedded log.
+
+Variables (the names the S2 SDKs and CLI use, S2 REST v1 §1.1):
+
+- ``S2_ACCESS_TOKEN``: the access token (s2-lite and the bundled test server accept any value);
+- ``S2_BASIN``: the basin holding one stream per chat;
+- ``S2_ACCOUNT_ENDPOINT`` (optional, default ``https://a.s2.dev``);
+- ``S2_BASIN_ENDPOINT`` (optional, default ``https://{basin}.b.s2.dev``; without ``{basin}``
+  the ``S2-Basin`` header is sent, as s2-lite needs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from .basin import Basin
+from .errors import S2ConfigError
+from .http import HttpBasin
+from .memory import MemoryBasin
+
+__all__ = ["basin_from_env"]
+
+logger = logging.getLogger(__name__)
+
+
+def basin_from_env(environ: Mapping[str, str] = os.environ) -> Basin:
+    """The basin the environment asks for (DESIGN §4, "Embedded default").
+
+    ``environ``: the variables to read (default ``os.environ``); empty values count as unset.
+    Returns an :class:`~resumable_chat.s2.http.HttpBasin` when ``S2_ACCESS_TOKEN`` and
+    ``S2_BASIN`` are both set (endpoints from ``S2_ACCOUNT_ENDPOINT`` / ``S2_BASIN_ENDPOINT``),
+    else a :class:`~resumable_chat.s2.memory.MemoryBasin`, logging one INFO line that storage
+    is the embedded in-process log. Raises :class:`~resumable_chat.s2.errors.S2ConfigError`
+    naming the missing variable when only one of the two is set.
+    """
+    token = environ.get("S2_ACCESS_TOKEN") or None
+    basin = environ.get("S2_BASIN") or None
+    if token is not None and basin is not None:
+        return HttpBasin(
+            basin,
+            access_token=token,
+            account_endpoint=environ.get("S2_ACCOUNT_ENDPOINT") or None,
+            basin_endpoint=environ.get("S2_BASIN_ENDPOINT") or None,
+        )
+    if basin is not None:
+        raise S2ConfigError(
+            "S2_BASIN is set but S2_ACCESS_TOKEN is missing: set S2_ACCESS_TOKEN to an S2 access "
+            "token (any value for s2-lite), or unset S2_BASIN to use the embedded log"
+        )
+    if token is not None:
+        raise S2ConfigError(
+            "S2_ACCESS_TOKEN is set but S2_BASIN is missing: set S2_BASIN to the basin that "
+            "holds the chat streams, or unset S2_ACCESS_TOKEN to use the embedded log"
+        )
+    logger.info(
+        "S2 is not configured (S2_ACCESS_TOKEN and S2_BASIN are unset): storage is the "
+        "embedded in-process log, which lives only as long as this process"
+    )
+    return MemoryBasin()
