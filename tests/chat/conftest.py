@@ -1,4 +1,9 @@
-"""Fixtures for the chat core tests: a chat app served by a real uvicorn on 127.0.0.1."""
+"""Fixtures for the chat core tests: a chat app served by a real uvicorn on 127.0.0.1.
+
+``basin`` comes from the ``resumable_chat.testing`` pytest plugin: every test runs on the
+embedded ``MemoryBasin``, on ``HttpBasin`` against the S2-compatible test server over real
+HTTP, and on real S2 when ``S2_ACCESS_TOKEN`` and ``S2_BASIN`` are set.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,8 @@ from fastapi import FastAPI
 
 from resumable_chat import ResumableChat, create_resumable_chat
 from resumable_chat.fastapi import ai_sdk_router
-from resumable_chat.s2 import Basin, MemoryBasin
+from resumable_chat.s2 import Basin
 from resumable_chat.testing.app_server import serve_app
-
-
-@pytest.fixture
-def basin() -> Basin:
-    return MemoryBasin()
 
 
 @dataclass

@@ -317,3 +317,16 @@ async def test_replay_of_a_recorded_answer_from_every_cut_point(make_chat_app, r
         for k, task in enumerate(replays):
             got = [(int(i), d) for i, d in parse_sse((await task).text) if i is not None]
             assert got == [(i, d) for i, d in live if i - 1 >= k], f"cut at {k}"
+
+
+async def test_regenerate_replaces_the_old_answer_in_history(make_chat_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_chat_app() as app:
+        app.model.chunks = text_answer(["first"], message_id="a1")
+        await app.post("c1", [user_message("hi", "u1")])
+        await _wait_done(app)
+        app.model.chunks = text_answer(["second"], message_id="a2")
+        body = {"id": "c1", "messages": [user_message("hi", "u1")], "trigger": "regenerate-message"}
+        assert (await app.client.post("/api/chat", json=body)).status_code == 200
+        await _wait_done(app)
+        messages = (await app.client.get("/api/chat/c1/messages")).json()
+        assert [m["id"] for m in messages] == ["u1", "a2"]

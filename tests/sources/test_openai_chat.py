@@ -800,13 +800,10 @@ def test_fold_ui_message_upsert_and_continuation() -> None:
         {"type": "text-end", "id": "x"},
         {"type": "finish-step"},
         {"type": "finish", "finishReason": "stop"},
-        {"type": "ui-message", "message": user("u1", "edited")},  # replace in place
-        {"type": "ui-message", "message": user("u2", "next")},  # append
     ]
     builder = UIMessageBuilder().add_all(records)
     messages = builder.messages
-    assert [m["id"] for m in messages] == ["u1", "a1", "u2"]
-    assert messages[0]["parts"][0]["text"] == "edited"
+    assert [m["id"] for m in messages] == ["u1", "a1"]
     assert messages[1]["parts"] == [
         *continued["parts"],
         {"type": "step-start"},
@@ -817,6 +814,15 @@ def test_fold_ui_message_upsert_and_continuation() -> None:
     messages[1]["parts"].clear()
     assert len(builder.messages[1]["parts"]) == 4
     assert continued["parts"][1]["state"] == "output-available"  # input not mutated
+    # Editing (or regenerating from) u1: the client drops everything after it, so does the fold.
+    builder.add_all(
+        [
+            {"type": "ui-message", "message": user("u1", "edited")},
+            {"type": "ui-message", "message": user("u2", "next")},  # append
+        ]
+    )
+    assert [m["id"] for m in builder.messages] == ["u1", "u2"]
+    assert builder.messages[0]["parts"][0]["text"] == "edited"
 
 
 def test_fold_start_without_id_and_chunks_without_start() -> None:

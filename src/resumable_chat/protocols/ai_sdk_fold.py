@@ -11,9 +11,11 @@ chat core before each answer::
 
     {"type": "ui-message", "message": <UIMessage>}
 
-It upserts the message by ``id`` (replaced in place if present, else appended) and ends the
-current answer, if any. It carries the turn's user message, or the continued assistant message
-on a tool-result continuation.
+It carries the last message of the turn's request: the new user message, the regenerated or
+edited user message, or the continued assistant message on a tool-result continuation. The
+client holds nothing after that message, so the fold does the same: a message with that
+``id`` is replaced and every message after it dropped (a regenerated answer replaces the old
+one); an unknown ``id`` is appended. It also ends the current answer, if any.
 
 Answer chunks:
 
@@ -583,6 +585,7 @@ class UIMessageBuilder:
         for index in range(len(self._messages) - 1, -1, -1):
             if self._messages[index].get("id") == message_id:
                 self._messages[index] = copied
+                del self._messages[index + 1 :]
                 return
         self._messages.append(copied)
 
