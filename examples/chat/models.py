@@ -1,0 +1,123 @@
+"""The example app's model sources, chosen from the environment.
+
+- ``CHAT_RECORDINGS=<dir>``: replay recorded OpenAI-format streams (``*.jsonl``, one SSE
+  ``data:`` payload per line); the k-th answer of the process replays file k mod n in
+  file-name order.
+- ``CHAT_MODEL=<litellm model>``: a real model through litellm (e.g. ``gpt-4o-mini`` with
+  ``OPENAI_API_KEY``).
+- neither: an offline demo model that streams a canned answer in OpenAI chunk format.
+
+``CHAT_TOKEN_DELAY_MS`` (default 30) paces the offline chunks (demo and recordings).
+Every model yields OpenAI chat-completions chunks; ``resumable_chat.sources`` turns them
+into AI SDK ``UIMessageChunk``s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from resumable_chat import StopSignal
+from resumable_chat.sources import ai_sdk_chunks, openai_chunks_from_jsonl, to_openai_messages
+
+OpenAIStream = Callable[[list[dict[str, Any]]], AsyncIterator[Any]]
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    return "".join(
+        part.get("text", "") for part in message.get("parts", []) if part.get("type") == "text"
+    )
+
+
+def demo_reply(messages: list[dict[str, Any]]) -> str:
+    """The offline demo model's answer to the last user message."""
+    question = next(
+        (_text_of(m) for m in reversed(messages) if m.get("role") == "user"), ""
+    ).strip()
+    return (
+        f"You said: “{question}”. This is the offline demo model of resumable-chat, "
+        "streaming a word at a time so you can try it out. Refresh the page now and the "
+        "answer picks up where it was; open this chat in a second tab and it follows along "
+        "live; press Stop and it stops in every tab. Every chunk goes to a per-chat log "
+        "(the embedded one here, or S2 when S2_ACCESS_TOKEN and S2_BASIN are set), and "
+        "that log is what a reconnecting client replays. Set CHAT_MODEL to use a real model."
+    )
+
+
+async def demo_stream(
+    messages: list[dict[str, Any]], delay_s: float
+) -> AsyncIterator[dict[str, Any]]:
+    """Stream :func:`demo_reply` as OpenAI ``chat.completion.chunk`` dicts."""
+    created = int(time.time())
+    base = {
+        "id": "chatcmpl-demo",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": "demo",
+    }
+    yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+    for word in demo_reply(messages).split(" "):
+        await asyncio.sleep(delay_s)
+        yield {**base, "choices": [{"index": 0, "delta": {"content": word + " "}}]}
+    yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+
+
+class ModelSources:
+    """Picks the model from the environment and builds each turn's AI SDK chunk source."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        env = dict(os.environ if environ is None else environ)
+        self.delay_s = float(env.get("CHAT_TOKEN_DELAY_MS", "30")) / 1000
+        self.model = env.get("CHAT_MODEL") or None
+        recordings = env.get("CHAT_RECORDINGS")
+        self.recordings: list[Path] = []
+        if recordings:
+            self.recordings = sorted(Path(recordings).glob("*.jsonl"))
+            if not self.recordings:
+                raise SystemExit(f"CHAT_RECORDINGS={recordings}: no *.jsonl files there")
+        self._answers = itertools.count()
+
+    def describe(self) -> str:
+        """One line naming the model in use."""
+        if self.recordings:
+            return f"recordings: {len(self.recordings)} files"
+        if self.model:
+            return f"litellm model {self.model}"
+        return "offline demo model"
+
+    def _openai_stream(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]:
+        if self.recordings:
+            path = self.recordings[next(self._answers) % len(self.recordings)]
+            return openai_chunks_from_jsonl(path, delay_ms=self.delay_s * 1000)
+        if self.model:
+            return self._litellm_stream(messages)
+        next(self._answers)
+        return demo_stream(messages, self.delay_s)
+
+    async def _litellm_stream(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]:
+        import litellm
+
+        response = await litellm.acompletion(
+            model=self.model,
+            messages=to_openai_messages(messages),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        try:
+            async for chunk in response:
+                yield chunk
+        finally:
+            close = getattr(response, "aclose", None)
+            if close is not None:
+                await close()
+
+    def __call__(
+        self, messages: list[dict[str, Any]], signal: StopSignal
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The AI SDK chunks of one answer to ``messages``."""
+        return ai_sdk_chunks(self._openai_stream(messages))

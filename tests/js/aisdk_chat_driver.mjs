@@ -1,0 +1,327 @@
+// Drive a running chat server with the REAL Vercel AI SDK client (`ai` or `ai-v5`): an
+// `AbstractChat` subclass with an in-memory ChatState and `DefaultChatTransport`, as `useChat`
+// uses them, over real HTTP. Prints ONE JSON line on stdout and exits 0 when the scenario ran
+// (the caller asserts on the fields); usage errors exit 2, a scenario timeout exits 3 (the JSON
+// line is still printed, with `timedOut: true`).
+//
+// Usage:
+//   node aisdk_chat_driver.mjs <scenario> --base http://127.0.0.1:PORT --chat ID [options]
+//
+// Options (all scenarios):
+//   --package ai|ai-v5     client package (default ai)
+//   --api PATH             transport `api` path (default /api/chat)
+//   --timeout-ms N         give up after N ms (default 30000)
+//
+// Scenarios:
+//   send         `sendMessage({text})` and wait until the chat settles.
+//                --text T              the user text (default "hello")
+//                --messages JSON       initial chat messages (history), default []
+//                --stop-after-deltas N after N text-delta chunks, `DELETE {api}/{id}/stream`
+//                                      (plain fetch, the page's Stop button); the chat keeps
+//                                      reading until the server ends the answer
+//   resume       a fresh chat with the same id calls `resumeStream()`.
+//                --seed none|server|JSON  start with no messages (default), with
+//                                      `GET {api}/{id}/messages`, or with the given messages
+//   send-resume  client A sends; after --resume-after-deltas N (default 5) text deltas,
+//                client B (a fresh chat, same id, a separate transport) is seeded per --seed
+//                (none|server|client = A's messages at that moment; default server) and calls
+//                `resumeStream()`. Waits for both.
+//   post-raw     `POST {api}` with --body JSON (raw text) and report status/body; no chat.
+//
+// Result of one chat (`send`, `resume`, and `first`/`second` of `send-resume`):
+//   {status, error, finishReason, isAbort, isDisconnect, isError, messages, chunkTypes,
+//    requests: [{method, url, status}], seed?, deleteStatus?}
+// plus top-level {ok, scenario, package, chatId, timedOut, elapsedMs}. `ok` is false when the
+// driver itself failed (exception, timeout); client-side chat errors are in `error`.
+
+const PACKAGES = new Set(["ai", "ai-v5"]);
+const SCENARIOS = new Set(["send", "resume", "send-resume", "post-raw"]);
+
+class UsageError extends Error {}
+
+function parseArgs(argv) {
+  const [scenario, ...rest] = argv;
+  if (!SCENARIOS.has(scenario)) {
+    throw new UsageError(`unknown scenario ${JSON.stringify(scenario)}; one of ${[...SCENARIOS]}`);
+  }
+  const opts = { scenario, package: "ai", api: "/api/chat", timeoutMs: 30000 };
+  for (let i = 0; i < rest.length; i += 2) {
+    const key = rest[i];
+    const value = rest[i + 1];
+    if (!key.startsWith("--") || value === undefined) {
+      throw new UsageError(`expected --option value pairs, got ${JSON.stringify(rest.slice(i))}`);
+    }
+    opts[key.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = value;
+  }
+  if (!PACKAGES.has(opts.package)) {
+    throw new UsageError(`--package must be ai or ai-v5, got ${JSON.stringify(opts.package)}`);
+  }
+  if (!opts.base) throw new UsageError("--base http://host:port is required");
+  if (!opts.chat && scenario !== "post-raw") throw new UsageError("--chat ID is required");
+  for (const key of ["timeoutMs", "stopAfterDeltas", "resumeAfterDeltas"]) {
+    if (opts[key] !== undefined) {
+      const n = Number(opts[key]);
+      if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${key}: not an integer`);
+      opts[key] = n;
+    }
+  }
+  opts.base = opts.base.replace(/\/+$/, "");
+  return opts;
+}
+
+function parseJson(name, text) {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`--${name} is not JSON: ${error.message}`);
+  }
+}
+
+/** The ChatState `useChat` keeps in React, in plain memory; `onChange` sees every update. */
+class MemoryChatState {
+  constructor(messages = [], onChange = () => {}) {
+    this.messages = structuredClone(messages);
+    this.status = "ready";
+    this.error = undefined;
+    this.onChange = onChange;
+  }
+  pushMessage = (message) => {
+    this.messages = this.messages.concat(this.snapshot(message));
+    this.onChange();
+  };
+  popMessage = () => {
+    this.messages = this.messages.slice(0, -1);
+    this.onChange();
+  };
+  replaceMessage = (index, message) => {
+    this.messages = this.messages.with(index, this.snapshot(message));
+    this.onChange();
+  };
+  snapshot = (value) => structuredClone(value);
+}
+
+const plain = (value) => (value === undefined ? null : JSON.parse(JSON.stringify(value)));
+
+/** One client: an AbstractChat on a DefaultChatTransport that records requests and chunks. */
+function makeClient(mod, opts, { messages = [], onChunk = () => {} } = {}) {
+  const { AbstractChat, DefaultChatTransport } = mod;
+  const record = {
+    chunkTypes: [],
+    requests: [],
+    errors: [],
+    finish: null,
+  };
+
+  class TappedTransport extends DefaultChatTransport {
+    processResponseStream(stream) {
+      return super.processResponseStream(stream).pipeThrough(
+        new TransformStream({
+          transform(chunk, controller) {
+            record.chunkTypes.push(chunk.type);
+            controller.enqueue(chunk);
+            onChunk(chunk);
+          },
+        }),
+      );
+    }
+  }
+
+  const recordingFetch = async (input, init = {}) => {
+    const entry = { method: init.method ?? "GET", url: String(input), status: null };
+    record.requests.push(entry);
+    const response = await fetch(input, init);
+    entry.status = response.status;
+    return response;
+  };
+
+  class DriverChat extends AbstractChat {
+    constructor(options) {
+      super({ ...options, state: new MemoryChatState(messages) });
+    }
+  }
+
+  const chat = new DriverChat({
+    id: opts.chat,
+    transport: new TappedTransport({ api: opts.base + opts.api, fetch: recordingFetch }),
+    onError: (error) => record.errors.push(error),
+    onFinish: (event) => {
+      record.finish = event;
+    },
+  });
+
+  const result = () => ({
+    status: chat.status,
+    error: chat.error ? String(chat.error.message ?? chat.error) : null,
+    finishReason: record.finish?.finishReason ?? null,
+    isAbort: record.finish?.isAbort ?? null,
+    isDisconnect: record.finish?.isDisconnect ?? null,
+    isError: record.finish?.isError ?? null,
+    messages: plain(chat.messages),
+    chunkTypes: record.chunkTypes,
+    requests: record.requests,
+  });
+  return { chat, record, result };
+}
+
+const streamUrl = (opts) => `${opts.base}${opts.api}/${encodeURIComponent(opts.chat)}/stream`;
+
+async function fetchMessages(opts) {
+  const url = `${opts.base}${opts.api}/${encodeURIComponent(opts.chat)}/messages`;
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(`GET ${url} -> ${response.status}: ${await response.text()}`);
+  }
+  return response.json();
+}
+
+async function resolveSeed(opts, seed, clientMessages) {
+  if (seed === undefined || seed === "none") return [];
+  if (seed === "server") return fetchMessages(opts);
+  if (seed === "client") return plain(clientMessages ?? []);
+  return parseJson("seed", seed);
+}
+
+/** Text deltas seen so far → a promise resolved at the n-th one. */
+function deltaCounter(n) {
+  let seen = 0;
+  let resolve;
+  const reached = new Promise((r) => {
+    resolve = r;
+  });
+  if (n === 0) resolve();
+  const onChunk = (chunk) => {
+    if (chunk.type === "text-delta" && ++seen === n) resolve();
+  };
+  return { reached, onChunk, count: () => seen };
+}
+
+async function scenarioSend(mod, opts, out) {
+  const initial = opts.messages ? parseJson("messages", opts.messages) : [];
+  const stopAt = opts.stopAfterDeltas;
+  const counter = deltaCounter(stopAt ?? -1);
+  const client = makeClient(mod, opts, { messages: initial, onChunk: counter.onChunk });
+  out.result = client.result;
+  let stopping = null;
+  if (stopAt !== undefined) {
+    stopping = counter.reached.then(async () => {
+      const response = await fetch(streamUrl(opts), { method: "DELETE" });
+      return response.status;
+    });
+  }
+  await client.chat.sendMessage({ text: opts.text ?? "hello" });
+  const res = client.result();
+  if (stopping) {
+    // Settled with fewer deltas than asked: the answer ended before the stop point.
+    res.deleteStatus = counter.count() >= stopAt ? await stopping : null;
+  }
+  return res;
+}
+
+async function scenarioResume(mod, opts, out) {
+  const seed = await resolveSeed(opts, opts.seed);
+  const client = makeClient(mod, opts, { messages: seed });
+  out.result = client.result;
+  await client.chat.resumeStream();
+  return { ...client.result(), seed };
+}
+
+async function scenarioSendResume(mod, opts, out) {
+  const counter = deltaCounter(opts.resumeAfterDeltas ?? 5);
+  const first = makeClient(mod, opts, { onChunk: counter.onChunk });
+  let second = null;
+  out.result = () => ({ first: first.result(), second: second?.result() ?? null });
+
+  const sending = first.chat.sendMessage({ text: opts.text ?? "hello" });
+  const ended = sending.then(() => "ended");
+  const resuming = Promise.race([counter.reached, ended]).then(async (why) => {
+    if (why === "ended") return { atResume: null, seed: null };
+    const atResume = {
+      firstStatus: first.chat.status,
+      firstMessages: plain(first.chat.messages),
+      deltasSeen: counter.count(),
+    };
+    const seed = await resolveSeed(opts, opts.seed ?? "server", first.chat.messages);
+    second = makeClient(mod, opts, { messages: seed });
+    await second.chat.resumeStream();
+    return { atResume, seed };
+  });
+  // Whichever settles first, a failure of the other must not go unobserved.
+  const [, { atResume, seed }] = await Promise.all([sending, resuming]);
+  // atResume null: the answer ended before the resume point, nothing was resumed.
+  return {
+    first: first.result(),
+    second: second ? { ...second.result(), seed } : null,
+    atResume,
+  };
+}
+
+async function scenarioPostRaw(opts) {
+  const response = await fetch(opts.base + opts.api, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: opts.body ?? "",
+  });
+  return {
+    httpStatus: response.status,
+    contentType: response.headers.get("content-type"),
+    text: await response.text(),
+  };
+}
+
+async function main() {
+  const started = Date.now();
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
+  const header = {
+    scenario: opts.scenario,
+    package: opts.package,
+    chatId: opts.chat ?? null,
+  };
+  const out = { result: () => ({}) };
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(
+      () => reject(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { timeout: true })),
+      opts.timeoutMs,
+    );
+  });
+  let line;
+  let code = 0;
+  try {
+    const mod = await import(opts.package);
+    const run = {
+      send: () => scenarioSend(mod, opts, out),
+      resume: () => scenarioResume(mod, opts, out),
+      "send-resume": () => scenarioSendResume(mod, opts, out),
+      "post-raw": () => scenarioPostRaw(opts),
+    }[opts.scenario];
+    const result = await Promise.race([run(), timeout]);
+    line = { ok: true, ...header, timedOut: false, ...result };
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    code = error?.timeout ? 3 : 0;
+    line = {
+      ok: false,
+      ...header,
+      timedOut: Boolean(error?.timeout),
+      driverError: String(error?.stack ?? error),
+      ...out.result(),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+  line.elapsedMs = Date.now() - started;
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+  // Open keep-alive sockets or a still-running chat must not keep the process alive.
+  process.exit(code);
+}
+
+main();
