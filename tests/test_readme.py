@@ -1,0 +1,76 @@
+"""The README's quick start runs as written, with the real openai SDK against a local model.
+
+A tiny OpenAI-compatible server on 127.0.0.1 streams a recorded chat-completions response;
+``OPENAI_BASE_URL`` points the quick start's ``AsyncOpenAI()`` at it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from resumable_chat.testing.app_server import serve_app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ANSWER = ["Hello", " from", " a", " local", " model."]
+
+
+def fake_openai() -> Starlette:
+    """``POST /v1/chat/completions`` streaming ANSWER as chat.completion.chunk events."""
+
+    async def completions(request: Request) -> StreamingResponse:
+        body = await request.json()
+        assert body["stream"] is True and body["messages"][-1]["role"] == "user"
+
+        async def events() -> Any:
+            base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+            for word in ANSWER:
+                chunk = {**base, "choices": [{"index": 0, "delta": {"content": word}}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
+            done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+
+
+def quick_start_code() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Quick start") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "the README has no quick start code block"
+    return match.group(1)
+
+
+async def test_readme_quick_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
+        monkeypatch.delenv(name, raising=False)
+    async with serve_app(fake_openai()) as model_url:
+        monkeypatch.setenv("OPENAI_BASE_URL", model_url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        namespace: dict[str, Any] = {}
+        exec(compile(quick_start_code(), "README.md", "exec"), namespace)
+        async with serve_app(namespace["app"]) as url, httpx.AsyncClient(base_url=url) as client:
+            message = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+            response = await client.post("/api/chat", json={"id": "q", "messages": [message]})
+            assert response.status_code == 200
+            chunks = [
+                json.loads(line[6:])
+                for line in response.text.splitlines()
+                if line.startswith("data: {")
+            ]
+            text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
+            assert text == "".join(ANSWER)
+            assert chunks[-1]["type"] == "finish"
+            await namespace["chat"].aclose()
