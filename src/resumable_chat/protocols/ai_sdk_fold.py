@@ -472,6 +472,28 @@ class _Answer:
         return None
 
 
+def _apply_delta(active: dict[str, Part], record: Mapping[str, Any]) -> None:
+    """``text-delta`` / ``reasoning-delta``: append to the open part with the record's id."""
+    part = active.get(record["id"])
+    if part is None:
+        return
+    part["text"] = str(part.get("text", "")) + record["delta"]
+    part["providerMetadata"] = _coalesce(
+        _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
+    )
+
+
+def _end_part(active: dict[str, Part], record: Mapping[str, Any]) -> None:
+    """``text-end`` / ``reasoning-end``: close the open part (state ``done``)."""
+    part = active.pop(record["id"], None)
+    if part is None:
+        return
+    part["state"] = "done"
+    part["providerMetadata"] = _coalesce(
+        _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
+    )
+
+
 class UIMessageBuilder:
     """Incremental fold of stored records into AI SDK ``UIMessage`` dicts.
 
@@ -635,22 +657,10 @@ class UIMessageBuilder:
         answer.parts.append(part)
 
     def _text_delta(self, answer: _Answer, record: Mapping[str, Any]) -> None:
-        part = answer.active_text.get(record["id"])
-        if part is None:
-            return
-        part["text"] = str(part.get("text", "")) + record["delta"]
-        part["providerMetadata"] = _coalesce(
-            _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
-        )
+        _apply_delta(answer.active_text, record)
 
     def _text_end(self, answer: _Answer, record: Mapping[str, Any]) -> None:
-        part = answer.active_text.pop(record["id"], None)
-        if part is None:
-            return
-        part["state"] = "done"
-        part["providerMetadata"] = _coalesce(
-            _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
-        )
+        _end_part(answer.active_text, record)
 
     def _reasoning_start(self, answer: _Answer, record: Mapping[str, Any]) -> None:
         part: Part = {
@@ -664,22 +674,10 @@ class UIMessageBuilder:
         answer.parts.append(part)
 
     def _reasoning_delta(self, answer: _Answer, record: Mapping[str, Any]) -> None:
-        part = answer.active_reasoning.get(record["id"])
-        if part is None:
-            return
-        part["text"] = str(part.get("text", "")) + record["delta"]
-        part["providerMetadata"] = _coalesce(
-            _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
-        )
+        _apply_delta(answer.active_reasoning, record)
 
     def _reasoning_end(self, answer: _Answer, record: Mapping[str, Any]) -> None:
-        part = answer.active_reasoning.pop(record["id"], None)
-        if part is None:
-            return
-        part["providerMetadata"] = _coalesce(
-            _get(record, "providerMetadata"), part.get("providerMetadata", UNDEFINED)
-        )
-        part["state"] = "done"
+        _end_part(answer.active_reasoning, record)
 
     def _file(self, answer: _Answer, record: Mapping[str, Any]) -> None:
         part: Part = {"type": "file", "mediaType": record["mediaType"], "url": record["url"]}
