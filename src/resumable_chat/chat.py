@@ -169,7 +169,7 @@ class ResumableChat:
             writer=writer,
             single_use=self.mode == "single-use",
             error_text=self._error_text,
-            message=self.dialect.message_record(message) if message is not None else None,
+            prelude=self.dialect.message_records(message) if message is not None else None,
         )
         self._track(stream_name, generation, wait_until)
         assert generation.live is not None

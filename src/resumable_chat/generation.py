@@ -109,7 +109,9 @@ class Generation:
         writer: the fenced writer for this generation.
         single_use: append ``trim(MAX_SAFE_INTEGER)`` before the terminal fence.
         error_text: maps a source exception to the text of the error chunk.
-        message: a record stored before the answer (the turn's message), or ``None``.
+        prelude: records stored before the answer (the turn's message); skipped when the
+            generation is stopped before its pump starts.
+        live: keep a :class:`LiveChannel` for a live response (``False`` for 202 replies).
     """
 
     def __init__(
@@ -123,7 +125,7 @@ class Generation:
         writer: LogWriter,
         single_use: bool,
         error_text: Callable[[BaseException], str],
-        message: Chunk | None = None,
+        prelude: list[Chunk] | None = None,
         live: bool = True,
     ) -> None:
         self.stream = stream
@@ -131,6 +133,7 @@ class Generation:
         self.signal = StopSignal()
         self._source = source
         self.dialect = dialect
+        self._storage_form = dialect.storage_form
         self.turn = turn
         self.writer = writer
         self.single_use = single_use
@@ -139,8 +142,7 @@ class Generation:
         self.outcome: str | None = None
         self._stopping = False
         self._running = False
-        if message is not None:
-            self.writer.submit(AppendRecord(encode_chunk(message)))
+        self._prelude = prelude or []
         self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), name=f"resumable-chat generation {stream}"
         )
@@ -163,10 +165,12 @@ class Generation:
         return True
 
     def _emit(self, chunk: Chunk) -> None:
-        body = encode_chunk(chunk)
+        stored = self._storage_form(chunk)
+        body = encode_chunk(stored)
         seq = self.writer.submit(AppendRecord(body))
         if self.live is not None:
-            self.live.push(event_frame(body, seq + 1))
+            live_body = body if stored is chunk else encode_chunk(chunk)
+            self.live.push(event_frame(live_body, seq + 1))
 
     def _open_source(self) -> AsyncIterator[Chunk]:
         source = self._source
@@ -180,6 +184,8 @@ class Generation:
         emit = self._emit
         iterator: AsyncIterator[Any] | None = None
         first = True
+        for record in self._prelude:
+            self.writer.submit(AppendRecord(encode_chunk(record)))
         try:
             iterator = self._open_source()
             async for chunk in iterator:

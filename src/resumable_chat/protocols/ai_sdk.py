@@ -139,9 +139,9 @@ class AiSdkDialect(Dialect):
         """Turn state pinning the answer's ``messageId`` when given."""
         return AiSdkTurn(message_id)
 
-    def message_record(self, message: Mapping[str, Any]) -> Chunk:
-        """``{"type":"ui-message","message":message}``."""
-        return {"type": "ui-message", "message": dict(message)}
+    def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
+        """``[{"type":"ui-message","message":message}]``."""
+        return [{"type": "ui-message", "message": dict(message)}]
 
     def is_history_record(self, body: bytes) -> bool:
         """True for the stored ``ui-message`` record."""

@@ -62,9 +62,22 @@ class Dialect(ABC):
     def new_turn(self, *, message_id: str | None) -> TurnState:
         """State for a new generation; ``message_id`` pins the answer's message id."""
 
+    #: How a session-mode replay without a cursor starts: ``"answer"`` sends the running
+    #: answer only (AI SDK reconnect); ``"snapshot"`` sends completed history folded into one
+    #: ``MESSAGES_SNAPSHOT``, then the running answer, then follows every later turn (TanStack).
+    session_replay: str = "answer"
+
     @abstractmethod
-    def message_record(self, message: Mapping[str, Any]) -> Chunk:
-        """The record stored before an answer so history rebuilds from the log alone."""
+    def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
+        """Records stored before an answer so history rebuilds from the log alone."""
+
+    def storage_form(self, chunk: Chunk) -> Chunk:
+        """The chunk as stored (default: unchanged; the same object means one encoding)."""
+        return chunk
+
+    def snapshot_frame(self, messages: list[dict[str, Any]]) -> Chunk:
+        """The chunk carrying folded history (``"snapshot"`` replays only)."""
+        raise NotImplementedError(f"{self.name} has no history snapshot")
 
     @abstractmethod
     def is_history_record(self, body: bytes) -> bool:
