@@ -2,6 +2,8 @@
 
 - :func:`ai_sdk_chunks`: OpenAI chat-completions streaming (``openai`` SDK, ``litellm``, or
   plain dicts) to AI SDK ``UIMessageChunk`` dicts. See :mod:`.openai_chat` for the mapping.
+- :func:`tanstack_chunks`: the same streams to TanStack AI ``StreamChunk`` dicts (AG-UI
+  events). See :mod:`.openai_tanstack` for the mapping.
 - :func:`openai_chunks_from_jsonl`: replay a recorded stream (one SSE ``data`` payload per
   line) as an async iterator of OpenAI chunk dicts.
 - :func:`to_openai_messages`: AI SDK ``UIMessage`` history to OpenAI chat ``messages``.
@@ -17,14 +19,26 @@ from .openai_chat import (
     openai_chunks_from_jsonl,
 )
 from .openai_messages import to_openai_messages
+from .openai_tanstack import (
+    OpenAIChatToTanStackStream,
+    default_error_code,
+    map_tanstack_finish_reason,
+    tanstack_chunks,
+    tanstack_usage,
+)
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",
+    "OpenAIChatToTanStackStream",
     "OpenAIChatToUIMessageStream",
     "ai_sdk_chunks",
+    "default_error_code",
     "default_error_text",
     "detailed_error_text",
     "map_finish_reason",
+    "map_tanstack_finish_reason",
     "openai_chunks_from_jsonl",
+    "tanstack_chunks",
+    "tanstack_usage",
     "to_openai_messages",
 ]
