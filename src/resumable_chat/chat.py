@@ -17,11 +17,13 @@ from typing import Any, Literal
 from starlette.responses import PlainTextResponse, Response
 
 from .claims import MODES, Mode, StreamInUseError, claim_stream, find_latest_generation, read_range
-from .generation import Generation, SourceFactory
+from .generation import Generation, SourceFactory, StopSignal, encode_chunk
 from .protocols.ai_sdk import AiSdkDialect
-from .protocols.base import DEFAULT_ERROR_TEXT, Chunk, Dialect
+from .protocols.base import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState
+from .protocols.tanstack import TanStackDialect, normalize_messages
 from .s2.basin import Basin
-from .s2.records import is_fence
+from .s2.errors import StreamNotFoundError
+from .s2.records import is_fence, is_terminal_fence
 from .sse import DEFAULT_KEEPALIVE_S, sse_response
 from .writer import LogWriter
 
@@ -39,8 +41,42 @@ def _dialect_for(protocol: str) -> Dialect:
     if protocol == "ai-sdk":
         return AiSdkDialect()
     if protocol == "tanstack":
-        raise NotImplementedError("protocol='tanstack' is not available yet")
+        return TanStackDialect()
     raise ValueError(f"protocol must be 'ai-sdk' or 'tanstack', got {protocol!r}")
+
+
+def _cursor_past_tail(cursor: int, tail: int) -> Response:
+    return PlainTextResponse(
+        f"cursor {cursor} is past the end of the stream (next seq_num {tail})",
+        status_code=416,
+        headers=_NO_STORE,
+    )
+
+
+def _parse_chunk(body: bytes) -> Chunk | None:
+    try:
+        chunk = json.loads(body)
+    except ValueError:
+        return None
+    return chunk if isinstance(chunk, dict) and isinstance(chunk.get("type"), str) else None
+
+
+def _chunk_type(body: bytes) -> str | None:
+    chunk = _parse_chunk(body)
+    return None if chunk is None else str(chunk["type"])
+
+
+class _PendingClaim:
+    """Stands in the stop registry while a claim is in flight, so a stop is not lost."""
+
+    __slots__ = ("stopped",)
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stop(self) -> bool:
+        self.stopped = True
+        return True
 
 
 class ResumableChat:
@@ -75,7 +111,7 @@ class ResumableChat:
         self.lease_ms = lease_ms
         self.keepalive_s = keepalive_s
         self._on_error = on_error
-        self._generations: dict[str, Generation] = {}
+        self._generations: dict[str, Generation | _PendingClaim] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -109,7 +145,58 @@ class ResumableChat:
 
     def running(self, stream_name: str) -> Generation | None:
         """The generation this process runs on ``stream_name``, if any (needs ``enable_stop``)."""
-        return self._generations.get(stream_name)
+        entry = self._generations.get(stream_name)
+        return entry if isinstance(entry, Generation) else None
+
+    async def _start(
+        self,
+        stream_name: str,
+        source: AsyncIterable[Chunk] | SourceFactory,
+        *,
+        wait_until: WaitUntil | None,
+        prelude: list[Chunk] | None,
+        turn: TurnState,
+        live: bool,
+    ) -> Generation | str:
+        """Claim and start a generation; on a conflict return the 409 text instead."""
+        if self._closed:
+            raise RuntimeError("this ResumableChat is closed")
+        pending: _PendingClaim | None = None
+        if self.enable_stop:
+            if stream_name in self._generations:
+                return "Stream already in use"  # known locally: no S2 round trip
+            pending = self._generations[stream_name] = _PendingClaim()
+        try:
+            claim = await claim_stream(self.basin, stream_name, self.mode, lease_ms=self.lease_ms)
+        except StreamInUseError:
+            return "Stream already in use"
+        finally:
+            if pending is not None and self._generations.get(stream_name) is pending:
+                del self._generations[stream_name]
+        writer = LogWriter(
+            self.basin,
+            stream_name,
+            fencing_token=claim.token,
+            match_seq_num=claim.start_seq_num,
+            batch_size=self.batch_size,
+            linger_ms=self.linger_ms,
+        )
+        generation = Generation(
+            stream=stream_name,
+            claim=claim,
+            source=source,
+            dialect=self.dialect,
+            turn=turn,
+            writer=writer,
+            single_use=self.mode == "single-use",
+            error_text=self._error_text,
+            prelude=prelude,
+            live=live,
+        )
+        if pending is not None and pending.stopped:
+            generation.stop()
+        self._track(stream_name, generation, wait_until)
+        return generation
 
     # -- public API ------------------------------------------------------------------------
 
@@ -146,38 +233,73 @@ class ResumableChat:
             S2Error: S2 failed during the claim (not a conflict).
             RuntimeError: the chat is closed.
         """
-        if self._closed:
-            raise RuntimeError("this ResumableChat is closed")
-        try:
-            claim = await claim_stream(self.basin, stream_name, self.mode, lease_ms=self.lease_ms)
-        except StreamInUseError:
-            return PlainTextResponse("Stream already in use", status_code=409)
-        writer = LogWriter(
-            self.basin,
+        started = await self._start(
             stream_name,
-            fencing_token=claim.token,
-            match_seq_num=claim.start_seq_num,
-            batch_size=self.batch_size,
-            linger_ms=self.linger_ms,
-        )
-        generation = Generation(
-            stream=stream_name,
-            claim=claim,
-            source=chunks,
-            dialect=self.dialect,
-            turn=self.dialect.new_turn(message_id=message_id),
-            writer=writer,
-            single_use=self.mode == "single-use",
-            error_text=self._error_text,
+            chunks,
+            wait_until=wait_until,
             prelude=self.dialect.message_records(message) if message is not None else None,
+            turn=self.dialect.new_turn(message_id=message_id),
+            live=True,
         )
-        self._track(stream_name, generation, wait_until)
+        if isinstance(started, str):
+            return PlainTextResponse(started, status_code=409)
+        generation = started
         assert generation.live is not None
         return sse_response(
             generation.live.frames(),
             headers=self.dialect.response_headers,
             keepalive_s=self.keepalive_s,
         )
+
+    async def make_session_response(
+        self,
+        stream_name: str,
+        *,
+        messages: object,
+        source: Callable[[list[dict[str, Any]], StopSignal], AsyncIterable[Chunk]],
+        wait_until: WaitUntil | None = None,
+    ) -> Response:
+        """Start a turn whose chunks go to the log only; readers follow it with :meth:`replay`.
+
+        ``@s2-dev/resumable-stream/tanstack-ai`` ``makeSessionResponse`` (reference §5.3):
+        ``messages`` are normalised (:func:`~resumable_chat.protocols.tanstack.normalize_messages`);
+        when the last one is a user message it is stored first (TanStack: three text events),
+        then the chunks of ``source(messages, signal)``. ``source`` is called only after the
+        claim succeeds, never when the stop comes first, and not at all for an empty list.
+
+        Returns:
+            202 (``Cache-Control: no-store``, no body): without ``wait_until`` after the turn
+            is persisted (reference behaviour), with it at once; 409 ``Stream already in use``
+            while a generation runs (the running one stays stoppable).
+
+        Raises:
+            ValueError: the chat's mode is not ``"session"``.
+            S2Error: S2 failed during the claim.
+        """
+        if self.mode != "session":
+            raise ValueError('make_session_response requires mode="session"')
+        normalized = normalize_messages(messages)
+
+        async def session_source(signal: StopSignal) -> AsyncIterator[Chunk]:
+            if not normalized:
+                return
+            async for chunk in source(normalized, signal):
+                yield chunk
+
+        last = normalized[-1] if normalized else None
+        started = await self._start(
+            stream_name,
+            session_source,
+            wait_until=wait_until,
+            prelude=self.dialect.message_records(last) if last is not None else None,
+            turn=self.dialect.new_turn(message_id=None),
+            live=False,
+        )
+        if isinstance(started, str):
+            return PlainTextResponse(started, status_code=409)
+        if wait_until is None:
+            await asyncio.shield(started.task)
+        return Response(status_code=202, headers=_NO_STORE)
 
     async def replay(self, stream_name: str, from_seq_num: int | None = None) -> Response:
         """Replay the running answer from its first chunk, then follow it live.
@@ -200,18 +322,15 @@ class ResumableChat:
         """
         if from_seq_num is not None and from_seq_num < 0:
             raise ValueError("from_seq_num must be ≥ 0")
+        if self.mode == "session" and self.dialect.session_replay == "snapshot":
+            return await self._session_replay(stream_name, from_seq_num)
         latest = await find_latest_generation(self.basin, stream_name)
         if not latest.active or latest.fence is None:
             return Response(status_code=204, headers=_NO_STORE)
         start = latest.fence.seq_num + 1
         if from_seq_num is not None:
             if from_seq_num > latest.tail.seq_num:
-                return PlainTextResponse(
-                    f"cursor {from_seq_num} is past the end of the stream "
-                    f"(next seq_num {latest.tail.seq_num})",
-                    status_code=416,
-                    headers=_NO_STORE,
-                )
+                return _cursor_past_tail(from_seq_num, latest.tail.seq_num)
             start = max(start, from_seq_num)
         return sse_response(
             self._replay_frames(stream_name, start),
@@ -219,16 +338,74 @@ class ResumableChat:
             keepalive_s=self.keepalive_s,
         )
 
-    async def _replay_frames(self, stream: str, start: int) -> AsyncIterator[bytes]:
+    async def _session_replay(self, stream: str, from_seq_num: int | None) -> Response:
+        """TanStack session replay (reference §5.5): snapshot first load, or raw from a cursor."""
+        if from_seq_num is not None:
+            try:
+                tail = (await self.basin.check_tail(stream)).seq_num
+            except StreamNotFoundError:
+                tail = 0
+            if from_seq_num > tail:
+                return _cursor_past_tail(from_seq_num, tail)
+            frames = self._replay_frames(stream, from_seq_num, until_fence=False)
+        else:
+            frames = self._snapshot_then_follow(stream)
+        return sse_response(
+            frames, headers=self.dialect.response_headers, keepalive_s=self.keepalive_s
+        )
+
+    async def _snapshot_then_follow(self, stream: str) -> AsyncIterator[bytes]:
+        """Completed history as one in-memory snapshot, the running run raw, then live."""
+        records = await read_range(self.basin, stream, 0)
+        next_seq = records[-1].seq_num + 1 if records else 0
+        active_from = len(records)
+        for index in range(len(records) - 1, -1, -1):
+            record = records[index]
+            if is_fence(record):
+                if not is_terminal_fence(record):
+                    active_from = index + 1
+                break
+        raw_from = len(records)  # first record of the running run, from its RUN_STARTED
+        for index in range(active_from, len(records)):
+            record = records[index]
+            if not record.headers and _chunk_type(record.body) == "RUN_STARTED":
+                raw_from = index
+                break
+        history: list[Chunk] = []
+        for record in records[:raw_from]:
+            if record.headers or not record.body:
+                continue
+            chunk = _parse_chunk(record.body)
+            if chunk is not None:
+                history.append(chunk)
+        messages = self.dialect.fold(history)
+        if messages:
+            cursor = records[raw_from].seq_num if raw_from < len(records) else next_seq
+            snapshot = encode_chunk(self.dialect.snapshot_frame(messages))
+            yield b"id: %d\ndata: %b\n\n" % (cursor, snapshot)
+        raw = [
+            b"id: %d\ndata: %b\n\n" % (r.seq_num + 1, r.body)
+            for r in records[raw_from:]
+            if not r.headers and r.body
+        ]
+        if raw:
+            yield b"".join(raw)
+        async for frames in self._replay_frames(stream, next_seq, until_fence=False):
+            yield frames
+
+    async def _replay_frames(
+        self, stream: str, start: int, *, until_fence: bool = True
+    ) -> AsyncIterator[bytes]:
+        """Stored data records from ``start`` as SSE frames, live; stop at a fence if asked."""
         is_history = self.dialect.is_history_record
         follow = self.basin.follow(stream, seq_num=start, clamp=True)
+        ended = False
         async with contextlib.aclosing(follow) as batches:
             async for batch in batches:
                 frames: list[bytes] = []
-                ended = False
                 for record in batch.records:
                     if record.headers:
-                        if is_fence(record):
+                        if until_fence and is_fence(record):
                             ended = True
                             break
                         continue
@@ -240,7 +417,7 @@ class ResumableChat:
                     yield b"".join(frames)
                 if ended:
                     break
-        if self.dialect.done_frame:
+        if ended and self.dialect.done_frame:
             yield self.dialect.done_frame
 
     async def stop_session(self, stream_name: str) -> Response:
@@ -268,11 +445,8 @@ class ResumableChat:
         for record in records:
             if record.headers or not record.body:
                 continue
-            try:
-                chunk = json.loads(record.body)
-            except ValueError:
-                continue
-            if isinstance(chunk, dict):
+            chunk = _parse_chunk(record.body)
+            if chunk is not None:
                 chunks.append(chunk)
         return self.dialect.fold(chunks)
 

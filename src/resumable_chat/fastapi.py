@@ -1,5 +1,8 @@
 """Drop-in FastAPI routes that speak the clients' HTTP conventions.
 
+:func:`tanstack_router` serves the TanStack session contract (``POST``/``DELETE {prefix}``,
+``GET {prefix}/replay``).
+
 :func:`ai_sdk_router` serves the AI SDK contract of DESIGN.md §5 (``DefaultChatTransport``
 defaults): ``POST {prefix}``, ``GET {prefix}/{id}/stream``, ``DELETE {prefix}/{id}/stream``
 and ``GET {prefix}/{id}/messages``. Requests are validated with pydantic models; a bad request
@@ -9,8 +12,8 @@ gets a 4xx with a readable JSON body and writes nothing to the log.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, Callable
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -23,8 +26,11 @@ __all__ = [
     "CHAT_ID_PATTERN",
     "AiSdkChatRequest",
     "AiSdkSource",
+    "TanStackChatRequest",
+    "TanStackSource",
     "UIMessageModel",
     "ai_sdk_router",
+    "tanstack_router",
 ]
 
 #: Chat ids accepted by the routes: 1 to 200 of ``A-Z a-z 0-9 _ - . :``, not starting with
@@ -63,6 +69,36 @@ class AiSdkChatRequest(BaseModel):
 #: ``source(messages, signal)``: the model's chunks for the turn; ``messages`` are the
 #: request's ``UIMessage`` dicts, ``signal`` is set when the generation is stopped.
 AiSdkSource = Callable[[list[dict[str, Any]], StopSignal], AsyncIterable[dict[str, Any]]]
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+async def _validated_body(
+    request: Request, model: type[_Model], max_body_bytes: int
+) -> _Model | Response:
+    """The request body parsed into ``model``, or the 4xx JSON response that explains why not.
+
+    413 over ``max_body_bytes`` (bytes; checked on ``Content-Length`` and while reading),
+    400 for malformed JSON, 422 with ``{"detail": [{loc, msg, type}]}`` for a wrong shape.
+    """
+    length = request.headers.get("content-length")
+    too_big = JSONResponse({"detail": f"body over {max_body_bytes} bytes"}, status_code=413)
+    if length is not None and length.isdigit() and int(length) > max_body_bytes:
+        return too_big
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > max_body_bytes:
+            return too_big
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        return JSONResponse({"detail": f"malformed JSON: {exc}"}, status_code=400)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        return JSONResponse({"detail": _readable_errors(exc)}, status_code=422)
 
 
 def _readable_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -113,24 +149,9 @@ def ai_sdk_router(
         },
     )
     async def post_chat(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse({"detail": f"body over {max_body_bytes} bytes"}, status_code=413)
-        body = bytearray()
-        async for piece in request.stream():
-            body += piece
-            if len(body) > max_body_bytes:
-                return JSONResponse(
-                    {"detail": f"body over {max_body_bytes} bytes"}, status_code=413
-                )
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            return JSONResponse({"detail": f"malformed JSON: {exc}"}, status_code=400)
-        try:
-            req = AiSdkChatRequest.model_validate(data)
-        except ValidationError as exc:
-            return JSONResponse({"detail": _readable_errors(exc)}, status_code=422)
+        req = await _validated_body(request, AiSdkChatRequest, max_body_bytes)
+        if isinstance(req, Response):
+            return req
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
         last = messages[-1]
         message_id = last["id"] if last["role"] == "assistant" else None
@@ -170,3 +191,126 @@ def ai_sdk_router(
         return await chat.load_messages(stream_name(chat_id))
 
     return router
+
+
+class TanStackMessageModel(BaseModel):
+    """A TanStack ``UIMessage`` (``{id, role, parts}``; extra keys are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=200)
+    role: Literal["system", "user", "assistant"]
+    parts: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class TanStackChatRequest(BaseModel):
+    """POST body of the TanStack session routes: ``{id, messages, ...}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(pattern=CHAT_ID_PATTERN)
+    messages: list[TanStackMessageModel] = Field(min_length=1)
+
+
+class TanStackStopRequest(BaseModel):
+    """DELETE body of the TanStack session routes: ``{id}`` (other keys ignored)."""
+
+    id: str = Field(pattern=CHAT_ID_PATTERN)
+
+
+#: ``source(messages, signal)``: the TanStack ``StreamChunk``s of one run; ``messages`` are the
+#: normalised ``UIMessage`` dicts, ``signal`` is set when the run is stopped.
+TanStackSource = Callable[[list[dict[str, Any]], StopSignal], AsyncIterable[dict[str, Any]]]
+
+
+def tanstack_router(
+    chat: ResumableChat,
+    source: TanStackSource,
+    *,
+    prefix: str = "/api/tanstack/chat",
+    stream_name: Callable[[str], str] = lambda chat_id: f"tanstack-{chat_id}",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> APIRouter:
+    """Routes for TanStack AI ``useChat`` in session mode (DESIGN.md §5, reference §5–§7).
+
+    Args:
+        chat: a ``ResumableChat`` built with ``protocol="tanstack", mode="session"``.
+        source: called once per accepted POST, after the claim, with the normalised messages
+            and the stop signal; returns the run's ``StreamChunk`` dicts.
+        prefix: the base path.
+        stream_name: chat id → S2 stream name.
+        max_body_bytes: larger bodies get 413 (bytes).
+
+    Routes:
+        ``POST {prefix}`` ``{id, messages}`` → 202 at once (the run continues in the
+        background and is followed through replay) | 409 | 400/413/422 JSON.
+        ``GET {prefix}/replay?id=<id>[&from=<cursor>]`` → SSE: without ``from`` one
+        ``MESSAGES_SNAPSHOT`` of completed history, the running run raw, then live; with
+        ``from`` the raw records from there, then live. 416 for a cursor past the end.
+        ``DELETE {prefix}`` ``{id}`` → 202 stopped | 204 nothing running.
+    """
+    router = APIRouter()
+
+    @router.post(
+        prefix,
+        status_code=202,
+        response_class=Response,
+        responses={202: {"description": "Accepted"}, 409: {"description": "A run is live"}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": TanStackChatRequest.model_json_schema()}
+                },
+            }
+        },
+    )
+    async def post_chat(request: Request) -> Response:
+        req = await _validated_body(request, TanStackChatRequest, max_body_bytes)
+        if isinstance(req, Response):
+            return req
+        messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        return await chat.make_session_response(
+            stream_name(req.id), messages=messages, source=source, wait_until=_owned_by_chat
+        )
+
+    @router.get(
+        prefix + "/replay",
+        response_class=Response,
+        responses={200: {"content": {"text/event-stream": {}}, "description": "The session"}},
+    )
+    async def replay_chat(
+        chat_id: Annotated[str, Query(alias="id", pattern=CHAT_ID_PATTERN)],
+        from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
+    ) -> Response:
+        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+
+    @router.delete(
+        prefix,
+        status_code=202,
+        response_class=Response,
+        responses={202: {"description": "Stopped"}, 204: {"description": "Nothing running"}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": TanStackStopRequest.model_json_schema()}
+                },
+            }
+        },
+    )
+    async def stop_chat(request: Request) -> Response:
+        req = await _validated_body(request, TanStackStopRequest, max_body_bytes)
+        if isinstance(req, Response):
+            return req
+        return await chat.stop_session(stream_name(req.id))
+
+    @router.get(prefix + "/{chat_id}/messages")
+    async def chat_messages(chat_id: ChatId) -> list[dict[str, Any]]:
+        return await chat.load_messages(stream_name(chat_id))
+
+    return router
+
+
+def _owned_by_chat(task: Awaitable[None]) -> None:
+    """``wait_until`` that answers at once: the chat owns the task and drains it on close."""

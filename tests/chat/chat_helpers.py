@@ -28,6 +28,7 @@ class ScriptedModel:
     calls: int = 0
     closed: int = 0
     signals: list[StopSignal] = field(default_factory=list)
+    seen_messages: list[list[dict[str, Any]]] = field(default_factory=list)
     reached_hold: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stream(
@@ -35,6 +36,7 @@ class ScriptedModel:
     ) -> AsyncIterator[dict[str, Any]]:
         self.calls += 1
         self.signals.append(signal)
+        self.seen_messages.append(messages)
         try:
             for i, chunk in enumerate(self.chunks):
                 if i == self.raise_at:
@@ -85,3 +87,34 @@ def parse_sse(text: str) -> list[tuple[str | None, str]]:
 def chunks_of(text: str) -> list[dict[str, Any]]:
     """The JSON chunks of an SSE body, ``[DONE]`` excluded."""
     return [json.loads(d) for _, d in parse_sse(text) if d != "[DONE]"]
+
+
+def tanstack_run(
+    words: list[str], *, run_id: str = "r1", message_id: str = "a1"
+) -> list[dict[str, Any]]:
+    """A TanStack run streaming ``words`` as one assistant text message."""
+    content = ""
+    chunks: list[dict[str, Any]] = [
+        {"type": "RUN_STARTED", "runId": run_id, "threadId": "t"},
+        {"type": "TEXT_MESSAGE_START", "messageId": message_id, "role": "assistant"},
+    ]
+    for word in words:
+        content += word
+        chunks.append(
+            {
+                "type": "TEXT_MESSAGE_CONTENT",
+                "messageId": message_id,
+                "delta": word,
+                "content": content,
+            }
+        )
+    chunks += [
+        {"type": "TEXT_MESSAGE_END", "messageId": message_id},
+        {"type": "RUN_FINISHED", "runId": run_id, "finishReason": "stop"},
+    ]
+    return chunks
+
+
+def tanstack_user(text: str, message_id: str = "u1") -> dict[str, Any]:
+    """A TanStack UIMessage from the user."""
+    return {"id": message_id, "role": "user", "parts": [{"type": "text", "content": text}]}

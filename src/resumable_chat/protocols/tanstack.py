@@ -1,0 +1,286 @@
+"""The TanStack AI dialect: AG-UI events, session replay with ``MESSAGES_SNAPSHOT``.
+
+Behaviour of ``@s2-dev/resumable-stream/tanstack-ai`` 2.1.0 (reference §5) with what both
+old and new ``@tanstack/ai-client`` versions read (``reference/wire-protocols.md`` §0, B.2,
+B.3, B.6):
+
+- headers of ``toServerSentEventsResponse`` plus ``X-Accel-Buffering: no``; no ``[DONE]``;
+- ``TEXT_MESSAGE_CONTENT`` is stored without its running ``content`` (deltas only);
+- the turn's user message is stored as ``TEXT_MESSAGE_START`` (role user) / ``CONTENT`` /
+  ``END`` before the model's chunks;
+- every run's ``RUN_STARTED`` / ``RUN_FINISHED`` / ``RUN_ERROR`` carry one ``runId`` (a
+  missing one is filled in), so ``sessionGenerating`` never sticks;
+- ``finishReason`` is sent at the top level and in ``metadata.tanstack``; ``RUN_ERROR`` has
+  ``message`` and ``error: {message, code}``; ``TOOL_CALL_START`` has ``toolCallName`` and
+  ``toolName``;
+- a stop ends the run with ``RUN_FINISHED {runId, finishReason: "stop"}``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .base import Chunk, Dialect, TurnState
+
+__all__ = [
+    "TANSTACK_HEADERS",
+    "TanStackDialect",
+    "TanStackTurn",
+    "normalize_messages",
+    "user_message_events",
+]
+
+#: Headers of ``@tanstack/ai`` ``toServerSentEventsResponse``, plus ``X-Accel-Buffering``.
+TANSTACK_HEADERS: Mapping[str, str] = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+}
+
+_ROLES = ("system", "user", "assistant")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def normalize_messages(messages: object) -> list[dict[str, Any]]:
+    """Messages as ``makeSessionResponse`` normalises them (reference §5.3).
+
+    A non-list gives ``[]``; entries that are not objects or whose ``role`` is not ``system``,
+    ``user`` or ``assistant`` are dropped; other fields are kept; ``id`` defaults to
+    ``"message-<index in the input>"``; ``parts`` keeps only objects with a string ``type``
+    (shallow copies), ``[]`` when absent.
+    """
+    if not isinstance(messages, list):
+        return []
+    out: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            continue
+        normalized = dict(message)
+        if not isinstance(normalized.get("id"), str):
+            normalized["id"] = f"message-{index}"
+        parts = normalized.get("parts")
+        normalized["parts"] = [
+            dict(p)
+            for p in (parts if isinstance(parts, list) else [])
+            if isinstance(p, dict) and isinstance(p.get("type"), str)
+        ]
+        out.append(normalized)
+    return out
+
+
+def user_message_events(message: Mapping[str, Any], timestamp: int | None = None) -> list[Chunk]:
+    """The stored form of a user message: TEXT_MESSAGE_START / CONTENT / END (reference §5.3).
+
+    ``text`` is the concatenation of the ``content`` of ``text`` parts (a string ``content``
+    field on the message is used when it has no parts); the CONTENT event is left out when
+    the text is empty. ``timestamp`` in ms (default now). Non-text parts are not stored.
+    """
+    t = _now_ms() if timestamp is None else timestamp
+    message_id = message.get("id")
+    text = "".join(
+        p["content"]
+        for p in message.get("parts") or []
+        if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("content"), str)
+    )
+    if not text and not message.get("parts") and isinstance(message.get("content"), str):
+        text = message["content"]
+    events: list[Chunk] = [
+        {"type": "TEXT_MESSAGE_START", "timestamp": t, "messageId": message_id, "role": "user"}
+    ]
+    if text:
+        events.append(
+            {"type": "TEXT_MESSAGE_CONTENT", "timestamp": t, "messageId": message_id, "delta": text}
+        )
+    events.append({"type": "TEXT_MESSAGE_END", "timestamp": t, "messageId": message_id})
+    return events
+
+
+def _tanstack_meta(chunk: Chunk) -> dict[str, Any]:
+    metadata = chunk.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = chunk["metadata"] = {}
+    tanstack = metadata.get("tanstack")
+    if not isinstance(tanstack, dict):
+        tanstack = metadata["tanstack"] = {}
+    return tanstack
+
+
+class TanStackTurn(TurnState):
+    """One run's state: its ``runId``, open text message and whether a terminal was seen.
+
+    ``run_id``: the run id to use when the source does not give one (e.g. the client's
+    ``X-Run-Id``); ``thread_id`` is echoed on synthesized terminals.
+    """
+
+    __slots__ = ("assistant_seen", "open_message", "run_id", "terminal", "thread_id")
+
+    def __init__(self, run_id: str | None = None, thread_id: str | None = None) -> None:
+        self.run_id = run_id
+        self.thread_id = thread_id
+        self.terminal = False
+        self.open_message: str | None = None
+        self.assistant_seen = False
+
+    def opening(self, first: Chunk | None) -> list[Chunk]:
+        """Nothing: TanStack sources emit their own ``RUN_STARTED`` (reference §5.3)."""
+        return []
+
+    def _ensure_run_id(self, chunk: Chunk) -> None:
+        run_id = chunk.get("runId")
+        if isinstance(run_id, str) and run_id:
+            if self.run_id is None:
+                self.run_id = run_id
+            return
+        if self.run_id is None:
+            self.run_id = "run-" + secrets.token_hex(8)
+        chunk["runId"] = self.run_id
+
+    def observe(self, chunk: Chunk) -> None:
+        """Track the run; fill in ``runId`` and the fields old and new clients read."""
+        kind = chunk.get("type")
+        if kind == "TEXT_MESSAGE_CONTENT" or kind == "TOOL_CALL_ARGS":
+            return
+        if kind == "TEXT_MESSAGE_START":
+            if chunk.get("role", "assistant") == "assistant":
+                self.open_message = chunk.get("messageId")
+                self.assistant_seen = True
+        elif kind == "TEXT_MESSAGE_END":
+            if chunk.get("messageId") == self.open_message:
+                self.open_message = None
+        elif kind == "RUN_STARTED":
+            self.terminal = False
+            self._ensure_run_id(chunk)
+        elif kind == "RUN_FINISHED":
+            self.terminal = True
+            self._ensure_run_id(chunk)
+            tanstack = _tanstack_meta(chunk)
+            reason = chunk.get("finishReason", tanstack.get("finishReason"))
+            if reason is not None:
+                chunk.setdefault("finishReason", reason)
+                tanstack.setdefault("finishReason", reason)
+        elif kind == "RUN_ERROR":
+            self.terminal = True
+            self._ensure_run_id(chunk)
+            raw_error = chunk.get("error")
+            error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+            message = chunk.get("message", error.get("message", "An error occurred."))
+            code = chunk.get("code", error.get("code"))
+            chunk["message"] = message
+            merged = {"message": message, **({"code": code} if code is not None else {})}
+            chunk["error"] = {**merged, **error}
+        elif kind == "TOOL_CALL_START":
+            name = chunk.get("toolCallName", chunk.get("toolName"))
+            if name is not None:
+                chunk.setdefault("toolCallName", name)
+                chunk.setdefault("toolName", name)
+
+    def _close(self, t: int) -> list[Chunk]:
+        if self.open_message is None:
+            return []
+        closing = {"type": "TEXT_MESSAGE_END", "timestamp": t, "messageId": self.open_message}
+        self.open_message = None
+        return [closing]
+
+    def stop_chunks(self) -> list[Chunk]:
+        """Close an open text message, then ``RUN_FINISHED`` with ``finishReason: "stop"``."""
+        if self.terminal:
+            return []
+        t = _now_ms()
+        out = self._close(t)
+        finished: Chunk = {
+            "type": "RUN_FINISHED",
+            "runId": self.run_id or f"s2-stop-{t}",
+            "model": "s2-stop",
+            "timestamp": t,
+            "finishReason": "stop",
+            "metadata": {"tanstack": {"finishReason": "stop"}},
+        }
+        if self.thread_id is not None:
+            finished["threadId"] = self.thread_id
+        out.append(finished)
+        self.terminal = True
+        return out
+
+    def error_chunks(self, error_text: str) -> list[Chunk]:
+        """Close an open text message, then ``RUN_ERROR`` with the run's id.
+
+        When the run has no assistant message yet, an empty one (START/END) comes first:
+        ``StreamProcessor`` would otherwise create one lazily and rename it to the next
+        message it sees, turning the next user turn into an assistant message.
+        """
+        t = _now_ms()
+        out = self._close(t)
+        if not self.assistant_seen:
+            message_id = "msg-" + secrets.token_hex(8)
+            out += [
+                {
+                    "type": "TEXT_MESSAGE_START",
+                    "timestamp": t,
+                    "messageId": message_id,
+                    "role": "assistant",
+                },
+                {"type": "TEXT_MESSAGE_END", "timestamp": t, "messageId": message_id},
+            ]
+            self.assistant_seen = True
+        error: Chunk = {
+            "type": "RUN_ERROR",
+            "timestamp": t,
+            "message": error_text,
+            "error": {"message": error_text},
+        }
+        if self.run_id is not None:
+            error["runId"] = self.run_id
+        if self.thread_id is not None:
+            error["threadId"] = self.thread_id
+        out.append(error)
+        self.terminal = True
+        return out
+
+
+class TanStackDialect(Dialect):
+    """TanStack AI ``StreamChunk`` events (``protocol="tanstack"``)."""
+
+    name = "tanstack"
+    response_headers = TANSTACK_HEADERS
+    done_frame = b""
+    session_replay = "snapshot"
+
+    def new_turn(self, *, message_id: str | None) -> TanStackTurn:
+        """Turn state; ``message_id`` is unused (TanStack sources name their messages)."""
+        return TanStackTurn()
+
+    def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
+        """A user message as three text events; nothing for other roles (reference §5.3)."""
+        if message.get("role") != "user":
+            return []
+        return user_message_events(message)
+
+    def storage_form(self, chunk: Chunk) -> Chunk:
+        """``TEXT_MESSAGE_CONTENT`` without ``content``; other chunks unchanged."""
+        if chunk.get("type") == "TEXT_MESSAGE_CONTENT" and "content" in chunk:
+            return {k: v for k, v in chunk.items() if k != "content"}
+        return chunk
+
+    def is_history_record(self, body: bytes) -> bool:
+        """Nothing is hidden from TanStack replays."""
+        return False
+
+    def fold(self, chunks: Iterable[Chunk]) -> list[dict[str, Any]]:
+        """UIMessages as ``@tanstack/ai`` ``StreamProcessor`` builds them.
+
+        ``createdAt`` comes from the chunks' timestamps, so every fold of a log is the same.
+        """
+        from .tanstack_fold import fold_tanstack_messages
+
+        return fold_tanstack_messages(chunks, created_at_from_chunks=True)
+
+    def snapshot_frame(self, messages: list[dict[str, Any]]) -> Chunk:
+        """``{"type":"MESSAGES_SNAPSHOT","timestamp":<ms>,"messages":[...]}``."""
+        return {"type": "MESSAGES_SNAPSHOT", "timestamp": _now_ms(), "messages": messages}

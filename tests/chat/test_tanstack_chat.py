@@ -1,0 +1,269 @@
+"""The TanStack session chat over real HTTP (reference §5 and its test list, §9)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from chat_helpers import tanstack_run, tanstack_user
+
+from resumable_chat import create_resumable_chat
+from resumable_chat.claims import read_range
+from resumable_chat.s2 import MemoryBasin, is_fence
+
+WORDS = ["hel", "lo", " there"]
+
+
+async def _stored(app: Any, chat_id: str = "c1") -> list[dict[str, Any]]:
+    return [
+        json.loads(r.body)
+        for r in await read_range(app.basin, f"tanstack-{chat_id}", 0)
+        if not r.headers
+    ]
+
+
+async def _fences(app: Any, chat_id: str = "c1") -> list[bytes]:
+    return [r.body for r in await read_range(app.basin, f"tanstack-{chat_id}", 0) if is_fence(r)]
+
+
+async def _idle(app: Any) -> None:
+    for _ in range(300):
+        if not app.chat._tasks:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the run did not finish")
+
+
+async def test_make_session_response_requires_session_mode() -> None:
+    chat = create_resumable_chat(protocol="tanstack", mode="single-use", basin=MemoryBasin())
+
+    async def source(messages: Any, signal: Any) -> Any:
+        yield {}
+
+    with pytest.raises(ValueError, match="session"):
+        await chat.make_session_response("s", messages=[], source=source)
+
+
+async def test_post_is_202_and_stores_user_events_then_deltas_only(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(WORDS)
+        response = await app.post("c1", [tanstack_user("hi")])
+        assert response.status_code == 202 and response.content == b""
+        assert response.headers["cache-control"] == "no-store"
+        await _idle(app)
+        stored = await _stored(app)
+        assert [c["type"] for c in stored[:3]] == [
+            "TEXT_MESSAGE_START",
+            "TEXT_MESSAGE_CONTENT",
+            "TEXT_MESSAGE_END",
+        ]
+        assert stored[0]["messageId"] == "u1" and stored[0]["role"] == "user"
+        assert stored[1]["delta"] == "hi"
+        content = [c for c in stored[3:] if c["type"] == "TEXT_MESSAGE_CONTENT"]
+        assert content[0] == {"type": "TEXT_MESSAGE_CONTENT", "messageId": "a1", "delta": "hel"}
+        assert stored[-1]["type"] == "RUN_FINISHED"
+        assert stored[-1]["metadata"]["tanstack"]["finishReason"] == "stop"
+        fences = await _fences(app)
+        assert fences[0].startswith(b"session-") and fences[-1].startswith(b"end-")
+
+
+async def test_without_wait_until_the_202_comes_after_persistence(basin) -> None:  # type: ignore[no-untyped-def]
+    chat = create_resumable_chat(protocol="tanstack", mode="session", basin=basin)
+    release = asyncio.Event()
+
+    async def source(messages: Any, signal: Any) -> Any:
+        yield {"type": "RUN_STARTED", "runId": "r1"}
+        await release.wait()
+        yield {"type": "RUN_FINISHED", "runId": "r1", "finishReason": "stop"}
+
+    post = asyncio.create_task(
+        chat.make_session_response("s-wait", messages=[tanstack_user("hi")], source=source)
+    )
+    await asyncio.sleep(0.1)
+    assert not post.done()
+    release.set()
+    assert (await post).status_code == 202
+    bodies = [r.body for r in await read_range(basin, "s-wait", 0) if not r.headers]
+    assert json.loads(bodies[-1])["type"] == "RUN_FINISHED"
+    await chat.aclose()
+
+
+async def test_tool_result_continuation_stores_no_user_events(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["ok"])
+        assistant = {
+            "id": "a0",
+            "role": "assistant",
+            "parts": [{"type": "tool-call", "id": "tc1", "name": "f", "arguments": "{}"}],
+        }
+        await app.post("c1", [tanstack_user("hi"), assistant])
+        await _idle(app)
+        assert (await _stored(app))[0]["type"] == "RUN_STARTED"
+        seen = app.model.seen_messages[0]
+        assert [m["id"] for m in seen] == ["u1", "a0"]
+
+
+async def test_first_load_hydrates_completed_history_with_one_snapshot(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["hello"])
+        await app.post("c1", [tanstack_user("hi")])
+        await _idle(app)
+        events = await app.replay_frames("c1", 1)
+        snapshot = json.loads(events[0][1])
+        assert snapshot["type"] == "MESSAGES_SNAPSHOT"
+        assert [(m["id"], m["role"]) for m in snapshot["messages"]] == [
+            ("u1", "user"),
+            ("a1", "assistant"),
+        ]
+        assert snapshot["messages"][1]["parts"] == [{"type": "text", "content": "hello"}]
+        tail = (await app.basin.check_tail("tanstack-c1")).seq_num
+        assert int(events[0][0]) <= tail
+
+
+async def test_first_load_during_a_run_sends_snapshot_then_the_run_raw(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["one"], run_id="r1", message_id="a1")
+        await app.post("c1", [tanstack_user("hi")])
+        await _idle(app)
+        app.model.chunks = tanstack_run(WORDS, run_id="r2", message_id="a2")
+        app.model.hold_at = 3
+        await app.post("c1", [tanstack_user("hi"), tanstack_user("again", "u2")])
+        await app.model.reached_hold.wait()
+        await asyncio.sleep(0.05)
+        events = await app.replay_frames("c1", 4)
+        kinds = [json.loads(d)["type"] for _, d in events]
+        assert kinds == [
+            "MESSAGES_SNAPSHOT",
+            "RUN_STARTED",
+            "TEXT_MESSAGE_START",
+            "TEXT_MESSAGE_CONTENT",
+        ]
+        snapshot = json.loads(events[0][1])
+        assert [m["id"] for m in snapshot["messages"]] == ["u1", "a1", "u2"]
+        assert int(events[0][0]) == int(events[1][0]) - 1  # cursor = the run's first record
+        app.model.gate.set()
+        await _idle(app)
+
+
+async def test_cursor_replays_raw_records_of_every_generation(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["one"], run_id="r1")
+        await app.post("c1", [tanstack_user("a")])
+        await _idle(app)
+        app.model.chunks = tanstack_run(["two"], run_id="r2")
+        await app.post("c1", [tanstack_user("b", "u2")])
+        await _idle(app)
+        records = await read_range(app.basin, "tanstack-c1", 0)
+        data = [r for r in records if not r.headers]
+        events = await app.replay_frames("c1", len(data), from_=0)
+        assert [(int(i), d) for i, d in events] == [(r.seq_num + 1, r.body.decode()) for r in data]
+        later = await app.replay_frames("c1", 2, from_=data[-2].seq_num)
+        assert [int(i) for i, _ in later] == [data[-2].seq_num + 1, data[-1].seq_num + 1]
+        tail = (await app.basin.check_tail("tanstack-c1")).seq_num
+        beyond = await app.client.get(
+            "/api/tanstack/chat/replay", params={"id": "c1", "from": tail + 1}
+        )
+        assert beyond.status_code == 416
+
+
+async def test_stop_ends_the_run_with_its_run_id(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(WORDS, run_id="r1")
+        app.model.hold_at = 3
+        await app.post("c1", [tanstack_user("hi")])
+        await app.model.reached_hold.wait()
+        second = await app.post("c1", [tanstack_user("hi"), tanstack_user("x", "u2")])
+        assert second.status_code == 409  # and the running one stays stoppable:
+        assert (await app.stop("c1")).status_code == 202
+        await _idle(app)
+        stored = await _stored(app)
+        assert stored[-1]["type"] == "RUN_FINISHED"
+        assert stored[-1]["runId"] == "r1" and stored[-1]["finishReason"] == "stop"
+        assert stored[-2] == {
+            "type": "TEXT_MESSAGE_END",
+            "timestamp": stored[-2]["timestamp"],
+            "messageId": "a1",
+        }
+        assert (await _fences(app))[-1].startswith(b"end-")
+        assert app.model.closed == 1 and app.model.signals[0].is_set()
+        assert (await app.stop("c1")).status_code == 204
+
+
+async def test_stop_before_the_claim_finishes_never_calls_the_model(basin) -> None:  # type: ignore[no-untyped-def]
+    chat = create_resumable_chat(protocol="tanstack", mode="session", basin=basin)
+    calls = 0
+
+    async def source(messages: Any, signal: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        yield {"type": "RUN_STARTED", "runId": "r1"}
+
+    post = asyncio.create_task(
+        chat.make_session_response("s-early", messages=[tanstack_user("hi")], source=source)
+    )
+    await asyncio.sleep(0)  # the POST is now waiting on its claim
+    assert (await chat.stop_session("s-early")).status_code == 202
+    assert (await post).status_code == 202
+    records = await read_range(basin, "s-early", 0)
+    assert calls == 0
+    assert is_fence(records[0]) and is_fence(records[-1])
+    middle = [json.loads(r.body) for r in records[1:-1]]
+    assert len(middle) == 1 and middle[0]["type"] == "RUN_FINISHED"
+    assert middle[0]["finishReason"] == "stop"
+    await chat.aclose()
+
+
+async def test_source_error_ends_with_run_error_carrying_the_run_id(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(WORDS, run_id="r9")
+        app.model.raise_at = 3
+        await app.post("c1", [tanstack_user("hi")])
+        await _idle(app)
+        error = (await _stored(app))[-1]
+        assert error["type"] == "RUN_ERROR" and error["runId"] == "r9"
+        assert error["message"] == "An error occurred." == error["error"]["message"]
+        assert (await _fences(app))[-1].startswith(b"error-")
+
+
+async def test_empty_message_list_is_rejected_and_stores_nothing(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        response = await app.post("c1", [])
+        assert response.status_code == 422
+        bad = await app.post("c1", [{"id": "x", "role": "robot"}])
+        assert bad.status_code == 422
+        assert await _stored(app) == [] and app.model.calls == 0
+
+
+async def test_live_post_sends_content_but_stores_deltas(basin) -> None:  # type: ignore[no-untyped-def]
+    from fastapi import FastAPI
+
+    from resumable_chat.testing.app_server import serve_app
+
+    chat = create_resumable_chat(protocol="tanstack", mode="shared", basin=basin)
+    app = FastAPI()
+
+    @app.post("/live")
+    async def live_post() -> Any:
+        async def source() -> Any:
+            for chunk in tanstack_run(WORDS):
+                yield chunk
+
+        return await chat.make_resumable("s-live", source())
+
+    import httpx
+
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.post("/live")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert "data: [DONE]" not in response.text
+    live = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data:")]
+    assert [c.get("content") for c in live if c["type"] == "TEXT_MESSAGE_CONTENT"] == [
+        "hel",
+        "hello",
+        "hello there",
+    ]
+    await chat.aclose()
+    stored = [json.loads(r.body) for r in await read_range(basin, "s-live", 0) if not r.headers]
+    assert all("content" not in c for c in stored)
