@@ -6,6 +6,13 @@
 
 from .chat import DEFAULT_ERROR_TEXT, ResumableChat, create_resumable_chat
 from .generation import StopSignal
+from .streams import create_resumable_stream_context
 
-__all__ = ["DEFAULT_ERROR_TEXT", "ResumableChat", "StopSignal", "create_resumable_chat"]
+__all__ = [
+    "DEFAULT_ERROR_TEXT",
+    "ResumableChat",
+    "StopSignal",
+    "create_resumable_chat",
+    "create_resumable_stream_context",
+]
 __version__ = "0.1.0"

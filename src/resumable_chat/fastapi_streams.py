@@ -1,0 +1,146 @@
+"""FastAPI helpers for generic resumable text streams (:mod:`resumable_chat.streams`).
+
+The route pair of the seeds' examples (``@s2-dev/resumable-stream`` README, Vercel
+``resumable-stream`` README "Usage with explicit resumption"):
+
+- ``POST {prefix}/{stream_id}`` → ``create_new_resumable_stream`` → 200 ``text/event-stream``
+  with the producer's raw strings as they come; 409 ``Stream already in use`` (text) while a
+  live producer holds the id (upstream would start a second producer instead);
+- ``GET {prefix}/{stream_id}?resumeAt=N`` → ``resume_existing_stream`` → 200
+  ``text/event-stream`` with the stored output (minus ``N`` characters), then live; 422
+  ``Stream is already done`` (text) when the stream is done or does not exist, exactly as the
+  seeds map ``null``/``undefined``; 400 for a ``resumeAt`` that is not an integer ≥ 0.
+
+The strings are sent verbatim, no SSE framing is added: like upstream, the stream is expected to
+carry an already-encoded body (e.g. SSE frames). Errors of the store propagate (FastAPI answers
+500), they are never turned into 422.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from .streams import ResumableStream, ResumableStreamContext, StreamActiveError
+
+__all__ = [
+    "STREAM_DONE_TEXT",
+    "STREAM_ID_PATTERN",
+    "STREAM_IN_USE_TEXT",
+    "RouteStreamSource",
+    "parse_resume_at",
+    "resumable_stream_router",
+    "stream_response",
+]
+
+#: Body of the 422 answer for a stream with nothing to resume (the seeds' text).
+STREAM_DONE_TEXT = "Stream is already done"
+#: Body of the 409 answer when a live producer holds the id (the chat routes' text).
+STREAM_IN_USE_TEXT = "Stream already in use"
+#: Stream ids accepted by the router: 1 to 200 of ``A-Z a-z 0-9 _ - . :``, not starting with
+#: ``.``, so that any short ``key_prefix`` plus the id is a valid S2 stream name.
+STREAM_ID_PATTERN = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,199}$"
+
+StreamId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="The stream id.")]
+
+#: The router's source factory: called with the stream id and the POST request (its body is
+#: already read, so ``await request.json()`` works) and returns the ``str`` chunks, or an
+#: awaitable of them. Called only when the POST wins the claim.
+RouteStreamSource = Callable[[str, Request], AsyncIterable[str] | Awaitable[AsyncIterable[str]]]
+
+_HEADERS = {"Cache-Control": "no-cache"}
+
+
+async def _body(stream: ResumableStream) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(stream):
+        async for chunk in stream:
+            yield chunk.encode()
+
+
+def stream_response(
+    stream: ResumableStream | None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The HTTP answer for a resumable stream, as the seeds' route handlers build it.
+
+    Args:
+        stream: what a :class:`~resumable_chat.streams.ResumableStreamContext` method
+            returned; ``None`` means nothing to resume.
+        headers: extra response headers.
+
+    Returns:
+        ``None`` → 422 ``Stream is already done`` (``text/plain``); otherwise a 200
+        ``StreamingResponse`` with ``Content-Type: text/event-stream`` and
+        ``Cache-Control: no-cache`` sending each chunk's UTF-8 bytes as they come. The
+        stream is closed when the response ends or the client goes away (a producer's
+        source and persistence keep running).
+    """
+    if stream is None:
+        return PlainTextResponse(STREAM_DONE_TEXT, status_code=422)
+    return StreamingResponse(
+        _body(stream),
+        media_type="text/event-stream",
+        headers={**_HEADERS, **(headers or {})},
+    )
+
+
+def parse_resume_at(value: str | None) -> int | None:
+    """The ``resumeAt`` query value as an int (characters), ``None`` when absent or empty.
+
+    Raises ``ValueError`` unless it is a decimal integer ≥ 0 (the router answers 400).
+    """
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(f"resumeAt must be an integer ≥ 0, got {value!r}")
+    return int(value)
+
+
+def resumable_stream_router(
+    context: ResumableStreamContext,
+    make_stream: RouteStreamSource,
+    *,
+    prefix: str = "/api/streams",
+) -> APIRouter:
+    """An ``APIRouter`` with the seeds' route pair (see the module docstring).
+
+    Args:
+        context: the streams' context (:func:`~resumable_chat.create_resumable_stream_context`).
+        make_stream: opens a new stream's source, called with ``(stream_id, request)`` only
+            when the POST wins the claim.
+        prefix: the routes' path prefix (no trailing slash).
+
+    Returns:
+        The router: ``POST {prefix}/{stream_id}`` (200 | 409) and
+        ``GET {prefix}/{stream_id}?resumeAt=N`` (200 | 400 | 422). Stream ids must match
+        :data:`STREAM_ID_PATTERN` (else FastAPI answers 422 with a JSON validation error).
+    """
+    router = APIRouter()
+
+    @router.post(f"{prefix}/{{stream_id}}", response_model=None)
+    async def create_stream(stream_id: StreamId, request: Request) -> Response:
+        await request.body()  # cached, so the source may read it after the response starts
+
+        def source() -> AsyncIterable[str] | Awaitable[AsyncIterable[str]]:
+            return make_stream(stream_id, request)
+
+        try:
+            stream = await context.create_new_resumable_stream(stream_id, source)
+        except StreamActiveError:
+            return PlainTextResponse(STREAM_IN_USE_TEXT, status_code=409)
+        return stream_response(stream)
+
+    @router.get(f"{prefix}/{{stream_id}}", response_model=None)
+    async def resume_stream(stream_id: StreamId, request: Request) -> Response:
+        try:
+            resume_at = parse_resume_at(request.query_params.get("resumeAt"))
+        except ValueError as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        return stream_response(await context.resume_existing_stream(stream_id, resume_at))
+
+    return router
