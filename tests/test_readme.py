@@ -45,11 +45,12 @@ def fake_openai() -> Starlette:
     return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
 
 
-def quick_start_code() -> str:
+def quick_start_code(heading: str = "## Quick start") -> str:
+    """The first ``python`` code block after ``heading`` in the README."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Quick start") :]
+    section = readme[readme.index(heading) :]
     match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "the README has no quick start code block"
+    assert match, f"the README has no code block under {heading!r}"
     return match.group(1)
 
 
@@ -73,4 +74,36 @@ async def test_readme_quick_start(monkeypatch: pytest.MonkeyPatch) -> None:
             text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
             assert text == "".join(ANSWER)
             assert chunks[-1]["type"] == "finish"
+            await namespace["chat"].aclose()
+
+
+async def test_readme_tanstack_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TanStack AI section's code, added to the quick start, serves the session routes."""
+    for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
+        monkeypatch.delenv(name, raising=False)
+    async with serve_app(fake_openai()) as model_url:
+        monkeypatch.setenv("OPENAI_BASE_URL", model_url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        namespace: dict[str, Any] = {}
+        exec(compile(quick_start_code(), "README.md", "exec"), namespace)
+        exec(compile(quick_start_code("## TanStack AI"), "README.md", "exec"), namespace)
+        async with serve_app(namespace["app"]) as url, httpx.AsyncClient(base_url=url) as client:
+            message = {"id": "u1", "role": "user", "parts": [{"type": "text", "content": "hi"}]}
+            body = {"id": "q", "messages": [message]}
+            response = await client.post("/api/tanstack/chat", json=body)
+            assert response.status_code == 202
+            chunks: list[dict[str, Any]] = []
+            params = {"id": "q", "from": "0"}
+            async with client.stream("GET", "/api/tanstack/chat/replay", params=params) as live:
+                async for line in live.aiter_lines():
+                    if line.startswith("data: "):
+                        chunks.append(json.loads(line[6:]))
+                        if chunks[-1]["type"] in ("RUN_FINISHED", "RUN_ERROR"):
+                            break
+            assert chunks[0] == {**chunks[0], "type": "TEXT_MESSAGE_START", "role": "user"}
+            assert chunks[-1]["type"] == "RUN_FINISHED"
+            assert chunks[-1]["finishReason"] == "stop"
+            deltas = [c["delta"] for c in chunks[3:] if c["type"] == "TEXT_MESSAGE_CONTENT"]
+            assert "".join(deltas) == "".join(ANSWER)
+            await namespace["tanstack_chat"].aclose()
             await namespace["chat"].aclose()

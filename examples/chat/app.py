@@ -1,46 +1,77 @@
-"""The example chat app: AI SDK ``useChat`` routes on resumable-chat, and a small page.
+"""The example chat app: AI SDK and TanStack AI routes on resumable-chat, and two small pages.
 
-Run: ``python examples/chat/app.py --host 127.0.0.1 --port 8000`` and open the page.
-Storage is S2 when ``S2_ACCESS_TOKEN`` and ``S2_BASIN`` are set, else the embedded log.
-The model comes from ``CHAT_RECORDINGS`` / ``CHAT_MODEL`` / the offline demo (models.py).
+Run: ``python examples/chat/app.py --host 127.0.0.1 --port 8000`` and open ``/`` (AI SDK) or
+``/tanstack`` (TanStack AI). Storage is S2 when ``S2_ACCESS_TOKEN`` and ``S2_BASIN`` are set,
+else the embedded log; both chats share one basin. The model comes from ``CHAT_RECORDINGS`` /
+``CHAT_MODEL`` / the offline demo (models.py).
+
+Routes: AI SDK under ``/api/chat`` (``ai_sdk_router``), TanStack AI session routes under
+``/api/tanstack/chat`` (``tanstack_router``), the TanStack connection adapter shipped with
+the package at ``/tanstack-connection.js``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from models import ModelSources
 
 from resumable_chat import create_resumable_chat
-from resumable_chat.fastapi import ai_sdk_router
+from resumable_chat.fastapi import ai_sdk_router, tanstack_router
+from resumable_chat.s2 import basin_from_env
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger("examples.chat")
 
 
 def create_app() -> FastAPI:
-    """The example app: AI SDK routes under ``/api/chat`` and the page at ``/``."""
+    """The example app: both protocols' routes, the pages and the TanStack adapter."""
     models = ModelSources()
-    chat = create_resumable_chat(protocol="ai-sdk", mode="session", enable_stop=True)
+    basin = basin_from_env()
+    chat = create_resumable_chat(protocol="ai-sdk", mode="session", enable_stop=True, basin=basin)
+    tanstack_chat = create_resumable_chat(
+        protocol="tanstack", mode="session", enable_stop=True, basin=basin
+    )
+    adapter_js = files("resumable_chat").joinpath("static", "tanstack-connection.js").read_bytes()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logger.info("model: %s; storage: %s", models.describe(), type(chat.basin).__name__)
-        yield
-        await chat.aclose()
+        logger.info("model: %s; storage: %s", models.describe(), type(basin).__name__)
+        try:
+            yield
+        finally:
+            try:
+                await asyncio.gather(chat.aclose(), tanstack_chat.aclose())
+            finally:
+                await basin.aclose()
 
     app = FastAPI(title="resumable-chat example", lifespan=lifespan)
     app.include_router(ai_sdk_router(chat, models))
+    app.include_router(tanstack_router(tanstack_chat, models.tanstack))
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(HERE / "index.html", media_type="text/html")
+
+    @app.get("/tanstack", include_in_schema=False)
+    async def tanstack_page() -> FileResponse:
+        return FileResponse(HERE / "tanstack.html", media_type="text/html")
+
+    @app.get("/tanstack-connection.js", include_in_schema=False)
+    async def tanstack_connection() -> Response:
+        return Response(
+            adapter_js,
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     return app
 

@@ -9,29 +9,96 @@
 
 ``CHAT_TOKEN_DELAY_MS`` (default 30) paces the offline chunks (demo and recordings).
 Every model yields OpenAI chat-completions chunks; ``resumable_chat.sources`` turns them
-into AI SDK ``UIMessageChunk``s.
+into AI SDK ``UIMessageChunk``s (:meth:`ModelSources.__call__`) or TanStack AI
+``StreamChunk``s (:meth:`ModelSources.tanstack`). Both protocols share the model choice and
+the answer counter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from resumable_chat import StopSignal
-from resumable_chat.sources import ai_sdk_chunks, openai_chunks_from_jsonl, to_openai_messages
+from resumable_chat.sources import (
+    ai_sdk_chunks,
+    openai_chunks_from_jsonl,
+    tanstack_chunks,
+    to_openai_messages,
+)
 
-OpenAIStream = Callable[[list[dict[str, Any]]], AsyncIterator[Any]]
+#: UI messages (AI SDK or TanStack) → OpenAI chat ``messages``.
+ToOpenAI = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
-def _text_of(message: dict[str, Any]) -> str:
-    return "".join(
-        part.get("text", "") for part in message.get("parts", []) if part.get("type") == "text"
-    )
+def _part_text(part: Mapping[str, Any]) -> str:
+    """A text part's text: AI SDK parts carry ``text``, TanStack parts ``content``."""
+    if part.get("type") != "text":
+        return ""
+    value = part.get("text", part.get("content"))
+    return value if isinstance(value, str) else ""
+
+
+def _text_of(message: Mapping[str, Any]) -> str:
+    parts = message.get("parts") or []
+    return "".join(_part_text(p) for p in parts if isinstance(p, Mapping))
+
+
+def tanstack_to_openai_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """TanStack ``UIMessage`` dicts → OpenAI chat-completions ``messages`` (a new list).
+
+    Text parts (``{"type": "text", "content"}``) become ``content``. An assistant's
+    ``tool-call`` parts become ``tool_calls``; each call with an ``output`` (or a matching
+    ``tool-result`` part) is followed by a ``role: "tool"`` message. Thinking and media
+    parts are not sent; other roles are skipped.
+    """
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        parts = [p for p in message.get("parts") or [] if isinstance(p, Mapping)]
+        if role in ("system", "user"):
+            out.append({"role": role, "content": _text_of(message)})
+            continue
+        if role != "assistant":
+            continue
+        results = {
+            str(p.get("toolCallId")): p.get("content")
+            for p in parts
+            if p.get("type") == "tool-result"
+        }
+        calls: list[dict[str, Any]] = []
+        tool_messages: list[dict[str, Any]] = []
+        for part in parts:
+            if part.get("type") != "tool-call":
+                continue
+            call_id = str(part.get("id", ""))
+            arguments = part.get("arguments")
+            if not isinstance(arguments, str) or not arguments:
+                arguments = json.dumps(part.get("input") or {}, ensure_ascii=False)
+            calls.append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": str(part.get("name", "")), "arguments": arguments},
+                }
+            )
+            result = results.get(call_id, part.get("output"))
+            if result is None:
+                continue
+            content = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+            tool_messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+        entry: dict[str, Any] = {"role": "assistant", "content": _text_of(message) or None}
+        if calls:
+            entry["tool_calls"] = calls
+        out.append(entry)
+        out.extend(tool_messages)
+    return out
 
 
 def demo_reply(messages: list[dict[str, Any]]) -> str:
@@ -68,7 +135,8 @@ async def demo_stream(
 
 
 class ModelSources:
-    """Picks the model from the environment and builds each turn's AI SDK chunk source."""
+    """Picks the model from the environment and builds each turn's chunk source: AI SDK
+    (call the object) or TanStack (:meth:`tanstack`)."""
 
     def __init__(self, environ: dict[str, str] | None = None) -> None:
         env = dict(os.environ if environ is None else environ)
@@ -90,12 +158,14 @@ class ModelSources:
             return f"litellm model {self.model}"
         return "offline demo model"
 
-    def _openai_stream(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]:
+    def _openai_stream(
+        self, messages: list[dict[str, Any]], to_openai: ToOpenAI
+    ) -> AsyncIterator[Any]:
         if self.recordings:
             path = self.recordings[next(self._answers) % len(self.recordings)]
             return openai_chunks_from_jsonl(path, delay_ms=self.delay_s * 1000)
         if self.model:
-            return self._litellm_stream(messages)
+            return self._litellm_stream(to_openai(messages))
         next(self._answers)
         return demo_stream(messages, self.delay_s)
 
@@ -104,7 +174,7 @@ class ModelSources:
 
         response = await litellm.acompletion(
             model=self.model,
-            messages=to_openai_messages(messages),
+            messages=messages,
             stream=True,
             stream_options={"include_usage": True},
         )
@@ -119,5 +189,12 @@ class ModelSources:
     def __call__(
         self, messages: list[dict[str, Any]], signal: StopSignal
     ) -> AsyncIterator[dict[str, Any]]:
-        """The AI SDK chunks of one answer to ``messages``."""
-        return ai_sdk_chunks(self._openai_stream(messages))
+        """The AI SDK chunks of one answer to ``messages`` (AI SDK ``UIMessage`` dicts)."""
+        return ai_sdk_chunks(self._openai_stream(messages, to_openai_messages))
+
+    def tanstack(
+        self, messages: list[dict[str, Any]], signal: StopSignal
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The TanStack ``StreamChunk``s of one run answering ``messages`` (TanStack
+        ``UIMessage`` dicts): ``RUN_STARTED`` … ``RUN_FINISHED``, one run id throughout."""
+        return tanstack_chunks(self._openai_stream(messages, tanstack_to_openai_messages))

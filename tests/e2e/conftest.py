@@ -1,13 +1,15 @@
 """Fixtures for end-to-end tests of the example app (``examples/chat/app.py``).
 
 The app runs as a real subprocess (``python examples/chat/app.py --host 127.0.0.1 --port N``)
-and is driven over HTTP by httpx and by the real AI SDK clients through
-``tests/js/aisdk_chat_driver.mjs`` (see :func:`run_driver`).
+and is driven over HTTP by httpx, by the real AI SDK clients through
+``tests/js/aisdk_chat_driver.mjs`` and by the real TanStack AI clients through
+``tests/js/tanstack_chat_driver.mjs`` (see :func:`run_driver`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -40,8 +42,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_SCRIPT = REPO_ROOT / "examples" / "chat" / "app.py"
 JS_DIR = REPO_ROOT / "tests" / "js"
 DRIVER = JS_DIR / "aisdk_chat_driver.mjs"
+TANSTACK_DRIVER = JS_DIR / "tanstack_chat_driver.mjs"
 RECORDINGS_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "openai-streams"
 AI_SDK_PACKAGES = ("ai", "ai-v5")
+#: ``@tanstack/ai-client`` 0.33.x and 0.10.0 (npm alias ``tanstack-ai-client-v010``).
+TANSTACK_PACKAGES = ("@tanstack/ai-client", "tanstack-ai-client-v010")
 
 #: Env vars of the app that a developer's shell must not leak into a test run.
 _APP_ENV_VARS = (
@@ -183,16 +188,25 @@ def require_node(package: str) -> str:
 
 
 def run_driver(
-    app: ExampleApp, scenario: str, *, package: str = "ai", **options: Any
+    app: ExampleApp | None,
+    scenario: str,
+    *,
+    package: str = "ai",
+    script: Path = DRIVER,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Run one ``aisdk_chat_driver.mjs`` scenario against ``app``; return its JSON result.
+    """Run one scenario of a Node driver (``script``, default ``aisdk_chat_driver.mjs``)
+    against ``app`` (``None``: no ``--base``, for scenarios without a server); return its
+    JSON result.
 
     ``options`` become ``--kebab-case value`` arguments (lists and dicts are JSON-encoded).
     Fails the test (with the driver's stderr and the app's log) when the driver crashes,
     times out or reports ``ok: false``.
     """
     node = require_node(package)
-    args = [node, str(DRIVER), scenario, "--package", package, "--base", app.base_url]
+    args = [node, str(script), scenario, "--package", package]
+    if app is not None:
+        args += ["--base", app.base_url]
     args += ["--timeout-ms", str(int(_DRIVER_TIMEOUT_S * 1000) - 5000)]
     for key, value in options.items():
         text = json.dumps(value) if isinstance(value, list | dict) else str(value)
@@ -207,27 +221,38 @@ def run_driver(
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the driver hung ({args}):\n{exc.stderr}\n--- app log:\n{app.log_tail()}")
+        pytest.fail(f"the driver hung ({args}):\n{exc.stderr}\n--- app log:\n{_log_tail(app)}")
     lines = proc.stdout.strip().splitlines()
     try:
         result: dict[str, Any] = json.loads(lines[-1])
     except (IndexError, ValueError):
         pytest.fail(
             f"the driver printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n"
-            f"{proc.stderr}\n--- app log:\n{app.log_tail()}"
+            f"{proc.stderr}\n--- app log:\n{_log_tail(app)}"
         )
     if not result.get("ok"):
         pytest.fail(
             f"the driver failed: {result.get('driverError')}\nresult: "
-            f"{json.dumps(result)[:3000]}\n{proc.stderr}\n--- app log:\n{app.log_tail()}"
+            f"{json.dumps(result)[:3000]}\n{proc.stderr}\n--- app log:\n{_log_tail(app)}"
         )
     return result
+
+
+def _log_tail(app: ExampleApp | None) -> str:
+    return app.log_tail() if app is not None else "(no app)"
 
 
 @pytest.fixture
 def driver() -> Callable[..., dict[str, Any]]:
     """:func:`run_driver`: ``driver(app, scenario, package=..., **options)`` → result dict."""
     return run_driver
+
+
+@pytest.fixture
+def tanstack_driver() -> Callable[..., dict[str, Any]]:
+    """``tanstack_driver(app, scenario, package=..., **options)`` → result dict: one scenario of
+    ``tests/js/tanstack_chat_driver.mjs`` (default package ``@tanstack/ai-client``)."""
+    return functools.partial(run_driver, script=TANSTACK_DRIVER, package=TANSTACK_PACKAGES[0])
 
 
 @pytest.fixture
