@@ -72,3 +72,24 @@ def test_text_tool_calls_and_results() -> None:
 def test_assistant_without_text_has_null_content() -> None:
     out = to_openai_messages([{"id": "a", "role": "assistant", "parts": []}])
     assert out == [{"role": "assistant", "content": None}]
+
+
+def test_tanstack_messages() -> None:
+    messages = [
+        {"id": "u", "role": "user", "parts": [{"type": "text", "content": "hi"}]},
+        {
+            "id": "a",
+            "role": "assistant",
+            "parts": [
+                {"type": "thinking", "content": "hmm"},
+                {"type": "text", "content": "Checking."},
+                {"type": "tool-call", "id": "c1", "name": "f", "arguments": '{"x":1}'},
+                {"type": "tool-result", "toolCallId": "c1", "content": '{"ok":true}'},
+            ],
+        },
+    ]
+    assert to_openai_messages(messages) == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Checking.", "tool_calls": [_call("c1", "f", '{"x":1}')]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"ok":true}'},
+    ]

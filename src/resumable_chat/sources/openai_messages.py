@@ -1,10 +1,12 @@
-"""AI SDK ``UIMessage`` history → OpenAI chat-completions ``messages``.
+"""AI SDK or TanStack ``UIMessage`` history → OpenAI chat-completions ``messages``.
 
 The other direction of :mod:`resumable_chat.sources.openai_chat`: what a route hands the
 model. Text parts become ``content``; an assistant's tool parts (``tool-<name>`` and
 ``dynamic-tool``) become ``tool_calls``, and those with an output (state
 ``output-available`` or ``output-error``) are followed by ``role: "tool"`` results, as the
-OpenAI chat-completions API expects. Reasoning, sources, files and data parts are not sent.
+OpenAI chat-completions API expects. TanStack messages work too: text parts with
+``content``, ``tool-call`` parts (``id``, ``name``, ``arguments``) and ``tool-result`` parts.
+Reasoning, thinking, sources, files and data parts are not sent.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ __all__ = ["to_openai_messages"]
 
 
 def _text(parts: Iterable[Mapping[str, Any]]) -> str:
-    return "".join(
-        str(p.get("text", "")) for p in parts if p.get("type") == "text" and p.get("text")
-    )
+    # AI SDK text parts carry ``text``; TanStack text parts carry ``content``.
+    out = []
+    for part in parts:
+        if part.get("type") == "text":
+            value = part.get("text", part.get("content"))
+            if isinstance(value, str):
+                out.append(value)
+    return "".join(out)
 
 
 def to_openai_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -42,6 +49,22 @@ def to_openai_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, 
         results: list[dict[str, Any]] = []
         for part in parts:
             kind = str(part.get("type", ""))
+            if kind == "tool-call":  # TanStack: {id, name, arguments, output?}
+                call_id = str(part.get("id", ""))
+                arguments = part.get("arguments") or "{}"
+                function = {"name": part.get("name"), "arguments": arguments}
+                calls.append({"id": call_id, "type": "function", "function": function})
+                continue
+            if kind == "tool-result":  # TanStack: {toolCallId, content}
+                content = part.get("content")
+                results.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": str(part.get("toolCallId", "")),
+                        "content": content if isinstance(content, str) else json.dumps(content),
+                    }
+                )
+                continue
             if not (kind.startswith("tool-") or kind == "dynamic-tool"):
                 continue
             call_id = str(part.get("toolCallId", ""))
