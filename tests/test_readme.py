@@ -6,6 +6,7 @@ A tiny OpenAI-compatible server on 127.0.0.1 streams a recorded chat-completions
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -107,3 +108,24 @@ async def test_readme_tanstack_section(monkeypatch: pytest.MonkeyPatch) -> None:
             assert "".join(deltas) == "".join(ANSWER)
             await namespace["tanstack_chat"].aclose()
             await namespace["chat"].aclose()
+
+
+async def test_readme_generic_streams_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
+        monkeypatch.delenv(name, raising=False)
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Generic text streams") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match
+    namespace: dict[str, Any] = {}
+    exec(compile(match.group(1), "README.md", "exec"), namespace)
+    async with serve_app(namespace["app"]) as url, httpx.AsyncClient(base_url=url) as client:
+        created = await client.post("/jobs/j1")
+        assert created.status_code == 200
+        assert created.text == "data: one\n\ndata: two\n\n"
+        for _ in range(100):  # the terminal fence lands after the default 500 ms linger
+            if await namespace["ctx"].has_existing_stream("j1") == "done":
+                break
+            await asyncio.sleep(0.05)
+        assert (await client.get("/jobs/j1")).status_code == 422
+    await namespace["ctx"].aclose()
