@@ -29,23 +29,40 @@ async def _wait_done(app) -> None:  # type: ignore[no-untyped-def]
     raise AssertionError("generation did not finish")
 
 
+async def _open_replays(app, cuts: list[int | None]) -> list[asyncio.Task[str]]:  # type: ignore[no-untyped-def]
+    """Start one replay per cut and return once every one has answered 200 (headers in)."""
+    opened = asyncio.Semaphore(0)
+
+    async def replay(k: int | None) -> str:
+        params = {} if k is None else {"from": k}
+        async with app.client.stream("GET", "/api/chat/c1/stream", params=params) as response:
+            assert response.status_code == 200, (k, response.status_code)
+            opened.release()
+            return (await response.aread()).decode()
+
+    tasks = [asyncio.create_task(replay(k)) for k in cuts]
+    for _ in cuts:
+        async with asyncio.timeout(10):
+            await opened.acquire()
+    return tasks
+
+
 async def test_live_answer_then_replay_then_204(make_chat_app) -> None:  # type: ignore[no-untyped-def]
     async with make_chat_app() as app:
         app.model.chunks = text_answer(WORDS)
         app.model.hold_at = 8
         post = asyncio.create_task(app.post("c1", [user_message("hi")]))
         await app.model.reached_hold.wait()
-        replay_task = asyncio.create_task(app.client.get("/api/chat/c1/stream"))
-        await asyncio.sleep(0.05)
+        (replay_task,) = await _open_replays(app, [None])
         app.model.gate.set()
-        live, replay = await post, await replay_task
-        assert live.status_code == 200 and replay.status_code == 200
+        live, replay_text = await post, await replay_task
+        assert live.status_code == 200
         assert live.headers["content-type"].startswith("text/event-stream")
         assert live.headers["x-vercel-ai-ui-message-stream"] == "v1"
         assert live.text.endswith("data: [DONE]\n\n")
         assert chunks_of(live.text) == text_answer(WORDS)
         # the replay is the whole answer from its start chunk, with the same ids
-        assert parse_sse(replay.text) == parse_sse(live.text)
+        assert parse_sse(replay_text) == parse_sse(live.text)
         await _wait_done(app)
         after = await app.client.get("/api/chat/c1/stream")
         assert after.status_code == 204 and after.headers["cache-control"] == "no-store"
@@ -177,18 +194,12 @@ async def test_replay_from_every_cut_point_yields_exactly_the_missing_chunks(mak
         beyond = await app.client.get("/api/chat/c1/stream", params={"from": tail + 1})
         assert beyond.status_code == 416
         cuts = list(range(0, tail + 1))
-        replays = [
-            asyncio.create_task(app.client.get("/api/chat/c1/stream", params={"from": k}))
-            for k in cuts
-        ]
-        await asyncio.sleep(0.1)
+        replays = await _open_replays(app, cuts)
         app.model.gate.set()
         live = parse_sse((await post).text)
         live_frames = [(int(i), d) for i, d in live if i is not None]
         for k, task in zip(cuts, replays, strict=True):
-            response = await task
-            assert response.status_code == 200
-            got = [(int(i), d) for i, d in parse_sse(response.text) if i is not None]
+            got = [(int(i), d) for i, d in parse_sse(await task) if i is not None]
             assert got == [(i, d) for i, d in live_frames if i - 1 >= k], f"cut at {k}"
 
 
@@ -306,16 +317,12 @@ async def test_replay_of_a_recorded_answer_from_every_cut_point(make_chat_app, r
         await app.model.reached_hold.wait()
         await asyncio.sleep(0.05)
         tail = (await app.basin.check_tail("chat-c1")).seq_num
-        replays = [
-            asyncio.create_task(app.client.get("/api/chat/c1/stream", params={"from": k}))
-            for k in range(tail + 1)
-        ]
-        await asyncio.sleep(0.1)
+        replays = await _open_replays(app, list(range(tail + 1)))
         app.model.gate.set()
         live = [(int(i), d) for i, d in parse_sse((await post).text) if i is not None]
         assert [json.loads(d) for _, d in live] == recorded
         for k, task in enumerate(replays):
-            got = [(int(i), d) for i, d in parse_sse((await task).text) if i is not None]
+            got = [(int(i), d) for i, d in parse_sse(await task) if i is not None]
             assert got == [(i, d) for i, d in live if i - 1 >= k], f"cut at {k}"
 
 
