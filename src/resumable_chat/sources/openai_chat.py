@@ -66,8 +66,16 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from typing import Any, Protocol
 
 import anyio
 
@@ -672,14 +680,14 @@ async def _close_quietly(*objects: object) -> None:
             logger.debug("closing the model stream failed", exc_info=True)
 
 
-async def ai_sdk_chunks(
+def ai_sdk_chunks(
     stream: AsyncIterable[Any] | Iterable[Any],
     *,
     message_id: str | None = None,
     on_error: ErrorTextPolicy | None = None,
     include_usage: bool = True,
     include_model: bool = True,
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """Convert an OpenAI chat-completions stream into AI SDK ``UIMessageChunk`` dicts.
 
     Args:
@@ -710,6 +718,35 @@ async def ai_sdk_chunks(
         include_usage=include_usage,
         include_model=include_model,
     )
+    return drive_converter(converter, stream)
+
+
+class StreamConverter(Protocol):
+    """What :func:`drive_converter` needs from a per-protocol converter."""
+
+    @property
+    def stopped(self) -> bool: ...
+
+    def start(self) -> Iterator[Chunk]: ...
+
+    def handle_chunk(self, raw: object) -> Iterator[Chunk]: ...
+
+    def handle_exception(self, exc: BaseException) -> Iterator[Chunk]: ...
+
+    def finish(self) -> Iterator[Chunk]: ...
+
+
+async def drive_converter(
+    converter: StreamConverter, stream: AsyncIterable[Any] | Iterable[Any]
+) -> AsyncGenerator[Chunk, None]:
+    """Pull ``stream`` (OpenAI chunks, async or sync) through ``converter``; yield its chunks.
+
+    ``converter.start()`` first, ``handle_chunk`` per model chunk (a chunk whose conversion
+    raises is logged and skipped), ``handle_exception`` when the stream raises (then stop),
+    ``finish()`` at the end. The provider stream is closed on the way out, also when the
+    consumer closes this generator early. Raises ``TypeError`` when ``stream`` is not
+    iterable; ``BaseException`` s such as cancellation pass through.
+    """
     if isinstance(stream, AsyncIterable):
         async_iterator: AsyncIterator[Any] | None = aiter(stream)
         sync_iterator: Iterator[Any] | None = None

@@ -84,16 +84,23 @@ import math
 import re
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import Any, Final
 
 from ..protocols.base import DEFAULT_ERROR_TEXT, Chunk
 from .openai_chat import (
     OpenAIChatToUIMessageStream,
     _as_dict,
-    _close_quietly,
     _int,
     default_error_text,
+    drive_converter,
 )
 
 __all__ = [
@@ -523,7 +530,7 @@ def _silent_policy(error: BaseException | dict[str, Any]) -> str:
     return DEFAULT_ERROR_TEXT
 
 
-async def tanstack_chunks(
+def tanstack_chunks(
     stream: AsyncIterable[Any] | Iterable[Any],
     *,
     run_id: str | None = None,
@@ -534,7 +541,7 @@ async def tanstack_chunks(
     on_error_code: ErrorCodePolicy | None = None,
     include_usage: bool = True,
     clock_ms: Callable[[], int] | None = None,
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """Convert an OpenAI chat-completions stream into TanStack AI ``StreamChunk`` dicts.
 
     Args:
@@ -574,41 +581,4 @@ async def tanstack_chunks(
         include_usage=include_usage,
         clock_ms=clock_ms,
     )
-    if isinstance(stream, AsyncIterable):
-        async_iterator: AsyncIterator[Any] | None = aiter(stream)
-        sync_iterator: Iterator[Any] | None = None
-    elif isinstance(stream, Iterable):
-        async_iterator = None
-        sync_iterator = iter(stream)
-    else:
-        raise TypeError(f"stream must be an (async) iterable, got {type(stream).__name__}")
-    try:
-        for chunk in converter.start():
-            yield chunk
-        while not converter.stopped:
-            try:
-                if async_iterator is not None:
-                    raw = await anext(async_iterator)
-                else:
-                    assert sync_iterator is not None
-                    raw = next(sync_iterator)
-            except (StopAsyncIteration, StopIteration):
-                break
-            except Exception as exc:
-                for chunk in converter.handle_exception(exc):
-                    yield chunk
-                return
-            converted = converter.handle_chunk(raw)
-            while True:
-                try:
-                    chunk = next(converted)
-                except StopIteration:
-                    break
-                except Exception:
-                    logger.exception("converting a model chunk failed; rest of it skipped")
-                    break
-                yield chunk
-        for chunk in converter.finish():
-            yield chunk
-    finally:
-        await _close_quietly(async_iterator, stream)
+    return drive_converter(converter, stream)
