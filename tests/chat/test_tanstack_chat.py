@@ -267,3 +267,68 @@ async def test_live_post_sends_content_but_stores_deltas(basin) -> None:  # type
     await chat.aclose()
     stored = [json.loads(r.body) for r in await read_range(basin, "s-live", 0) if not r.headers]
     assert all("content" not in c for c in stored)
+
+
+async def test_source_receives_non_text_parts_which_are_not_stored(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["ok"])
+        image = {"type": "image", "source": {"type": "url", "value": "https://x/y.png"}}
+        user = tanstack_user("look")
+        user["parts"].append(image)
+        await app.post("c1", [user])
+        await _idle(app)
+        assert app.model.seen_messages[0][0]["parts"][1] == image
+        assert "image" not in json.dumps(await _stored(app))
+
+
+async def _serve_live(chat: Any, source: Any) -> str:
+    import httpx
+    from fastapi import FastAPI
+
+    from resumable_chat.testing.app_server import serve_app
+
+    app = FastAPI()
+
+    @app.post("/live")
+    async def live_post() -> Any:
+        return await chat.make_resumable("s-live", source())
+
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.post("/live")
+    assert response.status_code == 200
+    return response.text
+
+
+async def test_live_sse_ends_with_run_error_when_the_source_throws(basin) -> None:  # type: ignore[no-untyped-def]
+    chat = create_resumable_chat(
+        protocol="tanstack", mode="single-use", basin=basin, on_error=lambda e: str(e)
+    )
+
+    async def source() -> Any:
+        yield {"type": "RUN_STARTED", "runId": "r1"}
+        raise RuntimeError("model exploded")
+
+    text = await _serve_live(chat, source)
+    assert "[DONE]" not in text
+    last = json.loads(text.strip().splitlines()[-1][len("data: ") :])
+    assert last["type"] == "RUN_ERROR" and last["runId"] == "r1"
+    assert last["error"]["message"] == "model exploded" == last["message"]
+    await chat.aclose()
+
+
+async def test_single_use_replay_is_204_when_idle_and_resumes_from_a_cursor(basin) -> None:  # type: ignore[no-untyped-def]
+    chat = create_resumable_chat(protocol="tanstack", mode="single-use", basin=basin)
+    assert (await chat.replay("s-single")).status_code == 204
+    await chat.aclose()
+
+
+async def test_stop_is_a_no_op_without_enable_stop(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app(enable_stop=False) as app:
+        app.model.chunks = tanstack_run(WORDS)
+        app.model.hold_at = 2
+        await app.post("c1", [tanstack_user("hi")])
+        await app.model.reached_hold.wait()
+        assert (await app.stop("c1")).status_code == 204
+        app.model.gate.set()
+        await _idle(app)
+        assert (await _stored(app))[-1]["finishReason"] == "stop"
