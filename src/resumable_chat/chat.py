@@ -16,14 +16,22 @@ from typing import Any, Literal
 
 from starlette.responses import PlainTextResponse, Response
 
-from .claims import MODES, Mode, StreamInUseError, claim_stream, find_latest_generation, read_range
+from .claims import (
+    MODES,
+    Mode,
+    StreamInUseError,
+    claim_stream,
+    find_latest_generation,
+    new_token,
+    read_range,
+)
 from .generation import Generation, SourceFactory, StopSignal, encode_chunk
 from .protocols.ai_sdk import AiSdkDialect
 from .protocols.base import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState
 from .protocols.tanstack import TanStackDialect, normalize_messages
 from .s2.basin import Basin
-from .s2.errors import StreamNotFoundError
-from .s2.records import is_fence, is_terminal_fence
+from .s2.errors import FencingTokenMismatchError, StreamNotFoundError
+from .s2.records import AppendInput, fence_record, is_fence, is_stop_fence, is_terminal_fence
 from .sse import DEFAULT_KEEPALIVE_S, sse_response
 from .writer import LogWriter
 
@@ -361,7 +369,7 @@ class ResumableChat:
         active_from = len(records)
         for index in range(len(records) - 1, -1, -1):
             record = records[index]
-            if is_fence(record):
+            if is_fence(record) and not is_stop_fence(record):
                 if not is_terminal_fence(record):
                     active_from = index + 1
                 break
@@ -405,7 +413,7 @@ class ResumableChat:
                 frames: list[bytes] = []
                 for record in batch.records:
                     if record.headers:
-                        if until_fence and is_fence(record):
+                        if until_fence and is_fence(record) and not is_stop_fence(record):
                             ended = True
                             break
                         continue
@@ -421,17 +429,35 @@ class ResumableChat:
             yield self.dialect.done_frame
 
     async def stop_session(self, stream_name: str) -> Response:
-        """Stop the generation running on ``stream_name`` in this process.
+        """Stop the generation running on ``stream_name``, in this process or another.
 
-        The source is cancelled (its iterator closed, so the model request is closed), the
-        answer ends with the protocol's stop terminal (AI SDK ``finish``) and an ``end-``
-        fence. Returns 202 when a generation was stopped, 204 otherwise
-        (``Cache-Control: no-store``; also 204 when ``enable_stop`` is off).
+        Here: the source is cancelled at once. Elsewhere: a ``stop-`` fence conditioned on
+        the running generation's token goes to the stream; the generating instance's writer
+        sees it at its next append (about one S2 round trip plus the next model chunk and the
+        writer's linger), adopts it and stops its source. Either way the source's iterator is
+        closed (so is the model request), the answer ends with the protocol's stop terminal
+        (AI SDK ``finish``; TanStack ``RUN_FINISHED`` with the run's id) and an ``end-`` fence.
+
+        Returns 202 when a generation was running, 204 otherwise (``Cache-Control:
+        no-store``); always 204 when ``enable_stop`` is off. Raises ``S2Error`` when S2 fails.
         """
+        if not self.enable_stop:
+            return Response(status_code=204, headers=_NO_STORE)
         generation = self._generations.get(stream_name)
-        if generation is not None and generation.stop():
-            return Response(status_code=202, headers=_NO_STORE)
-        return Response(status_code=204, headers=_NO_STORE)
+        if generation is not None:
+            stopped = generation.stop()
+            return Response(status_code=202 if stopped else 204, headers=_NO_STORE)
+        latest = await find_latest_generation(self.basin, stream_name)
+        if not latest.active or latest.fence is None:
+            return Response(status_code=204, headers=_NO_STORE)
+        request = AppendInput(
+            [fence_record(new_token("stop-", 8))], fencing_token=latest.fence.body.decode()
+        )
+        try:
+            await self.basin.append(stream_name, request)
+        except FencingTokenMismatchError:
+            return Response(status_code=204, headers=_NO_STORE)  # it ended, or a stop is pending
+        return Response(status_code=202, headers=_NO_STORE)
 
     async def load_messages(self, stream_name: str) -> list[dict[str, Any]]:
         """Fold every stored chunk of ``stream_name`` into the client's messages.

@@ -30,6 +30,7 @@ from .s2.records import (
     StreamPosition,
     fence_record,
     is_fence,
+    is_stop_fence,
     is_terminal_fence,
     trim_record,
 )
@@ -133,7 +134,7 @@ async def find_latest_generation(
             last_record = records[-1]
         first = False
         for record in reversed(records):
-            if is_fence(record):
+            if is_fence(record) and not is_stop_fence(record):
                 return LatestGeneration(record, tail, last_record)
         if not records or records[0].seq_num > start:
             break  # trimmed below: nothing earlier exists

@@ -136,6 +136,7 @@ class Generation:
         self._storage_form = dialect.storage_form
         self.turn = turn
         self.writer = writer
+        writer.on_stop_requested = self.stop
         self.single_use = single_use
         self.error_text = error_text
         self.live = LiveChannel() if live else None

@@ -15,15 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .s2.basin import Basin
-from .s2.errors import FencingTokenMismatchError
+from .s2.errors import FencingTokenMismatchError, S2Error
 from .s2.records import (
     MAX_BATCH_METERED_BYTES,
     MAX_BATCH_RECORDS,
     AppendInput,
     AppendRecord,
+    is_stop_fence,
     metered_bytes,
 )
 
@@ -56,8 +57,10 @@ class LogWriter:
         max_pending_bytes: metered bytes queued before :meth:`wait_writable` blocks.
 
     After an append fails, later records are dropped and :attr:`error` holds the failure;
-    a :class:`FencingTokenMismatchError` there means another writer took the stream over
-    (a stop from another instance, or a takeover after a lease).
+    a :class:`FencingTokenMismatchError` there means another writer took the stream over.
+    A stop request from another instance (a ``stop-`` fence conditioned on this token) is
+    not a failure: the writer adopts its token, keeps every record, and calls
+    :attr:`on_stop_requested`. It notices the request at its next append.
 
     Raises ``ValueError`` for a ``batch_size`` outside 1..1000 or a negative ``linger_ms``.
     """
@@ -91,6 +94,8 @@ class LogWriter:
         self._drained = asyncio.Event()
         self._closing = False
         self.error: BaseException | None = None
+        #: Called (in the writer's task) when another instance asked this generation to stop.
+        self.on_stop_requested: Callable[[], object] | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -214,6 +219,13 @@ class LogWriter:
                 )
             except asyncio.CancelledError:
                 raise
+            except FencingTokenMismatchError as exc:
+                token = exc.expected_fencing_token
+                if token.startswith("stop-") and await self._adopt_stop(token):
+                    self._queue.extendleft(reversed([(r, metered_bytes(r)) for r in batch]))
+                    continue
+                self._fail(exc)
+                return
             except Exception as exc:
                 self._fail(exc)
                 return
@@ -221,6 +233,34 @@ class LogWriter:
             self._pending_bytes -= batch_bytes
             if self._pending_bytes <= self.max_pending_bytes:
                 self._drained.set()
+
+    async def _adopt_stop(self, token: str) -> bool:
+        """Take over a stop request's token when only stop fences were appended since us.
+
+        Returns False (the writer then fails) when anything else was written.
+        """
+        try:
+            tail = (await self.basin.check_tail(self.stream)).seq_num
+            cursor, foreign = self._next_append_seq, 0
+            while cursor < tail:
+                batch = await self.basin.read(
+                    self.stream, seq_num=cursor, count=min(1000, tail - cursor), wait=0
+                )
+                if not batch.records:
+                    return False
+                for record in batch.records:
+                    if not is_stop_fence(record):
+                        return False
+                    foreign += 1
+                cursor = batch.records[-1].seq_num + 1
+        except S2Error:
+            return False
+        self._next_append_seq += foreign
+        self._next_submit_seq += foreign
+        self.fencing_token = token
+        if self.on_stop_requested is not None:
+            self.on_stop_requested()
+        return True
 
     def _fail(self, exc: BaseException) -> None:
         self.error = exc

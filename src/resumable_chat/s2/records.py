@@ -30,6 +30,7 @@ __all__ = [
     "fence_record",
     "is_command_record",
     "is_fence",
+    "is_stop_fence",
     "is_terminal_fence",
     "is_trim",
     "metered_bytes",
@@ -184,6 +185,16 @@ def is_terminal_fence(record: AppendRecord | SequencedRecord) -> bool:
     return is_fence(record) and (
         record.body.startswith(b"end-") or record.body.startswith(b"error-")
     )
+
+
+def is_stop_fence(record: AppendRecord | SequencedRecord) -> bool:
+    """True for a stop request: a fence whose token starts with ``stop-``.
+
+    Another instance appends it, conditioned on the running generation's token, to stop that
+    generation; the generation's writer adopts the token and writes the stop terminal. It is
+    not a generation boundary.
+    """
+    return is_fence(record) and record.body.startswith(b"stop-")
 
 
 def trim_target(record: AppendRecord | SequencedRecord) -> int:
