@@ -74,6 +74,12 @@ AiSdkSource = Callable[[list[dict[str, Any]], StopSignal], AsyncIterable[dict[st
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` for a route that reads and validates its JSON body itself."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 async def _validated_body(
     request: Request, model: type[_Model], max_body_bytes: int
 ) -> _Model | Response:
@@ -141,12 +147,7 @@ def ai_sdk_router(
             200: {"content": {"text/event-stream": {}}, "description": "Live UI message stream"},
             409: {"description": "A generation is already running on this chat"},
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": AiSdkChatRequest.model_json_schema()}},
-            }
-        },
+        openapi_extra=_json_body(AiSdkChatRequest),
     )
     async def post_chat(request: Request) -> Response:
         req = await _validated_body(request, AiSdkChatRequest, max_body_bytes)
@@ -256,14 +257,7 @@ def tanstack_router(
         status_code=202,
         response_class=Response,
         responses={202: {"description": "Accepted"}, 409: {"description": "A run is live"}},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": TanStackChatRequest.model_json_schema()}
-                },
-            }
-        },
+        openapi_extra=_json_body(TanStackChatRequest),
     )
     async def post_chat(request: Request) -> Response:
         req = await _validated_body(request, TanStackChatRequest, max_body_bytes)
@@ -290,14 +284,7 @@ def tanstack_router(
         status_code=202,
         response_class=Response,
         responses={202: {"description": "Stopped"}, 204: {"description": "Nothing running"}},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": TanStackStopRequest.model_json_schema()}
-                },
-            }
-        },
+        openapi_extra=_json_body(TanStackStopRequest),
     )
     async def stop_chat(request: Request) -> Response:
         req = await _validated_body(request, TanStackStopRequest, max_body_bytes)
