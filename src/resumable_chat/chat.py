@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal
 
@@ -43,6 +44,19 @@ Protocol = Literal["ai-sdk", "tanstack"]
 WaitUntil = Callable[[Awaitable[None]], Any]
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+_STREAM_PREFIX = re.compile(r"[A-Za-z0-9_.:/-]{0,200}")
+
+
+def check_stream_prefix(prefix: str) -> str:
+    """``prefix`` if it is a valid ``stream_prefix`` (0 to 200 of ``A-Z a-z 0-9 _ - . : /``).
+
+    Raises ``ValueError`` otherwise.
+    """
+    if not isinstance(prefix, str) or _STREAM_PREFIX.fullmatch(prefix) is None:
+        raise ValueError(f"stream_prefix must be 0 to 200 of A-Z a-z 0-9 _ - . : /, got {prefix!r}")
+    return prefix
 
 
 def _dialect_for(protocol: str) -> Dialect:
@@ -108,7 +122,9 @@ class ResumableChat:
         lease_ms: int,
         keepalive_s: float,
         on_error: Callable[[BaseException], str] | None,
+        stream_prefix: str = "",
     ) -> None:
+        self.stream_prefix = check_stream_prefix(stream_prefix)
         self.dialect = dialect
         self.mode: Mode = mode
         self.enable_stop = enable_stop
@@ -153,7 +169,7 @@ class ResumableChat:
 
     def running(self, stream_name: str) -> Generation | None:
         """The generation this process runs on ``stream_name``, if any (needs ``enable_stop``)."""
-        entry = self._generations.get(stream_name)
+        entry = self._generations.get(self.stream_prefix + stream_name)
         return entry if isinstance(entry, Generation) else None
 
     async def _start(
@@ -241,6 +257,7 @@ class ResumableChat:
             S2Error: S2 failed during the claim (not a conflict).
             RuntimeError: the chat is closed.
         """
+        stream_name = self.stream_prefix + stream_name
         started = await self._start(
             stream_name,
             chunks,
@@ -286,6 +303,7 @@ class ResumableChat:
         """
         if self.mode != "session":
             raise ValueError('make_session_response requires mode="session"')
+        stream_name = self.stream_prefix + stream_name
         normalized = normalize_messages(messages)
 
         async def session_source(signal: StopSignal) -> AsyncIterator[Chunk]:
@@ -330,6 +348,7 @@ class ResumableChat:
         """
         if from_seq_num is not None and from_seq_num < 0:
             raise ValueError("from_seq_num must be ≥ 0")
+        stream_name = self.stream_prefix + stream_name
         if self.mode == "session" and self.dialect.session_replay == "snapshot":
             return await self._session_replay(stream_name, from_seq_num)
         latest = await find_latest_generation(self.basin, stream_name)
@@ -443,6 +462,7 @@ class ResumableChat:
         """
         if not self.enable_stop:
             return Response(status_code=204, headers=_NO_STORE)
+        stream_name = self.stream_prefix + stream_name
         generation = self._generations.get(stream_name)
         if generation is not None:
             stopped = generation.stop()
@@ -466,7 +486,7 @@ class ResumableChat:
         ``processUIMessageStream`` would build them. A missing stream gives ``[]``. Reads the
         whole log (O(history)).
         """
-        records = await read_range(self.basin, stream_name, 0)
+        records = await read_range(self.basin, self.stream_prefix + stream_name, 0)
         chunks: list[Chunk] = []
         for record in records:
             if record.headers or not record.body:
@@ -511,6 +531,7 @@ def create_resumable_chat(
     lease_ms: int = 5000,
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     on_error: Callable[[BaseException], str] | None = None,
+    stream_prefix: str = "",
 ) -> ResumableChat:
     """Build a :class:`ResumableChat` (DESIGN.md §2).
 
@@ -528,9 +549,13 @@ def create_resumable_chat(
         keepalive_s: seconds between SSE keep-alive comments on idle responses (0: off).
         on_error: maps a source exception to the error chunk's text; by default the text is
             ``"An error occurred."`` so provider details do not leak.
+        stream_prefix: prepended to every stream name the chat is given (``""`` keeps the
+            names as they are), so two apps can share one basin: with ``"app1/"`` the chat
+            ``chat-42`` lives on S2 stream ``app1/chat-42``. Up to 200 of
+            ``A-Z a-z 0-9 _ - . : /``.
 
     Raises:
-        ValueError: an unknown protocol or mode, or a bad batch size / linger.
+        ValueError: an unknown protocol or mode, a bad batch size / linger or stream prefix.
         S2ConfigError: the S2 environment variables are half set.
     """
     dialect = _dialect_for(protocol)
@@ -556,4 +581,5 @@ def create_resumable_chat(
         lease_ms=lease_ms,
         keepalive_s=keepalive_s,
         on_error=on_error,
+        stream_prefix=stream_prefix,
     )

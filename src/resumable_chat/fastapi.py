@@ -7,10 +7,15 @@
 defaults): ``POST {prefix}``, ``GET {prefix}/{id}/stream``, ``DELETE {prefix}/{id}/stream``
 and ``GET {prefix}/{id}/messages``. Requests are validated with pydantic models; a bad request
 gets a 4xx with a readable JSON body and writes nothing to the log.
+
+Access: chat ids are user input. Every router takes ``authorize(request, chat_id)``
+(:data:`Authorize`), called after the request is validated and before anything is read,
+written or stopped; it raises ``fastapi.HTTPException`` (401/403) to refuse.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
@@ -26,10 +31,12 @@ __all__ = [
     "CHAT_ID_PATTERN",
     "AiSdkChatRequest",
     "AiSdkSource",
+    "Authorize",
     "TanStackChatRequest",
     "TanStackSource",
     "UIMessageModel",
     "ai_sdk_router",
+    "authorize_chat",
     "tanstack_router",
 ]
 
@@ -42,6 +49,24 @@ ChatId = Annotated[str, Path(pattern=CHAT_ID_PATTERN, description="The chat id."
 
 #: Default request body limit (bytes) of the POST route.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+#: ``authorize(request, chat_id)``: returns (or resolves to) ``None`` to allow the request and
+#: raises ``fastapi.HTTPException`` (401, 403, or 404 to hide that the chat exists) to refuse.
+#: ``chat_id`` is the id as the client sent it (already validated), not the stream name.
+Authorize = Callable[[Request, str], Awaitable[None] | None]
+
+
+async def authorize_chat(authorize: Authorize | None, request: Request, chat_id: str) -> None:
+    """Run the ``authorize`` hook (sync or async) for ``chat_id``; nothing when it is ``None``.
+
+    Raises whatever the hook raises (``HTTPException`` for a refusal, which FastAPI answers
+    with its status and ``{"detail": ...}``).
+    """
+    if authorize is None:
+        return
+    result = authorize(request, chat_id)
+    if inspect.isawaitable(result):
+        await result
 
 
 class UIMessageModel(BaseModel):
@@ -121,6 +146,7 @@ def ai_sdk_router(
     prefix: str = "/api/chat",
     stream_name: Callable[[str], str] = lambda chat_id: f"chat-{chat_id}",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    authorize: Authorize | None = None,
 ) -> APIRouter:
     """Routes for Vercel AI SDK ``useChat`` with ``DefaultChatTransport`` and ``resume: true``.
 
@@ -131,6 +157,8 @@ def ai_sdk_router(
         prefix: the transport's ``api`` path.
         stream_name: chat id → S2 stream name.
         max_body_bytes: larger POST bodies get 413 (bytes).
+        authorize: :data:`Authorize` hook, called with the chat id before every read, write
+            and stop (after the request is validated); it raises ``HTTPException`` to refuse.
 
     Routes (DESIGN.md §5):
         ``POST {prefix}`` → 200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
@@ -153,6 +181,7 @@ def ai_sdk_router(
         req = await _validated_body(request, AiSdkChatRequest, max_body_bytes)
         if isinstance(req, Response):
             return req
+        await authorize_chat(authorize, request, req.id)
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
         last = messages[-1]
         message_id = last["id"] if last["role"] == "assistant" else None
@@ -173,9 +202,11 @@ def ai_sdk_router(
         },
     )
     async def resume_chat(
+        request: Request,
         chat_id: ChatId,
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
+        await authorize_chat(authorize, request, chat_id)
         return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
@@ -184,11 +215,13 @@ def ai_sdk_router(
         response_class=Response,
         responses={202: {"description": "Stopped"}, 204: {"description": "Nothing running"}},
     )
-    async def stop_chat(chat_id: ChatId) -> Response:
+    async def stop_chat(request: Request, chat_id: ChatId) -> Response:
+        await authorize_chat(authorize, request, chat_id)
         return await chat.stop_session(stream_name(chat_id))
 
     @router.get(prefix + "/{chat_id}/messages")
-    async def chat_messages(chat_id: ChatId) -> list[dict[str, Any]]:
+    async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
+        await authorize_chat(authorize, request, chat_id)
         return await chat.load_messages(stream_name(chat_id))
 
     return router
@@ -231,6 +264,7 @@ def tanstack_router(
     prefix: str = "/api/tanstack/chat",
     stream_name: Callable[[str], str] = lambda chat_id: f"tanstack-{chat_id}",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    authorize: Authorize | None = None,
 ) -> APIRouter:
     """Routes for TanStack AI ``useChat`` in session mode (DESIGN.md §5, reference §5–§7).
 
@@ -241,6 +275,8 @@ def tanstack_router(
         prefix: the base path.
         stream_name: chat id → S2 stream name.
         max_body_bytes: larger bodies get 413 (bytes).
+        authorize: :data:`Authorize` hook, called with the chat id before every read, write
+            and stop (after the request is validated); it raises ``HTTPException`` to refuse.
 
     Routes:
         ``POST {prefix}`` ``{id, messages}`` → 202 at once (the run continues in the
@@ -263,6 +299,7 @@ def tanstack_router(
         req = await _validated_body(request, TanStackChatRequest, max_body_bytes)
         if isinstance(req, Response):
             return req
+        await authorize_chat(authorize, request, req.id)
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
         return await chat.make_session_response(
             stream_name(req.id), messages=messages, source=source, wait_until=_owned_by_chat
@@ -274,9 +311,11 @@ def tanstack_router(
         responses={200: {"content": {"text/event-stream": {}}, "description": "The session"}},
     )
     async def replay_chat(
+        request: Request,
         chat_id: Annotated[str, Query(alias="id", pattern=CHAT_ID_PATTERN)],
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
+        await authorize_chat(authorize, request, chat_id)
         return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
@@ -290,10 +329,12 @@ def tanstack_router(
         req = await _validated_body(request, TanStackStopRequest, max_body_bytes)
         if isinstance(req, Response):
             return req
+        await authorize_chat(authorize, request, req.id)
         return await chat.stop_session(stream_name(req.id))
 
     @router.get(prefix + "/{chat_id}/messages")
-    async def chat_messages(chat_id: ChatId) -> list[dict[str, Any]]:
+    async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
+        await authorize_chat(authorize, request, chat_id)
         return await chat.load_messages(stream_name(chat_id))
 
     return router
