@@ -48,7 +48,8 @@ class StopSignal(asyncio.Event):
 
 
 class SourceError(TypeError):
-    """The source yielded something that is not a chunk (a ``dict`` with a string ``type``)."""
+    """The source yielded something that is not a chunk (a ``dict`` with a string ``type``),
+    or a chunk the client's schema rejects (:meth:`Dialect.chunk_problem`)."""
 
 
 class LiveChannel:
@@ -184,6 +185,7 @@ class Generation:
         turn = self.turn
         writer = self.writer
         emit = self._emit
+        chunk_problem = self.dialect.chunk_problem
         iterator: AsyncIterator[Any] | None = None
         first = True
         for record in self._prelude:
@@ -196,6 +198,9 @@ class Generation:
                         "a source must yield dicts with a string 'type', "
                         f"got {type(chunk).__name__}"
                     )
+                problem = chunk_problem(chunk)
+                if problem is not None:
+                    raise SourceError(f"the source yielded a chunk the client rejects: {problem}")
                 if first:
                     first = False
                     for opening in turn.opening(chunk):
