@@ -100,9 +100,26 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI ``requestBody`` for a route that reads and validates its JSON body itself."""
+    """OpenAPI ``requestBody`` for a route that reads and validates its JSON body itself.
+
+    The model's JSON schema with its ``$defs`` inlined: pydantic's ``#/$defs/...`` references
+    would not resolve inside an OpenAPI document (the models are not recursive).
+    """
     schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    content = {"application/json": {"schema": inline(schema)}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 async def _validated_body(
