@@ -44,7 +44,8 @@ _CODES = {408: "request_timeout", 429: "rate_limited", 500: "storage", 503: "una
 class FaultRule:
     """One scripted fault.
 
-    - ``kind``: ``"latency"`` (sleep ``latency_s`` seconds, then serve), ``"status"``
+    - ``kind``: ``"latency"`` (sleep ``latency_s`` seconds, or wait for ``gate``, then
+      serve), ``"status"``
       (answer ``status`` with an S2 error body, and ``retry-after-ms`` when
       ``retry_after_ms`` is set, without touching the log), ``"lose_ack"`` (serve the
       request, then break the connection before the response is complete) or ``"session"``
@@ -66,7 +67,13 @@ class FaultRule:
     latency_s: float = 0.0
     session_fault: SessionFault = "cut"
     events: frozenset[str] = frozenset({"batch"})
+    gate: asyncio.Event | None = None
     fired: int = 0
+
+    def release(self) -> None:
+        """Let requests held by a :meth:`FaultPlan.hold` rule go on (and later ones pass)."""
+        if self.gate is not None:
+            self.gate.set()
 
     def matches(self, operation: str, stream: str | None) -> bool:
         """Whether the rule applies to ``operation`` on ``stream`` (ignoring its counters)."""
@@ -159,6 +166,18 @@ class FaultPlan(Faults):
             FaultRule("latency", _ops(operations), frozenset(), skip, times, latency_s=latency_s)
         )
 
+    def hold(
+        self,
+        operations: str | Collection[str] = (),
+        *,
+        skip: int = 0,
+        times: int | None = None,
+    ) -> FaultRule:
+        """Hold matching requests until the returned rule's :meth:`FaultRule.release`."""
+        return self.add(
+            FaultRule("latency", _ops(operations), frozenset(), skip, times, gate=asyncio.Event())
+        )
+
     def lose_ack(
         self,
         operations: str | Collection[str] = "append",
@@ -226,7 +245,10 @@ class FaultPlan(Faults):
         if rule is None:
             return None
         if rule.kind == "latency":
-            await asyncio.sleep(rule.latency_s)
+            if rule.gate is not None:
+                await rule.gate.wait()
+            else:
+                await asyncio.sleep(rule.latency_s)
             return None
         if rule.kind == "lose_ack":
             request.state.lose_ack = True
