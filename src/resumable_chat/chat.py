@@ -338,7 +338,8 @@ class ResumableChat:
 
         Returns:
             204 (``Cache-Control: no-store``) when no generation runs; 416 (text) when
-            ``from_seq_num`` is past the stream's tail; otherwise 200 SSE with
+            ``from_seq_num`` is past the stream's tail (unless this process's live response
+            may have sent it: live frames go out before they are stored); otherwise 200 SSE with
             the stored bodies verbatim as ``id: <seq_num+1>`` + ``data:`` frames, ending after
             the generation's terminal fence with ``data: [DONE]`` (AI SDK).
 
@@ -356,7 +357,9 @@ class ResumableChat:
             return Response(status_code=204, headers=_NO_STORE)
         start = latest.fence.seq_num + 1
         if from_seq_num is not None:
-            if from_seq_num > latest.tail.seq_num:
+            if from_seq_num > latest.tail.seq_num and not self._sent_live(
+                stream_name, from_seq_num
+            ):
                 return _cursor_past_tail(from_seq_num, latest.tail.seq_num)
             start = max(start, from_seq_num)
         return sse_response(
@@ -364,6 +367,16 @@ class ResumableChat:
             headers=self.dialect.response_headers,
             keepalive_s=self.keepalive_s,
         )
+
+    def _sent_live(self, stream: str, cursor: int) -> bool:
+        """Whether ``cursor`` is one this process's live response may have sent already.
+
+        Live frames go out before their records are stored, so a client that resumes at
+        once can hold a cursor past the stored tail; it is valid up to the running
+        generation's next seq_num.
+        """
+        entry = self._generations.get(stream)
+        return isinstance(entry, Generation) and cursor <= entry.writer.next_seq_num
 
     async def _session_replay(self, stream: str, from_seq_num: int | None) -> Response:
         """TanStack session replay (reference §5.5): snapshot first load, or raw from a cursor."""
@@ -431,6 +444,8 @@ class ResumableChat:
             async for batch in batches:
                 frames: list[bytes] = []
                 for record in batch.records:
+                    if record.seq_num < start:
+                        continue  # clamped to a tail below a cursor the live client saw
                     if record.headers:
                         if until_fence and is_fence(record) and not is_stop_fence(record):
                             ended = True
