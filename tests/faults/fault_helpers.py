@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,46 @@ import pytest
 from fastapi import FastAPI
 
 from resumable_chat import ResumableChat, StopSignal, create_resumable_chat
+from resumable_chat.claims import read_range
 from resumable_chat.fastapi import ai_sdk_router
-from resumable_chat.s2 import Basin
+from resumable_chat.s2 import Basin, HttpBasin
 from resumable_chat.s2.records import SequencedRecord
 from resumable_chat.sources import ai_sdk_chunks, openai_chunks_from_jsonl
 from resumable_chat.testing.app_server import serve_app
+from resumable_chat.testing.fault_plan import FaultPlan
+from resumable_chat.testing.pytest_plugin import unique_basin_name
+from resumable_chat.testing.s2_server import S2TestServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class FaultyS2:
+    """A running fault-injecting S2 test server: URL, plan, server state and its clients."""
+
+    url: str
+    plan: FaultPlan
+    server: S2TestServer
+    basins: list[HttpBasin] = field(default_factory=list)
+
+    def basin(self, name: str | None = None, **options: Any) -> HttpBasin:
+        """An ``HttpBasin`` on this server with millisecond retries (closed after the test)."""
+        options.setdefault("retry_base_s", 0.005)
+        options.setdefault("retry_max_backoff_s", 0.02)
+        options.setdefault("heartbeat_timeout_s", 5.0)
+        options.setdefault("access_token", "test")
+        basin = HttpBasin(
+            name or unique_basin_name(),
+            account_endpoint=self.url,
+            basin_endpoint=self.url,
+            **options,
+        )
+        self.basins.append(basin)
+        return basin
+
+    async def stored(self, basin: HttpBasin, stream: str) -> list[SequencedRecord]:
+        """Every record the server holds on ``stream``, read behind the faults' back."""
+        return await read_range(self.server.memory_basin(basin.name), stream, 0)
 
 
 def recording(name: str) -> Path:

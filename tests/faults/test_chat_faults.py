@@ -13,8 +13,7 @@ import json
 
 import httpx
 import pytest
-from conftest import FaultyS2
-from fault_helpers import data_records, parse_sse, recorded_chat_app, recording
+from fault_helpers import FaultyS2, data_records, parse_sse, recorded_chat_app, recording
 
 from resumable_chat import ResumableChat
 from resumable_chat.s2.records import is_fence, is_terminal_fence

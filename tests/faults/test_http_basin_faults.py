@@ -8,7 +8,7 @@ import asyncio
 import logging
 
 import pytest
-from conftest import FaultyS2
+from fault_helpers import FaultyS2
 
 from resumable_chat.s2 import S2AuthError, S2UnavailableError
 from resumable_chat.s2.records import AppendInput, AppendRecord

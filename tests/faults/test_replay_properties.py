@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import FaultyS2
-from fault_helpers import data_records, parse_sse
+from fault_helpers import FaultyS2, data_records, parse_sse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
