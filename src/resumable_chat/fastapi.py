@@ -15,17 +15,20 @@ written or stopped; it raises ``fastapi.HTTPException`` (401/403) to refuse.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
-from collections.abc import AsyncIterable, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .chat import ResumableChat
 from .generation import StopSignal
+from .s2.errors import S2Error
 
 __all__ = [
     "CHAT_ID_PATTERN",
@@ -46,6 +49,8 @@ CHAT_ID_PATTERN = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,199}$"
 
 #: A chat id path parameter, validated against :data:`CHAT_ID_PATTERN`.
 ChatId = Annotated[str, Path(pattern=CHAT_ID_PATTERN, description="The chat id.")]
+
+logger = logging.getLogger("resumable_chat.fastapi")
 
 #: Default request body limit (bytes) of the POST route.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -149,6 +154,22 @@ async def _validated_body(
         return JSONResponse({"detail": _readable_errors(exc)}, status_code=422)
 
 
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn an S2 failure into 503 ``{"detail": ...}`` with ``Retry-After``, logging why.
+
+    The client learns only that storage is unavailable; the log line carries the typed
+    error (which names ``S2_ACCESS_TOKEN`` on 401/403 but never contains the token).
+    """
+    try:
+        yield
+    except S2Error as exc:
+        logger.error("chat storage failed: %r", exc)
+        raise HTTPException(
+            503, "chat storage is unavailable, try again later", headers={"Retry-After": "1"}
+        ) from None
+
+
 def _readable_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [
         {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
@@ -206,9 +227,10 @@ def ai_sdk_router(
         def make_source(signal: StopSignal) -> AsyncIterable[dict[str, Any]]:
             return source(messages, signal)
 
-        return await chat.make_resumable(
-            stream_name(req.id), make_source, message=last, message_id=message_id
-        )
+        with _storage_errors():
+            return await chat.make_resumable(
+                stream_name(req.id), make_source, message=last, message_id=message_id
+            )
 
     @router.get(
         prefix + "/{chat_id}/stream",
@@ -224,7 +246,8 @@ def ai_sdk_router(
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+        with _storage_errors():
+            return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
         prefix + "/{chat_id}/stream",
@@ -234,12 +257,14 @@ def ai_sdk_router(
     )
     async def stop_chat(request: Request, chat_id: ChatId) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        return await chat.stop_session(stream_name(chat_id))
+        with _storage_errors():
+            return await chat.stop_session(stream_name(chat_id))
 
     @router.get(prefix + "/{chat_id}/messages")
     async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
         await authorize_chat(authorize, request, chat_id)
-        return await chat.load_messages(stream_name(chat_id))
+        with _storage_errors():
+            return await chat.load_messages(stream_name(chat_id))
 
     return router
 
@@ -318,9 +343,10 @@ def tanstack_router(
             return req
         await authorize_chat(authorize, request, req.id)
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
-        return await chat.make_session_response(
-            stream_name(req.id), messages=messages, source=source, wait_until=_owned_by_chat
-        )
+        with _storage_errors():
+            return await chat.make_session_response(
+                stream_name(req.id), messages=messages, source=source, wait_until=_owned_by_chat
+            )
 
     @router.get(
         prefix + "/replay",
@@ -333,7 +359,8 @@ def tanstack_router(
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+        with _storage_errors():
+            return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
         prefix,
@@ -347,12 +374,14 @@ def tanstack_router(
         if isinstance(req, Response):
             return req
         await authorize_chat(authorize, request, req.id)
-        return await chat.stop_session(stream_name(req.id))
+        with _storage_errors():
+            return await chat.stop_session(stream_name(req.id))
 
     @router.get(prefix + "/{chat_id}/messages")
     async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
         await authorize_chat(authorize, request, chat_id)
-        return await chat.load_messages(stream_name(chat_id))
+        with _storage_errors():
+            return await chat.load_messages(stream_name(chat_id))
 
     return router
 
