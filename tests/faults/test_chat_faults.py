@@ -135,9 +135,11 @@ async def test_s2_down_past_the_retry_budget(faulty_s2: FaultyS2) -> None:
         assert response.status_code == 200 and live[-1] == (None, "[DONE]")
         assert json.loads(live[-2][1])["type"] == "finish", "the live answer completed"
 
+        # The writer gave up (2 attempts) and the error terminal's first try failed too.
+        await faulty_s2.plan.wait_injected(3, "status")
         # Readers never see it as done while the log has no terminal: the replay is live.
         resume = asyncio.create_task(follow(app.client, "c1"))
-        await asyncio.sleep(0)  # let the replay start while S2 still refuses appends
+        await faulty_s2.plan.wait_injected(4, "status")  # S2 still refuses appends meanwhile
         assert not resume.done()
         faulty_s2.plan.end_outage()
         replayed = await asyncio.wait_for(resume, 20)

@@ -119,6 +119,7 @@ class FaultPlan(Faults):
     rules: list[FaultRule] = field(default_factory=list)
     injected: list[tuple[str, str]] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
+    _fired: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     # -- building --------------------------------------------------------------------------
 
@@ -226,6 +227,16 @@ class FaultPlan(Faults):
         """How many faults fired (of ``kind``, when given)."""
         return sum(1 for _, k in self.injected if kind is None or k == kind)
 
+    async def wait_injected(self, count: int, kind: str | None = None) -> None:
+        """Wait until at least ``count`` faults (of ``kind``, when given) have fired."""
+        while self.count(kind) < count:
+            self._fired.clear()
+            await self._fired.wait()
+
+    def _record(self, operation: str, kind: str) -> None:
+        self.injected.append((operation, kind))
+        self._fired.set()
+
     # -- the Faults seam -------------------------------------------------------------------
 
     def _firing(
@@ -233,7 +244,7 @@ class FaultPlan(Faults):
     ) -> FaultRule | None:
         for rule in self.rules:
             if rule.kind in kinds and rule.matches(operation, stream) and rule.take():
-                self.injected.append((operation, rule.kind))
+                self._record(operation, rule.kind)
                 return rule
         return None
 
@@ -269,7 +280,7 @@ class FaultPlan(Faults):
         """The first matching ``session`` rule's fault for this event, if one fires."""
         for rule in self.rules:
             if rule.kind == "session" and event in rule.events and rule.take():
-                self.injected.append(("read_session", f"session:{rule.session_fault}"))
+                self._record("read_session", f"session:{rule.session_fault}")
                 return rule.session_fault
         return None
 
