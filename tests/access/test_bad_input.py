@@ -90,29 +90,27 @@ AI_SDK_BAD = [
 
 
 @pytest.mark.parametrize(
-    ("protocol", "case"),
-    [("tanstack", c) for c in TANSTACK_BAD] + [("ai-sdk", c) for c in AI_SDK_BAD],
-    ids=lambda v: v[0] if isinstance(v, tuple) else v,
+    ("protocol", "cases"), [("tanstack", TANSTACK_BAD), ("ai-sdk", AI_SDK_BAD)]
 )
-async def test_bad_request_gets_readable_4xx(protocol: str, case: tuple[Any, ...]) -> None:
-    _, method, path, body, status = case
+async def test_bad_requests_get_readable_4xx(protocol: str, cases: list[tuple[Any, ...]]) -> None:
     chat, model, basin, app = await _serve(protocol)
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
-        if isinstance(body, bytes):
-            response = await client.request(
-                method, path, content=body, headers={"content-type": "application/json"}
-            )
-        elif body is not None:
-            response = await client.request(method, path, json=body)
-        else:
-            response = await client.request(method, path)
+        for name, method, path, body, status in cases:
+            if isinstance(body, bytes):
+                response = await client.request(
+                    method, path, content=body, headers={"content-type": "application/json"}
+                )
+            elif body is not None:
+                response = await client.request(method, path, json=body)
+            else:
+                response = await client.request(method, path)
+            assert response.status_code == status, (name, response.text)
+            if status != 416:
+                assert "detail" in response.json(), name
     await chat.aclose()
-    assert response.status_code == status, response.text
-    if status != 416:
-        assert "detail" in response.json()
     assert model.calls == 0
-    for name in basin.stream_names():
-        assert await read_range(basin, name, 0) == [], f"{name} was written"
+    for stream in basin.stream_names():
+        assert await read_range(basin, stream, 0) == [], f"{stream} was written"
 
 
 BAD_SOURCES = {

@@ -103,6 +103,10 @@ _DEFAULT_STREAM_CONFIG: Final[dict[str, Any]] = {
 _METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
+#: What :meth:`Faults.event_fault` may do to an SSE read session.
+SessionFault = Literal["cut", "cut_mid_event", "error"]
+
+
 class Faults:
     """The fault-injection seam: the server consults one of these on every request.
 
@@ -146,10 +150,6 @@ class Faults:
         ``error`` event with code ``unavailable``, then the end).
         """
         return "cut" if await self.before_event(request, event, index) else None
-
-
-#: What :meth:`Faults.event_fault` may do to an SSE read session.
-SessionFault = Literal["cut", "cut_mid_event", "error"]
 
 
 class ConnectionDroppedError(Exception):
