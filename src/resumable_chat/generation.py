@@ -226,6 +226,7 @@ class Generation:
         assert task is not None
         failure: BaseException | None = None
         self._running = True
+        self.writer.start()  # heartbeats while the model is silent, from the claim on
         try:
             if self._stopping:
                 raise asyncio.CancelledError("stop")
