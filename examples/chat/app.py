@@ -3,7 +3,8 @@
 Run: ``python examples/chat/app.py --host 127.0.0.1 --port 8000`` and open ``/`` (AI SDK) or
 ``/tanstack`` (TanStack AI). Storage is S2 when ``S2_ACCESS_TOKEN`` and ``S2_BASIN`` are set,
 else the embedded log; both chats share one basin. The model comes from ``CHAT_RECORDINGS`` /
-``CHAT_MODEL`` / the offline demo (models.py).
+``CHAT_MODEL`` / the offline demo (models.py). ``CHAT_LEASE_MS`` (default 5000) is how long a
+generation may write nothing before another instance closes it as crashed.
 
 Routes: AI SDK under ``/api/chat`` (``ai_sdk_router``), TanStack AI session routes under
 ``/api/tanstack/chat`` (``tanstack_router``), the TanStack connection adapter shipped with
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -36,9 +38,12 @@ def create_app() -> FastAPI:
     """The example app: both protocols' routes, the pages and the TanStack adapter."""
     models = ModelSources()
     basin = basin_from_env()
-    chat = create_resumable_chat(protocol="ai-sdk", mode="session", enable_stop=True, basin=basin)
+    lease_ms = int(os.environ.get("CHAT_LEASE_MS", "5000"))
+    chat = create_resumable_chat(
+        protocol="ai-sdk", mode="session", enable_stop=True, basin=basin, lease_ms=lease_ms
+    )
     tanstack_chat = create_resumable_chat(
-        protocol="tanstack", mode="session", enable_stop=True, basin=basin
+        protocol="tanstack", mode="session", enable_stop=True, basin=basin, lease_ms=lease_ms
     )
     adapter_js = files("resumable_chat").joinpath("static", "tanstack-connection.js").read_bytes()
 

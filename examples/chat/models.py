@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -32,6 +33,8 @@ from resumable_chat.sources import (
     tanstack_chunks,
     to_openai_messages,
 )
+
+logger = logging.getLogger("examples.chat.models")
 
 #: UI messages (AI SDK or TanStack) → OpenAI chat ``messages``.
 ToOpenAI = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -134,6 +137,23 @@ async def demo_stream(
     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
 
 
+async def _logging_early_close(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Pass ``chunks`` through; log when the consumer closes them before the model is done
+    (a stop: the model request is closed), so operators and tests can see it."""
+    count, complete = 0, False
+    try:
+        async for chunk in chunks:
+            count += 1
+            yield chunk
+        complete = True
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+        if not complete:
+            logger.info("model stream closed after %d chunks: the answer was stopped", count)
+
+
 class ModelSources:
     """Picks the model from the environment and builds each turn's chunk source: AI SDK
     (call the object) or TanStack (:meth:`tanstack`)."""
@@ -159,6 +179,11 @@ class ModelSources:
         return "offline demo model"
 
     def _openai_stream(
+        self, messages: list[dict[str, Any]], to_openai: ToOpenAI
+    ) -> AsyncIterator[Any]:
+        return _logging_early_close(self._model_stream(messages, to_openai))
+
+    def _model_stream(
         self, messages: list[dict[str, Any]], to_openai: ToOpenAI
     ) -> AsyncIterator[Any]:
         if self.recordings:
