@@ -129,3 +129,13 @@ async def test_readme_generic_streams_section(monkeypatch: pytest.MonkeyPatch) -
             await asyncio.sleep(0.05)
         assert (await client.get("/jobs/j1")).status_code == 422
     await namespace["ctx"].aclose()
+
+
+async def test_readme_several_instances_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
+        monkeypatch.delenv(name, raising=False)
+    namespace: dict[str, Any] = {}
+    exec(compile(quick_start_code("## Several instances"), "README.md", "exec"), namespace)
+    chat = namespace["chat"]
+    assert (chat.lease_ms, chat.heartbeat_ms, chat.keepalive_s) == (5000, 1000, 15)
+    await chat.aclose()
