@@ -13,9 +13,12 @@ import contextlib
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
 import tomllib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -260,3 +263,74 @@ def test_bash_samples_name_real_things() -> None:
     for sample in samples:
         for words in shell_words(sample.code):
             _check_words(sample, words)
+
+
+# -- JavaScript samples -------------------------------------------------------------------
+
+JS_DIR = ROOT / "tests" / "js"
+#: Where the named imports of JS/TSX samples are looked up: the packages tests/js installs,
+#: and the adapter the package ships. Other modules (react, @ai-sdk/react, vite...) are not
+#: installed here and are not checked.
+_MODULES = {
+    "ai": "ai",
+    "@tanstack/ai-client": "@tanstack/ai-client",
+    "./tanstack-connection.js": str(
+        ROOT / "src" / "resumable_chat" / "static" / "tanstack-connection.js"
+    ),
+}
+_IMPORT = re.compile(r"^import\s+\{([^}]*)\}\s+from\s+\"([^\"]+)\";", re.M)
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None or not (JS_DIR / "node_modules").is_dir():
+        pytest.skip("node or tests/js/node_modules missing (bash scripts/test.sh installs them)")
+    return node
+
+
+def test_js_samples_parse(tmp_path: Path) -> None:
+    """Every ``js`` block is valid JavaScript (``node --check``, as an ES module)."""
+    node = _node()
+    samples = code_blocks("js")
+    assert samples
+    for sample in samples:
+        path = tmp_path / f"sample-{sample.line}.mjs"
+        path.write_text(sample.code)
+        result = subprocess.run([node, "--check", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{sample.id}: {result.stderr}"
+
+
+def test_js_sample_imports_exist() -> None:
+    """Names that JS/TSX samples import from the clients and the adapter are exported there."""
+    node = _node()
+    wanted: dict[str, set[str]] = {}
+    for sample in code_blocks("tsx") + code_blocks("js"):
+        for names, module in _IMPORT.findall(sample.code):
+            if module in _MODULES:
+                for name in names.split(","):
+                    name = name.strip()
+                    if name and not name.startswith("type "):  # type-only: no runtime value
+                        wanted.setdefault(_MODULES[module], set()).add(name)
+    assert wanted
+    script = (
+        "const wanted = JSON.parse(process.argv[1]); const missing = [];"
+        "for (const [m, names] of Object.entries(wanted)) {"
+        "  const mod = await import(m.startsWith('/') ? 'file://' + m : m);"
+        "  for (const n of names) if (!(n in mod)) missing.push(m + ': ' + n); }"
+        "console.log(JSON.stringify(missing));"
+    )
+    result = subprocess.run(
+        [
+            node,
+            "--input-type=module",
+            "-e",
+            script,
+            json.dumps({m: sorted(n) for m, n in wanted.items()}),
+        ],
+        cwd=JS_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
