@@ -159,6 +159,13 @@ async def stopped_answer(namespace: dict[str, Any]) -> None:
 
 
 @check
+async def lease_settings(namespace: dict[str, Any]) -> None:
+    """The chat took the lease settings the page shows."""
+    assert namespace["chat"].lease_ms == 5000
+    assert namespace["chat"].heartbeat_ms == 1000
+
+
+@check
 async def s2_basin_ready(namespace: dict[str, Any]) -> None:
     """The basin exists and creates streams on append."""
     basin = namespace["basin"]
