@@ -173,12 +173,20 @@ async def _last_record(basin: Basin, stream: str) -> SequencedRecord | None:
     return batch.records[-1] if batch.records else None
 
 
+async def _tail_seq_num(basin: Basin, stream: str) -> int:
+    try:
+        return (await basin.check_tail(stream)).seq_num
+    except StreamNotFoundError:
+        return 0
+
+
 async def claim_stream(basin: Basin, stream: str, mode: Mode, *, lease_ms: int) -> Claim:
     """Claim ``stream`` for a new generation with a conditional fence append.
 
     - ``single-use``: only an empty, never-used stream (``match_seq_num=0``).
-    - ``session``: the stream is empty or its last record is a terminal fence; the new fence
-      is conditioned on that fence's token and position.
+    - ``session``: the stream is empty (never used, or all its records expired or were
+      trimmed) or its last record is a terminal fence; the new fence is conditioned on that
+      fence's token and position (on the tail alone when no record is left).
     - ``shared``: like session; the claim then trims everything before its fence.
 
     Returns the :class:`Claim`. Raises :class:`StaleGenerationError` when the stream holds a
@@ -197,9 +205,17 @@ async def claim_stream(basin: Basin, stream: str, mode: Mode, *, lease_ms: int) 
         if mode == "session":
             last = await _last_record(basin, stream)
             if last is None:
+                # Never used (tail 0), or every record expired or was trimmed: no generation
+                # can be live (a live writer's heartbeats are fresh), and the stream's token
+                # is unknown, so only the position is conditioned.
+                tail = await _tail_seq_num(basin, stream)
                 ack = await basin.append(
                     stream,
-                    AppendInput([fence_record(token, now)], match_seq_num=0, fencing_token=""),
+                    AppendInput(
+                        [fence_record(token, now)],
+                        match_seq_num=tail,
+                        fencing_token="" if tail == 0 else None,
+                    ),
                 )
             elif is_terminal_fence(last):
                 ack = await basin.append(
@@ -217,8 +233,9 @@ async def claim_stream(basin: Basin, stream: str, mode: Mode, *, lease_ms: int) 
             return Claim(token, ack.end.seq_num, ack.start.seq_num)
         # shared
         latest = await find_latest_generation(basin, stream)
+        current: str | None
         if latest.fence is None:
-            current = ""
+            current = "" if latest.tail.seq_num == 0 else None  # empty, or all expired
         elif is_terminal_fence(latest.fence):
             current = latest.fence.body.decode()
         else:

@@ -19,7 +19,7 @@ from resumable_chat import create_resumable_chat
 from resumable_chat.chat import LOST_GENERATION_ERROR_TEXT, ResumableChat
 from resumable_chat.claims import read_range
 from resumable_chat.s2 import Basin, SequencedRecord, is_fence, is_terminal_fence
-from resumable_chat.s2.records import is_stop_fence
+from resumable_chat.s2.records import AppendInput, is_stop_fence, trim_record
 
 LEASE = {"lease_ms": 400, "heartbeat_ms": 100}
 PROTOCOLS = ["ai-sdk", "tanstack"]
@@ -422,3 +422,28 @@ async def test_stopping_twice_from_both_instances_ends_the_answer_once(
     _assert_one_final_fence(records)
     await a.aclose()
     await b.aclose()
+
+
+@pytest.mark.parametrize("mode", ["session", "shared"])
+async def test_a_chat_whose_records_all_expired_takes_new_turns(basin: Basin, mode: str) -> None:
+    """Retention (or a trim) can empty a chat's stream while its tail stays above 0."""
+    chat = create_resumable_chat(protocol="ai-sdk", mode=mode, basin=basin, **LEASE)  # type: ignore[arg-type]
+    stream = f"chat-expired-{mode}"
+    await _start(chat, stream, _answer_model("ai-sdk"))
+    generation = chat.running(stream)
+    assert generation is not None
+    await generation.task
+    tail = (await basin.check_tail(stream)).seq_num
+    await basin.append(stream, AppendInput([trim_record(tail + 1)]))
+    for _ in range(50):  # S2 applies trims eventually
+        if not await _records(basin, stream):
+            break
+        await asyncio.sleep(0.05)
+    assert not await _records(basin, stream)
+    await _start(chat, stream, _answer_model("ai-sdk"))
+    later = chat.running(stream)
+    assert later is not None
+    await later.task
+    assert later.outcome == "end"
+    assert _stored_chunks(await _records(basin, stream))[-1]["type"] == "finish"
+    await chat.aclose()
