@@ -8,7 +8,8 @@ generation may write nothing before another instance closes it as crashed.
 
 Routes: AI SDK under ``/api/chat`` (``ai_sdk_router``), TanStack AI session routes under
 ``/api/tanstack/chat`` (``tanstack_router``), the TanStack connection adapter shipped with
-the package at ``/tanstack-connection.js``.
+the package at ``/tanstack-connection.js``, and the React example (examples/react-chat) at
+``/react/`` once it is built (``examples/react-chat/dist``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
 from models import ModelSources
 
 from resumable_chat import create_resumable_chat
@@ -31,6 +33,8 @@ from resumable_chat.fastapi import ai_sdk_router, tanstack_router
 from resumable_chat.s2 import basin_from_env
 
 HERE = Path(__file__).resolve().parent
+#: The built React example (``npm --prefix examples/react-chat run build``), served at /react/.
+REACT_DIST = HERE.parent / "react-chat" / "dist"
 logger = logging.getLogger("examples.chat")
 
 
@@ -77,6 +81,9 @@ def create_app() -> FastAPI:
             media_type="text/javascript",
             headers={"Cache-Control": "no-cache"},
         )
+
+    if REACT_DIST.is_dir():  # the React example, when it has been built
+        app.mount("/react", StaticFiles(directory=REACT_DIST, html=True), name="react")
 
     return app
 
