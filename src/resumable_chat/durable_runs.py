@@ -327,12 +327,14 @@ class DurableRuns:
         """
         records = await read_range(self.basin, stream, 0)
         chunks: list[Chunk] = []
-        fence_at = -1  # index in ``chunks`` where the latest generation starts
-        fence: SequencedRecord | None = None
+        claimed_at = 0  # index in ``chunks`` where the latest generation starts
+        fence: SequencedRecord | None = None  # the latest claim or terminal fence
         for record in records:
             if record.headers:
                 if is_fence(record) and not is_stop_fence(record):
-                    fence, fence_at = record, len(chunks)
+                    fence = record
+                    if not is_terminal_fence(record):
+                        claimed_at = len(chunks)
                 continue
             if not record.body:
                 continue
@@ -340,7 +342,7 @@ class DurableRuns:
             if chunk is not None:
                 chunks.append(chunk)
         messages = apply_approval_responses(self.chat.dialect.fold(chunks), chunks)
-        latest = chunks[fence_at:] if fence is not None else []
+        latest = chunks[claimed_at:] if fence is not None else []
         active_run: dict[str, str] | None = None
         interrupts: dict[str, Any] | None = None
         if fence is not None and not is_terminal_fence(fence):
