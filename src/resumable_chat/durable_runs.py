@@ -219,7 +219,9 @@ class DurableRuns:
         Each record is ``id: <seq_num+1>`` + ``data: <stored body>``; stored user turns,
         command records and empty heartbeats are skipped. Ends after the run's terminal
         fence (``end-`` / ``error-``, or the next claim); waits (with the SSE keep-alive of
-        the response) while the run is live, also for records not appended yet.
+        the response) while the run is live, also for records not appended yet. A cursor past
+        the tail (records the client saw live but the log lost, e.g. after a crash) starts
+        at the tail; the run's end still ends the replay.
         """
         follow = self.basin.follow(stream, seq_num=start, clamp=True)
         user_turns = _UserTurnFilter()
@@ -228,15 +230,13 @@ class DurableRuns:
                 frames: list[bytes] = []
                 ended = False
                 for record in batch.records:
-                    if record.seq_num < start:
-                        continue
                     if record.headers:
                         if is_fence(record) and not is_stop_fence(record):
                             ended = True
                             break
                         continue
                     body = record.body
-                    if not body or user_turns.skip(body):
+                    if record.seq_num < start or not body or user_turns.skip(body):
                         continue
                     frames.append(event_frame(body, record.seq_num + 1))
                 if frames:
