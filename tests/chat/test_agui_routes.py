@@ -257,14 +257,13 @@ async def test_hydrate_reports_the_active_run_then_the_folded_transcript(
         await app.model.reached_hold.wait()
         for _ in range(200):  # the records before the hold reach the log
             live = (await app.client.get(API, params={"threadId": "t1"})).json()
-            if len(live["messages"]) == 2:
+            last = live["messages"][-1:] or [{"parts": []}]
+            if last[0]["parts"] == [{"type": "text", "content": "hello"}]:
                 break
             await asyncio.sleep(0.01)
         assert live["activeRun"] == {"runId": "run-a"}
         assert [m["role"] for m in live["messages"]] == ["user", "assistant"]
-        assert live["messages"][1]["parts"] == [{"type": "text", "content": "hel"}] or live[
-            "messages"
-        ][1]["parts"] == [{"type": "text", "content": "hello"}]
+        assert live["messages"][1]["parts"] == [{"type": "text", "content": "hello"}]
         conflict = await app.post("t1", "run-b", [user("me too", "u2")])
         assert (conflict.status_code, conflict.text) == (409, "Stream already in use")
         app.model.gate.set()
@@ -378,6 +377,43 @@ async def test_client_tool_calls_pause_the_run_and_the_resume_is_stored(
         call = next(p for p in after["messages"][1]["parts"] if p["type"] == "tool-call")
         assert (call["state"], call["output"]) == ("complete", {"capital": "Paris"})
         assert after["messages"][2]["parts"] == [{"type": "text", "content": "Paris."}]
+
+
+async def test_approval_interrupts_pass_through_and_the_answer_is_stored(
+    make_agui_app,  # type: ignore[no-untyped-def]
+) -> None:
+    async with make_agui_app() as app:
+        approval = {
+            "id": "ap-c1",
+            "reason": "tool_call",
+            "toolCallId": "c1",
+            "metadata": {"kind": "approval", "toolName": "delete_file", "input": {"p": "x"}},
+        }
+        run = tool_call_run("delete_file")
+        run[-1] = {**run[-1], "outcome": {"type": "interrupt", "interrupts": [approval]}}
+        app.model.chunks = run
+        first = events((await app.post("t1", "run-a", [user("delete x")])).text)
+        assert first[-1][1]["outcome"]["interrupts"] == [approval]
+        await idle(app)
+        paused = (await app.client.get(API, params={"threadId": "t1"})).json()
+        assert paused["interrupts"] == {"runId": "run-a", "pending": [approval]}
+        call = paused["messages"][1]["parts"][0]
+        assert (call["state"], call["approval"]) == (
+            "approval-requested",
+            {"id": "ap-c1", "needsApproval": True},
+        )
+        resume = [{"interruptId": "ap-c1", "status": "resolved", "payload": {"approved": True}}]
+        app.model.chunks = tanstack_run(["Deleted."], message_id="a2")
+        wire = [user("delete x"), {"id": "a1", "role": "assistant", "toolCalls": []}]
+        response = await app.post("t1", "run-b", wire, resume=resume, parentRunId="run-a")
+        assert response.status_code == 200
+        await idle(app)
+        assert app.runs[1].resume == resume and app.runs[1].parent_run_id == "run-a"
+        answered = (await app.client.get(API, params={"threadId": "t1"})).json()
+        assert answered["interrupts"] is None
+        call = answered["messages"][1]["parts"][0]
+        assert call["state"] == "approval-responded"
+        assert call["approval"] == {"id": "ap-c1", "needsApproval": True, "approved": True}
 
 
 def test_approval_answers_show_on_the_folded_messages() -> None:
