@@ -19,7 +19,8 @@ Routes (``prefix`` defaults to ``/api/agui``):
   until it ends; ``offset=<id>`` (or ``Last-Event-ID``) from after that event; ``offset=now``
   from the end. 404 for an unknown run.
 - ``GET {prefix}?threadId=<id>`` (``hydrate``, ``Accept: application/json``) → ``{messages,
-  activeRun, interrupts, page}``.
+  activeRun, interrupts, page}``; ``limit`` / ``before`` are accepted and the whole history is
+  returned (``page: {truncated: false}``).
 - ``DELETE {prefix}?threadId=<id>`` → 202 the live run was stopped (it ends with
   ``RUN_FINISHED {finishReason: "stop"}``) | 204 nothing running. (The stock adapter never
   sends it: its ``stop()`` only drops the connection, which leaves a durable run running.)
@@ -278,7 +279,8 @@ def agui_router(
             if thread_id is None:
                 return _bad_request("name a thread (?threadId=) or a run (?runId=&offset=)")
             await check(request, thread_id)
-            return JSONResponse(await runs.hydrate(stream_name(thread_id)))
+            hydration = await runs.hydrate(stream_name(thread_id))  # limit/before: whole history
+            return JSONResponse(hydration, headers={"Cache-Control": "no-store"})
         if run_id is not None and not _RUN_ID.match(run_id):
             return _bad_request(f"run id {run_id!r} does not match {RUN_ID_PATTERN}")
         cursor: int | None = None
