@@ -185,10 +185,13 @@ class ModelSources:
         to_openai: ToOpenAI,
         tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[Any]:
-        return _logging_early_close(self._model_stream(messages, to_openai))
+        return _logging_early_close(self._model_stream(messages, to_openai, tools))
 
     def _model_stream(
-        self, messages: list[dict[str, Any]], to_openai: ToOpenAI
+        self,
+        messages: list[dict[str, Any]],
+        to_openai: ToOpenAI,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[Any]:
         if self.recordings:
             path = self.recordings[next(self._answers) % len(self.recordings)]
