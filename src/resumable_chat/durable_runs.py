@@ -42,6 +42,7 @@ from .s2.records import (
     is_stop_fence,
     is_terminal_fence,
 )
+from .s2.silence import follow_reporting_silence
 from .sse import event_frame
 
 __all__ = ["CursorPastEndError", "DurableRuns", "RunLocation"]
@@ -221,12 +222,24 @@ class DurableRuns:
         fence (``end-`` / ``error-``, or the next claim); waits (with the SSE keep-alive of
         the response) while the run is live, also for records not appended yet. A cursor past
         the tail (records the client saw live but the log lost, e.g. after a crash) starts
-        at the tail; the run's end still ends the replay.
+        at the tail; the run's end still ends the replay. A run whose writer went silent for
+        a lease (crashed) is closed with its error terminal, which ends the replay too.
         """
-        follow = self.basin.follow(stream, seq_num=start, clamp=True)
+        follow = follow_reporting_silence(
+            self.basin, stream, seq_num=start, silence_s=self.chat.lease_ms / 1000
+        )
         user_turns = _UserTurnFilter()
+        position: int | None = None  # the follow's position once a batch came
         async with contextlib.aclosing(follow) as batches:
             async for batch in batches:
+                if batch is None:  # a lease of silence: has the run's writer crashed?
+                    if position is None:
+                        position = await self._tail(stream)
+                    # The chat core's lease watchdog (the same one its own replays use): it
+                    # closes a crashed run with RUN_ERROR + error fence, which ends this loop.
+                    await self.chat._still_running(stream, position)
+                    continue
+                position = batch.records[-1].seq_num + 1 if batch.records else position
                 frames: list[bytes] = []
                 ended = False
                 for record in batch.records:
@@ -243,6 +256,12 @@ class DurableRuns:
                     yield b"".join(frames)
                 if ended:
                     return
+
+    async def _tail(self, stream: str) -> int:
+        try:
+            return (await self.basin.check_tail(stream)).seq_num
+        except StreamNotFoundError:
+            return 0
 
     # -- find ------------------------------------------------------------------------------
 

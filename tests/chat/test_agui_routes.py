@@ -28,10 +28,11 @@ from resumable_chat.generation import StopSignal
 from resumable_chat.protocols.agui import (
     AgUiTurn,
     apply_approval_responses,
+    run_accepted,
     run_prelude,
     wire_to_ui_messages,
 )
-from resumable_chat.s2 import Basin, is_fence
+from resumable_chat.s2 import AppendInput, AppendRecord, Basin, fence_record, is_fence
 from resumable_chat.testing.app_server import serve_app
 
 API = "/api/agui"
@@ -60,9 +61,9 @@ def make_agui_app(basin: Basin) -> Callable[..., Any]:
     """``async with make_agui_app(deny=...) as app``: the AG-UI routes on uvicorn."""
 
     @contextlib.asynccontextmanager
-    async def factory(deny: set[str] | None = None) -> AsyncIterator[AgUiApp]:
+    async def factory(deny: set[str] | None = None, **options: Any) -> AsyncIterator[AgUiApp]:
         model = ScriptedModel()
-        chat = create_resumable_chat(protocol="tanstack", mode="session", basin=basin)
+        chat = create_resumable_chat(protocol="tanstack", mode="session", basin=basin, **options)
         app_state: list[AgUiApp] = []
 
         def source(run: AgUiRun, signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
@@ -291,6 +292,38 @@ async def test_delete_stops_the_live_run_for_every_reader(
         assert (got[-1][1]["finishReason"], got[-1][1]["runId"]) == ("stop", "run-a")
         await idle(app)
         assert (await app.client.delete(API, params={"threadId": "t1"})).status_code == 204
+
+
+async def test_a_join_of_a_run_whose_writer_crashed_ends_with_its_error_terminal(
+    make_agui_app,  # type: ignore[no-untyped-def]
+) -> None:
+    async with make_agui_app(lease_ms=300) as app:
+        # What a process killed mid-answer leaves: claim, run.accepted, part of the run, index.
+        stream = "tanstack-t1"
+        claim = AppendInput([fence_record("session-dead")], match_seq_num=0, fencing_token="")
+        await app.basin.append(stream, claim)
+        run = [
+            run_accepted("run-dead", "t1"),
+            {"type": "RUN_STARTED", "runId": "run-dead", "threadId": "t1"},
+            {"type": "TEXT_MESSAGE_START", "messageId": "a1", "role": "assistant"},
+            {"type": "TEXT_MESSAGE_CONTENT", "messageId": "a1", "delta": "partial"},
+        ]
+        records = [AppendRecord(json.dumps(c).encode()) for c in run]
+        await app.basin.append(stream, AppendInput(records, fencing_token="session-dead"))
+        index = AppendRecord(b'{"stream":"tanstack-t1","threadId":"t1"}')
+        await app.basin.append("agui-run-run-dead", AppendInput([index]))
+        before = (await app.client.get(API, params={"threadId": "t1"})).json()
+        assert before["activeRun"] == {"runId": "run-dead"}
+
+        joined = await app.client.get(API, params={"offset": "-1", "runId": "run-dead"})
+        got = [c for _, c in events(joined.text)]
+        assert [c["type"] for c in got[:2]] == ["CUSTOM", "RUN_STARTED"]
+        assert (got[-1]["type"], got[-1]["runId"]) == ("RUN_ERROR", "run-dead")
+        after = (await app.client.get(API, params={"threadId": "t1"})).json()
+        assert after["activeRun"] is None
+        # The thread takes new runs again.
+        app.model.chunks = tanstack_run(WORDS)
+        assert (await app.post("t1", "run-new", [user("again", "u2")])).status_code == 200
 
 
 # -- client tools and approvals ------------------------------------------------------------
