@@ -199,6 +199,10 @@ def test_a_stream_cut_mid_answer_is_resumed_by_the_stock_adapter_without_duplica
     stored = hydrate(app, thread)
     assert stored["activeRun"] is None
     assert transcript(stored["messages"]) == transcript(client["messages"])
+    # The session routes read the same thread (the same S2 stream) the same way.
+    with app.client() as http:
+        session_view = http.get(f"/api/tanstack/chat/{thread}/messages").json()
+    assert transcript(session_view) == transcript(client["messages"])
 
 
 @BASINS
