@@ -10,6 +10,7 @@ server:
   log, and ends with the whole answer once (the model ran once);
 - a fresh client with ``persistence: true`` hydrates the thread mid-answer, joins the active
   run by its id and ends with the sender's transcript; after the run, a hydrate alone gives it;
+  also from a second app process on the same S2 basin, which finds the run through S2 only;
 - a client tool round trip: the run pauses with a client-tool interrupt, the client runs the
   tool and resumes with ``parentRunId`` / ``resume``; a hydrating client sees the same state.
 
@@ -244,6 +245,34 @@ def test_a_fresh_client_with_persistence_hydrates_and_joins_the_active_run(
     assert [r["url"] for r in c["requests"]] == [f"{app.base_url}{API}?threadId={thread}"]
     assert transcript(c["messages"]) == transcript(a["messages"])
     assert c["sessionGenerating"] == []
+
+
+def test_a_client_on_another_instance_hydrates_and_joins_through_s2(
+    start_app: Callable[..., Any],
+    s2_server_url: str,
+    agui_driver: Driver,
+    thread: str,
+    full_text: str,
+) -> None:
+    """Two app processes on one S2 basin: B knows the run only from S2 (its run index)."""
+    env = _storage_env("s2", s2_server_url)
+    a_app = start_app(CHAT_TOKEN_DELAY_MS="20", **env)
+    b_app = start_app(CHAT_TOKEN_DELAY_MS="20", **env)
+    result = agui_driver(
+        a_app, "hydrate-join", thread=thread, text=USER_TEXT, join_after=8, join_base=b_app.base_url
+    )
+    a, b, c = result["a"], result["b"], result["c"]
+    assert result["atJoin"] is not None and b is not None, "the answer ended before B attached"
+    run_id = posts(a)[0]["runId"]
+    assert [r["url"] for r in b["requests"]] == [
+        f"{b_app.base_url}{API}?threadId={thread}",
+        f"{b_app.base_url}{API}?offset=-1&runId={run_id}",
+    ]
+    assert [r["status"] for r in b["requests"]] == [200, 200]
+    assert (b["status"], b["error"], b["sessionGenerating"]) == ("ready", None, [True, False])
+    assert transcript(b["messages"]) == transcript(a["messages"])
+    assert text_of(b["messages"][-1]) == full_text
+    assert transcript(c["messages"]) == transcript(a["messages"])
 
 
 @BASINS

@@ -22,6 +22,7 @@
 //                (GET ?threadId=) and joins the active run (GET ?offset=-1&runId=). Waits until
 //                B's sessionGenerating went true then false and A settled; then a third client C
 //                with `persistence: true` attaches to the finished thread (hydrate only).
+//                --join-base URL: B and C talk to another server instance (same storage).
 //   tool         a client with the client tool `get_capital` (returns {capital: "Paris"}) sends;
 //                the server pauses the run with a client-tool interrupt, the client runs the
 //                tool and resumes (POST with parentRunId and resume); waits for the second run's
@@ -121,7 +122,10 @@ function recordingFetch(requests) {
   };
 }
 
-function makeClient(ctx, { onChunk = () => {}, persistence = false, tools, headers } = {}) {
+function makeClient(
+  ctx,
+  { onChunk = () => {}, persistence = false, tools, headers, base = ctx.opts.base } = {},
+) {
   const { mod, opts } = ctx;
   const record = {
     chunks: [],
@@ -133,7 +137,7 @@ function makeClient(ctx, { onChunk = () => {}, persistence = false, tools, heade
     customEvents: [],
     assistantContent: 0,
   };
-  const connection = mod.fetchServerSentEvents(opts.base + opts.path, {
+  const connection = mod.fetchServerSentEvents(base + opts.path, {
     fetchClient: recordingFetch(record.requests),
     ...(headers ? { headers } : {}),
   });
@@ -211,6 +215,7 @@ async function hydratedClient(ctx, options = {}) {
 
 async function scenarioHydrateJoin(ctx, out) {
   const joinAfter = ctx.opts.joinAfter ?? 8;
+  const joinBase = (ctx.opts.joinBase ?? ctx.opts.base).replace(/\/+$/, "");
   const reached = deferred();
   const a = makeClient(ctx, {
     onChunk: (chunk, record) => {
@@ -227,13 +232,13 @@ async function scenarioHydrateJoin(ctx, out) {
   let atJoin = null;
   if (why === "reached") {
     atJoin = { aMessages: plain(a.client.getMessages()) };
-    b = makeClient(ctx, { persistence: true });
+    b = makeClient(ctx, { persistence: true, base: joinBase });
     b.client.attach();
     await until(() => generatingCycle(b.record), 20000);
     await until(() => !b.client.getIsLoading());
   }
   await sending;
-  c = await hydratedClient(ctx);
+  c = await hydratedClient(ctx, { base: joinBase });
   return { a: a.result(), b: b?.result() ?? null, c: c.result(), atJoin };
 }
 
