@@ -8,8 +8,10 @@ generation may write nothing before another instance closes it as crashed.
 
 Routes: AI SDK under ``/api/chat`` (``ai_sdk_router``), TanStack AI session routes under
 ``/api/tanstack/chat`` (``tanstack_router``), the TanStack connection adapter shipped with
-the package at ``/tanstack-connection.js``, and the React example (examples/react-chat) at
-``/react/`` once it is built (``examples/react-chat/dist``).
+the package at ``/tanstack-connection.js``, the durable protocol of TanStack's stock
+``fetchServerSentEvents`` adapter at ``/api/agui`` (``agui_router``, same threads as the
+session routes), and the React example (examples/react-chat) at ``/react/`` once it is built
+(``examples/react-chat/dist``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from models import ModelSources
 
 from resumable_chat import create_resumable_chat
 from resumable_chat.fastapi import ai_sdk_router, tanstack_router
+from resumable_chat.fastapi_agui import agui_router
 from resumable_chat.s2 import basin_from_env
 
 HERE = Path(__file__).resolve().parent
@@ -65,6 +68,12 @@ def create_app() -> FastAPI:
     app = FastAPI(title="resumable-chat example", lifespan=lifespan)
     app.include_router(ai_sdk_router(chat, models))
     app.include_router(tanstack_router(tanstack_chat, models.tanstack))
+    # The stock TanStack fetchServerSentEvents("/api/agui") adapter, durable (same threads).
+    app.include_router(agui_router(tanstack_chat, models.agui, prefix="/api/agui"))
+    if os.environ.get("CHAT_FAULT_INJECTION") == "1":  # TEST-ONLY, see fault_injection.py
+        from fault_injection import CutAfterEvents
+
+        app.add_middleware(CutAfterEvents, path="/api/agui")
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from resumable_chat import StopSignal
+from resumable_chat.fastapi_agui import AgUiRun
 from resumable_chat.sources import (
     ai_sdk_chunks,
     openai_chunks_from_jsonl,
@@ -179,22 +180,30 @@ class ModelSources:
         return "offline demo model"
 
     def _openai_stream(
-        self, messages: list[dict[str, Any]], to_openai: ToOpenAI
+        self,
+        messages: list[dict[str, Any]],
+        to_openai: ToOpenAI,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[Any]:
-        return _logging_early_close(self._model_stream(messages, to_openai))
+        return _logging_early_close(self._model_stream(messages, to_openai, tools))
 
     def _model_stream(
-        self, messages: list[dict[str, Any]], to_openai: ToOpenAI
+        self,
+        messages: list[dict[str, Any]],
+        to_openai: ToOpenAI,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[Any]:
         if self.recordings:
             path = self.recordings[next(self._answers) % len(self.recordings)]
             return openai_chunks_from_jsonl(path, delay_ms=self.delay_s * 1000)
         if self.model:
-            return self._litellm_stream(to_openai(messages))
+            return self._litellm_stream(to_openai(messages), tools)
         next(self._answers)
         return demo_stream(messages, self.delay_s)
 
-    async def _litellm_stream(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]:
+    async def _litellm_stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> AsyncIterator[Any]:
         import litellm
 
         response = await litellm.acompletion(
@@ -202,6 +211,7 @@ class ModelSources:
             messages=messages,
             stream=True,
             stream_options={"include_usage": True},
+            **({"tools": tools} if tools else {}),
         )
         try:
             async for chunk in response:
@@ -216,6 +226,23 @@ class ModelSources:
     ) -> AsyncIterator[dict[str, Any]]:
         """The AI SDK chunks of one answer to ``messages`` (AI SDK ``UIMessage`` dicts)."""
         return ai_sdk_chunks(self._openai_stream(messages, to_openai_messages))
+
+    def agui(self, run: AgUiRun, signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        """The TanStack ``StreamChunk``s of one durable AG-UI run (``/api/agui``): the same
+        model as :meth:`tanstack`; a real model also gets the client's tools."""
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.get("name"),
+                    "description": t.get("description", ""),
+                    "parameters": t.get("parameters") or {"type": "object"},
+                },
+            }
+            for t in run.tools
+        ]
+        stream = self._openai_stream(run.messages, tanstack_to_openai_messages, tools=tools)
+        return tanstack_chunks(stream, run_id=run.run_id, thread_id=run.thread_id)
 
     def tanstack(
         self, messages: list[dict[str, Any]], signal: StopSignal

@@ -208,6 +208,7 @@ class ResumableChat:
         prelude: list[Chunk] | None,
         turn: TurnState,
         live: bool,
+        announce: list[Chunk] | None = None,
     ) -> Generation | str:
         """Claim and start a generation; on a conflict return the 409 text instead."""
         if self._closed:
@@ -243,6 +244,7 @@ class ResumableChat:
             single_use=self.mode == "single-use",
             error_text=self._error_text,
             prelude=prelude,
+            announce=announce,
             live=live,
         )
         if pending is not None and pending.stopped:
@@ -325,6 +327,55 @@ class ResumableChat:
         return True
 
     # -- public API ------------------------------------------------------------------------
+
+    async def start_generation(
+        self,
+        stream_name: str,
+        source: AsyncIterable[Chunk] | SourceFactory,
+        *,
+        turn: TurnState,
+        prelude: list[Chunk] | None = None,
+        announce: list[Chunk] | None = None,
+        live: bool = True,
+        wait_until: WaitUntil | None = None,
+    ) -> Generation:
+        """Claim ``stream_name`` and start a generation; the caller frames the response.
+
+        The building block of :meth:`make_resumable` and :meth:`make_session_response` for
+        protocols with their own response shape (AG-UI durable runs,
+        :mod:`resumable_chat.fastapi_agui`).
+
+        Args:
+            stream_name: the chat's S2 stream.
+            source: the model's chunks, or a factory called with the stop signal (called only
+                after the claim succeeded).
+            turn: the dialect's per-generation state (e.g. a TanStack turn that pins run ids).
+            prelude: records stored before the answer, not sent live.
+            announce: chunks stored and sent live before the source is opened.
+            live: keep a live channel (``generation.live.frames()``) for the response.
+            wait_until: as in :meth:`make_resumable`.
+
+        Returns:
+            the running :class:`~resumable_chat.generation.Generation` (its ``claim`` holds
+            the fence's seq_num; SSE ids of its records are ``seq_num + 1``).
+
+        Raises:
+            StreamInUseError: a generation holds the stream (HTTP 409).
+            S2Error: S2 failed during the claim.
+            RuntimeError: the chat is closed.
+        """
+        started = await self._start(
+            stream_name,
+            source,
+            wait_until=wait_until,
+            prelude=prelude,
+            turn=turn,
+            live=live,
+            announce=announce,
+        )
+        if isinstance(started, str):
+            raise StreamInUseError(stream_name)
+        return started
 
     async def make_resumable(
         self,
