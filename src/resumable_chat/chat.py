@@ -309,12 +309,19 @@ class ResumableChat:
         )
         return True
 
-    async def _still_running(self, stream: str, position: int) -> bool:
-        """A follower at ``position`` heard nothing for a lease: is a generation still open?
+    async def still_running(self, stream: str, position: int) -> bool:
+        """For a reader following ``stream`` that heard nothing for a lease (``lease_ms``):
+        is a generation still open there?
 
-        Closes it (:meth:`_close_lost`) when the stream's tail is where the follower is (the
-        writer wrote nothing, not even a heartbeat, for a lease); its terminal then reaches
-        the follower through the follow. S2 errors are logged, not raised.
+        Args:
+            stream: the chat's S2 stream.
+            position: the seq_num the reader's follow will deliver next.
+
+        Returns True while the latest generation has no terminal fence. When the stream's
+        tail is at ``position`` (its writer wrote nothing, not even a heartbeat, for a lease),
+        the generation is closed first with its error terminal and an ``error-`` fence
+        (DESIGN.md §6.2), which then reach the reader through its follow. S2 errors are
+        logged, not raised (the answer is then True: keep following).
         """
         try:
             latest = await find_latest_generation(self.basin, stream)
@@ -578,7 +585,7 @@ class ResumableChat:
     ) -> AsyncIterator[bytes]:
         """Stored data records from ``start`` as SSE frames, live; stop at a fence if asked.
 
-        A lease of silence while a generation is open triggers :meth:`_still_running`, so a
+        A lease of silence while a generation is open triggers :meth:`still_running`, so a
         generation whose writer crashed ends with its error terminal instead of hanging.
         """
         is_history = self.dialect.is_history_record
@@ -592,7 +599,7 @@ class ResumableChat:
             async for batch in batches:
                 if batch is None:
                     if generation_open is not False:
-                        generation_open = await self._still_running(stream, position)
+                        generation_open = await self.still_running(stream, position)
                     continue
                 frames: list[bytes] = []
                 position = batch.records[-1].seq_num + 1

@@ -237,7 +237,7 @@ class DurableRuns:
                         position = await self._tail(stream)
                     # The chat core's lease watchdog (the same one its own replays use): it
                     # closes a crashed run with RUN_ERROR + error fence, which ends this loop.
-                    await self.chat._still_running(stream, position)
+                    await self.chat.still_running(stream, position)
                     continue
                 position = batch.records[-1].seq_num + 1 if batch.records else position
                 frames: list[bytes] = []
