@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal
@@ -41,6 +40,7 @@ from .s2.errors import (
     SeqNumMismatchError,
     StreamNotFoundError,
 )
+from .s2.prefixed import PrefixedBasin, check_stream_prefix
 from .s2.records import (
     AppendInput,
     AppendRecord,
@@ -81,19 +81,6 @@ class GenerationLostError(Exception):
     def __init__(self, stream: str) -> None:
         super().__init__(f"the generation on {stream} stopped writing (its process died)")
         self.stream = stream
-
-
-_STREAM_PREFIX = re.compile(r"[A-Za-z0-9_.:/-]{0,200}")
-
-
-def check_stream_prefix(prefix: str) -> str:
-    """``prefix`` if it is a valid ``stream_prefix`` (0 to 200 of ``A-Z a-z 0-9 _ - . : /``).
-
-    Raises ``ValueError`` otherwise.
-    """
-    if not isinstance(prefix, str) or _STREAM_PREFIX.fullmatch(prefix) is None:
-        raise ValueError(f"stream_prefix must be 0 to 200 of A-Z a-z 0-9 _ - . : /, got {prefix!r}")
-    return prefix
 
 
 def _dialect_for(protocol: str) -> Dialect:
@@ -164,9 +151,7 @@ class ResumableChat:
         heartbeat_ms: float,
         keepalive_s: float,
         on_error: Callable[[BaseException], str] | None,
-        stream_prefix: str = "",
     ) -> None:
-        self.stream_prefix = check_stream_prefix(stream_prefix)
         self.dialect = dialect
         self.mode: Mode = mode
         self.enable_stop = enable_stop
@@ -212,7 +197,7 @@ class ResumableChat:
 
     def running(self, stream_name: str) -> Generation | None:
         """The generation this process runs on ``stream_name``, if any (needs ``enable_stop``)."""
-        entry = self._generations.get(self.stream_prefix + stream_name)
+        entry = self._generations.get(stream_name)
         return entry if isinstance(entry, Generation) else None
 
     async def _start(
@@ -433,7 +418,6 @@ class ResumableChat:
             S2Error: S2 failed during the claim (not a conflict).
             RuntimeError: the chat is closed.
         """
-        stream_name = self.stream_prefix + stream_name
         started = await self._start(
             stream_name,
             chunks,
@@ -479,7 +463,6 @@ class ResumableChat:
         """
         if self.mode != "session":
             raise ValueError('make_session_response requires mode="session"')
-        stream_name = self.stream_prefix + stream_name
         normalized = normalize_messages(messages)
 
         async def session_source(signal: StopSignal) -> AsyncIterator[Chunk]:
@@ -525,7 +508,6 @@ class ResumableChat:
         """
         if from_seq_num is not None and from_seq_num < 0:
             raise ValueError("from_seq_num must be ≥ 0")
-        stream_name = self.stream_prefix + stream_name
         if self.mode == "session" and self.dialect.session_replay == "snapshot":
             return await self._session_replay(stream_name, from_seq_num)
         latest = await find_latest_generation(self.basin, stream_name)
@@ -671,7 +653,6 @@ class ResumableChat:
         """
         if not self.enable_stop:
             return Response(status_code=204, headers=_NO_STORE)
-        stream_name = self.stream_prefix + stream_name
         generation = self._generations.get(stream_name)
         if generation is not None:
             stopped = generation.stop()
@@ -698,7 +679,7 @@ class ResumableChat:
         ``processUIMessageStream`` would build them. A missing stream gives ``[]``. Reads the
         whole log (O(history)).
         """
-        records = await read_range(self.basin, self.stream_prefix + stream_name, 0)
+        records = await read_range(self.basin, stream_name, 0)
         chunks: list[Chunk] = []
         for record in records:
             if record.headers or not record.body:
@@ -770,10 +751,11 @@ def create_resumable_chat(
         keepalive_s: seconds between SSE keep-alive comments on idle responses (0: off).
         on_error: maps a source exception to the error chunk's text; by default the text is
             ``"An error occurred."`` so provider details do not leak.
-        stream_prefix: prepended to every stream name the chat is given (``""`` keeps the
+        stream_prefix: prepended to every S2 stream name the chat uses (``""`` keeps the
             names as they are), so two apps can share one basin: with ``"app1/"`` the chat
             ``chat-42`` lives on S2 stream ``app1/chat-42``. Up to 200 of
-            ``A-Z a-z 0-9 _ - . : /``.
+            ``A-Z a-z 0-9 _ - . : /``. The chat's ``basin`` is then a
+            :class:`~resumable_chat.s2.prefixed.PrefixedBasin` over the given one.
 
     Raises:
         ValueError: an unknown protocol or mode, or a bad batch size, linger, lease,
@@ -793,11 +775,14 @@ def create_resumable_chat(
         heartbeat_ms = min(1000, lease_ms / 4)
     if not 0 < heartbeat_ms <= lease_ms / 2:
         raise ValueError(f"heartbeat_ms must be > 0 and ≤ lease_ms / 2, got {heartbeat_ms}")
+    check_stream_prefix(stream_prefix)
     owns = basin is None
     if basin is None:
         from .s2.config import basin_from_env
 
         basin = basin_from_env()
+    if stream_prefix:
+        basin = PrefixedBasin(basin, stream_prefix)
     return ResumableChat(
         dialect=dialect,
         mode=mode,
@@ -810,5 +795,4 @@ def create_resumable_chat(
         heartbeat_ms=heartbeat_ms,
         keepalive_s=keepalive_s,
         on_error=on_error,
-        stream_prefix=stream_prefix,
     )

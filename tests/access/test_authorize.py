@@ -192,3 +192,23 @@ async def test_stream_prefix_keeps_two_apps_apart() -> None:
 def test_bad_stream_prefix_is_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="stream_prefix"):
         create_resumable_chat(basin=MemoryBasin(), stream_prefix=prefix)
+
+
+async def test_prefixed_basin_is_a_view_with_the_prefix() -> None:
+    from resumable_chat.s2.prefixed import PrefixedBasin
+    from resumable_chat.s2.records import AppendInput, AppendRecord
+
+    inner = MemoryBasin()
+    view = PrefixedBasin(inner, "tenant-a/")
+    await view.append("s", AppendInput([AppendRecord(b"x")], match_seq_num=0))
+    assert inner.stream_names() == ["tenant-a/s"]
+    assert (await view.check_tail("s")).seq_num == 1
+    assert [r.body for r in (await view.read("s", seq_num=0)).records] == [b"x"]
+    follow = view.follow("s", seq_num=0)
+    assert [r.body for r in (await anext(follow)).records] == [b"x"]
+    await follow.aclose()
+    await view.create_stream("t")
+    await view.delete_stream("s")
+    assert inner.stream_names() == ["tenant-a/t"]
+    assert "tenant-a/" in repr(view)
+    await view.aclose()

@@ -49,5 +49,5 @@ async def test_readme_access_example(monkeypatch: pytest.MonkeyPatch) -> None:
         assert other.status_code == 404
         mine = await client.get("/api/chat/c1/messages", headers={"x-user": "alice"})
         assert [m["role"] for m in mine.json()] == ["user", "assistant"]
-    assert chat.basin.stream_names() == ["support-bot/chat-c1"]
+    assert chat.basin.inner.stream_names() == ["support-bot/chat-c1"]
     await chat.aclose()
