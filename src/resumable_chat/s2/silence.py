@@ -25,12 +25,17 @@ logger = logging.getLogger("resumable_chat.s2")
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` and wait for it to end.
 
-    Re-raises ``CancelledError`` only when the calling task is itself being cancelled; an
-    exception of ``task`` is logged at debug level and swallowed.
+    Re-raises ``CancelledError`` only when the calling task is itself being cancelled (then
+    ``task`` finishes unwinding on its own); an exception of ``task`` is logged at debug level
+    and swallowed.
     """
     task.cancel()
     try:
-        await task
+        # Shielded: a caller inside a cancelled anyio scope (an SSE response whose client
+        # left) gets its await cancelled again and again; awaiting ``task`` directly would
+        # pass each of those cancellations on to ``task`` and break its cleanup (an S2 read
+        # session would stay open). ``task`` gets exactly one cancel and unwinds on its own.
+        await asyncio.shield(task)
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
