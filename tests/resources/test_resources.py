@@ -2,12 +2,12 @@
 
 The example app runs in this process under a real uvicorn, with storage on the bundled S2 test
 server (a subprocess, so its memory and tasks are not counted here). Chats go through every
-path: full answers, mid-answer resumes, stops, client disconnects and TanStack runs followed
-by replay. Afterwards no background task, no busy S2 connection (a running append or a live
-follow) and no running generation remains, and the Python heap (``tracemalloc``) is back to
-its level after the first half of the run within ``MEMORY_BOUND_PER_CHAT`` bytes per chat
-of the second half (the first half warms caches and pools). ``RESUMABLE_CHAT_RESOURCE_DEBUG=1``
-prints what grew.
+path: full answers, mid-answer resumes, stops, client disconnects, TanStack runs followed by
+replay, and AG-UI runs read to the end or left mid-run. Afterwards no background task, no
+busy S2 connection (a running append or a live follow) and no running generation remains,
+and the Python heap (``tracemalloc``) is back to its level after the first half of the run
+within ``MEMORY_BOUND_PER_CHAT`` bytes per chat of the second half (the first half warms
+caches and pools). ``RESUMABLE_CHAT_RESOURCE_DEBUG=1`` prints what grew.
 
 CI runs ``RESUMABLE_CHAT_RESOURCE_CHATS`` (default 100) chats; the full 1,000 run with
 ``RESUMABLE_CHAT_RESOURCE_CHATS=1000 .venv/bin/pytest tests/resources``.
@@ -71,9 +71,26 @@ async def _first_delta(lines: Any) -> None:
 
 
 async def one_chat(client: httpx.AsyncClient, index: int) -> str:
-    """Run chat ``index`` down one of five paths; return its id."""
+    """Run chat ``index`` down one of six paths; return its id."""
     chat_id = f"res-{index}"
-    kind = index % 5
+    kind = index % 6
+    if kind == 5:  # the stock AG-UI adapter's POST, read to the run's end (or its first text)
+        run_id = f"run-{index}"
+        body = {
+            "threadId": chat_id,
+            "runId": run_id,
+            "messages": [{"id": "u1", "role": "user", "content": "hello"}],
+        }
+        headers = {"X-Run-Id": run_id}
+        async with client.stream("POST", "/api/agui", json=body, headers=headers) as run:
+            assert run.status_code == 200
+            lines = run.aiter_lines()
+            if index % 12 == 5:
+                await _first_delta(lines)  # and go away mid-run
+            else:
+                async for _ in lines:
+                    pass
+        return chat_id
     if kind == 4:  # TanStack: 202, then follow the run on the replay subscription
         body = {"id": chat_id, "messages": [_user("hello")]}
         assert (await client.post("/api/tanstack/chat", json=body)).status_code == 202
@@ -215,8 +232,10 @@ async def test_many_chats_leave_nothing_behind(
         assert growth <= MEMORY_BOUND_PER_CHAT * (CHATS - half), f"heap grew {growth} bytes"
         # The chats are still usable and their logs are whole.
         async with httpx.AsyncClient(base_url=url, timeout=20) as client:
-            messages = (await client.get(f"/api/chat/{ids[0]}/messages")).json()
+            full = next(i for i in ids if int(i.rsplit("-", 1)[1]) % 6 == 0)
+            messages = (await client.get(f"/api/chat/{full}/messages")).json()
             assert [m["role"] for m in messages] == ["user", "assistant"]
-            stopped = (await client.get(f"/api/chat/{ids[2]}/messages")).json()
-            assert stopped[-1]["role"] == "assistant"
+            stopped = next(i for i in ids if int(i.rsplit("-", 1)[1]) % 6 == 2)
+            messages = (await client.get(f"/api/chat/{stopped}/messages")).json()
+            assert [m["role"] for m in messages] == ["user", "assistant"]
     assert _our_tasks() == [], "app shutdown left tasks behind"
