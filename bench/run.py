@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ def check(value: float | None, goal: str | None) -> bool | None:
 @dataclass
 class Results:
     figures: list[Figure] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
     def add(
         self, name: str, value: float | None, unit: str, goal: str | None = None, note: str = ""
@@ -86,6 +88,15 @@ class Results:
             met = ours < peer if better == "lower" else ours > peer
         goal = f"ours {better}"
         self.figures.append(Figure(name, peer, unit, goal, met, f"ours {fmt(ours)}"))
+
+    @contextlib.contextmanager
+    def section(self, name: str) -> Iterator[None]:
+        """Run one benchmark; a failure is recorded (and printed) instead of ending the run."""
+        try:
+            yield
+        except Exception as exc:
+            self.failed.append(f"{name}: {exc!r}"[:2000])
+            print(f"benchmark {name!r} failed: {exc}", file=sys.stderr)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -348,186 +359,210 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
     mem, _ = start_app(procs, "app-memory")
     http, _ = start_app(procs, "app-http", s2_url)
     warm = max(5, sizes.ttfb_count // 20)
+    ours_ttfb: dict[str, float | None] = {"p50": None, "p99": None}
+    ours_tput: float | None = None
+    ours_resume: float | None = None
 
     # 1. added time to first chunk, embedded
-    ours_ttfb: dict[str, float] = {}
-    for label, conc in (("sequential", 1), ("50 concurrent", 50)):
-        d = loadgen("ttfb", mem, count=sizes.ttfb_count, concurrency=conc, warmup=warm)
-        p50 = pct(d["resumable"], 0.5) - pct(d["plain"], 0.5)
-        p99 = pct(d["resumable"], 0.99) - pct(d["plain"], 0.99)
-        note = f"plain p50 {fmt(pct(d['plain'], 0.5))} ms, {d['errors']} errors"
-        add(f"embedded: added first-chunk time p50, {label}", p50, "ms", "<= 0.5", note)
-        add(f"embedded: added first-chunk time p99, {label}", p99, "ms", "<= 2", note)
-        if conc == 1:
-            ours_ttfb = {"p50": p50, "p99": p99}
+    with results.section("added time to first chunk, embedded"):
+        for label, conc in (("sequential", 1), ("50 concurrent", 50)):
+            d = loadgen("ttfb", mem, count=sizes.ttfb_count, concurrency=conc, warmup=warm)
+            p50 = pct(d["resumable"], 0.5) - pct(d["plain"], 0.5)
+            p99 = pct(d["resumable"], 0.99) - pct(d["plain"], 0.99)
+            note = f"plain p50 {fmt(pct(d['plain'], 0.5))} ms, {d['errors']} errors"
+            add(f"embedded: added first-chunk time p50, {label}", p50, "ms", "<= 0.5", note)
+            add(f"embedded: added first-chunk time p99, {label}", p99, "ms", "<= 2", note)
+            if conc == 1:
+                ours_ttfb = {"p50": p50, "p99": p99}
 
     # 2. the same on HttpBasin with a 300 ms first token
-    d = loadgen("ttfb", http, count=sizes.http_ttfb_count, concurrency=10, warmup=3, first_ms=300)
-    p50 = pct(d["resumable"], 0.5) - pct(d["plain"], 0.5)
-    note = f"plain p50 {fmt(pct(d['plain'], 0.5))} ms, 10 concurrent"
-    add("http: added first-chunk time p50, 300 ms first token", p50, "ms", "<= 1", note)
-    add(
-        "http: added first-chunk time p99, 300 ms first token",
-        pct(d["resumable"], 0.99) - pct(d["plain"], 0.99),
-        "ms",
-        None,
-        note,
-    )
+    with results.section("the same on HttpBasin with a 300 ms first token"):
+        d = loadgen(
+            "ttfb", http, count=sizes.http_ttfb_count, concurrency=10, warmup=3, first_ms=300
+        )
+        p50 = pct(d["resumable"], 0.5) - pct(d["plain"], 0.5)
+        note = f"plain p50 {fmt(pct(d['plain'], 0.5))} ms, 10 concurrent"
+        add("http: added first-chunk time p50, 300 ms first token", p50, "ms", "<= 1", note)
+        add(
+            "http: added first-chunk time p99, 300 ms first token",
+            pct(d["resumable"], 0.99) - pct(d["plain"], 0.99),
+            "ms",
+            None,
+            note,
+        )
 
     # 3. persisted chunks/s with one follower
-    ours_tput = 0.0
-    for label, base, goal in (("embedded", mem, ">= 100000"), ("http", http, ">= 30000")):
-        d = loadgen("throughput", base, n=sizes.throughput_n, size=100)
-        ok = d["follower_frames"] == d["live_frames"] == sizes.throughput_n + 5
-        rate = sizes.throughput_n / (d["follower_ms"] / 1000)
-        note = f"plain {fmt(sizes.throughput_n / (d['plain_ms'] / 1000))}/s" + (
-            "" if ok else ", FRAMES MISSING"
-        )
-        add(f"{label}: persisted chunks/s, one follower", rate, "chunks/s", goal, note)
-        if label == "embedded":
-            ours_tput = rate
+    with results.section("persisted chunks/s with one follower"):
+        for label, base, goal in (("embedded", mem, ">= 100000"), ("http", http, ">= 30000")):
+            d = loadgen("throughput", base, n=sizes.throughput_n, size=100)
+            ok = d["follower_frames"] == d["live_frames"] == sizes.throughput_n + 5
+            rate = sizes.throughput_n / (d["follower_ms"] / 1000)
+            note = f"plain {fmt(sizes.throughput_n / (d['plain_ms'] / 1000))}/s" + (
+                "" if ok else ", FRAMES MISSING"
+            )
+            add(f"{label}: persisted chunks/s, one follower", rate, "chunks/s", goal, note)
+            if label == "embedded":
+                ours_tput = rate
 
     # 4. resume: time to first replayed chunk
-    ours_resume = 0.0
-    for label, base in (("embedded", mem), ("http", http)):
-        seq = loadgen("resume", base, concurrency=1, rounds=sizes.resume_count, warmup=5)
-        conc = loadgen(
-            "resume", base, concurrency=50, rounds=max(1, sizes.resume_count // 50), warmup=5
-        )
-        goal = "<= 2" if label == "embedded" else None
-        add(
-            f"{label}: resume first chunk p50, sequential",
-            pct(seq["ms"], 0.5),
-            "ms",
-            goal,
-            f"p99 {fmt(pct(seq['ms'], 0.99))} ms",
-        )
-        add(
-            f"{label}: resume first chunk p50, 50 concurrent",
-            pct(conc["ms"], 0.5),
-            "ms",
-            goal,
-            f"p99 {fmt(pct(conc['ms'], 0.99))} ms",
-        )
-        if label == "embedded":
-            ours_resume = pct(seq["ms"], 0.5)
+    with results.section("resume: time to first replayed chunk"):
+        for label, base in (("embedded", mem), ("http", http)):
+            seq = loadgen("resume", base, concurrency=1, rounds=sizes.resume_count, warmup=5)
+            conc = loadgen(
+                "resume", base, concurrency=50, rounds=max(1, sizes.resume_count // 50), warmup=5
+            )
+            goal = "<= 2" if label == "embedded" else None
+            add(
+                f"{label}: resume first chunk p50, sequential",
+                pct(seq["ms"], 0.5),
+                "ms",
+                goal,
+                f"p99 {fmt(pct(seq['ms'], 0.99))} ms",
+            )
+            add(
+                f"{label}: resume first chunk p50, 50 concurrent",
+                pct(conc["ms"], 0.5),
+                "ms",
+                goal,
+                f"p99 {fmt(pct(conc['ms'], 0.99))} ms",
+            )
+            if label == "embedded":
+                ours_resume = pct(seq["ms"], 0.5)
 
     # 5. follower lag
-    for label, base, goals in (
-        ("embedded", mem, ("<= 2", "<= 10")),
-        ("http", http, ("<= 15", "<= 50")),
-    ):
-        d = loadgen("lag", base, n=sizes.lag_n, interval_ms=10)
-        note = f"{len(d['ms'])}/{d['expected']} chunks"
-        add(f"{label}: follower lag p50", pct(d["ms"], 0.5), "ms", goals[0], note)
-        add(f"{label}: follower lag p99", pct(d["ms"], 0.99), "ms", goals[1], note)
+    with results.section("follower lag"):
+        for label, base, goals in (
+            ("embedded", mem, ("<= 2", "<= 10")),
+            ("http", http, ("<= 15", "<= 50")),
+        ):
+            d = loadgen("lag", base, n=sizes.lag_n, interval_ms=10)
+            note = f"{len(d['ms'])}/{d['expected']} chunks"
+            add(f"{label}: follower lag p50", pct(d["ms"], 0.5), "ms", goals[0], note)
+            add(f"{label}: follower lag p99", pct(d["ms"], 0.99), "ms", goals[1], note)
 
     # 6. 200 followers on one answer
-    for label, base, goal in (("embedded", mem, "<= 50"), ("http", http, None)):
-        d = loadgen("resume", base, concurrency=sizes.fanout, rounds=1, warmup=2)
-        add(
-            f"{label}: {sizes.fanout} followers, first chunk p99",
-            pct(d["ms"], 0.99),
-            "ms",
-            goal,
-            f"p50 {fmt(pct(d['ms'], 0.5))} ms, {d['errors']} errors",
-        )
+    with results.section("200 followers on one answer"):
+        for label, base, goal in (("embedded", mem, "<= 50"), ("http", http, None)):
+            d = loadgen("resume", base, concurrency=sizes.fanout, rounds=1, warmup=2)
+            add(
+                f"{label}: {sizes.fanout} followers, first chunk p99",
+                pct(d["ms"], 0.99),
+                "ms",
+                goal,
+                f"p50 {fmt(pct(d['ms'], 0.5))} ms, {d['errors']} errors",
+            )
 
     # 7. history length
-    short, long = sizes.history
-    d = loadgen("history", mem, short=short, long=long, count=sizes.history_count, warmup=3)
-    ratio = pct(d["long"], 0.5) / pct(d["short"], 0.5)
-    add(
-        f"embedded: replay start, {long} vs {short} turns",
-        ratio,
-        "ratio",
-        "<= 1.5",
-        f"p50 {fmt(pct(d['long'], 0.5))} vs {fmt(pct(d['short'], 0.5))} ms",
-    )
+    with results.section("history length"):
+        short, long = sizes.history
+        d = loadgen("history", mem, short=short, long=long, count=sizes.history_count, warmup=3)
+        ratio = pct(d["long"], 0.5) / pct(d["short"], 0.5)
+        add(
+            f"embedded: replay start, {long} vs {short} turns",
+            ratio,
+            "ratio",
+            "<= 1.5",
+            f"p50 {fmt(pct(d['long'], 0.5))} vs {fmt(pct(d['short'], 0.5))} ms",
+        )
+        add(
+            "embedded: next turn right after [DONE] gets 409",
+            100 * d["conflicts"] / d["turns"],
+            "% of turns",
+            None,
+            f"{d['conflicts']} of {d['turns']} back-to-back POSTs (retried)",
+        )
 
     # 8. memory per idle follower (a fresh server, so freed memory is not reused)
-    base, proc = start_app(procs, "app-memory-followers")
-    d = loadgen("memory", base, followers=sizes.followers)
-    per = (d["rss_after_kib"] - d["rss_before_kib"]) / d["followers"]
-    add(
-        "embedded: memory per idle follower",
-        per,
-        "KiB",
-        "<= 50",
-        f"RSS growth over {d['followers']} followers",
-    )
-    procs.stop(proc)
+    with results.section(
+        "memory per idle follower (a fresh server, so freed memory is not reused)"
+    ):
+        base, proc = start_app(procs, "app-memory-followers")
+        d = loadgen("memory", base, followers=sizes.followers)
+        per = (d["rss_after_kib"] - d["rss_before_kib"]) / d["followers"]
+        add(
+            "embedded: memory per idle follower",
+            per,
+            "KiB",
+            "<= 50",
+            f"RSS growth over {d['followers']} followers",
+        )
+        procs.stop(proc)
 
     # 9. concurrent generations (a fresh server)
-    base, proc = start_app(procs, "app-memory-concurrent")
-    best = 0
-    note = ""
-    for chats in sizes.concurrent_steps:
-        d = loadgen(
-            "concurrent",
-            base,
-            chats=chats,
-            n=sizes.concurrent_n,
-            interval_ms=20,
-            ramp_s=1,
-            timeout_s=sizes.concurrent_n / 50 * 3 + 30,
-        )
-        ok = d["failures"] == 0 and d["lag_p99_ms"] <= 50
-        note = f"at {chats}: loop lag p99 {fmt(d['lag_p99_ms'])} ms, {d['failures']} failed"
-        if not ok:
-            break
-        best = chats
-    add("embedded: concurrent generations at 50 chunks/s", best, "chats", ">= 1000", note)
-    procs.stop(proc)
+    with results.section("concurrent generations (a fresh server)"):
+        base, proc = start_app(procs, "app-memory-concurrent")
+        best = 0
+        note = ""
+        for chats in sizes.concurrent_steps:
+            d = loadgen(
+                "concurrent",
+                base,
+                chats=chats,
+                n=sizes.concurrent_n,
+                interval_ms=20,
+                ramp_s=1,
+                timeout_s=sizes.concurrent_n / 50 * 3 + 30,
+            )
+            ok = d["failures"] == 0 and d["lag_p99_ms"] <= 50
+            note = f"at {chats}: loop lag p99 {fmt(d['lag_p99_ms'])} ms, {d['failures']} failed"
+            if not ok:
+                break
+            best = chats
+        add("embedded: concurrent generations at 50 chunks/s", best, "chats", ">= 1000", note)
+        procs.stop(proc)
 
     # 10. MESSAGES_SNAPSHOT fold
-    seconds, stored = asyncio.run(snapshot_fold(sizes.fold_chunks))
-    add(
-        "MESSAGES_SNAPSHOT fold",
-        stored / seconds,
-        "chunks/s",
-        ">= 300000",
-        f"{stored} records read, parsed, folded",
-    )
+    with results.section("MESSAGES_SNAPSHOT fold"):
+        seconds, stored = asyncio.run(snapshot_fold(sizes.fold_chunks))
+        add(
+            "MESSAGES_SNAPSHOT fold",
+            stored / seconds,
+            "chunks/s",
+            ">= 300000",
+            f"{stored} records read, parsed, folded",
+        )
 
     # 11. the peer
-    if peer:
-        why = peer_missing()
-        if why is None:
-            base = start_peer(procs)
-            d = loadgen("ttfb", base, count=sizes.ttfb_count, concurrency=1, warmup=warm)
-            results.versus(
-                "peer: added first-chunk time p50, sequential",
-                pct(d["resumable"], 0.5) - pct(d["plain"], 0.5),
-                ours_ttfb["p50"],
-                "ms",
-                "lower",
-            )
-            results.versus(
-                "peer: added first-chunk time p99, sequential",
-                pct(d["resumable"], 0.99) - pct(d["plain"], 0.99),
-                ours_ttfb["p99"],
-                "ms",
-                "lower",
-            )
-            seq = loadgen("resume", base, concurrency=1, rounds=sizes.resume_count, warmup=5)
-            results.versus(
-                "peer: resume first chunk p50, sequential",
-                pct(seq["ms"], 0.5),
-                ours_resume,
-                "ms",
-                "lower",
-            )
-            d = loadgen("throughput", base, n=sizes.throughput_n, size=100)
-            rate = sizes.throughput_n / (d["follower_ms"] / 1000)
-            results.versus("peer: chunks/s, one follower", rate, ours_tput, "chunks/s", "higher")
-        else:
-            for name, unit in (
-                ("peer: added first-chunk time p50, sequential", "ms"),
-                ("peer: resume first chunk p50, sequential", "ms"),
-                ("peer: chunks/s, one follower", "chunks/s"),
-            ):
-                results.figures.append(Figure(name, None, unit, None, None, f"skipped: {why}"))
+    with results.section("the peer"):
+        if peer:
+            why = peer_missing()
+            if why is None:
+                base = start_peer(procs)
+                d = loadgen("ttfb", base, count=sizes.ttfb_count, concurrency=1, warmup=warm)
+                results.versus(
+                    "peer: added first-chunk time p50, sequential",
+                    pct(d["resumable"], 0.5) - pct(d["plain"], 0.5),
+                    ours_ttfb["p50"],
+                    "ms",
+                    "lower",
+                )
+                results.versus(
+                    "peer: added first-chunk time p99, sequential",
+                    pct(d["resumable"], 0.99) - pct(d["plain"], 0.99),
+                    ours_ttfb["p99"],
+                    "ms",
+                    "lower",
+                )
+                seq = loadgen("resume", base, concurrency=1, rounds=sizes.resume_count, warmup=5)
+                results.versus(
+                    "peer: resume first chunk p50, sequential",
+                    pct(seq["ms"], 0.5),
+                    ours_resume,
+                    "ms",
+                    "lower",
+                )
+                d = loadgen("throughput", base, n=sizes.throughput_n, size=100)
+                rate = sizes.throughput_n / (d["follower_ms"] / 1000)
+                results.versus(
+                    "peer: chunks/s, one follower", rate, ours_tput, "chunks/s", "higher"
+                )
+            else:
+                for name, unit in (
+                    ("peer: added first-chunk time p50, sequential", "ms"),
+                    ("peer: resume first chunk p50, sequential", "ms"),
+                    ("peer: chunks/s, one follower", "chunks/s"),
+                ):
+                    results.figures.append(Figure(name, None, unit, None, None, f"skipped: {why}"))
 
 
 def main() -> None:
@@ -556,6 +591,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results.as_json(), indent=2) + "\n")
     print(f"wrote {args.out}")
+    if results.failed:
+        print("failed benchmarks:\n  " + "\n  ".join(results.failed), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

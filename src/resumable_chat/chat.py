@@ -25,7 +25,7 @@ from .claims import (
     new_token,
     read_range,
 )
-from .generation import Generation, SourceFactory, StopSignal, encode_chunk
+from .generation import Generation, PrefetchedSource, SourceFactory, StopSignal, encode_chunk
 from .protocols.ai_sdk import AiSdkDialect
 from .protocols.base import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState
 from .protocols.tanstack import TanStackDialect, normalize_messages
@@ -108,6 +108,7 @@ class ResumableChat:
         lease_ms: int,
         keepalive_s: float,
         on_error: Callable[[BaseException], str] | None,
+        overlap_claim: bool = True,
     ) -> None:
         self.dialect = dialect
         self.mode: Mode = mode
@@ -119,6 +120,7 @@ class ResumableChat:
         self.lease_ms = lease_ms
         self.keepalive_s = keepalive_s
         self._on_error = on_error
+        self.overlap_claim = overlap_claim
         self._generations: dict[str, Generation | _PendingClaim] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -174,10 +176,18 @@ class ResumableChat:
             if stream_name in self._generations:
                 return "Stream already in use"  # known locally: no S2 round trip
             pending = self._generations[stream_name] = _PendingClaim()
+        signal = StopSignal()
+        # A live answer's model starts while the claim is in flight (DESIGN.md §6 figures:
+        # the claim hides in the model's time to first token); a lost claim closes it unread.
+        prefetched = PrefetchedSource(source, signal) if live and self.overlap_claim else None
         try:
             claim = await claim_stream(self.basin, stream_name, self.mode, lease_ms=self.lease_ms)
-        except StreamInUseError:
-            return "Stream already in use"
+        except BaseException as exc:
+            if prefetched is not None:
+                await prefetched.aclose()
+            if isinstance(exc, StreamInUseError):
+                return "Stream already in use"
+            raise
         finally:
             if pending is not None and self._generations.get(stream_name) is pending:
                 del self._generations[stream_name]
@@ -192,7 +202,7 @@ class ResumableChat:
         generation = Generation(
             stream=stream_name,
             claim=claim,
-            source=source,
+            source=prefetched if prefetched is not None else source,
             dialect=self.dialect,
             turn=turn,
             writer=writer,
@@ -200,6 +210,7 @@ class ResumableChat:
             error_text=self._error_text,
             prelude=prelude,
             live=live,
+            signal=signal,
         )
         if pending is not None and pending.stopped:
             generation.stop()
@@ -223,7 +234,8 @@ class ResumableChat:
             stream_name: the chat's S2 stream (e.g. ``"chat-<id>"``).
             chunks: the model's chunks (dicts in the protocol's shape), or a factory called
                 with the :class:`~resumable_chat.generation.StopSignal` that returns them.
-                Nothing is pulled before the claim succeeds.
+                The first chunk is pulled while the claim is in flight (``overlap_claim``,
+                the default) or after it succeeds; on a 409 the source is closed.
             wait_until: called with the persistence task (an awaitable) for serverless-style
                 hosts; without it the chat owns the task and :meth:`aclose` drains it.
             message: the turn's message (AI SDK ``UIMessage``) stored before the answer so
@@ -511,6 +523,7 @@ def create_resumable_chat(
     lease_ms: int = 5000,
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     on_error: Callable[[BaseException], str] | None = None,
+    overlap_claim: bool = True,
 ) -> ResumableChat:
     """Build a :class:`ResumableChat` (DESIGN.md §2).
 
@@ -528,6 +541,11 @@ def create_resumable_chat(
         keepalive_s: seconds between SSE keep-alive comments on idle responses (0: off).
         on_error: maps a source exception to the error chunk's text; by default the text is
             ``"An error occurred."`` so provider details do not leak.
+        overlap_claim: :meth:`~ResumableChat.make_resumable` starts pulling the source's
+            first chunk while the claim's S2 round trips are in flight, so they hide in the
+            model's time to first token. A claim lost to another instance (409) then closes
+            the just-opened model request unread; a conflict known in this process never
+            calls the source. ``False``: the source is called only after the claim.
 
     Raises:
         ValueError: an unknown protocol or mode, or a bad batch size / linger.
@@ -556,4 +574,5 @@ def create_resumable_chat(
         lease_ms=lease_ms,
         keepalive_s=keepalive_s,
         on_error=on_error,
+        overlap_claim=overlap_claim,
     )
