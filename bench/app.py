@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -206,6 +207,17 @@ def create_app(basin: Basin) -> FastAPI:
             {"rss_kib": rss_kib(), "generations": len(chat._tasks), **lag.summary()}
         )
 
+    @app.get("/stats/allocations")
+    async def allocations() -> JSONResponse:
+        """Top allocation sites since start (only with ``BENCH_TRACEMALLOC=1``)."""
+        import tracemalloc
+
+        if not tracemalloc.is_tracing():
+            return JSONResponse({"detail": "set BENCH_TRACEMALLOC=1"}, status_code=404)
+        gc.collect()
+        stats = tracemalloc.take_snapshot().statistics("lineno")[:25]
+        return JSONResponse([f"{s.size / 1024:.0f} KiB {s.count} {s.traceback}" for s in stats])
+
     @app.post("/stats/reset")
     async def reset() -> Response:
         lag.samples.clear()
@@ -221,6 +233,11 @@ def main() -> None:
     parser.add_argument("--s2-url", default=None, help="S2-compatible endpoint (HttpBasin)")
     args = parser.parse_args()
     import uvicorn
+
+    if os.environ.get("BENCH_TRACEMALLOC") == "1":
+        import tracemalloc
+
+        tracemalloc.start()
 
     basin: Basin
     if args.s2_url:

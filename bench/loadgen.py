@@ -41,27 +41,79 @@ def client(connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0, connect=30.0))
 
 
-async def first_chunk_ms(
-    http: httpx.AsyncClient, method: str, url: str, *, drain: bool = True
-) -> tuple[float, int]:
-    """Time (ms) from sending the request to the first ``data:`` frame, and the status.
+BODY_BYTES = json.dumps(BODY).encode()
 
-    With ``drain`` the rest of the body is read (and thrown away); otherwise the response is
-    closed after the first frame.
+
+async def open_stream(
+    method: str, url: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, bytes]:
+    """Send one HTTP/1.1 request on a new connection (``Connection: close``); read the head.
+
+    Returns the reader, the writer, the status and the body bytes read with the head. A
+    minimal client on purpose: the measurements are of the server, not of the client's HTTP
+    stack (httpx costs about a millisecond of CPU per request, and both share the machine).
+    The body stays chunked-encoded; whole SSE frames never straddle a chunk, so counting
+    ``data:`` on the raw bytes is exact.
+    """
+    parsed = httpx.URL(url)
+    reader, writer = await asyncio.open_connection(parsed.host, parsed.port, limit=1 << 20)
+    head = f"{method} {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\n"
+    body = b""
+    if method == "POST":
+        body = BODY_BYTES
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = await reader.read(65536)
+        if not piece:
+            writer.close()
+            raise ConnectionError(f"{method} {url}: connection closed before the response head")
+        data += piece
+    status_head, _, rest = data.partition(b"\r\n\r\n")
+    return reader, writer, int(status_head.split(b" ", 2)[1]), rest
+
+
+async def count_to_end(reader: asyncio.StreamReader, buf: bytes = b"") -> int:
+    """Read to the end of the response: how many SSE ``data:`` frames it had."""
+    frames = 0
+    carry = b""
+    piece = buf
+    while piece:
+        chunk = carry + piece
+        frames += chunk.count(b"data: ")
+        carry = chunk[-5:]
+        frames -= carry.count(b"data: ")
+        piece = await reader.read(1 << 18)
+    return frames + carry.count(b"data: ")
+
+
+async def first_chunk_ms(method: str, url: str, *, drain: bool = True) -> tuple[float, int]:
+    """Time (ms) from opening the connection to the first ``data:`` frame, and the status.
+
+    With ``drain`` the rest of the body is read (and thrown away); otherwise the connection
+    is closed after the first frame.
     """
     start = time.perf_counter()
-    json_body = BODY if method == "POST" else None
-    async with http.stream(method, url, json=json_body) as response:
-        if response.status_code != 200:
-            await response.aread()
-            return (time.perf_counter() - start) * 1000, response.status_code
+    reader, writer, status, buf = await open_stream(method, url)
+    try:
         elapsed = -1.0
-        async for piece in response.aiter_raw():
-            if elapsed < 0 and b"data: " in piece:
-                elapsed = (time.perf_counter() - start) * 1000
-                if not drain:
+        if status == 200:
+            while b"data: " not in buf:
+                piece = await reader.read(65536)
+                if not piece:
                     break
-        return elapsed, response.status_code
+                buf = buf[-5:] + piece
+            else:
+                elapsed = (time.perf_counter() - start) * 1000
+        else:
+            elapsed = (time.perf_counter() - start) * 1000
+        if drain:
+            while await reader.read(1 << 18):
+                pass
+        return elapsed, status
+    finally:
+        writer.close()
 
 
 async def run_bounded(jobs: list[Callable[[], Awaitable[Any]]], concurrency: int) -> list[Any]:
@@ -114,15 +166,14 @@ class Held:
 async def ttfb(args: argparse.Namespace) -> dict[str, Any]:
     """Time to first chunk of plain vs resumable POSTs, interleaved, same source."""
     query = f"n={args.n}&first_ms={args.first_ms}"
-    async with client(args.concurrency * 2) as http:
 
-        def job(kind: str) -> Callable[[], Awaitable[tuple[float, int]]]:
-            return lambda: first_chunk_ms(http, "POST", f"{args.base}/{kind}/{new_id('t')}?{query}")
+    def job(kind: str) -> Callable[[], Awaitable[tuple[float, int]]]:
+        return lambda: first_chunk_ms("POST", f"{args.base}/{kind}/{new_id('t')}?{query}")
 
-        warm = [job(k) for _ in range(args.warmup) for k in ("plain", "resumable")]
-        await run_bounded(warm, args.concurrency)
-        jobs = [job(k) for _ in range(args.count) for k in ("plain", "resumable")]
-        results = await run_bounded(jobs, args.concurrency)
+    warm = [job(k) for _ in range(args.warmup) for k in ("plain", "resumable")]
+    await run_bounded(warm, args.concurrency)
+    jobs = [job(k) for _ in range(args.count) for k in ("plain", "resumable")]
+    results = await run_bounded(jobs, args.concurrency)
     plain = [ms for ms, _ in results[0::2]]
     resumable = [ms for ms, _ in results[1::2]]
     errors = sum(1 for _, status in results if status != 200)
@@ -137,7 +188,7 @@ async def resume(args: argparse.Namespace) -> dict[str, Any]:
             url = f"{args.base}/resumable/{chat_id}/stream"
 
             def job() -> Awaitable[tuple[float, int]]:
-                return first_chunk_ms(http, "GET", url, drain=False)
+                return first_chunk_ms("GET", url, drain=False)
 
             await run_bounded([job for _ in range(args.warmup)], 1)
             out: list[float] = []
@@ -262,21 +313,29 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
 
             async def live() -> tuple[int, int]:
                 url = f"{args.base}/resumable/{chat_id}?{query}"
-                async with http.stream("POST", url, json=BODY) as r:
-                    frames = 0
-                    carry = b""
-                    async for piece in r.aiter_raw():
-                        started.set()
-                        buf = carry + piece
-                        frames += buf.count(b"data: ")
-                        carry = buf[-5:]
-                        frames -= carry.count(b"data: ")
-                    frames += carry.count(b"data: ")
-                    return r.status_code, frames
+                reader, writer, status, buf = await open_stream("POST", url)
+                try:
+                    while not buf:
+                        buf = await reader.read(65536)
+                        if not buf:
+                            break
+                    started.set()
+                    return status, await count_to_end(reader, buf)
+                finally:
+                    started.set()
+                    writer.close()
+
+            async def follow() -> tuple[int, int]:
+                url = f"{args.base}/resumable/{chat_id}/stream"
+                reader, writer, status, buf = await open_stream("GET", url)
+                try:
+                    return status, await count_to_end(reader, buf or await reader.read(65536))
+                finally:
+                    writer.close()
 
             live_task = asyncio.create_task(live())
             await started.wait()
-            status, frames = await _drain(http, "GET", f"{args.base}/resumable/{chat_id}/stream")
+            status, frames = await follow()
             live_status, live_frames = await live_task
             if live_status != 200 or live_frames != expected:
                 return False, f"live {live_status} {live_frames}/{expected}"
@@ -316,22 +375,21 @@ async def memory(args: argparse.Namespace) -> dict[str, Any]:
         async with Held(http, args.base, chat_id, f"n=5&hold_s={HOLD_S}"):
             url = f"{args.base}/resumable/{chat_id}/stream"
             # warm up: one follower in and out, so first-use allocations are not counted
-            await first_chunk_ms(http, "GET", url, drain=False)
+            await first_chunk_ms("GET", url, drain=False)
             before = (await http.get(f"{args.base}/stats")).json()["rss_kib"]
-            opened: list[tuple[Any, httpx.Response]] = []
+            opened: list[asyncio.StreamWriter] = []
             try:
                 for _ in range(args.followers):
-                    cm = http.stream("GET", url)
-                    response = await cm.__aenter__()
-                    opened.append((cm, response))
-                    it = response.aiter_raw()
-                    await it.__anext__()  # the replayed chunks arrived: the follower is parked
+                    reader, writer, status, buf = await open_stream("GET", url)
+                    opened.append(writer)
+                    assert status == 200, status
+                    while b"data: " not in buf:  # replayed: the follower is now parked
+                        buf += await reader.read(65536)
                 await asyncio.sleep(0.5)
                 after = (await http.get(f"{args.base}/stats")).json()["rss_kib"]
             finally:
-                for cm, _ in opened:
-                    with contextlib.suppress(Exception):
-                        await cm.__aexit__(None, None, None)
+                for writer in opened:
+                    writer.close()
     return {"followers": args.followers, "rss_before_kib": before, "rss_after_kib": after}
 
 
@@ -361,7 +419,7 @@ async def history(args: argparse.Namespace) -> dict[str, Any]:
             for i in range(args.count + args.warmup):
                 for label in ("short", "long"):
                     url = f"{args.base}/resumable/{chats[label]}/stream"
-                    ms, status = await first_chunk_ms(http, "GET", url, drain=False)
+                    ms, status = await first_chunk_ms("GET", url, drain=False)
                     assert status == 200, status
                     if i >= args.warmup:
                         out[label].append(ms)
