@@ -23,7 +23,13 @@ from typing import Any
 from .claims import Claim, new_token
 from .protocols.base import Chunk, Dialect, TurnState
 from .s2.errors import FencingTokenMismatchError
-from .s2.records import AppendRecord, fence_record, trim_record
+from .s2.records import (
+    MAX_BATCH_METERED_BYTES,
+    AppendRecord,
+    fence_record,
+    metered_bytes,
+    trim_record,
+)
 from .sse import event_frame
 from .writer import LogWriter
 
@@ -229,10 +235,18 @@ class Generation:
     def _emit(self, chunk: Chunk) -> None:
         stored = self._storage_form(chunk)
         body = encode_chunk(stored)
-        seq = self.writer.submit(AppendRecord(body))
-        if self.live is not None:
-            live_body = body if stored is chunk else encode_chunk(chunk)
-            self.live.push(event_frame(live_body, seq + 1))
+        record = AppendRecord(body)
+        live = self.live
+        if live is None:
+            self.writer.submit(record)
+            return
+        if metered_bytes(record) > MAX_BATCH_METERED_BYTES:
+            self.writer.submit(record)  # raises the writer's ValueError; nothing was sent
+        # The live frame is queued before the record, so the response's task wakes before
+        # the writer's: the client never waits behind the encoding of an S2 append.
+        live_body = body if stored is chunk else encode_chunk(chunk)
+        live.push(event_frame(live_body, self.writer.next_seq_num + 1))
+        self.writer.submit(record)
 
     def _open_source(self) -> AsyncIterator[Chunk]:
         source = self._source
