@@ -74,16 +74,24 @@ async def open_stream(
     return reader, writer, int(status_head.split(b" ", 2)[1]), rest
 
 
+#: The end of a chunked body (the last chunk has size 0). A server may keep the connection
+#: open although the request said ``Connection: close`` (node:http does when the response
+#: sets ``Connection: keep-alive``), so the end of the body is read from the framing.
+CHUNKED_END = b"\r\n0\r\n\r\n"
+
+
 async def count_to_end(reader: asyncio.StreamReader, buf: bytes = b"") -> int:
-    """Read to the end of the response: how many SSE ``data:`` frames it had."""
+    """Read to the end of the (chunked) response: how many SSE ``data:`` frames it had."""
     frames = 0
     carry = b""
     piece = buf
     while piece:
         chunk = carry + piece
         frames += chunk.count(b"data: ")
-        carry = chunk[-5:]
+        carry = chunk[-7:]
         frames -= carry.count(b"data: ")
+        if chunk.endswith(CHUNKED_END) or chunk == b"0\r\n\r\n":
+            break
         piece = await reader.read(1 << 18)
     return frames + carry.count(b"data: ")
 
@@ -109,8 +117,7 @@ async def first_chunk_ms(method: str, url: str, *, drain: bool = True) -> tuple[
         else:
             elapsed = (time.perf_counter() - start) * 1000
         if drain:
-            while await reader.read(1 << 18):
-                pass
+            await count_to_end(reader, buf)
         return elapsed, status
     finally:
         writer.close()
