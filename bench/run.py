@@ -622,6 +622,10 @@ def main() -> None:
     finally:
         procs.stop_all()
     print(results.table())
+    import importlib.util
+
+    stack = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m) is not None]
+    print(f"\nservers: uvicorn with {' + '.join(stack) or 'asyncio + h11'} (bench/app.py)")
     print(
         f"\n{len(results.figures)} figures in {time.monotonic() - start:.0f} s;"
         f" server logs in {log_dir}"
