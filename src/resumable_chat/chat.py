@@ -173,6 +173,11 @@ class ResumableChat:
             raise RuntimeError("this ResumableChat is closed")
         pending: _PendingClaim | None = None
         if self.enable_stop:
+            running = self._generations.get(stream_name)
+            if isinstance(running, Generation) and running.outcome is not None:
+                # Its answer has ended and its end fence is being stored: a turn sent right
+                # after [DONE] (a tool-result continuation) waits for it instead of a 409.
+                await asyncio.wait([running.task], timeout=self.lease_ms / 1000)
             if stream_name in self._generations:
                 return "Stream already in use"  # known locally: no S2 round trip
             pending = self._generations[stream_name] = _PendingClaim()
