@@ -13,6 +13,8 @@ fi
 
 if command -v npm >/dev/null 2>&1; then
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  # The React example (examples/react-chat), which the browser tests build and open.
+  (cd examples/react-chat && npm ci --no-audit --no-fund --loglevel=error)
 else
   echo "npm not found: the JS client tests will be skipped" >&2
 fi

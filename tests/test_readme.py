@@ -129,3 +129,41 @@ async def test_readme_generic_streams_section(monkeypatch: pytest.MonkeyPatch) -
             await asyncio.sleep(0.05)
         assert (await client.get("/jobs/j1")).status_code == 422
     await namespace["ctx"].aclose()
+
+
+async def test_readme_several_instances_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
+        monkeypatch.delenv(name, raising=False)
+    namespace: dict[str, Any] = {}
+    exec(compile(quick_start_code("## Several instances"), "README.md", "exec"), namespace)
+    chat = namespace["chat"]
+    assert (chat.lease_ms, chat.heartbeat_ms, chat.keepalive_s) == (5000, 1000, 15)
+    await chat.aclose()
+
+
+async def test_readme_tanstack_stock_adapter_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick start, the TanStack block and the stock-adapter block run together, and
+    ``POST /api/agui`` streams the durable run."""
+    for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
+        monkeypatch.delenv(name, raising=False)
+    async with serve_app(fake_openai()) as model_url:
+        monkeypatch.setenv("OPENAI_BASE_URL", model_url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        namespace: dict[str, Any] = {}
+        for heading in ("## Quick start", "## TanStack AI", "### TanStack AI with the stock"):
+            exec(compile(quick_start_code(heading), "README.md", "exec"), namespace)
+        async with serve_app(namespace["app"]) as url, httpx.AsyncClient(base_url=url) as client:
+            body = {"threadId": "q", "messages": [{"id": "u1", "role": "user", "content": "hi"}]}
+            response = await client.post("/api/agui", json=body, headers={"X-Run-Id": "run-q"})
+            assert response.status_code == 200
+            lines = response.text.splitlines()
+            chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+            assert sum(line.startswith("id: ") for line in lines) == len(chunks)
+            assert chunks[0]["name"] == "run.accepted"
+            text = "".join(c["delta"] for c in chunks if c["type"] == "TEXT_MESSAGE_CONTENT")
+            assert text == "".join(ANSWER)
+            assert (chunks[-1]["type"], chunks[-1]["runId"]) == ("RUN_FINISHED", "run-q")
+            hydrated = (await client.get("/api/agui", params={"threadId": "q"})).json()
+            assert [m["role"] for m in hydrated["messages"]] == ["user", "assistant"]
+            await namespace["chat"].aclose()
+            await namespace["tanstack_chat"].aclose()

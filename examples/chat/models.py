@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -26,12 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from resumable_chat import StopSignal
+from resumable_chat.fastapi_agui import AgUiRun
 from resumable_chat.sources import (
     ai_sdk_chunks,
     openai_chunks_from_jsonl,
     tanstack_chunks,
     to_openai_messages,
 )
+
+logger = logging.getLogger("examples.chat.models")
 
 #: UI messages (AI SDK or TanStack) → OpenAI chat ``messages``.
 ToOpenAI = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -134,6 +138,23 @@ async def demo_stream(
     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
 
 
+async def _logging_early_close(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Pass ``chunks`` through; log when the consumer closes them before the model is done
+    (a stop: the model request is closed), so operators and tests can see it."""
+    count, complete = 0, False
+    try:
+        async for chunk in chunks:
+            count += 1
+            yield chunk
+        complete = True
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+        if not complete:
+            logger.info("model stream closed after %d chunks: the answer was stopped", count)
+
+
 class ModelSources:
     """Picks the model from the environment and builds each turn's chunk source: AI SDK
     (call the object) or TanStack (:meth:`tanstack`)."""
@@ -159,17 +180,30 @@ class ModelSources:
         return "offline demo model"
 
     def _openai_stream(
-        self, messages: list[dict[str, Any]], to_openai: ToOpenAI
+        self,
+        messages: list[dict[str, Any]],
+        to_openai: ToOpenAI,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncIterator[Any]:
+        return _logging_early_close(self._model_stream(messages, to_openai, tools))
+
+    def _model_stream(
+        self,
+        messages: list[dict[str, Any]],
+        to_openai: ToOpenAI,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[Any]:
         if self.recordings:
             path = self.recordings[next(self._answers) % len(self.recordings)]
             return openai_chunks_from_jsonl(path, delay_ms=self.delay_s * 1000)
         if self.model:
-            return self._litellm_stream(to_openai(messages))
+            return self._litellm_stream(to_openai(messages), tools)
         next(self._answers)
         return demo_stream(messages, self.delay_s)
 
-    async def _litellm_stream(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]:
+    async def _litellm_stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> AsyncIterator[Any]:
         import litellm
 
         response = await litellm.acompletion(
@@ -177,6 +211,7 @@ class ModelSources:
             messages=messages,
             stream=True,
             stream_options={"include_usage": True},
+            **({"tools": tools} if tools else {}),
         )
         try:
             async for chunk in response:
@@ -191,6 +226,23 @@ class ModelSources:
     ) -> AsyncIterator[dict[str, Any]]:
         """The AI SDK chunks of one answer to ``messages`` (AI SDK ``UIMessage`` dicts)."""
         return ai_sdk_chunks(self._openai_stream(messages, to_openai_messages))
+
+    def agui(self, run: AgUiRun, signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        """The TanStack ``StreamChunk``s of one durable AG-UI run (``/api/agui``): the same
+        model as :meth:`tanstack`; a real model also gets the client's tools."""
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.get("name"),
+                    "description": t.get("description", ""),
+                    "parameters": t.get("parameters") or {"type": "object"},
+                },
+            }
+            for t in run.tools
+        ]
+        stream = self._openai_stream(run.messages, tanstack_to_openai_messages, tools=tools)
+        return tanstack_chunks(stream, run_id=run.run_id, thread_id=run.thread_id)
 
     def tanstack(
         self, messages: list[dict[str, Any]], signal: StopSignal

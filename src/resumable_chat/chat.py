@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal
 
@@ -18,24 +19,54 @@ from starlette.responses import PlainTextResponse, Response
 
 from .claims import (
     MODES,
+    Claim,
+    LatestGeneration,
     Mode,
+    StaleGenerationError,
     StreamInUseError,
     claim_stream,
     find_latest_generation,
     new_token,
     read_range,
 )
-from .generation import Generation, PrefetchedSource, SourceFactory, StopSignal, encode_chunk
+from .generation import (
+    MAX_SAFE_INTEGER,
+    Generation,
+    PrefetchedSource,
+    SourceFactory,
+    StopSignal,
+    encode_chunk,
+)
 from .protocols.ai_sdk import AiSdkDialect
 from .protocols.base import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState
 from .protocols.tanstack import TanStackDialect, normalize_messages
 from .s2.basin import Basin
-from .s2.errors import FencingTokenMismatchError, StreamNotFoundError
-from .s2.records import AppendInput, fence_record, is_fence, is_stop_fence, is_terminal_fence
+from .s2.errors import (
+    FencingTokenMismatchError,
+    S2Error,
+    SeqNumMismatchError,
+    StreamNotFoundError,
+)
+from .s2.records import (
+    AppendInput,
+    AppendRecord,
+    fence_record,
+    is_fence,
+    is_stop_fence,
+    is_terminal_fence,
+    trim_record,
+)
+from .s2.silence import follow_reporting_silence
 from .sse import DEFAULT_KEEPALIVE_S, sse_response
 from .writer import LogWriter
 
-__all__ = ["DEFAULT_ERROR_TEXT", "ResumableChat", "create_resumable_chat"]
+__all__ = [
+    "DEFAULT_ERROR_TEXT",
+    "LOST_GENERATION_ERROR_TEXT",
+    "GenerationLostError",
+    "ResumableChat",
+    "create_resumable_chat",
+]
 
 logger = logging.getLogger("resumable_chat")
 
@@ -43,6 +74,19 @@ Protocol = Literal["ai-sdk", "tanstack"]
 WaitUntil = Callable[[Awaitable[None]], Any]
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+#: The error text that closes a generation whose writer crashed (when no ``on_error`` is set).
+LOST_GENERATION_ERROR_TEXT = "The answer was interrupted: the server generating it stopped."
+
+
+class GenerationLostError(Exception):
+    """Handed to ``on_error`` when a generation is closed because its writer crashed (it
+    wrote nothing, not even a heartbeat, for a lease). ``stream``: the chat's S2 stream.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"the generation on {stream} stopped writing (its process died)")
+        self.stream = stream
 
 
 def _dialect_for(protocol: str) -> Dialect:
@@ -67,6 +111,10 @@ def _parse_chunk(body: bytes) -> Chunk | None:
     except ValueError:
         return None
     return chunk if isinstance(chunk, dict) and isinstance(chunk.get("type"), str) else None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _chunk_type(body: bytes) -> str | None:
@@ -106,6 +154,7 @@ class ResumableChat:
         batch_size: int,
         linger_ms: float,
         lease_ms: int,
+        heartbeat_ms: float,
         keepalive_s: float,
         on_error: Callable[[BaseException], str] | None,
         overlap_claim: bool = True,
@@ -118,6 +167,7 @@ class ResumableChat:
         self.batch_size = batch_size
         self.linger_ms = linger_ms
         self.lease_ms = lease_ms
+        self.heartbeat_ms = heartbeat_ms
         self.keepalive_s = keepalive_s
         self._on_error = on_error
         self.overlap_claim = overlap_claim
@@ -167,8 +217,14 @@ class ResumableChat:
         prelude: list[Chunk] | None,
         turn: TurnState,
         live: bool,
+        announce: list[Chunk] | None = None,
+        prefetch: bool = False,
     ) -> Generation | str:
-        """Claim and start a generation; on a conflict return the 409 text instead."""
+        """Claim and start a generation; on a conflict return the 409 text instead.
+
+        ``prefetch``: start fetching the source's first chunk while the claim is in flight
+        (:class:`PrefetchedSource`); a lost claim closes the source unread.
+        """
         if self._closed:
             raise RuntimeError("this ResumableChat is closed")
         pending: _PendingClaim | None = None
@@ -182,11 +238,11 @@ class ResumableChat:
                 return "Stream already in use"  # known locally: no S2 round trip
             pending = self._generations[stream_name] = _PendingClaim()
         signal = StopSignal()
-        # A live answer's model starts while the claim is in flight (DESIGN.md §6 figures:
-        # the claim hides in the model's time to first token); a lost claim closes it unread.
-        prefetched = PrefetchedSource(source, signal) if live and self.overlap_claim else None
+        # make_resumable: the model starts while the claim is in flight, so the claim's S2
+        # round trips hide in its time to first token; a lost claim closes it unread.
+        prefetched = PrefetchedSource(source, signal) if prefetch else None
         try:
-            claim = await claim_stream(self.basin, stream_name, self.mode, lease_ms=self.lease_ms)
+            claim = await self._claim(stream_name)
         except BaseException as exc:
             if prefetched is not None:
                 await prefetched.aclose()
@@ -203,6 +259,7 @@ class ResumableChat:
             match_seq_num=claim.start_seq_num,
             batch_size=self.batch_size,
             linger_ms=self.linger_ms,
+            heartbeat_ms=self.heartbeat_ms,
         )
         generation = Generation(
             stream=stream_name,
@@ -214,6 +271,7 @@ class ResumableChat:
             single_use=self.mode == "single-use",
             error_text=self._error_text,
             prelude=prelude,
+            announce=announce,
             live=live,
             signal=signal,
         )
@@ -222,7 +280,137 @@ class ResumableChat:
         self._track(stream_name, generation, wait_until)
         return generation
 
+    async def _claim(self, stream: str) -> Claim:
+        """Claim ``stream``; a crashed generation holding it is closed first (one retry)."""
+        try:
+            return await claim_stream(self.basin, stream, self.mode, lease_ms=self.lease_ms)
+        except StaleGenerationError:
+            await self._close_lost(stream)
+        try:
+            return await claim_stream(self.basin, stream, self.mode, lease_ms=self.lease_ms)
+        except StaleGenerationError as exc:  # closed and crashed again meanwhile: rare
+            raise StreamInUseError(stream) from exc
+
+    def _is_lost(self, latest: LatestGeneration) -> bool:
+        """True when ``latest`` is a running generation whose last record is a lease old."""
+        return latest.active and _now_ms() - latest.tail.timestamp >= self.lease_ms
+
+    async def _close_lost(self, stream: str, latest: LatestGeneration | None = None) -> bool:
+        """Close a generation whose writer died: its error terminal, then an ``error-`` fence.
+
+        The terminal comes from the dialect's :class:`TurnState` rebuilt from the generation's
+        stored chunks (AI SDK: open parts closed, then ``error``; TanStack: ``RUN_ERROR`` with
+        the run's id), so every reader ends the answer properly. The append is conditioned on
+        the stream's current fencing token and tail: if the writer came back, or another
+        instance closed it first, nothing is written. Reads O(answer) records.
+
+        Returns True when this call closed it. Raises ``S2Error`` when S2 fails.
+        """
+        if latest is None:
+            latest = await find_latest_generation(self.basin, stream)
+        if not latest.active or latest.fence is None:
+            return False
+        turn = self.dialect.new_turn(message_id=None)
+        for record in await read_range(
+            self.basin, stream, latest.fence.seq_num + 1, latest.tail.seq_num
+        ):
+            if not record.headers and record.body:
+                chunk = _parse_chunk(record.body)
+                if chunk is not None:
+                    turn.observe(chunk)
+        lost = GenerationLostError(stream)
+        text = LOST_GENERATION_ERROR_TEXT if self._on_error is None else self._error_text(lost)
+        storage_form = self.dialect.storage_form
+        final = [AppendRecord(encode_chunk(storage_form(c))) for c in turn.error_chunks(text)]
+        if self.mode == "single-use":
+            final.append(trim_record(MAX_SAFE_INTEGER))
+        final.append(fence_record(new_token("error-", 4)))
+        request = AppendInput(final, match_seq_num=latest.tail.seq_num, fencing_token=latest.token)
+        try:
+            await self.basin.append(stream, request)
+        except (FencingTokenMismatchError, SeqNumMismatchError):
+            return False
+        logger.warning(
+            "closed the generation on %s: its writer wrote nothing for %d ms (crashed?)",
+            stream,
+            _now_ms() - latest.tail.timestamp,
+        )
+        return True
+
+    async def still_running(self, stream: str, position: int) -> bool:
+        """For a reader following ``stream`` that heard nothing for a lease (``lease_ms``):
+        is a generation still open there?
+
+        Args:
+            stream: the chat's S2 stream.
+            position: the seq_num the reader's follow will deliver next.
+
+        Returns True while the latest generation has no terminal fence. When the stream's
+        tail is at ``position`` (its writer wrote nothing, not even a heartbeat, for a lease),
+        the generation is closed first with its error terminal and an ``error-`` fence
+        (DESIGN.md §6.2), which then reach the reader through its follow. S2 errors are
+        logged, not raised (the answer is then True: keep following).
+        """
+        try:
+            latest = await find_latest_generation(self.basin, stream)
+            if not latest.active:
+                return False
+            if latest.tail.seq_num == position:
+                await self._close_lost(stream, latest)
+        except S2Error as exc:
+            logger.warning("checking %s for a crashed generation failed: %r", stream, exc)
+        return True
+
     # -- public API ------------------------------------------------------------------------
+
+    async def start_generation(
+        self,
+        stream_name: str,
+        source: AsyncIterable[Chunk] | SourceFactory,
+        *,
+        turn: TurnState,
+        prelude: list[Chunk] | None = None,
+        announce: list[Chunk] | None = None,
+        live: bool = True,
+        wait_until: WaitUntil | None = None,
+    ) -> Generation:
+        """Claim ``stream_name`` and start a generation; the caller frames the response.
+
+        The building block of :meth:`make_resumable` and :meth:`make_session_response` for
+        protocols with their own response shape (AG-UI durable runs,
+        :mod:`resumable_chat.fastapi_agui`).
+
+        Args:
+            stream_name: the chat's S2 stream.
+            source: the model's chunks, or a factory called with the stop signal (called only
+                after the claim succeeded).
+            turn: the dialect's per-generation state (e.g. a TanStack turn that pins run ids).
+            prelude: records stored before the answer, not sent live.
+            announce: chunks stored and sent live before the source is opened.
+            live: keep a live channel (``generation.live.frames()``) for the response.
+            wait_until: as in :meth:`make_resumable`.
+
+        Returns:
+            the running :class:`~resumable_chat.generation.Generation` (its ``claim`` holds
+            the fence's seq_num; SSE ids of its records are ``seq_num + 1``).
+
+        Raises:
+            StreamInUseError: a generation holds the stream (HTTP 409).
+            S2Error: S2 failed during the claim.
+            RuntimeError: the chat is closed.
+        """
+        started = await self._start(
+            stream_name,
+            source,
+            wait_until=wait_until,
+            prelude=prelude,
+            turn=turn,
+            live=live,
+            announce=announce,
+        )
+        if isinstance(started, str):
+            raise StreamInUseError(stream_name)
+        return started
 
     async def make_resumable(
         self,
@@ -265,6 +453,7 @@ class ResumableChat:
             prelude=self.dialect.message_records(message) if message is not None else None,
             turn=self.dialect.new_turn(message_id=message_id),
             live=True,
+            prefetch=self.overlap_claim,
         )
         if isinstance(started, str):
             return PlainTextResponse(started, status_code=409)
@@ -350,6 +539,9 @@ class ResumableChat:
         if self.mode == "session" and self.dialect.session_replay == "snapshot":
             return await self._session_replay(stream_name, from_seq_num)
         latest = await find_latest_generation(self.basin, stream_name)
+        if self._is_lost(latest):
+            await self._close_lost(stream_name, latest)
+            return Response(status_code=204, headers=_NO_STORE)
         if not latest.active or latest.fence is None:
             return Response(status_code=204, headers=_NO_STORE)
         start = latest.fence.seq_num + 1
@@ -421,18 +613,33 @@ class ResumableChat:
     async def _replay_frames(
         self, stream: str, start: int, *, until_fence: bool = True
     ) -> AsyncIterator[bytes]:
-        """Stored data records from ``start`` as SSE frames, live; stop at a fence if asked."""
+        """Stored data records from ``start`` as SSE frames, live; stop at a fence if asked.
+
+        A lease of silence while a generation is open triggers :meth:`still_running`, so a
+        generation whose writer crashed ends with its error terminal instead of hanging.
+        """
         is_history = self.dialect.is_history_record
-        follow = self.basin.follow(stream, seq_num=start, clamp=True)
+        follow = follow_reporting_silence(
+            self.basin, stream, seq_num=start, silence_s=self.lease_ms / 1000
+        )
         ended = False
+        generation_open: bool | None = True if until_fence else None  # None: not known yet
+        position = start
         async with contextlib.aclosing(follow) as batches:
             async for batch in batches:
+                if batch is None:
+                    if generation_open is not False:
+                        generation_open = await self.still_running(stream, position)
+                    continue
                 frames: list[bytes] = []
+                position = batch.records[-1].seq_num + 1
                 for record in batch.records:
                     if record.headers:
-                        if until_fence and is_fence(record) and not is_stop_fence(record):
-                            ended = True
-                            break
+                        if is_fence(record) and not is_stop_fence(record):
+                            generation_open = not is_terminal_fence(record)
+                            if until_fence:
+                                ended = True
+                                break
                         continue
                     body = record.body
                     if not body or is_history(body):
@@ -465,6 +672,9 @@ class ResumableChat:
             stopped = generation.stop()
             return Response(status_code=202 if stopped else 204, headers=_NO_STORE)
         latest = await find_latest_generation(self.basin, stream_name)
+        if self._is_lost(latest):
+            await self._close_lost(stream_name, latest)
+            return Response(status_code=204, headers=_NO_STORE)
         if not latest.active or latest.fence is None:
             return Response(status_code=204, headers=_NO_STORE)
         request = AppendInput(
@@ -526,6 +736,7 @@ def create_resumable_chat(
     batch_size: int = 1000,
     linger_ms: float = 0,
     lease_ms: int = 5000,
+    heartbeat_ms: float | None = None,
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     on_error: Callable[[BaseException], str] | None = None,
     overlap_claim: bool = True,
@@ -542,7 +753,15 @@ def create_resumable_chat(
             the embedded in-process log (one log line says which).
         batch_size: records per append, 1 to 1000.
         linger_ms: ms the first record of an empty batch may wait for more (0: none).
-        lease_ms: ``shared`` mode: ms of silence after which a generation may be taken over.
+        lease_ms: ms without any record (data or heartbeat) after which a running
+            generation counts as crashed (all modes): the next claimer, a follower or a stop
+            closes it with the protocol's error terminal and an ``error-`` fence, so the chat
+            takes new turns and readers stop waiting (DESIGN.md §6.2). Clocks of the app
+            hosts and S2 should agree to well within ``lease_ms - heartbeat_ms``.
+        heartbeat_ms: ms of writer idleness after which it appends an empty record, keeping
+            the lease fresh while the model is silent; it also bounds how long a stop from
+            another instance waits while the model is silent. Default: ``min(1000,
+            lease_ms / 4)``; must be at most ``lease_ms / 2``.
         keepalive_s: seconds between SSE keep-alive comments on idle responses (0: off).
         on_error: maps a source exception to the error chunk's text; by default the text is
             ``"An error occurred."`` so provider details do not leak.
@@ -553,7 +772,8 @@ def create_resumable_chat(
             calls the source. ``False``: the source is called only after the claim.
 
     Raises:
-        ValueError: an unknown protocol or mode, or a bad batch size / linger.
+        ValueError: an unknown protocol or mode, or a bad batch size, linger, lease or
+            heartbeat.
         S2ConfigError: the S2 environment variables are half set.
     """
     dialect = _dialect_for(protocol)
@@ -563,6 +783,12 @@ def create_resumable_chat(
         raise ValueError(f"batch_size must be 1 to 1000, got {batch_size}")
     if not linger_ms >= 0:
         raise ValueError(f"linger_ms must be ≥ 0, got {linger_ms}")
+    if not lease_ms > 0:
+        raise ValueError(f"lease_ms must be > 0, got {lease_ms}")
+    if heartbeat_ms is None:
+        heartbeat_ms = min(1000, lease_ms / 4)
+    if not 0 < heartbeat_ms <= lease_ms / 2:
+        raise ValueError(f"heartbeat_ms must be > 0 and ≤ lease_ms / 2, got {heartbeat_ms}")
     owns = basin is None
     if basin is None:
         from .s2.config import basin_from_env
@@ -577,6 +803,7 @@ def create_resumable_chat(
         batch_size=batch_size,
         linger_ms=linger_ms,
         lease_ms=lease_ms,
+        heartbeat_ms=heartbeat_ms,
         keepalive_s=keepalive_s,
         on_error=on_error,
         overlap_claim=overlap_claim,

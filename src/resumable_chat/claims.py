@@ -39,6 +39,7 @@ __all__ = [
     "Claim",
     "LatestGeneration",
     "Mode",
+    "StaleGenerationError",
     "StreamInUseError",
     "claim_stream",
     "find_latest_generation",
@@ -52,6 +53,17 @@ MODES: tuple[Mode, ...] = ("single-use", "shared", "session")
 
 class StreamInUseError(Exception):
     """The stream could not be claimed: a generation is running (HTTP 409)."""
+
+
+class StaleGenerationError(StreamInUseError):
+    """The stream holds a generation without a terminal fence whose writer has written
+    nothing for a lease: it crashed. Close it (an error terminal and an ``error-`` fence,
+    conditioned on its token) and claim again. ``idle_ms``: ms since its last record.
+    """
+
+    def __init__(self, stream: str, idle_ms: int) -> None:
+        super().__init__(stream)
+        self.idle_ms = idle_ms
 
 
 def new_token(prefix: str, random_bytes: int) -> str:
@@ -76,13 +88,17 @@ class Claim:
 class LatestGeneration:
     """What the tail of a chat's stream says about its latest generation.
 
-    ``fence``: the latest fence record (``None`` when the stream has none); ``tail``: the
-    stream's tail; ``last_record``: the stream's last record (``None`` when empty).
+    ``fence``: the latest generation's fence, claim or terminal (``None`` when the stream
+    has none); ``tail``: the stream's tail (its ``timestamp`` is the last record's, in ms);
+    ``last_record``: the stream's last record (``None`` when empty); ``token``: the stream's
+    current fencing token, the body of the newest fence of any kind, stop requests included
+    (``""`` when there is none).
     """
 
     fence: SequencedRecord | None
     tail: StreamPosition
     last_record: SequencedRecord | None
+    token: str = ""
 
     @property
     def active(self) -> bool:
@@ -115,9 +131,11 @@ async def read_range(
 async def find_latest_generation(
     basin: Basin, stream: str, *, first_window: int = 64
 ) -> LatestGeneration:
-    """Find the latest fence by reading backwards from the tail in windows ×4 each time.
+    """Find the latest generation's fence by reading backwards from the tail in windows that
+    grow ×4 each time (``first_window`` records first).
 
-    Costs O(records since the latest fence). A missing stream is empty.
+    Costs O(records since the latest fence), never O(history). A missing stream is empty.
+    Raises ``S2Error`` when S2 fails.
     """
     try:
         tail = await basin.check_tail(stream)
@@ -126,6 +144,7 @@ async def find_latest_generation(
     end = tail.seq_num
     window = first_window
     last_record: SequencedRecord | None = None
+    token: str | None = None
     first = True
     while end > 0:
         start = max(0, end - window)
@@ -134,13 +153,16 @@ async def find_latest_generation(
             last_record = records[-1]
         first = False
         for record in reversed(records):
-            if is_fence(record) and not is_stop_fence(record):
-                return LatestGeneration(record, tail, last_record)
+            if is_fence(record):
+                if token is None:
+                    token = record.body.decode()
+                if not is_stop_fence(record):
+                    return LatestGeneration(record, tail, last_record, token)
         if not records or records[0].seq_num > start:
             break  # trimmed below: nothing earlier exists
         end = start
         window *= 4
-    return LatestGeneration(None, tail, last_record)
+    return LatestGeneration(None, tail, last_record, token or "")
 
 
 async def _last_record(basin: Basin, stream: str) -> SequencedRecord | None:
@@ -151,17 +173,26 @@ async def _last_record(basin: Basin, stream: str) -> SequencedRecord | None:
     return batch.records[-1] if batch.records else None
 
 
+async def _tail_seq_num(basin: Basin, stream: str) -> int:
+    try:
+        return (await basin.check_tail(stream)).seq_num
+    except StreamNotFoundError:
+        return 0
+
+
 async def claim_stream(basin: Basin, stream: str, mode: Mode, *, lease_ms: int) -> Claim:
     """Claim ``stream`` for a new generation with a conditional fence append.
 
     - ``single-use``: only an empty, never-used stream (``match_seq_num=0``).
-    - ``session``: the stream is empty or its last record is a terminal fence; the new fence
-      is conditioned on that fence's token and position.
-    - ``shared``: like session, but a running generation silent for ``lease_ms`` (ms) is
-      taken over; the claim then trims everything before its fence.
+    - ``session``: the stream is empty (never used, or all its records expired or were
+      trimmed) or its last record is a terminal fence; the new fence is conditioned on that
+      fence's token and position (on the tail alone when no record is left).
+    - ``shared``: like session; the claim then trims everything before its fence.
 
-    Returns the :class:`Claim`. Raises :class:`StreamInUseError` when a generation holds the
-    stream or a concurrent claimer won; other S2 errors propagate.
+    Returns the :class:`Claim`. Raises :class:`StaleGenerationError` when the stream holds a
+    generation whose last record is ``lease_ms`` (ms) old or older (its writer crashed: close
+    it, then claim again), :class:`StreamInUseError` when a live generation holds the stream or
+    a concurrent claimer won; other S2 errors propagate.
     """
     token = new_token("session-", 8)
     now = _now_ms()
@@ -174,9 +205,17 @@ async def claim_stream(basin: Basin, stream: str, mode: Mode, *, lease_ms: int) 
         if mode == "session":
             last = await _last_record(basin, stream)
             if last is None:
+                # Never used (tail 0), or every record expired or was trimmed: no generation
+                # can be live (a live writer's heartbeats are fresh), and the stream's token
+                # is unknown, so only the position is conditioned.
+                tail = await _tail_seq_num(basin, stream)
                 ack = await basin.append(
                     stream,
-                    AppendInput([fence_record(token, now)], match_seq_num=0, fencing_token=""),
+                    AppendInput(
+                        [fence_record(token, now)],
+                        match_seq_num=tail,
+                        fencing_token="" if tail == 0 else None,
+                    ),
                 )
             elif is_terminal_fence(last):
                 ack = await basin.append(
@@ -187,20 +226,23 @@ async def claim_stream(basin: Basin, stream: str, mode: Mode, *, lease_ms: int) 
                         fencing_token=last.body.decode(),
                     ),
                 )
+            elif now - last.timestamp >= lease_ms:
+                raise StaleGenerationError(stream, now - last.timestamp)
             else:
                 raise StreamInUseError(stream)
             return Claim(token, ack.end.seq_num, ack.start.seq_num)
         # shared
         latest = await find_latest_generation(basin, stream)
+        current: str | None
         if latest.fence is None:
-            current = ""
+            current = "" if latest.tail.seq_num == 0 else None  # empty, or all expired
         elif is_terminal_fence(latest.fence):
             current = latest.fence.body.decode()
         else:
-            last_ts = latest.last_record.timestamp if latest.last_record else 0
-            if now - last_ts < lease_ms:
-                raise StreamInUseError(stream)
-            current = latest.fence.body.decode()
+            idle_ms = now - latest.tail.timestamp
+            if idle_ms >= lease_ms:
+                raise StaleGenerationError(stream, idle_ms)
+            raise StreamInUseError(stream)
         ack = await basin.append(
             stream,
             AppendInput(

@@ -175,6 +175,9 @@ class Generation:
         error_text: maps a source exception to the text of the error chunk.
         prelude: records stored before the answer (the turn's message); skipped when the
             generation is stopped before its pump starts.
+        announce: chunks stored *and* sent live right after the prelude, before the source is
+            opened (e.g. AG-UI ``CUSTOM run.accepted``), so a reader sees the run at once
+            even while the model is slow to answer; skipped like the prelude.
         live: keep a :class:`LiveChannel` for a live response (``False`` for 202 replies).
         signal: the stop signal (a new one by default); pass the one a
             :class:`PrefetchedSource` was built with.
@@ -192,6 +195,7 @@ class Generation:
         single_use: bool,
         error_text: Callable[[BaseException], str],
         prelude: list[Chunk] | None = None,
+        announce: list[Chunk] | None = None,
         live: bool = True,
         signal: StopSignal | None = None,
     ) -> None:
@@ -211,6 +215,7 @@ class Generation:
         self._stopping = False
         self._running = False
         self._prelude = prelude or []
+        self._announce = announce or []
         self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), name=f"resumable-chat generation {stream}"
         )
@@ -262,6 +267,9 @@ class Generation:
         first = True
         for record in self._prelude:
             self.writer.submit(AppendRecord(encode_chunk(record)))
+        for chunk in self._announce:
+            turn.observe(chunk)
+            emit(chunk)
         try:
             iterator = self._open_source()
             async for chunk in iterator:
@@ -301,6 +309,7 @@ class Generation:
         assert task is not None
         failure: BaseException | None = None
         self._running = True
+        self.writer.start()  # heartbeats while the model is silent, from the claim on
         try:
             if self._stopping:
                 if isinstance(self._source, PrefetchedSource):

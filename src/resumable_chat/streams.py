@@ -112,7 +112,6 @@ from .s2.records import (
     MAX_BATCH_RECORDS,
     AppendInput,
     AppendRecord,
-    ReadBatch,
     SequencedRecord,
     StreamPosition,
     fence_record,
@@ -121,6 +120,7 @@ from .s2.records import (
     is_terminal_fence,
     trim_record,
 )
+from .s2.silence import follow_reporting_silence
 from .writer import LogWriter
 
 __all__ = [
@@ -246,26 +246,6 @@ async def _skip(chunks: AsyncGenerator[str, None], skipper: _Skipper) -> AsyncGe
             text = skipper.cut(chunk)
             if text:
                 yield text
-
-
-async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` and wait for it; re-raise only if the current task is being cancelled."""
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-    except Exception:
-        logger.debug("task %s failed while being cancelled", task.get_name(), exc_info=True)
-
-
-async def _next_batch(batches: AsyncGenerator[ReadBatch, None]) -> ReadBatch | None:
-    try:
-        return await anext(batches)
-    except StopAsyncIteration:
-        return None
 
 
 class ResumableStream(AsyncIterator[str]):
@@ -474,27 +454,13 @@ class _Producer:
             match_seq_num=claim.start_seq_num,
             batch_size=context.batch_size,
             linger_ms=context.linger_ms,
+            heartbeat_ms=context.lease_ms / 4,
         )
         self.live = _LiveBranch()
         self._make_stream = make_stream
-        self._heartbeat_s = context.lease_ms / 4000
-        loop = asyncio.get_running_loop()
-        self._last_submit = loop.time()
-        self.task: asyncio.Task[None] = loop.create_task(
+        self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), name=f"resumable-chat stream {name}"
         )
-
-    def _submit(self, body: bytes) -> None:
-        self.writer.submit(AppendRecord(body))
-        self._last_submit = asyncio.get_running_loop().time()
-
-    async def _heartbeat(self) -> None:
-        loop = asyncio.get_running_loop()
-        interval = self._heartbeat_s
-        while self.writer.error is None:
-            await asyncio.sleep(interval)
-            if loop.time() - self._last_submit >= interval and self.writer.error is None:
-                self._submit(b"")
 
     async def _pump(self) -> None:
         writer = self.writer
@@ -514,7 +480,7 @@ class _Producer:
                     continue
                 live.push(chunk)
                 for piece in _pieces(chunk):
-                    self._submit(piece)
+                    writer.submit(AppendRecord(piece))
                 if writer.pending_bytes > writer.max_pending_bytes:
                     await writer.wait_writable()
         finally:
@@ -528,9 +494,7 @@ class _Producer:
                     logger.debug("closing the source of %s failed", self.name, exc_info=True)
 
     async def _run(self) -> None:
-        heartbeat = asyncio.get_running_loop().create_task(
-            self._heartbeat(), name=f"resumable-chat heartbeat {self.name}"
-        )
+        self.writer.start()  # heartbeats from now on, even before the first chunk
         failure: Exception | None = None
         try:
             try:
@@ -540,8 +504,6 @@ class _Producer:
             except Exception as exc:
                 failure = exc
                 logger.warning("the source of stream %s failed: %r", self.name, exc)
-            finally:
-                await _cancel_and_wait(heartbeat)
             self.live.close(failure)
             prefix = "error-" if failure is not None else "end-"
             try:
@@ -727,23 +689,16 @@ class ResumableStreamContext:
 
     async def _follow(self, name: str, fence_seq: int) -> AsyncGenerator[str, None]:
         """Follow a live generation until the next fence, with a lease watchdog."""
-        batches = self.basin.follow(name, seq_num=fence_seq + 1, clamp=True)
-        loop = asyncio.get_running_loop()
-        pending: asyncio.Task[ReadBatch | None] | None = None
+        follow = follow_reporting_silence(
+            self.basin, name, seq_num=fence_seq + 1, silence_s=self.lease_ms / 1000
+        )
         position = fence_seq + 1
-        try:
-            while True:
-                if pending is None:
-                    pending = loop.create_task(_next_batch(batches))
-                done, _ = await asyncio.wait({pending}, timeout=self.lease_ms / 1000)
-                if not done:
+        async with contextlib.aclosing(follow) as batches:
+            async for batch in batches:
+                if batch is None:
                     if await self._generation_stopped(name, position):
                         return
                     continue
-                task, pending = pending, None
-                batch = task.result()
-                if batch is None:
-                    return  # the stream was deleted, or the basin closed
                 for record in batch.records:
                     position = record.seq_num + 1
                     if record.seq_num <= fence_seq:
@@ -753,13 +708,6 @@ class ResumableStreamContext:
                     if is_command_record(record) or not record.body:
                         continue
                     yield _decode(record)
-        finally:
-            try:
-                if pending is not None:
-                    await _cancel_and_wait(pending)
-            finally:
-                if pending is None or pending.done():  # else the read is still unwinding
-                    await batches.aclose()
 
     async def _generation_stopped(self, name: str, position: int) -> bool:
         """After a lease of silence: has the producer stopped writing for good?"""

@@ -8,6 +8,12 @@ writer can interleave and a retried append cannot duplicate records.
 
 Submitting is synchronous and cheap (a deque append): the live path never waits on S2. One
 task per writer does all the appending; there is no task or request per record.
+
+Heartbeat (DESIGN.md §6.2): with ``heartbeat_ms`` set, a writer with nothing to append for that
+long appends an empty record, so a generation whose model is silent keeps its lease fresh (a
+claimer or follower takes a generation over only after a lease with no record) and still
+notices a stop request from another instance within about ``heartbeat_ms``. Every reader skips
+records with an empty body.
 """
 
 from __future__ import annotations
@@ -55,6 +61,9 @@ class LogWriter:
             before the batch is sent. 0 sends at once; batching then comes from records
             submitted while the previous append is in flight.
         max_pending_bytes: metered bytes queued before :meth:`wait_writable` blocks.
+        heartbeat_ms: after this many ms (> 0) with nothing submitted, append an empty
+            record; ``None`` (default): no heartbeat. Starts with :meth:`start` or the first
+            submitted record and ends with :meth:`close`.
 
     After an append fails, later records are dropped and :attr:`error` holds the failure;
     a :class:`FencingTokenMismatchError` there means another writer took the stream over.
@@ -62,7 +71,8 @@ class LogWriter:
     not a failure: the writer adopts its token, keeps every record, and calls
     :attr:`on_stop_requested`. It notices the request at its next append.
 
-    Raises ``ValueError`` for a ``batch_size`` outside 1..1000 or a negative ``linger_ms``.
+    Raises ``ValueError`` for a ``batch_size`` outside 1..1000, a negative ``linger_ms`` or a
+    ``heartbeat_ms`` that is not positive.
     """
 
     def __init__(
@@ -75,17 +85,22 @@ class LogWriter:
         batch_size: int = MAX_BATCH_RECORDS,
         linger_ms: float = 0,
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        heartbeat_ms: float | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_RECORDS:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH_RECORDS}, got {batch_size}")
         if not linger_ms >= 0:
             raise ValueError(f"linger_ms must be ≥ 0, got {linger_ms}")
+        if heartbeat_ms is not None and not heartbeat_ms > 0:
+            raise ValueError(f"heartbeat_ms must be > 0, got {heartbeat_ms}")
         self.basin = basin
         self.stream = stream
         self.fencing_token = fencing_token
         self.batch_size = batch_size
         self.linger_s = linger_ms / 1000
         self.max_pending_bytes = max_pending_bytes
+        self.heartbeat_s = None if heartbeat_ms is None else heartbeat_ms / 1000
+        self._last_append = 0.0
         self._queue: deque[tuple[AppendRecord, int]] = deque()
         self._pending_bytes = 0
         self._next_submit_seq = match_seq_num
@@ -132,12 +147,19 @@ class LogWriter:
         self._queue.append((record, size))
         self._pending_bytes += size
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"resumable-chat writer {self.stream}"
-            )
+            self.start()
         if not self._wakeup.is_set():
             self._wakeup.set()
         return seq
+
+    def start(self) -> None:
+        """Start the writer's task now (it also starts with the first record), so the
+        heartbeat runs even before the model's first chunk. Idempotent; needs a running loop.
+        """
+        if self._task is None and not self._closing:
+            loop = asyncio.get_running_loop()
+            self._last_append = loop.time()
+            self._task = loop.create_task(self._run(), name=f"resumable-chat writer {self.stream}")
 
     async def wait_writable(self) -> None:
         """Wait while more than ``max_pending_bytes`` are queued (bounded memory)."""
@@ -193,7 +215,18 @@ class LogWriter:
                 if self._closing:
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if self.heartbeat_s is None:
+                    await self._wakeup.wait()
+                    continue
+                idle_for = loop.time() - self._last_append
+                if idle_for >= self.heartbeat_s:
+                    self.submit(AppendRecord(b""))  # heartbeat: keeps the lease fresh
+                    continue
+                try:
+                    async with asyncio.timeout(self.heartbeat_s - idle_for):
+                        await self._wakeup.wait()
+                except TimeoutError:
+                    pass
                 continue
             if self.linger_s > 0 and not self._closing and len(self._queue) < self.batch_size:
                 deadline = loop.time() + self.linger_s
@@ -207,6 +240,7 @@ class LogWriter:
                     except TimeoutError:
                         break
             batch = self._take_batch()
+            self._last_append = loop.time()
             batch_bytes = sum(metered_bytes(r) for r in batch)
             try:
                 ack = await self.basin.append(

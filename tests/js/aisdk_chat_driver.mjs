@@ -26,6 +26,8 @@
 //                client B (a fresh chat, same id, a separate transport) is seeded per --seed
 //                (none|server|client = A's messages at that moment; default server) and calls
 //                `resumeStream()`. Waits for both.
+//                --second-base URL     client B talks to this server instead (another
+//                                      instance of the app sharing the same S2 basin)
 //   post-raw     `POST {api}` with --body JSON (raw text) and report status/body; no chat.
 //
 // Result of one chat (`send`, `resume`, and `first`/`second` of `send-resume`):
@@ -66,6 +68,7 @@ function parseArgs(argv) {
     }
   }
   opts.base = opts.base.replace(/\/+$/, "");
+  if (opts.secondBase) opts.secondBase = opts.secondBase.replace(/\/+$/, "");
   return opts;
 }
 
@@ -240,8 +243,9 @@ async function scenarioSendResume(mod, opts, out) {
       firstMessages: plain(first.chat.messages),
       deltasSeen: counter.count(),
     };
-    const seed = await resolveSeed(opts, opts.seed ?? "server", first.chat.messages);
-    second = makeClient(mod, opts, { messages: seed });
+    const secondOpts = { ...opts, base: opts.secondBase ?? opts.base };
+    const seed = await resolveSeed(secondOpts, opts.seed ?? "server", first.chat.messages);
+    second = makeClient(mod, secondOpts, { messages: seed });
     await second.chat.resumeStream();
     return { atResume, seed };
   });

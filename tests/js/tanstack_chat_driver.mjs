@@ -25,7 +25,8 @@
 //              pass without one, or --max-chunks N arrived.
 //   join       client A sends; after --join-after N (default 8) assistant content chunks a fresh
 //              client B subscribes; waits until B's sessionGenerating went true then false and
-//              A's send settled.
+//              A's send settled. --second-base URL: B talks to this server instead (another
+//              instance of the app sharing the same S2 basin).
 //   reconnect  the sender's subscription is cut (the response body errors, mid-event) after
 //              --cut-after N (default 8) assistant content chunks; the adapter reconnects with
 //              `from=<cursor>`. Reports the SSE ids of every replay response and the
@@ -90,6 +91,7 @@ function parseArgs(argv) {
     }
   }
   opts.base = opts.base?.replace(/\/+$/, "");
+  opts.secondBase = opts.secondBase?.replace(/\/+$/, "");
   return opts;
 }
 
@@ -291,7 +293,8 @@ async function scenarioJoin(ctx, out) {
       aAssistantContent: a.record.assistantContent,
     };
     const done = waiter(() => generatingCycle(b.record)());
-    b = makeClient(ctx, { onChunk: () => done.check() });
+    const bCtx = { ...ctx, opts: { ...ctx.opts, base: ctx.opts.secondBase ?? ctx.opts.base } };
+    b = makeClient(bCtx, { onChunk: () => done.check() });
     b.client.subscribe();
     await done.promise;
     return atJoin;

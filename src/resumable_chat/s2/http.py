@@ -375,24 +375,29 @@ def _wait_param(wait: float) -> int:
 class HttpBasin(Basin):
     """An S2 basin over S2 REST v1 (see the module docstring for the wire rules).
 
-    Arguments:
+    Args:
+        basin: the basin name (``S2_BASIN``).
+        access_token: sent as ``Authorization: Bearer``; ``None`` sends none (s2-lite and the
+            test server do not check it).
+        account_endpoint: base URL of basin management (default ``https://a.s2.dev``).
+        basin_endpoint: base URL of stream requests (default ``https://{basin}.b.s2.dev``);
+            without ``{basin}`` the ``S2-Basin`` header is sent on stream requests.
+        client: a shared ``httpx.AsyncClient`` to use; when ``None`` one is created and
+            closed by :meth:`aclose`. A passed client is never closed here.
+        max_attempts: tries per call, including the first (:class:`RetryPolicy`).
+        create_missing_streams: an append, read or check-tail that gets 404
+            ``stream_not_found`` creates the stream and retries once (as if the basin had
+            ``create_stream_on_append`` / ``create_stream_on_read``).
+        retry_base_s: backoff base in seconds: retry ``n`` waits ``min(retry_max_backoff_s,
+            retry_base_s * 2**(n-1))`` plus up to ``retry_base_s`` of jitter
+            (:class:`RetryPolicy`).
+        retry_max_backoff_s: the longest backoff between retries, in seconds.
+        timeout_s: per-request timeout in seconds (a unary read adds its ``wait``).
+        heartbeat_timeout_s: a live follow that hears nothing (no batch, no ping) for this
+            many seconds reconnects; S2 pings every 5-15 s.
 
-    - ``basin``: the basin name (``S2_BASIN``).
-    - ``access_token``: sent as ``Authorization: Bearer``; ``None`` sends none (s2-lite and the
-      test server do not check it).
-    - ``account_endpoint`` (default ``https://a.s2.dev``) and ``basin_endpoint`` (default
-      ``https://{basin}.b.s2.dev``): base URLs; without ``{basin}`` the ``S2-Basin`` header is
-      sent on stream requests.
-    - ``client``: a shared ``httpx.AsyncClient`` to use; when ``None`` one is created and
-      closed by :meth:`aclose`. A passed client is never closed here.
-    - ``max_attempts`` (tries per call, including the first), ``retry_base_s`` and
-      ``retry_max_backoff_s`` (seconds): the :class:`RetryPolicy`.
-    - ``create_missing_streams``: an append, read or check-tail that gets 404
-      ``stream_not_found`` creates the stream and retries once (as if the basin had
-      ``create_stream_on_append`` / ``create_stream_on_read``).
-    - ``timeout_s``: per-request timeout in seconds (a unary read adds its ``wait``).
-    - ``heartbeat_timeout_s``: a live follow that hears nothing (no batch, no ping) for this
-      many seconds reconnects; S2 pings every 5-15 s.
+    Raises:
+        ValueError: an empty ``basin`` or ``max_attempts`` below 1.
     """
 
     def __init__(

@@ -90,10 +90,13 @@ class _Stream:
 class MemoryBasin(Basin):
     """An in-process basin with the semantics of S2 (see the module docstring).
 
-    ``create_stream_on_append`` / ``create_stream_on_read`` (both default ``True``) mirror the
-    S2 basin settings of the same names; with one off, the matching operation on a missing
-    stream raises ``StreamNotFoundError``. Data lives only as long as the object. Not
-    thread-safe: use it from one event loop.
+    Data lives only as long as the object. Not thread-safe: use it from one event loop.
+
+    Args:
+        name: a label for ``repr`` and logs (the basin name of S2).
+        create_stream_on_append: mirrors the S2 basin setting: with it off, an append to a
+            missing stream raises ``StreamNotFoundError``.
+        create_stream_on_read: likewise for reads and check-tail.
     """
 
     def __init__(

@@ -708,9 +708,11 @@ def ai_sdk_chunks(
         generator returns (the provider stream is closed). See the module docstring.
 
     Raises:
-        TypeError: ``stream`` is not iterable. ``asyncio.CancelledError`` and other
-        ``BaseException`` s are not converted; the provider stream is closed on the way out
-        (also when the consumer closes this generator early, e.g. on stop).
+        TypeError: ``stream`` is not iterable.
+
+    ``asyncio.CancelledError`` and other ``BaseException`` s are not converted; the provider
+    stream is closed on the way out (also when the consumer closes this generator early, e.g.
+    on stop).
     """
     converter = OpenAIChatToUIMessageStream(
         message_id=message_id,

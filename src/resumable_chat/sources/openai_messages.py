@@ -30,11 +30,20 @@ def _text(parts: Iterable[Mapping[str, Any]]) -> str:
 
 
 def to_openai_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Convert AI SDK ``UIMessage`` dicts into OpenAI chat ``messages`` (a new list).
+    """Convert AI SDK or TanStack ``UIMessage`` dicts into OpenAI chat ``messages``.
 
     ``system`` and ``user`` messages keep their text; ``assistant`` messages carry their text
     (or ``None``) and ``tool_calls``, followed by one ``tool`` message per finished call.
     Messages with another role are skipped. Never raises on odd parts: they are ignored.
+
+    Args:
+        messages: ``{id, role, parts}`` dicts, as the routes pass them to a source: AI SDK
+            parts (``text`` with ``text``, ``tool-<name>`` / ``dynamic-tool``) or TanStack
+            parts (``text`` with ``content``, ``tool-call``, ``tool-result``).
+
+    Returns:
+        A new list of ``{"role", "content"[, "tool_calls"]}`` and ``{"role": "tool",
+        "tool_call_id", "content"}`` dicts for ``chat.completions.create(messages=...)``.
     """
     out: list[dict[str, Any]] = []
     for message in messages:

@@ -567,9 +567,11 @@ def tanstack_chunks(
         stream is closed). Every chunk has ``timestamp``. See the module docstring.
 
     Raises:
-        TypeError: ``stream`` is not iterable. ``asyncio.CancelledError`` and other
-        ``BaseException`` s are not converted; the provider stream is closed on the way out
-        (also when the consumer closes this generator early, e.g. on stop).
+        TypeError: ``stream`` is not iterable.
+
+    ``asyncio.CancelledError`` and other ``BaseException`` s are not converted; the provider
+    stream is closed on the way out (also when the consumer closes this generator early, e.g.
+    on stop).
     """
     converter = OpenAIChatToTanStackStream(
         run_id=run_id,

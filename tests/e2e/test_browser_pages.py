@@ -1,0 +1,274 @@
+"""The example app's four chat pages in a real browser (headless Chromium via Playwright).
+
+Pages: the plain AI SDK page ``/`` and TanStack page ``/tanstack`` of ``examples/chat``, and
+the React example ``examples/react-chat`` (``/react/``: ``@ai-sdk/react`` ``useChat`` with
+``resume: true``; ``/react/tanstack/``: ``@tanstack/ai-react`` ``useChat`` on the shipped
+connection adapter), built with npm by the ``react_build`` fixture and served by the app.
+
+For each page, with two tabs (A and B) on the same chat URL:
+
+1. A sends a question and the answer streams in A (a partial answer, still running);
+2. B, opened before the question, follows the same answer while it streams;
+3. A reloads mid-answer: the answer goes on in A from where it was;
+4. both tabs end with the question and the whole answer once, the one the server stored;
+5. A asks again, B follows, B presses Stop: both tabs end with the same partial answer, the
+   one the server stored, and nothing runs any more.
+
+A screenshot of each state goes to ``artifacts/screenshots/<page>/`` (gitignored; CI keeps
+it as an artifact). The tests skip, saying why, when Chromium is not installed (Debian's
+``chromium`` package; ``CHROMIUM_PATH`` overrides) and, for the React pages, when Node.js and
+npm are not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from chat_browser import ChatTab, PageState, find_chromium, launch_browser
+from playwright.sync_api import BrowserContext, sync_playwright
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REACT_DIR = REPO_ROOT / "examples" / "react-chat"
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+FIRST_QUESTION = "Tell me about resumable streams"
+SECOND_QUESTION = "And what does Stop do?"
+#: Pacing of the demo model: its ~95-word answer takes ~5 s, long enough for a reload and a
+#: second tab mid-answer, short enough to keep the four pages under a minute.
+TOKEN_DELAY_MS = "50"
+_NPM_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class ChatPage:
+    """One page under test: its path, its protocol, and whether it needs the React build."""
+
+    name: str
+    path: str
+    protocol: str  # "ai-sdk" | "tanstack"
+    react: bool
+
+    def messages_route(self, chat_id: str) -> str:
+        """The route of the chat's history (``UIMessage[]`` rebuilt from the log)."""
+        prefix = "/api/chat" if self.protocol == "ai-sdk" else "/api/tanstack/chat"
+        return f"{prefix}/{chat_id}/messages"
+
+
+PAGES = [
+    ChatPage("plain-ai-sdk", "/", "ai-sdk", react=False),
+    ChatPage("plain-tanstack", "/tanstack", "tanstack", react=False),
+    ChatPage("react-ai-sdk", "/react/", "ai-sdk", react=True),
+    ChatPage("react-tanstack", "/react/tanstack/", "tanstack", react=True),
+]
+
+
+def _demo_answer(question: str) -> str:
+    """The text the offline demo model streams for ``question`` (examples/chat/models.py).
+
+    ``demo_stream`` sends ``demo_reply`` a word at a time, each followed by a space. (Not by
+    running ``demo_stream``: Playwright's sync API holds this thread's event loop.)
+    """
+    path = REPO_ROOT / "examples" / "chat" / "models.py"
+    spec = importlib.util.spec_from_file_location("example_chat_models_browser", path)
+    assert spec is not None and spec.loader is not None
+    models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(models)
+    messages = [{"id": "u", "role": "user", "parts": [{"type": "text", "text": question}]}]
+    return "".join(f"{word} " for word in models.demo_reply(messages).split(" "))
+
+
+def _build_react() -> str | None:
+    """``npm ci`` (when node_modules is missing) and ``npm run build`` in examples/react-chat.
+
+    Returns ``None`` when ``dist/`` is fresh, else why the React pages cannot be tested
+    (no Node.js/npm). Fails the test session when npm fails.
+    """
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        return "Node.js and npm are not installed: the React example cannot be built"
+    steps = [[npm, "run", "build"]]
+    if not (REACT_DIR / "node_modules" / ".package-lock.json").is_file():
+        steps.insert(0, [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"])
+    for step in steps:
+        proc = subprocess.run(
+            step, cwd=REACT_DIR, capture_output=True, text=True, timeout=_NPM_TIMEOUT_S
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"{' '.join(step)} failed in {REACT_DIR}:\n{proc.stdout}\n{proc.stderr}")
+    return None
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The Chromium binary, else skip the module."""
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip(
+            "Chromium is not installed (apt-get install chromium, or set CHROMIUM_PATH): "
+            "the browser tests need it"
+        )
+    return executable
+
+
+@pytest.fixture(scope="module")
+def react_skip_reason(chromium: str) -> str | None:
+    """Builds the React example before the app starts; why React pages skip, or ``None``."""
+    return _build_react()
+
+
+@pytest.fixture(scope="module")
+def browser_app(start_app: Callable[..., Any], react_skip_reason: str | None) -> Any:
+    """The example app (demo model, embedded log) serving the freshly built React example."""
+    return start_app(CHAT_TOKEN_DELAY_MS=TOKEN_DELAY_MS)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """Headless Chromium (fresh profile) for the module; closed at the end."""
+    with sync_playwright() as playwright:
+        context = launch_browser(playwright, chromium, tmp_path_factory.mktemp("chromium-profile"))
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def answers() -> dict[str, str]:
+    """The demo model's whole answer to each question of the scenario."""
+    return {q: _demo_answer(q) for q in (FIRST_QUESTION, SECOND_QUESTION)}
+
+
+def _stored_texts(app: Any, page: ChatPage, chat_id: str) -> list[tuple[str, str]]:
+    """The chat's history from the server as ``(role, text)``: AI SDK parts carry ``text``,
+    TanStack parts ``content``."""
+    response = httpx.get(app.base_url + page.messages_route(chat_id), timeout=10)
+    assert response.status_code == 200, response.text
+    return [
+        (
+            m["role"],
+            "".join(p.get("text", p.get("content", "")) for p in m["parts"] if p["type"] == "text"),
+        )
+        for m in response.json()
+    ]
+
+
+def _texts(state: PageState) -> list[tuple[str, str]]:
+    return [(m.role, m.text) for m in state.messages]
+
+
+def _assert_one_partial_answer(state: PageState, full: str, what: str) -> None:
+    """The page shows the question and one partial answer (no copy of the answer)."""
+    assert [m.role for m in state.messages] == ["user", "assistant"], f"{what}: {state}"
+    _assert_partial(state.answer, full, what)
+
+
+def _assert_partial(text: str, full: str, what: str) -> None:
+    assert text and full.startswith(text) and len(text) < len(full), (
+        f"{what}: expected a strict prefix of the answer, got {text!r}"
+    )
+
+
+def _nothing_running(app: Any, page: ChatPage, chat_id: str) -> None:
+    """The server runs no answer for the chat: the AI SDK resume route answers 204, and so
+    does a TanStack stop (its replay route never answers 204)."""
+    if page.protocol == "tanstack":
+        response = httpx.request(
+            "DELETE", app.base_url + "/api/tanstack/chat", json={"id": chat_id}, timeout=10
+        )
+    else:
+        response = httpx.get(f"{app.base_url}/api/chat/{chat_id}/stream", timeout=10)
+    assert response.status_code == 204, (response.status_code, response.text[:500])
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_page_streams_resumes_follows_and_stops(
+    page: ChatPage,
+    browser_app: Any,
+    react_skip_reason: str | None,
+    browser: BrowserContext,
+    answers: dict[str, str],
+    chat_id: str,
+) -> None:
+    if page.react and react_skip_reason:
+        pytest.skip(react_skip_reason)
+    shots = SCREENSHOTS / page.name
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    url = f"{browser_app.base_url}{page.path}?chat={chat_id}"
+    tab_a = ChatTab(browser.new_page(), "tab-a", shots)
+    tab_b = ChatTab(browser.new_page(), "tab-b", shots)
+    try:
+        _scenario(page, browser_app, chat_id, url, tab_a, tab_b, answers)
+    except Exception:
+        for tab in (tab_a, tab_b):
+            tab.screenshot("failure")
+        raise
+    finally:
+        tab_a.page.close()
+        tab_b.page.close()
+    assert tab_a.errors == [] and tab_b.errors == [], (tab_a.errors, tab_b.errors)
+
+
+def _scenario(
+    page: ChatPage,
+    app: Any,
+    chat_id: str,
+    url: str,
+    tab_a: ChatTab,
+    tab_b: ChatTab,
+    answers: dict[str, str],
+) -> None:
+    first, second = answers[FIRST_QUESTION], answers[SECOND_QUESTION]
+    tab_a.open(url)
+    tab_b.open(url)
+    tab_a.screenshot("01-empty")
+
+    # 1. Type a message and see the answer stream.
+    tab_a.send(FIRST_QUESTION)
+    streaming = tab_a.wait_streaming(FIRST_QUESTION)
+    _assert_one_partial_answer(streaming, first, "tab A while streaming")
+    tab_a.screenshot("02-streaming")
+
+    # 2. The second tab follows the same answer while it streams.
+    following = tab_b.wait_streaming(FIRST_QUESTION)
+    _assert_one_partial_answer(following, first, "tab B while following")
+    tab_b.screenshot("03-following")
+
+    # 3. Reload mid-answer: the answer goes on from where it was.
+    tab_a.reload()
+    resumed = tab_a.wait_streaming(FIRST_QUESTION, min_chars=0)
+    _assert_one_partial_answer(resumed, first, "tab A after the reload")
+    tab_a.screenshot("04-resumed-after-reload")
+
+    # 4. Both tabs end with the question and the whole answer, once: what the server stored.
+    expected = [("user", FIRST_QUESTION), ("assistant", first)]
+    for tab in (tab_a, tab_b):
+        done = tab.wait_settled(FIRST_QUESTION)
+        tab.screenshot("05-complete")
+        assert _texts(done) == expected, f"{tab.name}: {_texts(done)}"
+    assert _stored_texts(app, page, chat_id) == expected
+
+    # 5. Ask again; Stop in tab B stops the answer in both tabs.
+    tab_a.send(SECOND_QUESTION)
+    tab_a.wait_streaming(SECOND_QUESTION)
+    tab_b.wait_streaming(SECOND_QUESTION)
+    tab_b.screenshot("06-before-stop")
+    tab_b.stop()
+    stopped = {tab.name: tab.wait_settled(SECOND_QUESTION) for tab in (tab_a, tab_b)}
+    for tab in (tab_a, tab_b):
+        tab.screenshot("07-stopped")
+    _nothing_running(app, page, chat_id)
+    stored = _stored_texts(app, page, chat_id)
+    assert stored[:2] == expected and [r for r, _ in stored[2:]] == ["user", "assistant"], stored
+    assert stored[2][1] == SECOND_QUESTION
+    _assert_partial(stored[3][1], second, "the stored answer after Stop")
+    for name, state in stopped.items():
+        assert _texts(state) == stored, f"{name}: {_texts(state)}"
