@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -374,10 +375,6 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
     mem, _ = start_app(procs, "app-memory")
     http, _ = start_app(procs, "app-http", s2_url)
     warm = max(5, sizes.ttfb_count // 20)
-    ours_ttfb: dict[str, float | None] = {"p50": None, "p99": None}
-    ours_tput: float | None = None
-    ours_resume: float | None = None
-    ours_fanout: float | None = None
 
     # 1. added time to first chunk, embedded
     with results.section("added time to first chunk, embedded"):
@@ -388,8 +385,6 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
             note = f"plain p50 {fmt(pct(d['plain'], 0.5))} ms, {d['errors']} errors"
             add(f"embedded: added first-chunk time p50, {label}", p50, "ms", "<= 0.5", note)
             add(f"embedded: added first-chunk time p99, {label}", p99, "ms", "<= 2", note)
-            if conc == 1:
-                ours_ttfb = {"p50": p50, "p99": p99}
 
     # 2. the same on HttpBasin with a 300 ms first token
     with results.section("the same on HttpBasin with a 300 ms first token"):
@@ -417,8 +412,6 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                 "" if ok else ", FRAMES MISSING"
             )
             add(f"{label}: persisted chunks/s, one follower", rate, "chunks/s", goal, note)
-            if label == "embedded":
-                ours_tput = rate
 
     # 4. resume: time to first replayed chunk
     with results.section("resume: time to first replayed chunk"):
@@ -442,8 +435,6 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                 goal,
                 f"p99 {fmt(pct(conc['ms'], 0.99))} ms",
             )
-            if label == "embedded":
-                ours_resume = pct(seq["ms"], 0.5)
 
     # 5. follower lag
     with results.section("follower lag"):
@@ -467,8 +458,6 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                 goal,
                 f"p50 {fmt(pct(d['ms'], 0.5))} ms, 3 bursts, {d['errors']} errors",
             )
-            if label == "embedded":
-                ours_fanout = pct(d["ms"], 0.99)
 
     # 7. history length
     with results.section("history length"):
@@ -547,51 +536,78 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
             f"{stored} records: a first TanStack replay",
         )
 
-    # 11. the peer
+    # 11. the peer, measured in alternation with ours (A/B/A/B) so load drift on the shared
+    # machine hits both alike
     with results.section("the peer"):
         if peer:
             why = peer_missing()
             if why is None:
-                base = start_peer(procs)
-                d = loadgen("ttfb", base, count=sizes.ttfb_count, concurrency=1, warmup=warm)
-                results.versus(
-                    "peer: added first-chunk time p50, sequential",
-                    pct(d["resumable"], 0.5) - pct(d["plain"], 0.5),
-                    ours_ttfb["p50"],
-                    "ms",
-                    "lower",
-                )
-                results.versus(
-                    "peer: added first-chunk time p99, sequential",
-                    pct(d["resumable"], 0.99) - pct(d["plain"], 0.99),
-                    ours_ttfb["p99"],
-                    "ms",
-                    "lower",
-                )
-                seq = loadgen("resume", base, concurrency=1, rounds=sizes.resume_count, warmup=5)
+                peer_base = start_peer(procs)
+
+                def paired(scenario: str, **options: Any) -> tuple[list[Any], list[Any]]:
+                    ours: list[Any] = []
+                    theirs: list[Any] = []
+                    for _ in range(2):
+                        ours.append(loadgen(scenario, mem, **options))
+                        theirs.append(loadgen(scenario, peer_base, **options))
+                    return ours, theirs
+
+                def pooled(runs: list[Any], key: str) -> list[float]:
+                    return [value for run in runs for value in run[key]]
+
+                count = max(10, sizes.ttfb_count // 2)
+                ours_runs, peer_runs = paired("ttfb", count=count, concurrency=1, warmup=warm)
+                for q, label in ((0.5, "p50"), (0.99, "p99")):
+                    ours_added = pct(pooled(ours_runs, "resumable"), q) - pct(
+                        pooled(ours_runs, "plain"), q
+                    )
+                    peer_added = pct(pooled(peer_runs, "resumable"), q) - pct(
+                        pooled(peer_runs, "plain"), q
+                    )
+                    results.versus(
+                        f"peer: added first-chunk time {label}, sequential",
+                        peer_added,
+                        ours_added,
+                        "ms",
+                        "lower",
+                    )
+                rounds = max(10, sizes.resume_count // 2)
+                ours_runs, peer_runs = paired("resume", concurrency=1, rounds=rounds, warmup=5)
                 results.versus(
                     "peer: resume first chunk p50, sequential",
-                    pct(seq["ms"], 0.5),
-                    ours_resume,
+                    pct(pooled(peer_runs, "ms"), 0.5),
+                    pct(pooled(ours_runs, "ms"), 0.5),
                     "ms",
                     "lower",
                 )
-                d = loadgen("resume", base, concurrency=sizes.fanout, rounds=3, warmup=2)
+                ours_runs, peer_runs = paired(
+                    "resume", concurrency=sizes.fanout, rounds=2, warmup=2
+                )
                 results.versus(
                     f"peer: {sizes.fanout} followers, first chunk p99",
-                    pct(d["ms"], 0.99),
-                    ours_fanout,
+                    pct(pooled(peer_runs, "ms"), 0.99),
+                    pct(pooled(ours_runs, "ms"), 0.99),
                     "ms",
                     "lower",
                 )
-                d = loadgen("throughput", base, n=sizes.throughput_n, size=100)
-                rate = sizes.throughput_n / (d["follower_ms"] / 1000)
+                ours_runs, peer_runs = paired("throughput", n=sizes.throughput_n, size=100)
+
+                def rate(runs: list[Any]) -> float:
+                    return statistics.mean(
+                        sizes.throughput_n / (run["follower_ms"] / 1000) for run in runs
+                    )
+
                 results.versus(
-                    "peer: chunks/s, one follower", rate, ours_tput, "chunks/s", "higher"
+                    "peer: chunks/s, one follower",
+                    rate(peer_runs),
+                    rate(ours_runs),
+                    "chunks/s",
+                    "higher",
                 )
             else:
                 for name, unit in (
                     ("peer: added first-chunk time p50, sequential", "ms"),
+                    ("peer: added first-chunk time p99, sequential", "ms"),
                     ("peer: resume first chunk p50, sequential", "ms"),
                     (f"peer: {sizes.fanout} followers, first chunk p99", "ms"),
                     ("peer: chunks/s, one follower", "chunks/s"),
