@@ -95,8 +95,10 @@ class Results:
     @contextlib.contextmanager
     def section(self, name: str) -> Iterator[None]:
         """Run one benchmark; a failure is recorded (and printed) instead of ending the run."""
+        start = time.monotonic()
         try:
             yield
+            print(f"{name}: {time.monotonic() - start:.0f} s", file=sys.stderr)
         except Exception as exc:
             self.failed.append(f"{name}: {exc!r}"[:2000])
             print(f"benchmark {name!r} failed: {exc}", file=sys.stderr)
