@@ -39,6 +39,19 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
         logger.debug("task %s failed while being cancelled", task.get_name(), exc_info=True)
 
 
+#: Releases still running after their follow was closed by a cancellation (kept referenced).
+_releasing: set[asyncio.Task[None]] = set()
+
+
+async def _release(
+    pending: asyncio.Task[ReadBatch | None] | None, batches: AsyncGenerator[ReadBatch, None]
+) -> None:
+    """Cancel the pending read, wait for it to unwind, then close the follow."""
+    if pending is not None:
+        await cancel_and_wait(pending)
+    await batches.aclose()
+
+
 async def _next_batch(batches: AsyncGenerator[ReadBatch, None]) -> ReadBatch | None:
     try:
         return await anext(batches)
@@ -76,9 +89,10 @@ async def follow_reporting_silence(
                 return
             yield batch
     finally:
-        try:
-            if pending is not None:
-                await cancel_and_wait(pending)
-        finally:
-            if pending is None or pending.done():  # else the read is still unwinding
-                await batches.aclose()
+        # The read session must be released even when this generator is closed by a
+        # cancellation (a client that went away: anyio cancels again at every await), so
+        # the release runs in its own task; we wait for it unless we are cancelled.
+        release = loop.create_task(_release(pending, batches))
+        _releasing.add(release)
+        release.add_done_callback(_releasing.discard)
+        await asyncio.shield(release)
