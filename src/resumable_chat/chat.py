@@ -29,7 +29,14 @@ from .claims import (
     new_token,
     read_range,
 )
-from .generation import MAX_SAFE_INTEGER, Generation, SourceFactory, StopSignal, encode_chunk
+from .generation import (
+    MAX_SAFE_INTEGER,
+    Generation,
+    PrefetchedSource,
+    SourceFactory,
+    StopSignal,
+    encode_chunk,
+)
 from .protocols.ai_sdk import AiSdkDialect
 from .protocols.base import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState
 from .protocols.tanstack import TanStackDialect, normalize_messages
@@ -151,6 +158,7 @@ class ResumableChat:
         heartbeat_ms: float,
         keepalive_s: float,
         on_error: Callable[[BaseException], str] | None,
+        overlap_claim: bool = True,
     ) -> None:
         self.dialect = dialect
         self.mode: Mode = mode
@@ -163,6 +171,7 @@ class ResumableChat:
         self.heartbeat_ms = heartbeat_ms
         self.keepalive_s = keepalive_s
         self._on_error = on_error
+        self.overlap_claim = overlap_claim
         self._generations: dict[str, Generation | _PendingClaim] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -210,19 +219,37 @@ class ResumableChat:
         turn: TurnState,
         live: bool,
         announce: list[Chunk] | None = None,
+        prefetch: bool = False,
     ) -> Generation | str:
-        """Claim and start a generation; on a conflict return the 409 text instead."""
+        """Claim and start a generation; on a conflict return the 409 text instead.
+
+        ``prefetch``: start fetching the source's first chunk while the claim is in flight
+        (:class:`PrefetchedSource`); a lost claim closes the source unread.
+        """
         if self._closed:
             raise RuntimeError("this ResumableChat is closed")
         pending: _PendingClaim | None = None
         if self.enable_stop:
+            running = self._generations.get(stream_name)
+            if isinstance(running, Generation) and running.outcome is not None:
+                # Its answer has ended and its end fence is being stored: a turn sent right
+                # after [DONE] (a tool-result continuation) waits for it instead of a 409.
+                await asyncio.wait([running.task], timeout=self.lease_ms / 1000)
             if stream_name in self._generations:
                 return "Stream already in use"  # known locally: no S2 round trip
             pending = self._generations[stream_name] = _PendingClaim()
+        signal = StopSignal()
+        # make_resumable: the model starts while the claim is in flight, so the claim's S2
+        # round trips hide in its time to first token; a lost claim closes it unread.
+        prefetched = PrefetchedSource(source, signal) if prefetch else None
         try:
             claim = await self._claim(stream_name)
-        except StreamInUseError:
-            return "Stream already in use"
+        except BaseException as exc:
+            if prefetched is not None:
+                await prefetched.aclose()
+            if isinstance(exc, StreamInUseError):
+                return "Stream already in use"
+            raise
         finally:
             if pending is not None and self._generations.get(stream_name) is pending:
                 del self._generations[stream_name]
@@ -238,7 +265,7 @@ class ResumableChat:
         generation = Generation(
             stream=stream_name,
             claim=claim,
-            source=source,
+            source=prefetched if prefetched is not None else source,
             dialect=self.dialect,
             turn=turn,
             writer=writer,
@@ -247,6 +274,7 @@ class ResumableChat:
             prelude=prelude,
             announce=announce,
             live=live,
+            signal=signal,
         )
         if pending is not None and pending.stopped:
             generation.stop()
@@ -400,7 +428,8 @@ class ResumableChat:
             stream_name: the chat's S2 stream (e.g. ``"chat-<id>"``).
             chunks: the model's chunks (dicts in the protocol's shape), or a factory called
                 with the :class:`~resumable_chat.generation.StopSignal` that returns them.
-                Nothing is pulled before the claim succeeds.
+                The first chunk is pulled while the claim is in flight (``overlap_claim``,
+                the default) or after it succeeds; on a 409 the source is closed.
             wait_until: called with the persistence task (an awaitable) for serverless-style
                 hosts; without it the chat owns the task and :meth:`aclose` drains it.
             message: the turn's message (AI SDK ``UIMessage``) stored before the answer so
@@ -425,6 +454,7 @@ class ResumableChat:
             prelude=self.dialect.message_records(message) if message is not None else None,
             turn=self.dialect.new_turn(message_id=message_id),
             live=True,
+            prefetch=self.overlap_claim,
         )
         if isinstance(started, str):
             return PlainTextResponse(started, status_code=409)
@@ -725,6 +755,7 @@ def create_resumable_chat(
     heartbeat_ms: float | None = None,
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     on_error: Callable[[BaseException], str] | None = None,
+    overlap_claim: bool = True,
     stream_prefix: str = "",
 ) -> ResumableChat:
     """Build a :class:`ResumableChat` (DESIGN.md §2).
@@ -751,6 +782,11 @@ def create_resumable_chat(
         keepalive_s: seconds between SSE keep-alive comments on idle responses (0: off).
         on_error: maps a source exception to the error chunk's text; by default the text is
             ``"An error occurred."`` so provider details do not leak.
+        overlap_claim: :meth:`~ResumableChat.make_resumable` starts pulling the source's
+            first chunk while the claim's S2 round trips are in flight, so they hide in the
+            model's time to first token. A claim lost to another instance (409) then closes
+            the just-opened model request unread; a conflict known in this process never
+            calls the source. ``False``: the source is called only after the claim.
         stream_prefix: prepended to every S2 stream name the chat uses (``""`` keeps the
             names as they are), so two apps can share one basin: with ``"app1/"`` the chat
             ``chat-42`` lives on S2 stream ``app1/chat-42``. Up to 200 of
@@ -795,4 +831,5 @@ def create_resumable_chat(
         heartbeat_ms=heartbeat_ms,
         keepalive_s=keepalive_s,
         on_error=on_error,
+        overlap_claim=overlap_claim,
     )

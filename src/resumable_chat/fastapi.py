@@ -190,8 +190,10 @@ def ai_sdk_router(
 
     Args:
         chat: a ``ResumableChat`` built with ``protocol="ai-sdk"``.
-        source: called once per accepted POST (after the claim) with the request's messages
-            and the stop signal; returns the answer's ``UIMessageChunk`` dicts.
+        source: called once per accepted POST with the request's messages and the stop
+            signal; returns the answer's ``UIMessageChunk`` dicts. Its first chunk is fetched
+            while the claim is in flight (the chat's ``overlap_claim``, on by default); a
+            claim lost to another instance closes it unread.
         prefix: the transport's ``api`` path.
         stream_name: chat id → S2 stream name.
         max_body_bytes: larger POST bodies get 413 (bytes).

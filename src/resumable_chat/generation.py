@@ -24,11 +24,24 @@ from .claims import Claim, new_token
 from .failure_terminal import append_failure_terminal
 from .protocols.base import Chunk, Dialect, TurnState
 from .s2.errors import FencingTokenMismatchError, S2Error
-from .s2.records import AppendRecord, fence_record, trim_record
+from .s2.records import (
+    MAX_BATCH_METERED_BYTES,
+    AppendRecord,
+    fence_record,
+    metered_bytes,
+    trim_record,
+)
 from .sse import event_frame
 from .writer import LogWriter
 
-__all__ = ["Generation", "LiveChannel", "SourceError", "StopSignal", "encode_chunk"]
+__all__ = [
+    "Generation",
+    "LiveChannel",
+    "PrefetchedSource",
+    "SourceError",
+    "StopSignal",
+    "encode_chunk",
+]
 
 logger = logging.getLogger("resumable_chat.generation")
 
@@ -100,6 +113,57 @@ class LiveChannel:
 SourceFactory = Callable[[StopSignal], AsyncIterable[Chunk]]
 
 
+class PrefetchedSource:
+    """A source whose first chunk is fetched at once, in its own task.
+
+    The chat core builds one before the claim of a live answer so the model's time to first
+    token overlaps the claim's S2 round trips; the :class:`Generation` then iterates it like
+    any source. :meth:`aclose` cancels the fetch and closes the source (the claim was lost,
+    or the generation stopped before it started).
+
+    Args:
+        source: the model's chunks, or a factory called here with ``signal``.
+        signal: the generation's stop signal.
+    """
+
+    __slots__ = ("_first", "_iterator")
+
+    def __init__(self, source: AsyncIterable[Chunk] | SourceFactory, signal: StopSignal) -> None:
+        if callable(source) and not hasattr(source, "__aiter__"):
+            source = source(signal)
+        self._iterator: AsyncIterator[Chunk] = aiter(source)
+        self._first: asyncio.Task[Chunk] | None = asyncio.get_running_loop().create_task(
+            self._fetch_first(), name="resumable-chat first chunk"
+        )
+
+    async def _fetch_first(self) -> Chunk:
+        return await anext(self._iterator)
+
+    def __aiter__(self) -> PrefetchedSource:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        first = self._first
+        if first is None:
+            return await anext(self._iterator)
+        self._first = None
+        return await first  # StopAsyncIteration when the source was empty
+
+    async def aclose(self) -> None:
+        """Cancel the first-chunk fetch if it is still running and close the source."""
+        first, self._first = self._first, None
+        if first is not None:
+            first.cancel()
+            await asyncio.wait([first])
+            if not first.cancelled():
+                first.exception()  # retrieved: the source is being discarded
+        close = getattr(self._iterator, "aclose", None)
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
+
 class Generation:
     """A running generation on one stream (created by the chat core after a won claim).
 
@@ -117,6 +181,8 @@ class Generation:
             opened (e.g. AG-UI ``CUSTOM run.accepted``), so a reader sees the run at once
             even while the model is slow to answer; skipped like the prelude.
         live: keep a :class:`LiveChannel` for a live response (``False`` for 202 replies).
+        signal: the stop signal (a new one by default); pass the one a
+            :class:`PrefetchedSource` was built with.
     """
 
     def __init__(
@@ -133,10 +199,11 @@ class Generation:
         prelude: list[Chunk] | None = None,
         announce: list[Chunk] | None = None,
         live: bool = True,
+        signal: StopSignal | None = None,
     ) -> None:
         self.stream = stream
         self.claim = claim
-        self.signal = StopSignal()
+        self.signal = signal if signal is not None else StopSignal()
         self._source = source
         self.dialect = dialect
         self._storage_form = dialect.storage_form
@@ -175,10 +242,18 @@ class Generation:
     def _emit(self, chunk: Chunk) -> None:
         stored = self._storage_form(chunk)
         body = encode_chunk(stored)
-        seq = self.writer.submit(AppendRecord(body))
-        if self.live is not None:
-            live_body = body if stored is chunk else encode_chunk(chunk)
-            self.live.push(event_frame(live_body, seq + 1))
+        record = AppendRecord(body)
+        live = self.live
+        if live is None:
+            self.writer.submit(record)
+            return
+        if metered_bytes(record) > MAX_BATCH_METERED_BYTES:
+            self.writer.submit(record)  # raises the writer's ValueError; nothing was sent
+        # The live frame is queued before the record, so the response's task wakes before
+        # the writer's: the client never waits behind the encoding of an S2 append.
+        live_body = body if stored is chunk else encode_chunk(chunk)
+        live.push(event_frame(live_body, self.writer.next_seq_num + 1))
+        self.writer.submit(record)
 
     def _open_source(self) -> AsyncIterator[Chunk]:
         source = self._source
@@ -243,6 +318,8 @@ class Generation:
         self.writer.start()  # heartbeats while the model is silent, from the claim on
         try:
             if self._stopping:
+                if isinstance(self._source, PrefetchedSource):
+                    await self._source.aclose()
                 raise asyncio.CancelledError("stop")
             await self._pump()
             self.outcome = "end"

@@ -655,6 +655,11 @@ class TanStackMessageBuilder:
         self.now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
         self.created_at_from_chunks = created_at_from_chunks
         self._messages: list[Message] = [copy.deepcopy(m) for m in (messages or [])]
+        # _matching's answers for string ids, valid while _messages is this very list at
+        # this length and no message id changed (see _matching).
+        self._match_list: list[Message] | None = None
+        self._match_len = 0
+        self._match_cache: dict[str, list[Message]] = {}
         self._states: dict[Any, _MessageState] = {}
         self._active: dict[Any, Any] = {}
         self._tool_call_to_message: dict[Any, Any] = {}
@@ -735,9 +740,23 @@ class TanStackMessageBuilder:
         return next((m for m in self._messages if _same(m.get("id", UNDEF), message_id)), None)
 
     def _matching(self, message_id: Any) -> list[Message]:
-        """Every message with that id (the processor's updates map over all of them)."""
+        """Every message with that id (the processor's updates map over all of them).
+
+        String ids are answered from a cache (one scan per id instead of one per chunk:
+        the fold of a long history was O(messages × chunks)). The cache is dropped when
+        ``_messages`` is replaced or changes length, and when a message id is rewritten.
+        Callers must not mutate the returned list.
+        """
         if isinstance(message_id, str):
-            return [m for m in self._messages if m.get("id") == message_id]
+            messages = self._messages
+            if messages is not self._match_list or len(messages) != self._match_len:
+                self._match_list, self._match_len = messages, len(messages)
+                self._match_cache = {}
+            found = self._match_cache.get(message_id)
+            if found is None:
+                found = [m for m in messages if m.get("id") == message_id]
+                self._match_cache[message_id] = found
+            return found
         return [m for m in self._messages if _same(m.get("id", UNDEF), message_id)]
 
     @staticmethod
@@ -1147,6 +1166,7 @@ class TanStackMessageBuilder:
             if not _same(pending_id, message_id):
                 for message in self._matching(pending_id):
                     message["id"] = message_id
+                self._match_cache = {}
                 moved = self._states.pop(_key(pending_id), None)
                 if moved is not None:
                     moved.id = message_id

@@ -25,23 +25,31 @@ logger = logging.getLogger("resumable_chat.s2")
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` and wait for it to end.
 
-    Re-raises ``CancelledError`` only when the calling task is itself being cancelled (then
-    ``task`` finishes unwinding on its own); an exception of ``task`` is logged at debug level
-    and swallowed.
+    Re-raises ``CancelledError`` only when the calling task is itself being cancelled; an
+    exception of ``task`` is logged at debug level and swallowed.
     """
     task.cancel()
     try:
-        # Shielded: a caller inside a cancelled anyio scope (an SSE response whose client
-        # left) gets its await cancelled again and again; awaiting ``task`` directly would
-        # pass each of those cancellations on to ``task`` and break its cleanup (an S2 read
-        # session would stay open). ``task`` gets exactly one cancel and unwinds on its own.
-        await asyncio.shield(task)
+        await task
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
     except Exception:
         logger.debug("task %s failed while being cancelled", task.get_name(), exc_info=True)
+
+
+#: Releases still running after their follow was closed by a cancellation (kept referenced).
+_releasing: set[asyncio.Task[None]] = set()
+
+
+async def _release(
+    pending: asyncio.Task[ReadBatch | None] | None, batches: AsyncGenerator[ReadBatch, None]
+) -> None:
+    """Cancel the pending read, wait for it to unwind, then close the follow."""
+    if pending is not None:
+        await cancel_and_wait(pending)
+    await batches.aclose()
 
 
 async def _next_batch(batches: AsyncGenerator[ReadBatch, None]) -> ReadBatch | None:
@@ -81,9 +89,10 @@ async def follow_reporting_silence(
                 return
             yield batch
     finally:
-        try:
-            if pending is not None:
-                await cancel_and_wait(pending)
-        finally:
-            if pending is None or pending.done():  # else the read is still unwinding
-                await batches.aclose()
+        # The read session must be released even when this generator is closed by a
+        # cancellation (a client that went away: anyio cancels again at every await), so
+        # the release runs in its own task; we wait for it unless we are cancelled.
+        release = loop.create_task(_release(pending, batches))
+        _releasing.add(release)
+        release.add_done_callback(_releasing.discard)
+        await asyncio.shield(release)

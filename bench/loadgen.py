@@ -1,0 +1,471 @@
+"""The load generator of ``bench/run.py``: one scenario per process, results as JSON on stdout.
+
+It only talks HTTP to 127.0.0.1 (a server started by ``run.py``: ``bench/app.py`` or the peer
+in ``bench/peer/``), is bounded in requests and time, and measures on its own clock:
+
+    python bench/loadgen.py ttfb --base http://127.0.0.1:8100 --count 200 --concurrency 1
+    python bench/loadgen.py resume --base ... --count 200 --concurrency 50
+    python bench/loadgen.py throughput --base ... --n 100000
+    python bench/loadgen.py lag --base ... --n 500 --interval-ms 10
+    python bench/loadgen.py concurrent --base ... --chats 500 --n 100
+    python bench/loadgen.py memory --base ... --followers 1000
+    python bench/loadgen.py history --base ... --short 10 --long 1000 --count 100
+
+Times are milliseconds. "First chunk" is the arrival of the first SSE ``data:`` frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+BODY = {"messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}
+HOLD_S = 120  # a held generation stays silent this long unless stopped
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def client(connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0, connect=30.0))
+
+
+BODY_BYTES = json.dumps(BODY).encode()
+
+
+async def open_stream(
+    method: str, url: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, bytes]:
+    """Send one HTTP/1.1 request on a new connection (``Connection: close``); read the head.
+
+    Returns the reader, the writer, the status and the body bytes read with the head. A
+    minimal client on purpose: the measurements are of the server, not of the client's HTTP
+    stack (httpx costs about a millisecond of CPU per request, and both share the machine).
+    The body stays chunked-encoded; whole SSE frames never straddle a chunk, so counting
+    ``data:`` on the raw bytes is exact.
+    """
+    parsed = httpx.URL(url)
+    reader, writer = await asyncio.open_connection(parsed.host, parsed.port, limit=1 << 20)
+    head = f"{method} {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\n"
+    body = b""
+    if method == "POST":
+        body = BODY_BYTES
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = await reader.read(65536)
+        if not piece:
+            writer.close()
+            raise ConnectionError(f"{method} {url}: connection closed before the response head")
+        data += piece
+    status_head, _, rest = data.partition(b"\r\n\r\n")
+    return reader, writer, int(status_head.split(b" ", 2)[1]), rest
+
+
+#: The end of a chunked body (the last chunk has size 0). A server may keep the connection
+#: open although the request said ``Connection: close`` (node:http does when the response
+#: sets ``Connection: keep-alive``), so the end of the body is read from the framing.
+CHUNKED_END = b"\r\n0\r\n\r\n"
+
+
+async def count_to_end(reader: asyncio.StreamReader, buf: bytes = b"") -> int:
+    """Read to the end of the (chunked) response: how many SSE ``data:`` frames it had."""
+    frames = 0
+    carry = b""
+    piece = buf
+    while piece:
+        chunk = carry + piece
+        frames += chunk.count(b"data: ")
+        carry = chunk[-7:]
+        frames -= carry.count(b"data: ")
+        if chunk.endswith(CHUNKED_END) or chunk == b"0\r\n\r\n":
+            break
+        piece = await reader.read(1 << 18)
+    return frames + carry.count(b"data: ")
+
+
+async def first_chunk_ms(method: str, url: str, *, drain: bool = True) -> tuple[float, int]:
+    """Time (ms) from opening the connection to the first ``data:`` frame, and the status.
+
+    With ``drain`` the rest of the body is read (and thrown away); otherwise the connection
+    is closed after the first frame.
+    """
+    start = time.perf_counter()
+    reader, writer, status, buf = await open_stream(method, url)
+    try:
+        elapsed = -1.0
+        if status == 200:
+            while b"data: " not in buf:
+                piece = await reader.read(65536)
+                if not piece:
+                    break
+                buf = buf[-5:] + piece
+            else:
+                elapsed = (time.perf_counter() - start) * 1000
+        else:
+            elapsed = (time.perf_counter() - start) * 1000
+        if drain:
+            await count_to_end(reader, buf)
+        return elapsed, status
+    finally:
+        writer.close()
+
+
+async def run_bounded(jobs: list[Callable[[], Awaitable[Any]]], concurrency: int) -> list[Any]:
+    """Run ``jobs`` with at most ``concurrency`` at a time; results in job order."""
+    results: list[Any] = [None] * len(jobs)
+    queue = list(enumerate(jobs))
+    queue.reverse()
+
+    async def worker() -> None:
+        while queue:
+            index, job = queue.pop()
+            results[index] = await job()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+class Held:
+    """A generation kept running on the server: its live POST is read in the background."""
+
+    def __init__(self, http: httpx.AsyncClient, base: str, chat_id: str, query: str) -> None:
+        self.http, self.base, self.chat_id, self.query = http, base, chat_id, query
+        self.started = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        url = f"{self.base}/resumable/{self.chat_id}?{self.query}"
+        async with self.http.stream("POST", url, json=BODY) as response:
+            async for piece in response.aiter_raw():
+                if b"data: " in piece:
+                    self.started.set()
+
+    async def __aenter__(self) -> Held:
+        self.task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self.started.wait(), 30)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            await self.http.delete(f"{self.base}/resumable/{self.chat_id}/stream")
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await self.task
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+async def ttfb(args: argparse.Namespace) -> dict[str, Any]:
+    """Time to first chunk of plain vs resumable POSTs, interleaved, same source."""
+    query = f"n={args.n}&first_ms={args.first_ms}"
+
+    def job(kind: str) -> Callable[[], Awaitable[tuple[float, int]]]:
+        return lambda: first_chunk_ms("POST", f"{args.base}/{kind}/{new_id('t')}?{query}")
+
+    warm = [job(k) for _ in range(args.warmup) for k in ("plain", "resumable")]
+    await run_bounded(warm, args.concurrency)
+    jobs = [job(k) for _ in range(args.count) for k in ("plain", "resumable")]
+    results = await run_bounded(jobs, args.concurrency)
+    plain = [ms for ms, _ in results[0::2]]
+    resumable = [ms for ms, _ in results[1::2]]
+    errors = sum(1 for _, status in results if status != 200)
+    return {"plain": plain, "resumable": resumable, "errors": errors}
+
+
+async def resume(args: argparse.Namespace) -> dict[str, Any]:
+    """Time to the first replayed chunk of a running answer, in rounds of ``concurrency``."""
+    chat_id = new_id("r")
+    async with client(args.concurrency + 2) as http:
+        async with Held(http, args.base, chat_id, f"n=5&hold_s={HOLD_S}"):
+            url = f"{args.base}/resumable/{chat_id}/stream"
+
+            def job() -> Awaitable[tuple[float, int]]:
+                return first_chunk_ms("GET", url, drain=False)
+
+            await run_bounded([job for _ in range(args.warmup)], 1)
+            out: list[float] = []
+            errors = 0
+            for _ in range(args.rounds):
+                results = await asyncio.gather(*(job() for _ in range(args.concurrency)))
+                out += [ms for ms, _ in results]
+                errors += sum(1 for _, status in results if status != 200)
+    return {"ms": out, "errors": errors}
+
+
+async def count_frames(response: httpx.Response) -> tuple[int, float]:
+    """Read an SSE body to its end: (``data:`` frames, ms when the last byte arrived)."""
+    frames = 0
+    carry = b""
+    async for piece in response.aiter_raw():
+        buf = carry + piece
+        frames += buf.count(b"data: ")
+        carry = buf[-5:]
+        frames -= carry.count(b"data: ")
+    frames += carry.count(b"data: ")
+    return frames, time.perf_counter() * 1000
+
+
+async def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Chunks/s of one answer: plain, and resumable with one live follower (until it ends)."""
+    query = f"n={args.n}&size={args.size}"
+    async with client(4) as http:
+        # plain
+        start = time.perf_counter() * 1000
+        async with http.stream("POST", f"{args.base}/plain/{new_id('p')}?{query}", json=BODY) as r:
+            plain_frames, plain_end = await count_frames(r)
+        plain_ms = plain_end - start
+        # resumable + one follower, started once the answer has begun
+        chat_id = new_id("f")
+        started = asyncio.Event()
+        follower_result: dict[str, Any] = {}
+
+        async def follow() -> None:
+            await started.wait()
+            url = f"{args.base}/resumable/{chat_id}/stream"
+            async with http.stream("GET", url) as r:
+                follower_result["status"] = r.status_code
+                follower_result["frames"], follower_result["end"] = await count_frames(r)
+
+        follower = asyncio.create_task(follow())
+        start = time.perf_counter() * 1000
+        async with http.stream("POST", f"{args.base}/resumable/{chat_id}?{query}", json=BODY) as r:
+            frames = 0
+            carry = b""
+            async for piece in r.aiter_raw():
+                if not started.is_set() and b"data: " in piece:
+                    started.set()
+                buf = carry + piece
+                frames += buf.count(b"data: ")
+                carry = buf[-5:]
+                frames -= carry.count(b"data: ")
+            frames += carry.count(b"data: ")
+            live_end = time.perf_counter() * 1000
+        await follower
+    return {
+        "n": args.n,
+        "plain_ms": plain_ms,
+        "plain_frames": plain_frames,
+        "live_ms": live_end - start,
+        "live_frames": frames,
+        "follower_ms": follower_result["end"] - start,
+        "follower_frames": follower_result["frames"],
+        "follower_status": follower_result["status"],
+    }
+
+
+def parse_stamps(buf: bytes, now_ns: int, lags: list[float]) -> bytes:
+    """Append the lag (ms) of every complete stamped text-delta frame in ``buf``; the rest."""
+    *complete, rest = buf.split(b"\n\n")
+    for frame in complete:
+        at = frame.find(b'"delta":"')
+        if at >= 0 and b"text-delta" in frame:
+            stamp = frame[at + 9 : frame.index(b";", at)]
+            lags.append((now_ns - int(stamp)) / 1e6)
+    return rest
+
+
+async def lag(args: argparse.Namespace) -> dict[str, Any]:
+    """Append → follower delivery lag (ms) of stamped chunks paced at ``interval_ms``."""
+    chat_id = new_id("l")
+    query = f"n={args.n}&interval_ms={args.interval_ms}&stamp=1&first_ms=200"
+    lags: list[float] = []
+    async with client(4) as http:
+        post = asyncio.create_task(_drain(http, "POST", f"{args.base}/resumable/{chat_id}?{query}"))
+        await asyncio.sleep(0.1)  # the claim is done; the source waits 200 ms for its first chunk
+        async with http.stream("GET", f"{args.base}/resumable/{chat_id}/stream") as r:
+            status = r.status_code
+            rest = b""
+            async for piece in r.aiter_raw():
+                rest = parse_stamps(rest + piece, time.time_ns(), lags)
+        await post
+    return {"ms": lags, "status": status, "expected": args.n}
+
+
+async def _drain(http: httpx.AsyncClient, method: str, url: str) -> tuple[int, int]:
+    async with http.stream(method, url, json=BODY if method == "POST" else None) as r:
+        frames, _ = await count_frames(r)
+        return r.status_code, frames
+
+
+async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
+    """``chats`` answers at once, paced at ``interval_ms``, each with a live POST and a follower.
+
+    Starts are spread over ``ramp_s``. Reports the server's event-loop lag over the run and
+    every answer whose live or follower stream missed a chunk.
+    """
+    query = f"n={args.n}&interval_ms={args.interval_ms}"
+    expected = args.n + 5  # start, text-start, deltas, text-end, finish, [DONE]
+    async with client(args.chats * 2 + 4) as http:
+        await http.post(f"{args.base}/stats/reset")
+
+        async def one(index: int) -> tuple[bool, str]:
+            await asyncio.sleep(args.ramp_s * index / args.chats)
+            chat_id = new_id("c")
+            started = asyncio.Event()
+
+            async def live() -> tuple[int, int]:
+                url = f"{args.base}/resumable/{chat_id}?{query}"
+                reader, writer, status, buf = await open_stream("POST", url)
+                try:
+                    while not buf:
+                        buf = await reader.read(65536)
+                        if not buf:
+                            break
+                    started.set()
+                    return status, await count_to_end(reader, buf)
+                finally:
+                    started.set()
+                    writer.close()
+
+            async def follow() -> tuple[int, int]:
+                url = f"{args.base}/resumable/{chat_id}/stream"
+                reader, writer, status, buf = await open_stream("GET", url)
+                try:
+                    return status, await count_to_end(reader, buf or await reader.read(65536))
+                finally:
+                    writer.close()
+
+            live_task = asyncio.create_task(live())
+            await started.wait()
+            status, frames = await follow()
+            live_status, live_frames = await live_task
+            if live_status != 200 or live_frames != expected:
+                return False, f"live {live_status} {live_frames}/{expected}"
+            # The follower joins after the first chunk: it replays from `start`, so it sees all.
+            if status != 200 or frames != expected:
+                return False, f"follower {status} {frames}/{expected}"
+            return True, ""
+
+        start = time.perf_counter()
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(one(i) for i in range(args.chats)), return_exceptions=True),
+                args.timeout_s,
+            )
+        except TimeoutError:
+            results = [TimeoutError("scenario timed out")]
+        elapsed = time.perf_counter() - start
+        stats = (await http.get(f"{args.base}/stats")).json()
+    failures = [
+        repr(r) if isinstance(r, BaseException) else r[1]
+        for r in results
+        if not (isinstance(r, tuple) and r[0])
+    ]
+    return {
+        "chats": args.chats,
+        "elapsed_s": elapsed,
+        "failures": len(failures),
+        "failure_examples": failures[:3],
+        **stats,
+    }
+
+
+async def memory(args: argparse.Namespace) -> dict[str, Any]:
+    """Server RSS growth per follower parked on the live replay of a silent answer."""
+    chat_id = new_id("m")
+    async with client(args.followers + 4) as http:
+        async with Held(http, args.base, chat_id, f"n=5&hold_s={HOLD_S}"):
+            url = f"{args.base}/resumable/{chat_id}/stream"
+            # warm up: one follower in and out, so first-use allocations are not counted
+            await first_chunk_ms("GET", url, drain=False)
+            before = (await http.get(f"{args.base}/stats")).json()["rss_kib"]
+            opened: list[asyncio.StreamWriter] = []
+            try:
+                for _ in range(args.followers):
+                    reader, writer, status, buf = await open_stream("GET", url)
+                    opened.append(writer)
+                    assert status == 200, status
+                    while b"data: " not in buf:  # replayed: the follower is now parked
+                        buf += await reader.read(65536)
+                await asyncio.sleep(0.5)
+                after = (await http.get(f"{args.base}/stats")).json()["rss_kib"]
+            finally:
+                for writer in opened:
+                    writer.close()
+    return {"followers": args.followers, "rss_before_kib": before, "rss_after_kib": after}
+
+
+async def history(args: argparse.Namespace) -> dict[str, Any]:
+    """Resume time of a running answer in a chat with ``short`` vs ``long`` finished turns."""
+    conflicts = 0
+    async with client(8) as http:
+        chats = {}
+        for label, turns in (("short", args.short), ("long", args.long)):
+            chat_id = new_id(label)
+            for _ in range(turns):  # turns of one chat are sequential
+                url = f"{args.base}/resumable/{chat_id}?n=3"
+                while True:
+                    status, _ = await _drain(http, "POST", url)
+                    if status != 409:
+                        break
+                    # The live response ended before the answer's end fence was stored.
+                    conflicts += 1
+                    await asyncio.sleep(0.001)
+                assert status == 200, status
+            chats[label] = chat_id
+        out: dict[str, list[float]] = {"short": [], "long": []}
+        async with (
+            Held(http, args.base, chats["short"], f"n=5&hold_s={HOLD_S}"),
+            Held(http, args.base, chats["long"], f"n=5&hold_s={HOLD_S}"),
+        ):
+            for i in range(args.count + args.warmup):
+                for label in ("short", "long"):
+                    url = f"{args.base}/resumable/{chats[label]}/stream"
+                    ms, status = await first_chunk_ms("GET", url, drain=False)
+                    assert status == 200, status
+                    if i >= args.warmup:
+                        out[label].append(ms)
+    return {**out, "conflicts": conflicts, "turns": args.short + args.long}
+
+
+SCENARIOS = {
+    "ttfb": ttfb,
+    "resume": resume,
+    "throughput": throughput,
+    "lag": lag,
+    "concurrent": concurrent,
+    "memory": memory,
+    "history": history,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--first-ms", type=float, default=0)
+    parser.add_argument("--interval-ms", type=float, default=10)
+    parser.add_argument("--chats", type=int, default=100)
+    parser.add_argument("--ramp-s", type=float, default=1.0)
+    parser.add_argument("--timeout-s", type=float, default=120)
+    parser.add_argument("--followers", type=int, default=100)
+    parser.add_argument("--short", type=int, default=10)
+    parser.add_argument("--long", type=int, default=1000)
+    args = parser.parse_args()
+    result = asyncio.run(SCENARIOS[args.scenario](args))
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,660 @@
+"""Run every benchmark of resumable-chat, print a table and write the figures as JSON.
+
+    python bench/run.py          # the full run (minutes): writes bench/results/latest.json
+    python bench/run.py --smoke --out /tmp/bench.json   # seconds: small counts
+
+Every figure is a ratio or a difference measured side by side in the same run (absolute times
+drift on a shared machine). Servers run in their own processes on 127.0.0.1: ``bench/app.py``
+on the embedded ``MemoryBasin`` and on ``HttpBasin`` → the S2-compatible test server
+(``python -m resumable_chat.testing.s2_server``), and the peer, Vercel ``resumable-stream``
+2.2.13 on a real ``redis-server`` (``bench/peer/``). The load generator is another process
+(``bench/loadgen.py``, httpx). The ``MESSAGES_SNAPSHOT`` fold is timed in this process.
+
+The JSON maps figure name → ``{"value", "unit", "goal", "met"}`` (``goal`` is text such as
+``"<= 0.5"``; ``met`` is ``null`` for figures without a goal or not measured). Goals are the
+targets of issue 7; a missed goal is reported, never an error. Exit status 0 unless a
+benchmark itself failed to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+#: Seconds one load-generator process may take (``--smoke`` lowers it).
+LOADGEN_TIMEOUT_S = 600.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pct(data: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``data``, nearest rank."""
+    ordered = sorted(data)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float | None
+    unit: str
+    goal: str | None = None
+    met: bool | None = None
+    note: str = ""
+
+
+def check(value: float | None, goal: str | None) -> bool | None:
+    """Whether ``value`` meets ``goal`` (``"<= x"`` or ``">= x"``); None when unknown."""
+    if value is None or goal is None:
+        return None
+    op, bound = goal.split()
+    return value <= float(bound) if op == "<=" else value >= float(bound)
+
+
+@dataclass
+class Results:
+    figures: list[Figure] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def add(
+        self, name: str, value: float | None, unit: str, goal: str | None = None, note: str = ""
+    ) -> None:
+        self.figures.append(Figure(name, value, unit, goal, check(value, goal), note))
+
+    def versus(
+        self, name: str, peer: float | None, ours: float | None, unit: str, better: str
+    ) -> None:
+        """A peer figure: met when ours is better (``better``: ``"lower"`` or ``"higher"``)."""
+        met = None
+        if peer is not None and ours is not None:
+            met = ours < peer if better == "lower" else ours > peer
+        goal = f"ours {better}"
+        self.figures.append(Figure(name, peer, unit, goal, met, f"ours {fmt(ours)}"))
+
+    @contextlib.contextmanager
+    def section(self, name: str) -> Iterator[None]:
+        """Run one benchmark; a failure is recorded (and printed) instead of ending the run."""
+        start = time.monotonic()
+        try:
+            yield
+            print(f"{name}: {time.monotonic() - start:.0f} s", file=sys.stderr)
+        except Exception as exc:
+            self.failed.append(f"{name}: {exc!r}"[:2000])
+            print(f"benchmark {name!r} failed: {exc}", file=sys.stderr)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            f.name: {"value": f.value, "unit": f.unit, "goal": f.goal, "met": f.met}
+            for f in self.figures
+        }
+
+    def table(self) -> str:
+        rows = [("figure", "value", "unit", "goal", "met", "note")]
+        for f in self.figures:
+            met = "-" if f.met is None else ("yes" if f.met else "NO")
+            rows.append((f.name, fmt(f.value), f.unit, f.goal or "", met, f.note))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+class Processes:
+    """Servers started for the run; all stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}.log", "wb")
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(self.procs):
+            self.stop(proc)
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.args} did not listen on {port} within {timeout_s} s")
+
+
+def start_app(
+    procs: Processes, name: str, s2_url: str | None = None
+) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    argv = [PYTHON, str(HERE / "app.py"), "--port", str(port)]
+    if s2_url:
+        argv += ["--s2-url", s2_url]
+    proc = procs.start(name, argv)
+    wait_port(port, proc)
+    return f"http://127.0.0.1:{port}", proc
+
+
+def peer_missing() -> str | None:
+    """Why the peer cannot run here, or None."""
+    for tool in ("node", "npm", "redis-server"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found"
+    return None
+
+
+def start_peer(procs: Processes) -> str:
+    peer_dir = HERE / "peer"
+    if not (peer_dir / "node_modules" / "resumable-stream").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=peer_dir,
+            check=True,
+        )
+    redis_port = free_port()
+    redis = procs.start(
+        "redis",
+        [
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    )
+    wait_port(redis_port, redis)
+    port = free_port()
+    node = procs.start(
+        "peer",
+        ["node", "server.mjs", "--port", str(port)],
+        env={"REDIS_URL": f"redis://127.0.0.1:{redis_port}"},
+        cwd=peer_dir,
+    )
+    wait_port(port, node)
+    return f"http://127.0.0.1:{port}"
+
+
+def loadgen(scenario: str, base: str, **options: Any) -> Any:
+    """Run one ``bench/loadgen.py`` scenario in its own process; its JSON result."""
+    argv = [PYTHON, str(HERE / "loadgen.py"), scenario, "--base", base]
+    for key, value in options.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    done = subprocess.run(argv, capture_output=True, timeout=LOADGEN_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"loadgen {scenario} failed:\n{done.stderr.decode()[-3000:]}")
+    return json.loads(done.stdout)
+
+
+# -- the MESSAGES_SNAPSHOT fold ---------------------------------------------------------------
+
+
+async def snapshot_fold(total_chunks: int, per_run: int = 1000) -> tuple[float, float, int]:
+    """Time the ``MESSAGES_SNAPSHOT`` of a TanStack chat holding ``total_chunks`` records.
+
+    Returns (seconds of the fold alone, over already parsed chunks; seconds of the whole
+    first-replay cost: read the log, parse, fold, encode the snapshot frame; records). Best
+    of three.
+    """
+    from resumable_chat import create_resumable_chat
+    from resumable_chat.generation import encode_chunk
+    from resumable_chat.s2 import MemoryBasin
+
+    basin = MemoryBasin()
+    chat = create_resumable_chat(protocol="tanstack", mode="session", basin=basin)
+    runs = max(1, total_chunks // per_run)
+
+    async def source(messages: list[dict[str, Any]], signal: Any) -> Any:
+        run_id = f"run-{len(messages)}"
+        message_id = f"msg-{len(messages)}"
+        yield {"type": "RUN_STARTED", "runId": run_id}
+        yield {"type": "TEXT_MESSAGE_START", "messageId": message_id, "role": "assistant"}
+        for _ in range(per_run - 4):
+            yield {"type": "TEXT_MESSAGE_CONTENT", "messageId": message_id, "delta": "word "}
+        yield {"type": "TEXT_MESSAGE_END", "messageId": message_id}
+        yield {"type": "RUN_FINISHED", "runId": run_id, "finishReason": "stop"}
+
+    messages: list[dict[str, Any]] = []
+    for turn in range(runs):
+        text = {"type": "text", "content": "hi"}
+        messages.append({"id": f"u{turn}", "role": "user", "parts": [text]})
+        await chat.make_session_response("fold", messages=list(messages), source=source)
+    stored = (await basin.check_tail("fold")).seq_num
+    batch = await basin.read("fold", seq_num=0, count=1)
+    chunks: list[dict[str, Any]] = []
+    while batch.records:
+        chunks += [json.loads(r.body) for r in batch.records if not r.headers and r.body]
+        next_seq = batch.records[-1].seq_num + 1
+        if next_seq >= stored:
+            break
+        batch = await basin.read("fold", seq_num=next_seq, count=1000)
+    fold_s = whole_s = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        chat.dialect.fold(chunks)
+        fold_s = min(fold_s, time.perf_counter() - start)
+        start = time.perf_counter()
+        folded = await chat.load_messages("fold")
+        encode_chunk(chat.dialect.snapshot_frame(folded))
+        whole_s = min(whole_s, time.perf_counter() - start)
+    await chat.aclose()
+    return fold_s, whole_s, stored
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ttfb_count: int
+    http_ttfb_count: int
+    resume_count: int
+    throughput_n: int
+    lag_n: int
+    fanout: int
+    concurrent_steps: tuple[int, ...]
+    concurrent_n: int
+    followers: int
+    history: tuple[int, int]
+    history_count: int
+    fold_chunks: int
+
+
+FULL = Sizes(
+    ttfb_count=300,
+    http_ttfb_count=200,
+    resume_count=200,
+    throughput_n=100_000,
+    lag_n=1000,
+    fanout=200,
+    concurrent_steps=(100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500),
+    concurrent_n=100,
+    followers=1000,
+    history=(10, 1000),
+    history_count=100,
+    fold_chunks=100_000,
+)
+SMOKE = Sizes(
+    ttfb_count=20,
+    http_ttfb_count=10,
+    resume_count=10,
+    throughput_n=2000,
+    lag_n=50,
+    fanout=20,
+    concurrent_steps=(10,),
+    concurrent_n=20,
+    followers=20,
+    history=(3, 30),
+    history_count=5,
+    fold_chunks=2000,
+)
+
+
+def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None:
+    add = results.add
+    s2_port = free_port()
+    s2 = procs.start(
+        "s2",
+        [
+            PYTHON,
+            "-m",
+            "resumable_chat.testing.s2_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(s2_port),
+        ],
+    )
+    wait_port(s2_port, s2)
+    s2_url = f"http://127.0.0.1:{s2_port}"
+    mem, _ = start_app(procs, "app-memory")
+    http, _ = start_app(procs, "app-http", s2_url)
+    warm = max(5, sizes.ttfb_count // 20)
+
+    # 1. added time to first chunk, embedded
+    with results.section("added time to first chunk, embedded"):
+        for label, conc in (("sequential", 1), ("50 concurrent", 50)):
+            d = loadgen("ttfb", mem, count=sizes.ttfb_count, concurrency=conc, warmup=warm)
+            p50 = pct(d["resumable"], 0.5) - pct(d["plain"], 0.5)
+            p99 = pct(d["resumable"], 0.99) - pct(d["plain"], 0.99)
+            note = f"plain p50 {fmt(pct(d['plain'], 0.5))} ms, {d['errors']} errors"
+            add(f"embedded: added first-chunk time p50, {label}", p50, "ms", "<= 0.5", note)
+            add(f"embedded: added first-chunk time p99, {label}", p99, "ms", "<= 2", note)
+
+    # 2. the same on HttpBasin with a 300 ms first token
+    with results.section("the same on HttpBasin with a 300 ms first token"):
+        d = loadgen(
+            "ttfb", http, count=sizes.http_ttfb_count, concurrency=10, warmup=3, first_ms=300
+        )
+        p50 = pct(d["resumable"], 0.5) - pct(d["plain"], 0.5)
+        note = f"plain p50 {fmt(pct(d['plain'], 0.5))} ms, 10 concurrent"
+        add("http: added first-chunk time p50, 300 ms first token", p50, "ms", "<= 1", note)
+        add(
+            "http: added first-chunk time p99, 300 ms first token",
+            pct(d["resumable"], 0.99) - pct(d["plain"], 0.99),
+            "ms",
+            None,
+            note,
+        )
+
+    # 3. persisted chunks/s with one follower
+    with results.section("persisted chunks/s with one follower"):
+        for label, base, goal in (("embedded", mem, ">= 100000"), ("http", http, ">= 30000")):
+            d = loadgen("throughput", base, n=sizes.throughput_n, size=100)
+            ok = d["follower_frames"] == d["live_frames"] == sizes.throughput_n + 5
+            rate = sizes.throughput_n / (d["follower_ms"] / 1000)
+            note = f"plain {fmt(sizes.throughput_n / (d['plain_ms'] / 1000))}/s" + (
+                "" if ok else ", FRAMES MISSING"
+            )
+            add(f"{label}: persisted chunks/s, one follower", rate, "chunks/s", goal, note)
+
+    # 4. resume: time to first replayed chunk
+    with results.section("resume: time to first replayed chunk"):
+        for label, base in (("embedded", mem), ("http", http)):
+            seq = loadgen("resume", base, concurrency=1, rounds=sizes.resume_count, warmup=5)
+            conc = loadgen(
+                "resume", base, concurrency=50, rounds=max(1, sizes.resume_count // 50), warmup=5
+            )
+            goal = "<= 2" if label == "embedded" else None
+            add(
+                f"{label}: resume first chunk p50, sequential",
+                pct(seq["ms"], 0.5),
+                "ms",
+                goal,
+                f"p99 {fmt(pct(seq['ms'], 0.99))} ms",
+            )
+            add(
+                f"{label}: resume first chunk p50, 50 concurrent",
+                pct(conc["ms"], 0.5),
+                "ms",
+                goal,
+                f"p99 {fmt(pct(conc['ms'], 0.99))} ms",
+            )
+
+    # 5. follower lag
+    with results.section("follower lag"):
+        for label, base, goals in (
+            ("embedded", mem, ("<= 2", "<= 10")),
+            ("http", http, ("<= 15", "<= 50")),
+        ):
+            d = loadgen("lag", base, n=sizes.lag_n, interval_ms=10)
+            note = f"{len(d['ms'])}/{d['expected']} chunks"
+            add(f"{label}: follower lag p50", pct(d["ms"], 0.5), "ms", goals[0], note)
+            add(f"{label}: follower lag p99", pct(d["ms"], 0.99), "ms", goals[1], note)
+
+    # 6. 200 followers on one answer
+    with results.section("200 followers on one answer"):
+        for label, base, goal in (("embedded", mem, "<= 50"), ("http", http, None)):
+            d = loadgen("resume", base, concurrency=sizes.fanout, rounds=3, warmup=2)
+            add(
+                f"{label}: {sizes.fanout} followers, first chunk p99",
+                pct(d["ms"], 0.99),
+                "ms",
+                goal,
+                f"p50 {fmt(pct(d['ms'], 0.5))} ms, 3 bursts, {d['errors']} errors",
+            )
+
+    # 7. history length
+    with results.section("history length"):
+        short, long = sizes.history
+        d = loadgen("history", mem, short=short, long=long, count=sizes.history_count, warmup=3)
+        ratio = pct(d["long"], 0.5) / pct(d["short"], 0.5)
+        add(
+            f"embedded: replay start, {long} vs {short} turns",
+            ratio,
+            "ratio",
+            "<= 1.5",
+            f"p50 {fmt(pct(d['long'], 0.5))} vs {fmt(pct(d['short'], 0.5))} ms",
+        )
+        add(
+            "embedded: next turn right after [DONE] gets 409",
+            100 * d["conflicts"] / d["turns"],
+            "% of turns",
+            None,
+            f"{d['conflicts']} of {d['turns']} back-to-back POSTs (retried)",
+        )
+
+    # 8. memory per idle follower (a fresh server, so freed memory is not reused)
+    with results.section(
+        "memory per idle follower (a fresh server, so freed memory is not reused)"
+    ):
+        base, proc = start_app(procs, "app-memory-followers")
+        d = loadgen("memory", base, followers=sizes.followers)
+        per = (d["rss_after_kib"] - d["rss_before_kib"]) / d["followers"]
+        add(
+            "embedded: memory per idle follower",
+            per,
+            "KiB",
+            "<= 50",
+            f"RSS growth over {d['followers']} followers",
+        )
+        procs.stop(proc)
+
+    # 9. concurrent generations (a fresh server)
+    with results.section("concurrent generations (a fresh server)"):
+        base, proc = start_app(procs, "app-memory-concurrent")
+        best = 0
+        note = ""
+        for chats in sizes.concurrent_steps:
+            d = loadgen(
+                "concurrent",
+                base,
+                chats=chats,
+                n=sizes.concurrent_n,
+                interval_ms=20,
+                ramp_s=1,
+                timeout_s=sizes.concurrent_n / 50 * 3 + 30,
+            )
+            ok = d["failures"] == 0 and d["lag_p99_ms"] <= 50
+            note = f"at {chats}: loop lag p99 {fmt(d['lag_p99_ms'])} ms, {d['failures']} failed"
+            if not ok:
+                break
+            best = chats
+        add("embedded: concurrent generations at 50 chunks/s", best, "chats", ">= 1000", note)
+        procs.stop(proc)
+
+    # 10. MESSAGES_SNAPSHOT fold
+    with results.section("MESSAGES_SNAPSHOT fold"):
+        fold_s, whole_s, stored = asyncio.run(snapshot_fold(sizes.fold_chunks))
+        add(
+            "MESSAGES_SNAPSHOT fold",
+            stored / fold_s,
+            "chunks/s",
+            ">= 300000",
+            f"{stored} parsed chunks folded",
+        )
+        add(
+            "MESSAGES_SNAPSHOT read + parse + fold + encode",
+            stored / whole_s,
+            "chunks/s",
+            None,
+            f"{stored} records: a first TanStack replay",
+        )
+
+    # 11. the peer, measured in alternation with ours (A/B/A/B) so load drift on the shared
+    # machine hits both alike
+    with results.section("the peer"):
+        if peer:
+            why = peer_missing()
+            if why is None:
+                peer_base = start_peer(procs)
+
+                def paired(scenario: str, **options: Any) -> tuple[list[Any], list[Any]]:
+                    ours: list[Any] = []
+                    theirs: list[Any] = []
+                    for _ in range(2):
+                        ours.append(loadgen(scenario, mem, **options))
+                        theirs.append(loadgen(scenario, peer_base, **options))
+                    return ours, theirs
+
+                def pooled(runs: list[Any], key: str) -> list[float]:
+                    return [value for run in runs for value in run[key]]
+
+                count = max(10, sizes.ttfb_count // 2)
+                ours_runs, peer_runs = paired("ttfb", count=count, concurrency=1, warmup=warm)
+                for q, label in ((0.5, "p50"), (0.99, "p99")):
+                    ours_added = pct(pooled(ours_runs, "resumable"), q) - pct(
+                        pooled(ours_runs, "plain"), q
+                    )
+                    peer_added = pct(pooled(peer_runs, "resumable"), q) - pct(
+                        pooled(peer_runs, "plain"), q
+                    )
+                    results.versus(
+                        f"peer: added first-chunk time {label}, sequential",
+                        peer_added,
+                        ours_added,
+                        "ms",
+                        "lower",
+                    )
+                rounds = max(10, sizes.resume_count // 2)
+                ours_runs, peer_runs = paired("resume", concurrency=1, rounds=rounds, warmup=5)
+                results.versus(
+                    "peer: resume first chunk p50, sequential",
+                    pct(pooled(peer_runs, "ms"), 0.5),
+                    pct(pooled(ours_runs, "ms"), 0.5),
+                    "ms",
+                    "lower",
+                )
+                ours_runs, peer_runs = paired(
+                    "resume", concurrency=sizes.fanout, rounds=2, warmup=2
+                )
+                results.versus(
+                    f"peer: {sizes.fanout} followers, first chunk p99",
+                    pct(pooled(peer_runs, "ms"), 0.99),
+                    pct(pooled(ours_runs, "ms"), 0.99),
+                    "ms",
+                    "lower",
+                )
+                ours_runs, peer_runs = paired("throughput", n=sizes.throughput_n, size=100)
+
+                def rate(runs: list[Any]) -> float:
+                    return statistics.mean(
+                        sizes.throughput_n / (run["follower_ms"] / 1000) for run in runs
+                    )
+
+                results.versus(
+                    "peer: chunks/s, one follower",
+                    rate(peer_runs),
+                    rate(ours_runs),
+                    "chunks/s",
+                    "higher",
+                )
+            else:
+                for name, unit in (
+                    ("peer: added first-chunk time p50, sequential", "ms"),
+                    ("peer: added first-chunk time p99, sequential", "ms"),
+                    ("peer: resume first chunk p50, sequential", "ms"),
+                    (f"peer: {sizes.fanout} followers, first chunk p99", "ms"),
+                    ("peer: chunks/s, one follower", "chunks/s"),
+                ):
+                    results.figures.append(Figure(name, None, unit, None, None, f"skipped: {why}"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="small counts: runs in seconds")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--no-peer", action="store_true", help="skip the Node/Redis peer")
+    parser.add_argument("--logs", type=Path, default=None, help="server logs (default: a temp dir)")
+    args = parser.parse_args()
+    import tempfile
+
+    global LOADGEN_TIMEOUT_S
+    if args.smoke:
+        LOADGEN_TIMEOUT_S = 60.0
+
+    log_dir = args.logs or Path(tempfile.mkdtemp(prefix="resumable-chat-bench-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = Processes(log_dir)
+    results = Results()
+    start = time.monotonic()
+    try:
+        run(SMOKE if args.smoke else FULL, procs, results, peer=not args.no_peer)
+    finally:
+        procs.stop_all()
+    print(results.table())
+    import importlib.util
+
+    stack = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m) is not None]
+    print(f"\nservers: uvicorn with {' + '.join(stack) or 'asyncio + h11'} (bench/app.py)")
+    print(
+        f"\n{len(results.figures)} figures in {time.monotonic() - start:.0f} s;"
+        f" server logs in {log_dir}"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results.as_json(), indent=2) + "\n")
+    print(f"wrote {args.out}")
+    if results.failed:
+        print("failed benchmarks:\n  " + "\n  ".join(results.failed), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""``python bench/run.py --smoke`` runs every benchmark in seconds and writes well-formed JSON.
+
+The figures themselves are not asserted (timing belongs to bench/, not to tests); this keeps
+the benchmark suite from rotting. The peer needs Node.js and Debian's ``redis-server``
+(``.ci/run`` installs it); without them the test is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(300)
+def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
+    missing = [tool for tool in ("node", "npm", "redis-server") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"the benchmark peer needs {', '.join(missing)} (apt-get install redis-server)")
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert len(figures) >= 25
+    for name, figure in figures.items():
+        assert set(figure) == {"value", "unit", "goal", "met"}, name
+        assert isinstance(figure["value"], int | float), name
+        assert isinstance(figure["unit"], str) and figure["unit"], name
+        assert figure["goal"] is None or isinstance(figure["goal"], str), name
+        assert figure["met"] in (True, False, None), name
+        assert (figure["met"] is None) == (figure["goal"] is None), name
+    names = " | ".join(figures)
+    for expected in (
+        "added first-chunk time",
+        "persisted chunks/s",
+        "resume first chunk",
+        "follower lag",
+        "followers, first chunk",
+        "replay start",
+        "memory per idle follower",
+        "concurrent generations",
+        "MESSAGES_SNAPSHOT fold",
+        "peer: added first-chunk time",
+        "peer: resume first chunk",
+        "peer: chunks/s, one follower",
+    ):
+        assert expected in names, expected
+    assert "figures in" in done.stdout  # the table was printed
