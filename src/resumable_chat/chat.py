@@ -47,6 +47,7 @@ from .s2.errors import (
     SeqNumMismatchError,
     StreamNotFoundError,
 )
+from .s2.prefixed import PrefixedBasin, check_stream_prefix
 from .s2.records import (
     AppendInput,
     AppendRecord,
@@ -526,7 +527,8 @@ class ResumableChat:
 
         Returns:
             204 (``Cache-Control: no-store``) when no generation runs; 416 (text) when
-            ``from_seq_num`` is past the stream's tail; otherwise 200 SSE with
+            ``from_seq_num`` is past the stream's tail (unless this process's live response
+            may have sent it: live frames go out before they are stored); otherwise 200 SSE with
             the stored bodies verbatim as ``id: <seq_num+1>`` + ``data:`` frames, ending after
             the generation's terminal fence with ``data: [DONE]`` (AI SDK).
 
@@ -546,7 +548,9 @@ class ResumableChat:
             return Response(status_code=204, headers=_NO_STORE)
         start = latest.fence.seq_num + 1
         if from_seq_num is not None:
-            if from_seq_num > latest.tail.seq_num:
+            if from_seq_num > latest.tail.seq_num and not self._sent_live(
+                stream_name, from_seq_num
+            ):
                 return _cursor_past_tail(from_seq_num, latest.tail.seq_num)
             start = max(start, from_seq_num)
         return sse_response(
@@ -554,6 +558,16 @@ class ResumableChat:
             headers=self.dialect.response_headers,
             keepalive_s=self.keepalive_s,
         )
+
+    def _sent_live(self, stream: str, cursor: int) -> bool:
+        """Whether ``cursor`` is one this process's live response may have sent already.
+
+        Live frames go out before their records are stored, so a client that resumes at
+        once can hold a cursor past the stored tail; it is valid up to the running
+        generation's next seq_num.
+        """
+        entry = self._generations.get(stream)
+        return isinstance(entry, Generation) and cursor <= entry.writer.next_seq_num
 
     async def _session_replay(self, stream: str, from_seq_num: int | None) -> Response:
         """TanStack session replay (reference §5.5): snapshot first load, or raw from a cursor."""
@@ -634,6 +648,8 @@ class ResumableChat:
                 frames: list[bytes] = []
                 position = batch.records[-1].seq_num + 1
                 for record in batch.records:
+                    if record.seq_num < start:
+                        continue  # clamped to a tail below a cursor the live client saw
                     if record.headers:
                         if is_fence(record) and not is_stop_fence(record):
                             generation_open = not is_terminal_fence(record)
@@ -740,6 +756,7 @@ def create_resumable_chat(
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     on_error: Callable[[BaseException], str] | None = None,
     overlap_claim: bool = True,
+    stream_prefix: str = "",
 ) -> ResumableChat:
     """Build a :class:`ResumableChat` (DESIGN.md §2).
 
@@ -770,10 +787,15 @@ def create_resumable_chat(
             model's time to first token. A claim lost to another instance (409) then closes
             the just-opened model request unread; a conflict known in this process never
             calls the source. ``False``: the source is called only after the claim.
+        stream_prefix: prepended to every S2 stream name the chat uses (``""`` keeps the
+            names as they are), so two apps can share one basin: with ``"app1/"`` the chat
+            ``chat-42`` lives on S2 stream ``app1/chat-42``. Up to 200 of
+            ``A-Z a-z 0-9 _ - . : /``. The chat's ``basin`` is then a
+            :class:`~resumable_chat.s2.prefixed.PrefixedBasin` over the given one.
 
     Raises:
-        ValueError: an unknown protocol or mode, or a bad batch size, linger, lease or
-            heartbeat.
+        ValueError: an unknown protocol or mode, or a bad batch size, linger, lease,
+            heartbeat or stream prefix.
         S2ConfigError: the S2 environment variables are half set.
     """
     dialect = _dialect_for(protocol)
@@ -789,11 +811,14 @@ def create_resumable_chat(
         heartbeat_ms = min(1000, lease_ms / 4)
     if not 0 < heartbeat_ms <= lease_ms / 2:
         raise ValueError(f"heartbeat_ms must be > 0 and ≤ lease_ms / 2, got {heartbeat_ms}")
+    check_stream_prefix(stream_prefix)
     owns = basin is None
     if basin is None:
         from .s2.config import basin_from_env
 
         basin = basin_from_env()
+    if stream_prefix:
+        basin = PrefixedBasin(basin, stream_prefix)
     return ResumableChat(
         dialect=dialect,
         mode=mode,

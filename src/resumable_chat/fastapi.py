@@ -7,29 +7,39 @@
 defaults): ``POST {prefix}``, ``GET {prefix}/{id}/stream``, ``DELETE {prefix}/{id}/stream``
 and ``GET {prefix}/{id}/messages``. Requests are validated with pydantic models; a bad request
 gets a 4xx with a readable JSON body and writes nothing to the log.
+
+Access: chat ids are user input. Every router takes ``authorize(request, chat_id)``
+(:data:`Authorize`), called after the request is validated and before anything is read,
+written or stopped; it raises ``fastapi.HTTPException`` (401/403) to refuse.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
-from collections.abc import AsyncIterable, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .chat import ResumableChat
 from .generation import StopSignal
+from .s2.errors import S2Error
 
 __all__ = [
     "CHAT_ID_PATTERN",
     "AiSdkChatRequest",
     "AiSdkSource",
+    "Authorize",
     "TanStackChatRequest",
     "TanStackSource",
     "UIMessageModel",
     "ai_sdk_router",
+    "authorize_chat",
     "tanstack_router",
 ]
 
@@ -40,8 +50,28 @@ CHAT_ID_PATTERN = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,199}$"
 #: A chat id path parameter, validated against :data:`CHAT_ID_PATTERN`.
 ChatId = Annotated[str, Path(pattern=CHAT_ID_PATTERN, description="The chat id.")]
 
+logger = logging.getLogger("resumable_chat.fastapi")
+
 #: Default request body limit (bytes) of the POST route.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+#: ``authorize(request, chat_id)``: returns (or resolves to) ``None`` to allow the request and
+#: raises ``fastapi.HTTPException`` (401, 403, or 404 to hide that the chat exists) to refuse.
+#: ``chat_id`` is the id as the client sent it (already validated), not the stream name.
+Authorize = Callable[[Request, str], Awaitable[None] | None]
+
+
+async def authorize_chat(authorize: Authorize | None, request: Request, chat_id: str) -> None:
+    """Run the ``authorize`` hook (sync or async) for ``chat_id``; nothing when it is ``None``.
+
+    Raises whatever the hook raises (``HTTPException`` for a refusal, which FastAPI answers
+    with its status and ``{"detail": ...}``).
+    """
+    if authorize is None:
+        return
+    result = authorize(request, chat_id)
+    if inspect.isawaitable(result):
+        await result
 
 
 class UIMessageModel(BaseModel):
@@ -75,9 +105,26 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI ``requestBody`` for a route that reads and validates its JSON body itself."""
+    """OpenAPI ``requestBody`` for a route that reads and validates its JSON body itself.
+
+    The model's JSON schema with its ``$defs`` inlined: pydantic's ``#/$defs/...`` references
+    would not resolve inside an OpenAPI document (the models are not recursive).
+    """
     schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    content = {"application/json": {"schema": inline(schema)}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 async def _validated_body(
@@ -107,6 +154,22 @@ async def _validated_body(
         return JSONResponse({"detail": _readable_errors(exc)}, status_code=422)
 
 
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn an S2 failure into 503 ``{"detail": ...}`` with ``Retry-After``, logging why.
+
+    The client learns only that storage is unavailable; the log line carries the typed
+    error (which names ``S2_ACCESS_TOKEN`` on 401/403 but never contains the token).
+    """
+    try:
+        yield
+    except S2Error as exc:
+        logger.error("chat storage failed: %r", exc)
+        raise HTTPException(
+            503, "chat storage is unavailable, try again later", headers={"Retry-After": "1"}
+        ) from None
+
+
 def _readable_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [
         {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
@@ -121,6 +184,7 @@ def ai_sdk_router(
     prefix: str = "/api/chat",
     stream_name: Callable[[str], str] = lambda chat_id: f"chat-{chat_id}",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    authorize: Authorize | None = None,
 ) -> APIRouter:
     """Routes for Vercel AI SDK ``useChat`` with ``DefaultChatTransport`` and ``resume: true``.
 
@@ -133,6 +197,8 @@ def ai_sdk_router(
         prefix: the transport's ``api`` path.
         stream_name: chat id → S2 stream name.
         max_body_bytes: larger POST bodies get 413 (bytes).
+        authorize: :data:`Authorize` hook, called with the chat id before every read, write
+            and stop (after the request is validated); it raises ``HTTPException`` to refuse.
 
     Routes (DESIGN.md §5):
         ``POST {prefix}`` → 200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
@@ -155,6 +221,7 @@ def ai_sdk_router(
         req = await _validated_body(request, AiSdkChatRequest, max_body_bytes)
         if isinstance(req, Response):
             return req
+        await authorize_chat(authorize, request, req.id)
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
         last = messages[-1]
         message_id = last["id"] if last["role"] == "assistant" else None
@@ -162,9 +229,10 @@ def ai_sdk_router(
         def make_source(signal: StopSignal) -> AsyncIterable[dict[str, Any]]:
             return source(messages, signal)
 
-        return await chat.make_resumable(
-            stream_name(req.id), make_source, message=last, message_id=message_id
-        )
+        with _storage_errors():
+            return await chat.make_resumable(
+                stream_name(req.id), make_source, message=last, message_id=message_id
+            )
 
     @router.get(
         prefix + "/{chat_id}/stream",
@@ -175,10 +243,13 @@ def ai_sdk_router(
         },
     )
     async def resume_chat(
+        request: Request,
         chat_id: ChatId,
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
-        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+        await authorize_chat(authorize, request, chat_id)
+        with _storage_errors():
+            return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
         prefix + "/{chat_id}/stream",
@@ -186,12 +257,16 @@ def ai_sdk_router(
         response_class=Response,
         responses={202: {"description": "Stopped"}, 204: {"description": "Nothing running"}},
     )
-    async def stop_chat(chat_id: ChatId) -> Response:
-        return await chat.stop_session(stream_name(chat_id))
+    async def stop_chat(request: Request, chat_id: ChatId) -> Response:
+        await authorize_chat(authorize, request, chat_id)
+        with _storage_errors():
+            return await chat.stop_session(stream_name(chat_id))
 
     @router.get(prefix + "/{chat_id}/messages")
-    async def chat_messages(chat_id: ChatId) -> list[dict[str, Any]]:
-        return await chat.load_messages(stream_name(chat_id))
+    async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
+        await authorize_chat(authorize, request, chat_id)
+        with _storage_errors():
+            return await chat.load_messages(stream_name(chat_id))
 
     return router
 
@@ -233,6 +308,7 @@ def tanstack_router(
     prefix: str = "/api/tanstack/chat",
     stream_name: Callable[[str], str] = lambda chat_id: f"tanstack-{chat_id}",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    authorize: Authorize | None = None,
 ) -> APIRouter:
     """Routes for TanStack AI ``useChat`` in session mode (DESIGN.md §5, reference §5–§7).
 
@@ -243,6 +319,8 @@ def tanstack_router(
         prefix: the base path.
         stream_name: chat id → S2 stream name.
         max_body_bytes: larger bodies get 413 (bytes).
+        authorize: :data:`Authorize` hook, called with the chat id before every read, write
+            and stop (after the request is validated); it raises ``HTTPException`` to refuse.
 
     Routes:
         ``POST {prefix}`` ``{id, messages}`` → 202 at once (the run continues in the
@@ -265,10 +343,12 @@ def tanstack_router(
         req = await _validated_body(request, TanStackChatRequest, max_body_bytes)
         if isinstance(req, Response):
             return req
+        await authorize_chat(authorize, request, req.id)
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
-        return await chat.make_session_response(
-            stream_name(req.id), messages=messages, source=source, wait_until=_owned_by_chat
-        )
+        with _storage_errors():
+            return await chat.make_session_response(
+                stream_name(req.id), messages=messages, source=source, wait_until=_owned_by_chat
+            )
 
     @router.get(
         prefix + "/replay",
@@ -276,10 +356,13 @@ def tanstack_router(
         responses={200: {"content": {"text/event-stream": {}}, "description": "The session"}},
     )
     async def replay_chat(
+        request: Request,
         chat_id: Annotated[str, Query(alias="id", pattern=CHAT_ID_PATTERN)],
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
-        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+        await authorize_chat(authorize, request, chat_id)
+        with _storage_errors():
+            return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
         prefix,
@@ -292,11 +375,15 @@ def tanstack_router(
         req = await _validated_body(request, TanStackStopRequest, max_body_bytes)
         if isinstance(req, Response):
             return req
-        return await chat.stop_session(stream_name(req.id))
+        await authorize_chat(authorize, request, req.id)
+        with _storage_errors():
+            return await chat.stop_session(stream_name(req.id))
 
     @router.get(prefix + "/{chat_id}/messages")
-    async def chat_messages(chat_id: ChatId) -> list[dict[str, Any]]:
-        return await chat.load_messages(stream_name(chat_id))
+    async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
+        await authorize_chat(authorize, request, chat_id)
+        with _storage_errors():
+            return await chat.load_messages(stream_name(chat_id))
 
     return router
 

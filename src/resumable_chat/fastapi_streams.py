@@ -25,6 +25,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
+from .fastapi import Authorize, authorize_chat
 from .streams import ResumableStream, ResumableStreamContext, StreamActiveError
 
 __all__ = [
@@ -106,6 +107,7 @@ def resumable_stream_router(
     make_stream: RouteStreamSource,
     *,
     prefix: str = "/api/streams",
+    authorize: Authorize | None = None,
 ) -> APIRouter:
     """An ``APIRouter`` with the seeds' route pair (see the module docstring).
 
@@ -114,6 +116,8 @@ def resumable_stream_router(
         make_stream: opens a new stream's source, called with ``(stream_id, request)`` only
             when the POST wins the claim.
         prefix: the routes' path prefix (no trailing slash).
+        authorize: ``authorize(request, stream_id)`` (:data:`resumable_chat.fastapi.Authorize`),
+            called before a stream is created or resumed; raises ``HTTPException`` to refuse.
 
     Returns:
         The router: ``POST {prefix}/{stream_id}`` (200 | 409) and
@@ -124,6 +128,7 @@ def resumable_stream_router(
 
     @router.post(f"{prefix}/{{stream_id}}", response_model=None)
     async def create_stream(stream_id: StreamId, request: Request) -> Response:
+        await authorize_chat(authorize, request, stream_id)
         await request.body()  # cached, so the source may read it after the response starts
 
         def source() -> AsyncIterable[str] | Awaitable[AsyncIterable[str]]:
@@ -137,6 +142,7 @@ def resumable_stream_router(
 
     @router.get(f"{prefix}/{{stream_id}}", response_model=None)
     async def resume_stream(stream_id: StreamId, request: Request) -> Response:
+        await authorize_chat(authorize, request, stream_id)
         try:
             resume_at = parse_resume_at(request.query_params.get("resumeAt"))
         except ValueError as exc:

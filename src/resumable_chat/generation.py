@@ -21,8 +21,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from .claims import Claim, new_token
+from .failure_terminal import append_failure_terminal
 from .protocols.base import Chunk, Dialect, TurnState
-from .s2.errors import FencingTokenMismatchError
+from .s2.errors import FencingTokenMismatchError, S2Error
 from .s2.records import (
     MAX_BATCH_METERED_BYTES,
     AppendRecord,
@@ -60,7 +61,8 @@ class StopSignal(asyncio.Event):
 
 
 class SourceError(TypeError):
-    """The source yielded something that is not a chunk (a ``dict`` with a string ``type``)."""
+    """The source yielded something that is not a chunk (a ``dict`` with a string ``type``),
+    or a chunk the client's schema rejects (:meth:`Dialect.chunk_problem`)."""
 
 
 class LiveChannel:
@@ -263,6 +265,7 @@ class Generation:
         turn = self.turn
         writer = self.writer
         emit = self._emit
+        chunk_problem = self.dialect.chunk_problem
         iterator: AsyncIterator[Any] | None = None
         first = True
         for record in self._prelude:
@@ -278,6 +281,9 @@ class Generation:
                         "a source must yield dicts with a string 'type', "
                         f"got {type(chunk).__name__}"
                     )
+                problem = chunk_problem(chunk)
+                if problem is not None:
+                    raise SourceError(f"the source yielded a chunk the client rejects: {problem}")
                 if first:
                     first = False
                     for opening in turn.opening(chunk):
@@ -350,6 +356,36 @@ class Generation:
             logger.info(
                 "generation on %s was fenced by another writer before it ended", self.stream
             )
+        except S2Error as exc:
+            await self._end_after_write_failure(exc)
+
+    async def _end_after_write_failure(self, exc: S2Error) -> None:
+        """S2 failed past the writer's retry budget; the live answer already completed.
+
+        The log holds the records acknowledged before the failure: end it with the
+        dialect's error chunk(s) and an ``error-`` fence once S2 answers again
+        (:func:`~resumable_chat.failure_terminal.append_failure_terminal`), so replays end
+        with an error, never as a finished answer. Re-raises ``exc`` (to ``wait_until`` or
+        the chat's error log) when even that fails.
+        """
+        writer = self.writer
+        lost = writer.next_seq_num - writer.durable_seq_num
+        records = [
+            AppendRecord(encode_chunk(self._storage_form(chunk)))
+            for chunk in self.turn.error_chunks(self.error_text(exc))
+        ]
+        records.append(fence_record(new_token("error-", 4)))
+        if not await append_failure_terminal(
+            writer.basin, self.stream, writer.fencing_token, records
+        ):
+            raise exc
+        logger.warning(
+            "persisting %s failed (%s); %d records were not stored and the log ends with an "
+            "error terminal",
+            self.stream,
+            exc,
+            lost,
+        )
 
     async def _abandon(self) -> None:
         """Shutdown without a stop: end the live response, drop unpersisted records."""

@@ -99,11 +99,13 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .claims import new_token, read_range
+from .failure_terminal import append_failure_terminal
 from .s2.basin import Basin
 from .s2.errors import (
     FencingTokenMismatchError,
     RangeNotSatisfiableError,
     S2ConfigError,
+    S2Error,
     SeqNumMismatchError,
     StreamNotFoundError,
 )
@@ -510,6 +512,13 @@ class _Producer:
                 await self.writer.close([fence_record(new_token(prefix, 4))])
             except FencingTokenMismatchError:
                 logger.info("stream %s was taken over before its producer ended", self.name)
+            except S2Error:
+                # S2 failed past the retry budget: end the log with error- once S2 is back,
+                # so the stream reads as "failed", never "done".
+                terminal = [fence_record(new_token("error-", 4))]
+                token = self.writer.fencing_token
+                if not await append_failure_terminal(self.writer.basin, self.name, token, terminal):
+                    raise
         except asyncio.CancelledError:
             # Abandoned (shutdown, delete_stream): like a crash, no terminal fence is written;
             # readers see "failed" once the lease runs out.

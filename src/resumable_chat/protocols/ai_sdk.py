@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .ai_sdk_schema import chunk_problem
 from .base import Chunk, Dialect, TurnState
 
 __all__ = ["AI_SDK_HEADERS", "AiSdkDialect", "AiSdkTurn", "new_message_id"]
@@ -138,6 +139,10 @@ class AiSdkDialect(Dialect):
     def new_turn(self, *, message_id: str | None) -> AiSdkTurn:
         """Turn state pinning the answer's ``messageId`` when given."""
         return AiSdkTurn(message_id)
+
+    def chunk_problem(self, chunk: Chunk) -> str | None:
+        """The client's ``uiMessageChunkSchema`` rules (:mod:`.ai_sdk_schema`)."""
+        return chunk_problem(chunk)
 
     def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
         """``[{"type":"ui-message","message":message}]``."""

@@ -62,6 +62,14 @@ class Dialect(ABC):
     def new_turn(self, *, message_id: str | None) -> TurnState:
         """State for a new generation; ``message_id`` pins the answer's message id."""
 
+    def chunk_problem(self, chunk: Chunk) -> str | None:
+        """Why the client would reject ``chunk`` (a dict with a string ``type``), or ``None``.
+
+        The chat core ends an answer with the error terminal instead of sending such a chunk.
+        The default accepts every chunk.
+        """
+        return None
+
     #: How a session-mode replay without a cursor starts: ``"answer"`` sends the running
     #: answer only (AI SDK reconnect); ``"snapshot"`` sends completed history folded into one
     #: ``MESSAGES_SNAPSHOT``, then the running answer, then follows every later turn (TanStack).

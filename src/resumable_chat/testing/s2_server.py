@@ -28,7 +28,9 @@ returns s2-lite's defaults), protobuf and S2S. Deletion is immediate (S2 deletes
 asynchronously and answers 409 ``stream_deletion_pending`` meanwhile).
 
 Run it with ``python -m resumable_chat.testing.s2_server --host 127.0.0.1 --port N`` (needs
-``uvicorn``, the ``test`` extra). Failures can be injected through :class:`Faults`.
+``uvicorn``, the ``test`` extra). Failures can be injected through :class:`Faults`; the
+ready-made, per-test configurable one is
+:class:`~resumable_chat.testing.fault_plan.FaultPlan`.
 """
 
 from __future__ import annotations
@@ -70,7 +72,15 @@ from ..s2.records import (
     metered_bytes,
 )
 
-__all__ = ["Faults", "S2TestServer", "create_app", "main"]
+__all__ = [
+    "ConnectionDroppedError",
+    "Faults",
+    "S2TestServer",
+    "SessionFault",
+    "create_app",
+    "drop_connection",
+    "main",
+]
 
 T = TypeVar("T")
 Format = Literal["raw", "base64"]
@@ -93,6 +103,10 @@ _DEFAULT_STREAM_CONFIG: Final[dict[str, Any]] = {
 _METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
+#: What :meth:`Faults.event_fault` may do to an SSE read session.
+SessionFault = Literal["cut", "cut_mid_event", "error"]
+
+
 class Faults:
     """The fault-injection seam: the server consults one of these on every request.
 
@@ -112,12 +126,58 @@ class Faults:
         """
         return None
 
+    async def after_request(self, request: Request, operation: str, response: Response) -> Response:
+        """Called with the response of a handled request (the operation took effect); the
+        returned response is sent instead. Return :func:`drop_connection` to lose the
+        acknowledgement: the client sees the connection break after the write happened.
+        """
+        return response
+
     async def before_event(self, request: Request, event: str, index: int) -> bool:
         """Called before each SSE ``batch`` or ``ping`` event (``index`` counts from 0 per
         session). Returning ``True`` ends the response there, without ``[DONE]``, as a
         dropped connection looks to the client.
         """
         return False
+
+    async def event_fault(self, request: Request, event: str, index: int) -> SessionFault | None:
+        """Called before each SSE ``batch`` or ``ping`` event (``index`` counts from 0 per
+        session); the default asks :meth:`before_event`.
+
+        Returns ``None`` (send the event), ``"cut"`` (end the response there, without
+        ``[DONE]``), ``"cut_mid_event"`` (send the first half of the event, then end: the
+        client holds a partial event when the connection drops) or ``"error"`` (an S2
+        ``error`` event with code ``unavailable``, then the end).
+        """
+        return "cut" if await self.before_event(request, event, index) else None
+
+
+class ConnectionDroppedError(Exception):
+    """Raised inside the ASGI app by :func:`drop_connection` to break the connection."""
+
+
+class _DroppedResponse(Response):
+    """Sends the status line, headers and half of the body, then breaks the connection."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.body, response.status_code, media_type=response.media_type)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        half = self.body[: len(self.body) // 2]
+        await send({"type": "http.response.body", "body": half, "more_body": True})
+        raise ConnectionDroppedError("fault injected: connection dropped mid-response")
+
+
+def drop_connection(response: Response) -> Response:
+    """``response`` cut short: status and headers, half the body, then a broken connection.
+
+    The server logs the :class:`ConnectionDroppedError` it raises; the client gets a transport
+    error (httpx ``RemoteProtocolError``) and cannot know whether the request took effect.
+    """
+    return _DroppedResponse(response)
 
 
 class _HttpError(Exception):
@@ -284,6 +344,16 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
     return f"{head}data: {data}\n\n"
 
 
+def _faulty_event(action: SessionFault, text: str) -> str:
+    """What a session sends last when ``action`` is injected instead of event ``text``."""
+    if action == "cut_mid_event":
+        return text[: len(text) // 2]
+    if action == "error":
+        error = {"code": "unavailable", "message": "fault injected: read session failed"}
+        return _sse("error", json.dumps(error, separators=(",", ":")))
+    return ""
+
+
 def _error_response(exc: Exception) -> Response:
     """S2's error bodies for the typed errors of the log port (``handlers/v1/error.rs``)."""
     if isinstance(exc, _HttpError):
@@ -359,9 +429,12 @@ class S2TestServer:
                 return injected
         try:
             self._authenticate(request)
-            return await handler(request)
+            response = await handler(request)
         except Exception as exc:  # typed errors become S2 error responses
             return _error_response(exc)
+        if self.faults is not None:
+            response = await self.faults.after_request(request, operation, response)
+        return response
 
     def _route(
         self, method: str, accept: str, parts: list[str]
@@ -789,12 +862,12 @@ class S2TestServer:
         def alive() -> bool:
             return basin.streams.get(stream) is meta and self.basins.get(basin.name) is basin
 
-        async def cut(event: str) -> bool:
+        async def fault(event: str) -> SessionFault | None:
             nonlocal index
             index += 1
-            return self.faults is not None and await self.faults.before_event(
-                request, event, index - 1
-            )
+            if self.faults is None:
+                return None
+            return await self.faults.event_fault(request, event, index - 1)
 
         try:
             while True:
@@ -831,11 +904,14 @@ class S2TestServer:
                             yield _DONE
                             return
                     if not pinged or now - last_event >= self.ping_interval_s:
-                        if await cut("ping"):
-                            return
                         pinged, last_event = True, now
                         ping = {"timestamp": time.time_ns() // 1_000_000, "tail": _position(tail)}
-                        yield _sse("ping", json.dumps(ping, separators=(",", ":")))
+                        text = _sse("ping", json.dumps(ping, separators=(",", ":")))
+                        action = await fault("ping")
+                        if action is not None:
+                            yield _faulty_event(action, text)
+                            return
+                        yield text
                     timeout = self.ping_interval_s - (now - last_event)
                     if deadline is not None:
                         timeout = min(timeout, deadline - now)
@@ -862,10 +938,13 @@ class S2TestServer:
                 if bytes_left is not None:
                     bytes_left -= size
                 position = records[-1].seq_num + 1
-                if await cut("batch"):
-                    return
                 event_id = f"{records[-1].seq_num},{sent_count},{sent_bytes}"
-                yield _sse("batch", _batch_json(fmt, records, batch.tail), event_id)
+                text = _sse("batch", _batch_json(fmt, records, batch.tail), event_id)
+                action = await fault("batch")
+                if action is not None:
+                    yield _faulty_event(action, text)
+                    return
+                yield text
                 last_event = time.monotonic()
                 if query.wait is not None:
                     deadline = last_event + query.wait

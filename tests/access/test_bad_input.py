@@ -1,0 +1,162 @@
+"""Bad input on every route gets a readable 4xx and touches nothing; a misbehaving source ends
+its answer with exactly one protocol error terminal, in the live response and in the log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from resumable_chat import StopSignal, create_resumable_chat
+from resumable_chat.claims import read_range
+from resumable_chat.fastapi import ai_sdk_router, tanstack_router
+from resumable_chat.s2 import MemoryBasin
+from resumable_chat.testing.app_server import serve_app
+
+pytestmark = pytest.mark.timeout(30)
+
+USER = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+LONG_ID = "x" * 201
+
+
+class Model:
+    """Yields ``chunks``; a chunk that is an ``Exception`` is raised instead."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Any] = []
+        self.calls = 0
+
+    async def stream(
+        self, messages: list[dict[str, Any]], signal: StopSignal
+    ) -> AsyncIterator[Any]:
+        self.calls += 1
+        for chunk in self.chunks:
+            if isinstance(chunk, Exception):
+                raise chunk
+            yield chunk
+
+
+async def _serve(protocol: str) -> tuple[Any, Model, MemoryBasin, FastAPI]:
+    basin, model = MemoryBasin(), Model()
+    chat = create_resumable_chat(protocol=protocol, basin=basin)  # type: ignore[arg-type]
+    app = FastAPI()
+    router = ai_sdk_router if protocol == "ai-sdk" else tanstack_router
+    app.include_router(router(chat, model.stream, max_body_bytes=4096))
+    return chat, model, basin, app
+
+
+TANSTACK_BAD = [
+    ("malformed JSON", "POST", "/api/tanstack/chat", b'{"id": "c1", "messages": [', 400),
+    ("not an object", "POST", "/api/tanstack/chat", [1, 2], 422),
+    ("missing id", "POST", "/api/tanstack/chat", {"messages": [USER]}, 422),
+    ("missing messages", "POST", "/api/tanstack/chat", {"id": "c1"}, 422),
+    ("wrong type", "POST", "/api/tanstack/chat", {"id": 5, "messages": [USER]}, 422),
+    (
+        "unknown role",
+        "POST",
+        "/api/tanstack/chat",
+        {"id": "c1", "messages": [{**USER, "role": "x"}]},
+        422,
+    ),
+    ("id too long", "POST", "/api/tanstack/chat", {"id": LONG_ID, "messages": [USER]}, 422),
+    ("id characters", "POST", "/api/tanstack/chat", {"id": "a/b", "messages": [USER]}, 422),
+    ("oversized", "POST", "/api/tanstack/chat", {"id": "c1", "messages": [USER] * 100}, 413),
+    ("stop malformed", "DELETE", "/api/tanstack/chat", b"{", 400),
+    ("stop missing id", "DELETE", "/api/tanstack/chat", {}, 422),
+    ("stop bad id", "DELETE", "/api/tanstack/chat", {"id": "../x"}, 422),
+    ("replay no id", "GET", "/api/tanstack/chat/replay", None, 422),
+    ("replay bad id", "GET", "/api/tanstack/chat/replay?id=a%20b", None, 422),
+    ("replay from negative", "GET", "/api/tanstack/chat/replay?id=c1&from=-1", None, 422),
+    ("replay from text", "GET", "/api/tanstack/chat/replay?id=c1&from=abc", None, 422),
+    ("replay from past tail", "GET", "/api/tanstack/chat/replay?id=c1&from=99", None, 416),
+    ("messages bad id", "GET", f"/api/tanstack/chat/{LONG_ID}/messages", None, 422),
+]
+
+AI_SDK_BAD = [
+    ("wrong type", "POST", "/api/chat", {"id": "c1", "messages": "hi"}, 422),
+    ("message without id", "POST", "/api/chat", {"id": "c1", "messages": [{"role": "user"}]}, 422),
+    ("id too long", "POST", "/api/chat", {"id": LONG_ID, "messages": [USER]}, 422),
+    ("stream bad id", "GET", "/api/chat/a%20b/stream", None, 422),
+    ("stream id too long", "GET", f"/api/chat/{LONG_ID}/stream", None, 422),
+    ("stream from text", "GET", "/api/chat/c1/stream?from=abc", None, 422),
+    ("stream from negative", "GET", "/api/chat/c1/stream?from=-5", None, 422),
+    ("stop bad id", "DELETE", "/api/chat/.hidden/stream", None, 422),
+    ("messages bad id", "GET", "/api/chat/a%3Cb/messages", None, 422),
+]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "cases"), [("tanstack", TANSTACK_BAD), ("ai-sdk", AI_SDK_BAD)]
+)
+async def test_bad_requests_get_readable_4xx(protocol: str, cases: list[tuple[Any, ...]]) -> None:
+    chat, model, basin, app = await _serve(protocol)
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        for name, method, path, body, status in cases:
+            if isinstance(body, bytes):
+                response = await client.request(
+                    method, path, content=body, headers={"content-type": "application/json"}
+                )
+            elif body is not None:
+                response = await client.request(method, path, json=body)
+            else:
+                response = await client.request(method, path)
+            assert response.status_code == status, (name, response.text)
+            if status != 416:
+                assert "detail" in response.json(), name
+    await chat.aclose()
+    assert model.calls == 0
+    for stream in basin.stream_names():
+        assert await read_range(basin, stream, 0) == [], f"{stream} was written"
+
+
+BAD_SOURCES = {
+    "raises": [{"type": "start"}, {"type": "text-start", "id": "t"}, RuntimeError("boom")],
+    "non-dict": [{"type": "start"}, "plain text"],
+    "no type": [{"type": "start"}, {"delta": "x"}],
+    "schema: missing field": [{"type": "start"}, {"type": "text-delta", "delta": "x"}],
+    "schema: wrong type": [{"type": "start"}, {"type": "text-start", "id": 3}],
+    "schema: unknown type": [{"type": "start"}, {"type": "text-chunk", "id": "t"}],
+    "schema: finish reason": [{"type": "start"}, {"type": "finish", "finishReason": "done"}],
+}
+
+
+@pytest.mark.parametrize("chunks", BAD_SOURCES.values(), ids=BAD_SOURCES.keys())
+async def test_misbehaving_ai_sdk_source_ends_with_one_error(chunks: list[Any]) -> None:
+    chat, model, basin, app = await _serve("ai-sdk")
+    model.chunks = chunks
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.post("/api/chat", json={"id": "c1", "messages": [USER]})
+        generation = chat.running("chat-c1")
+        if generation is not None:
+            await generation.task
+    await chat.aclose()
+    live = [line[6:] for line in response.text.split("\n") if line.startswith("data: ")]
+    assert live[-1] == "[DONE]"
+    sent = [json.loads(d) for d in live[:-1]]
+    assert [c["type"] for c in sent].count("error") == 1 and sent[-1]["type"] == "error"
+    assert sent[-1]["errorText"] == "An error occurred."
+    records = await read_range(basin, "chat-c1", 0)
+    assert records[-1].headers and records[-1].body.startswith(b"error-")
+    assert json.loads(records[-2].body) == sent[-1]
+
+
+@pytest.mark.parametrize("bad", [RuntimeError("boom"), 42, {"no": "type"}])
+async def test_misbehaving_tanstack_source_ends_with_one_run_error(bad: Any) -> None:
+    chat, model, basin, app = await _serve("tanstack")
+    model.chunks = [{"type": "RUN_STARTED", "runId": "r1", "threadId": "t"}, bad]
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.post("/api/tanstack/chat", json={"id": "c1", "messages": [USER]})
+        assert response.status_code == 202
+        generation = chat.running("tanstack-c1")
+        if generation is not None:
+            await generation.task
+    await chat.aclose()
+    records = await read_range(basin, "tanstack-c1", 0)
+    assert records[-1].headers and records[-1].body.startswith(b"error-")
+    stored = [json.loads(r.body) for r in records if not r.headers and r.body]
+    errors = [c for c in stored if c["type"] == "RUN_ERROR"]
+    assert len(errors) == 1 and stored[-1] is errors[0] and errors[0]["runId"] == "r1"

@@ -1,0 +1,66 @@
+"""A graceful stop of uvicorn (SIGTERM) mid-answer loses no chunk: the app's shutdown drains
+persistence (``ResumableChat.aclose``), so the log on S2 holds the whole answer and its end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from test_example_app_ai_sdk import USER_TEXT, chat_body, demo_text
+
+from resumable_chat.claims import read_range
+from resumable_chat.s2 import HttpBasin
+from resumable_chat.testing.pytest_plugin import unique_basin_name
+
+
+def test_sigterm_mid_answer_loses_no_chunk(
+    start_app: Callable[..., Any], s2_server_url: str
+) -> None:
+    basin_name = unique_basin_name("shutdown")
+    app = start_app(
+        CHAT_TOKEN_DELAY_MS="20",  # the demo answer takes ~1.7 s
+        S2_ACCESS_TOKEN="test",
+        S2_BASIN=basin_name,
+        S2_ACCOUNT_ENDPOINT=s2_server_url,
+        S2_BASIN_ENDPOINT=s2_server_url,
+    )
+    deltas_seen = 0
+    with (
+        app.client() as client,
+        client.stream("POST", "/api/chat", json=chat_body("shutdown-1", USER_TEXT)) as live,
+    ):
+        assert live.status_code == 200
+        try:
+            for line in live.iter_lines():
+                if '"text-delta"' in line:
+                    deltas_seen += 1
+                    if deltas_seen == 3:
+                        app.process.send_signal(signal.SIGTERM)  # graceful stop, mid-answer
+        except httpx.HTTPError:
+            pass  # the server closed the live response while shutting down
+    # uvicorn re-raises the signal once its graceful shutdown is complete.
+    assert app.process.wait(timeout=20) in (0, -signal.SIGTERM), app.log_tail()
+    assert "Application shutdown complete" in app.log_tail(1_000_000)
+
+    async def stored() -> list[Any]:
+        basin = HttpBasin(
+            basin_name,
+            access_token="test",
+            account_endpoint=s2_server_url,
+            basin_endpoint=s2_server_url,
+        )
+        try:
+            return await read_range(basin, "chat-shutdown-1", 0)
+        finally:
+            await basin.aclose()
+
+    records = asyncio.run(stored())
+    assert records[-1].headers and records[-1].body.startswith(b"end-"), app.log_tail()
+    chunks = [json.loads(r.body) for r in records if not r.headers and r.body]
+    text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
+    assert text == demo_text(USER_TEXT)
+    assert chunks[-1]["type"] == "finish"

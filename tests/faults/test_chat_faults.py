@@ -1,0 +1,156 @@
+"""A recorded answer streaming through the chat routes while S2 misbehaves.
+
+Under every fault schedule: the live client gets the whole answer, the log holds every chunk
+exactly once and in order, and a follower sees exactly what the live client saw. When S2
+stays down past the retry budget the live answer still completes, readers never see the
+generation as done, and the log ends with the error terminal once S2 is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from fault_helpers import FaultyS2, data_records, parse_sse, recorded_chat_app, recording
+
+from resumable_chat import ResumableChat
+from resumable_chat.s2.records import is_fence, is_terminal_fence
+from resumable_chat.testing.fault_plan import FaultPlan
+
+pytestmark = pytest.mark.timeout(60)
+
+LONG_TEXT = "openai-gpt-4.1-nano-long-text.jsonl"
+
+
+def five_xx(plan: FaultPlan) -> None:
+    plan.fail("append", status=500, skip=2, times=2)
+    plan.fail("append", status=503, skip=3, times=1)
+
+
+def rate_limited(plan: FaultPlan) -> None:
+    plan.fail("append", status=429, retry_after_ms=20, skip=2, times=2)
+
+
+def timeouts(plan: FaultPlan) -> None:
+    plan.fail("append", status=408, skip=2, times=2)
+
+
+def lost_acks(plan: FaultPlan) -> None:
+    plan.lose_ack("append", skip=2, times=2)
+
+
+def latency(plan: FaultPlan) -> None:
+    plan.delay("append", 0.02)
+
+
+def sessions(plan: FaultPlan) -> None:
+    plan.cut_session("cut", skip=1, times=2)
+    plan.cut_session("cut_mid_event", skip=2, times=1)
+    plan.cut_session("error", skip=3, times=1)
+
+
+def everything(plan: FaultPlan) -> None:
+    """One of each, spread out (never more failures in a row than the retry budget)."""
+    plan.fail("append", status=500, skip=2, times=1)
+    plan.lose_ack("append", skip=3, times=1)
+    plan.fail("append", status=429, retry_after_ms=10, skip=4, times=1)
+    plan.fail("append", status=408, skip=5, times=1)
+    plan.delay("append", 0.01, skip=6, times=3)
+    plan.fail(("read", "check_tail"), status=503, skip=1, times=1)
+    sessions(plan)
+
+
+SCHEDULES = [five_xx, rate_limited, timeouts, lost_acks, latency, sessions, everything]
+
+
+async def settled(chat: ResumableChat, stream: str) -> None:
+    """Wait until the generation on ``stream`` (if any) has ended, persistence included."""
+    generation = chat.running(stream)
+    if generation is not None:
+        await asyncio.wait({generation.task}, timeout=20)
+        assert generation.task.done()
+
+
+async def follow(client: httpx.AsyncClient, chat_id: str) -> list[tuple[str | None, str]]:
+    response = await client.get(f"/api/chat/{chat_id}/stream")
+    assert response.status_code == 200, response.text
+    return parse_sse(response.text)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: s.__name__)
+async def test_recorded_answer_under_faults(faulty_s2: FaultyS2, schedule: object) -> None:
+    basin = faulty_s2.basin()
+    async with recorded_chat_app(basin, recording(LONG_TEXT), linger_ms=2) as app:
+        schedule(faulty_s2.plan)  # type: ignore[operator]
+        follower: asyncio.Task[list[tuple[str | None, str]]] | None = None
+        live_text = ""
+        async with app.client.stream(
+            "POST", "/api/chat", json={"id": "c1", "messages": [_user("hi")]}
+        ) as response:
+            assert response.status_code == 200
+            async for text in response.aiter_text():
+                live_text += text
+                if follower is None and "text-delta" in live_text:
+                    follower = asyncio.create_task(follow(app.client, "c1"))
+        assert follower is not None
+        followed = await asyncio.wait_for(follower, 20)
+        await settled(app.chat, "chat-c1")
+        live = parse_sse(live_text)
+        assert live[-1] == (None, "[DONE]")
+        assert json.loads(live[-2][1])["type"] == "finish"
+        stored = await faulty_s2.stored(basin, "chat-c1")
+        assert data_records(stored) == [data for _, data in live[:-1]]
+        assert is_terminal_fence(stored[-1]) and stored[-1].body.startswith(b"end-")
+        assert followed == live, faulty_s2.plan.describe()
+        assert faulty_s2.plan.injected, "the schedule injected nothing"
+
+
+def _user(text: str) -> dict[str, object]:
+    return {"id": "u1", "role": "user", "parts": [{"type": "text", "text": text}]}
+
+
+async def test_live_client_never_waits_on_s2(faulty_s2: FaultyS2) -> None:
+    basin = faulty_s2.basin()
+    async with recorded_chat_app(basin, recording(LONG_TEXT), delay_ms=0) as app:
+        held = faulty_s2.plan.hold("append", skip=1)  # the claim passes, then every append waits
+        response = await app.post("c1")
+        live = parse_sse(response.text)
+        assert live[-1] == (None, "[DONE]") and len(live) > 100
+        stored = await faulty_s2.stored(basin, "chat-c1")
+        assert data_records(stored) == [], "the answer was sent before anything was stored"
+        held.release()
+        await settled(app.chat, "chat-c1")
+        stored = await faulty_s2.stored(basin, "chat-c1")
+        assert data_records(stored) == [data for _, data in live[:-1]]
+
+
+async def test_s2_down_past_the_retry_budget(faulty_s2: FaultyS2) -> None:
+    basin = faulty_s2.basin(max_attempts=2)
+    async with recorded_chat_app(basin, recording(LONG_TEXT)) as app:
+        faulty_s2.plan.fail("append", status=503, skip=1, times=None)  # down after the claim
+        response = await app.post("c1")
+        live = parse_sse(response.text)
+        assert response.status_code == 200 and live[-1] == (None, "[DONE]")
+        assert json.loads(live[-2][1])["type"] == "finish", "the live answer completed"
+
+        # The writer gave up (2 attempts) and the error terminal's first try failed too.
+        await faulty_s2.plan.wait_injected(3, "status")
+        # Readers never see it as done while the log has no terminal: the replay is live.
+        resume = asyncio.create_task(follow(app.client, "c1"))
+        await faulty_s2.plan.wait_injected(4, "status")  # S2 still refuses appends meanwhile
+        assert not resume.done()
+        faulty_s2.plan.end_outage()
+        replayed = await asyncio.wait_for(resume, 20)
+        await settled(app.chat, "chat-c1")
+
+        assert replayed[-1] == (None, "[DONE]")
+        assert json.loads(replayed[-2][1]) == {"type": "error", "errorText": "An error occurred."}
+        stored = await faulty_s2.stored(basin, "chat-c1")
+        assert is_fence(stored[-1]) and stored[-1].body.startswith(b"error-")
+        assert json.loads(stored[-2].body)["type"] == "error"
+        # The chat accepts the next turn.
+        faulty_s2.plan.clear()
+        again = await app.post("c1", "again")
+        assert again.status_code == 200 and parse_sse(again.text)[-1] == (None, "[DONE]")

@@ -1,0 +1,178 @@
+"""``HttpBasin`` against the S2 test server's injected faults: retried appends land exactly
+once, a lost ack is detected (never written twice), follows survive cut sessions, and auth
+errors fail at once with a message naming ``S2_ACCESS_TOKEN``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from fault_helpers import FaultyS2
+
+from resumable_chat.s2 import S2AuthError, S2UnavailableError
+from resumable_chat.s2.records import AppendInput, AppendRecord
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def batch(*bodies: str, match_seq_num: int | None = None) -> AppendInput:
+    return AppendInput([AppendRecord(b.encode()) for b in bodies], match_seq_num=match_seq_num)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after_ms"), [(500, None), (503, None), (408, None), (429, 30)]
+)
+async def test_guarded_append_is_retried_and_lands_once(
+    faulty_s2: FaultyS2, status: int, retry_after_ms: int | None
+) -> None:
+    basin = faulty_s2.basin()
+    await basin.append("s", batch("a", match_seq_num=0))
+    faulty_s2.plan.fail("append", status=status, retry_after_ms=retry_after_ms, times=2)
+    ack = await basin.append("s", batch("b", "c", match_seq_num=1))
+    assert (ack.start.seq_num, ack.end.seq_num) == (1, 3)
+    assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"a", b"b", b"c"]
+    assert faulty_s2.plan.count("status") == 2
+
+
+async def test_lost_ack_is_detected_not_duplicated(faulty_s2: FaultyS2) -> None:
+    basin = faulty_s2.basin()
+    faulty_s2.plan.lose_ack("append")
+    ack = await basin.append("s", batch("a", "b", match_seq_num=0))
+    assert (ack.start.seq_num, ack.end.seq_num) == (0, 2)
+    await basin.append("s", batch("c", match_seq_num=2))
+    assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"a", b"b", b"c"]
+    assert faulty_s2.plan.count("lose_ack") == 1
+
+
+async def test_lost_ack_then_errors_is_still_detected(faulty_s2: FaultyS2) -> None:
+    basin = faulty_s2.basin()
+    faulty_s2.plan.lose_ack("append")
+    faulty_s2.plan.fail("append", status=503)  # the first retry fails too
+    ack = await basin.append("s", batch("a", match_seq_num=0))
+    assert ack.end.seq_num == 1
+    assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"a"]
+
+
+async def test_unguarded_append_with_lost_ack_is_not_retried(faulty_s2: FaultyS2) -> None:
+    basin = faulty_s2.basin()
+    faulty_s2.plan.lose_ack("append")
+    with pytest.raises(S2UnavailableError, match="not retried"):
+        await basin.append("s", batch("a"))
+    assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"a"]
+
+
+async def test_unguarded_append_is_retried_after_429(faulty_s2: FaultyS2) -> None:
+    basin = faulty_s2.basin()
+    faulty_s2.plan.fail("append", status=429, retry_after_ms=20)
+    await basin.append("s", batch("a"))
+    assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"a"]
+
+
+async def test_outage_past_the_retry_budget_raises_unavailable(faulty_s2: FaultyS2) -> None:
+    basin = faulty_s2.basin(max_attempts=3)
+    faulty_s2.plan.outage("append")
+    with pytest.raises(S2UnavailableError, match="after 3 attempts"):
+        await basin.append("s", batch("a", match_seq_num=0))
+    assert faulty_s2.plan.requests["append"] == 3
+    faulty_s2.plan.end_outage()
+    ack = await basin.append("s", batch("a", match_seq_num=0))
+    assert ack.end.seq_num == 1
+
+
+async def test_reads_and_tail_are_retried(faulty_s2: FaultyS2) -> None:
+    basin = faulty_s2.basin()
+    await basin.append("s", batch("a", "b", match_seq_num=0))
+    faulty_s2.plan.fail(("read", "check_tail"), status=500, times=2)
+    faulty_s2.plan.delay(("read", "check_tail"), 0.02, times=2)
+    assert (await basin.check_tail("s")).seq_num == 2
+    got = await basin.read("s", seq_num=0, count=10)
+    assert [r.body for r in got.records] == [b"a", b"b"]
+
+
+@pytest.mark.parametrize("fault", ["cut", "cut_mid_event", "error"])
+async def test_follow_survives_cut_sessions(faulty_s2: FaultyS2, fault: str) -> None:
+    basin = faulty_s2.basin()
+    writer = faulty_s2.basin(basin.name)
+    faulty_s2.plan.cut_session(fault, skip=1, times=3)  # type: ignore[arg-type]
+    expected = [f"r{i}".encode() for i in range(30)]
+    got: list[bytes] = []
+
+    async def follow() -> None:
+        async for read in basin.follow("s", seq_num=0, clamp=True):
+            got.extend(r.body for r in read.records)
+            if len(got) >= len(expected):
+                return
+
+    follower = asyncio.create_task(follow())
+    for i, body in enumerate(expected):
+        await writer.append("s", AppendInput([AppendRecord(body)], match_seq_num=i))
+        if i % 5 == 0:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(follower, 10)
+    assert got == expected
+    assert faulty_s2.plan.count(f"session:{fault}") == 3
+
+
+# -- authentication ----------------------------------------------------------------------------
+
+
+SECRET = "sk-s2-very-secret-token-0123456789"
+
+
+@pytest.fixture
+async def strict_s2(faulty_s2: FaultyS2) -> FaultyS2:
+    faulty_s2.server.access_token = "the-right-token"
+    return faulty_s2
+
+
+@pytest.mark.parametrize("operation", ["append", "read", "check_tail", "follow", "create_stream"])
+async def test_auth_errors_fail_fast_naming_the_env_var(
+    strict_s2: FaultyS2, operation: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    basin = strict_s2.basin(access_token=SECRET, max_attempts=5)
+    with pytest.raises(S2AuthError) as info:
+        if operation == "append":
+            await basin.append("s", batch("a", match_seq_num=0))
+        elif operation == "read":
+            await basin.read("s", seq_num=0)
+        elif operation == "check_tail":
+            await basin.check_tail("s")
+        elif operation == "follow":
+            async for _ in basin.follow("s", seq_num=0, clamp=True):
+                pass
+        else:
+            await basin.create_stream("s")
+    message = str(info.value)
+    assert "S2_ACCESS_TOKEN" in message
+    assert info.value.status == 401
+    server_op = "read_session" if operation == "follow" else operation
+    assert strict_s2.plan.requests == {server_op: 1}, "an auth error must not be retried"
+    for text in (message, repr(info.value), repr(basin), caplog.text):
+        assert SECRET not in text
+
+
+async def test_token_never_in_transport_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    from resumable_chat.s2 import HttpBasin
+    from resumable_chat.testing.app_server import free_port
+
+    caplog.set_level(logging.DEBUG)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    basin = HttpBasin(
+        "test-basin-1",
+        access_token=SECRET,
+        account_endpoint=url,
+        basin_endpoint=url,
+        max_attempts=2,
+        retry_base_s=0.001,
+    )
+    try:
+        with pytest.raises(S2UnavailableError) as info:
+            await basin.append("s", batch("a", match_seq_num=0))
+        texts = [str(info.value), repr(info.value), repr(basin), caplog.text]
+    finally:
+        await basin.aclose()
+    assert "S2_ACCESS_TOKEN" not in str(info.value)  # not an auth problem
+    for text in texts:
+        assert SECRET not in text
