@@ -15,20 +15,23 @@ written or stopped; it raises ``fastapi.HTTPException`` (401/403) to refuse.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import json
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from .chat import ResumableChat
+from .fastapi_requests import (
+    Authorize,
+    authorize_chat,
+    json_request_body,
+    storage_errors,
+    validated_body,
+)
 from .generation import StopSignal
-from .s2.errors import S2Error
 
 __all__ = [
     "CHAT_ID_PATTERN",
@@ -54,24 +57,6 @@ logger = logging.getLogger("resumable_chat.fastapi")
 
 #: Default request body limit (bytes) of the POST route.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-
-#: ``authorize(request, chat_id)``: returns (or resolves to) ``None`` to allow the request and
-#: raises ``fastapi.HTTPException`` (401, 403, or 404 to hide that the chat exists) to refuse.
-#: ``chat_id`` is the id as the client sent it (already validated), not the stream name.
-Authorize = Callable[[Request, str], Awaitable[None] | None]
-
-
-async def authorize_chat(authorize: Authorize | None, request: Request, chat_id: str) -> None:
-    """Run the ``authorize`` hook (sync or async) for ``chat_id``; nothing when it is ``None``.
-
-    Raises whatever the hook raises (``HTTPException`` for a refusal, which FastAPI answers
-    with its status and ``{"detail": ...}``).
-    """
-    if authorize is None:
-        return
-    result = authorize(request, chat_id)
-    if inspect.isawaitable(result):
-        await result
 
 
 class UIMessageModel(BaseModel):
@@ -99,82 +84,6 @@ class AiSdkChatRequest(BaseModel):
 #: ``source(messages, signal)``: the model's chunks for the turn; ``messages`` are the
 #: request's ``UIMessage`` dicts, ``signal`` is set when the generation is stopped.
 AiSdkSource = Callable[[list[dict[str, Any]], StopSignal], AsyncIterable[dict[str, Any]]]
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def _json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI ``requestBody`` for a route that reads and validates its JSON body itself.
-
-    The model's JSON schema with its ``$defs`` inlined: pydantic's ``#/$defs/...`` references
-    would not resolve inside an OpenAPI document (the models are not recursive).
-    """
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(defs[ref.removeprefix("#/$defs/")])
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
-
-    content = {"application/json": {"schema": inline(schema)}}
-    return {"requestBody": {"required": True, "content": content}}
-
-
-async def _validated_body(
-    request: Request, model: type[_Model], max_body_bytes: int
-) -> _Model | Response:
-    """The request body parsed into ``model``, or the 4xx JSON response that explains why not.
-
-    413 over ``max_body_bytes`` (bytes; checked on ``Content-Length`` and while reading),
-    400 for malformed JSON, 422 with ``{"detail": [{loc, msg, type}]}`` for a wrong shape.
-    """
-    length = request.headers.get("content-length")
-    too_big = JSONResponse({"detail": f"body over {max_body_bytes} bytes"}, status_code=413)
-    if length is not None and length.isdigit() and int(length) > max_body_bytes:
-        return too_big
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > max_body_bytes:
-            return too_big
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        return JSONResponse({"detail": f"malformed JSON: {exc}"}, status_code=400)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        return JSONResponse({"detail": _readable_errors(exc)}, status_code=422)
-
-
-@contextlib.contextmanager
-def _storage_errors() -> Iterator[None]:
-    """Turn an S2 failure into 503 ``{"detail": ...}`` with ``Retry-After``, logging why.
-
-    The client learns only that storage is unavailable; the log line carries the typed
-    error (which names ``S2_ACCESS_TOKEN`` on 401/403 but never contains the token).
-    """
-    try:
-        yield
-    except S2Error as exc:
-        logger.error("chat storage failed: %r", exc)
-        raise HTTPException(
-            503, "chat storage is unavailable, try again later", headers={"Retry-After": "1"}
-        ) from None
-
-
-def _readable_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
 
 
 def ai_sdk_router(
@@ -215,10 +124,10 @@ def ai_sdk_router(
             200: {"content": {"text/event-stream": {}}, "description": "Live UI message stream"},
             409: {"description": "A generation is already running on this chat"},
         },
-        openapi_extra=_json_body(AiSdkChatRequest),
+        openapi_extra=json_request_body(AiSdkChatRequest),
     )
     async def post_chat(request: Request) -> Response:
-        req = await _validated_body(request, AiSdkChatRequest, max_body_bytes)
+        req = await validated_body(request, AiSdkChatRequest, max_body_bytes)
         if isinstance(req, Response):
             return req
         await authorize_chat(authorize, request, req.id)
@@ -229,7 +138,7 @@ def ai_sdk_router(
         def make_source(signal: StopSignal) -> AsyncIterable[dict[str, Any]]:
             return source(messages, signal)
 
-        with _storage_errors():
+        with storage_errors():
             return await chat.make_resumable(
                 stream_name(req.id), make_source, message=last, message_id=message_id
             )
@@ -248,7 +157,7 @@ def ai_sdk_router(
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        with _storage_errors():
+        with storage_errors():
             return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
@@ -259,13 +168,13 @@ def ai_sdk_router(
     )
     async def stop_chat(request: Request, chat_id: ChatId) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        with _storage_errors():
+        with storage_errors():
             return await chat.stop_session(stream_name(chat_id))
 
     @router.get(prefix + "/{chat_id}/messages")
     async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
         await authorize_chat(authorize, request, chat_id)
-        with _storage_errors():
+        with storage_errors():
             return await chat.load_messages(stream_name(chat_id))
 
     return router
@@ -337,15 +246,15 @@ def tanstack_router(
         status_code=202,
         response_class=Response,
         responses={202: {"description": "Accepted"}, 409: {"description": "A run is live"}},
-        openapi_extra=_json_body(TanStackChatRequest),
+        openapi_extra=json_request_body(TanStackChatRequest),
     )
     async def post_chat(request: Request) -> Response:
-        req = await _validated_body(request, TanStackChatRequest, max_body_bytes)
+        req = await validated_body(request, TanStackChatRequest, max_body_bytes)
         if isinstance(req, Response):
             return req
         await authorize_chat(authorize, request, req.id)
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
-        with _storage_errors():
+        with storage_errors():
             return await chat.make_session_response(
                 stream_name(req.id), messages=messages, source=source, wait_until=_owned_by_chat
             )
@@ -361,7 +270,7 @@ def tanstack_router(
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        with _storage_errors():
+        with storage_errors():
             return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
@@ -369,20 +278,20 @@ def tanstack_router(
         status_code=202,
         response_class=Response,
         responses={202: {"description": "Stopped"}, 204: {"description": "Nothing running"}},
-        openapi_extra=_json_body(TanStackStopRequest),
+        openapi_extra=json_request_body(TanStackStopRequest),
     )
     async def stop_chat(request: Request) -> Response:
-        req = await _validated_body(request, TanStackStopRequest, max_body_bytes)
+        req = await validated_body(request, TanStackStopRequest, max_body_bytes)
         if isinstance(req, Response):
             return req
         await authorize_chat(authorize, request, req.id)
-        with _storage_errors():
+        with storage_errors():
             return await chat.stop_session(stream_name(req.id))
 
     @router.get(prefix + "/{chat_id}/messages")
     async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
         await authorize_chat(authorize, request, chat_id)
-        with _storage_errors():
+        with storage_errors():
             return await chat.load_messages(stream_name(chat_id))
 
     return router

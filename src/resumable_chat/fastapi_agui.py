@@ -28,10 +28,9 @@ Routes (``prefix`` defaults to ``/api/agui``):
 
 from __future__ import annotations
 
-import inspect
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -42,7 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from .chat import ResumableChat
 from .claims import StreamInUseError
 from .durable_runs import CursorPastEndError, DurableRuns
-from .fastapi import CHAT_ID_PATTERN, DEFAULT_MAX_BODY_BYTES, _json_body, _validated_body
+from .fastapi import CHAT_ID_PATTERN, DEFAULT_MAX_BODY_BYTES
+from .fastapi_requests import Authorize, authorize_chat, json_request_body, validated_body
 from .generation import StopSignal
 from .protocols.agui import AgUiTurn, run_accepted, run_prelude, wire_to_ui_messages
 from .protocols.tanstack import TANSTACK_HEADERS
@@ -61,10 +61,6 @@ __all__ = [
 #: starting with ``.`` (the client's ``run-<ms>-<random>`` and UUIDs fit).
 RUN_ID_PATTERN = CHAT_ID_PATTERN
 _RUN_ID = re.compile(RUN_ID_PATTERN)
-
-#: ``authorize(request, thread_id)``: raise ``fastapi.HTTPException`` to deny; called before
-#: any read, write or stop of the thread. May be a coroutine function.
-Authorize = Callable[[Request, str], Awaitable[None] | None]
 
 
 class RunAgentInputModel(BaseModel):
@@ -177,10 +173,7 @@ def agui_router(
     headers = TANSTACK_HEADERS
 
     async def check(request: Request, thread_id: str) -> None:
-        if authorize is not None:
-            result = authorize(request, thread_id)
-            if inspect.isawaitable(result):
-                await result
+        await authorize_chat(authorize, request, thread_id)
 
     async def replay_response(stream: str, start: int, *, cursor: bool) -> Response:
         if cursor:
@@ -199,10 +192,10 @@ def agui_router(
             200: {"content": {"text/event-stream": {}}, "description": "The run, durable"},
             409: {"description": "Another run is live on this thread"},
         },
-        openapi_extra=_json_body(RunAgentInputModel),
+        openapi_extra=json_request_body(RunAgentInputModel),
     )
     async def post_run(request: Request) -> Response:
-        body = await _validated_body(request, RunAgentInputModel, max_body_bytes)
+        body = await validated_body(request, RunAgentInputModel, max_body_bytes)
         if isinstance(body, Response):
             return body
         run_id = request.headers.get("x-run-id") or body.runId or "run-" + secrets.token_hex(8)

@@ -25,7 +25,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from .fastapi import Authorize, authorize_chat
+from .fastapi_requests import Authorize, authorize_chat
 from .streams import ResumableStream, ResumableStreamContext, StreamActiveError
 
 __all__ = [
