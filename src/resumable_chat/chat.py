@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal
 
@@ -35,6 +33,7 @@ from .generation import (
     PrefetchedSource,
     SourceFactory,
     StopSignal,
+    decode_chunk,
     encode_chunk,
 )
 from .protocols.ai_sdk import AiSdkDialect
@@ -55,6 +54,7 @@ from .s2.records import (
     is_fence,
     is_stop_fence,
     is_terminal_fence,
+    now_ms,
     trim_record,
 )
 from .s2.silence import follow_reporting_silence
@@ -106,20 +106,8 @@ def _cursor_past_tail(cursor: int, tail: int) -> Response:
     )
 
 
-def _parse_chunk(body: bytes) -> Chunk | None:
-    try:
-        chunk = json.loads(body)
-    except ValueError:
-        return None
-    return chunk if isinstance(chunk, dict) and isinstance(chunk.get("type"), str) else None
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _chunk_type(body: bytes) -> str | None:
-    chunk = _parse_chunk(body)
+    chunk = decode_chunk(body)
     return None if chunk is None else str(chunk["type"])
 
 
@@ -294,7 +282,7 @@ class ResumableChat:
 
     def _is_lost(self, latest: LatestGeneration) -> bool:
         """True when ``latest`` is a running generation whose last record is a lease old."""
-        return latest.active and _now_ms() - latest.tail.timestamp >= self.lease_ms
+        return latest.active and now_ms() - latest.tail.timestamp >= self.lease_ms
 
     async def _close_lost(self, stream: str, latest: LatestGeneration | None = None) -> bool:
         """Close a generation whose writer died: its error terminal, then an ``error-`` fence.
@@ -316,7 +304,7 @@ class ResumableChat:
             self.basin, stream, latest.fence.seq_num + 1, latest.tail.seq_num
         ):
             if not record.headers and record.body:
-                chunk = _parse_chunk(record.body)
+                chunk = decode_chunk(record.body)
                 if chunk is not None:
                     turn.observe(chunk)
         lost = GenerationLostError(stream)
@@ -334,7 +322,7 @@ class ResumableChat:
         logger.warning(
             "closed the generation on %s: its writer wrote nothing for %d ms (crashed?)",
             stream,
-            _now_ms() - latest.tail.timestamp,
+            now_ms() - latest.tail.timestamp,
         )
         return True
 
@@ -606,7 +594,7 @@ class ResumableChat:
         for record in records[:raw_from]:
             if record.headers or not record.body:
                 continue
-            chunk = _parse_chunk(record.body)
+            chunk = decode_chunk(record.body)
             if chunk is not None:
                 history.append(chunk)
         messages = self.dialect.fold(history)
@@ -714,7 +702,7 @@ class ResumableChat:
         for record in records:
             if record.headers or not record.body:
                 continue
-            chunk = _parse_chunk(record.body)
+            chunk = decode_chunk(record.body)
             if chunk is not None:
                 chunks.append(chunk)
         return self.dialect.fold(chunks)

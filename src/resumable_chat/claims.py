@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +31,7 @@ from .s2.records import (
     is_fence,
     is_stop_fence,
     is_terminal_fence,
+    now_ms,
     trim_record,
 )
 
@@ -69,10 +69,6 @@ class StaleGenerationError(StreamInUseError):
 def new_token(prefix: str, random_bytes: int) -> str:
     """``prefix`` + standard base64 of ``random_bytes`` random bytes (reference §1.7)."""
     return prefix + base64.b64encode(secrets.token_bytes(random_bytes)).decode()
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +191,7 @@ async def claim_stream(basin: Basin, stream: str, mode: Mode, *, lease_ms: int) 
     a concurrent claimer won; other S2 errors propagate.
     """
     token = new_token("session-", 8)
-    now = _now_ms()
+    now = now_ms()
     try:
         if mode == "single-use":
             ack = await basin.append(

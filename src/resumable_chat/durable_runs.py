@@ -25,7 +25,7 @@ from typing import Any
 
 from .chat import ResumableChat, WaitUntil
 from .claims import find_latest_generation, read_range
-from .generation import Generation, StopSignal
+from .generation import Generation, StopSignal, decode_chunk
 from .protocols.agui import RUN_ACCEPTED, apply_approval_responses
 from .protocols.base import Chunk, TurnState
 from .s2.errors import (
@@ -75,14 +75,6 @@ class RunLocation:
     start: int
 
 
-def _parse(body: bytes) -> Chunk | None:
-    try:
-        chunk = json.loads(body)
-    except ValueError:
-        return None
-    return chunk if isinstance(chunk, dict) and isinstance(chunk.get("type"), str) else None
-
-
 def _run_id_of(chunk: Chunk) -> str | None:
     """The run a ``run.accepted`` or ``RUN_STARTED`` chunk opens, else ``None``."""
     if chunk.get("type") == "RUN_STARTED":
@@ -108,7 +100,7 @@ class _UserTurnFilter:
     def skip(self, body: bytes) -> bool:
         if b"TEXT_MESSAGE_" not in body:
             return False
-        chunk = _parse(body)
+        chunk = decode_chunk(body)
         if chunk is None:
             return False
         message_id = chunk.get("messageId")
@@ -320,7 +312,7 @@ class DurableRuns:
                     continue
                 if needle not in record.body:
                     continue
-                chunk = _parse(record.body)
+                chunk = decode_chunk(record.body)
                 if chunk is not None and _run_id_of(chunk) == run_id:
                     found = record.seq_num
         if found is None:
@@ -357,7 +349,7 @@ class DurableRuns:
                 continue
             if not record.body:
                 continue
-            chunk = _parse(record.body)
+            chunk = decode_chunk(record.body)
             if chunk is not None:
                 chunks.append(chunk)
         messages = apply_approval_responses(self.chat.dialect.fold(chunks), chunks)

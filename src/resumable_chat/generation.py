@@ -56,6 +56,16 @@ def encode_chunk(chunk: Chunk) -> bytes:
     return _encoder.encode(chunk).encode()
 
 
+def decode_chunk(body: bytes) -> Chunk | None:
+    """The chunk a stored record's ``body`` holds, or ``None`` when it is not one (not JSON,
+    or not an object with a string ``type``: a heartbeat, a foreign record)."""
+    try:
+        chunk = json.loads(body)
+    except ValueError:
+        return None
+    return chunk if isinstance(chunk, dict) and isinstance(chunk.get("type"), str) else None
+
+
 class StopSignal(asyncio.Event):
     """Set when the generation is asked to stop; sources may check it or ``await wait()``."""
 

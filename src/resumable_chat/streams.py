@@ -84,7 +84,6 @@ import contextlib
 import inspect
 import logging
 import os
-import time
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -120,6 +119,7 @@ from .s2.records import (
     is_command_record,
     is_fence,
     is_terminal_fence,
+    now_ms,
     trim_record,
 )
 from .s2.silence import follow_reporting_silence
@@ -186,10 +186,6 @@ class StreamActiveError(ResumableStreamError):
     def __init__(self, stream_id: str) -> None:
         super().__init__(f"stream {stream_id!r} already has an active producer")
         self.stream_id = stream_id
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _env_number(environ: Mapping[str, str], name: str) -> float | None:
@@ -593,14 +589,14 @@ class ResumableStreamContext:
         if latest.claim is None:
             return None
         last = latest.last_record.timestamp if latest.last_record is not None else 0
-        return "active" if _now_ms() - last < self.lease_ms else "failed"
+        return "active" if now_ms() - last < self.lease_ms else "failed"
 
     async def _claim(self, name: str, latest: _Generation) -> _Claim:
         """Append the claim fence (and the trim of an earlier generation); 412 propagates."""
         token = new_token("session-", 8)
         newest = latest.newest_fence
         current = newest.body.decode() if newest is not None else ""
-        fence = fence_record(token, _now_ms())
+        fence = fence_record(token, now_ms())
         tail = latest.tail.seq_num
         try:
             ack = await self.basin.append(
@@ -728,7 +724,7 @@ class ResumableStreamContext:
             return False  # records exist that the follow has not delivered yet
         if tail.seq_num < position:
             return True  # deleted (and maybe recreated)
-        return _now_ms() - tail.timestamp >= self.lease_ms
+        return now_ms() - tail.timestamp >= self.lease_ms
 
     # -- public API ------------------------------------------------------------------------
 

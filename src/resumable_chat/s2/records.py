@@ -11,6 +11,7 @@ bodies are ``bytes``, as S2 stores them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,9 +35,16 @@ __all__ = [
     "is_terminal_fence",
     "is_trim",
     "metered_bytes",
+    "now_ms",
     "trim_record",
     "trim_target",
 ]
+
+
+def now_ms() -> int:
+    """Now as an S2 record timestamp: milliseconds since the Unix epoch (wall clock)."""
+    return time.time_ns() // 1_000_000
+
 
 Header = tuple[bytes, bytes]
 
