@@ -568,13 +568,19 @@ class ResumableChat:
                 return _cursor_past_tail(from_seq_num, tail)
             frames = self._replay_frames(stream, from_seq_num, until_fence=False)
         else:
-            frames = self._snapshot_then_follow(stream)
+            head, next_seq = await self._snapshot_head(stream)
+            frames = self._head_then_follow(stream, head, next_seq)
         return sse_response(
             frames, headers=self.dialect.response_headers, keepalive_s=self.keepalive_s
         )
 
-    async def _snapshot_then_follow(self, stream: str) -> AsyncIterator[bytes]:
-        """Completed history as one in-memory snapshot, the running run raw, then live."""
+    async def _snapshot_head(self, stream: str) -> tuple[bytes, int]:
+        """The first frames of a first-load session replay and the seq_num to follow from.
+
+        Completed history folded into one snapshot, then the running run raw from its
+        ``RUN_STARTED``. Read before the response starts, so an S2 failure is an error the
+        route can answer (503), not a 200 that breaks off.
+        """
         records = await read_range(self.basin, stream, 0)
         next_seq = records[-1].seq_num + 1 if records else 0
         active_from = len(records)
@@ -597,19 +603,24 @@ class ResumableChat:
             chunk = decode_chunk(record.body)
             if chunk is not None:
                 history.append(chunk)
+        head: list[bytes] = []
         messages = self.dialect.fold(history)
         if messages:
             cursor = records[raw_from].seq_num if raw_from < len(records) else next_seq
             snapshot = encode_chunk(self.dialect.snapshot_frame(messages))
-            yield b"id: %d\ndata: %b\n\n" % (cursor, snapshot)
-        raw = [
+            head.append(b"id: %d\ndata: %b\n\n" % (cursor, snapshot))
+        head.extend(
             b"id: %d\ndata: %b\n\n" % (r.seq_num + 1, r.body)
             for r in records[raw_from:]
             if not r.headers and r.body
-        ]
-        if raw:
-            yield b"".join(raw)
-        async for frames in self._replay_frames(stream, next_seq, until_fence=False):
+        )
+        return b"".join(head), next_seq
+
+    async def _head_then_follow(self, stream: str, head: bytes, start: int) -> AsyncIterator[bytes]:
+        """``head``, then every record from ``start`` on, live."""
+        if head:
+            yield head
+        async for frames in self._replay_frames(stream, start, until_fence=False):
             yield frames
 
     async def _replay_frames(

@@ -40,6 +40,8 @@ REQUESTS = [
     ("POST", "/api/tanstack/chat", {"id": "c1", "messages": [USER]}),
     ("DELETE", "/api/tanstack/chat", {"id": "c1"}),
     ("GET", "/api/tanstack/chat/c1/messages", None),
+    ("GET", "/api/tanstack/chat/replay?id=c1", None),
+    ("GET", "/api/tanstack/chat/replay?id=c1&from=0", None),
 ]
 
 
