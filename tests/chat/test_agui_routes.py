@@ -586,3 +586,24 @@ def test_the_router_needs_a_tanstack_session_chat() -> None:
     with pytest.raises(ValueError, match="tanstack"):
         agui_router(chat, lambda run, signal: None)  # type: ignore[arg-type,return-value]
     assert not any(is_fence(r) for r in [])
+
+
+async def test_a_stream_prefix_applies_to_runs_their_index_and_joins(
+    make_agui_app,  # type: ignore[no-untyped-def]
+) -> None:
+    async with make_agui_app(stream_prefix="app1-") as app:
+        app.model.chunks = tanstack_run(WORDS, run_id="model-run")
+        response = await app.post("t-prefixed", "run-p", [user("hi")])
+        assert response.status_code == 200
+        await idle(app)
+        thread = await read_range(app.basin, "app1-tanstack-t-prefixed", 0)
+        index = await read_range(app.basin, "app1-agui-run-run-p", 0)
+        assert thread and index
+        assert not await read_range(app.basin, "tanstack-t-prefixed", 0)
+        joined = await app.client.get(API, params={"offset": "-1", "runId": "run-p"})
+        assert joined.status_code == 200
+        assert [c["type"] for _, c in events(joined.text)][-1] == "RUN_FINISHED"
+        hydrated = await app.client.get(
+            API, params={"threadId": "t-prefixed"}, headers={"Accept": "application/json"}
+        )
+        assert [m["role"] for m in hydrated.json()["messages"]] == ["user", "assistant"]
