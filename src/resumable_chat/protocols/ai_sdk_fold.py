@@ -170,28 +170,32 @@ class _PartialJsonParser:
             return self._number()
         return self._literal()
 
+    def _next_item(self, close: str, first: bool) -> bool:
+        """Move to the next item of an object or array: True when one follows, False when
+        the container ended (its ``close`` character consumed, or the text cut off)."""
+        self._skip_ws()
+        if self._eof():
+            return False
+        char = self.text[self.pos]
+        if char == close:
+            self.pos += 1
+            return False
+        if not first:
+            if char != ",":
+                raise ValueError(f"',' or '{close}' expected")
+            self.pos += 1
+            self._skip_ws()
+            if self._eof():
+                return False
+        return True
+
     def _object(self) -> object:
         self.pos += 1
         result: dict[str, object] = {}
         first = True
-        while True:
-            self._skip_ws()
-            if self._eof():
-                return result
-            char = self.text[self.pos]
-            if char == "}":
-                self.pos += 1
-                return result
-            if not first:
-                if char != ",":
-                    raise ValueError("',' or '}' expected")
-                self.pos += 1
-                self._skip_ws()
-                if self._eof():
-                    return result
-                char = self.text[self.pos]
+        while self._next_item("}", first):
             first = False
-            if char != '"':
+            if self.text[self.pos] != '"':
                 raise ValueError("object key expected")
             key = self._string()
             if not self.string_complete or not isinstance(key, str):
@@ -208,31 +212,19 @@ class _PartialJsonParser:
                 return result
             if key not in _DANGEROUS_KEYS:
                 result[key] = value
+        return result
 
     def _array(self) -> object:
         self.pos += 1
         result: list[object] = []
         first = True
-        while True:
-            self._skip_ws()
-            if self._eof():
-                return result
-            char = self.text[self.pos]
-            if char == "]":
-                self.pos += 1
-                return result
-            if not first:
-                if char != ",":
-                    raise ValueError("',' or ']' expected")
-                self.pos += 1
-                self._skip_ws()
-                if self._eof():
-                    return result
+        while self._next_item("]", first):
             first = False
             value = self._value()
             if value is _MISSING:
                 return result
             result.append(value)
+        return result
 
     def _string(self) -> object:
         text = self.text
