@@ -4,7 +4,10 @@
   ``data:`` payload per line); the k-th answer of the process replays file k mod n in
   file-name order.
 - ``CHAT_MODEL=<litellm model>``: a real model through litellm (e.g. ``gpt-4o-mini`` with
-  ``OPENAI_API_KEY``).
+  ``OPENAI_API_KEY``). litellm is imported and warmed up by :meth:`ModelSources.prepare` at
+  start-up (in a worker thread: both take seconds of CPU), never in a request handler, and
+  it reads its model cost map from the copy it ships (``LITELLM_LOCAL_MODEL_COST_MAP``), so
+  nothing leaves the machine except the model calls themselves.
 - neither: an offline demo model that streams a canned answer in OpenAI chunk format.
 
 ``CHAT_TOKEN_DELAY_MS`` (default 30) paces the offline chunks (demo and recordings).
@@ -36,6 +39,9 @@ from resumable_chat.sources import (
 )
 
 logger = logging.getLogger("examples.chat.models")
+
+# litellm would otherwise download its model cost map from the internet when imported.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 #: UI messages (AI SDK or TanStack) → OpenAI chat ``messages``.
 ToOpenAI = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -138,20 +144,39 @@ async def demo_stream(
     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
 
 
-async def _logging_early_close(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """Pass ``chunks`` through; log when the consumer closes them before the model is done
-    (a stop: the model request is closed), so operators and tests can see it."""
-    count, complete = 0, False
+def _error_payload(chunk: Any) -> Any:
+    """The provider's in-stream error object of a chunk (``{"error": {...}}``), else None."""
+    if isinstance(chunk, Mapping):
+        return chunk.get("error")
+    return getattr(chunk, "error", None)
+
+
+async def _logging_outcome(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Pass ``chunks`` through and log how the model call ended, in words that say what
+    happened: it failed (an exception, or an error object in the stream), or the consumer
+    closed it before the model was done (a stop: the model request is closed)."""
+    count, outcome = 0, "closed"
     try:
         async for chunk in chunks:
             count += 1
+            error = _error_payload(chunk)
+            if error is not None:
+                logger.warning("the model reported an error after %d chunks: %s", count, error)
+                outcome = "failed"
             yield chunk
-        complete = True
+        if outcome == "closed":
+            outcome = "complete"
+    except Exception as exc:
+        outcome = "failed"
+        logger.warning(
+            "the model call failed after %d chunks: %s: %s", count, type(exc).__name__, exc
+        )
+        raise
     finally:
         close = getattr(chunks, "aclose", None)
         if close is not None:
             await close()
-        if not complete:
+        if outcome == "closed":
             logger.info("model stream closed after %d chunks: the answer was stopped", count)
 
 
@@ -170,6 +195,28 @@ class ModelSources:
             if not self.recordings:
                 raise SystemExit(f"CHAT_RECORDINGS={recordings}: no *.jsonl files there")
         self._answers = itertools.count()
+        self._acompletion: Callable[..., Any] | None = None
+
+    def prepare(self) -> None:
+        """Import and warm up the model library (blocking: call it from a worker thread at
+        start-up). With ``CHAT_MODEL``: imports litellm and runs one ``mock_response``
+        completion, which loads the provider code litellm otherwise imports on the first
+        call, so that call does not stall the event loop. Nothing is sent anywhere. Without
+        ``CHAT_MODEL``: nothing to do."""
+        if not self.model or self._acompletion is not None:
+            return
+        import litellm
+
+        litellm.suppress_debug_info = True
+        warm_up = litellm.completion(
+            model=self.model,
+            messages=[{"role": "user", "content": "warm-up"}],
+            mock_response="ok",
+            stream=True,
+        )
+        for _ in warm_up:
+            pass
+        self._acompletion = litellm.acompletion
 
     def describe(self) -> str:
         """One line naming the model in use."""
@@ -185,7 +232,7 @@ class ModelSources:
         to_openai: ToOpenAI,
         tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[Any]:
-        return _logging_early_close(self._model_stream(messages, to_openai, tools))
+        return _logging_outcome(self._model_stream(messages, to_openai, tools))
 
     def _model_stream(
         self,
@@ -204,9 +251,10 @@ class ModelSources:
     async def _litellm_stream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
     ) -> AsyncIterator[Any]:
-        import litellm
-
-        response = await litellm.acompletion(
+        if self._acompletion is None:  # not prepared at start-up: prepare off the loop
+            await asyncio.to_thread(self.prepare)
+        assert self._acompletion is not None
+        response = await self._acompletion(
             model=self.model,
             messages=messages,
             stream=True,

@@ -8,7 +8,7 @@ Run: ``python examples/streams/app.py --host 127.0.0.1 --port 8000``. Storage is
   ``Stream already in use`` while it is being produced.
 - ``GET /api/streams/{id}?resumeAt=N`` → 200 ``text/event-stream``: the output from its start
   minus the first ``N`` characters, then live until it ends; 422 ``Stream is already done``
-  once it has ended (or when there is no such stream).
+  once it has ended; 404 ``Stream not found`` when there never was such a stream.
 - ``GET /api/streams/{id}/status`` → 200 ``{"status": null | "active" | "done" | "failed"}``.
 - ``DELETE /api/streams/{id}`` → 204 (S2 retention does this on its own; see the
   ``resumable_chat.streams`` docstring).

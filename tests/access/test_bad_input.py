@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from resumable_chat import StopSignal, create_resumable_chat
-from resumable_chat.claims import read_range
 from resumable_chat.fastapi import ai_sdk_router, tanstack_router
+from resumable_chat.log import RecordKind, classify, read_range
 from resumable_chat.s2 import MemoryBasin
 from resumable_chat.testing.app_server import serve_app
 
@@ -157,6 +157,6 @@ async def test_misbehaving_tanstack_source_ends_with_one_run_error(bad: Any) -> 
     await chat.aclose()
     records = await read_range(basin, "tanstack-c1", 0)
     assert records[-1].headers and records[-1].body.startswith(b"error-")
-    stored = [json.loads(r.body) for r in records if not r.headers and r.body]
+    stored = [json.loads(r.body) for r in records if classify(r) is RecordKind.DATA]
     errors = [c for c in stored if c["type"] == "RUN_ERROR"]
     assert len(errors) == 1 and stored[-1] is errors[0] and errors[0]["runId"] == "r1"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,10 @@ def code_after(heading: str) -> str:
     return match.group(1)
 
 
-async def source(messages: list[dict[str, Any]], signal: object) -> AsyncIterator[dict[str, Any]]:
-    yield {"type": "start"}
-    yield {"type": "finish"}
-
-
 async def test_readme_access_example(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
         monkeypatch.delenv(name, raising=False)
-    namespace: dict[str, Any] = {"source": source}
+    namespace: dict[str, Any] = {}  # the snippet runs on its own: it has its own source
     exec(compile(code_after("## Access control and bad input"), "README.md", "exec"), namespace)
     chat = namespace["chat"]
     body = {"id": "c1", "messages": [{"id": "u", "role": "user", "parts": []}]}
@@ -49,5 +43,6 @@ async def test_readme_access_example(monkeypatch: pytest.MonkeyPatch) -> None:
         assert other.status_code == 404
         mine = await client.get("/api/chat/c1/messages", headers={"x-user": "alice"})
         assert [m["role"] for m in mine.json()] == ["user", "assistant"]
+        assert mine.json()[1]["parts"][-1]["text"] == "Hello!"
     assert chat.basin.inner.stream_names() == ["support-bot/chat-c1"]
     await chat.aclose()

@@ -1,5 +1,6 @@
 """The S2 access token never reaches a response, an error or a log line, even when S2 rejects
-it: the example app answers 503 and logs an error naming ``S2_ACCESS_TOKEN``."""
+it: the example app (start-up check off) answers 500 without ``Retry-After``, since a refused
+token is a permanent failure, and logs one error naming ``S2_ACCESS_TOKEN``."""
 
 from __future__ import annotations
 
@@ -60,19 +61,21 @@ async def test_rejected_token_is_never_shown(
             monkeypatch.setenv(name, value)
         for name in ("CHAT_MODEL", "CHAT_RECORDINGS"):
             monkeypatch.delenv(name, raising=False)
-        app = load_example(monkeypatch).create_app()
+        app = load_example(monkeypatch).create_app(check_storage=False)
         responses: list[httpx.Response] = []
         async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
             for method, path, body in REQUESTS:
                 response = await client.request(method, path, json=body)
                 responses.append(response)
-                assert response.status_code == 503, (method, path, response.text)
-                assert response.headers["retry-after"] == "1"
-                assert response.json() == {"detail": "chat storage is unavailable, try again later"}
+                assert response.status_code == 500, (method, path, response.text)
+                assert "retry-after" not in response.headers
+                assert "misconfigured" in response.json()["detail"]
     for response in responses:
         assert SECRET not in response.text
         assert SECRET not in str(response.headers)
     assert "S2_ACCESS_TOKEN" in caplog.text  # the operator is told what to fix
+    errors = [r for r in caplog.records if r.name == "resumable_chat.fastapi"]
+    assert [r.levelno for r in errors if r.levelno >= logging.WARNING] == [logging.ERROR]
     assert SECRET not in caplog.text
     for record in caplog.records:
         assert SECRET not in record.getMessage()

@@ -10,6 +10,11 @@
 // the partial message (same message id), so nothing shows twice. A second tab: while idle,
 // the page asks for a running answer every FOLLOW_POLL_MS, so an answer started in another
 // tab streams here too; its question comes with the history fetched when it starts.
+//
+// How an answer ended shows on it, the same live and after a reload: the server keeps it in
+// the message's metadata (`{stopped: true}` or `{error: "<text>"}`); an error chunk a source
+// sent itself is remembered here too while the page lives. "not sent" is only for a POST the
+// server refused (nothing was stored): an answer that fails keeps its question.
 import { useChat } from "@ai-sdk/react";
 import { DefaultChatTransport } from "ai";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
@@ -80,22 +85,47 @@ export function AiSdkPage({ chatId }) {
 
 function AiSdkChat({ chatId, initialMessages, initialNote }) {
   const [note, setNote] = useState(initialNote);
+  const [failed, setFailed] = useState({}); // message id -> error text of an answer that failed
   const sending = useRef(false);
   const sendFailed = useRef(false);
-  const transport = useMemo(() => new DefaultChatTransport({ api: API }), []);
+  const postStatus = useRef(null); // HTTP status of this tab's last POST (null: no answer)
+  const lastError = useRef(null);
+  const transport = useMemo(
+    () =>
+      new DefaultChatTransport({
+        api: API,
+        fetch: async (input, init) => {
+          const response = await fetch(input, init);
+          if ((init?.method ?? "GET").toUpperCase() === "POST") postStatus.current = response.status;
+          return response;
+        },
+      }),
+    [],
+  );
   const { messages, setMessages, sendMessage, status, resumeStream } = useChat({
     id: chatId,
     messages: initialMessages,
     transport,
     resume: true,
     onError: (error) => {
-      if (sending.current) {
-        // Not sent (409: another tab's answer is running): take the question back.
+      lastError.current = error;
+      const refused = postStatus.current === null || postStatus.current >= 300;
+      if (sending.current && refused) {
+        // Not sent (409: another tab's answer is running): nothing was stored, so take the
+        // question back.
         sendFailed.current = true;
         setMessages((current) => (current.at(-1)?.role === "user" ? current.slice(0, -1) : current));
         setNote(`not sent: ${error.message}`);
-      } else {
+      } else if (error instanceof TypeError) {
         setNote(`connection lost (${error.message}); will resume`);
+      }
+    },
+    onFinish: ({ message, isError, isDisconnect }) => {
+      // An answer that ended with an error chunk: show the error on it.
+      const refused = postStatus.current === null || postStatus.current >= 300;
+      if (isError && !isDisconnect && lastError.current && !(sending.current && refused)) {
+        const text = lastError.current.message;
+        setFailed((current) => ({ ...current, [message.id]: text }));
       }
     },
   });
@@ -127,6 +157,8 @@ function AiSdkChat({ chatId, initialMessages, initialNote }) {
       setNote("");
       sending.current = true;
       sendFailed.current = false;
+      postStatus.current = null;
+      lastError.current = null;
       try {
         await sendMessage({ text });
       } finally {
@@ -164,8 +196,13 @@ function AiSdkChat({ chatId, initialMessages, initialNote }) {
     role: message.role,
     streaming: running && message === last && message.role === "assistant",
     body: message.parts.map(renderPart),
+    error: message.metadata?.error ?? failed[message.id],
+    stopped: Boolean(message.metadata?.stopped),
   }));
-  const statusText = running ? (note === STOPPING ? note : `${status}…`) : note || "ready";
+  // No "stopping…" once the answer has ended, whatever arrived first (the DELETE's 202 or
+  // the stop terminal).
+  const idle = note === STOPPING ? "stopped" : note || "ready";
+  const statusText = running ? (note === STOPPING ? note : `${status}…`) : idle;
   return (
     <ChatShell
       {...PAGE}

@@ -1,6 +1,7 @@
 // The page frame both React pages share: header (chat id, links), the transcript and the
 // composer (input, Send, Stop). It knows nothing about either protocol: each page passes its
-// messages already rendered as `{id, role, streaming, error, body}` items.
+// messages already rendered as `{id, role, streaming, error, stopped, body}` items: `error`
+// (text) and `stopped` (boolean) say how an answer ended, shown under it as a `.mark`.
 //
 // The element ids and classes (#log, .msg.user / .msg.assistant, .streaming, #status, #input,
 // #send, #stop, #chat-id) are the ones the plain pages of examples/chat use, so the browser
@@ -57,7 +58,11 @@ export function ChatShell({ title, page, protocol, chatId, items, status, runnin
             data-message-id={item.id}
           >
             {item.body}
-            {item.error ? <div className="error">{item.error}</div> : null}
+            {item.error ? (
+              <div className="mark error">{item.error}</div>
+            ) : item.stopped ? (
+              <div className="mark stopped">stopped</div>
+            ) : null}
           </div>
         ))}
       </main>

@@ -9,6 +9,12 @@
 // The page keeps one live subscription: a reload starts from the snapshot and the running
 // run's chunks, a second tab sees every run as it streams, and the adapter reconnects from
 // its cursor (the last SSE id) after a dropped connection, so nothing arrives twice.
+//
+// How an answer ended shows on it, the same live and after a reload: the server keeps it in
+// the message's metadata (`{stopped: true}` or `{error: "<text>"}`, in the snapshot and on the
+// terminal's TEXT_MESSAGE_END); a RUN_ERROR a source sent itself is remembered here too while
+// the page lives. "not sent" is only for a POST the server refused (nothing was stored): a
+// run that fails keeps its question, so sending again never stores it twice.
 import { useChat } from "@tanstack/ai-react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { createResumableConnection } from "resumable-chat/tanstack-connection";
@@ -38,28 +44,47 @@ function renderPart(part, key) {
 
 export function TanStackPage({ chatId }) {
   const [note, setNote] = useState("");
-  const sending = useRef(false);
-  const sendFailed = useRef(false);
-  const connection = useMemo(
-    () =>
-      createResumableConnection({
-        sendUrl: API,
-        stopUrl: API,
-        subscribeUrl: `${API}/replay?id=${encodeURIComponent(chatId)}`,
-        body: { id: chatId },
-      }),
-    [chatId],
-  );
+  const [failed, setFailed] = useState({}); // message id -> error text of a run that failed
+  const sendError = useRef(null); // why this tab's last POST was refused (null: it was not)
+  const answering = useRef(null); // the assistant message the current run writes to
+  const runError = useRef(null); // the text of the last RUN_ERROR seen
+  const connection = useMemo(() => {
+    const adapter = createResumableConnection({
+      sendUrl: API,
+      stopUrl: API,
+      subscribeUrl: `${API}/replay?id=${encodeURIComponent(chatId)}`,
+      body: { id: chatId },
+    });
+    const send = adapter.send;
+    adapter.send = async (...args) => {
+      try {
+        return await send(...args);
+      } catch (error) {
+        sendError.current = error; // refused: nothing was stored
+        throw error;
+      }
+    };
+    return adapter;
+  }, [chatId]);
   const { messages, sendMessage, stop, sessionGenerating, isLoading, setMessages } = useChat({
     connection,
     live: true,
-    onError: (error) => {
-      if (sending.current) {
-        sendFailed.current = true;
-        setNote(`not sent: ${error.message}`);
-      } else {
-        setNote(`connection problem (${error.message})`);
+    onChunk: (chunk) => {
+      if (chunk.type === "RUN_STARTED") {
+        answering.current = null;
+      } else if (chunk.type === "TEXT_MESSAGE_START" && (chunk.role ?? "assistant") === "assistant") {
+        answering.current = chunk.messageId;
+      } else if (chunk.type === "RUN_ERROR") {
+        const text = chunk.message ?? chunk.error?.message ?? "An error occurred.";
+        runError.current = text;
+        const id = answering.current;
+        if (id) setFailed((current) => ({ ...current, [id]: text }));
       }
+    },
+    onError: (error) => {
+      // A refused POST is reported by onSend; a RUN_ERROR shows on its answer.
+      if (sendError.current || error.message === runError.current) return;
+      setNote(`connection problem (${error.message})`);
     },
   });
   const running = sessionGenerating || isLoading;
@@ -74,20 +99,20 @@ export function TanStackPage({ chatId }) {
   const onSend = useCallback(
     async (text) => {
       setNote("");
-      sending.current = true;
-      sendFailed.current = false;
+      sendError.current = null;
+      runError.current = null;
       const before = messages;
       try {
         await sendMessage(text);
       } catch (error) {
-        sendFailed.current = true;
-        setNote(`not sent: ${error.message}`);
-      } finally {
-        sending.current = false;
+        sendError.current ??= error;
       }
-      // Not sent (409: another tab's run is live): take the question back.
-      if (sendFailed.current) setMessages(before);
-      return !sendFailed.current;
+      const refused = sendError.current;
+      if (!refused) return true;
+      // Not sent (409: another tab's run is live): nothing was stored, take the question back.
+      setMessages(before);
+      setNote(`not sent: ${refused.message}`);
+      return false;
     },
     [messages, sendMessage, setMessages],
   );
@@ -110,8 +135,13 @@ export function TanStackPage({ chatId }) {
     role: message.role,
     streaming: running && message === lastAssistant && message === messages.at(-1),
     body: message.parts.map(renderPart),
+    error: message.metadata?.error ?? failed[message.id],
+    stopped: Boolean(message.metadata?.stopped),
   }));
-  const statusText = running ? (note === STOPPING ? note : "generating…") : note || "ready";
+  // No "stopping…" once the run has ended, whatever arrived first (the DELETE's 202 or the
+  // run's RUN_FINISHED).
+  const idle = note === STOPPING ? "stopped" : note || "ready";
+  const statusText = running ? (note === STOPPING ? note : "generating…") : idle;
   return (
     <ChatShell
       {...PAGE}

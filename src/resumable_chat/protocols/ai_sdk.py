@@ -9,6 +9,13 @@ Wire facts from ``reference/wire-protocols.md`` Part A (``ai`` 5.0.92 to 7.x):
 - the error terminal is ``{"type":"error","errorText":...}``;
 - a stopped answer closes its open text/reasoning parts and step, then ``finish``.
 
+How an answer ended stays in history, in the message's ``metadata`` (the field the client
+merges ``message-metadata`` chunks into, ``ai`` ``src/ui/process-ui-message-stream.ts``):
+``{"stopped": true}`` for an answer that was stopped and ``{"error": "<errorText>"}`` for
+one that ended in an error. The terminals this dialect writes carry it as a
+``message-metadata`` chunk before ``finish`` / ``error``, so a live client merges it too;
+:meth:`AiSdkDialect.fold` also adds ``error`` for error chunks a source sent itself.
+
 The turn's user message (or the continued assistant message) is stored before the answer as
 ``{"type":"ui-message","message":<UIMessage>}``; replays skip it and
 :func:`~resumable_chat.protocols.ai_sdk_fold.fold_ui_messages` upserts it into history.
@@ -113,17 +120,21 @@ class AiSdkTurn(TurnState):
         return out
 
     def stop_chunks(self) -> list[Chunk]:
-        """Close open parts and the step, then ``finish`` (``finishReason: "stop"``)."""
+        """Close open parts and the step, mark the message ``stopped`` (a
+        ``message-metadata`` chunk), then ``finish`` (``finishReason: "stop"``)."""
         if self.finished:
             return []
         out = self._close_parts()
+        out.append({"type": "message-metadata", "messageMetadata": {"stopped": True}})
         out.append({"type": "finish", "finishReason": "stop"})
         self.finished = True
         return out
 
     def error_chunks(self, error_text: str) -> list[Chunk]:
-        """Close open parts, then ``{"type":"error","errorText":...}``."""
+        """Close open parts, put the error text in the message's metadata (a
+        ``message-metadata`` chunk), then ``{"type":"error","errorText":...}``."""
         out = self._close_parts()
+        out.append({"type": "message-metadata", "messageMetadata": {"error": error_text}})
         out.append({"type": "error", "errorText": error_text})
         self.finished = True
         return out
@@ -153,7 +164,24 @@ class AiSdkDialect(Dialect):
         return body.startswith(_MESSAGE_RECORD_PREFIX)
 
     def fold(self, chunks: Iterable[Chunk]) -> list[dict[str, Any]]:
-        """``UIMessage`` list, as the AI SDK client's ``processUIMessageStream`` builds it."""
-        from .ai_sdk_fold import fold_ui_messages
+        """``UIMessage`` list, as the AI SDK client's ``processUIMessageStream`` builds it,
+        with ``metadata.error`` (the ``errorText``) on every message whose latest answer
+        ended with an ``error`` chunk, so history shows the error after a reload. A message
+        whose ``metadata`` is set and not an object is left as it is."""
+        from .ai_sdk_fold import UIMessageBuilder
 
-        return fold_ui_messages(chunks)
+        builder = UIMessageBuilder().add_all(chunks)
+        messages = builder.messages
+        if not builder.failed:
+            return messages
+        for index, message in enumerate(messages):
+            message_id = message.get("id")
+            error_text = builder.failed.get(message_id) if isinstance(message_id, str) else None
+            metadata = message.get("metadata")
+            if error_text is None or not isinstance(metadata, dict | None):
+                continue
+            merged = {**(metadata or {})}
+            merged.setdefault("error", error_text)
+            rest = {k: v for k, v in message.items() if k not in ("id", "metadata")}
+            messages[index] = {"id": message["id"], "metadata": merged, **rest}
+        return messages

@@ -499,6 +499,9 @@ class UIMessageBuilder:
     Attributes:
         errors: ``{"messageId": str | None, "errorText": str}`` for every ``error`` chunk, in
             order (the messages themselves are left as they were, as in the client).
+        failed: ``messageId → errorText`` of the messages whose latest answer ended with an
+            ``error`` chunk (a later answer continuing the message, or an upsert of it,
+            removes the entry).
         finish_reasons: ``messageId → finishReason`` of the answers that sent one.
     """
 
@@ -506,6 +509,7 @@ class UIMessageBuilder:
         self._messages: list[dict[str, Any]] = []
         self._answer: _Answer | None = None
         self.errors: list[dict[str, Any]] = []
+        self.failed: dict[str, str] = {}
         self.finish_reasons: dict[str, str] = {}
         for message in messages or ():
             self._upsert(message)
@@ -596,6 +600,7 @@ class UIMessageBuilder:
         if not isinstance(copied.get("parts"), list):
             copied["parts"] = []
         self._answer = None
+        self.failed.pop(message_id, None)
         for index in range(len(self._messages) - 1, -1, -1):
             if self._messages[index].get("id") == message_id:
                 self._messages[index] = copied
@@ -628,6 +633,9 @@ class UIMessageBuilder:
     def _start(self, record: Mapping[str, Any]) -> None:
         message_id = record.get("messageId")
         answer = self._open_answer(message_id if isinstance(message_id, str) else None)
+        target_id = answer.message.get("id")
+        if isinstance(target_id, str):
+            self.failed.pop(target_id, None)
         self._merge_metadata(answer, _get(record, "messageMetadata"))
 
     def _merge_metadata(self, answer: _Answer, metadata: Any) -> None:
@@ -749,6 +757,8 @@ class UIMessageBuilder:
                 "errorText": record["errorText"],
             }
         )
+        if isinstance(message_id, str):
+            self.failed[message_id] = record["errorText"]
         answer.failed = True
 
     # -- tool parts (updateToolPart / updateDynamicToolPart) ---------------------------------

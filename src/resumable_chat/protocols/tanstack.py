@@ -14,6 +14,15 @@ B.3, B.6):
   ``message`` and ``error: {message, code}``; ``TOOL_CALL_START`` has ``toolCallName`` and
   ``toolName``;
 - a stop ends the run with ``RUN_FINISHED {runId, finishReason: "stop"}``.
+
+How an answer ended stays in history, in the assistant message's ``metadata`` (which
+``StreamProcessor`` merges from the ``metadata`` of ``TEXT_MESSAGE_START`` / ``END``,
+``@tanstack/ai`` ``activities/chat/stream/processor.js``): ``{"stopped": true}`` when it was
+stopped, ``{"error": "<message>"}`` when it ended in an error. The terminals written here
+close (or re-close) the answer's message with a ``TEXT_MESSAGE_END`` carrying it, so live
+clients get it too, and :meth:`TanStackDialect.fold` adds ``error`` for a ``RUN_ERROR`` a
+source sent itself. No terminal carries an internal marker (no made-up ``model``, no
+``s2-`` run ids).
 """
 
 from __future__ import annotations
@@ -119,13 +128,21 @@ class TanStackTurn(TurnState):
     ``X-Run-Id``); ``thread_id`` is echoed on synthesized terminals.
     """
 
-    __slots__ = ("assistant_seen", "open_message", "run_id", "terminal", "thread_id")
+    __slots__ = (
+        "assistant_seen",
+        "last_message",
+        "open_message",
+        "run_id",
+        "terminal",
+        "thread_id",
+    )
 
     def __init__(self, run_id: str | None = None, thread_id: str | None = None) -> None:
         self.run_id = run_id
         self.thread_id = thread_id
         self.terminal = False
         self.open_message: str | None = None
+        self.last_message: str | None = None
         self.assistant_seen = False
 
     def opening(self, first: Chunk | None) -> list[Chunk]:
@@ -150,6 +167,8 @@ class TanStackTurn(TurnState):
         if kind == "TEXT_MESSAGE_START":
             if chunk.get("role", "assistant") == "assistant":
                 self.open_message = chunk.get("messageId")
+                if isinstance(self.open_message, str):
+                    self.last_message = self.open_message
                 self.assistant_seen = True
         elif kind == "TEXT_MESSAGE_END":
             if chunk.get("messageId") == self.open_message:
@@ -181,23 +200,27 @@ class TanStackTurn(TurnState):
                 chunk.setdefault("toolCallName", name)
                 chunk.setdefault("toolName", name)
 
-    def _close(self, t: int) -> list[Chunk]:
-        if self.open_message is None:
-            return []
-        closing = {"type": "TEXT_MESSAGE_END", "timestamp": t, "messageId": self.open_message}
+    def _mark(self, t: int, metadata: dict[str, Any]) -> list[Chunk]:
+        """End the run's assistant message (the open one, else the last one) with
+        ``metadata``; an already ended message gets a second END, which only merges it."""
+        target = self.open_message or self.last_message
         self.open_message = None
-        return [closing]
+        if target is None:
+            return []
+        return [
+            {"type": "TEXT_MESSAGE_END", "timestamp": t, "messageId": target, "metadata": metadata}
+        ]
 
     def stop_chunks(self) -> list[Chunk]:
-        """Close an open text message, then ``RUN_FINISHED`` with ``finishReason: "stop"``."""
+        """End the answer's message marked ``{"stopped": true}``, then ``RUN_FINISHED`` with
+        ``finishReason: "stop"`` and the run's id."""
         if self.terminal:
             return []
         t = _now_ms()
-        out = self._close(t)
+        out = self._mark(t, {"stopped": True})
         finished: Chunk = {
             "type": "RUN_FINISHED",
-            "runId": self.run_id or f"s2-stop-{t}",
-            "model": "s2-stop",
+            "runId": self.run_id or "run-" + secrets.token_hex(8),
             "timestamp": t,
             "finishReason": "stop",
             "metadata": {"tanstack": {"finishReason": "stop"}},
@@ -209,26 +232,29 @@ class TanStackTurn(TurnState):
         return out
 
     def error_chunks(self, error_text: str) -> list[Chunk]:
-        """Close an open text message, then ``RUN_ERROR`` with the run's id.
+        """End the answer's message marked ``{"error": error_text}``, then ``RUN_ERROR``
+        with the run's id.
 
         When the run has no assistant message yet, an empty one (START/END) comes first:
         ``StreamProcessor`` would otherwise create one lazily and rename it to the next
         message it sees, turning the next user turn into an assistant message.
         """
         t = _now_ms()
-        out = self._close(t)
         if not self.assistant_seen:
             message_id = "msg-" + secrets.token_hex(8)
-            out += [
+            self.open_message = self.last_message = message_id
+            self.assistant_seen = True
+            out: list[Chunk] = [
                 {
                     "type": "TEXT_MESSAGE_START",
                     "timestamp": t,
                     "messageId": message_id,
                     "role": "assistant",
-                },
-                {"type": "TEXT_MESSAGE_END", "timestamp": t, "messageId": message_id},
+                }
             ]
-            self.assistant_seen = True
+        else:
+            out = []
+        out += self._mark(t, {"error": error_text})
         error: Chunk = {
             "type": "RUN_ERROR",
             "timestamp": t,
@@ -273,13 +299,24 @@ class TanStackDialect(Dialect):
         return False
 
     def fold(self, chunks: Iterable[Chunk]) -> list[dict[str, Any]]:
-        """UIMessages as ``@tanstack/ai`` ``StreamProcessor`` builds them.
+        """UIMessages as ``@tanstack/ai`` ``StreamProcessor`` builds them, with
+        ``metadata.error`` on every message a ``RUN_ERROR`` landed in (its ``message``), so
+        history shows the error after a reload.
 
         ``createdAt`` comes from the chunks' timestamps, so every fold of a log is the same.
         """
-        from .tanstack_fold import fold_tanstack_messages
+        from .tanstack_fold import TanStackMessageBuilder
 
-        return fold_tanstack_messages(chunks, created_at_from_chunks=True)
+        builder = TanStackMessageBuilder(created_at_from_chunks=True).add_all(chunks)
+        messages = builder.messages
+        for message in messages:
+            message_id = message.get("id")
+            error_text = builder.failed.get(message_id) if isinstance(message_id, str) else None
+            metadata = message.get("metadata")
+            if error_text is not None and isinstance(metadata, dict | None):
+                message["metadata"] = {**(metadata or {})}
+                message["metadata"].setdefault("error", error_text)
+        return messages
 
     def snapshot_frame(self, messages: list[dict[str, Any]]) -> Chunk:
         """``{"type":"MESSAGES_SNAPSHOT","timestamp":<ms>,"messages":[...]}``."""

@@ -643,6 +643,9 @@ class TanStackMessageBuilder:
             by ``MESSAGES_SNAPSHOT``), ``None`` if none.
         done: the processor's ``isDone`` (a run finished with no other run active).
         has_error: a ``RUN_ERROR`` was seen since the last ``MESSAGES_SNAPSHOT``.
+        failed: ``messageId → error text`` of every message a ``RUN_ERROR`` landed in (the
+            error's ``message``, else ``error.message``); not part of the processor's state
+            (kept across ``MESSAGES_SNAPSHOT`` s).
     """
 
     def __init__(
@@ -671,6 +674,7 @@ class TanStackMessageBuilder:
         self._chunk_stamp: int | None = None
         self.finish_reason: Any = None
         self.has_error = False
+        self.failed: dict[str, str] = {}
         self.done = False
 
     # -- public API ------------------------------------------------------------------------
@@ -1430,6 +1434,11 @@ class TanStackMessageBuilder:
         message_id, _ = self._ensure_assistant()
         message = chunk.get("message", UNDEF)
         error_message = message if _truthy(message) else "An error occurred"
+        if isinstance(message_id, str):
+            error = chunk.get("error", UNDEF)
+            nested = error.get("message") if isinstance(error, dict) else None
+            text = message if isinstance(message, str) and message else nested
+            self.failed[message_id] = text if isinstance(text, str) and text else error_message
         if _key(message_id) in self._structured:
             self._error_structured(message_id, error_message)
             self._structured.pop(_key(message_id), None)

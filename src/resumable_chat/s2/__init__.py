@@ -4,9 +4,12 @@
   the bundled test server).
 - :class:`MemoryBasin`: the embedded, in-process default.
 - :func:`basin_from_env`: S2 when ``S2_ACCESS_TOKEN`` and ``S2_BASIN`` are set, else embedded.
+- :func:`check_basin`: the start-up check, one cheap request that names a misconfiguration.
+- :func:`check_basin_name` / :func:`check_stream_name`: S2's naming rules.
 """
 
 from .basin import Basin
+from .check import PROBE_STREAM, check_basin
 from .config import basin_from_env
 from .errors import (
     BasinNotFoundError,
@@ -16,12 +19,14 @@ from .errors import (
     S2ConfigError,
     S2Error,
     S2InvalidError,
+    S2NameError,
     S2UnavailableError,
     SeqNumMismatchError,
     StreamNotFoundError,
 )
 from .http import HttpBasin
 from .memory import MemoryBasin
+from .names import check_basin_name, check_stream_name
 from .records import (
     AppendAck,
     AppendInput,
@@ -38,6 +43,7 @@ from .records import (
 )
 
 __all__ = [
+    "PROBE_STREAM",
     "AppendAck",
     "AppendInput",
     "AppendRecord",
@@ -52,12 +58,16 @@ __all__ = [
     "S2ConfigError",
     "S2Error",
     "S2InvalidError",
+    "S2NameError",
     "S2UnavailableError",
     "SeqNumMismatchError",
     "SequencedRecord",
     "StreamNotFoundError",
     "StreamPosition",
     "basin_from_env",
+    "check_basin",
+    "check_basin_name",
+    "check_stream_name",
     "fence_record",
     "is_fence",
     "is_terminal_fence",

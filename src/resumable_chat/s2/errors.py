@@ -2,6 +2,13 @@
 
 Each maps one S2 REST v1 failure (status and ``code``) so callers branch on types, never on
 strings. Both basin implementations raise exactly these.
+
+Every :class:`S2Error` says whether it is :attr:`~S2Error.permanent`: a failure that the same
+request will meet again until someone changes the configuration (a refused token, a missing
+basin, an invalid request), as opposed to a transient one that a later retry may clear
+(timeouts, connection errors, 408/429/5xx; S2's retry guidance in its REST API docs, "Error
+codes"). The HTTP routes answer the first kind with 500 and the second with 503 +
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ __all__ = [
     "S2ConfigError",
     "S2Error",
     "S2InvalidError",
+    "S2NameError",
     "S2UnavailableError",
     "SeqNumMismatchError",
     "StreamNotFoundError",
@@ -37,6 +45,19 @@ class S2Error(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status={self.status}, code={self.code!r})"
+
+    @property
+    def permanent(self) -> bool:
+        """True when retrying cannot help: the configuration must change first.
+
+        By status: ``None`` (a transport failure or an unreadable answer), 408, 409, 412,
+        416, 429 and 5xx are transient; every other status (401, 403, 404, 400, 422, ...) is
+        permanent. Subclasses that know better override this.
+        """
+        status = self.status
+        if status is None or status >= 500:
+            return False
+        return status not in _TRANSIENT_4XX
 
 
 class FencingTokenMismatchError(S2Error):
@@ -89,20 +110,60 @@ class StreamNotFoundError(S2Error):
 
 
 class BasinNotFoundError(S2Error):
-    """404 ``basin_not_found``: the basin does not exist."""
+    """404 ``basin_not_found``: the basin does not exist; :attr:`permanent`."""
+
+    @property
+    def permanent(self) -> bool:
+        """Always True: the basin must be created (or ``S2_BASIN`` corrected) first."""
+        return True
 
 
 class S2AuthError(S2Error):
-    """401/403: the access token is missing, wrong or lacks permission. Never retried."""
+    """401/403: the access token is missing, wrong or lacks permission. Never retried;
+    :attr:`permanent`."""
+
+    @property
+    def permanent(self) -> bool:
+        """Always True: a refused token stays refused."""
+        return True
 
 
 class S2InvalidError(S2Error):
-    """400/422: the request was malformed or broke a limit (batch size, token length...)."""
+    """400/422: the request was malformed or broke a limit (batch size, token length...);
+    :attr:`permanent`."""
+
+    @property
+    def permanent(self) -> bool:
+        """Always True: the same request is refused again."""
+        return True
 
 
 class S2UnavailableError(S2Error):
-    """A retryable failure (408, 429, 5xx, transport error) that outlived the retry budget."""
+    """A retryable failure (408, 429, 5xx, transport error) that outlived the retry budget;
+    never :attr:`permanent`."""
+
+    @property
+    def permanent(self) -> bool:
+        """Always False: S2 (or the way to it) may come back."""
+        return False
 
 
 class S2ConfigError(ValueError):
     """The S2 configuration (environment variables or arguments) is missing or invalid."""
+
+
+class S2NameError(S2ConfigError):
+    """A basin or stream name breaks S2's naming rules (:mod:`resumable_chat.s2.names`).
+
+    ``name`` is the rejected value; the message states the rule.
+    """
+
+    def __init__(self, message: str, name: object) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+#: 4xx statuses that a retry may clear (S2 REST v1 retry guidance): request timeout,
+#: transaction conflict / deletion pending, failed append condition, range not satisfiable
+#: (the caller re-reads the tail), rate limited.
+_TRANSIENT_4XX = frozenset({408, 409, 412, 416, 429})

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator
 from typing import Final
 
 from .basin import Basin
+from .errors import S2NameError
 from .records import AppendAck, AppendInput, ReadBatch, StreamPosition
 
 __all__ = ["STREAM_PREFIX_PATTERN", "PrefixedBasin", "check_stream_prefix"]
@@ -24,9 +25,15 @@ _PREFIX = re.compile(STREAM_PREFIX_PATTERN)
 
 
 def check_stream_prefix(prefix: str) -> str:
-    """Return ``prefix`` if it matches :data:`STREAM_PREFIX_PATTERN`; raise ``ValueError``."""
+    """Return ``prefix`` if it matches :data:`STREAM_PREFIX_PATTERN`.
+
+    Raises:
+        S2NameError: it does not (a ``ValueError``); the message states the rule.
+    """
     if not isinstance(prefix, str) or _PREFIX.fullmatch(prefix) is None:
-        raise ValueError(f"stream_prefix must be 0 to 200 of A-Z a-z 0-9 _ - . : /, got {prefix!r}")
+        raise S2NameError(
+            f"stream_prefix must be 0 to 200 of A-Z a-z 0-9 _ - . : /, got {prefix!r}", prefix
+        )
     return prefix
 
 

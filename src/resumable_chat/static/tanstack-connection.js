@@ -49,8 +49,8 @@
 //                      cursor is past the end of the log, e.g. the server's embedded log was
 //                      reset) drops the cursor and loads again from scratch. A 204 or a body-
 //                      less response yields a synthetic terminal chunk
-//                      `{type: "RUN_FINISHED", runId: "s2-replay-<ms>", model: "s2-replay",
-//                      timestamp, finishReason: "stop"}` and returns. Other non-2xx responses
+//                      `{type: "RUN_FINISHED", runId: "run-<ms>", timestamp, finishReason:
+//                      "stop"}` and returns. Other non-2xx responses
 //                      throw `Error("HTTP <status> <statusText>")`. An abort of `signal` ends
 //                      the generator quietly.
 //   send(messages, data, signal)  POSTs `{messages, data, ...body}` as JSON and discards the
@@ -256,13 +256,7 @@ export function createResumableConnection(options = {}) {
       }
       if (response.status === 204 || !response.body) {
         const now = Date.now();
-        yield {
-          type: "RUN_FINISHED",
-          runId: `s2-replay-${now}`,
-          model: "s2-replay",
-          timestamp: now,
-          finishReason: "stop",
-        };
+        yield { type: "RUN_FINISHED", runId: `run-${now}`, timestamp: now, finishReason: "stop" };
         return;
       }
       try {

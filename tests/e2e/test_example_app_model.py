@@ -1,0 +1,126 @@
+"""The example app with a real model library (``CHAT_MODEL``, litellm) never freezes.
+
+litellm is imported and warmed up at start-up, off the event loop, so while the first model
+request is being prepared a concurrent request is answered at once; and the log says what
+happened to a model call (a failed call is not "stopped"). The model is a local
+OpenAI-compatible server on 127.0.0.1 (``OPENAI_BASE_URL``): nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from resumable_chat.testing.app_server import free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+ANSWER = ["Hello", " from", " a", " local", " model."]
+FAIL = "please fail"
+
+
+def fake_openai() -> Starlette:
+    """``POST /v1/chat/completions``: streams ANSWER after 0.3 s, or answers 401 (as OpenAI
+    does without a valid key) when the last message is FAIL."""
+
+    async def completions(request: Request) -> Response:
+        body = await request.json()
+        if body["messages"][-1]["content"] == FAIL:
+            error = {"message": "Incorrect API key provided", "type": "invalid_request_error"}
+            return JSONResponse({"error": {**error, "code": "invalid_api_key"}}, 401)
+
+        async def events() -> Any:
+            await asyncio.sleep(0.3)  # the provider's time to first token
+            base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+            for word in ANSWER:
+                chunk = {**base, "choices": [{"index": 0, "delta": {"content": word}}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
+            done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Starlette) -> Iterator[str]:
+    """``app`` on uvicorn in a thread of its own (it outlives the tests' event loops)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="fake-openai", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the fake model did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def model_app(start_app: Callable[..., Any]) -> Iterator[Any]:
+    with serve_in_thread(fake_openai()) as url:
+        yield start_app(
+            CHAT_MODEL="openai/gpt-4o-mini", OPENAI_API_KEY="test", OPENAI_BASE_URL=url + "/v1"
+        )
+
+
+def _question(text: str, chat_id: str) -> dict[str, Any]:
+    message = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": text}]}
+    return {"id": chat_id, "messages": [message]}
+
+
+async def test_a_concurrent_request_is_answered_while_the_first_model_call_is_prepared(
+    model_app: Any,
+) -> None:
+    async with httpx.AsyncClient(base_url=model_app.base_url, timeout=10) as client:
+        assert (await client.get("/")).status_code == 200  # the connection is open
+        post = asyncio.create_task(client.post("/api/chat", json=_question("hi", "m-first")))
+        latencies: list[float] = []
+        while not post.done() or len(latencies) < 10:
+            started = time.perf_counter()
+            response = await client.get("/")
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200
+            await asyncio.sleep(0.01)
+        answer = await post
+    assert answer.status_code == 200, answer.text
+    chunks = [json.loads(line[6:]) for line in answer.text.splitlines() if line[6:7] == "{"]
+    assert "".join(c.get("delta", "") for c in chunks if c["type"] == "text-delta") == "".join(
+        ANSWER
+    )
+    assert max(latencies) < 0.1, f"a request waited {max(latencies) * 1000:.0f} ms: {latencies}"
+
+
+async def test_the_log_says_a_failed_model_call_failed(model_app: Any) -> None:
+    async with httpx.AsyncClient(base_url=model_app.base_url, timeout=20) as client:
+        answer = await client.post("/api/chat", json=_question(FAIL, "m-fail"))
+    assert answer.status_code == 200
+    assert '"type":"error"' in answer.text.replace(" ", "")
+    for _ in range(100):  # the log line is written as the answer ends
+        log = model_app.log_tail(20_000)
+        if "the model call failed" in log:
+            break
+        await asyncio.sleep(0.05)
+    assert "the model call failed after 0 chunks" in log and "AuthenticationError" in log, log
+    assert "was stopped" not in log
+    assert "cost map fetch" not in log  # offline: litellm's own copy of its cost map
+    assert "model: litellm model openai/gpt-4o-mini" in log
