@@ -1,7 +1,9 @@
-"""The README's quick start runs as written, with the real openai SDK against a local model.
+"""Every Python snippet of the README runs on its own, as written, and does what it says.
 
-A tiny OpenAI-compatible server on 127.0.0.1 streams a recorded chat-completions response;
-``OPENAI_BASE_URL`` points the quick start's ``AsyncOpenAI()`` at it.
+Each snippet is executed standalone, in a fresh namespace (never after another one), with the
+real openai SDK against a local model: a tiny OpenAI-compatible server on 127.0.0.1 streams a
+recorded chat-completions response, and ``OPENAI_BASE_URL`` points ``AsyncOpenAI()`` at it.
+The install line names extras that exist and include what the quick start needs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from resumable_chat import ResumableChat
+from resumable_chat.streams import ResumableStreamContext
 from resumable_chat.testing.app_server import serve_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +60,55 @@ def quick_start_code(heading: str = "## Quick start") -> str:
     return match.group(1)
 
 
+def python_snippets() -> list[tuple[str, str]]:
+    """Every ``python`` block of the README as ``(id, code)``; the id is its heading and line."""
+    readme = (ROOT / "README.md").read_text()
+    snippets = []
+    for match in re.finditer(r"^```python\n(.*?)^```", readme, re.S | re.M):
+        before = readme[: match.start()]
+        headings = re.findall(r"^#+ (.+)$", before, re.M)
+        line = before.count("\n") + 1
+        snippets.append((f"{headings[-1] if headings else 'top'} (line {line})", match.group(1)))
+    return snippets
+
+
+SNIPPETS = python_snippets()
+
+
+@pytest.mark.parametrize("code", [c for _, c in SNIPPETS], ids=[i for i, _ in SNIPPETS])
+async def test_every_snippet_runs_on_its_own(code: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No snippet needs another one before it (no ``NameError`` when pasted alone); an
+    ``app`` it builds starts (its routers' start-up check included)."""
+    for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # never called here
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    if "app" in namespace:
+        async with serve_app(namespace["app"]):
+            pass
+    for value in namespace.values():
+        if isinstance(value, ResumableChat | ResumableStreamContext):
+            await value.aclose()
+
+
+def test_the_install_line_names_extras_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Install") : readme.index("## Quick start")]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    named = set(re.findall(r"(?:resumable-chat|\.whl)\[([a-z]+)\]", section))
+    assert named and named <= set(extras), named
+    table = set(re.findall(r"^\| `([a-z]+)` \|", section, re.M))
+    assert table == set(extras), (table, set(extras))  # every extra has a row
+    quick_start = quick_start_code()
+    for package in ("openai", "uvicorn"):  # what the quick start imports and runs on
+        assert any(dep.startswith(package) for dep in extras["openai"]), package
+    assert "from openai import" in quick_start and "uvicorn app:app" in readme
+
+
 async def test_readme_quick_start(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
         monkeypatch.delenv(name, raising=False)
@@ -79,14 +133,13 @@ async def test_readme_quick_start(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_readme_tanstack_section(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The TanStack AI section's code, added to the quick start, serves the session routes."""
+    """The TanStack AI section's code, on its own, serves the session routes."""
     for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
         monkeypatch.delenv(name, raising=False)
     async with serve_app(fake_openai()) as model_url:
         monkeypatch.setenv("OPENAI_BASE_URL", model_url + "/v1")
         monkeypatch.setenv("OPENAI_API_KEY", "test")
         namespace: dict[str, Any] = {}
-        exec(compile(quick_start_code(), "README.md", "exec"), namespace)
         exec(compile(quick_start_code("## TanStack AI"), "README.md", "exec"), namespace)
         async with serve_app(namespace["app"]) as url, httpx.AsyncClient(base_url=url) as client:
             message = {"id": "u1", "role": "user", "parts": [{"type": "text", "content": "hi"}]}
@@ -107,7 +160,6 @@ async def test_readme_tanstack_section(monkeypatch: pytest.MonkeyPatch) -> None:
             deltas = [c["delta"] for c in chunks[3:] if c["type"] == "TEXT_MESSAGE_CONTENT"]
             assert "".join(deltas) == "".join(ANSWER)
             await namespace["tanstack_chat"].aclose()
-            await namespace["chat"].aclose()
 
 
 async def test_readme_generic_streams_section(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,16 +194,15 @@ async def test_readme_several_instances_section(monkeypatch: pytest.MonkeyPatch)
 
 
 async def test_readme_tanstack_stock_adapter_routes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The quick start, the TanStack block and the stock-adapter block run together, and
-    ``POST /api/agui`` streams the durable run."""
+    """The stock-adapter block, on its own: ``POST /api/agui`` streams the durable run."""
     for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
         monkeypatch.delenv(name, raising=False)
     async with serve_app(fake_openai()) as model_url:
         monkeypatch.setenv("OPENAI_BASE_URL", model_url + "/v1")
         monkeypatch.setenv("OPENAI_API_KEY", "test")
         namespace: dict[str, Any] = {}
-        for heading in ("## Quick start", "## TanStack AI", "### TanStack AI with the stock"):
-            exec(compile(quick_start_code(heading), "README.md", "exec"), namespace)
+        heading = "### TanStack AI with the stock"
+        exec(compile(quick_start_code(heading), "README.md", "exec"), namespace)
         async with serve_app(namespace["app"]) as url, httpx.AsyncClient(base_url=url) as client:
             body = {"threadId": "q", "messages": [{"id": "u1", "role": "user", "content": "hi"}]}
             response = await client.post("/api/agui", json=body, headers={"X-Run-Id": "run-q"})
@@ -165,5 +216,4 @@ async def test_readme_tanstack_stock_adapter_routes(monkeypatch: pytest.MonkeyPa
             assert (chunks[-1]["type"], chunks[-1]["runId"]) == ("RUN_FINISHED", "run-q")
             hydrated = (await client.get("/api/agui", params={"threadId": "q"})).json()
             assert [m["role"] for m in hydrated["messages"]] == ["user", "assistant"]
-            await namespace["chat"].aclose()
             await namespace["tanstack_chat"].aclose()

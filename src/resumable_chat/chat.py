@@ -1,8 +1,9 @@
 """The chat core: ``create_resumable_chat`` and :class:`ResumableChat`.
 
-Claims per mode, the generation lifecycle, the tee, replay, the stop registry and the
-background tasks (DESIGN.md §2–§3; behaviour of ``@s2-dev/resumable-stream`` 2.1 ``createChat``,
-reference §3–§4, with the fixes listed in DESIGN.md §6).
+Live answers, session turns, replays, stops and history for one client protocol, on the log
+engine (:mod:`resumable_chat.log`), which owns claims, the fenced writer, heartbeats, takeover
+and following. Behaviour of ``@s2-dev/resumable-stream`` 2.1 ``createChat``
+(``packages/resumable-stream/src/adapter.ts``), with its races closed.
 """
 
 from __future__ import annotations
@@ -10,56 +11,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from starlette.responses import PlainTextResponse, Response
 
-from .claims import (
-    MODES,
-    Claim,
-    LatestGeneration,
-    Mode,
-    StaleGenerationError,
-    StreamInUseError,
-    claim_stream,
-    find_latest_generation,
-    new_token,
-    read_range,
-)
+from .clock import SYSTEM_CLOCK, Clock
 from .generation import (
-    MAX_SAFE_INTEGER,
-    Generation,
+    ChatProducer,
     PrefetchedSource,
     SourceFactory,
     StopSignal,
     decode_chunk,
     encode_chunk,
+    live_channel,
+)
+from .log import (
+    MODES,
+    PROCESS_OWNERSHIP,
+    Generation,
+    GenerationLostError,
+    LogConfig,
+    LogEngine,
+    Mode,
+    Ownership,
+    RecordKind,
+    StreamInUseError,
+    classify,
+    read_range,
+    record_id,
 )
 from .protocols.ai_sdk import AiSdkDialect
 from .protocols.base import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState
 from .protocols.tanstack import TanStackDialect, normalize_messages
 from .s2.basin import Basin
-from .s2.errors import (
-    FencingTokenMismatchError,
-    S2Error,
-    SeqNumMismatchError,
-    StreamNotFoundError,
-)
+from .s2.errors import StreamNotFoundError
 from .s2.prefixed import PrefixedBasin, check_stream_prefix
-from .s2.records import (
-    AppendInput,
-    AppendRecord,
-    fence_record,
-    is_fence,
-    is_stop_fence,
-    is_terminal_fence,
-    now_ms,
-    trim_record,
-)
-from .s2.silence import follow_reporting_silence
-from .sse import DEFAULT_KEEPALIVE_S, sse_response
-from .writer import LogWriter
+from .s2.records import AppendRecord, SequencedRecord
+from .sse import DEFAULT_KEEPALIVE_S, event_frame, sse_response
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",
@@ -80,16 +70,6 @@ _NO_STORE = {"Cache-Control": "no-store"}
 LOST_GENERATION_ERROR_TEXT = "The answer was interrupted: the server generating it stopped."
 
 
-class GenerationLostError(Exception):
-    """Handed to ``on_error`` when a generation is closed because its writer crashed (it
-    wrote nothing, not even a heartbeat, for a lease). ``stream``: the chat's S2 stream.
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(f"the generation on {stream} stopped writing (its process died)")
-        self.stream = stream
-
-
 def _dialect_for(protocol: str) -> Dialect:
     if protocol == "ai-sdk":
         return AiSdkDialect()
@@ -106,22 +86,14 @@ def _cursor_past_tail(cursor: int, tail: int) -> Response:
     )
 
 
-def _chunk_type(body: bytes) -> str | None:
-    chunk = decode_chunk(body)
-    return None if chunk is None else str(chunk["type"])
-
-
-class _PendingClaim:
-    """Stands in the stop registry while a claim is in flight, so a stop is not lost."""
-
-    __slots__ = ("stopped",)
-
-    def __init__(self) -> None:
-        self.stopped = False
-
-    def stop(self) -> bool:
-        self.stopped = True
-        return True
+def _chunks(records: list[SequencedRecord]) -> list[Chunk]:
+    out: list[Chunk] = []
+    for record in records:
+        if classify(record) is RecordKind.DATA:
+            chunk = decode_chunk(record.body)
+            if chunk is not None:
+                out.append(chunk)
+    return out
 
 
 class ResumableChat:
@@ -130,6 +102,7 @@ class ResumableChat:
 
     One instance serves many chats (one S2 stream each) and is safe to share across requests
     of one event loop. Close it with :meth:`aclose` (FastAPI lifespan) to drain persistence.
+    ``engine`` is its :class:`~resumable_chat.log.LogEngine`.
     """
 
     def __init__(
@@ -147,21 +120,37 @@ class ResumableChat:
         keepalive_s: float,
         on_error: Callable[[BaseException], str] | None,
         overlap_claim: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+        ownership: Ownership = PROCESS_OWNERSHIP,
+        rng: random.Random | None = None,
+        trim_delay_ms: float = 30_000,
     ) -> None:
         self.dialect = dialect
         self.mode: Mode = mode
         self.enable_stop = enable_stop
         self.basin = basin
         self._owns_basin = owns_basin
-        self.batch_size = batch_size
-        self.linger_ms = linger_ms
         self.lease_ms = lease_ms
         self.heartbeat_ms = heartbeat_ms
         self.keepalive_s = keepalive_s
         self._on_error = on_error
         self.overlap_claim = overlap_claim
-        self._generations: dict[str, Generation | _PendingClaim] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        config = LogConfig(
+            mode=mode,
+            lease_ms=lease_ms,
+            heartbeat_ms=heartbeat_ms,
+            batch_size=batch_size,
+            linger_ms=linger_ms,
+            trim_delay_ms=trim_delay_ms,
+        )
+        self.engine = LogEngine(
+            basin,
+            config,
+            lost_terminal=self._lost_terminal,
+            clock=clock,
+            ownership=ownership,
+            rng=rng,
+        )
         self._closed = False
 
     # -- helpers ---------------------------------------------------------------------------
@@ -175,27 +164,29 @@ class ResumableChat:
             logger.exception("on_error raised; using the default error text")
             return DEFAULT_ERROR_TEXT
 
-    def _track(self, stream: str, generation: Generation, wait_until: WaitUntil | None) -> None:
-        task = generation.task
-        self._tasks.add(task)
-        if self.enable_stop:
-            self._generations[stream] = generation
+    def _lost_text(self, stream: str) -> str:
+        if self._on_error is None:
+            return LOST_GENERATION_ERROR_TEXT
+        return self._error_text(GenerationLostError(stream))
 
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if self._generations.get(stream) is generation:
-                del self._generations[stream]
-            if wait_until is None and not t.cancelled() and t.exception() is not None:
-                logger.error("persisting %s failed", stream, exc_info=t.exception())
-
-        task.add_done_callback(done)
-        if wait_until is not None:
-            wait_until(task)
+    def _lost_terminal(self, stream: str, bodies: list[bytes]) -> list[AppendRecord]:
+        """The error terminal of a generation closed after its writer went silent: the
+        dialect's turn rebuilt from its stored chunks (AI SDK: open parts closed, then
+        ``error``; TanStack: ``RUN_ERROR`` with the run's id)."""
+        turn = self.dialect.new_turn(message_id=None)
+        for body in bodies:
+            chunk = decode_chunk(body)
+            if chunk is not None:
+                turn.observe(chunk)
+        storage_form = self.dialect.storage_form
+        return [
+            AppendRecord(encode_chunk(storage_form(chunk)))
+            for chunk in turn.error_chunks(self._lost_text(stream))
+        ]
 
     def running(self, stream_name: str) -> Generation | None:
-        """The generation this process runs on ``stream_name``, if any (needs ``enable_stop``)."""
-        entry = self._generations.get(stream_name)
-        return entry if isinstance(entry, Generation) else None
+        """The generation this process runs on ``stream_name`` through this chat, if any."""
+        return self.engine.generation(stream_name)
 
     async def _start(
         self,
@@ -208,147 +199,31 @@ class ResumableChat:
         live: bool,
         announce: list[Chunk] | None = None,
         prefetch: bool = False,
-    ) -> Generation | str:
-        """Claim and start a generation; on a conflict return the 409 text instead.
+    ) -> Generation:
+        """Claim and start a generation (``StreamInUseError`` on a conflict).
 
         ``prefetch``: start fetching the source's first chunk while the claim is in flight
-        (:class:`PrefetchedSource`); a lost claim closes the source unread.
+        (:class:`PrefetchedSource`), unless a generation of this process holds the stream;
+        a lost claim closes the source unread.
         """
         if self._closed:
             raise RuntimeError("this ResumableChat is closed")
-        pending: _PendingClaim | None = None
-        if self.enable_stop:
-            running = self._generations.get(stream_name)
-            if isinstance(running, Generation) and running.outcome is not None:
-                # Its answer has ended and its end fence is being stored: a turn sent right
-                # after [DONE] (a tool-result continuation) waits for it instead of a 409.
-                await asyncio.wait([running.task], timeout=self.lease_ms / 1000)
-            if stream_name in self._generations:
-                return "Stream already in use"  # known locally: no S2 round trip
-            pending = self._generations[stream_name] = _PendingClaim()
         signal = StopSignal()
-        # make_resumable: the model starts while the claim is in flight, so the claim's S2
-        # round trips hide in its time to first token; a lost claim closes it unread.
-        prefetched = PrefetchedSource(source, signal) if prefetch else None
-        try:
-            claim = await self._claim(stream_name)
-        except BaseException as exc:
-            if prefetched is not None:
-                await prefetched.aclose()
-            if isinstance(exc, StreamInUseError):
-                return "Stream already in use"
-            raise
-        finally:
-            if pending is not None and self._generations.get(stream_name) is pending:
-                del self._generations[stream_name]
-        writer = LogWriter(
-            self.basin,
-            stream_name,
-            fencing_token=claim.token,
-            match_seq_num=claim.start_seq_num,
-            batch_size=self.batch_size,
-            linger_ms=self.linger_ms,
-            heartbeat_ms=self.heartbeat_ms,
-        )
-        generation = Generation(
-            stream=stream_name,
-            claim=claim,
-            source=prefetched if prefetched is not None else source,
+        local = self.engine.generation(stream_name)
+        if prefetch and (local is None or local.outcome is not None):
+            source = PrefetchedSource(source, signal)
+        producer = ChatProducer(
+            source=source,
             dialect=self.dialect,
             turn=turn,
-            writer=writer,
-            single_use=self.mode == "single-use",
             error_text=self._error_text,
+            lost_text=self._lost_text(stream_name),
             prelude=prelude,
             announce=announce,
             live=live,
             signal=signal,
         )
-        if pending is not None and pending.stopped:
-            generation.stop()
-        self._track(stream_name, generation, wait_until)
-        return generation
-
-    async def _claim(self, stream: str) -> Claim:
-        """Claim ``stream``; a crashed generation holding it is closed first (one retry)."""
-        try:
-            return await claim_stream(self.basin, stream, self.mode, lease_ms=self.lease_ms)
-        except StaleGenerationError:
-            await self._close_lost(stream)
-        try:
-            return await claim_stream(self.basin, stream, self.mode, lease_ms=self.lease_ms)
-        except StaleGenerationError as exc:  # closed and crashed again meanwhile: rare
-            raise StreamInUseError(stream) from exc
-
-    def _is_lost(self, latest: LatestGeneration) -> bool:
-        """True when ``latest`` is a running generation whose last record is a lease old."""
-        return latest.active and now_ms() - latest.tail.timestamp >= self.lease_ms
-
-    async def _close_lost(self, stream: str, latest: LatestGeneration | None = None) -> bool:
-        """Close a generation whose writer died: its error terminal, then an ``error-`` fence.
-
-        The terminal comes from the dialect's :class:`TurnState` rebuilt from the generation's
-        stored chunks (AI SDK: open parts closed, then ``error``; TanStack: ``RUN_ERROR`` with
-        the run's id), so every reader ends the answer properly. The append is conditioned on
-        the stream's current fencing token and tail: if the writer came back, or another
-        instance closed it first, nothing is written. Reads O(answer) records.
-
-        Returns True when this call closed it. Raises ``S2Error`` when S2 fails.
-        """
-        if latest is None:
-            latest = await find_latest_generation(self.basin, stream)
-        if not latest.active or latest.fence is None:
-            return False
-        turn = self.dialect.new_turn(message_id=None)
-        for record in await read_range(
-            self.basin, stream, latest.fence.seq_num + 1, latest.tail.seq_num
-        ):
-            if not record.headers and record.body:
-                chunk = decode_chunk(record.body)
-                if chunk is not None:
-                    turn.observe(chunk)
-        lost = GenerationLostError(stream)
-        text = LOST_GENERATION_ERROR_TEXT if self._on_error is None else self._error_text(lost)
-        storage_form = self.dialect.storage_form
-        final = [AppendRecord(encode_chunk(storage_form(c))) for c in turn.error_chunks(text)]
-        if self.mode == "single-use":
-            final.append(trim_record(MAX_SAFE_INTEGER))
-        final.append(fence_record(new_token("error-", 4)))
-        request = AppendInput(final, match_seq_num=latest.tail.seq_num, fencing_token=latest.token)
-        try:
-            await self.basin.append(stream, request)
-        except (FencingTokenMismatchError, SeqNumMismatchError):
-            return False
-        logger.warning(
-            "closed the generation on %s: its writer wrote nothing for %d ms (crashed?)",
-            stream,
-            now_ms() - latest.tail.timestamp,
-        )
-        return True
-
-    async def still_running(self, stream: str, position: int) -> bool:
-        """For a reader following ``stream`` that heard nothing for a lease (``lease_ms``):
-        is a generation still open there?
-
-        Args:
-            stream: the chat's S2 stream.
-            position: the seq_num the reader's follow will deliver next.
-
-        Returns True while the latest generation has no terminal fence. When the stream's
-        tail is at ``position`` (its writer wrote nothing, not even a heartbeat, for a lease),
-        the generation is closed first with its error terminal and an ``error-`` fence
-        (DESIGN.md §6.2), which then reach the reader through its follow. S2 errors are
-        logged, not raised (the answer is then True: keep following).
-        """
-        try:
-            latest = await find_latest_generation(self.basin, stream)
-            if not latest.active:
-                return False
-            if latest.tail.seq_num == position:
-                await self._close_lost(stream, latest)
-        except S2Error as exc:
-            logger.warning("checking %s for a crashed generation failed: %r", stream, exc)
-        return True
+        return await self.engine.start(stream_name, producer, signal=signal, wait_until=wait_until)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -376,19 +251,19 @@ class ResumableChat:
             turn: the dialect's per-generation state (e.g. a TanStack turn that pins run ids).
             prelude: records stored before the answer, not sent live.
             announce: chunks stored and sent live before the source is opened.
-            live: keep a live channel (``generation.live.frames()``) for the response.
+            live: keep a live channel (:func:`~resumable_chat.generation.live_channel`).
             wait_until: as in :meth:`make_resumable`.
 
         Returns:
-            the running :class:`~resumable_chat.generation.Generation` (its ``claim`` holds
-            the fence's seq_num; SSE ids of its records are ``seq_num + 1``).
+            the running :class:`~resumable_chat.log.Generation` (its ``claim`` holds the
+            fence's seq_num; SSE ids of its records are ``seq_num + 1``).
 
         Raises:
             StreamInUseError: a generation holds the stream (HTTP 409).
             S2Error: S2 failed during the claim.
             RuntimeError: the chat is closed.
         """
-        started = await self._start(
+        return await self._start(
             stream_name,
             source,
             wait_until=wait_until,
@@ -397,9 +272,6 @@ class ResumableChat:
             live=live,
             announce=announce,
         )
-        if isinstance(started, str):
-            raise StreamInUseError(stream_name)
-        return started
 
     async def make_resumable(
         self,
@@ -415,7 +287,7 @@ class ResumableChat:
         Args:
             stream_name: the chat's S2 stream (e.g. ``"chat-<id>"``).
             chunks: the model's chunks (dicts in the protocol's shape), or a factory called
-                with the :class:`~resumable_chat.generation.StopSignal` that returns them.
+                with the :class:`~resumable_chat.log.StopSignal` that returns them.
                 The first chunk is pulled while the claim is in flight (``overlap_claim``,
                 the default) or after it succeeds; on a 409 the source is closed.
             wait_until: called with the persistence task (an awaitable) for serverless-style
@@ -435,23 +307,32 @@ class ResumableChat:
             S2Error: S2 failed during the claim (not a conflict).
             RuntimeError: the chat is closed.
         """
-        started = await self._start(
-            stream_name,
-            chunks,
-            wait_until=wait_until,
-            prelude=self.dialect.message_records(message) if message is not None else None,
-            turn=self.dialect.new_turn(message_id=message_id),
-            live=True,
-            prefetch=self.overlap_claim,
-        )
-        if isinstance(started, str):
-            return PlainTextResponse(started, status_code=409)
-        generation = started
-        assert generation.live is not None
+        try:
+            generation = await self._start(
+                stream_name,
+                chunks,
+                wait_until=wait_until,
+                prelude=self.dialect.message_records(message) if message is not None else None,
+                turn=self.dialect.new_turn(message_id=message_id),
+                live=True,
+                prefetch=self.overlap_claim,
+            )
+        except StreamInUseError:
+            return PlainTextResponse("Stream already in use", status_code=409)
+        return self.live_response(generation)
+
+    def live_response(self, generation: Generation) -> Response:
+        """The 200 SSE response of a live generation (started with ``live=True``).
+
+        When the server shuts down (SIGTERM), the answer keeps streaming for up to 10 s;
+        then it is stopped, so the live client gets the protocol's stop terminal rather than
+        a cut connection. Everything it sent is in the log either way.
+        """
         return sse_response(
-            generation.live.frames(),
+            live_channel(generation).frames(),
             headers=self.dialect.response_headers,
             keepalive_s=self.keepalive_s,
+            on_shutdown=generation.stop,
         )
 
     async def make_session_response(
@@ -464,11 +345,11 @@ class ResumableChat:
     ) -> Response:
         """Start a turn whose chunks go to the log only; readers follow it with :meth:`replay`.
 
-        ``@s2-dev/resumable-stream/tanstack-ai`` ``makeSessionResponse`` (reference §5.3):
-        ``messages`` are normalised (:func:`~resumable_chat.protocols.tanstack.normalize_messages`);
-        when the last one is a user message it is stored first (TanStack: three text events),
-        then the chunks of ``source(messages, signal)``. ``source`` is called only after the
-        claim succeeds, never when the stop comes first, and not at all for an empty list.
+        ``@s2-dev/resumable-stream/tanstack-ai`` ``makeSessionResponse``: ``messages`` are
+        normalised (:func:`~resumable_chat.protocols.tanstack.normalize_messages`); when the
+        last one is a user message it is stored first (TanStack: three text events), then the
+        chunks of ``source(messages, signal)``. ``source`` is called only after the claim
+        succeeds, never when the stop comes first, and not at all for an empty list.
 
         Returns:
             202 (``Cache-Control: no-store``, no body): without ``wait_until`` after the turn
@@ -490,18 +371,19 @@ class ResumableChat:
                 yield chunk
 
         last = normalized[-1] if normalized else None
-        started = await self._start(
-            stream_name,
-            session_source,
-            wait_until=wait_until,
-            prelude=self.dialect.message_records(last) if last is not None else None,
-            turn=self.dialect.new_turn(message_id=None),
-            live=False,
-        )
-        if isinstance(started, str):
-            return PlainTextResponse(started, status_code=409)
+        try:
+            generation = await self._start(
+                stream_name,
+                session_source,
+                wait_until=wait_until,
+                prelude=self.dialect.message_records(last) if last is not None else None,
+                turn=self.dialect.new_turn(message_id=None),
+                live=False,
+            )
+        except StreamInUseError:
+            return PlainTextResponse("Stream already in use", status_code=409)
         if wait_until is None:
-            await asyncio.shield(started.task)
+            await asyncio.shield(generation.task)
         return Response(status_code=202, headers=_NO_STORE)
 
     async def replay(self, stream_name: str, from_seq_num: int | None = None) -> Response:
@@ -509,16 +391,17 @@ class ResumableChat:
 
         Args:
             stream_name: the chat's S2 stream.
-            from_seq_num: a cursor (an SSE ``id`` a client saw): only records at or after
-                it are sent. ``None``: from the answer's first chunk (AI SDK
+            from_seq_num: a cursor (an SSE ``id`` a client saw): only records after it are
+                sent. ``None``: from the answer's first chunk (AI SDK
                 ``DefaultChatTransport`` reconnect replays the whole answer).
 
         Returns:
-            204 (``Cache-Control: no-store``) when no generation runs; 416 (text) when
-            ``from_seq_num`` is past the stream's tail (unless this process's live response
-            may have sent it: live frames go out before they are stored); otherwise 200 SSE with
-            the stored bodies verbatim as ``id: <seq_num+1>`` + ``data:`` frames, ending after
-            the generation's terminal fence with ``data: [DONE]`` (AI SDK).
+            204 (``Cache-Control: no-store``) when no generation runs (one whose writer died
+            is closed first); 416 (text) when ``from_seq_num`` is past the stream's tail
+            (unless this process's live response may have sent it: live frames go out before
+            they are stored); otherwise 200 SSE with the stored bodies verbatim as
+            ``id: <id>`` + ``data:`` frames, ending after the generation's terminal fence with
+            ``data: [DONE]`` (AI SDK).
 
         Raises:
             ValueError: ``from_seq_num`` is negative.
@@ -528,45 +411,35 @@ class ResumableChat:
             raise ValueError("from_seq_num must be ≥ 0")
         if self.mode == "session" and self.dialect.session_replay == "snapshot":
             return await self._session_replay(stream_name, from_seq_num)
-        latest = await find_latest_generation(self.basin, stream_name)
-        if self._is_lost(latest):
-            await self._close_lost(stream_name, latest)
+        latest = await self.engine.latest(stream_name, settle=True)
+        if not latest.active:
             return Response(status_code=204, headers=_NO_STORE)
-        if not latest.active or latest.fence is None:
-            return Response(status_code=204, headers=_NO_STORE)
-        start = latest.fence.seq_num + 1
+        start = latest.data_start
         if from_seq_num is not None:
-            if from_seq_num > latest.tail.seq_num and not self._sent_live(
+            if from_seq_num > latest.tail.seq_num and not self.engine.sent_live(
                 stream_name, from_seq_num
             ):
                 return _cursor_past_tail(from_seq_num, latest.tail.seq_num)
             start = max(start, from_seq_num)
         return sse_response(
-            self._replay_frames(stream_name, start),
+            self._replay_frames(stream_name, start, skip_ids_through=from_seq_num),
             headers=self.dialect.response_headers,
             keepalive_s=self.keepalive_s,
         )
 
-    def _sent_live(self, stream: str, cursor: int) -> bool:
-        """Whether ``cursor`` is one this process's live response may have sent already.
-
-        Live frames go out before their records are stored, so a client that resumes at
-        once can hold a cursor past the stored tail; it is valid up to the running
-        generation's next seq_num.
-        """
-        entry = self._generations.get(stream)
-        return isinstance(entry, Generation) and cursor <= entry.writer.next_seq_num
-
     async def _session_replay(self, stream: str, from_seq_num: int | None) -> Response:
-        """TanStack session replay (reference §5.5): snapshot first load, or raw from a cursor."""
+        """TanStack session replay (reference behaviour of ``@s2-dev/resumable-stream``
+        ``tanstack-ai``): snapshot first load, or raw from a cursor."""
         if from_seq_num is not None:
             try:
                 tail = (await self.basin.check_tail(stream)).seq_num
             except StreamNotFoundError:
                 tail = 0
-            if from_seq_num > tail:
+            if from_seq_num > tail and not self.engine.sent_live(stream, from_seq_num):
                 return _cursor_past_tail(from_seq_num, tail)
-            frames = self._replay_frames(stream, from_seq_num, until_fence=False)
+            frames = self._replay_frames(
+                stream, from_seq_num, until_closed=False, skip_ids_through=from_seq_num
+            )
         else:
             head, next_seq = await self._snapshot_head(stream)
             frames = self._head_then_follow(stream, head, next_seq)
@@ -585,84 +458,62 @@ class ResumableChat:
         next_seq = records[-1].seq_num + 1 if records else 0
         active_from = len(records)
         for index in range(len(records) - 1, -1, -1):
-            record = records[index]
-            if is_fence(record) and not is_stop_fence(record):
-                if not is_terminal_fence(record):
+            kind = classify(records[index])
+            if kind.boundary:
+                if kind is RecordKind.CLAIM:
                     active_from = index + 1
                 break
         raw_from = len(records)  # first record of the running run, from its RUN_STARTED
         for index in range(active_from, len(records)):
             record = records[index]
-            if not record.headers and _chunk_type(record.body) == "RUN_STARTED":
-                raw_from = index
-                break
-        history: list[Chunk] = []
-        for record in records[:raw_from]:
-            if record.headers or not record.body:
-                continue
-            chunk = decode_chunk(record.body)
-            if chunk is not None:
-                history.append(chunk)
+            if classify(record) is RecordKind.DATA and b'"RUN_STARTED"' in record.body:
+                chunk = decode_chunk(record.body)
+                if chunk is not None and chunk["type"] == "RUN_STARTED":
+                    raw_from = index
+                    break
         head: list[bytes] = []
-        messages = self.dialect.fold(history)
+        messages = self.dialect.fold(_chunks(records[:raw_from]))
         if messages:
             cursor = records[raw_from].seq_num if raw_from < len(records) else next_seq
-            snapshot = encode_chunk(self.dialect.snapshot_frame(messages))
-            head.append(b"id: %d\ndata: %b\n\n" % (cursor, snapshot))
-        head.extend(
-            b"id: %d\ndata: %b\n\n" % (r.seq_num + 1, r.body)
-            for r in records[raw_from:]
-            if not r.headers and r.body
-        )
+            head.append(event_frame(encode_chunk(self.dialect.snapshot_frame(messages)), cursor))
+        for record in records[raw_from:]:
+            if classify(record) is RecordKind.DATA:
+                head.append(event_frame(record.body, record_id(record)))
         return b"".join(head), next_seq
 
     async def _head_then_follow(self, stream: str, head: bytes, start: int) -> AsyncIterator[bytes]:
         """``head``, then every record from ``start`` on, live."""
         if head:
             yield head
-        async for frames in self._replay_frames(stream, start, until_fence=False):
+        async for frames in self._replay_frames(stream, start, until_closed=False):
             yield frames
 
     async def _replay_frames(
-        self, stream: str, start: int, *, until_fence: bool = True
+        self,
+        stream: str,
+        start: int,
+        *,
+        until_closed: bool = True,
+        skip_ids_through: int | None = None,
     ) -> AsyncIterator[bytes]:
-        """Stored data records from ``start`` as SSE frames, live; stop at a fence if asked.
-
-        A lease of silence while a generation is open triggers :meth:`still_running`, so a
-        generation whose writer crashed ends with its error terminal instead of hanging.
-        """
+        """Stored data records from ``start`` as SSE frames, live; end at the generation's
+        terminal when ``until_closed`` (then the dialect's done frame)."""
         is_history = self.dialect.is_history_record
-        follow = follow_reporting_silence(
-            self.basin, stream, seq_num=start, silence_s=self.lease_ms / 1000
+        follow = self.engine.follow(
+            stream,
+            start,
+            until_closed=until_closed,
+            open_generation=True if until_closed else None,
+            skip_ids_through=skip_ids_through,
         )
         ended = False
-        generation_open: bool | None = True if until_fence else None  # None: not known yet
-        position = start
-        async with contextlib.aclosing(follow) as batches:
-            async for batch in batches:
-                if batch is None:
-                    if generation_open is not False:
-                        generation_open = await self.still_running(stream, position)
-                    continue
-                frames: list[bytes] = []
-                position = batch.records[-1].seq_num + 1
-                for record in batch.records:
-                    if record.seq_num < start:
-                        continue  # clamped to a tail below a cursor the live client saw
-                    if record.headers:
-                        if is_fence(record) and not is_stop_fence(record):
-                            generation_open = not is_terminal_fence(record)
-                            if until_fence:
-                                ended = True
-                                break
-                        continue
-                    body = record.body
-                    if not body or is_history(body):
-                        continue
-                    frames.append(b"id: %d\ndata: %b\n\n" % (record.seq_num + 1, body))
-                if frames:
-                    yield b"".join(frames)
-                if ended:
+        async with contextlib.aclosing(follow) as events:
+            async for event in events:
+                if event.kind is RecordKind.DATA:
+                    if not is_history(event.body):
+                        yield event_frame(event.body, event.id)
+                elif until_closed and event.kind.boundary:
+                    ended = True
                     break
         if ended and self.dialect.done_frame:
             yield self.dialect.done_frame
@@ -671,52 +522,33 @@ class ResumableChat:
         """Stop the generation running on ``stream_name``, in this process or another.
 
         Here: the source is cancelled at once. Elsewhere: a ``stop-`` fence conditioned on
-        the running generation's token goes to the stream; the generating instance's writer
-        sees it at its next append (about one S2 round trip plus the next model chunk and the
-        writer's linger), adopts it and stops its source. Either way the source's iterator is
-        closed (so is the model request), the answer ends with the protocol's stop terminal
-        (AI SDK ``finish``; TanStack ``RUN_FINISHED`` with the run's id) and an ``end-`` fence.
+        the running generation's claim token goes to the stream; the generating instance's
+        writer sees it at its next append (within about a heartbeat when the model is
+        silent), adopts it and stops its source. Either way the source's iterator is closed
+        (so is the model request), the answer ends with the protocol's stop terminal (AI SDK
+        ``finish``; TanStack ``RUN_FINISHED`` with the run's id) and an ``end-`` fence.
 
         Returns 202 when a generation was running, 204 otherwise (``Cache-Control:
         no-store``); always 204 when ``enable_stop`` is off. Raises ``S2Error`` when S2 fails.
         """
         if not self.enable_stop:
             return Response(status_code=204, headers=_NO_STORE)
-        generation = self._generations.get(stream_name)
-        if generation is not None:
-            stopped = generation.stop()
-            return Response(status_code=202 if stopped else 204, headers=_NO_STORE)
-        latest = await find_latest_generation(self.basin, stream_name)
-        if self._is_lost(latest):
-            await self._close_lost(stream_name, latest)
-            return Response(status_code=204, headers=_NO_STORE)
-        if not latest.active or latest.fence is None:
-            return Response(status_code=204, headers=_NO_STORE)
-        request = AppendInput(
-            [fence_record(new_token("stop-", 8))], fencing_token=latest.fence.body.decode()
-        )
-        try:
-            await self.basin.append(stream_name, request)
-        except FencingTokenMismatchError:
-            return Response(status_code=204, headers=_NO_STORE)  # it ended, or a stop is pending
-        return Response(status_code=202, headers=_NO_STORE)
+        stopped = await self.engine.request_stop(stream_name)
+        return Response(status_code=202 if stopped else 204, headers=_NO_STORE)
 
     async def load_messages(self, stream_name: str) -> list[dict[str, Any]]:
         """Fold every stored chunk of ``stream_name`` into the client's messages.
 
         For the AI SDK: ``UIMessage`` dicts (user messages included), as the client's
         ``processUIMessageStream`` would build them. A missing stream gives ``[]``. Reads the
-        whole log (O(history)).
+        whole log (O(history)); in shared mode the history is the latest generation (the
+        turn it answers and the answer).
         """
         records = await read_range(self.basin, stream_name, 0)
-        chunks: list[Chunk] = []
-        for record in records:
-            if record.headers or not record.body:
-                continue
-            chunk = decode_chunk(record.body)
-            if chunk is not None:
-                chunks.append(chunk)
-        return self.dialect.fold(chunks)
+        if self.mode == "shared":  # the latest generation only (the rest awaits its trim)
+            claims = [i for i, r in enumerate(records) if classify(r) is RecordKind.CLAIM]
+            records = records[claims[-1] :] if claims else records
+        return self.dialect.fold(_chunks(records))
 
     async def aclose(self, *, drain_timeout_s: float = 10.0) -> None:
         """Wait up to ``drain_timeout_s`` (s) for running generations, stop the rest, close.
@@ -727,19 +559,24 @@ class ResumableChat:
         if self._closed:
             return
         self._closed = True
-        tasks = set(self._tasks)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
-            for generation in list(self._generations.values()):
-                generation.stop()
-            if pending:
-                _, pending = await asyncio.wait(pending, timeout=2.0)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+        await self.engine.aclose(drain_timeout_s=drain_timeout_s)
         if self._owns_basin:
             await self.basin.aclose()
+
+    async def check(self) -> None:
+        """Check the chat's storage with one cheap S2 request (nothing to do when embedded).
+
+        The FastAPI routers call it at start-up (their lifespan); call it yourself from your
+        own lifespan otherwise. See :func:`resumable_chat.s2.check.check_basin`.
+
+        Raises:
+            S2Error: ``S2AuthError`` (token refused), ``BasinNotFoundError`` (no such
+                basin), ``S2UnavailableError`` (S2 unreachable); the message names the cause
+                and the setting to fix.
+        """
+        from .s2.check import check_basin
+
+        await check_basin(self.basin)
 
 
 def create_resumable_chat(
@@ -756,23 +593,29 @@ def create_resumable_chat(
     on_error: Callable[[BaseException], str] | None = None,
     overlap_claim: bool = True,
     stream_prefix: str = "",
+    clock: Clock = SYSTEM_CLOCK,
+    ownership: Ownership | None = None,
+    rng: random.Random | None = None,
+    trim_delay_ms: float = 30_000,
 ) -> ResumableChat:
-    """Build a :class:`ResumableChat` (DESIGN.md §2).
+    """Build a :class:`ResumableChat`.
 
     Args:
         protocol: ``"ai-sdk"`` (Vercel AI SDK UI message stream) or ``"tanstack"``.
-        mode: ``"session"`` (one stream per chat, many turns), ``"shared"`` (like session,
-            and a silent generation is taken over after ``lease_ms``) or ``"single-use"`` (one
-            stream per answer, trimmed when done); reference §3.2.
-        enable_stop: track running generations so :meth:`ResumableChat.stop_session` works.
+        mode: ``"session"`` (one stream per chat, many turns), ``"shared"`` (like session, but
+            a turn replaces the earlier ones: they are trimmed ``trim_delay_ms`` after it ends)
+            or ``"single-use"`` (one stream per answer, trimmed ``trim_delay_ms`` after it
+            ends), as in ``@s2-dev/resumable-stream`` 2.1.
+        enable_stop: :meth:`ResumableChat.stop_session` stops generations (else it answers 204).
         basin: where logs live. ``None``: S2 from ``S2_ACCESS_TOKEN`` + ``S2_BASIN``, else
             the embedded in-process log (one log line says which).
         batch_size: records per append, 1 to 1000.
         linger_ms: ms the first record of an empty batch may wait for more (0: none).
-        lease_ms: ms without any record (data or heartbeat) after which a running
-            generation counts as crashed (all modes): the next claimer, a follower or a stop
-            closes it with the protocol's error terminal and an ``error-`` fence, so the chat
-            takes new turns and readers stop waiting (DESIGN.md §6.2). Clocks of the app
+        lease_ms: ms without any record (data or heartbeat) after which another instance may
+            close a running generation as crashed (all modes): the next claimer, a follower
+            or a stop closes it with the protocol's error terminal and an ``error-`` fence,
+            after waiting about two heartbeats more for a sign of life. A process never closes
+            a generation it runs itself, however long S2 is slow or down. Clocks of the app
             hosts and S2 should agree to well within ``lease_ms - heartbeat_ms``.
         heartbeat_ms: ms of writer idleness after which it appends an empty record, keeping
             the lease fresh while the model is silent; it also bounds how long a stop from
@@ -791,6 +634,17 @@ def create_resumable_chat(
             ``chat-42`` lives on S2 stream ``app1/chat-42``. Up to 200 of
             ``A-Z a-z 0-9 _ - . : /``. The chat's ``basin`` is then a
             :class:`~resumable_chat.s2.prefixed.PrefixedBasin` over the given one.
+        clock: the time source (:mod:`resumable_chat.clock`); tests and simulations pass a
+            virtual one.
+        ownership: the registry of generations "this process" runs
+            (:class:`~resumable_chat.log.Ownership`; default: the process's). A simulation
+            gives each simulated instance its own.
+        rng: randomness for fencing tokens and retry jitter; a seeded one makes simulations
+            reproducible (default: secure tokens).
+        trim_delay_ms: single-use and shared modes trim a finished answer's stream this many
+            ms after its end fence (upstream trims at once, which cut the end off followers
+            that were still a few records behind); on shutdown the trim is skipped and S2
+            retention removes the records.
 
     Raises:
         ValueError: an unknown protocol or mode, or a bad batch size, linger, lease,
@@ -800,16 +654,9 @@ def create_resumable_chat(
     dialect = _dialect_for(protocol)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if not 1 <= batch_size <= 1000:
-        raise ValueError(f"batch_size must be 1 to 1000, got {batch_size}")
-    if not linger_ms >= 0:
-        raise ValueError(f"linger_ms must be ≥ 0, got {linger_ms}")
-    if not lease_ms > 0:
-        raise ValueError(f"lease_ms must be > 0, got {lease_ms}")
     if heartbeat_ms is None:
         heartbeat_ms = min(1000, lease_ms / 4)
-    if not 0 < heartbeat_ms <= lease_ms / 2:
-        raise ValueError(f"heartbeat_ms must be > 0 and ≤ lease_ms / 2, got {heartbeat_ms}")
+    LogConfig(mode, lease_ms, heartbeat_ms, batch_size, linger_ms)  # validates
     check_stream_prefix(stream_prefix)
     owns = basin is None
     if basin is None:
@@ -831,4 +678,8 @@ def create_resumable_chat(
         keepalive_s=keepalive_s,
         on_error=on_error,
         overlap_claim=overlap_claim,
+        clock=clock,
+        ownership=ownership if ownership is not None else PROCESS_OWNERSHIP,
+        rng=rng,
+        trim_delay_ms=trim_delay_ms,
     )

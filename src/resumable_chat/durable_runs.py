@@ -7,45 +7,33 @@ turn, ``CUSTOM run.accepted``, the model's ``StreamChunk`` s, terminal fence). S
 chat core's cursors (``seq_num + 1`` of the record), so a reconnect with ``Last-Event-ID: N``
 reads the log from seq_num ``N`` and never calls the model again.
 
-A join (``GET ?offset=-1&runId=…``) names only the run, so every run also gets a one-record
-*run index* stream (default ``agui-run-<runId>``) that names its thread's stream, written
-when the run's source starts; a process also remembers the runs it started.
+A join (``GET ?offset=-1&runId=…``) names only the run, so every run id is bound to its thread
+by a one-record *run index* stream (default ``agui-run-<runId>``), written with
+``match_seq_num=0`` before the run is claimed: the first thread to use a run id owns it on
+every instance, and a POST on another thread that reuses it is refused (409).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .chat import ResumableChat, WaitUntil
-from .claims import find_latest_generation, read_range
-from .generation import Generation, StopSignal, decode_chunk
+from .generation import StopSignal, decode_chunk
+from .log import Generation, RecordKind, classify, latest_generation, read_range
+from .log.scan import records_backwards
 from .protocols.agui import RUN_ACCEPTED, apply_approval_responses
 from .protocols.base import Chunk, TurnState
-from .s2.errors import (
-    RangeNotSatisfiableError,
-    S2Error,
-    SeqNumMismatchError,
-    StreamNotFoundError,
-)
-from .s2.records import (
-    AppendInput,
-    AppendRecord,
-    SequencedRecord,
-    is_fence,
-    is_stop_fence,
-    is_terminal_fence,
-)
-from .s2.silence import follow_reporting_silence
+from .s2.errors import RangeNotSatisfiableError, SeqNumMismatchError, StreamNotFoundError
+from .s2.records import AppendInput, AppendRecord, SequencedRecord
 from .sse import event_frame
 
-__all__ = ["CursorPastEndError", "DurableRuns", "RunLocation"]
+__all__ = ["CursorPastEndError", "DurableRuns", "RunIdTakenError", "RunLocation"]
 
 logger = logging.getLogger("resumable_chat.durable_runs")
 
@@ -63,6 +51,17 @@ class CursorPastEndError(Exception):
         super().__init__(f"cursor {cursor} is past the end of the stream (next seq_num {tail})")
         self.cursor = cursor
         self.tail = tail
+
+
+class RunIdTakenError(Exception):
+    """A POST named a run id that already belongs to another thread (HTTP 409).
+
+    ``run_id``: the id; ``thread_id``: the thread that owns it."""
+
+    def __init__(self, run_id: str, thread_id: str | None) -> None:
+        super().__init__(f"run id {run_id!r} belongs to another thread")
+        self.run_id = run_id
+        self.thread_id = thread_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,17 +144,22 @@ class DurableRuns:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def _write_index(self, run_id: str, stream: str, thread_id: str) -> None:
+    async def _bind(self, run_id: str, stream: str, thread_id: str) -> None:
+        """Bind ``run_id`` to ``thread_id`` in its run index stream (first writer wins, a
+        conditional append at seq_num 0), or check the existing binding. Raises
+        :class:`RunIdTakenError` when the id belongs to another thread, ``S2Error``."""
+        cached = self._cache.get(run_id)
+        if cached is not None and cached[1] == thread_id:
+            return
         body = json.dumps({"stream": stream, "threadId": thread_id}, separators=(",", ":"))
         request = AppendInput([AppendRecord(body.encode())], match_seq_num=0)
         try:
             await self.basin.append(self.run_index_stream(run_id), request)
         except SeqNumMismatchError:
-            logger.warning("run id %r was used before; its index keeps the first thread", run_id)
-        except S2Error:
-            logger.exception(
-                "writing the run index of %r failed; joins by run id will miss", run_id
-            )
+            bound = await self._indexed(run_id)
+            if bound is None or bound[1] != thread_id:
+                raise RunIdTakenError(run_id, None if bound is None else bound[1]) from None
+        self._remember(run_id, stream, thread_id)
 
     async def start(
         self,
@@ -169,91 +173,57 @@ class DurableRuns:
         accepted: Chunk,
         wait_until: WaitUntil | None = None,
     ) -> Generation:
-        """Claim ``stream`` and start the run; the response reads ``generation.live``.
+        """Bind ``run_id`` to the thread, claim ``stream`` and start the run; the response
+        reads :func:`~resumable_chat.generation.live_channel`.
 
         ``accepted`` (``CUSTOM run.accepted``) is stored and sent first, before the model is
-        called. The run index record is written while the model starts, in the generation's
-        own task. Raises ``StreamInUseError`` (409) when a run is live on the thread and
-        ``S2Error`` when the claim fails.
+        called. Raises :class:`RunIdTakenError` (409) when another thread owns the run id,
+        ``StreamInUseError`` (409) when a run is live on the thread and ``S2Error`` when S2
+        fails.
         """
-
-        async def indexed_source(signal: StopSignal) -> AsyncIterator[Chunk]:
-            index = asyncio.ensure_future(self._write_index(run_id, stream, thread_id))
-            try:
-                async for chunk in source(signal):
-                    yield chunk
-            finally:
-                await asyncio.shield(index)
-
-        generation = await self.chat.start_generation(
+        await self._bind(run_id, stream, thread_id)
+        return await self.chat.start_generation(
             stream,
-            indexed_source,
+            source,
             turn=turn,
             prelude=prelude,
             announce=[accepted],
             live=True,
             wait_until=wait_until,
         )
-        self._remember(run_id, stream, thread_id)
-        return generation
 
     # -- replay ----------------------------------------------------------------------------
 
     async def check_cursor(self, stream: str, cursor: int) -> None:
-        """Raise :class:`CursorPastEndError` when ``cursor`` (a seq_num) is past the tail
+        """Raise :class:`CursorPastEndError` when ``cursor`` (an SSE id) is past the tail
         and no run is live to write up to it; S2 errors propagate."""
-        latest = await find_latest_generation(self.basin, stream)
+        latest = await latest_generation(self.basin, stream)
         if cursor > latest.tail.seq_num and not latest.active:
-            raise CursorPastEndError(cursor, latest.tail.seq_num)
+            if not self.chat.engine.sent_live(stream, cursor):
+                raise CursorPastEndError(cursor, latest.tail.seq_num)
 
-    async def replay(self, stream: str, start: int) -> AsyncIterator[bytes]:
+    async def replay(
+        self, stream: str, start: int, *, cursor: int | None = None
+    ) -> AsyncIterator[bytes]:
         """SSE frames of the stored run from seq_num ``start`` on, live, until its end.
 
-        Each record is ``id: <seq_num+1>`` + ``data: <stored body>``; stored user turns,
-        command records and empty heartbeats are skipped. Ends after the run's terminal
-        fence (``end-`` / ``error-``, or the next claim); waits (with the SSE keep-alive of
-        the response) while the run is live, also for records not appended yet. A cursor past
-        the tail (records the client saw live but the log lost, e.g. after a crash) starts
-        at the tail; the run's end still ends the replay. A run whose writer went silent for
-        a lease (crashed) is closed with its error terminal, which ends the replay too.
+        ``cursor``: the client's last SSE id; events up to it are not sent again. Each record
+        is ``id: <id>`` + ``data: <stored body>``; stored user turns, command records and
+        heartbeats are skipped. Ends at the run's terminal fence (``end-`` / ``error-``, or
+        the next claim); waits (with the keep-alive of the response) while the run is live,
+        also for records not stored yet. A run whose writer went silent for a lease is closed
+        with its error terminal by the engine's watchdog, which ends the replay too.
         """
-        follow = follow_reporting_silence(
-            self.basin, stream, seq_num=start, silence_s=self.chat.lease_ms / 1000
-        )
         user_turns = _UserTurnFilter()
-        position: int | None = None  # the follow's position once a batch came
-        async with contextlib.aclosing(follow) as batches:
-            async for batch in batches:
-                if batch is None:  # a lease of silence: has the run's writer crashed?
-                    if position is None:
-                        position = await self._tail(stream)
-                    # The chat core's lease watchdog (the same one its own replays use): it
-                    # closes a crashed run with RUN_ERROR + error fence, which ends this loop.
-                    await self.chat.still_running(stream, position)
+        follow = self.chat.engine.follow(stream, start, until_closed=True, skip_ids_through=cursor)
+        async with contextlib.aclosing(follow) as events:
+            async for event in events:
+                if event.kind is not RecordKind.DATA:
+                    if event.kind.boundary:
+                        return
                     continue
-                position = batch.records[-1].seq_num + 1 if batch.records else position
-                frames: list[bytes] = []
-                ended = False
-                for record in batch.records:
-                    if record.headers:
-                        if is_fence(record) and not is_stop_fence(record):
-                            ended = True
-                            break
-                        continue
-                    body = record.body
-                    if record.seq_num < start or not body or user_turns.skip(body):
-                        continue
-                    frames.append(event_frame(body, record.seq_num + 1))
-                if frames:
-                    yield b"".join(frames)
-                if ended:
-                    return
-
-    async def _tail(self, stream: str) -> int:
-        try:
-            return (await self.basin.check_tail(stream)).seq_num
-        except StreamNotFoundError:
-            return 0
+                if not user_turns.skip(event.body):
+                    yield event_frame(event.body, event.id)
 
     # -- find ------------------------------------------------------------------------------
 
@@ -277,23 +247,6 @@ class DurableRuns:
         thread_id = entry.get("threadId")
         return stream, thread_id if isinstance(thread_id, str) else None
 
-    async def _reversed(self, stream: str) -> AsyncGenerator[SequencedRecord, None]:
-        """The stream's records from the tail backwards, read in windows growing ×4."""
-        try:
-            end = (await self.basin.check_tail(stream)).seq_num
-        except StreamNotFoundError:
-            return
-        window = 64
-        while end > 0:
-            start = max(0, end - window)
-            records = await read_range(self.basin, stream, start, end)
-            for record in reversed(records):
-                yield record
-            if not records or records[0].seq_num > start:
-                return  # trimmed below: nothing earlier exists
-            end = start
-            window *= 4
-
     async def locate(self, run_id: str) -> RunLocation | None:
         """Find run ``run_id``: its thread (run index, or this process's memory) and the
         seq_num of its first event, read backwards from the thread's tail (O(records since
@@ -304,10 +257,15 @@ class DurableRuns:
         stream, thread_id = indexed
         needle = run_id.encode()
         found: int | None = None
-        async with contextlib.aclosing(self._reversed(stream)) as records:
+        try:
+            tail = (await self.basin.check_tail(stream)).seq_num
+        except StreamNotFoundError:
+            return None
+        async with contextlib.aclosing(records_backwards(self.basin, stream, tail)) as records:
             async for record in records:
-                if record.headers:
-                    if found is not None and is_fence(record) and not is_stop_fence(record):
+                kind = classify(record)
+                if kind is not RecordKind.DATA:
+                    if found is not None and kind.boundary:
                         break
                     continue
                 if needle not in record.body:
@@ -321,7 +279,7 @@ class DurableRuns:
 
     async def live_tail(self, stream: str) -> int | None:
         """The stream's tail seq_num while a run is live on it, else ``None``."""
-        latest = await find_latest_generation(self.basin, stream)
+        latest = await latest_generation(self.basin, stream)
         return latest.tail.seq_num if latest.active else None
 
     # -- hydrate ---------------------------------------------------------------------------
@@ -341,13 +299,13 @@ class DurableRuns:
         claimed_at = 0  # index in ``chunks`` where the latest generation starts
         fence: SequencedRecord | None = None  # the latest claim or terminal fence
         for record in records:
-            if record.headers:
-                if is_fence(record) and not is_stop_fence(record):
-                    fence = record
-                    if not is_terminal_fence(record):
-                        claimed_at = len(chunks)
+            kind = classify(record)
+            if kind.boundary:
+                fence = record
+                if kind is RecordKind.CLAIM:
+                    claimed_at = len(chunks)
                 continue
-            if not record.body:
+            if kind is not RecordKind.DATA:
                 continue
             chunk = decode_chunk(record.body)
             if chunk is not None:
@@ -356,7 +314,7 @@ class DurableRuns:
         latest = chunks[claimed_at:] if fence is not None else []
         active_run: dict[str, str] | None = None
         interrupts: dict[str, Any] | None = None
-        if fence is not None and not is_terminal_fence(fence):
+        if fence is not None and classify(fence) is RecordKind.CLAIM:
             run_id = next((r for r in map(_run_id_of, latest) if r is not None), None)
             if run_id is not None:
                 active_run = {"runId": run_id}

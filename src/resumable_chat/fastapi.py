@@ -11,6 +11,11 @@ gets a 4xx with a readable JSON body and writes nothing to the log.
 Access: chat ids are user input. Every router takes ``authorize(request, chat_id)``
 (:data:`Authorize`), called after the request is validated and before anything is read,
 written or stopped; it raises ``fastapi.HTTPException`` (401/403) to refuse.
+
+Storage: every router checks S2 at start-up (``check_storage=True``: its lifespan awaits
+``chat.check()``, one cheap request) and answers S2 failures the same way
+(:mod:`resumable_chat.fastapi_requests`): 503 with ``Retry-After`` while S2 is unavailable,
+500 without it when the configuration is wrong (refused token, missing basin).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from .fastapi_requests import (
     Authorize,
     authorize_chat,
     json_request_body,
-    storage_errors,
+    startup_check,
+    storage_policy,
+    storage_route_class,
     validated_body,
 )
 from .generation import StopSignal
@@ -94,6 +101,7 @@ def ai_sdk_router(
     stream_name: Callable[[str], str] = lambda chat_id: f"chat-{chat_id}",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     authorize: Authorize | None = None,
+    check_storage: bool = True,
 ) -> APIRouter:
     """Routes for Vercel AI SDK ``useChat`` with ``DefaultChatTransport`` and ``resume: true``.
 
@@ -108,14 +116,22 @@ def ai_sdk_router(
         max_body_bytes: larger POST bodies get 413 (bytes).
         authorize: :data:`Authorize` hook, called with the chat id before every read, write
             and stop (after the request is validated); it raises ``HTTPException`` to refuse.
+        check_storage: the router's lifespan awaits ``chat.check()`` at start-up (one cheap
+            S2 request; nothing on the embedded log), so a refused token, a missing basin or
+            an unreachable S2 stops the app with the typed ``S2Error`` naming the cause.
+            ``False`` skips it (the routes then answer 500 or 503 per request).
 
     Routes (DESIGN.md §5):
         ``POST {prefix}`` → 200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
         ``GET {prefix}/{id}/stream`` → 200 replay SSE | 204 nothing running.
         ``DELETE {prefix}/{id}/stream`` → 202 stopped | 204 nothing running.
         ``GET {prefix}/{id}/messages`` → 200 JSON ``UIMessage[]`` folded from the log.
+        Any route → 503 (``Retry-After``) while S2 is unavailable | 500 when misconfigured.
     """
-    router = APIRouter()
+    router = APIRouter(
+        route_class=storage_route_class(storage_policy(chat.basin)),
+        lifespan=startup_check(chat, check_storage),
+    )
 
     @router.post(
         prefix,
@@ -138,10 +154,9 @@ def ai_sdk_router(
         def make_source(signal: StopSignal) -> AsyncIterable[dict[str, Any]]:
             return source(messages, signal)
 
-        with storage_errors():
-            return await chat.make_resumable(
-                stream_name(req.id), make_source, message=last, message_id=message_id
-            )
+        return await chat.make_resumable(
+            stream_name(req.id), make_source, message=last, message_id=message_id
+        )
 
     @router.get(
         prefix + "/{chat_id}/stream",
@@ -157,8 +172,7 @@ def ai_sdk_router(
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        with storage_errors():
-            return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
         prefix + "/{chat_id}/stream",
@@ -168,14 +182,12 @@ def ai_sdk_router(
     )
     async def stop_chat(request: Request, chat_id: ChatId) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        with storage_errors():
-            return await chat.stop_session(stream_name(chat_id))
+        return await chat.stop_session(stream_name(chat_id))
 
     @router.get(prefix + "/{chat_id}/messages")
     async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
         await authorize_chat(authorize, request, chat_id)
-        with storage_errors():
-            return await chat.load_messages(stream_name(chat_id))
+        return await chat.load_messages(stream_name(chat_id))
 
     return router
 
@@ -218,6 +230,7 @@ def tanstack_router(
     stream_name: Callable[[str], str] = lambda chat_id: f"tanstack-{chat_id}",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     authorize: Authorize | None = None,
+    check_storage: bool = True,
 ) -> APIRouter:
     """Routes for TanStack AI ``useChat`` in session mode (DESIGN.md §5, reference §5–§7).
 
@@ -230,6 +243,10 @@ def tanstack_router(
         max_body_bytes: larger bodies get 413 (bytes).
         authorize: :data:`Authorize` hook, called with the chat id before every read, write
             and stop (after the request is validated); it raises ``HTTPException`` to refuse.
+        check_storage: the router's lifespan awaits ``chat.check()`` at start-up (one cheap
+            S2 request; nothing on the embedded log), so a refused token, a missing basin or
+            an unreachable S2 stops the app with the typed ``S2Error`` naming the cause.
+            ``False`` skips it (the routes then answer 500 or 503 per request).
 
     Routes:
         ``POST {prefix}`` ``{id, messages}`` → 202 at once (the run continues in the
@@ -238,8 +255,13 @@ def tanstack_router(
         ``MESSAGES_SNAPSHOT`` of completed history, the running run raw, then live; with
         ``from`` the raw records from there, then live. 416 for a cursor past the end.
         ``DELETE {prefix}`` ``{id}`` → 202 stopped | 204 nothing running.
+        ``GET {prefix}/{id}/messages`` → 200 JSON ``UIMessage[]`` folded from the log.
+        Any route → 503 (``Retry-After``) while S2 is unavailable | 500 when misconfigured.
     """
-    router = APIRouter()
+    router = APIRouter(
+        route_class=storage_route_class(storage_policy(chat.basin)),
+        lifespan=startup_check(chat, check_storage),
+    )
 
     @router.post(
         prefix,
@@ -254,10 +276,9 @@ def tanstack_router(
             return req
         await authorize_chat(authorize, request, req.id)
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
-        with storage_errors():
-            return await chat.make_session_response(
-                stream_name(req.id), messages=messages, source=source, wait_until=_owned_by_chat
-            )
+        return await chat.make_session_response(
+            stream_name(req.id), messages=messages, source=source, wait_until=_owned_by_chat
+        )
 
     @router.get(
         prefix + "/replay",
@@ -270,8 +291,7 @@ def tanstack_router(
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
     ) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        with storage_errors():
-            return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
 
     @router.delete(
         prefix,
@@ -285,14 +305,12 @@ def tanstack_router(
         if isinstance(req, Response):
             return req
         await authorize_chat(authorize, request, req.id)
-        with storage_errors():
-            return await chat.stop_session(stream_name(req.id))
+        return await chat.stop_session(stream_name(req.id))
 
     @router.get(prefix + "/{chat_id}/messages")
     async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
         await authorize_chat(authorize, request, chat_id)
-        with storage_errors():
-            return await chat.load_messages(stream_name(chat_id))
+        return await chat.load_messages(stream_name(chat_id))
 
     return router
 

@@ -39,11 +39,20 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from .chat import ResumableChat
-from .claims import StreamInUseError
-from .durable_runs import CursorPastEndError, DurableRuns
+from .durable_runs import CursorPastEndError, DurableRuns, RunIdTakenError
 from .fastapi import CHAT_ID_PATTERN, DEFAULT_MAX_BODY_BYTES
-from .fastapi_requests import Authorize, authorize_chat, json_request_body, validated_body
+from .fastapi_requests import (
+    Authorize,
+    authorize_chat,
+    decimal_cursor,
+    json_request_body,
+    startup_check,
+    storage_policy,
+    storage_route_class,
+    validated_body,
+)
 from .generation import StopSignal
+from .log import StreamInUseError
 from .protocols.agui import AgUiTurn, run_accepted, run_prelude, wire_to_ui_messages
 from .protocols.tanstack import TANSTACK_HEADERS
 from .sse import sse_response
@@ -124,9 +133,9 @@ def _bad_request(detail: str, status_code: int = 400) -> JSONResponse:
 
 
 def _cursor(value: str) -> int | None:
-    """An SSE id of ours (``seq_num + 1``, decimal) as a seq_num cursor, else ``None``."""
-    value = value.strip()
-    return int(value) if value.isdigit() and len(value) <= 18 else None
+    """An SSE id of ours (``seq_num + 1``: 1 to 18 ASCII digits) as a seq_num cursor, else
+    ``None`` (``Last-Event-ID: ²`` included: a 400, not a 500)."""
+    return decimal_cursor(value)
 
 
 async def _no_frames() -> AsyncIterator[bytes]:
@@ -143,6 +152,7 @@ def agui_router(
     run_index_stream: Callable[[str], str] = lambda run_id: f"agui-run-{run_id}",
     authorize: Authorize | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    check_storage: bool = True,
 ) -> APIRouter:
     """Routes for the stock ``fetchServerSentEvents(prefix)`` adapter with durable delivery.
 
@@ -159,17 +169,24 @@ def agui_router(
         authorize: ``authorize(request, thread_id)``, called before any read, write or stop of
             a thread; raise ``HTTPException`` to deny.
         max_body_bytes: larger POST bodies get 413 (bytes).
+        check_storage: the router's lifespan awaits ``chat.check()`` at start-up (one cheap
+            S2 request), so a misconfigured S2 stops the app; ``False`` skips it.
 
-    Responses: see the module docstring. Bad input gets 400 (malformed JSON, a bad
-    ``Last-Event-ID``/``offset``/run id, a GET naming neither a run nor a thread), 413 or 422
-    (``{"detail": ...}`` JSON) and never touches the log; a cursor past the end of a finished
-    thread gets 416.
+    Responses: see the module docstring. Bad input gets 400 (malformed JSON, JSON nested too
+    deeply, a bad ``Last-Event-ID``/``offset``/run id, a GET naming neither a run nor a
+    thread), 413 or 422 (``{"detail": ...}`` JSON) and never touches the log; a cursor past
+    the end of a finished thread gets 416. S2 failures get 503 with ``Retry-After`` when
+    transient and 500 when the configuration is wrong, as on the other routers
+    (:mod:`resumable_chat.fastapi_requests`).
 
     Raises:
         ValueError: ``chat`` is not a TanStack session chat.
     """
     runs = DurableRuns(chat, run_index_stream=run_index_stream)
-    router = APIRouter()
+    router = APIRouter(
+        route_class=storage_route_class(storage_policy(chat.basin)),
+        lifespan=startup_check(chat, check_storage),
+    )
     headers = TANSTACK_HEADERS
 
     async def check(request: Request, thread_id: str) -> None:
@@ -181,9 +198,8 @@ def agui_router(
                 await runs.check_cursor(stream, start)
             except CursorPastEndError as exc:
                 return _bad_request(str(exc), 416)
-        return sse_response(
-            runs.replay(stream, start), headers=headers, keepalive_s=chat.keepalive_s
-        )
+        frames = runs.replay(stream, start, cursor=start if cursor else None)
+        return sse_response(frames, headers=headers, keepalive_s=chat.keepalive_s)
 
     @router.post(
         prefix,
@@ -244,8 +260,9 @@ def agui_router(
             )
         except StreamInUseError:
             return PlainTextResponse("Stream already in use", status_code=409)
-        assert generation.live is not None
-        return sse_response(generation.live.frames(), headers=headers, keepalive_s=chat.keepalive_s)
+        except RunIdTakenError as exc:
+            return _bad_request(f"{exc}: use a new run id", 409)
+        return chat.live_response(generation)
 
     @router.get(
         prefix,
@@ -290,10 +307,16 @@ def agui_router(
                 return _bad_request("a join needs ?runId= (or ?threadId= with a cursor)")
             await check(request, thread_id)
             return await replay_response(stream_name(thread_id), cursor, cursor=True)
+        # Authorize before anything tells whether the run exists: the thread the request
+        # names, else the thread the run is bound to ("" for an unknown run, which a hook
+        # that hides other users' chats refuses like any chat that is not theirs).
+        if thread_id is not None:
+            await check(request, thread_id)
         location = await runs.locate(run_id)
+        if thread_id is None:
+            await check(request, location.thread_id or "" if location is not None else "")
         if location is None or (thread_id is not None and location.thread_id != thread_id):
             return _bad_request(f"no run {run_id!r}", 404)
-        await check(request, location.thread_id or thread_id or "")
         if cursor is not None:
             return await replay_response(location.stream, cursor, cursor=True)
         if offset == "now":

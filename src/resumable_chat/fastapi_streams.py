@@ -8,12 +8,19 @@ The route pair of the seeds' examples (``@s2-dev/resumable-stream`` README, Verc
   live producer holds the id (upstream would start a second producer instead);
 - ``GET {prefix}/{stream_id}?resumeAt=N`` → ``resume_existing_stream`` → 200
   ``text/event-stream`` with the stored output (minus ``N`` characters), then live; 422
-  ``Stream is already done`` (text) when the stream is done or does not exist, exactly as the
-  seeds map ``null``/``undefined``; 400 for a ``resumeAt`` that is not an integer ≥ 0.
+  ``Stream is already done`` (text) when the stream is done; 404 ``Stream not found`` (text)
+  when no stream with that id ever existed; 400 for a ``resumeAt`` that is not an integer ≥ 0.
+
+Why 404 and 422 differ: Vercel ``resumable-stream``'s ``resumeExistingStream`` returns
+``null`` for a stream that is done and ``undefined`` for one that does not exist (its README,
+"Usage with explicit resumption", and ``src/types.ts``); the seeds' route answers ``!stream``
+with 422 for both. This router keeps 422 for ``null`` (done) and answers the ``undefined``
+case with 404, so a client can tell "finished" from "wrong id".
 
 The strings are sent verbatim, no SSE framing is added: like upstream, the stream is expected to
-carry an already-encoded body (e.g. SSE frames). Errors of the store propagate (FastAPI answers
-500), they are never turned into 422.
+carry an already-encoded body (e.g. SSE frames). Errors of the store are never turned into 422
+or 404: they get 503 with ``Retry-After`` when transient and 500 when the configuration is
+wrong (:mod:`resumable_chat.fastapi_requests`).
 """
 
 from __future__ import annotations
@@ -25,13 +32,20 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from .fastapi_requests import Authorize, authorize_chat
+from .fastapi_requests import (
+    Authorize,
+    authorize_chat,
+    startup_check,
+    storage_policy,
+    storage_route_class,
+)
 from .streams import ResumableStream, ResumableStreamContext, StreamActiveError
 
 __all__ = [
     "STREAM_DONE_TEXT",
     "STREAM_ID_PATTERN",
     "STREAM_IN_USE_TEXT",
+    "STREAM_NOT_FOUND_TEXT",
     "RouteStreamSource",
     "parse_resume_at",
     "resumable_stream_router",
@@ -40,6 +54,8 @@ __all__ = [
 
 #: Body of the 422 answer for a stream with nothing to resume (the seeds' text).
 STREAM_DONE_TEXT = "Stream is already done"
+#: Body of the 404 answer for a stream id that never existed.
+STREAM_NOT_FOUND_TEXT = "Stream not found"
 #: Body of the 409 answer when a live producer holds the id (the chat routes' text).
 STREAM_IN_USE_TEXT = "Stream already in use"
 #: Stream ids accepted by the router: 1 to 200 of ``A-Z a-z 0-9 _ - . :``, not starting with
@@ -108,6 +124,7 @@ def resumable_stream_router(
     *,
     prefix: str = "/api/streams",
     authorize: Authorize | None = None,
+    check_storage: bool = True,
 ) -> APIRouter:
     """An ``APIRouter`` with the seeds' route pair (see the module docstring).
 
@@ -118,13 +135,19 @@ def resumable_stream_router(
         prefix: the routes' path prefix (no trailing slash).
         authorize: ``authorize(request, stream_id)`` (:data:`resumable_chat.fastapi.Authorize`),
             called before a stream is created or resumed; raises ``HTTPException`` to refuse.
+        check_storage: the router's lifespan awaits ``context.check()`` at start-up (one
+            cheap S2 request), so a misconfigured S2 stops the app; ``False`` skips it.
 
     Returns:
         The router: ``POST {prefix}/{stream_id}`` (200 | 409) and
-        ``GET {prefix}/{stream_id}?resumeAt=N`` (200 | 400 | 422). Stream ids must match
-        :data:`STREAM_ID_PATTERN` (else FastAPI answers 422 with a JSON validation error).
+        ``GET {prefix}/{stream_id}?resumeAt=N`` (200 | 400 | 404 never existed | 422 done).
+        Stream ids must match :data:`STREAM_ID_PATTERN` (else FastAPI answers 422 with a
+        JSON validation error). S2 failures: 503 with ``Retry-After`` | 500 misconfigured.
     """
-    router = APIRouter()
+    router = APIRouter(
+        route_class=storage_route_class(storage_policy(context.basin)),
+        lifespan=startup_check(context, check_storage),
+    )
 
     @router.post(f"{prefix}/{{stream_id}}", response_model=None)
     async def create_stream(stream_id: StreamId, request: Request) -> Response:
@@ -147,6 +170,9 @@ def resumable_stream_router(
             resume_at = parse_resume_at(request.query_params.get("resumeAt"))
         except ValueError as exc:
             return PlainTextResponse(str(exc), status_code=400)
-        return stream_response(await context.resume_existing_stream(stream_id, resume_at))
+        stream = await context.resume_existing_stream(stream_id, resume_at)
+        if stream is None and await context.has_existing_stream(stream_id) is None:
+            return PlainTextResponse(STREAM_NOT_FOUND_TEXT, status_code=404)
+        return stream_response(stream)
 
     return router

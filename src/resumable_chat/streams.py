@@ -18,16 +18,17 @@ output) is the chat core's layout (reference §1.1, §1.7), which the JavaScript
 - a claim fence ``session-<rand>``, appended with ``match_seq_num`` = the tail the claimer saw
   and ``fencing_token`` = the stream's current token, so of two racing producers exactly one
   wins and the other resumes;
-- when the claim replaces an earlier generation (done or failed), a trim of everything before
-  the claim fence: the id starts fresh;
 - one data record per ``str`` chunk (its UTF-8 bytes, no headers; a chunk over 1 MiB is split
-  into several records), written by :class:`~resumable_chat.writer.LogWriter` with the claim
+  into several records), written by :class:`~resumable_chat.log.LogWriter` with the claim
   token and an exact ``match_seq_num`` that starts at the claim ack's ``end.seq_num`` (the fix
   of upstream bug #309, where a pre-populated stream silently lost every record);
 - empty records as heartbeats while the source is silent (every reader skips empty bodies), so
   a live producer's lease stays fresh;
 - a terminal fence ``end-<rand>`` (the source finished) or ``error-<rand>`` (the source
-  raised).
+  raised, or the producer went silent for a lease and another process closed it);
+- when the claim replaced an earlier generation (done or failed), a trim of everything before
+  the claim fence, ``trim_delay_ms`` after the terminal (readers only ever read from the latest
+  claim, so the id starts fresh at once; the delay lets followers of the old output finish).
 
 Statuses (:meth:`ResumableStreamContext.has_existing_stream`)
 ---------------------------------------------------------------
@@ -73,7 +74,7 @@ Set both in the basin's ``default_stream_config`` (S2 dashboard, CLI or API) tog
 create-stream-on-append/read. :meth:`ResumableStreamContext.delete_stream` removes one id at
 once (on S2 the deletion completes asynchronously, and the name cannot be reused until then;
 to restart an id, call :meth:`~ResumableStreamContext.create_new_resumable_stream` instead,
-which trims the old output). The embedded :class:`~resumable_chat.s2.memory.MemoryBasin` has
+which replaces the old output). The embedded :class:`~resumable_chat.s2.memory.MemoryBasin` has
 no retention: its data lives as long as the process.
 """
 
@@ -93,37 +94,28 @@ from collections.abc import (
     Callable,
     Mapping,
 )
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-from .claims import new_token, read_range
-from .failure_terminal import append_failure_terminal
+from .clock import SYSTEM_CLOCK, Clock
+from .log import (
+    PROCESS_OWNERSHIP,
+    LatestGeneration,
+    LogConfig,
+    LogEngine,
+    Outcome,
+    Output,
+    Ownership,
+    Producer,
+    RecordKind,
+    StreamInUseError,
+    classify,
+    close_source,
+    read_range,
+)
 from .s2.basin import Basin
-from .s2.errors import (
-    FencingTokenMismatchError,
-    RangeNotSatisfiableError,
-    S2ConfigError,
-    S2Error,
-    SeqNumMismatchError,
-    StreamNotFoundError,
-)
-from .s2.records import (
-    MAX_BATCH_METERED_BYTES,
-    MAX_BATCH_RECORDS,
-    AppendInput,
-    AppendRecord,
-    SequencedRecord,
-    StreamPosition,
-    fence_record,
-    is_command_record,
-    is_fence,
-    is_terminal_fence,
-    now_ms,
-    trim_record,
-)
-from .s2.silence import follow_reporting_silence
-from .writer import LogWriter
+from .s2.errors import S2ConfigError
+from .s2.records import MAX_BATCH_METERED_BYTES, MAX_BATCH_RECORDS
 
 __all__ = [
     "BATCH_SIZE_ENV",
@@ -205,8 +197,8 @@ def _pieces(chunk: str) -> list[bytes]:
     return [chunk[i : i + _PIECE_CHARS].encode() for i in range(0, len(chunk), _PIECE_CHARS)]
 
 
-def _decode(record: SequencedRecord) -> str:
-    return record.body.decode("utf-8", errors="replace")
+def _decode(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
 
 
 class _Skipper:
@@ -365,103 +357,20 @@ class _LiveBranch:
             self._items.clear()
 
 
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    token: str
-    fence_seq_num: int
-    start_seq_num: int
+class _TextProducer(Producer):
+    """One producing generation of a text stream: the source's ``str`` chunks go to the
+    producer's own iterator (the live branch) and, split to fit S2's record limit, to the log.
 
-
-@dataclass(frozen=True, slots=True)
-class _Generation:
-    """The latest generation as the tail of the stream shows it.
-
-    ``claim``: its opening fence (``None`` when there is no generation, or its opening fence
-    was trimmed or expired); ``terminal``: its ``end-``/``error-`` fence (``None`` while it
-    runs or after a crash); ``tail``: the stream's tail; ``last_record``: the stream's last
-    record.
+    The live branch ends with the source's exception when it raised; when another instance
+    took the stream over, it ends early (the text has no error terminal of its own).
     """
 
-    claim: SequencedRecord | None
-    terminal: SequencedRecord | None
-    tail: StreamPosition
-    last_record: SequencedRecord | None
-
-    @property
-    def newest_fence(self) -> SequencedRecord | None:
-        """The stream's latest fence: its body is the stream's current fencing token."""
-        return self.terminal if self.terminal is not None else self.claim
-
-
-async def _latest_generation(
-    basin: Basin, name: str, *, want_claim: bool = False, first_window: int = 64
-) -> _Generation:
-    """Read backwards from the tail in growing windows (×4) to the latest generation's fences.
-
-    Without ``want_claim`` the scan stops at the newest fence (enough for the status and for
-    a claim), so a finished generation's claim fence is not looked for. Costs O(records of the
-    latest generation), never O(history). A missing stream is empty.
-    """
-    try:
-        tail = await basin.check_tail(name)
-    except StreamNotFoundError:
-        return _Generation(None, None, StreamPosition(0, 0), None)
-    end = tail.seq_num
-    window = first_window
-    last_record: SequencedRecord | None = None
-    terminal: SequencedRecord | None = None
-    while end > 0:
-        start = max(0, end - window)
-        records = await read_range(basin, name, start, end)
-        if last_record is None and records:
-            last_record = records[-1]
-        for record in reversed(records):
-            if not is_fence(record):
-                continue
-            if terminal is None and is_terminal_fence(record):
-                terminal = record
-                if want_claim:
-                    continue
-                return _Generation(None, terminal, tail, last_record)
-            return _Generation(record, terminal, tail, last_record)
-        if not records or records[0].seq_num > start:
-            break  # trimmed below: nothing earlier exists
-        end = start
-        window *= 4
-    return _Generation(None, terminal, tail, last_record)
-
-
-class _Producer:
-    """One producing generation: a task pumps the source into the live branch and the writer."""
-
-    def __init__(
-        self,
-        context: ResumableStreamContext,
-        stream_id: str,
-        name: str,
-        claim: _Claim,
-        make_stream: StreamSource,
-    ) -> None:
-        self.stream_id = stream_id
-        self.name = name
-        self.claim = claim
-        self.writer = LogWriter(
-            context.basin,
-            name,
-            fencing_token=claim.token,
-            match_seq_num=claim.start_seq_num,
-            batch_size=context.batch_size,
-            linger_ms=context.linger_ms,
-            heartbeat_ms=context.lease_ms / 4,
-        )
+    def __init__(self, make_stream: StreamSource) -> None:
         self.live = _LiveBranch()
         self._make_stream = make_stream
-        self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
-            self._run(), name=f"resumable-chat stream {name}"
-        )
+        self._error: BaseException | None = None
 
-    async def _pump(self) -> None:
-        writer = self.writer
+    async def run(self, output: Output) -> None:
         live = self.live
         iterator: AsyncIterator[Any] | None = None
         try:
@@ -478,49 +387,16 @@ class _Producer:
                     continue
                 live.push(chunk)
                 for piece in _pieces(chunk):
-                    writer.submit(AppendRecord(piece))
-                if writer.pending_bytes > writer.max_pending_bytes:
-                    await writer.wait_writable()
+                    output.append(piece)
+                await output.wait_writable()
         finally:
-            close = getattr(iterator, "aclose", None)
-            if close is not None:
-                try:
-                    result = close()
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    logger.debug("closing the source of %s failed", self.name, exc_info=True)
+            await close_source(iterator)
 
-    async def _run(self) -> None:
-        self.writer.start()  # heartbeats from now on, even before the first chunk
-        failure: Exception | None = None
-        try:
-            try:
-                await self._pump()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failure = exc
-                logger.warning("the source of stream %s failed: %r", self.name, exc)
-            self.live.close(failure)
-            prefix = "error-" if failure is not None else "end-"
-            try:
-                await self.writer.close([fence_record(new_token(prefix, 4))])
-            except FencingTokenMismatchError:
-                logger.info("stream %s was taken over before its producer ended", self.name)
-            except S2Error:
-                # S2 failed past the retry budget: end the log with error- once S2 is back,
-                # so the stream reads as "failed", never "done".
-                terminal = [fence_record(new_token("error-", 4))]
-                token = self.writer.fencing_token
-                if not await append_failure_terminal(self.writer.basin, self.name, token, terminal):
-                    raise
-        except asyncio.CancelledError:
-            # Abandoned (shutdown, delete_stream): like a crash, no terminal fence is written;
-            # readers see "failed" once the lease runs out.
-            self.live.close()
-            await self.writer.aclose()
-            raise
+    def failed(self, error: BaseException, output: Output) -> None:
+        self._error = error
+
+    def finished(self, outcome: Outcome) -> None:
+        self.live.close(self._error if outcome == "error" else None)
 
 
 class ResumableStreamContext:
@@ -528,7 +404,9 @@ class ResumableStreamContext:
     :func:`create_resumable_stream_context`.
 
     Safe to share across the requests of one event loop. Close it with :meth:`aclose` (e.g.
-    in a FastAPI lifespan) so running producers finish persisting.
+    in a FastAPI lifespan) so running producers finish persisting. ``engine`` is its
+    :class:`~resumable_chat.log.LogEngine` (mode ``"shared"``: each new producer trims the
+    previous output).
     """
 
     def __init__(
@@ -542,6 +420,9 @@ class ResumableStreamContext:
         key_prefix: str,
         lease_ms: int,
         resume_at_unit: ResumeAtUnit,
+        clock: Clock = SYSTEM_CLOCK,
+        ownership: Ownership = PROCESS_OWNERSHIP,
+        trim_delay_ms: float = 30_000,
     ) -> None:
         self.basin = basin
         self._owns_basin = owns_basin
@@ -551,7 +432,15 @@ class ResumableStreamContext:
         self.key_prefix = key_prefix
         self.lease_ms = lease_ms
         self.resume_at_unit: ResumeAtUnit = resume_at_unit
-        self._producers: set[_Producer] = set()
+        config = LogConfig(
+            mode="shared",
+            lease_ms=lease_ms,
+            heartbeat_ms=lease_ms / 4,
+            batch_size=batch_size,
+            linger_ms=linger_ms,
+            trim_delay_ms=trim_delay_ms,
+        )
+        self.engine = LogEngine(basin, config, clock=clock, ownership=ownership)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -583,148 +472,56 @@ class ResumableStreamContext:
             raise ValueError(f"resume_at must be an int ≥ 0, got {resume_at!r}")
         return resume_at
 
-    def _status_of(self, latest: _Generation) -> StreamStatus | None:
-        if latest.terminal is not None:
-            return "done" if latest.terminal.body.startswith(b"end-") else "failed"
-        if latest.claim is None:
-            return None
-        last = latest.last_record.timestamp if latest.last_record is not None else 0
-        return "active" if now_ms() - last < self.lease_ms else "failed"
-
-    async def _claim(self, name: str, latest: _Generation) -> _Claim:
-        """Append the claim fence (and the trim of an earlier generation); 412 propagates."""
-        token = new_token("session-", 8)
-        newest = latest.newest_fence
-        current = newest.body.decode() if newest is not None else ""
-        fence = fence_record(token, now_ms())
-        tail = latest.tail.seq_num
-        try:
-            ack = await self.basin.append(
-                name, AppendInput([fence], match_seq_num=tail, fencing_token=current)
-            )
-        except FencingTokenMismatchError as exc:
-            if newest is not None:
-                raise
-            # No fence left to read (all records expired under retention, or were trimmed) but
-            # the stream still carries a token. The tail condition keeps this safe: if anyone
-            # appended since we looked, this fails with a seq_num mismatch.
-            ack = await self.basin.append(
-                name,
-                AppendInput([fence], match_seq_num=tail, fencing_token=exc.expected_fencing_token),
-            )
-        fence_seq = ack.start.seq_num
-        start = ack.end.seq_num
-        if newest is not None and fence_seq > 0:
-            # Reclaiming an id: the earlier generation (done or failed) is dropped, so readers
-            # and retention see only the new one.
-            trim_ack = await self.basin.append(
-                name,
-                AppendInput([trim_record(fence_seq)], match_seq_num=start, fencing_token=token),
-            )
-            start = trim_ack.end.seq_num
-        return _Claim(token, fence_seq, start)
-
     async def _acquire(
-        self, stream_id: str, name: str, *, replace_done: bool
-    ) -> _Claim | _Generation | None:
-        """Claim ``name``, or say why not: the active generation, or ``None`` when done."""
+        self, stream_id: str, name: str, make: StreamSource, *, replace_done: bool
+    ) -> ResumableStream | LatestGeneration | None:
+        """Produce ``name``, or say why not: its active generation, or ``None`` when done."""
         for _ in range(_CLAIM_ATTEMPTS):
-            latest = await _latest_generation(self.basin, name)
-            status = self._status_of(latest)
+            status = await self.engine.status(name)
             if status == "active":
-                return latest
+                return await self.engine.latest(name)
             if status == "done" and not replace_done:
                 return None
+            producer = _TextProducer(make)
             try:
-                return await self._claim(name, latest)
-            except (FencingTokenMismatchError, SeqNumMismatchError):
-                continue  # another claimer moved the stream on: look again
+                generation = await self.engine.start(name, producer, wait_until=self.wait_until)
+            except StreamInUseError:
+                continue  # another producer moved the stream on: look again
+            return ResumableStream(stream_id, "producer", producer.live.chunks(), generation.task)
         raise ResumableStreamError(
             f"could not claim stream {stream_id!r}: it changed under {_CLAIM_ATTEMPTS} attempts"
         )
 
-    def _start_producer(
-        self, stream_id: str, name: str, claim: _Claim, make: StreamSource
-    ) -> ResumableStream:
-        producer = _Producer(self, stream_id, name, claim, make)
-        self._producers.add(producer)
-        wait_until = self.wait_until
-
-        def done(task: asyncio.Task[None]) -> None:
-            self._producers.discard(producer)
-            producer.live.close()  # a task cancelled before its first step never ran _run
-            if wait_until is None and not task.cancelled() and task.exception() is not None:
-                logger.error("persisting stream %s failed", name, exc_info=task.exception())
-
-        producer.task.add_done_callback(done)
-        if wait_until is not None:
-            wait_until(producer.task)
-        return ResumableStream(stream_id, "producer", producer.live.chunks(), producer.task)
-
     def _resumer(
-        self, stream_id: str, name: str, latest: _Generation, resume_at: int, *, live: bool
+        self, stream_id: str, name: str, latest: LatestGeneration, resume_at: int, *, live: bool
     ) -> ResumableStream:
         # Without its claim fence (trimmed or expired), a generation's output is whatever
         # precedes its terminal fence: reads below the first record start at that record.
-        fence_seq = latest.claim.seq_num if latest.claim is not None else -1
-        chunks = self._follow(name, fence_seq) if live else self._backlog(name, fence_seq)
+        start = latest.data_start if latest.claim is not None else 0
+        chunks = self._follow(name, start) if live else self._backlog(name, start)
         if resume_at:
             chunks = _skip(chunks, _Skipper(resume_at, self.resume_at_unit))
         return ResumableStream(stream_id, "resumer", chunks)
 
-    async def _backlog(self, name: str, fence_seq: int) -> AsyncGenerator[str, None]:
-        """The stored output of a failed generation, up to the stream's current tail."""
-        cursor = fence_seq + 1
-        while True:
-            try:
-                batch = await self.basin.read(name, seq_num=cursor, count=MAX_BATCH_RECORDS)
-            except (RangeNotSatisfiableError, StreamNotFoundError):
+    async def _backlog(self, name: str, start: int) -> AsyncGenerator[str, None]:
+        """The stored output of a failed generation, up to its terminal fence."""
+        for record in await read_range(self.basin, name, start):
+            kind = classify(record)
+            if kind.boundary:
                 return
-            if not batch.records:
-                return
-            for record in batch.records:
-                if record.seq_num <= fence_seq:
-                    continue
-                if is_fence(record):
+            if kind is RecordKind.DATA:
+                yield _decode(record.body)
+
+    async def _follow(self, name: str, start: int) -> AsyncGenerator[str, None]:
+        """Follow a live generation until its terminal (the engine's lease watchdog closes a
+        generation whose producer died, which ends this too)."""
+        follow = self.engine.follow(name, start, until_closed=True, open_generation=True)
+        async with contextlib.aclosing(follow) as events:
+            async for event in events:
+                if event.kind is RecordKind.DATA:
+                    yield _decode(event.body)
+                elif event.kind.boundary:
                     return
-                if is_command_record(record) or not record.body:
-                    continue
-                yield _decode(record)
-            cursor = batch.records[-1].seq_num + 1
-
-    async def _follow(self, name: str, fence_seq: int) -> AsyncGenerator[str, None]:
-        """Follow a live generation until the next fence, with a lease watchdog."""
-        follow = follow_reporting_silence(
-            self.basin, name, seq_num=fence_seq + 1, silence_s=self.lease_ms / 1000
-        )
-        position = fence_seq + 1
-        async with contextlib.aclosing(follow) as batches:
-            async for batch in batches:
-                if batch is None:
-                    if await self._generation_stopped(name, position):
-                        return
-                    continue
-                for record in batch.records:
-                    position = record.seq_num + 1
-                    if record.seq_num <= fence_seq:
-                        continue
-                    if is_fence(record):
-                        return  # the generation's terminal fence, or a takeover
-                    if is_command_record(record) or not record.body:
-                        continue
-                    yield _decode(record)
-
-    async def _generation_stopped(self, name: str, position: int) -> bool:
-        """After a lease of silence: has the producer stopped writing for good?"""
-        try:
-            tail = await self.basin.check_tail(name)
-        except StreamNotFoundError:
-            return True
-        if tail.seq_num > position:
-            return False  # records exist that the follow has not delivered yet
-        if tail.seq_num < position:
-            return True  # deleted (and maybe recreated)
-        return now_ms() - tail.timestamp >= self.lease_ms
 
     # -- public API ------------------------------------------------------------------------
 
@@ -760,12 +557,10 @@ class ResumableStreamContext:
         self._check_open()
         skip = self._check_resume_at(resume_at)
         name = self.stream_name(stream_id)
-        outcome = await self._acquire(stream_id, name, replace_done=False)
-        if outcome is None:
-            return None
-        if isinstance(outcome, _Generation):
+        outcome = await self._acquire(stream_id, name, make_stream, replace_done=False)
+        if isinstance(outcome, LatestGeneration):
             return self._resumer(stream_id, name, outcome, skip, live=True)
-        return self._start_producer(stream_id, name, outcome, make_stream)
+        return outcome
 
     async def create_new_resumable_stream(
         self, stream_id: str, make_stream: StreamSource, resume_at: int | None = None
@@ -795,10 +590,10 @@ class ResumableStreamContext:
         self._check_open()
         self._check_resume_at(resume_at)
         name = self.stream_name(stream_id)
-        outcome = await self._acquire(stream_id, name, replace_done=True)
-        if not isinstance(outcome, _Claim):
+        outcome = await self._acquire(stream_id, name, make_stream, replace_done=True)
+        if not isinstance(outcome, ResumableStream):
             raise StreamActiveError(stream_id)
-        return self._start_producer(stream_id, name, outcome, make_stream)
+        return outcome
 
     async def resume_existing_stream(
         self, stream_id: str, resume_at: int | None = None
@@ -830,10 +625,10 @@ class ResumableStreamContext:
         self._check_open()
         skip = self._check_resume_at(resume_at)
         name = self.stream_name(stream_id)
-        latest = await _latest_generation(self.basin, name, want_claim=True)
-        status = self._status_of(latest)
+        status = await self.engine.status(name)
         if status is None or status == "done":
             return None
+        latest = await self.engine.latest(name)
         return self._resumer(stream_id, name, latest, skip, live=status == "active")
 
     async def has_existing_stream(self, stream_id: str) -> StreamStatus | None:
@@ -848,7 +643,7 @@ class ResumableStreamContext:
             S2Error: the store failed.
         """
         name = self.stream_name(stream_id)
-        return self._status_of(await _latest_generation(self.basin, name))
+        return await self.engine.status(name)
 
     async def delete_stream(self, stream_id: str) -> None:
         """Delete ``stream_id``'s S2 stream and all its output.
@@ -863,11 +658,10 @@ class ResumableStreamContext:
             S2Error: the store failed.
         """
         name = self.stream_name(stream_id)
-        running = [p for p in self._producers if p.name == name]
-        for producer in running:
-            producer.task.cancel()
-        if running:
-            await asyncio.gather(*(p.task for p in running), return_exceptions=True)
+        running = self.engine.generation(name)
+        if running is not None:
+            running.task.cancel()
+            await asyncio.gather(running.task, return_exceptions=True)
         await self.basin.delete_stream(name)
 
     async def aclose(self, *, drain_timeout_s: float = 10.0) -> None:
@@ -878,13 +672,7 @@ class ResumableStreamContext:
         if self._closed:
             return
         self._closed = True
-        tasks = {p.task for p in self._producers}
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+        await self.engine.aclose(drain_timeout_s=drain_timeout_s, stop_remaining=False)
         if self._owns_basin:
             await self.basin.aclose()
 
@@ -899,6 +687,19 @@ class ResumableStreamContext:
     ) -> None:
         await self.aclose()
 
+    async def check(self) -> None:
+        """Check the context's storage with one cheap S2 request (nothing to do when
+        embedded); :func:`resumable_chat.s2.check.check_basin` under ``key_prefix``.
+
+        Raises:
+            S2Error: ``S2AuthError`` (token refused), ``BasinNotFoundError`` (no such
+                basin), ``S2UnavailableError`` (S2 unreachable); the message names the cause
+                and the setting to fix.
+        """
+        from .s2.check import PROBE_STREAM, check_basin
+
+        await check_basin(self.basin, probe_stream=self.key_prefix + PROBE_STREAM)
+
 
 def create_resumable_stream_context(
     basin: Basin | None = None,
@@ -909,6 +710,9 @@ def create_resumable_stream_context(
     *,
     lease_ms: int = DEFAULT_LEASE_MS,
     resume_at_unit: ResumeAtUnit = "characters",
+    clock: Clock = SYSTEM_CLOCK,
+    ownership: Ownership | None = None,
+    trim_delay_ms: float = 30_000,
 ) -> ResumableStreamContext:
     """Build a :class:`ResumableStreamContext` (``createResumableStreamContext`` of Vercel
     ``resumable-stream`` and ``@s2-dev/resumable-stream``).
@@ -934,6 +738,11 @@ def create_resumable_stream_context(
             characters, i.e. code points, ``len()`` of what the client received) or
             ``"utf-16"`` (JavaScript ``string.length``; the two differ only for characters
             outside the Basic Multilingual Plane, such as most emoji).
+        clock: the time source (:mod:`resumable_chat.clock`).
+        ownership: the registry of producers "this process" runs (default: the process's;
+            give each simulated process its own in tests, :class:`~resumable_chat.log.Ownership`).
+        trim_delay_ms: ms after a replacing generation's terminal before the output it
+            replaced is trimmed from S2 (storage only: readers see the new output at once).
 
     Raises:
         ValueError: a bad ``batch_size``, ``linger_ms``, ``lease_ms``, ``resume_at_unit``.
@@ -975,4 +784,7 @@ def create_resumable_stream_context(
         key_prefix=key_prefix,
         lease_ms=lease_ms,
         resume_at_unit=resume_at_unit,
+        clock=clock,
+        ownership=ownership if ownership is not None else PROCESS_OWNERSHIP,
+        trim_delay_ms=trim_delay_ms,
     )

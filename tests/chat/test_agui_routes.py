@@ -22,9 +22,9 @@ from chat_helpers import ScriptedModel, parse_sse, tanstack_run
 from fastapi import FastAPI, HTTPException, Request
 
 from resumable_chat import ResumableChat, create_resumable_chat
-from resumable_chat.claims import read_range
 from resumable_chat.fastapi_agui import AgUiRun, agui_router
 from resumable_chat.generation import StopSignal
+from resumable_chat.log import RecordKind, classify, read_range
 from resumable_chat.protocols.agui import (
     AgUiTurn,
     apply_approval_responses,
@@ -107,12 +107,12 @@ def events(response_text: str) -> list[tuple[int, dict[str, Any]]]:
 
 async def stored(app: AgUiApp, thread: str) -> list[dict[str, Any]]:
     records = await read_range(app.basin, f"tanstack-{thread}", 0)
-    return [json.loads(r.body) for r in records if not r.headers and r.body]
+    return [json.loads(r.body) for r in records if classify(r) is RecordKind.DATA]
 
 
 async def idle(app: AgUiApp) -> None:
     for _ in range(500):
-        if not app.chat._tasks:
+        if not app.chat.engine.running:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the run did not finish")
@@ -607,3 +607,45 @@ async def test_a_stream_prefix_applies_to_runs_their_index_and_joins(
             API, params={"threadId": "t-prefixed"}, headers={"Accept": "application/json"}
         )
         assert [m["role"] for m in hydrated.json()["messages"]] == ["user", "assistant"]
+
+
+async def test_a_run_id_belongs_to_its_thread(
+    make_agui_app,  # type: ignore[no-untyped-def]
+) -> None:
+    """A POST on another thread that reuses a run id is refused (409, readable), and every
+    instance resolves the run id to its first thread: the owner's join is never hijacked."""
+    async with make_agui_app() as app, make_agui_app() as other_instance:
+        app.model.chunks = tanstack_run(WORDS)
+        assert (await app.post("owner", "run-shared", [user("mine")])).status_code == 200
+        await idle(app)
+        for instance in (app, other_instance):
+            instance.model.chunks = tanstack_run(["stolen"])
+            hijack = await instance.post("intruder", "run-shared", [user("theirs")])
+            assert hijack.status_code == 409
+            assert "run-shared" in hijack.json()["detail"]
+        assert await read_range(app.basin, "tanstack-intruder", 0) == []
+        assert other_instance.model.calls == 0
+        for instance in (app, other_instance):
+            joined = await instance.client.get(API, params={"offset": "-1", "runId": "run-shared"})
+            assert joined.status_code == 200
+            deltas = [c.get("delta") for _, c in events(joined.text) if "delta" in c]
+            assert "".join(deltas) == "".join(WORDS)
+        # The same thread may use the id again (a client retrying its own run).
+        app.model.chunks = tanstack_run(["again"])
+        assert (await app.post("owner", "run-shared", [user("again")])).status_code == 200
+
+
+async def test_a_join_is_authorized_before_it_tells_whether_the_run_exists(
+    make_agui_app,  # type: ignore[no-untyped-def]
+) -> None:
+    async with make_agui_app(deny={"", "owner"}) as app:
+        app.model.chunks = tanstack_run(WORDS)
+        # a run that exists, on a thread this client may not read, and one that does not:
+        async with make_agui_app() as writer:
+            writer.model.chunks = tanstack_run(WORDS)
+            assert (await writer.post("owner", "run-known", [user("hi")])).status_code == 200
+            await idle(writer)
+        known = await app.client.get(API, params={"offset": "-1", "runId": "run-known"})
+        unknown = await app.client.get(API, params={"offset": "-1", "runId": "run-unknown"})
+        assert known.status_code == unknown.status_code == 403
+        assert known.json() == unknown.json()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from chat_helpers import chunks_of, parse_sse, text_answer, user_message
 
-from resumable_chat.claims import read_range
-from resumable_chat.s2 import is_fence, is_terminal_fence, is_trim
+from resumable_chat import create_resumable_chat
+from resumable_chat.log import read_range
+from resumable_chat.s2 import Basin, is_fence, is_terminal_fence, is_trim
 from resumable_chat.sources import ai_sdk_chunks, openai_chunks_from_jsonl
 
 WORDS = [f"w{i} " for i in range(12)]
@@ -23,7 +25,7 @@ async def _log(app, stream: str):  # type: ignore[no-untyped-def]
 
 async def _wait_done(app) -> None:  # type: ignore[no-untyped-def]
     for _ in range(200):
-        if not app.chat._tasks:
+        if not app.chat.engine.running:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("generation did not finish")
@@ -123,13 +125,21 @@ async def test_stop_ends_answer_with_finish_and_closes_source(make_chat_app) -> 
         assert stop.status_code == 202
         live = await post
         chunks = chunks_of(live.text)
-        assert [c["type"] for c in chunks[-3:]] == ["text-end", "finish-step", "finish"]
+        assert [c["type"] for c in chunks[-4:]] == [
+            "text-end",
+            "finish-step",
+            "message-metadata",
+            "finish",
+        ]
+        assert chunks[-2] == {"type": "message-metadata", "messageMetadata": {"stopped": True}}
         assert chunks[-1] == {"type": "finish", "finishReason": "stop"}
         assert app.model.closed == 1 and app.model.signals[0].is_set()
         await _wait_done(app)
         log = await _log(app, "chat-c1")
         assert is_terminal_fence(log[-1]) and log[-1].body.startswith(b"end-")
         assert [json.loads(r.body) for r in log if not r.headers][-1]["type"] == "finish"
+        history = (await app.client.get("/api/chat/c1/messages")).json()
+        assert history[-1]["metadata"] == {"stopped": True}  # the stop stays in history
         assert (await app.client.delete("/api/chat/c1/stream")).status_code == 204
         assert (await app.client.get("/api/chat/c1/stream")).status_code == 204
         app.model.hold_at = None
@@ -145,7 +155,7 @@ async def test_stop_before_the_first_chunk(make_chat_app) -> None:  # type: igno
         await app.model.reached_hold.wait()
         assert (await app.client.delete("/api/chat/c1/stream")).status_code == 202
         chunks = chunks_of((await post).text)
-        assert [c["type"] for c in chunks] == ["start", "finish"]
+        assert [c["type"] for c in chunks] == ["start", "message-metadata", "finish"]
         assert chunks[0]["messageId"]
 
 
@@ -157,11 +167,19 @@ async def test_source_error_ends_with_error_chunk_and_error_fence(make_chat_app)
         chunks = chunks_of(live.text)
         assert chunks[-1] == {"type": "error", "errorText": "An error occurred."}
         assert "secret" not in live.text
-        assert [c["type"] for c in chunks[-3:]] == ["text-end", "finish-step", "error"]
+        assert [c["type"] for c in chunks[-4:]] == [
+            "text-end",
+            "finish-step",
+            "message-metadata",
+            "error",
+        ]
+        assert chunks[-2]["messageMetadata"] == {"error": "An error occurred."}
         await _wait_done(app)
         log = await _log(app, "chat-c1")
         assert log[-1].body.startswith(b"error-")
         assert (await app.client.get("/api/chat/c1/stream")).status_code == 204
+        history = (await app.client.get("/api/chat/c1/messages")).json()
+        assert history[-1]["metadata"] == {"error": "An error occurred."}  # stays in history
 
 
 async def test_on_error_chooses_the_error_text(make_chat_app) -> None:  # type: ignore[no-untyped-def]
@@ -179,6 +197,7 @@ async def test_a_chunk_that_is_not_a_dict_is_an_error(make_chat_app) -> None:  #
         chunks = chunks_of((await app.post("c1", [user_message("hi")])).text)
         assert chunks == [
             {"type": "start", "messageId": "m"},
+            {"type": "message-metadata", "messageMetadata": {"error": "An error occurred."}},
             {"type": "error", "errorText": "An error occurred."},
         ]
 
@@ -245,18 +264,23 @@ async def test_tool_continuation_reuses_the_assistant_message_id(make_chat_app) 
 
 
 async def test_single_use_mode_trims_and_refuses_reuse(make_chat_app) -> None:  # type: ignore[no-untyped-def]
-    async with make_chat_app(mode="single-use") as app:
+    async with make_chat_app(mode="single-use", trim_delay_ms=200) as app:
         app.model.chunks = text_answer(WORDS)
         assert (await app.post("c1", [user_message("hi")])).status_code == 200
         await _wait_done(app)
-        tail = await app.basin.check_tail("chat-c1")
-        # fence, message, 18 chunks, trim, end fence
-        assert tail.seq_num == 1 + 1 + len(text_answer(WORDS)) + 1 + 1
+        answer = 1 + 1 + len(text_answer(WORDS)) + 1  # fence, message, 18 chunks, end fence
+        assert (await app.basin.check_tail("chat-c1")).seq_num == answer
+        assert (await app.post("c1", [user_message("hi")])).status_code == 409
+        for _ in range(100):  # the trim follows a while after the end
+            if (await app.basin.check_tail("chat-c1")).seq_num == answer + 1:
+                break
+            await asyncio.sleep(0.02)
+        assert await _log(app, "chat-c1") == []
         assert (await app.post("c1", [user_message("hi")])).status_code == 409
 
 
 async def test_shared_mode_takes_over_a_silent_generation_after_the_lease(make_chat_app) -> None:  # type: ignore[no-untyped-def]
-    async with make_chat_app(mode="shared", lease_ms=200) as app:
+    async with make_chat_app(mode="shared", lease_ms=200, trim_delay_ms=50) as app:
         from resumable_chat.s2 import AppendInput, AppendRecord, fence_record
 
         # a crashed writer: a claim fence and one record, never closed
@@ -269,7 +293,14 @@ async def test_shared_mode_takes_over_a_silent_generation_after_the_lease(make_c
         await asyncio.sleep(0.25)
         assert (await app.post("c1", [user_message("hi")])).status_code == 200
         await _wait_done(app)
-        log = await _log(app, "chat-c1")
+        # The new turn's history is its own at once; the dead turn is trimmed a while later.
+        messages = (await app.client.get("/api/chat/c1/messages")).json()
+        assert [m["role"] for m in messages] == ["user", "assistant"]
+        for _ in range(100):
+            log = await _log(app, "chat-c1")
+            if any(is_trim(r) for r in log):
+                break
+            await asyncio.sleep(0.02)
         assert is_fence(log[0]) and log[0].body.startswith(b"session-")
         assert any(is_trim(r) for r in log)
         assert b"session-dead" not in [r.body for r in log]
@@ -337,3 +368,35 @@ async def test_regenerate_replaces_the_old_answer_in_history(make_chat_app) -> N
         await _wait_done(app)
         messages = (await app.client.get("/api/chat/c1/messages")).json()
         assert [m["id"] for m in messages] == ["u1", "a2"]
+
+
+@pytest.mark.parametrize("mode", ["single-use", "shared", "session"])
+async def test_a_follower_joined_mid_answer_gets_the_end_in_every_mode(
+    basin: Basin, mode: str
+) -> None:
+    """Single-use mode used to trim the stream in the same batch as the answer's last chunks,
+    so a follower a few records behind lost them; the trim now waits (``trim_delay_ms``)."""
+    chat = create_resumable_chat(basin=basin, mode=mode)  # type: ignore[arg-type]
+    stream = f"chat-follow-end-{mode}"
+
+    async def model(signal: asyncio.Event) -> Any:
+        yield {"type": "start", "messageId": "m1"}
+        yield {"type": "text-start", "id": "t"}
+        for i in range(30):
+            yield {"type": "text-delta", "id": "t", "delta": f"w{i} "}
+            await asyncio.sleep(0.005)
+        yield {"type": "text-end", "id": "t"}
+        yield {"type": "finish"}
+
+    async def body(response: Any) -> list[str]:
+        out = b""
+        async for frame in response.body_iterator:
+            out += frame
+        return [line[6:] for line in out.decode().splitlines() if line.startswith("data: ")]
+
+    live = asyncio.create_task(body(await chat.make_resumable(stream, model)))
+    await asyncio.sleep(0.05)  # mid-answer
+    follower = await body(await chat.replay(stream))
+    assert follower[-1] == "[DONE]"
+    assert follower == await live  # every chunk the live client got, the end included
+    await chat.aclose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from chat_helpers import parse_sse, text_answer, user_message
 
-from resumable_chat.claims import read_range
+from resumable_chat.log import read_range
 from resumable_chat.s2 import is_terminal_fence
 
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from resumable_chat import StopSignal, create_resumable_chat
-from resumable_chat.claims import read_range
+from resumable_chat.log import read_range
 from resumable_chat.s2 import HttpBasin, is_terminal_fence
 from resumable_chat.testing.app_server import serve_app
 from resumable_chat.testing.pytest_plugin import unique_basin_name

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 import pytest
 
 from resumable_chat import create_resumable_chat
-from resumable_chat.claims import read_range
-from resumable_chat.s2 import is_terminal_fence
+from resumable_chat.generation import live_channel
+from resumable_chat.log import Ownership, RecordKind, classify, read_range, record_id
+from resumable_chat.s2 import MemoryBasin, is_terminal_fence
 from resumable_chat.s2.records import is_stop_fence
+from resumable_chat.testing.fault_basin import FaultPlanBasin
+from resumable_chat.testing.fault_plan import FaultPlan
 
 
 def _chunks(protocol: str, i: int) -> dict[str, Any]:
@@ -22,8 +26,9 @@ def _chunks(protocol: str, i: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("protocol", ["ai-sdk", "tanstack"])
 async def test_a_stop_on_b_stops_the_generation_on_a(basin, protocol) -> None:  # type: ignore[no-untyped-def]
-    a = create_resumable_chat(protocol=protocol, mode="session", basin=basin)
-    b = create_resumable_chat(protocol=protocol, mode="session", basin=basin)
+    # two instances: each has its own ownership registry, as two processes would
+    a = create_resumable_chat(protocol=protocol, mode="session", basin=basin, ownership=Ownership())
+    b = create_resumable_chat(protocol=protocol, mode="session", basin=basin, ownership=Ownership())
     produced = 0
     closed = asyncio.Event()
     running = asyncio.Event()
@@ -50,8 +55,8 @@ async def test_a_stop_on_b_stops_the_generation_on_a(basin, protocol) -> None:  
 
     await a.make_resumable("chat-x", model)
     generation = a.running("chat-x")
-    assert generation is not None and generation.live is not None
-    live = asyncio.create_task(_collect(generation.live.frames()))
+    assert generation is not None
+    live = asyncio.create_task(_collect(live_channel(generation).frames()))
     await running.wait()
     assert (await b.stop_session("chat-x")).status_code == 202
     async with asyncio.timeout(5):
@@ -62,10 +67,11 @@ async def test_a_stop_on_b_stops_the_generation_on_a(basin, protocol) -> None:  
         json.loads(line[6:]) for line in (await live).splitlines() if line.startswith("data: {")
     ]
     records = await read_range(basin, "chat-x", 0)
-    stored = [json.loads(r.body) for r in records if not r.headers and r.body]
+    stored = [json.loads(r.body) for r in records if classify(r) is RecordKind.DATA]
     if protocol == "ai-sdk":
         assert frames[-1] == {"type": "finish", "finishReason": "stop"}
-        assert frames[-2] == {"type": "text-end", "id": "t"}
+        assert frames[-2] == {"type": "message-metadata", "messageMetadata": {"stopped": True}}
+        assert frames[-3] == {"type": "text-end", "id": "t"}
     else:
         assert frames[-1]["type"] == "RUN_FINISHED" and frames[-1]["runId"] == "r1"
         assert frames[-1]["finishReason"] == "stop"
@@ -89,3 +95,76 @@ async def _collect(frames: Any) -> str:
     async for frame in frames:
         out += frame
     return out.decode()
+
+
+async def test_live_ids_match_the_log_after_a_remote_stop() -> None:
+    """A's appends are held while its model goes on (those frames go out live with the ids
+    the records would get); B's stop fence lands first, so A's held records end up one
+    position later. They keep the ids their live frames carried: a client resuming from any
+    live id gets exactly what came after it, never a repeat."""
+    memory = MemoryBasin()
+    plan = FaultPlan()
+    a = create_resumable_chat(
+        protocol="tanstack", basin=FaultPlanBasin(memory, plan), ownership=Ownership()
+    )
+    b = create_resumable_chat(protocol="tanstack", basin=memory, ownership=Ownership())
+    go_on = asyncio.Event()
+
+    async def model(signal: asyncio.Event) -> Any:
+        yield {"type": "RUN_STARTED", "runId": "r1", "threadId": "t"}
+        yield {"type": "TEXT_MESSAGE_START", "messageId": "a1", "role": "assistant"}
+        for i in range(50):
+            if i == 3:
+                await go_on.wait()
+            yield {"type": "TEXT_MESSAGE_CONTENT", "messageId": "a1", "delta": f"w{i} "}
+            await asyncio.sleep(0.005)
+
+    response = await a.make_resumable("tanstack-t", model)
+    frames = response.body_iterator  # type: ignore[attr-defined]
+    live: list[tuple[int | None, str]] = []
+
+    async def read_live() -> None:
+        async for data in frames:
+            live.extend(_sse(data))
+
+    reader = asyncio.create_task(read_live())
+    while len(live) < 5:  # noqa: ASYNC110 - waits on the live reader
+        await asyncio.sleep(0.01)
+    hold = plan.hold("append")  # A's writer can no longer store...
+    go_on.set()
+    while len(live) < 12:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)  # ...while its live client gets more
+    assert (await b.stop_session("tanstack-t")).status_code == 202
+    hold.release()
+    await asyncio.wait_for(reader, 5)
+    generation = a.running("tanstack-t")
+    if generation is not None:
+        await asyncio.wait_for(generation.task, 5)
+
+    records = await read_range(memory, "tanstack-t", 0)
+    stored = {record_id(r): r.body.decode() for r in records if classify(r) is RecordKind.DATA}
+    with_ids = [(i, d) for i, d in live if i is not None]
+    assert any(r.headers and classify(r) is RecordKind.DATA for r in records), "none displaced"
+    for sse_id, data in with_ids:
+        assert stored[sse_id] == data, f"live id {sse_id} names another record in the log"
+    for cut in range(len(with_ids)):
+        cursor = with_ids[cut][0]
+        assert cursor is not None
+        replay = await b.replay("tanstack-t", from_seq_num=cursor)
+        got: list[tuple[int | None, str]] = []
+        with contextlib.suppress(TimeoutError):  # a session replay follows forever
+            async with asyncio.timeout(0.2):
+                async for data in replay.body_iterator:  # type: ignore[attr-defined]
+                    got.extend(_sse(data))
+        assert got == with_ids[cut + 1 :], f"resumed after id {cursor}"
+    await a.aclose()
+    await b.aclose()
+
+
+def _sse(data: bytes) -> list[tuple[int | None, str]]:
+    out: list[tuple[int | None, str]] = []
+    for block in data.decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in fields:
+            out.append((int(fields["id"]) if "id" in fields else None, fields["data"]))
+    return out

@@ -17,7 +17,7 @@ import pytest
 
 from resumable_chat import create_resumable_chat
 from resumable_chat.chat import LOST_GENERATION_ERROR_TEXT, ResumableChat
-from resumable_chat.claims import read_range
+from resumable_chat.log import Ownership, RecordKind, classify, read_range
 from resumable_chat.s2 import Basin, SequencedRecord, is_fence, is_terminal_fence
 from resumable_chat.s2.records import AppendInput, is_stop_fence, trim_record
 
@@ -54,9 +54,14 @@ def _is_terminal_chunk(chunk: dict[str, Any]) -> bool:
 
 
 def _chats(protocol: str, basin: Basin) -> tuple[ResumableChat, ResumableChat]:
+    """Two instances: each has its own ownership registry, as two processes would."""
     return (
-        create_resumable_chat(protocol=protocol, mode="session", basin=basin, **LEASE),
-        create_resumable_chat(protocol=protocol, mode="session", basin=basin, **LEASE),
+        create_resumable_chat(
+            protocol=protocol, mode="session", basin=basin, ownership=Ownership(), **LEASE
+        ),
+        create_resumable_chat(
+            protocol=protocol, mode="session", basin=basin, ownership=Ownership(), **LEASE
+        ),
     )
 
 
@@ -82,7 +87,7 @@ async def _records(basin: Basin, stream: str) -> list[SequencedRecord]:
 
 
 def _stored_chunks(records: list[SequencedRecord]) -> list[dict[str, Any]]:
-    return [json.loads(r.body) for r in records if not r.headers and r.body]
+    return [json.loads(r.body) for r in records if classify(r) is RecordKind.DATA]
 
 
 def _frames(raw: bytes) -> list[dict[str, Any]]:
@@ -246,8 +251,9 @@ async def test_a_follower_of_a_crashed_generation_gets_the_error_terminal(
     if protocol == "ai-sdk":
         await asyncio.wait_for(follower, 5)
         frames = _frames(bytes(replayed))
-        assert frames[-2:] == [
+        assert frames[-3:] == [
             {"type": "text-end", "id": "t"},
+            {"type": "message-metadata", "messageMetadata": {"error": LOST_GENERATION_ERROR_TEXT}},
             {"type": "error", "errorText": LOST_GENERATION_ERROR_TEXT},
         ]
         assert replayed.endswith(b"data: [DONE]\n\n")
@@ -259,6 +265,7 @@ async def test_a_follower_of_a_crashed_generation_gets_the_error_terminal(
         assert error["type"] == "RUN_ERROR" and error["runId"] == "r1"
         assert error["message"] == LOST_GENERATION_ERROR_TEXT
         assert frames[-2] == {**frames[-2], "type": "TEXT_MESSAGE_END", "messageId": "a1"}
+        assert frames[-2]["metadata"] == {"error": LOST_GENERATION_ERROR_TEXT}
     records = await _records(basin, stream)
     assert records[-1].body.startswith(b"error-") and is_terminal_fence(records[-1])
     # The chat takes a new turn at once.

@@ -10,7 +10,7 @@ import pytest
 from chat_helpers import tanstack_run, tanstack_user
 
 from resumable_chat import create_resumable_chat
-from resumable_chat.claims import read_range
+from resumable_chat.log import read_range
 from resumable_chat.s2 import MemoryBasin, is_fence
 
 WORDS = ["hel", "lo", " there"]
@@ -30,7 +30,7 @@ async def _fences(app: Any, chat_id: str = "c1") -> list[bytes]:
 
 async def _idle(app: Any) -> None:
     for _ in range(300):
-        if not app.chat._tasks:
+        if not app.chat.engine.running:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the run did not finish")
@@ -181,11 +181,15 @@ async def test_stop_ends_the_run_with_its_run_id(make_tanstack_app) -> None:  # 
         stored = await _stored(app)
         assert stored[-1]["type"] == "RUN_FINISHED"
         assert stored[-1]["runId"] == "r1" and stored[-1]["finishReason"] == "stop"
+        assert "model" not in stored[-1]  # no internal marker in a client-visible field
         assert stored[-2] == {
             "type": "TEXT_MESSAGE_END",
             "timestamp": stored[-2]["timestamp"],
             "messageId": "a1",
+            "metadata": {"stopped": True},
         }
+        history = (await app.client.get("/api/tanstack/chat/c1/messages")).json()
+        assert history[-1]["metadata"] == {"stopped": True}  # the stop stays in history
         assert (await _fences(app))[-1].startswith(b"end-")
         assert app.model.closed == 1 and app.model.signals[0].is_set()
         assert (await app.stop("c1")).status_code == 204

@@ -6,15 +6,15 @@ import asyncio
 
 import pytest
 
+from resumable_chat.log import FencedOutError
+from resumable_chat.log.writer import LogWriter, WriterClosedError
 from resumable_chat.s2 import (
     AppendInput,
     AppendRecord,
-    FencingTokenMismatchError,
     MemoryBasin,
     fence_record,
     is_fence,
 )
-from resumable_chat.writer import LogWriter, WriterClosedError
 
 
 class CountingBasin(MemoryBasin):
@@ -118,10 +118,11 @@ async def test_a_foreign_fence_stops_the_writer_and_close_raises() -> None:
     await asyncio.sleep(0.01)
     await basin.append("s", AppendInput([fence_record("end-stolen")]))
     writer.submit(AppendRecord(b"dropped"))
-    with pytest.raises(FencingTokenMismatchError):
+    with pytest.raises(FencedOutError) as raised:
         await writer.close([fence_record("end-mine")])
+    assert raised.value.token == "end-stolen"
     assert await _bodies(basin, "s") == [b"kept"]
-    assert isinstance(writer.error, FencingTokenMismatchError)
+    assert isinstance(writer.error, FencedOutError)
 
 
 async def test_submit_after_close_and_bad_arguments() -> None:

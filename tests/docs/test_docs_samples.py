@@ -89,6 +89,42 @@ async def ai_sdk_app(namespace: dict[str, Any]) -> None:
 
 
 @check
+async def access_control(namespace: dict[str, Any]) -> None:
+    """The owner uses her chat; anyone else gets 404 on every route, nobody at all 401; the
+    S2 stream names carry the app's prefix."""
+    alice, bob = {"x-user": "alice"}, {"x-user": "bob"}
+    async with client_for(namespace) as client:
+        body = {"id": "d1", "messages": [USER]}
+        assert (await client.post("/api/chat", json=body)).status_code == 401
+        answer = await client.post("/api/chat", json=body, headers=alice)
+        assert answer.status_code == 200 and sse_data(answer.text)[-1]["type"] == "finish"
+        for _ in range(200):
+            if (await client.get("/api/chat/d1/stream", headers=alice)).status_code == 204:
+                break
+            await asyncio.sleep(0.02)
+        mine = await client.get("/api/chat/d1/messages", headers=alice)
+        assert [m["role"] for m in mine.json()] == ["user", "assistant"]
+        for method, path in [
+            ("GET", "/api/chat/d1/messages"),
+            ("GET", "/api/chat/d1/stream"),
+            ("DELETE", "/api/chat/d1/stream"),
+        ]:
+            response = await client.request(method, path, headers=bob)
+            assert response.status_code == 404, (method, path, response.text)
+        assert (await client.post("/api/chat", json=body, headers=bob)).status_code == 404
+        user = {"id": "u1", "role": "user", "parts": [{"type": "text", "content": "hi"}]}
+        tanstack = {"id": "t1", "messages": [user]}
+        assert (
+            await client.post("/api/tanstack/chat", json=tanstack, headers=bob)
+        ).status_code == 202
+        replay = await client.get("/api/tanstack/chat/replay", params={"id": "t1"}, headers=alice)
+        assert replay.status_code == 404
+        assert (await client.get("/api/chat/nobody/messages", headers=alice)).status_code == 404
+    names = namespace["chat"].basin.inner.stream_names()
+    assert "support-bot/chat-d1" in names and all(n.startswith("support-bot/") for n in names)
+
+
+@check
 async def sse_not_compressed(namespace: dict[str, Any]) -> None:
     """With compression middleware, the SSE answer still goes out uncompressed."""
     async with client_for(namespace) as client:

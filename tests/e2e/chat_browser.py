@@ -34,18 +34,27 @@ CHROMIUM_ARGS = (
 STEP_TIMEOUT_MS = 20_000
 
 # The page's state as one JSON value, read in the page so it is consistent: every message box
-# as {role, text}, and whether an answer is running (Stop enabled, Send disabled).
+# as {role, text, error, stopped} (text without the `.mark` that says how an answer ended:
+# `.mark.error` with the error text, `.mark.stopped`), whether an answer is running (Stop
+# enabled, Send disabled), the status line and what the composer holds.
 _STATE_JS = """() => {
-  const messages = Array.from(document.querySelectorAll("#log .msg"), (box) => ({
-    role: box.classList.contains("user") ? "user"
-      : box.classList.contains("assistant") ? "assistant" : box.className,
-    text: box.textContent,
-  }));
+  const messages = Array.from(document.querySelectorAll("#log .msg"), (box) => {
+    const copy = box.cloneNode(true);
+    copy.querySelectorAll(".mark").forEach((mark) => mark.remove());
+    return {
+      role: box.classList.contains("user") ? "user"
+        : box.classList.contains("assistant") ? "assistant" : box.className,
+      text: copy.textContent,
+      error: box.querySelector(".mark.error")?.textContent ?? null,
+      stopped: Boolean(box.querySelector(".mark.stopped")),
+    };
+  });
   const stop = document.querySelector("#stop");
   const send = document.querySelector("#send");
   const running = Boolean(stop && !stop.disabled && send && send.disabled);
   const idle = Boolean(stop && stop.disabled && send && !send.disabled);
-  return { messages, running, idle, status: document.querySelector("#status")?.textContent };
+  return { messages, running, idle, status: document.querySelector("#status")?.textContent,
+           input: document.querySelector("#input")?.value ?? "" };
 }"""
 
 # Resolves to the state once the last message is the assistant's answer to `question`, with
@@ -63,6 +72,16 @@ _SETTLED_JS = f"""([question]) => {{
   const [user, answer] = state.messages.slice(-2);
   return state.idle && user?.role === "user" && user.text === question
     && answer?.role === "assistant" && answer.text.length > 0 ? state : null;
+}}"""
+
+# Resolves to the state once no answer runs and the last message answers `question` with
+# the `mark` ("error" or "stopped") that says how it ended.
+_ENDED_JS = f"""([question, mark]) => {{
+  const state = ({_STATE_JS})();
+  const [user, answer] = state.messages.slice(-2);
+  const marked = mark === "error" ? answer?.error : answer?.stopped;
+  return state.idle && user?.role === "user" && user.text === question
+    && answer?.role === "assistant" && marked ? state : null;
 }}"""
 
 
@@ -90,10 +109,13 @@ def launch_browser(playwright: Playwright, executable: str, user_data_dir: Path)
 
 @dataclass
 class Message:
-    """One message box as the page shows it."""
+    """One message box as the page shows it: its text, and how the answer ended (the error
+    text of a failed answer, whether it was stopped)."""
 
     role: str
     text: str
+    error: str | None = None
+    stopped: bool = False
 
 
 @dataclass
@@ -104,12 +126,17 @@ class PageState:
     running: bool
     idle: bool
     status: str
+    input: str = ""
 
     @classmethod
     def from_js(cls, value: dict[str, Any]) -> PageState:
         """Build from the value of ``_STATE_JS``."""
-        messages = [Message(m["role"], m["text"]) for m in value["messages"]]
-        return cls(messages, bool(value["running"]), bool(value["idle"]), value["status"] or "")
+        messages = [
+            Message(m["role"], m["text"], m.get("error"), bool(m.get("stopped")))
+            for m in value["messages"]
+        ]
+        running, idle = bool(value["running"]), bool(value["idle"])
+        return cls(messages, running, idle, value["status"] or "", value.get("input") or "")
 
     @property
     def answer(self) -> str:
@@ -161,6 +188,12 @@ class ChatTab:
     def wait_settled(self, question: str) -> PageState:
         """Wait until no answer runs and the last message answers ``question``."""
         handle = self.page.wait_for_function(_SETTLED_JS, arg=[question])
+        return PageState.from_js(handle.json_value())
+
+    def wait_ended(self, question: str, mark: str) -> PageState:
+        """Wait until no answer runs and the last message answers ``question`` marked
+        ``mark`` (``"error"`` or ``"stopped"``)."""
+        handle = self.page.wait_for_function(_ENDED_JS, arg=[question, mark])
         return PageState.from_js(handle.json_value())
 
     def screenshot(self, step: str) -> Path:

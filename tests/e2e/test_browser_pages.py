@@ -23,6 +23,7 @@ npm are not.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -272,3 +273,94 @@ def _scenario(
     _assert_partial(stored[3][1], second, "the stored answer after Stop")
     for name, state in stopped.items():
         assert _texts(state) == stored, f"{name}: {_texts(state)}"
+
+
+# -- how an answer ended stays visible: an error, a stop, live and after a reload ------------
+
+ERROR_QUESTION = "Will this one fail?"
+STOP_QUESTION = "Tell me a long story"
+_CHUNK = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+
+def _recorded(deltas: list[str], tail: list[dict[str, Any]]) -> str:
+    """A recorded OpenAI stream (one ``data`` payload per line): ``deltas``, then ``tail``."""
+    lines = [{**_CHUNK, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    lines += [{**_CHUNK, "choices": [{"index": 0, "delta": {"content": d}}]} for d in deltas]
+    return "".join(json.dumps(line) + "\n" for line in lines + tail)
+
+
+@pytest.fixture(scope="module")
+def outcome_app(
+    start_app: Callable[..., Any],
+    react_skip_reason: str | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Any:
+    """The example app replaying two recordings in turn: answer 2k fails mid-way (the
+    provider's in-stream error object), answer 2k+1 is long enough to be stopped."""
+    folder = tmp_path_factory.mktemp("recordings")
+    error = {"error": {"message": "upstream overloaded", "code": "overloaded"}}
+    (folder / "0-error.jsonl").write_text(_recorded(["Half ", "an ", "answer"], [error]))
+    words = [f"word{i} " for i in range(300)]
+    done = {**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    (folder / "1-long.jsonl").write_text(_recorded(words, [done]))
+    return start_app(CHAT_RECORDINGS=str(folder), CHAT_TOKEN_DELAY_MS="25")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_error_and_stop_stay_visible_after_a_reload(
+    page: ChatPage,
+    outcome_app: Any,
+    react_skip_reason: str | None,
+    browser: BrowserContext,
+    chat_id: str,
+) -> None:
+    """Each page: an answer that fails shows the error, keeps its question (never "not
+    sent", never given back to resend) and shows the same after a reload; a stopped answer
+    shows "stopped", live and after a reload, and the status does not stay "stopping…". The
+    server's history says the same: each question once, ``metadata.error`` / ``stopped``."""
+    if page.react and react_skip_reason:
+        pytest.skip(react_skip_reason)
+    shots = SCREENSHOTS / f"{page.name}-outcomes"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    tab = ChatTab(browser.new_page(), "tab", shots)
+    try:
+        tab.open(f"{outcome_app.base_url}{page.path}?chat={chat_id}")
+        tab.send(ERROR_QUESTION)
+        failed = tab.wait_ended(ERROR_QUESTION, "error")
+        tab.screenshot("01-error-live")
+        assert [m.role for m in failed.messages] == ["user", "assistant"], failed
+        assert failed.messages[-1].text.startswith("Half an answer"), failed
+        assert "not sent" not in failed.status and failed.input == "", failed
+        tab.reload()
+        reloaded = tab.wait_ended(ERROR_QUESTION, "error")
+        tab.screenshot("02-error-after-reload")
+        assert reloaded.messages == failed.messages, (reloaded, failed)
+
+        tab.send(STOP_QUESTION)
+        tab.wait_streaming(STOP_QUESTION, min_chars=20)
+        tab.stop()
+        stopped = tab.wait_ended(STOP_QUESTION, "stopped")
+        tab.page.wait_for_function(
+            "() => document.querySelector('#status')?.textContent !== 'stopping…'"
+        )
+        tab.screenshot("03-stopped-live")
+        tab.reload()
+        again = tab.wait_ended(STOP_QUESTION, "stopped")
+        tab.screenshot("04-stopped-after-reload")
+        assert again.messages == stopped.messages, (again, stopped)
+        assert again.messages[-1].error is None
+    except Exception:
+        tab.screenshot("failure")
+        raise
+    finally:
+        tab.page.close()
+    assert tab.errors == [], tab.errors
+    history = httpx.get(outcome_app.base_url + page.messages_route(chat_id), timeout=10).json()
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"], history
+    assert history[1]["metadata"]["error"] == reloaded.messages[-1].error
+    assert history[3]["metadata"]["stopped"] is True
+    assert _stored_texts(outcome_app, page, chat_id)[::2] == [
+        ("user", ERROR_QUESTION),
+        ("user", STOP_QUESTION),
+    ]

@@ -1,5 +1,7 @@
-"""A graceful stop of uvicorn (SIGTERM) mid-answer loses no chunk: the app's shutdown drains
-persistence (``ResumableChat.aclose``), so the log on S2 holds the whole answer and its end."""
+"""A graceful stop of uvicorn (SIGTERM) mid-answer loses no chunk: the live response runs to
+the answer's end (or, after 10 s, to its stop terminal) so the live client is told how it ended,
+and the app's shutdown drains persistence (``ResumableChat.aclose``), so the log on S2 holds
+the whole answer and its end."""
 
 from __future__ import annotations
 
@@ -9,10 +11,9 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from test_example_app_ai_sdk import USER_TEXT, chat_body, demo_text
 
-from resumable_chat.claims import read_range
+from resumable_chat.log import RecordKind, classify, read_range
 from resumable_chat.s2 import HttpBasin
 from resumable_chat.testing.pytest_plugin import unique_basin_name
 
@@ -29,19 +30,22 @@ def test_sigterm_mid_answer_loses_no_chunk(
         S2_BASIN_ENDPOINT=s2_server_url,
     )
     deltas_seen = 0
+    live_data: list[str] = []
     with (
         app.client() as client,
         client.stream("POST", "/api/chat", json=chat_body("shutdown-1", USER_TEXT)) as live,
     ):
         assert live.status_code == 200
-        try:
-            for line in live.iter_lines():
-                if '"text-delta"' in line:
-                    deltas_seen += 1
-                    if deltas_seen == 3:
-                        app.process.send_signal(signal.SIGTERM)  # graceful stop, mid-answer
-        except httpx.HTTPError:
-            pass  # the server closed the live response while shutting down
+        for line in live.iter_lines():
+            if line.startswith("data: "):
+                live_data.append(line[6:])
+            if '"text-delta"' in line:
+                deltas_seen += 1
+                if deltas_seen == 3:
+                    app.process.send_signal(signal.SIGTERM)  # graceful stop, mid-answer
+    # The live client was told how the answer ended, not cut off.
+    assert live_data[-1] == "[DONE]", live_data[-3:]
+    assert json.loads(live_data[-2])["type"] == "finish"
     # uvicorn re-raises the signal once its graceful shutdown is complete.
     assert app.process.wait(timeout=20) in (0, -signal.SIGTERM), app.log_tail()
     assert "Application shutdown complete" in app.log_tail(1_000_000)
@@ -60,7 +64,7 @@ def test_sigterm_mid_answer_loses_no_chunk(
 
     records = asyncio.run(stored())
     assert records[-1].headers and records[-1].body.startswith(b"end-"), app.log_tail()
-    chunks = [json.loads(r.body) for r in records if not r.headers and r.body]
+    chunks = [json.loads(r.body) for r in records if classify(r) is RecordKind.DATA]
     text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
     assert text == demo_text(USER_TEXT)
     assert chunks[-1]["type"] == "finish"

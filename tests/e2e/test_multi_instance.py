@@ -24,6 +24,8 @@ from resumable_chat.chat import LOST_GENERATION_ERROR_TEXT
 
 #: A short lease so the crash tests run in seconds; heartbeats come every lease / 4.
 LEASE_MS = 1500
+#: The takeover's confirmation window at that lease: two heartbeats (lease / 4 each).
+CONFIRM_MS = 2 * LEASE_MS // 4
 USER_TEXT = "Tell me about resumable streams."
 
 
@@ -218,14 +220,19 @@ def test_ai_sdk_sigkill_mid_answer_ends_the_followers_answer_with_an_error(
     killed_at = time.monotonic()
     a.process.wait(10)
     arrived = follower.wait_for(lambda c: c[-1]["type"] == "error", LEASE_MS / 1000 + 5)
-    assert arrived - killed_at <= LEASE_MS / 1000 + 1.0, "the error came later than lease + 1 s"
+    bound = (LEASE_MS + CONFIRM_MS) / 1000 + 1.0
+    assert arrived - killed_at <= bound, "the error came later than lease + confirmation + 1 s"
     assert follower.finished.wait(5)
     chunks = follower.chunks()
     assert chunks[-1] == {"type": "error", "errorText": LOST_GENERATION_ERROR_TEXT}
-    assert [c["type"] for c in chunks[-3:-1]] == ["text-end", "finish-step"]  # parts closed
+    assert [c["type"] for c in chunks[-4:-2]] == ["text-end", "finish-step"]  # parts closed
+    # and the answer's message says why it ended (metadata.error), live and in history
+    lost = {"error": LOST_GENERATION_ERROR_TEXT}
+    assert chunks[-2] == {"type": "message-metadata", "messageMetadata": lost}
     assert follower.events[-1][1] == "[DONE]"
     # The chat is not locked: a new turn on B runs to its end.
     history = httpx.get(f"{b.base_url}/api/chat/{chat}/messages").json()
+    assert history[-1]["metadata"] == lost
     again = {
         "id": chat,
         "messages": [*history, _user_message("And again?")],
@@ -255,7 +262,7 @@ def test_tanstack_sigkill_mid_run_ends_the_subscription_run_with_run_error(
     a.process.kill()
     killed_at = time.monotonic()
     arrived = follower.wait_for(lambda c: c[-1]["type"] == "RUN_ERROR", LEASE_MS / 1000 + 5)
-    assert arrived - killed_at <= LEASE_MS / 1000 + 1.0
+    assert arrived - killed_at <= (LEASE_MS + CONFIRM_MS) / 1000 + 1.0
     chunks = follower.chunks()
     run_id = next(c["runId"] for c in chunks if c["type"] == "RUN_STARTED")
     assert chunks[-1]["runId"] == run_id
@@ -309,3 +316,36 @@ def test_tanstack_client_joins_on_b_a_run_started_on_a(
     assert transcript(joined["messages"]) == transcript(sender["messages"])  # not createdAt
     assert run_chunks(joined) == run_chunks(sender)  # the whole run, each chunk once
     assert joined["sessionGenerating"] == [True, False]
+
+
+# -- the first turn of a chat, sent to both instances at once ------------------------------
+
+
+def test_two_instances_never_both_win_the_first_turn(two_apps: tuple[Any, Any]) -> None:
+    """The same first turn POSTed to A and B at the same moment, for many fresh chats: on
+    every chat exactly one instance answers 200 and the other 409, and the log holds exactly
+    one generation (a claim is conditioned on exactly what it read, in one read)."""
+    a, b = two_apps
+    chats = [new_chat_id("multi-race") for _ in range(24)]
+    results: dict[tuple[str, str], int] = {}
+    barrier = threading.Barrier(2 * len(chats))
+
+    def post(app: Any, chat: str) -> None:
+        body = {"id": chat, "messages": [_user_message(USER_TEXT)], "trigger": "submit-message"}
+        with httpx.Client(base_url=app.base_url, timeout=30) as client:
+            barrier.wait()
+            response = client.post("/api/chat", json=body)
+            results[(app.base_url, chat)] = response.status_code
+
+    threads = [threading.Thread(target=post, args=(app, chat)) for chat in chats for app in (a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for chat in chats:
+        statuses = sorted((results[(a.base_url, chat)], results[(b.base_url, chat)]))
+        assert statuses == [200, 409], f"{chat}: {statuses}"
+    for chat in chats:  # one generation each, as the winner's replay-able history shows
+        with httpx.Client(base_url=a.base_url, timeout=10) as client:
+            messages = client.get(f"/api/chat/{chat}/messages").json()
+        assert [m["role"] for m in messages] == ["user", "assistant"], messages

@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 
 from resumable_chat import ResumableChat, StopSignal, create_resumable_chat
-from resumable_chat.claims import read_range
 from resumable_chat.fastapi import ai_sdk_router
+from resumable_chat.log import RecordKind, classify, read_range
 from resumable_chat.s2 import Basin, HttpBasin
 from resumable_chat.s2.records import SequencedRecord
 from resumable_chat.sources import ai_sdk_chunks, openai_chunks_from_jsonl
@@ -84,7 +84,7 @@ def data_records(records: list[SequencedRecord]) -> list[str]:
     """Bodies of the stored answer chunks: no fences, heartbeats or stored user messages."""
     out = []
     for record in records:
-        if record.headers or not record.body:
+        if classify(record) is not RecordKind.DATA:
             continue
         if json.loads(record.body).get("type") == "ui-message":
             continue

@@ -80,6 +80,29 @@ async def test_outage_past_the_retry_budget_raises_unavailable(faulty_s2: Faulty
     assert ack.end.seq_num == 1
 
 
+@pytest.mark.parametrize("fault", ["outage", "hang"])
+async def test_every_call_has_an_overall_deadline(faulty_s2: FaultyS2, fault: str) -> None:
+    """However many attempts the retry policy allows and however long each may take, a call
+    gives up after ``deadline_s`` with ``S2UnavailableError`` (routes answer 503)."""
+    basin = faulty_s2.basin(
+        max_attempts=1000, retry_base_s=0.05, retry_max_backoff_s=0.2, deadline_s=1.0
+    )
+    rule = faulty_s2.plan.outage() if fault == "outage" else faulty_s2.plan.hold()
+    loop = asyncio.get_running_loop()
+    for call in (
+        lambda: basin.check_tail("s"),
+        lambda: basin.read("s", seq_num=0),
+        lambda: basin.append("s", batch("a", match_seq_num=0)),
+    ):
+        began = loop.time()
+        with pytest.raises(S2UnavailableError):
+            await call()
+        assert loop.time() - began < 1.5
+    rule.release()  # held requests go on server-side (an append may land after all)
+    faulty_s2.plan.clear()
+    assert (await basin.check_tail("s")).seq_num in (0, 1)
+
+
 async def test_reads_and_tail_are_retried(faulty_s2: FaultyS2) -> None:
     basin = faulty_s2.basin()
     await basin.append("s", batch("a", "b", match_seq_num=0))

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resumable_chat import StopSignal, create_resumable_chat
-from resumable_chat.claims import read_range
+from resumable_chat.log import read_range
 from resumable_chat.s2 import Basin, MemoryBasin
 from resumable_chat.testing.fault_plan import FaultPlan
 

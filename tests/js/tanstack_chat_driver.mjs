@@ -571,10 +571,11 @@ async function scenarioAdapter(ctx) {
       assertEqual(calls.length, 1, "requests");
       assertEqual(chunks.length, 1, "chunks");
       const [chunk] = chunks;
-      assert(/^s2-replay-\d+$/.test(chunk.runId), "runId", chunk);
+      assert(/^run-\d+$/.test(chunk.runId), "runId", chunk);
+      assert(!("model" in chunk), "no internal marker in model", chunk);
       assertEqual(
-        [chunk.type, chunk.model, chunk.finishReason, typeof chunk.timestamp],
-        ["RUN_FINISHED", "s2-replay", "stop", "number"],
+        [chunk.type, chunk.finishReason, typeof chunk.timestamp],
+        ["RUN_FINISHED", "stop", "number"],
         "chunk",
       );
     },

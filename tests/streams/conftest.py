@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from resumable_chat import create_resumable_stream_context
+from resumable_chat.log import Ownership
 from resumable_chat.s2 import Basin
 from resumable_chat.streams import ResumableStreamContext
 
@@ -45,6 +46,7 @@ async def make_context(
         options.setdefault("batch_size", 10)
         options.setdefault("linger_ms", 0)
         options.setdefault("key_prefix", key_prefix)
+        options.setdefault("ownership", Ownership())  # each context plays its own process
         context = create_resumable_stream_context(basin=basin, **options)
         made.append(context)
         return context

@@ -104,7 +104,7 @@ async def eventually(predicate: Any, timeout_s: float = TIMEOUT_S, every_s: floa
 
 async def all_records(basin: Basin, stream: str) -> list[SequencedRecord]:
     """Every record of ``stream`` (missing or empty: ``[]``)."""
-    from resumable_chat.claims import read_range
+    from resumable_chat.log import read_range
 
     return await read_range(basin, stream, 0)
 

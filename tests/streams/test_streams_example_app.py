@@ -101,12 +101,13 @@ async def test_post_streams_live_and_get_resumes_with_the_seeds_status_codes(
     assert restarted.status_code == 200 and restarted.text == expected(sid)
 
 
-async def test_get_of_an_unknown_stream_is_422_and_bad_input_is_400(
+async def test_get_of_an_unknown_stream_is_404_and_bad_input_is_400(
     client: httpx.AsyncClient,
 ) -> None:
+    # resumeExistingStream: undefined (no such stream) → 404; null (done) → 422 (test above).
     unknown = await client.get("/api/streams/nobody")
-    assert (unknown.status_code, unknown.text) == (422, "Stream is already done")
-    for bad in ("-1", "abc", "1.5"):
+    assert (unknown.status_code, unknown.text) == (404, "Stream not found")
+    for bad in ("-1", "abc", "1.5", "²"):
         response = await client.get("/api/streams/nobody", params={"resumeAt": bad})
         assert response.status_code == 400, bad
     invalid_id = await client.get("/api/streams/.hidden")

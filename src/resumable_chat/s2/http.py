@@ -52,6 +52,7 @@ from .errors import (
     SeqNumMismatchError,
     StreamNotFoundError,
 )
+from .names import check_basin_name
 from .records import (
     AppendAck,
     AppendInput,
@@ -393,11 +394,17 @@ class HttpBasin(Basin):
             (:class:`RetryPolicy`).
         retry_max_backoff_s: the longest backoff between retries, in seconds.
         timeout_s: per-request timeout in seconds (a unary read adds its ``wait``).
+        deadline_s: the most one call may take in seconds, all its retries included (a unary
+            read adds its ``wait``), so an outage surfaces as ``S2UnavailableError`` in bounded
+            time; each attempt's timeout is cut to what is left of it.
         heartbeat_timeout_s: a live follow that hears nothing (no batch, no ping) for this
             many seconds reconnects; S2 pings every 5-15 s.
 
     Raises:
-        ValueError: an empty ``basin`` or ``max_attempts`` below 1.
+        S2NameError: ``basin`` is not a valid S2 basin name (8 to 48 of ``a-z 0-9 -``, no
+            leading or trailing hyphen; :mod:`resumable_chat.s2.names`). It is a
+            ``ValueError``.
+        ValueError: ``max_attempts`` below 1.
     """
 
     def __init__(
@@ -414,11 +421,14 @@ class HttpBasin(Basin):
         retry_max_backoff_s: float = 1.0,
         timeout_s: float = 30.0,
         heartbeat_timeout_s: float = 30.0,
+        deadline_s: float = 10.0,
     ) -> None:
-        if not basin:
-            raise ValueError("basin name is empty")
+        check_basin_name(basin)
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if not deadline_s > 0:
+            raise ValueError("deadline_s must be > 0")
+        self.deadline_s = deadline_s
         self.name = basin
         self.retry = RetryPolicy(max_attempts, retry_base_s, retry_max_backoff_s)
         self.create_missing_streams = create_missing_streams
@@ -493,6 +503,9 @@ class HttpBasin(Basin):
     ) -> httpx.Response:
         """An idempotent request with retries; ``retry_codes`` adds retryable S2 codes."""
         hdrs = headers if headers is not None else self._stream_headers
+        loop = asyncio.get_running_loop()
+        budget = self.deadline_s + (timeout_s - self._timeout_s if timeout_s else 0.0)
+        deadline = loop.time() + budget
         attempt = 0
         while True:
             attempt += 1
@@ -503,7 +516,7 @@ class HttpBasin(Basin):
                 headers=hdrs,
                 params=params,
                 content=content,
-                timeout_s=timeout_s,
+                timeout_s=min(timeout_s or self._timeout_s, max(deadline - loop.time(), 0.001)),
             )
             if isinstance(outcome, httpx.Response):
                 return outcome
@@ -511,7 +524,10 @@ class HttpBasin(Basin):
                 outcome.retryable = True
             if not outcome.retryable or attempt >= self.retry.max_attempts:
                 raise outcome.final(op, attempt)
-            await asyncio.sleep(self.retry.delay_s(attempt, outcome.retry_after_s))
+            delay = self.retry.delay_s(attempt, outcome.retry_after_s)
+            if loop.time() + delay >= deadline:
+                raise outcome.final(op, attempt)
+            await asyncio.sleep(delay)
 
     async def _creating(self, stream: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call``; on ``StreamNotFoundError`` create the stream and run it once more."""
@@ -548,12 +564,15 @@ class HttpBasin(Basin):
         guarded = input.match_seq_num is not None
         headers = {**self._stream_headers, "Content-Type": _JSON}
         url = self._stream_url(stream, "/records")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline_s
         ambiguous = False
         attempt = 0
         while True:
             attempt += 1
+            timeout = min(self._timeout_s, max(deadline - loop.time(), 0.001))
             outcome = await self._attempt(
-                "POST", url, stream=stream, headers=headers, content=content
+                "POST", url, stream=stream, headers=headers, content=content, timeout_s=timeout
             )
             if isinstance(outcome, httpx.Response):
                 try:
@@ -578,7 +597,10 @@ class HttpBasin(Basin):
                 raise outcome.final("append", attempt)
             if not outcome.no_side_effect:
                 ambiguous = True
-            await asyncio.sleep(self.retry.delay_s(attempt, outcome.retry_after_s))
+            delay = self.retry.delay_s(attempt, outcome.retry_after_s)
+            if loop.time() + delay >= deadline:
+                raise outcome.final("append", attempt)
+            await asyncio.sleep(delay)
 
     @staticmethod
     def _may_have_landed(input: AppendInput, error: S2Error) -> bool:
@@ -807,6 +829,47 @@ class HttpBasin(Basin):
             if exc.status == 409 and exc.code == "stream_deletion_pending":
                 return
             raise
+
+    # -- start-up check --------------------------------------------------------------------
+
+    async def check(self, stream: str) -> None:
+        """One cheap request proving that S2 answers, accepts the token and has the basin.
+
+        S2 REST v1 ``GET /streams/{stream}/records/tail`` on ``stream`` (a probe name, see
+        :func:`~resumable_chat.s2.check.check_basin`), with the usual retries of transient
+        failures; a missing stream is success and is not created here (a basin with
+        *create stream on read* may create it: an empty stream, which costs nothing).
+
+        Raises:
+            S2AuthError: S2 refused the token (401/403); the message names
+                ``S2_ACCESS_TOKEN``.
+            BasinNotFoundError: the basin does not exist (404 ``basin_not_found``).
+            S2UnavailableError: S2 could not be reached (connection refused, DNS, timeout) or
+                kept failing (5xx) past the retry budget; the message names the endpoint.
+            S2InvalidError / S2Error: S2 refused the request for another reason.
+        """
+        endpoint = self._basin_url.removesuffix("/v1")
+        try:
+            await self._call(
+                "check", "GET", self._stream_url(stream, "/records/tail"), stream=stream
+            )
+        except StreamNotFoundError:
+            return
+        except BasinNotFoundError as exc:
+            raise BasinNotFoundError(
+                f"S2 basin {self.name!r} does not exist at {endpoint} ({exc.message}): create "
+                "it, or set S2_BASIN to an existing basin",
+                status=exc.status,
+                code=exc.code,
+            ) from None
+        except S2UnavailableError as exc:
+            what = "did not answer" if exc.status is None else "is unavailable"
+            raise S2UnavailableError(
+                f"S2 at {endpoint} {what} ({exc.message}): check S2_BASIN_ENDPOINT "
+                "(and S2_ACCOUNT_ENDPOINT) and the network",
+                status=exc.status,
+                code=exc.code,
+            ) from None
 
     # -- account level ---------------------------------------------------------------------
 

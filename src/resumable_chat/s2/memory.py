@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
+from ..clock import SYSTEM_CLOCK, Clock
 from .basin import Basin
 from .errors import (
     FencingTokenMismatchError,
@@ -44,10 +44,6 @@ from .records import (
 __all__ = ["MemoryBasin", "validate_stream_name"]
 
 _MAX_WAIT_S = 60.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def validate_stream_name(stream: str) -> None:
@@ -97,6 +93,7 @@ class MemoryBasin(Basin):
         create_stream_on_append: mirrors the S2 basin setting: with it off, an append to a
             missing stream raises ``StreamNotFoundError``.
         create_stream_on_read: likewise for reads and check-tail.
+        clock: where arrival timestamps come from (a virtual clock in simulations).
     """
 
     def __init__(
@@ -105,8 +102,10 @@ class MemoryBasin(Basin):
         *,
         create_stream_on_append: bool = True,
         create_stream_on_read: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = name
+        self.clock = clock
         self.create_stream_on_append = create_stream_on_append
         self.create_stream_on_read = create_stream_on_read
         self._streams: dict[str, _Stream] = {}
@@ -200,7 +199,7 @@ class MemoryBasin(Basin):
         if input.match_seq_num is not None and input.match_seq_num != state.next_seq_num:
             raise SeqNumMismatchError(state.next_seq_num)
 
-        arrival = _now_ms()
+        arrival = self.clock.now_ms()
         start = StreamPosition(state.next_seq_num, state.last_timestamp)
         first_ts: int | None = None
         trim_to: int | None = None

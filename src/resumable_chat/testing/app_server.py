@@ -1,9 +1,12 @@
-"""Serve an ASGI app under a real uvicorn server on 127.0.0.1, inside the running event loop.
+"""Serve an ASGI app under a real server on 127.0.0.1, inside the running event loop.
 
 For tests that want real HTTP (streaming, disconnects, SSE) without a subprocess:
 
     async with serve_app(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url) as client: ...
+
+``serve_app(app, http2=True)`` uses hypercorn instead of uvicorn: HTTP/1.1 and cleartext
+HTTP/2 (prior knowledge) on one port, as the bundled S2 server's command line does.
 """
 
 from __future__ import annotations
@@ -32,16 +35,22 @@ async def serve_app(
     host: str = "127.0.0.1",
     port: int | None = None,
     lifespan: Literal["auto", "on", "off"] = "on",
+    http2: bool = False,
 ) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on ``host:port`` (a free port by default) in this loop.
+    """Run ``app`` with uvicorn (or hypercorn when ``http2``) on ``host:port`` in this loop.
 
-    Yields the base URL (``http://127.0.0.1:PORT``). On exit the server shuts down (open
-    streaming responses are cancelled after a short grace period). Requires ``uvicorn``;
-    raises ``RuntimeError`` when the server fails to start.
+    ``port`` defaults to a free one. Yields the base URL (``http://127.0.0.1:PORT``). On exit
+    the server shuts down (open streaming responses are cancelled after a short grace
+    period). Requires ``uvicorn`` / ``hypercorn`` (the ``testing`` extra); raises
+    ``RuntimeError`` when the server fails to start.
     """
+    port = port or free_port(host)
+    if http2:
+        async with _serve_hypercorn(app, host, port) as url:
+            yield url
+        return
     import uvicorn
 
-    port = port or free_port(host)
     config = uvicorn.Config(
         app,
         host=host,
@@ -61,6 +70,45 @@ async def serve_app(
         yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
+        try:
+            await asyncio.wait_for(task, timeout=5)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def _serve_hypercorn(app: Any, host: str, port: int) -> AsyncIterator[str]:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.loglevel = "WARNING"
+    config.accesslog = None
+    config.graceful_timeout = 1.0
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        serve(app, config, shutdown_trigger=stop.wait),
+        name=f"hypercorn {host}:{port}",
+    )
+    try:
+        while True:  # hypercorn has no "started" flag: wait until the port accepts
+            if task.done():
+                task.result()
+                raise RuntimeError("hypercorn stopped before it started")
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            break
+        yield f"http://{host}:{port}"
+    finally:
+        stop.set()
         try:
             await asyncio.wait_for(task, timeout=5)
         except TimeoutError:

@@ -239,9 +239,12 @@ class FaultPlan(Faults):
 
     # -- the Faults seam -------------------------------------------------------------------
 
-    def _firing(
+    def firing(
         self, operation: str, stream: str | None, kinds: Collection[str]
     ) -> FaultRule | None:
+        """The first rule of one of ``kinds`` that fires for ``operation`` on ``stream``
+        (counted and recorded in :attr:`injected`), or ``None``. Used by the test server and
+        by :class:`~resumable_chat.testing.fault_basin.FaultPlanBasin`."""
         for rule in self.rules:
             if rule.kind in kinds and rule.matches(operation, stream) and rule.take():
                 self._record(operation, rule.kind)
@@ -252,7 +255,7 @@ class FaultPlan(Faults):
         """Latency and status faults; remembers a ``lose_ack`` for :meth:`after_request`."""
         self.requests[operation] = self.requests.get(operation, 0) + 1
         stream = _stream_of(request)
-        rule = self._firing(operation, stream, ("latency", "status", "lose_ack"))
+        rule = self.firing(operation, stream, ("latency", "status", "lose_ack"))
         if rule is None:
             return None
         if rule.kind == "latency":

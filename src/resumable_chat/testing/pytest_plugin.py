@@ -2,8 +2,9 @@
 
 - ``s2_server_url`` (session): the base URL (``http://127.0.0.1:PORT``) of the bundled
   S2-compatible test server, run as a subprocess
-  (``python -m resumable_chat.testing.s2_server``); needs ``uvicorn`` (the ``test`` extra)
-  and skips the test when it is missing.
+  (``python -m resumable_chat.testing.s2_server``, HTTP/1.1 and cleartext HTTP/2); needs the
+  ``testing`` extra (``pip install 'resumable-chat[testing]'``) and skips the test, naming
+  it, when that is missing.
 - ``memory_basin`` (function): a fresh :class:`~resumable_chat.s2.memory.MemoryBasin`.
 - ``http_basin`` (function): an :class:`~resumable_chat.s2.http.HttpBasin` on a fresh, unique
   basin of that server, closed afterwards.
@@ -55,6 +56,8 @@ except ImportError:  # pragma: no cover - without pytest-asyncio, plain pytest f
 #: The parameters of the ``basin`` fixture.
 BASIN_KINDS = ("memory", "http", "s2")
 _STARTUP_TIMEOUT_S = 20.0
+#: What the server subprocess imports beyond the package's own dependencies.
+_SERVER_MODULES = ("hypercorn", "google.protobuf", "zstandard")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -87,11 +90,12 @@ def s2_server_url() -> Iterator[str]:
     """Start the bundled S2 test server on a free port; yield ``http://127.0.0.1:PORT``.
 
     The server (``python -m resumable_chat.testing.s2_server``) runs for the whole session and
-    is terminated at the end. Skips when ``uvicorn`` is not installed; fails when the server
-    does not answer ``GET /health`` within 20 s (its stderr is shown).
+    is terminated at the end. Skips when the ``testing`` extra is not installed; fails when
+    the server does not answer ``GET /health`` within 20 s (its stderr is shown).
     """
-    if importlib.util.find_spec("uvicorn") is None:
-        pytest.skip("uvicorn is not installed (pip install 'resumable-chat[test]')")
+    missing = [m for m in _SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: pip install 'resumable-chat[testing]'")
     host, port = "127.0.0.1", free_port()
     command = [
         sys.executable,

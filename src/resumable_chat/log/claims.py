@@ -1,0 +1,121 @@
+"""Claims: how a generation takes a stream, per mode, so that two claimers can never both win.
+
+Every claim is one conditional append of a ``session-`` fence, conditioned on exactly what the
+claimer read, in one read where S2 allows it (the last record and the tail come back from one
+``tail_offset=1`` read). S2 checks the conditions atomically, so of any interleaving of two
+claimers' reads and appends at most one append succeeds; the other gets 412 and the caller
+answers 409 before the model is called (claim rules of ``@s2-dev/resumable-stream`` 2.1,
+``src/shared.ts``, with a race that upstream leaves open closed).
+
+- ``single-use``: only a never-used stream: ``match_seq_num=0`` and token ``""``.
+- ``session``: the stream's last record is a terminal fence (conditioned on its token and the
+  tail), or the stream holds no record (never used: token ``""``; all expired or trimmed: the
+  tail alone, which nobody else can pass at the same time), or no generation is open under
+  its last record (records written by something else).
+- ``shared``: like session; each generation then trims everything before its claim, a while
+  after its end (:meth:`~.engine.LogEngine.trim_later`), so followers of the generation it
+  replaced finish reading first. Readers of the history see the latest generation only.
+
+A generation without a terminal fence blocks the claim until it is judged lost
+(:mod:`.takeover`), which closes it; the claim is then tried again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ..s2.basin import Basin
+from ..s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
+from ..s2.records import AppendAck, AppendInput, StreamPosition
+from .errors import StreamInUseError
+from .faults import is_transient
+from .records import CLAIM_PREFIX, classify, fence, fence_token
+from .scan import last_record, latest_generation
+
+if TYPE_CHECKING:
+    from .engine import LogEngine
+
+__all__ = ["MODES", "Claim", "Mode", "claim_stream"]
+
+Mode = Literal["single-use", "shared", "session"]
+MODES: tuple[Mode, ...] = ("single-use", "shared", "session")
+
+#: Claim rounds: each one follows a lost generation being closed (or a concurrent change).
+_ROUNDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A won claim: the generation's ``token`` (its identity), the seq_num of its fence and
+    the seq_num its first record gets."""
+
+    token: str
+    fence_seq_num: int
+    start_seq_num: int
+
+
+async def _append_claim(basin: Basin, stream: str, request: AppendInput) -> AppendAck:
+    """Append a claim fence; after a transient failure, read back whether it landed (its
+    ack lost) before giving up. Raises ``S2Error`` (412s as they come)."""
+    try:
+        return await basin.append(stream, request)
+    except (FencingTokenMismatchError, SeqNumMismatchError):
+        raise
+    except S2Error as exc:
+        if not is_transient(exc) or request.match_seq_num is None:
+            raise
+        try:
+            batch = await basin.read(stream, seq_num=request.match_seq_num, count=1, wait=0)
+        except S2Error:
+            raise exc from None
+        found = batch.records[0] if batch.records else None
+        sent = request.records[0]
+        if found is None or found.headers != sent.headers or found.body != sent.body:
+            raise
+        at = StreamPosition(found.seq_num, found.timestamp)
+        end = StreamPosition(found.seq_num + 1, found.timestamp)
+        return AppendAck(at, end, batch.tail or end)
+
+
+async def claim_stream(engine: LogEngine, stream: str) -> Claim:
+    """Claim ``stream`` for a new generation in the engine's mode.
+
+    Returns the :class:`Claim`. Raises :class:`StreamInUseError` when a generation holds the
+    stream (live, or this process's own however long it has been silent) or a concurrent
+    claimer won; ``S2Error`` when S2 fails.
+    """
+    basin = engine.basin
+    # No client timestamp (upstream sets Date.now()): S2's arrival time keeps a claim that S2
+    # was slow to accept from looking a lease old the moment it lands.
+    claim_fence = fence(CLAIM_PREFIX, engine.rng)
+    token = fence_token(claim_fence)
+    if engine.config.mode == "single-use":
+        request = AppendInput([claim_fence], match_seq_num=0, fencing_token="")
+        try:
+            ack = await _append_claim(basin, stream, request)
+        except (FencingTokenMismatchError, SeqNumMismatchError) as exc:
+            raise StreamInUseError(stream) from exc
+        return Claim(token, ack.start.seq_num, ack.end.seq_num)
+    for _ in range(_ROUNDS):
+        last, tail = await last_record(basin, stream)
+        condition: str | None
+        if last is None:
+            condition = "" if tail.seq_num == 0 else None
+        elif classify(last).closes:
+            condition = fence_token(last)
+        else:
+            # Is a generation open under the last record? Read back to its claim: O(answer).
+            latest = await latest_generation(basin, stream)
+            if latest.active:
+                if not await engine.close_if_lost(stream, latest):
+                    raise StreamInUseError(stream)
+                continue  # closed: read again
+            tail, condition = latest.tail, latest.token  # records of no generation (foreign)
+        request = AppendInput([claim_fence], match_seq_num=tail.seq_num, fencing_token=condition)
+        try:
+            ack = await _append_claim(basin, stream, request)
+        except (FencingTokenMismatchError, SeqNumMismatchError) as exc:
+            raise StreamInUseError(stream) from exc
+        return Claim(token, ack.start.seq_num, ack.end.seq_num)
+    raise StreamInUseError(stream)

@@ -1,0 +1,364 @@
+"""The log engine: the one implementation of the generation protocol over an S2 basin.
+
+claim (per mode) → fenced, ordered data appends with heartbeats → a terminal fence (end, error,
+stop) or a takeover after a lease of silence → readers that follow to the terminal. The chat
+core (both protocols and the AG-UI runs) and the generic text streams run on it; it never sees
+a protocol: the layer above gives it a :class:`~.generation.Producer` per generation and a
+:data:`~.takeover.LostTerminal` for closing lost generations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..s2.basin import Basin
+from ..s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
+from ..s2.records import AppendInput, trim_record
+from .claims import MODES, Claim, Mode, claim_stream
+from .errors import StreamInUseError
+from .follow import LogEvent, follow_log
+from .generation import Generation, Producer, StopSignal
+from .ownership import PROCESS_OWNERSHIP, Ownership
+from .records import MAX_SAFE_INTEGER, STOP_PREFIX, RecordKind, classify, fence
+from .scan import LatestGeneration, latest_generation
+from .takeover import LostTerminal, close_lost, confirm_silence
+
+__all__ = ["MAX_SAFE_INTEGER", "LogConfig", "LogEngine", "Status"]
+
+logger = logging.getLogger("resumable_chat.log")
+
+
+#: What :meth:`LogEngine.status` reports besides ``None``.
+Status = Literal["active", "done", "failed"]
+WaitUntil = Callable[[Awaitable[None]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """How an engine runs generations.
+
+    ``mode``: claim rules (:mod:`.claims`). ``lease_ms``: ms without any record after which
+    another instance may judge a generation lost. ``heartbeat_ms``: ms of writer idleness
+    before it appends an empty record (≤ ``lease_ms / 2``). ``batch_size`` (records, 1-1000)
+    and ``linger_ms`` (ms ≥ 0): the writer's batching. ``confirm_ms``: the long-poll window
+    in which a judge waits for a record before closing a silent generation (default: two
+    of the writer's longest retry backoffs). ``trim_delay_ms``: single-use and shared modes
+    trim this long after a generation's terminal (:meth:`LogEngine.trim_later`).
+    """
+
+    mode: Mode = "session"
+    lease_ms: int = 5000
+    heartbeat_ms: float = 1000
+    batch_size: int = 1000
+    linger_ms: float = 0
+    confirm_ms: float | None = None
+    trim_delay_ms: float = 30_000
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not 1 <= self.batch_size <= 1000:
+            raise ValueError(f"batch_size must be 1 to 1000, got {self.batch_size}")
+        if not self.linger_ms >= 0:
+            raise ValueError(f"linger_ms must be ≥ 0, got {self.linger_ms}")
+        if not self.lease_ms > 0:
+            raise ValueError(f"lease_ms must be > 0, got {self.lease_ms}")
+        if not 0 < self.heartbeat_ms <= self.lease_ms / 2:
+            raise ValueError(
+                f"heartbeat_ms must be > 0 and ≤ lease_ms / 2, got {self.heartbeat_ms}"
+            )
+
+    @property
+    def confirm_s(self) -> float:
+        """The confirmation window in seconds: ``confirm_ms``, by default two of the writer's
+        longest retry backoffs (``2 * min(heartbeat_ms, 1000)``), so a writer that was cut off
+        from S2 lands first once S2 answers again."""
+        ms = self.confirm_ms if self.confirm_ms is not None else 2 * min(self.heartbeat_ms, 1000)
+        return ms / 1000
+
+
+class _PendingClaim:
+    """Stands in the local registry while a claim is in flight, so a stop is not lost."""
+
+    __slots__ = ("stopped",)
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stop(self) -> bool:
+        self.stopped = True
+        return True
+
+
+class LogEngine:
+    """Generations on one basin (see the module docstring).
+
+    Args:
+        basin: where the logs live.
+        config: the :class:`LogConfig`.
+        lost_terminal: builds the terminal records of a generation closed after its writer
+            went silent (:data:`~.takeover.LostTerminal`).
+        clock: the time source (record timestamps vs lease).
+        ownership: the process's registry of running generations (one per simulated instance
+            in simulations).
+        rng: randomness for tokens and jitter (seeded in simulations; ``None``: secure
+            tokens, unseeded jitter).
+    """
+
+    def __init__(
+        self,
+        basin: Basin,
+        config: LogConfig,
+        *,
+        lost_terminal: LostTerminal = lambda stream, bodies: [],
+        clock: Clock = SYSTEM_CLOCK,
+        ownership: Ownership = PROCESS_OWNERSHIP,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.basin = basin
+        self.config = config
+        self.lost_terminal = lost_terminal
+        self.clock = clock
+        self.ownership = ownership
+        self.rng = rng
+        self._local: dict[str, Generation | _PendingClaim] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- judging -------------------------------------------------------------------------
+
+    def lease_expired(self, timestamp_ms: int) -> bool:
+        """True when a record written at ``timestamp_ms`` is a lease old or older."""
+        return self.clock.now_ms() - timestamp_ms >= self.config.lease_ms
+
+    async def close_if_lost(self, stream: str, latest: LatestGeneration) -> bool:
+        """Close ``latest`` if it is lost (:mod:`.takeover`: not ours, a lease silent, and
+        silent through the confirmation window). Returns True when it is closed now (by us or
+        by someone else meanwhile), False while it stands. Raises ``S2Error``."""
+        if not latest.active:
+            return True
+        if self.ownership.runs(latest.claim_token):
+            return False
+        if not self.lease_expired(latest.tail.timestamp):
+            return False
+        if not await confirm_silence(self.basin, stream, latest.tail, self.config.confirm_s):
+            return False
+        if await close_lost(self.basin, stream, latest, self.lost_terminal, rng=self.rng):
+            return True
+        return not (await latest_generation(self.basin, stream)).active
+
+    async def judge(self, stream: str, position: int) -> bool:
+        """For a reader at ``position`` that heard nothing for a lease: is a generation still
+        open? Closes a lost one first (its terminal then reaches the reader). S2 errors are
+        logged and count as open (keep following)."""
+        try:
+            latest = await latest_generation(self.basin, stream)
+            if not latest.active:
+                return False
+            if latest.tail.seq_num > position:
+                return True  # records the follow has not delivered yet
+            await self.close_if_lost(stream, latest)
+        except S2Error as exc:
+            logger.warning("checking %s for a lost generation failed: %r", stream, exc)
+        return True
+
+    async def latest(self, stream: str, *, settle: bool = False) -> LatestGeneration:
+        """The latest generation of ``stream``; with ``settle``, a lost one is closed first
+        and the result read again. Raises ``S2Error``."""
+        latest = await latest_generation(self.basin, stream)
+        if settle and latest.active and await self.close_if_lost(stream, latest):
+            latest = await latest_generation(self.basin, stream)
+        return latest
+
+    async def status(self, stream: str) -> Status | None:
+        """``None`` (no generation), ``"active"``, ``"done"`` (ended with ``end-``) or
+        ``"failed"`` (``error-``, or open and silent for a lease in another process).
+        Writes nothing. Raises ``S2Error``."""
+        latest = await latest_generation(self.basin, stream)
+        if latest.terminal is not None:
+            return "done" if classify(latest.terminal) is RecordKind.END else "failed"
+        if latest.claim is None:
+            return None
+        if self.ownership.runs(latest.claim_token) or not self.lease_expired(latest.tail.timestamp):
+            return "active"
+        return "failed"
+
+    # -- generations ---------------------------------------------------------------------
+
+    def generation(self, stream: str) -> Generation | None:
+        """The generation this engine runs on ``stream``, if any."""
+        entry = self._local.get(stream)
+        return entry if isinstance(entry, Generation) else None
+
+    async def claim(self, stream: str) -> Claim:
+        """Claim ``stream`` (:func:`~.claims.claim_stream`)."""
+        return await claim_stream(self, stream)
+
+    async def start(
+        self,
+        stream: str,
+        producer: Producer,
+        *,
+        signal: StopSignal | None = None,
+        wait_until: WaitUntil | None = None,
+    ) -> Generation:
+        """Claim ``stream`` and run ``producer`` as its new generation.
+
+        A generation of this engine whose answer ended and whose terminal is being stored
+        is waited for (up to a lease), so a turn sent right after the previous answer's end
+        does not get 409. ``wait_until`` gets the generation's task (serverless hosts).
+
+        Raises :class:`StreamInUseError` (the producer is closed unread), ``S2Error`` (the
+        claim failed; the producer is closed) or ``RuntimeError`` after :meth:`aclose`.
+        """
+        if self._closed:
+            await producer.aclose()
+            raise RuntimeError("this engine is closed")
+        running = self._local.get(stream)
+        if isinstance(running, Generation) and running.outcome is not None:
+            await asyncio.wait([running.task], timeout=self.config.lease_ms / 1000)
+        if stream in self._local:
+            await producer.aclose()
+            raise StreamInUseError(stream)
+        pending = self._local[stream] = _PendingClaim()
+        try:
+            claim = await self.claim(stream)
+        except BaseException:
+            await producer.aclose()
+            raise
+        finally:
+            if self._local.get(stream) is pending:
+                del self._local[stream]
+        generation = Generation(self, stream, claim, producer, signal=signal)
+        if pending.stopped:
+            generation.stop()
+        self._local[stream] = generation
+        self._tasks.add(generation.task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if self._local.get(stream) is generation:
+                del self._local[stream]
+            if wait_until is None and not task.cancelled() and task.exception() is not None:
+                logger.error("persisting %s failed", stream, exc_info=task.exception())
+
+        generation.task.add_done_callback(done)
+        if wait_until is not None:
+            wait_until(generation.task)
+        return generation
+
+    async def request_stop(self, stream: str) -> bool:
+        """Stop the generation on ``stream``, wherever it runs.
+
+        Here: its source is cancelled at once. Elsewhere: a ``stop-`` fence conditioned on
+        the generation's claim token goes to the stream, and the writer there adopts it at
+        its next append (within a heartbeat when the model is silent). A lost generation is
+        closed instead. Returns True when a running generation was asked to stop (or already
+        was), False when none runs. Raises ``S2Error``.
+        """
+        local = self._local.get(stream)
+        if local is not None:
+            return local.stop()
+        latest = await latest_generation(self.basin, stream)
+        if not latest.active:
+            return False
+        if latest.token != latest.claim_token:
+            return True  # a stop request is already in the log
+        if not self.ownership.runs(latest.claim_token) and self.lease_expired(
+            latest.tail.timestamp
+        ):
+            if await self.close_if_lost(stream, latest):
+                return False
+        request = AppendInput([fence(STOP_PREFIX, self.rng)], fencing_token=latest.claim_token)
+        try:
+            await self.basin.append(stream, request)
+        except FencingTokenMismatchError as exc:
+            return exc.expected_fencing_token.startswith(STOP_PREFIX)
+        return True
+
+    def trim_later(self, stream: str, token: str, end: int, below: int) -> None:
+        """Trim records below seq_num ``below`` of ``stream`` after ``trim_delay_ms``,
+        conditioned on the finished generation's terminal ``token`` and tail ``end`` (a newer
+        generation's own trim covers more); skipped on shutdown (S2 retention cleans up).
+
+        Single-use mode trims everything (``below`` = ``MAX_SAFE_INTEGER``), shared mode the
+        generations before the finished one. Trimming later than upstream (which trims at
+        the claim or the end) lets followers that are a few records behind read to the end.
+        """
+
+        async def trim() -> None:
+            await asyncio.sleep(self.config.trim_delay_ms / 1000)
+            request = AppendInput([trim_record(below)], match_seq_num=end, fencing_token=token)
+            try:
+                await self.basin.append(stream, request)
+            except (FencingTokenMismatchError, SeqNumMismatchError):
+                pass
+            except S2Error as exc:
+                logger.info("trimming the finished stream %s failed: %r", stream, exc)
+
+        task = asyncio.get_running_loop().create_task(trim(), name=f"resumable-chat trim {stream}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def follow(
+        self,
+        stream: str,
+        start: int,
+        *,
+        until_closed: bool,
+        open_generation: bool | None = None,
+        skip_ids_through: int | None = None,
+    ) -> AsyncGenerator[LogEvent, None]:
+        """Follow ``stream`` from ``start`` (:func:`~.follow.follow_log`)."""
+        return follow_log(
+            self,
+            stream,
+            start,
+            until_closed=until_closed,
+            open_generation=open_generation,
+            skip_ids_through=skip_ids_through,
+        )
+
+    def sent_live(self, stream: str, cursor: int) -> bool:
+        """Whether SSE id ``cursor`` may have been sent live by this engine's running
+        generation on ``stream`` but not stored yet."""
+        generation = self.generation(stream)
+        return generation is not None and generation.sent_live(cursor)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> list[Generation]:
+        """The generations this engine runs now."""
+        return [g for g in self._local.values() if isinstance(g, Generation)]
+
+    async def aclose(self, *, drain_timeout_s: float = 10.0, stop_remaining: bool = True) -> None:
+        """Wait up to ``drain_timeout_s`` (s) for running generations, stop the rest (with
+        ``stop_remaining``; they still store their stop terminal, given 2 s more), then abandon
+        what is left (no terminal: another instance closes them after the lease). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = {g.task for g in self.running}
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
+            if stop_remaining and pending:
+                for generation in self.running:
+                    generation.stop()
+                _, pending = await asyncio.wait(pending, timeout=2.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,193 @@
+"""Following a generation log live, with the lease watchdog.
+
+:func:`follow_log` reads a stream from a position and keeps following it (S2 read session),
+yielding :class:`LogEvent` s: data records with their SSE ids, and the generation boundaries
+(claims and terminal fences). Heartbeats, stop requests and trims are skipped. It ends after the
+first closing fence when asked (``until_closed``), else it follows forever.
+
+Faults: the basin's follow resumes dropped read sessions itself (``HttpBasin`` reconnects at
+the next seq_num); when it gives up, its error is raised here, so a reader never hangs on a
+log it cannot read (its client resumes later; the generation itself is not judged for it).
+
+Records missing in the middle (trimmed or expired under the reader) raise
+:class:`~resumable_chat.log.errors.LogGapError` instead of being skipped silently (single-use
+and shared modes trim a while after a generation ends, so only a reader that lags that long
+meets one).
+
+Lease watchdog: while a generation is open, a reader that hears nothing (no record, not even a
+heartbeat) for ``lease_ms`` asks the engine to judge the generation
+(:meth:`LogEngine.close_if_lost`), in a task of its own; a lost one is closed with its error
+terminal, which then arrives through the follow like any record. The engine never judges a
+generation this process runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ..s2.basin import Basin
+from ..s2.errors import RangeNotSatisfiableError, StreamNotFoundError
+from ..s2.records import SequencedRecord
+from .errors import LogGapError
+from .records import RecordKind, classify, record_id
+
+if TYPE_CHECKING:
+    from .engine import LogEngine
+
+__all__ = ["LogEvent", "follow_log"]
+
+logger = logging.getLogger("resumable_chat.log")
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One record a reader acts on: ``kind`` (``DATA``, ``CLAIM``, ``END``, ``ERROR`` or
+    ``FOREIGN_FENCE``), its ``seq_num``, its SSE ``id`` (data records) and its ``body``."""
+
+    kind: RecordKind
+    seq_num: int
+    id: int
+    body: bytes
+
+
+_SKIPPED = frozenset(
+    {RecordKind.HEARTBEAT, RecordKind.STOP, RecordKind.TRIM, RecordKind.OTHER_COMMAND}
+)
+
+
+class _Feed:
+    """The follow's batches, pulled by one task per reader into a queue (a list of records
+    per batch; an exception when the follow failed; ``None`` when it ended)."""
+
+    def __init__(self, basin: Basin, stream: str, start: int) -> None:
+        self.items: deque[list[SequencedRecord] | BaseException | None] = deque()
+        self.ready = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(
+            self._pull(basin, stream, start), name=f"resumable-chat follow {stream}"
+        )
+
+    def _put(self, item: list[SequencedRecord] | BaseException | None) -> None:
+        self.items.append(item)
+        self.ready.set()
+
+    async def _pull(self, basin: Basin, stream: str, start: int) -> None:
+        batches = basin.follow(stream, seq_num=start, clamp=True)
+        try:
+            async with contextlib.aclosing(batches):
+                async for batch in batches:
+                    if batch.records:
+                        self._put(batch.records)
+        except asyncio.CancelledError:
+            raise
+        except (RangeNotSatisfiableError, StreamNotFoundError):
+            pass  # deleted under us: the follow ends
+        except Exception as exc:
+            self._put(exc)
+            return
+        self._put(None)
+
+    async def next(
+        self, timeout_s: float
+    ) -> list[SequencedRecord] | BaseException | Literal[False] | None:
+        """The next queued item, or False after ``timeout_s`` seconds with none."""
+        loop = asyncio.get_running_loop()
+        while not self.items:
+            self.ready.clear()
+            handle = loop.call_later(timeout_s, self.ready.set)
+            started = loop.time()
+            try:
+                await self.ready.wait()
+            finally:
+                handle.cancel()
+            if not self.items and loop.time() - started >= timeout_s:
+                return False
+        return self.items.popleft()
+
+    async def aclose(self) -> None:
+        task = self.task
+        if not task.done():
+            task.cancel()
+        # Wait for the read session to be released even if we are being cancelled too.
+        await asyncio.shield(asyncio.wait([task]))
+
+
+async def follow_log(
+    engine: LogEngine,
+    stream: str,
+    start: int,
+    *,
+    until_closed: bool,
+    open_generation: bool | None = None,
+    skip_ids_through: int | None = None,
+) -> AsyncGenerator[LogEvent, None]:
+    """Follow ``stream`` from seq_num ``start``; see the module docstring.
+
+    Args:
+        engine: the log engine (basin, lease, ownership).
+        start: the first seq_num to read (a position past the tail waits for it).
+        until_closed: end after the first closing fence (``END``, ``ERROR``, foreign), which
+            is yielded; ``False`` follows across generations forever.
+        open_generation: whether a generation is known to be open at ``start`` (``None``:
+            unknown, the watchdog asks the log).
+        skip_ids_through: skip data records whose SSE id is at most this (a resume cursor:
+            records a remote stop displaced keep their lower ids).
+
+    Yields :class:`LogEvent` s in log order. Raises ``LogGapError`` when records vanish under
+    it and ``S2Error`` for permanent S2 failures. Close it with ``aclose()``.
+    """
+    lease_s = engine.config.lease_ms / 1000
+    feed = _Feed(engine.basin, stream, start)
+    position = start
+    delivered = False
+    # The watchdog judges in its own task, so a slow S2 never holds up delivery.
+    judging: asyncio.Task[bool] | None = None
+    try:
+        while True:
+            if judging is not None and judging.done():
+                still_open, judging = judging.result(), None
+                if not still_open:
+                    if until_closed:
+                        return  # its end is out of reach (trimmed under us)
+                    open_generation = False
+            item = await feed.next(lease_s)
+            if item is False:
+                if open_generation is not False and judging is None:
+                    judging = asyncio.get_running_loop().create_task(
+                        engine.judge(stream, position), name=f"resumable-chat watchdog {stream}"
+                    )
+                continue
+            if item is None:
+                return  # the follow ended: stream deleted, basin closed
+            if isinstance(item, BaseException):
+                raise item
+            for record in item:
+                if record.seq_num < position:
+                    continue
+                if delivered and record.seq_num > position:
+                    raise LogGapError(stream, position, record.seq_num)
+                kind = classify(record)
+                delivered = True
+                position = record.seq_num + 1
+                if kind in _SKIPPED:
+                    continue
+                if kind is RecordKind.DATA:
+                    sse_id = record_id(record)
+                    if skip_ids_through is not None and sse_id <= skip_ids_through:
+                        continue
+                    yield LogEvent(kind, record.seq_num, sse_id, record.body)
+                    continue
+                open_generation = kind is RecordKind.CLAIM
+                yield LogEvent(kind, record.seq_num, 0, record.body)
+                if until_closed and kind.closes:
+                    return
+    finally:
+        if judging is not None and not judging.done():
+            judging.cancel()
+            await asyncio.shield(asyncio.wait([judging]))
+        await feed.aclose()

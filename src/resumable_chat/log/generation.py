@@ -1,0 +1,279 @@
+"""One running generation: the producer's records through the fenced writer, and its end.
+
+The engine starts a :class:`Generation` after a won claim. Its task calls the layer above's
+:class:`Producer` to pump the model's output (the producer also feeds its live response:
+persistence never sits on the live path), then ends the log with a terminal fence. How it ends
+is its :data:`Outcome`:
+
+- ``"end"``: the producer finished; ``end-`` fence.
+- ``"stopped"``: a stop (here, or a ``stop-`` fence from another instance that the writer
+  adopted) cancelled the producer; it appends its stop terminal; ``end-`` fence.
+- ``"error"``: the producer raised; it appends its error terminal; ``error-`` fence.
+- ``"lost"``: another instance took the stream over (after a lease of silence in the log);
+  the writer is fenced out, the producer's live side ends with its error terminal, which is
+  not stored (the taker stored its own).
+- ``"abandoned"``: shutdown cancelled it before its end; nothing more is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Literal
+
+from ..s2.errors import S2Error
+from ..s2.records import AppendInput, AppendRecord
+from .errors import FencedOutError
+from .records import END_PREFIX, ERROR_PREFIX, MAX_SAFE_INTEGER, fence, fence_token
+from .writer import LogWriter
+
+if TYPE_CHECKING:
+    from .claims import Claim
+    from .engine import LogEngine
+
+__all__ = ["Generation", "Outcome", "Output", "Producer", "StopSignal", "close_source"]
+
+logger = logging.getLogger("resumable_chat.log")
+
+Outcome = Literal["end", "stopped", "error", "lost", "abandoned"]
+
+
+class StopSignal(asyncio.Event):
+    """Set when the generation is asked to stop; sources may check it or ``await wait()``."""
+
+
+class Output:
+    """What a :class:`Producer` writes through: the generation's writer and stop signal."""
+
+    __slots__ = ("signal", "writer")
+
+    def __init__(self, writer: LogWriter, signal: StopSignal) -> None:
+        self.writer = writer
+        self.signal = signal
+
+    def append(self, body: bytes) -> int:
+        """Queue a data record with ``body`` (never blocks) and return its seq_num; its SSE
+        id is that + 1. Raises ``ValueError`` for a record over 1 MiB metered."""
+        return self.writer.submit(AppendRecord(body))
+
+    @property
+    def next_seq_num(self) -> int:
+        """The seq_num the next appended record gets."""
+        return self.writer.next_seq_num
+
+    async def wait_writable(self) -> None:
+        """Wait while too many bytes are waiting for S2 (bounded memory)."""
+        if self.writer.pending_bytes > self.writer.max_pending_bytes:
+            await self.writer.wait_writable()
+
+
+class Producer(ABC):
+    """The layer above's side of one generation (the chat core's tee, a text stream's pump).
+
+    The engine calls :meth:`run` (unless a stop came first), then at most one of
+    :meth:`stopped` / :meth:`failed`, then :meth:`finished`, then :meth:`aclose`.
+    """
+
+    @abstractmethod
+    async def run(self, output: Output) -> None:
+        """Pump the source into ``output`` (and the live response). A stop cancels it."""
+
+    def stopped(self, output: Output) -> None:  # noqa: B027 - optional hook
+        """Append the stop terminal (the generation was stopped)."""
+
+    def failed(self, error: BaseException, output: Output) -> None:  # noqa: B027
+        """Append the error terminal for ``error`` (the source raised)."""
+
+    def finished(self, outcome: Outcome) -> None:  # noqa: B027
+        """The answer is over: end the live response (``"lost"``: with the error terminal,
+        live only)."""
+
+    async def aclose(self) -> None:  # noqa: B027
+        """Release the source (called last, also when :meth:`run` never ran)."""
+
+
+async def close_source(iterator: object) -> None:
+    """Close a source's iterator (``aclose()``, awaited if it returns an awaitable), which
+    ends the model request behind it; an exception while closing is logged, not raised."""
+    close = getattr(iterator, "aclose", None)
+    if close is None:
+        return
+    try:
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        logger.debug("closing a source failed", exc_info=True)
+
+
+class Generation:
+    """A generation this process runs on ``stream`` (built by :meth:`LogEngine.start`).
+
+    ``claim``: the won claim; ``outcome``: how the answer ended (``None`` while it runs);
+    ``task``: ends when the log is complete (or the writer gave up); ``signal``: the stop
+    signal the producer's source sees.
+    """
+
+    def __init__(
+        self,
+        engine: LogEngine,
+        stream: str,
+        claim: Claim,
+        producer: Producer,
+        *,
+        signal: StopSignal | None = None,
+    ) -> None:
+        self.engine = engine
+        self.stream = stream
+        self.claim = claim
+        self.producer = producer
+        self.signal = signal if signal is not None else StopSignal()
+        config = engine.config
+        self.writer = LogWriter(
+            engine.basin,
+            stream,
+            fencing_token=claim.token,
+            match_seq_num=claim.start_seq_num,
+            batch_size=config.batch_size,
+            linger_ms=config.linger_ms,
+            heartbeat_ms=config.heartbeat_ms,
+            retry_max_ms=min(1000, config.heartbeat_ms),
+            rng=engine.rng,
+        )
+        self.writer.on_stop_requested = self.stop
+        self.writer.on_failed = self._writer_failed
+        self.output = Output(self.writer, self.signal)
+        self.outcome: Outcome | None = None
+        self._stopping = False
+        self._lost = False
+        self._running = False
+        self._finished = False
+        engine.ownership.add(claim.token)
+        self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            self._run(), name=f"resumable-chat generation {stream}"
+        )
+        self.task.add_done_callback(self._done)
+
+    def _finish(self, outcome: Outcome) -> None:
+        """Set the outcome and end the producer's live side, once."""
+        if self.outcome is None:
+            self.outcome = outcome
+        if not self._finished:
+            self._finished = True
+            self.producer.finished(self.outcome)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step never ran _run: end its live side here.
+        self._finish("abandoned")
+        self.writer.cancel()  # cancelled while storing its terminal: the writer goes too
+        self.engine.ownership.discard(self.claim.token)
+
+    def stop(self) -> bool:
+        """Ask the generation to stop. True when its source was still running (the answer
+        ends with the stop terminal), False when it had already ended."""
+        if self.outcome is not None or self.task.done() or self._lost:
+            return False
+        if self._stopping:
+            return True
+        self._stopping = True
+        self.signal.set()
+        if self._running:
+            self.task.cancel("stop")
+        return True
+
+    def sent_live(self, cursor: int) -> bool:
+        """Whether SSE id ``cursor`` may have been sent live already (live frames go out
+        before their records are stored)."""
+        return cursor <= self.writer.next_seq_num
+
+    def _writer_failed(self, error: BaseException) -> None:
+        if isinstance(error, FencedOutError) and self.outcome is None:
+            self._lost = True
+            self.signal.set()
+            if self._running:
+                self.task.cancel("lost")
+
+    async def _run(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        producer, output = self.producer, self.output
+        self.writer.start()  # heartbeats while the model is silent, from the claim on
+        outcome: Outcome
+        try:
+            if self._lost:
+                outcome = "lost"
+            elif self._stopping:
+                outcome = "stopped"
+                producer.stopped(output)
+            else:
+                self._running = True
+                try:
+                    await producer.run(output)
+                    outcome = "lost" if self._lost else "end"
+                except asyncio.CancelledError:
+                    if not (self._stopping or self._lost):
+                        await self._abandon()
+                        raise
+                    while task.cancelling():
+                        task.uncancel()
+                    outcome = "lost" if self._lost else "stopped"
+                    if outcome == "stopped":
+                        producer.stopped(output)
+                except Exception as exc:
+                    outcome = "error"
+                    logger.warning("source of %s failed: %r", self.stream, exc)
+                    producer.failed(exc, output)
+                finally:
+                    self._running = False
+        finally:
+            await producer.aclose()
+        self._finish(outcome)
+        await self._store_terminal(outcome)
+
+    async def _store_terminal(self, outcome: Outcome) -> None:
+        engine, writer = self.engine, self.writer
+        if outcome == "lost":
+            await writer.aclose()
+            return
+        terminal = fence(ERROR_PREFIX if outcome == "error" else END_PREFIX, engine.rng)
+        try:
+            await writer.close([terminal])
+        except FencedOutError:
+            logger.info("generation on %s was taken over before it ended", self.stream)
+            return
+        except S2Error as exc:
+            await self._end_after_permanent_failure(exc)
+            return
+        mode = engine.config.mode
+        if mode == "single-use" or (mode == "shared" and self.claim.fence_seq_num > 0):
+            below = MAX_SAFE_INTEGER if mode == "single-use" else self.claim.fence_seq_num
+            engine.trim_later(self.stream, fence_token(terminal), writer.durable_seq_num, below)
+
+    async def _end_after_permanent_failure(self, exc: S2Error) -> None:
+        """S2 refused an append for good (auth, invalid, missing basin): try once to close the
+        log with an ``error-`` fence, so readers see a failed answer, and log the cause."""
+        writer = self.writer
+        try:
+            await self.engine.basin.append(
+                self.stream,
+                AppendInput(
+                    [fence(ERROR_PREFIX, self.engine.rng)], fencing_token=writer.fencing_token
+                ),
+            )
+        except S2Error:
+            pass
+        logger.error(
+            "persisting %s failed (%s); %d records were not stored",
+            self.stream,
+            exc,
+            writer.next_seq_num - writer.durable_seq_num,
+        )
+
+    async def _abandon(self) -> None:
+        """Shutdown without a stop: end the live response, drop unpersisted records."""
+        try:
+            self._finish("abandoned")
+        finally:
+            await self.writer.aclose()

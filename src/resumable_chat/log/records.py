@@ -1,0 +1,145 @@
+"""The record layout of a generation log, and how the engine reads it.
+
+A chat's S2 stream holds generations one after another. Each is (record layout of
+``@s2-dev/resumable-stream`` 2.1, ``packages/resumable-stream/src/protocol.ts``):
+
+- a claim: a fence command whose token starts with ``session-``;
+- data records (one chunk each; an empty body is a heartbeat that every reader skips);
+- optionally ``stop-`` fences: another instance asked the generation to stop; its writer adopts
+  the token and goes on to its stop terminal;
+- a terminal fence, ``end-`` (finished or stopped) or ``error-`` (failed, or closed after its
+  writer went silent for a lease), and in single-use mode a trim.
+
+SSE ids: a data record is sent as ``id: <seq_num + 1>``, the cursor to resume after it. A remote
+stop's fence lands between records that the writer had already sent live but not yet stored, so
+those records end up one position later than the ids their live frames carried. The writer
+stores each such record with an ``sse-id`` header holding the id it was sent with, and readers
+use that header, so an id means the same record on every path (:func:`record_id`).
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import random
+import secrets
+
+from ..s2.records import (
+    AppendRecord,
+    SequencedRecord,
+    fence_record,
+    is_command_record,
+    is_fence,
+    is_trim,
+)
+
+__all__ = [
+    "CLAIM_PREFIX",
+    "END_PREFIX",
+    "ERROR_PREFIX",
+    "MAX_SAFE_INTEGER",
+    "SSE_ID_HEADER",
+    "STOP_PREFIX",
+    "RecordKind",
+    "classify",
+    "fence_token",
+    "new_token",
+    "record_id",
+]
+
+#: Token prefix of a claim fence (a generation starts).
+CLAIM_PREFIX = "session-"
+#: Token prefix of the terminal fence of a generation that finished or was stopped.
+END_PREFIX = "end-"
+#: Token prefix of the terminal fence of a generation that failed or was taken over.
+ERROR_PREFIX = "error-"
+#: Token prefix of a stop request appended by another instance.
+STOP_PREFIX = "stop-"
+#: ``Number.MAX_SAFE_INTEGER``: the single-use trim target (everything).
+MAX_SAFE_INTEGER = 9007199254740991
+#: Header of a data record stored later than the id its live frame carried (a remote stop's
+#: fence landed before it); the value is that id in ASCII digits.
+SSE_ID_HEADER = b"sse-id"
+
+
+class RecordKind(enum.Enum):
+    """What a record means in a generation log."""
+
+    DATA = "data"
+    HEARTBEAT = "heartbeat"
+    CLAIM = "claim"
+    END = "end"
+    ERROR = "error"
+    STOP = "stop"
+    TRIM = "trim"
+    #: A fence of a layout we do not know: it ends whatever generation was open.
+    FOREIGN_FENCE = "foreign-fence"
+    #: A command record S2 may add in the future.
+    OTHER_COMMAND = "other-command"
+
+    @property
+    def terminal(self) -> bool:
+        """True for ``END`` and ``ERROR``."""
+        return self is RecordKind.END or self is RecordKind.ERROR
+
+    @property
+    def closes(self) -> bool:
+        """True for a fence that ends the open generation (a terminal, or a foreign fence)."""
+        return self in _CLOSING
+
+    @property
+    def boundary(self) -> bool:
+        """True for a fence that starts or ends a generation (not a stop request)."""
+        return self is RecordKind.CLAIM or self in _CLOSING
+
+
+def classify(record: SequencedRecord | AppendRecord) -> RecordKind:
+    """The :class:`RecordKind` of ``record`` (command records are one header with an empty
+    name, S2 REST v1 "command records")."""
+    if not is_command_record(record):
+        return RecordKind.DATA if record.body else RecordKind.HEARTBEAT
+    if not is_fence(record):
+        return RecordKind.TRIM if is_trim(record) else RecordKind.OTHER_COMMAND
+    body = record.body
+    if body.startswith(b"end-"):
+        return RecordKind.END
+    if body.startswith(b"error-"):
+        return RecordKind.ERROR
+    if body.startswith(b"stop-"):
+        return RecordKind.STOP
+    if body.startswith(b"session-"):
+        return RecordKind.CLAIM
+    return RecordKind.FOREIGN_FENCE
+
+
+_CLOSING = frozenset({RecordKind.END, RecordKind.ERROR, RecordKind.FOREIGN_FENCE})
+
+
+def fence_token(record: SequencedRecord | AppendRecord) -> str:
+    """The token a fence record sets (its UTF-8 body)."""
+    return record.body.decode("utf-8", "replace")
+
+
+def record_id(record: SequencedRecord) -> int:
+    """The SSE id of a data record: its ``sse-id`` header when present, else ``seq_num + 1``."""
+    for name, value in record.headers:
+        if name == SSE_ID_HEADER and value.isdigit() and value.isascii():
+            return int(value)
+    return record.seq_num + 1
+
+
+def new_token(prefix: str, random_bytes: int = 8, rng: random.Random | None = None) -> str:
+    """``prefix`` + standard base64 of ``random_bytes`` random bytes (``@s2-dev/resumable-stream``
+    token shape). ``rng``: a seeded source for reproducible simulations; ``None`` uses
+    :mod:`secrets`. The result must stay within S2's 36-byte token limit."""
+    raw = secrets.token_bytes(random_bytes) if rng is None else rng.randbytes(random_bytes)
+    return prefix + base64.b64encode(raw).decode()
+
+
+def fence(
+    prefix: str, rng: random.Random | None = None, timestamp: int | None = None
+) -> AppendRecord:
+    """A fence record with a fresh token of ``prefix`` (4 random bytes for terminals and
+    stops, 8 for claims, as upstream). ``timestamp``: ms, or ``None`` for arrival time."""
+    size = 8 if prefix in (CLAIM_PREFIX, STOP_PREFIX) else 4
+    return fence_record(new_token(prefix, size, rng), timestamp)

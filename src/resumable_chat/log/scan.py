@@ -1,0 +1,155 @@
+"""Reading a generation log: ranges, the last record with the tail in one read, and the latest
+generation found backwards from the tail.
+
+Finding the latest generation reads backwards in windows that grow ×4, so it costs
+O(records since the latest claim), never O(history).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+from ..s2.basin import Basin
+from ..s2.errors import RangeNotSatisfiableError, StreamNotFoundError
+from ..s2.records import SequencedRecord, StreamPosition
+from .records import RecordKind, classify, fence_token
+
+__all__ = [
+    "LatestGeneration",
+    "last_record",
+    "latest_generation",
+    "read_range",
+    "records_backwards",
+]
+
+
+async def read_range(
+    basin: Basin, stream: str, start: int, end: int | None = None
+) -> list[SequencedRecord]:
+    """All records with ``start <= seq_num < end`` (``end=None``: up to the current tail).
+
+    Loops over unary reads (≤ 1000 records / 1 MiB each). A missing stream is empty; records
+    trimmed below ``start`` are simply absent. Raises ``S2Error`` when S2 fails.
+    """
+    out: list[SequencedRecord] = []
+    cursor = start
+    while end is None or cursor < end:
+        count = 1000 if end is None else min(1000, end - cursor)
+        try:
+            batch = await basin.read(stream, seq_num=cursor, count=count, wait=0)
+        except (RangeNotSatisfiableError, StreamNotFoundError):
+            break
+        if not batch.records:
+            break
+        out.extend(batch.records)
+        cursor = batch.records[-1].seq_num + 1
+    return out
+
+
+async def last_record(basin: Basin, stream: str) -> tuple[SequencedRecord | None, StreamPosition]:
+    """The stream's last record and its tail, from ONE read (``tail_offset=1, count=1``).
+
+    S2 returns the tail with a read that reaches the end, and the tail in the 416 body of a
+    read that starts at it (an empty stream), so the pair is one consistent observation: an
+    append conditioned on ``match_seq_num=tail`` fails if anything was appended since. A
+    missing stream is ``(None, (0, 0))``. Raises ``S2Error`` when S2 fails.
+    """
+    try:
+        batch = await basin.read(stream, tail_offset=1, count=1, wait=0)
+    except RangeNotSatisfiableError as exc:
+        return None, exc.tail
+    except StreamNotFoundError:
+        return None, StreamPosition(0, 0)
+    if not batch.records:  # a count-bounded empty read: nothing at the tail
+        return None, batch.tail if batch.tail is not None else StreamPosition(0, 0)
+    record = batch.records[-1]
+    tail = batch.tail
+    if tail is None or tail.seq_num <= record.seq_num:
+        tail = StreamPosition(record.seq_num + 1, record.timestamp)
+    return record, tail
+
+
+@dataclass(frozen=True, slots=True)
+class LatestGeneration:
+    """What the tail of a stream says about its latest generation.
+
+    ``claim``: the latest claim fence (``None`` when none is left: never used, or trimmed);
+    ``terminal``: the terminal fence after it, if any (also set when the newest boundary is a
+    terminal whose claim was trimmed away); ``token``: the stream's current fencing token (the
+    newest fence of any kind, stop requests included; ``None`` when no fence is left to read,
+    which is ``""`` for a never-fenced stream); ``tail``: the stream's tail at the time of the
+    read (its ``timestamp`` is the last record's, ms); ``last``: the last record.
+    """
+
+    claim: SequencedRecord | None
+    terminal: SequencedRecord | None
+    token: str | None
+    tail: StreamPosition
+    last: SequencedRecord | None
+
+    @property
+    def active(self) -> bool:
+        """True while the latest generation has a claim and no terminal fence."""
+        return self.claim is not None and self.terminal is None
+
+    @property
+    def claim_token(self) -> str | None:
+        """The latest generation's claim token (its identity), or ``None``."""
+        return None if self.claim is None else fence_token(self.claim)
+
+    @property
+    def data_start(self) -> int:
+        """The seq_num of the latest generation's first record after its claim (the tail when
+        there is no claim)."""
+        return self.claim.seq_num + 1 if self.claim is not None else self.tail.seq_num
+
+
+async def records_backwards(
+    basin: Basin, stream: str, end: int, *, first_window: int = 64
+) -> AsyncGenerator[SequencedRecord, None]:
+    """The records below seq_num ``end``, newest first, read in windows that grow ×4.
+
+    Stops at the oldest record left (trimmed or expired below). Raises ``S2Error``.
+    """
+    window = first_window
+    while end > 0:
+        start = max(0, end - window)
+        records = await read_range(basin, stream, start, end)
+        for record in reversed(records):
+            yield record
+        if not records or records[0].seq_num > start:
+            return  # trimmed below: nothing earlier exists
+        end = start
+        window *= 4
+
+
+async def latest_generation(basin: Basin, stream: str) -> LatestGeneration:
+    """Read backwards from the tail to the latest generation's boundary fences.
+
+    Stops at the newest claim (or at a terminal whose claim is gone). Costs O(records since
+    that fence). A missing stream is empty. Raises ``S2Error`` when S2 fails.
+    """
+    last, tail = await last_record(basin, stream)
+    if last is None:
+        return LatestGeneration(None, None, "" if tail.seq_num == 0 else None, tail, None)
+    token: str | None = None
+    terminal: SequencedRecord | None = None
+    claim: SequencedRecord | None = None
+    async with contextlib.aclosing(records_backwards(basin, stream, tail.seq_num)) as records:
+        async for record in records:
+            kind = classify(record)
+            if not (kind.boundary or kind is RecordKind.STOP):
+                continue
+            if token is None:
+                token = fence_token(record)
+            if kind is RecordKind.STOP:
+                continue
+            if kind is RecordKind.CLAIM:
+                claim = record
+                break
+            if terminal is not None:
+                break  # two terminals in a row: the claim of the newer one is gone
+            terminal = record
+    return LatestGeneration(claim, terminal, token, tail, last)

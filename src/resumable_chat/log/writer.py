@@ -1,0 +1,408 @@
+"""The fenced batching writer: one generation's records, appended in order, exactly once.
+
+One append in flight per stream; whatever is submitted meanwhile forms the next batch (at most
+``batch_size`` records and 1 MiB metered); an optional linger holds the first record of an
+empty batch for up to ``linger_ms``. Every batch carries the generation's fencing token and an
+exact ``match_seq_num`` (S2 REST v1 append conditions), so no other writer can interleave and a
+retried append cannot duplicate. Submitting is a deque append: the live path never waits on S2.
+
+Faults: a transient failure (timeout, 408/429/5xx, a dropped connection) is retried with
+backoff for as long as the writer lives, so an answer whose writer stays alive is complete in
+the log once S2 answers again; a retry after an ambiguous failure that meets a condition
+mismatch reads the range back to tell "our batch landed, its ack was lost" from "someone else
+wrote". A permanent failure (auth, invalid request, missing basin) or a takeover by another
+instance (a fence we did not write) ends the writer; :attr:`LogWriter.error` says why.
+
+A stop request from another instance is a ``stop-`` fence conditioned on our token. The writer
+notices it at its next append, adopts its token, keeps every record and calls
+``on_stop_requested``. Records it had already handed to the live path carry ids one position
+too low by then; they are stored with an ``sse-id`` header holding the id they were sent with.
+
+Heartbeat: with ``heartbeat_ms`` set, a writer with nothing to append for that long appends an
+empty record, so a generation whose model is silent keeps its lease and still notices a stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from ..s2.basin import Basin
+from ..s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
+from ..s2.records import (
+    MAX_BATCH_METERED_BYTES,
+    MAX_BATCH_RECORDS,
+    AppendAck,
+    AppendInput,
+    AppendRecord,
+    StreamPosition,
+    metered_bytes,
+)
+from .errors import FencedOutError
+from .faults import is_transient
+from .records import SSE_ID_HEADER, RecordKind, classify, fence_token
+from .scan import read_range
+
+__all__ = ["DEFAULT_MAX_PENDING_BYTES", "LogWriter", "WriterClosedError"]
+
+logger = logging.getLogger("resumable_chat.log")
+
+#: Default cap of metered bytes waiting to be appended before :meth:`LogWriter.wait_writable`
+#: makes the producer wait (64 MiB): memory stays bounded when S2 is far slower than the model.
+DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
+
+#: A queued record: the record, its metered size, the seq_num it was submitted at.
+_Entry = tuple[AppendRecord, int, int]
+_NOT_FENCES = (RecordKind.DATA, RecordKind.HEARTBEAT)
+
+
+class WriterClosedError(RuntimeError):
+    """Raised by :meth:`LogWriter.submit` after :meth:`LogWriter.close` was called."""
+
+
+class LogWriter:
+    """Appends one generation's records to ``stream`` in order, fenced and batched.
+
+    Args:
+        basin: where to append.
+        stream: the S2 stream name.
+        fencing_token: the generation's token (≤ 36 bytes); every batch carries it.
+        match_seq_num: the seq_num the first submitted record must get (one past the claim).
+        batch_size: records per append, 1 to 1000.
+        linger_ms: ms (≥ 0) the first record of an empty batch may wait for more.
+        max_pending_bytes: metered bytes queued before :meth:`wait_writable` waits.
+        heartbeat_ms: ms (> 0) of idleness after which an empty record is appended; ``None``:
+            no heartbeat.
+        retry_base_ms: the first backoff (ms) after a transient failure; it doubles up to
+            ``retry_max_ms``, with up to 25 % jitter.
+        retry_max_ms: the longest backoff (ms). Keep it at or below the heartbeat, so that a
+            writer lands within a heartbeat of S2's return.
+        rng: source of the jitter (seeded in simulations).
+
+    Raises ``ValueError`` for a ``batch_size`` outside 1..1000, a negative ``linger_ms`` or a
+    ``heartbeat_ms`` that is not positive.
+    """
+
+    def __init__(
+        self,
+        basin: Basin,
+        stream: str,
+        *,
+        fencing_token: str,
+        match_seq_num: int,
+        batch_size: int = MAX_BATCH_RECORDS,
+        linger_ms: float = 0,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        heartbeat_ms: float | None = None,
+        retry_base_ms: float = 50,
+        retry_max_ms: float = 1000,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH_RECORDS:
+            raise ValueError(f"batch_size must be 1 to {MAX_BATCH_RECORDS}, got {batch_size}")
+        if not linger_ms >= 0:
+            raise ValueError(f"linger_ms must be ≥ 0, got {linger_ms}")
+        if heartbeat_ms is not None and not heartbeat_ms > 0:
+            raise ValueError(f"heartbeat_ms must be > 0, got {heartbeat_ms}")
+        self.basin = basin
+        self.stream = stream
+        self.fencing_token = fencing_token
+        self.batch_size = batch_size
+        self.linger_s = linger_ms / 1000
+        self.max_pending_bytes = max_pending_bytes
+        self.heartbeat_s = None if heartbeat_ms is None else heartbeat_ms / 1000
+        self._retry_base_s = retry_base_ms / 1000
+        self._retry_max_s = retry_max_ms / 1000
+        self._rng = rng if rng is not None else random.Random()
+        self._queue: deque[_Entry] = deque()
+        self._pending_bytes = 0
+        self._next_submit_seq = match_seq_num
+        self._next_append_seq = match_seq_num
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._closing = False
+        self._last_append = 0.0
+        self.error: BaseException | None = None
+        #: Called (in the writer's task) when another instance asked the generation to stop.
+        self.on_stop_requested: Callable[[], object] | None = None
+        #: Called once (in the writer's task) when the writer fails; see :attr:`error`.
+        self.on_failed: Callable[[BaseException], object] | None = None
+        #: Called (in the writer's task) after each acknowledged batch with the new durable
+        #: position (one past the last stored record).
+        self.on_durable: Callable[[int], object] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def next_seq_num(self) -> int:
+        """The seq_num the next submitted record gets (its SSE id is this + 1)."""
+        return self._next_submit_seq
+
+    @property
+    def durable_seq_num(self) -> int:
+        """One past the last record S2 has acknowledged."""
+        return self._next_append_seq
+
+    @property
+    def pending_bytes(self) -> int:
+        """Metered bytes submitted but not yet acknowledged."""
+        return self._pending_bytes
+
+    @property
+    def running(self) -> bool:
+        """True until the writer's task has ended (all stored, failed or abandoned)."""
+        return self._task is None or not self._task.done()
+
+    def submit(self, record: AppendRecord) -> int:
+        """Queue ``record`` for the next batch and return the seq_num it will get.
+
+        Never blocks and never raises S2 errors; after the writer failed the record is dropped
+        (see :attr:`error`). Raises :class:`WriterClosedError` after :meth:`close` and
+        ``ValueError`` for a record over 1 MiB metered.
+        """
+        if self._closing:
+            raise WriterClosedError("the writer is closed")
+        size = metered_bytes(record)
+        if size > MAX_BATCH_METERED_BYTES:
+            raise ValueError(f"record is {size} metered bytes; S2 allows at most 1 MiB")
+        seq = self._next_submit_seq
+        self._next_submit_seq = seq + 1
+        if self.error is not None:
+            return seq
+        self._queue.append((record, size, seq))
+        self._pending_bytes += size
+        if self._task is None:
+            self.start()
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+        return seq
+
+    def start(self) -> None:
+        """Start the writer's task now (it also starts with the first record), so heartbeats
+        run before the model's first chunk. Idempotent; needs a running loop."""
+        if self._task is None and not self._closing:
+            loop = asyncio.get_running_loop()
+            self._last_append = loop.time()
+            self._task = loop.create_task(self._run(), name=f"resumable-chat writer {self.stream}")
+
+    async def wait_writable(self) -> None:
+        """Wait while more than ``max_pending_bytes`` are queued (bounded memory)."""
+        while self._pending_bytes > self.max_pending_bytes and self.error is None:
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def close(self, final_records: Sequence[AppendRecord] = ()) -> None:
+        """Submit ``final_records`` after everything queued and wait until all is stored.
+
+        Waits as long as S2 keeps failing transiently (the writer retries). Raises
+        :attr:`error` when the writer failed (:class:`FencedOutError` after a takeover).
+        Idempotent once closed.
+        """
+        if not self._closing:
+            for record in final_records:
+                self.submit(record)
+            self._closing = True
+            if self._task is None and self._queue:
+                self._task = asyncio.get_running_loop().create_task(self._run())
+            self._wakeup.set()
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        if self.error is not None:
+            raise self.error
+
+    def cancel(self) -> None:
+        """Like :meth:`aclose` without waiting: cancel the writer's task if it still runs."""
+        self._closing = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def aclose(self) -> None:
+        """Stop at once, dropping whatever is not stored yet (shutdown). Never raises."""
+        self._closing = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    # -- the writer's task ------------------------------------------------------------------
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait until woken (a submit, close) or ``seconds`` pass; one timer, no task.
+
+        At least 1 ms: a remainder that float rounding keeps just above zero must not spin."""
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(max(seconds, 0.001), self._wakeup.set)
+        try:
+            await self._wakeup.wait()
+        finally:
+            handle.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                if self.heartbeat_s is None:
+                    await self._wakeup.wait()
+                    continue
+                idle_for = loop.time() - self._last_append
+                if idle_for >= self.heartbeat_s:
+                    self.submit(AppendRecord(b""))  # heartbeat: keeps the lease fresh
+                    continue
+                await self._idle(self.heartbeat_s - idle_for)
+                continue
+            if self.linger_s > 0 and not self._closing and len(self._queue) < self.batch_size:
+                deadline = loop.time() + self.linger_s
+                while len(self._queue) < self.batch_size and not self._closing:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    self._wakeup.clear()
+                    await self._idle(remaining)
+            entries = self._take_batch()
+            self._last_append = loop.time()
+            if not await self._store(entries):
+                return
+            self._last_append = loop.time()
+
+    def _take_batch(self) -> list[_Entry]:
+        batch: list[_Entry] = []
+        used = 0
+        queue = self._queue
+        while queue and len(batch) < self.batch_size:
+            entry = queue[0]
+            if batch and used + entry[1] > MAX_BATCH_METERED_BYTES:
+                break
+            queue.popleft()
+            batch.append(entry)
+            used += entry[1]
+        return batch
+
+    def _records(self, entries: list[_Entry]) -> list[AppendRecord]:
+        """The batch as appended at ``_next_append_seq``: a data record stored later than
+        the seq_num it was submitted at carries the id its live frame had."""
+        out: list[AppendRecord] = []
+        seq = self._next_append_seq
+        for record, _, submitted in entries:
+            if submitted != seq and classify(record) is RecordKind.DATA:
+                header = (SSE_ID_HEADER, str(submitted + 1).encode())
+                record = AppendRecord(record.body, (header,), record.timestamp)
+            out.append(record)
+            seq += 1
+        return out
+
+    async def _store(self, entries: list[_Entry]) -> bool:
+        """Append ``entries`` until stored; False when the writer failed (see :attr:`error`)."""
+        records = self._records(entries)
+        size = sum(entry[1] for entry in entries)
+        ambiguous = False
+        delay = self._retry_base_s
+        while True:
+            request = AppendInput(
+                records, match_seq_num=self._next_append_seq, fencing_token=self.fencing_token
+            )
+            try:
+                ack = await self.basin.append(self.stream, request)
+            except (FencingTokenMismatchError, SeqNumMismatchError) as exc:
+                try:
+                    verdict = await self._after_mismatch(records, ambiguous)
+                except S2Error as read_error:
+                    if not is_transient(read_error):
+                        self._fail(read_error)
+                        return False
+                    ambiguous = True
+                    delay = await self._backoff(delay)
+                    continue
+                if isinstance(verdict, AppendAck):
+                    ack = verdict
+                elif verdict == "stopped":
+                    records = self._records(entries)  # positions moved: ids change
+                    ambiguous = False
+                    continue
+                else:
+                    self._fail(FencedOutError(self.stream, verdict or _token_of(exc)))
+                    return False
+            except asyncio.CancelledError:
+                raise
+            except S2Error as exc:
+                if not is_transient(exc):
+                    self._fail(exc)
+                    return False
+                logger.debug("append to %s failed (%r); retrying", self.stream, exc)
+                ambiguous = True
+                delay = await self._backoff(delay)
+                continue
+            except Exception as exc:
+                self._fail(exc)
+                return False
+            self._next_append_seq = ack.end.seq_num
+            self._pending_bytes -= size
+            if self._pending_bytes <= self.max_pending_bytes:
+                self._drained.set()
+            if self.on_durable is not None:
+                self.on_durable(self._next_append_seq)
+            return True
+
+    async def _backoff(self, delay: float) -> float:
+        await asyncio.sleep(delay * (1 + self._rng.random() / 4))
+        return min(delay * 2, self._retry_max_s)
+
+    async def _after_mismatch(
+        self, records: list[AppendRecord], ambiguous: bool
+    ) -> AppendAck | str | None:
+        """After a 412, read what follows our position and decide.
+
+        Returns the rebuilt ack when our batch is there (an earlier attempt landed),
+        ``"stopped"`` after adopting stop requests (only ``stop-`` fences follow us), or the
+        stream's token (``None`` if unknown) when someone else wrote: we are fenced out.
+        Raises ``S2Error`` when the read fails.
+        """
+        start = self._next_append_seq
+        found = await read_range(self.basin, self.stream, start)
+        if ambiguous and len(found) >= len(records):
+            landed = found[: len(records)]
+            if landed[0].seq_num == start and all(
+                sent.body == got.body and tuple(sent.headers) == tuple(got.headers)
+                for sent, got in zip(records, landed, strict=True)
+            ):
+                end = StreamPosition(start + len(records), landed[-1].timestamp)
+                return AppendAck(StreamPosition(start, landed[0].timestamp), end, end)
+        if found and found[0].seq_num == start:
+            if all(classify(r) is RecordKind.STOP for r in found):
+                self._adopt_stop(fence_token(found[-1]), len(found))
+                return "stopped"
+        tokens = [fence_token(r) for r in found if classify(r) not in _NOT_FENCES]
+        return tokens[-1] if tokens else None
+
+    def _adopt_stop(self, token: str, foreign: int) -> None:
+        self._next_append_seq += foreign
+        self._next_submit_seq += foreign
+        self.fencing_token = token
+        if self.on_stop_requested is not None:
+            self.on_stop_requested()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        dropped = len(self._queue)
+        self._queue.clear()
+        self._pending_bytes = 0
+        self._drained.set()
+        if isinstance(exc, FencedOutError):
+            logger.info("%s; %d records dropped", exc, dropped)
+        else:
+            logger.warning(
+                "append to %s failed (%r); %d records dropped", self.stream, exc, dropped
+            )
+        if self.on_failed is not None:
+            self.on_failed(exc)
+
+
+def _token_of(exc: S2Error) -> str | None:
+    return exc.expected_fencing_token if isinstance(exc, FencingTokenMismatchError) else None

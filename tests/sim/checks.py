@@ -1,0 +1,368 @@
+"""The invariants a simulated run must keep, checked over its recorded history.
+
+- **One owner at a time**: in every stream, generations follow each other (a claim only after
+  the previous generation's terminal), and every record of a generation was appended by the
+  instance that claimed it, except stop requests and the single batch a taker appends to
+  close a lost generation (error chunks + ``error-`` fence). The model deltas of a generation
+  come from one model, in order, without a gap or a repeat.
+- **Readers see slices of the log**: every replay's frames are exactly the log's records of one
+  generation after its cursor, contiguous, with the same SSE ids, no duplicate and no gap; a
+  replay that was not cut or hung up ends with the generation's terminal and ``[DONE]``, in
+  bounded time after the writer ended or died.
+- **Live equals log**: a live client's frames equal the log up to the first terminal either of
+  them shows; a writer fenced out by a takeover ends its live response with an error terminal.
+- **Nothing lost while a writer lives**: a generation whose instance never crashed is never
+  taken over and holds every delta its model produced, once S2 is back.
+- **No chat stays locked**: after the last crash and a lease, a new turn on every chat works.
+- **409 before the model**: a turn refused with 409 never got a delta from its model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulation import Appended, View, World
+
+from resumable_chat.log import RecordKind, classify
+from resumable_chat.log.records import SSE_ID_HEADER
+
+#: Chunk types a takeover's error terminal may hold (the dialect closes open parts first).
+TAKER_CHUNKS = ("start", "text-end", "reasoning-end", "finish-step", "message-metadata", "error")
+#: Lag allowed between a terminal reaching the log and a follower delivering it (ms).
+SLACK_MS = 1500
+
+
+@dataclass
+class Gen:
+    """One generation as the log shows it."""
+
+    stream: str
+    claim_seq: int
+    claimer: int
+    claimed_ms: float
+    frames: list[tuple[int, str]] = field(default_factory=list)  # (SSE id, body), replayable
+    frame_batches: list[int] = field(default_factory=list)
+    terminal_batch: int | None = None
+    writer_times: list[tuple[float, int]] = field(default_factory=list)
+    deltas: list[str] = field(default_factory=list)
+    writer_frames: int = 0  # frames appended by the claimer (the rest: the taker's terminal)
+    last_writer_ms: float = 0.0
+    terminal: RecordKind | None = None
+    terminal_by: int | None = None
+    terminal_ms: float | None = None
+
+    taker: int | None = None  # the instance that closed it as lost, if one did
+
+    @property
+    def taken_over(self) -> bool:
+        """Closed by a takeover (``close_lost``), not by its own writer."""
+        return self.taker is not None
+
+    @property
+    def end_ms(self) -> float | None:
+        return self.terminal_ms
+
+
+def _sse_id(item: Appended) -> int:
+    for name, value in item.record.headers:
+        if name == SSE_ID_HEADER:
+            return int(value)
+    return item.seq_num + 1
+
+
+def _outage_within(world: World, start: float, end: float) -> float:
+    return sum(max(0.0, min(e, end) - max(s, start)) for s, e in world.outages)
+
+
+class Checker:
+    """Runs every check; :attr:`violations` lists what broke, one line each."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.violations: list[str] = []
+        self.generations: dict[str, list[Gen]] = {}
+        self.by_id: dict[tuple[str, int], Gen] = {}
+
+    def fail(self, message: str) -> None:
+        self.violations.append(message)
+
+    def run(self) -> list[str]:
+        self.parse_logs()
+        for view in self.world.views:
+            if view.kind == "replay":
+                self.check_replay(view)
+            else:
+                self.check_live(view)
+        self.check_writers()
+        self.check_probes()
+        if self.world.unfinished:
+            self.fail(f"clients still running long after the end: {self.world.unfinished}")
+        return self.violations
+
+    # -- the log -------------------------------------------------------------------------
+
+    def parse_logs(self) -> None:
+        streams: dict[str, dict[int, Appended]] = {}
+        for item in self.world.appended:
+            log = streams.setdefault(item.stream, {})
+            if item.seq_num in log:
+                self.fail(f"{item.stream}: seq_num {item.seq_num} appended twice")
+            log[item.seq_num] = item
+        for stream, log in sorted(streams.items()):
+            gens = self.generations.setdefault(stream, [])
+            current: Gen | None = None
+            for seq in sorted(log):
+                item = log[seq]
+                kind = classify(item.record)
+                if kind is RecordKind.CLAIM:
+                    if current is not None and current.terminal is None:
+                        self.fail(
+                            f"{stream}@{seq}: instance {item.instance} claimed while the "
+                            f"generation claimed at {current.claim_seq} by {current.claimer} "
+                            "was open"
+                        )
+                    current = Gen(stream, seq, item.instance, item.at_ms, last_writer_ms=item.at_ms)
+                    gens.append(current)
+                    continue
+                if kind in (RecordKind.TRIM, RecordKind.STOP):
+                    continue
+                if current is None or current.terminal is not None:
+                    if kind is not RecordKind.HEARTBEAT:
+                        self.fail(f"{stream}@{seq}: {kind.value} record outside a generation")
+                    continue
+                if kind.terminal:
+                    current.terminal = kind
+                    current.terminal_by = item.instance
+                    current.terminal_ms = item.at_ms
+                    current.terminal_batch = item.batch
+                    continue
+                if item.instance == current.claimer:
+                    current.writer_times.append((item.at_ms, item.batch))
+                if kind is not RecordKind.DATA:
+                    continue
+                body = item.record.body.decode()
+                if body.startswith('{"type":"ui-message"'):
+                    continue
+                sse_id = _sse_id(item)
+                current.frames.append((sse_id, body))
+                current.frame_batches.append(item.batch)
+                self.by_id[(stream, sse_id)] = current
+                chunk = json.loads(body)
+                if chunk.get("type") == "text-delta":
+                    current.deltas.append(chunk["delta"])
+            for gen in gens:
+                gen.taker = self.world.takeovers.get((stream, gen.claim_seq))
+                if gen.taker is None and gen.terminal is RecordKind.ERROR:
+                    if gen.terminal_by != gen.claimer:  # a close whose ack was lost
+                        gen.taker = gen.terminal_by
+                closing = gen.terminal_batch if gen.taker is not None else None
+                gen.writer_frames = sum(1 for b in gen.frame_batches if b != closing)
+                times = [at for at, b in gen.writer_times if b != closing]
+                gen.last_writer_ms = max(times, default=gen.claimed_ms)
+                self._check_generation(gen, log)
+
+    def _check_generation(self, gen: Gen, log: dict[int, Appended]) -> None:
+        where = f"{gen.stream} generation @{gen.claim_seq}"
+        taker_frames = gen.frames[gen.writer_frames :]
+        if gen.taken_over:
+            assert gen.terminal_ms is not None
+            if gen.taker == gen.claimer and not self._orphan(gen):
+                self.fail(f"{where}: its own instance took it over")
+            silence = gen.terminal_ms - gen.last_writer_ms
+            if silence < self.world.config.lease_ms:
+                self.fail(f"{where}: taken over after only {silence:.0f} ms of silence")
+            if gen.terminal is not RecordKind.ERROR:
+                self.fail(f"{where}: closed by another instance with {gen.terminal}")
+            for _, body in taker_frames:
+                if json.loads(body).get("type") not in TAKER_CHUNKS:
+                    self.fail(f"{where}: the taker appended {body}")
+        elif gen.terminal_by is not None and gen.terminal_by != gen.claimer:
+            self.fail(f"{where}: instance {gen.terminal_by} ended it without a takeover")
+        elif taker_frames:
+            self.fail(f"{where}: {len(taker_frames)} data records by other instances")
+        ids = [i for i, _ in gen.frames]
+        if ids != sorted(set(ids)):
+            self.fail(f"{where}: SSE ids not strictly increasing: {ids}")
+        uids = {d.split(".")[0] for d in gen.deltas}
+        if len(uids) > 1:
+            self.fail(f"{where}: deltas of several models interleave: {gen.deltas}")
+        if uids:
+            uid = uids.pop()
+            expected = [f"{uid}.{i}" for i in range(len(gen.deltas))]
+            if gen.deltas != expected:
+                self.fail(f"{where}: deltas out of order or repeated: {gen.deltas}")
+            if self.world.model_instance.get(uid) != gen.claimer:
+                self.fail(f"{where}: model {uid} ran on {self.world.model_instance.get(uid)}")
+
+    def _gen_of(self, view: View) -> Gen | None:
+        for sse_id, _ in view.frames:
+            if sse_id is not None:
+                return self.by_id.get((view.stream, sse_id))
+        return None
+
+    def _claimed_for(self, view: View) -> Gen | None:
+        """The generation a live turn's 200 answer claimed: its instance's first claim on
+        the stream after the request came in."""
+        claims = [
+            g
+            for g in self.generations.get(view.stream, [])
+            if g.claimer == view.instance and g.claimed_ms >= view.opened_ms
+        ]
+        return min(claims, key=lambda g: g.claimed_ms) if claims else None
+
+    # -- readers -------------------------------------------------------------------------
+
+    def _bound_ms(self, gen: Gen, view: View) -> float | None:
+        """When a reader of ``gen`` must have ended, or None when it may wait forever."""
+        config = self.world.config
+        if gen.terminal_ms is None:
+            return None
+        if gen.taken_over:
+            silent_from = max(gen.last_writer_ms, view.opened_ms)
+            latest = silent_from + config.lease_ms + config.confirm_ms + SLACK_MS
+            latest = max(latest, gen.terminal_ms + SLACK_MS)
+        else:
+            latest = gen.terminal_ms + SLACK_MS
+        start = min(gen.last_writer_ms, view.opened_ms)
+        return latest + _outage_within(self.world, start, latest + 10 * SLACK_MS)
+
+    def check_replay(self, view: View) -> None:
+        if view.status != 200:
+            return
+        name = (
+            f"replay of {view.stream} on {view.instance} from {view.cursor} at {view.opened_ms:.0f}"
+        )
+        frames = [(i, body) for i, body in view.frames if body != "[DONE]"]
+        if any(i is None for i, _ in frames):
+            self.fail(f"{name}: a frame without an id: {frames}")
+            return
+        gen = self._gen_of(view)
+        if gen is None:
+            if frames:
+                self.fail(f"{name}: frames of no generation: {frames[:3]}")
+            return
+        expected = [f for f in gen.frames if view.cursor is None or f[0] > view.cursor]
+        if frames != expected[: len(frames)]:
+            self.fail(
+                f"{name}: not a contiguous slice of the log:\n  got {frames}\n  log {expected}"
+            )
+            return
+        if view.cut or view.disconnected or view.error:
+            return
+        if not view.ended:
+            self.fail(f"{name}: never ended (generation terminal {gen.terminal})")
+            return
+        if frames != expected:
+            self.fail(f"{name}: ended early: got {len(frames)} of {len(expected)} frames")
+        if gen.terminal is not None and not view.done:
+            self.fail(f"{name}: ended without [DONE]")
+        bound = self._bound_ms(gen, view)
+        if bound is not None and view.ended_ms is not None and view.ended_ms > bound:
+            self.fail(f"{name}: ended at {view.ended_ms:.0f} ms, later than {bound:.0f} ms")
+
+    def check_live(self, view: View) -> None:
+        name = f"live turn {view.model} on {view.stream}@{view.instance} at {view.opened_ms:.0f}"
+        produced = self.world.produced.get(view.model or "", [])
+        if view.status != 200:
+            if produced:
+                self.fail(f"{name}: answered {view.status} after its model produced {produced}")
+            return
+        with_ids = [(i, b) for i, b in view.frames if i is not None]
+        gen = self._claimed_for(view)
+        if gen is None:
+            if with_ids and not view.cut:
+                self.fail(f"{name}: live frames that are nowhere in the log: {with_ids[:3]}")
+            return
+        writer_part = gen.frames[: gen.writer_frames]
+        if gen.claimer in self.world.crashed or view.cut:
+            # What was in flight when its process died never reached the log.
+            shorter = min(len(with_ids), len(writer_part))
+            if with_ids[:shorter] != writer_part[:shorter]:
+                self.fail(
+                    f"{name}: live and log disagree:\n  live {with_ids}\n  log  {writer_part}"
+                )
+            return
+        lost_terminal = [b for i, b in view.frames if i is None and b != "[DONE]"]
+        if gen.taken_over:
+            # The writer learns it was fenced out at its next append: a live response still
+            # open then ends with the error terminal (live only); one that ended first cannot.
+            shorter = min(len(with_ids), len(writer_part))
+            if with_ids[:shorter] != writer_part[:shorter]:
+                self.fail(
+                    f"{name}: live and log disagree:\n  live {with_ids}\n  log  {writer_part}"
+                )
+            if lost_terminal and json.loads(lost_terminal[-1]).get("type") != "error":
+                self.fail(f"{name}: fenced out, its live response ended with {lost_terminal}")
+            return
+        if lost_terminal:
+            self.fail(f"{name}: frames without an id although nobody took it over: {lost_terminal}")
+        if view.disconnected:
+            if with_ids != gen.frames[: len(with_ids)]:
+                log = gen.frames
+                self.fail(
+                    f"{name}: live is not a prefix of the log:\n  live {with_ids}\n  log {log}"
+                )
+            return
+        if view.error or not view.ended:
+            self.fail(f"{name}: the live response did not end ({view.error})")
+            return
+        if with_ids != gen.frames:
+            self.fail(f"{name}: live differs from the log:\n  live {with_ids}\n  log  {gen.frames}")
+        if not view.done:
+            self.fail(f"{name}: ended without [DONE]")
+
+    # -- writers and chats ---------------------------------------------------------------
+
+    def check_writers(self) -> None:
+        crashed = self.world.crashed
+        for stream, gens in self.generations.items():
+            for gen in gens:
+                where = f"{stream} generation @{gen.claim_seq} by {gen.claimer}"
+                if gen.claimer in crashed or self._orphan(gen):
+                    continue
+                if gen.terminal is None:
+                    self.fail(f"{where}: its writer lives but the log has no terminal")
+                    continue
+                if gen.taken_over:
+                    # Allowed after a lease of silence (checked above): a writer that S2 kept
+                    # waiting that long is fenced out and tells its live client.
+                    continue
+                uids = {d.split(".")[0] for d in gen.deltas}
+                for uid in uids:
+                    if gen.deltas != self.world.produced.get(uid, []):
+                        self.fail(
+                            f"{where}: the log holds {gen.deltas}, the model produced "
+                            f"{self.world.produced.get(uid)}"
+                        )
+
+    def _orphan(self, gen: Gen) -> bool:
+        """A claim whose turn failed with an S2 error (its ack lost): no writer ever ran."""
+        for view in self.world.views:
+            if (
+                view.kind == "live"
+                and view.instance == gen.claimer
+                and view.stream == gen.stream
+                and isinstance(view.status, str)
+                and view.ended_ms is not None
+                and view.opened_ms <= gen.claimed_ms <= view.ended_ms
+            ):
+                return gen.writer_frames == 0
+        return False
+
+    def check_probes(self) -> None:
+        for stream, status in self.world.probes:
+            if status == 200:
+                continue
+            if status == 409 and self.world.config.mode == "single-use":
+                continue  # a single-use stream takes one answer
+            self.fail(f"{stream}: a new turn after everything settled got {status}")
+
+
+def check(world: World) -> list[str]:
+    """Every violation of the invariants in ``world`` (empty when the run is correct)."""
+    return Checker(world).run()
+
+
+__all__ = ["Any", "check"]

@@ -1,0 +1,90 @@
+"""The deterministic simulation in CI: thousands of seeded schedules, zero violations, and
+proof that the harness catches a broken claim (it cannot pass vacuously).
+
+More seeds: ``.venv/bin/python tests/sim/run.py --seeds 100000`` (README, "Simulation").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+from checks import check
+from run import replay_command, run_seed
+from simulation import MODES, SimConfig, simulate
+
+import resumable_chat.log.claims as claims
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import RangeNotSatisfiableError, StreamNotFoundError
+from resumable_chat.s2.records import SequencedRecord, StreamPosition
+
+#: Seeds CI runs (the issue asks for at least 2,000 in at most 60 s).
+CI_SEEDS = 2400
+
+
+@pytest.fixture(autouse=True)
+def quiet() -> Iterator[None]:
+    """The engine logs every takeover and failed model call; thousands of runs make noise."""
+    logging.disable(logging.WARNING)
+    yield
+    logging.disable(logging.NOTSET)
+
+
+def test_thousands_of_seeds_keep_every_invariant() -> None:
+    began = time.perf_counter()
+    failures: list[str] = []
+    for seed in range(CI_SEEDS):
+        config = SimConfig(seed=seed, mode=MODES[seed % len(MODES)])
+        violations = run_seed(config)
+        if violations:
+            failures.append(f"{violations[0]}\n    replay: {replay_command(config)}")
+    took = time.perf_counter() - began
+    assert not failures, f"{len(failures)} of {CI_SEEDS} seeds broke an invariant:\n" + "\n".join(
+        failures[:5]
+    )
+    assert took < 60, f"{CI_SEEDS} seeds took {took:.1f} s"
+
+
+def test_a_seed_replays_exactly() -> None:
+    def trace(seed: int) -> list[tuple[str, int, int, float, bytes]]:
+        world = simulate(SimConfig(seed=seed, mode="shared"))
+        return [
+            (
+                a.stream,
+                a.seq_num,
+                a.instance,
+                round(a.at_ms, 6),
+                a.record.headers[0][1] if a.record.headers else b"",
+            )
+            for a in world.appended
+        ]
+
+    for seed in (7, 8):
+        assert trace(seed) == trace(seed)
+
+
+async def _last_record_in_two_reads(
+    basin: Basin, stream: str
+) -> tuple[SequencedRecord | None, StreamPosition]:
+    """The claim's read as it was before this engine: the last record, then the tail in a
+    second request, so the claim's append is conditioned on a tail it did not read with the
+    record (another instance's claim can land in between)."""
+    try:
+        batch = await basin.read(stream, tail_offset=1, count=1, wait=0)
+    except (RangeNotSatisfiableError, StreamNotFoundError):
+        batch = None
+    if batch is not None and batch.records:
+        record = batch.records[-1]
+        return record, StreamPosition(record.seq_num + 1, record.timestamp)
+    return None, await basin.check_tail(stream)
+
+
+def test_the_harness_catches_a_broken_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(claims, "last_record", _last_record_in_two_reads)
+    for seed in range(300):
+        violations = check(simulate(SimConfig(seed=seed, mode=MODES[seed % len(MODES)])))
+        if any("claimed while the generation" in v for v in violations):
+            return
+    pytest.fail("300 seeds ran with a claim that two instances can both win, unnoticed")
