@@ -204,7 +204,7 @@ def create_app(basin: Basin) -> FastAPI:
     async def stats() -> JSONResponse:
         gc.collect()
         return JSONResponse(
-            {"rss_kib": rss_kib(), "generations": len(chat._tasks), **lag.summary()}
+            {"rss_kib": rss_kib(), "generations": len(chat.engine.running), **lag.summary()}
         )
 
     @app.get("/stats/allocations")

@@ -72,6 +72,8 @@ def _doc_comment(lines: list[str], lineno: int) -> str:
     """The ``#:`` comment lines right above line ``lineno`` (1-based), without the markers."""
     found: list[str] = []
     index = lineno - 2
+    if index >= len(lines):  # a stub's line number (e.g. protoc's .pyi) past the .py source
+        return ""
     while index >= 0 and lines[index].lstrip().startswith("#:"):
         found.insert(0, lines[index].lstrip()[2:].strip())
         index -= 1
