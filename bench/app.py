@@ -38,8 +38,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from resumable_chat import create_resumable_chat
-from resumable_chat.generation import StopSignal, encode_chunk
-from resumable_chat.protocols.ai_sdk import AI_SDK_HEADERS
+from resumable_chat.chat.producer import StopSignal, encode_chunk
+from resumable_chat.protocols.ai_sdk.dialect import AI_SDK_HEADERS
 from resumable_chat.s2 import HttpBasin, MemoryBasin
 from resumable_chat.s2.basin import Basin
 from resumable_chat.sse import event_frame

@@ -264,7 +264,7 @@ async def snapshot_fold(total_chunks: int, per_run: int = 1000) -> tuple[float, 
     of three.
     """
     from resumable_chat import create_resumable_chat
-    from resumable_chat.generation import encode_chunk
+    from resumable_chat.chat.producer import encode_chunk
     from resumable_chat.s2 import MemoryBasin
 
     basin = MemoryBasin()

@@ -23,8 +23,8 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from resumable_chat import ResumableChat
-from resumable_chat.streams import ResumableStreamContext
 from resumable_chat.testing.app_server import serve_app
+from resumable_chat.text_streams.context import ResumableStreamContext
 
 ROOT = Path(__file__).resolve().parents[1]
 

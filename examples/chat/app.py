@@ -41,7 +41,7 @@ from models import ModelSources
 
 from resumable_chat import create_resumable_chat
 from resumable_chat.fastapi import ai_sdk_router, tanstack_router
-from resumable_chat.fastapi_agui import agui_router
+from resumable_chat.fastapi.agui import agui_router
 from resumable_chat.s2 import (
     Basin,
     MemoryBasin,

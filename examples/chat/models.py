@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from resumable_chat import StopSignal
-from resumable_chat.fastapi_agui import AgUiRun
+from resumable_chat.fastapi.agui import AgUiRun
 from resumable_chat.sources import (
     ai_sdk_chunks,
     openai_chunks_from_jsonl,

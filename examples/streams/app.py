@@ -11,7 +11,7 @@ Run: ``python examples/streams/app.py --host 127.0.0.1 --port 8000``. Storage is
   once it has ended; 404 ``Stream not found`` when there never was such a stream.
 - ``GET /api/streams/{id}/status`` → 200 ``{"status": null | "active" | "done" | "failed"}``.
 - ``DELETE /api/streams/{id}`` → 204 (S2 retention does this on its own; see the
-  ``resumable_chat.streams`` docstring).
+  ``resumable_chat.text_streams.context`` docstring).
 
 Try it: ``curl -N -X POST localhost:8000/api/streams/s1`` in one shell and
 ``curl -N localhost:8000/api/streams/s1`` in another.
@@ -35,8 +35,8 @@ from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from resumable_chat import create_resumable_stream_context
-from resumable_chat.fastapi_streams import STREAM_ID_PATTERN, resumable_stream_router
-from resumable_chat.streams import ResumableStreamContext
+from resumable_chat.fastapi.streams import STREAM_ID_PATTERN, resumable_stream_router
+from resumable_chat.text_streams.context import ResumableStreamContext
 
 logger = logging.getLogger("examples.streams")
 

@@ -4,9 +4,9 @@
 >>> chat = create_resumable_chat(protocol="ai-sdk", mode="session")
 """
 
-from .chat import DEFAULT_ERROR_TEXT, ResumableChat, create_resumable_chat
-from .generation import StopSignal
-from .streams import create_resumable_stream_context
+import resumable_chat.protocols  # registers the "ai-sdk" and "tanstack" dialects  # noqa: F401
+from resumable_chat.chat import DEFAULT_ERROR_TEXT, ResumableChat, StopSignal, create_resumable_chat
+from resumable_chat.text_streams import create_resumable_stream_context
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",

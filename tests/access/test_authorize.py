@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException, Request
 
 from resumable_chat import StopSignal, create_resumable_chat, create_resumable_stream_context
 from resumable_chat.fastapi import ai_sdk_router, tanstack_router
-from resumable_chat.fastapi_streams import resumable_stream_router
+from resumable_chat.fastapi.streams import resumable_stream_router
 from resumable_chat.log import read_range
 from resumable_chat.s2 import MemoryBasin
 from resumable_chat.testing.app_server import serve_app

@@ -29,9 +29,9 @@ from resumable_chat import (
     create_resumable_stream_context,
 )
 from resumable_chat.fastapi import ai_sdk_router, tanstack_router
-from resumable_chat.fastapi_agui import AgUiRun, agui_router
-from resumable_chat.fastapi_requests import MAX_JSON_DEPTH, STORAGE_UNAVAILABLE_TEXT
-from resumable_chat.fastapi_streams import resumable_stream_router
+from resumable_chat.fastapi.agui import AgUiRun, agui_router
+from resumable_chat.fastapi.requests import MAX_JSON_DEPTH, STORAGE_UNAVAILABLE_TEXT
+from resumable_chat.fastapi.streams import resumable_stream_router
 from resumable_chat.log import read_range
 from resumable_chat.s2 import (
     Basin,

@@ -1,4 +1,4 @@
-"""The durable AG-UI routes (``resumable_chat.fastapi_agui``) over real HTTP, scripted model.
+"""The durable AG-UI routes (``resumable_chat.fastapi.agui``) over real HTTP, scripted model.
 
 What ``fetchServerSentEvents`` of ``@tanstack/ai-client`` 0.33 relies on
 (``reference/wire-protocols.md`` §B.4, §B.9): ``run.accepted`` first, ``id:`` cursors, the
@@ -22,10 +22,10 @@ from chat_helpers import ScriptedModel, parse_sse, tanstack_run
 from fastapi import FastAPI, HTTPException, Request
 
 from resumable_chat import ResumableChat, create_resumable_chat
-from resumable_chat.fastapi_agui import AgUiRun, agui_router
-from resumable_chat.generation import StopSignal
+from resumable_chat.chat.producer import StopSignal
+from resumable_chat.fastapi.agui import AgUiRun, agui_router
 from resumable_chat.log import RecordKind, classify, read_range
-from resumable_chat.protocols.agui import (
+from resumable_chat.protocols.agui.dialect import (
     AgUiTurn,
     apply_approval_responses,
     run_accepted,

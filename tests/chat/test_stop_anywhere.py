@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from resumable_chat import create_resumable_chat
-from resumable_chat.generation import live_channel
+from resumable_chat.chat.producer import live_channel
 from resumable_chat.log import Ownership, RecordKind, classify, read_range, record_id
 from resumable_chat.s2 import MemoryBasin, is_terminal_fence
 from resumable_chat.s2.records import is_stop_fence

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from resumable_chat import create_resumable_chat
-from resumable_chat.chat import LOST_GENERATION_ERROR_TEXT, ResumableChat
+from resumable_chat.chat.core import LOST_GENERATION_ERROR_TEXT, ResumableChat
 from resumable_chat.log import Ownership, RecordKind, classify, read_range
 from resumable_chat.s2 import Basin, SequencedRecord, is_fence, is_terminal_fence
 from resumable_chat.s2.records import AppendInput, is_stop_fence, trim_record

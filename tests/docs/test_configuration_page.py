@@ -17,8 +17,8 @@ import pytest
 
 from resumable_chat import create_resumable_chat, create_resumable_stream_context
 from resumable_chat.fastapi import ai_sdk_router, tanstack_router
-from resumable_chat.fastapi_agui import agui_router
-from resumable_chat.fastapi_streams import resumable_stream_router
+from resumable_chat.fastapi.agui import agui_router
+from resumable_chat.fastapi.streams import resumable_stream_router
 from resumable_chat.s2 import HttpBasin, MemoryBasin
 from resumable_chat.sources import ai_sdk_chunks, openai_chunks_from_jsonl, tanstack_chunks
 from resumable_chat.testing.s2_server import create_app

@@ -39,8 +39,8 @@ from docs_samples import (
 
 from resumable_chat import ResumableChat
 from resumable_chat.s2 import Basin, is_fence, is_terminal_fence
-from resumable_chat.streams import ResumableStreamContext
 from resumable_chat.testing.app_server import serve_app
+from resumable_chat.text_streams.context import ResumableStreamContext
 
 SAMPLES = python_samples()
 USER = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}

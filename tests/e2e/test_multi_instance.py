@@ -20,7 +20,7 @@ import pytest
 from conftest import ExampleApp, example_app, new_chat_id
 from test_example_app_tanstack import run_chunks, transcript
 
-from resumable_chat.chat import LOST_GENERATION_ERROR_TEXT
+from resumable_chat.chat.core import LOST_GENERATION_ERROR_TEXT
 
 #: A short lease so the crash tests run in seconds; heartbeats come every lease / 4.
 LEASE_MS = 1500

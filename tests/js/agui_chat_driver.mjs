@@ -1,6 +1,6 @@
 // Drive a running chat server with the REAL TanStack AI client (`ChatClient` of
 // `@tanstack/ai-client` 0.33.x) on the STOCK `fetchServerSentEvents(url)` adapter, no custom
-// connection code, against the durable AG-UI routes (resumable_chat.fastapi_agui). Prints ONE
+// connection code, against the durable AG-UI routes (resumable_chat.fastapi.agui). Prints ONE
 // JSON line on stdout and exits 0 when the scenario ran (the caller asserts on the fields);
 // usage errors exit 2, a scenario timeout exits 3 (the JSON line is still printed).
 //

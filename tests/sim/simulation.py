@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import resumable_chat.log.engine as engine_module
 from resumable_chat import create_resumable_chat
-from resumable_chat.chat import ResumableChat
+from resumable_chat.chat.core import ResumableChat
 from resumable_chat.clock import LoopClock
 from resumable_chat.log import Ownership, StopSignal
 from resumable_chat.log.takeover import close_lost as _CLOSE_LOST

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resumable_chat.protocols.ai_sdk_fold import UIMessageBuilder, fold_ui_messages
+from resumable_chat.protocols.ai_sdk.fold import UIMessageBuilder, fold_ui_messages
 from resumable_chat.sources import (
     DEFAULT_ERROR_TEXT,
     OpenAIChatToUIMessageStream,

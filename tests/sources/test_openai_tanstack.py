@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from resumable_chat.protocols.base import DEFAULT_ERROR_TEXT
-from resumable_chat.protocols.tanstack_fold import TanStackMessageBuilder, fold_tanstack_messages
+from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT
+from resumable_chat.protocols.tanstack.fold import TanStackMessageBuilder, fold_tanstack_messages
 from resumable_chat.sources import (
     OpenAIChatToTanStackStream,
     default_error_code,

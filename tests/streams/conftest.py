@@ -16,7 +16,7 @@ import pytest
 from resumable_chat import create_resumable_stream_context
 from resumable_chat.log import Ownership
 from resumable_chat.s2 import Basin
-from resumable_chat.streams import ResumableStreamContext
+from resumable_chat.text_streams.context import ResumableStreamContext
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from resumable_chat.s2 import (
     SequencedRecord,
     StreamPosition,
 )
-from resumable_chat.streams import ResumableStream
+from resumable_chat.text_streams.context import ResumableStream
 
 #: Upper bound (s) for any single wait in these tests.
 TIMEOUT_S = 10.0

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from stream_helpers import eventually
 
-from resumable_chat.streams import ResumableStreamContext
 from resumable_chat.testing.app_server import free_port, serve_app
+from resumable_chat.text_streams.context import ResumableStreamContext
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_SCRIPT = REPO_ROOT / "examples" / "streams" / "app.py"

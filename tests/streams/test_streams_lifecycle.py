@@ -21,7 +21,7 @@ from resumable_chat.s2 import (
     is_fence,
     trim_record,
 )
-from resumable_chat.streams import (
+from resumable_chat.text_streams.context import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LEASE_MS,
     DEFAULT_LINGER_MS,
@@ -503,7 +503,7 @@ async def test_context_without_a_basin_owns_and_closes_the_embedded_one(
 async def test_wait_persisted_of_an_abandoned_producer_raises(
     context: ResumableStreamContext,
 ) -> None:
-    from resumable_chat.streams import ResumableStreamError
+    from resumable_chat.text_streams.context import ResumableStreamError
 
     source = TestingStream()
     stream = await context.resumable_stream("abandoned", source.make)

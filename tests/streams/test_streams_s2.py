@@ -25,7 +25,7 @@ from resumable_chat.s2 import (
     is_trim,
     trim_record,
 )
-from resumable_chat.streams import ResumableStreamContext
+from resumable_chat.text_streams.context import ResumableStreamContext
 
 WORDS = ["The ", "quick ", "brown ", "fox ", "jumps."]
 

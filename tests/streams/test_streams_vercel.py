@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from stream_helpers import TestingStream, never_called, read
 
-from resumable_chat.streams import ResumableStreamContext
+from resumable_chat.text_streams.context import ResumableStreamContext
 
 
 async def test_should_act_like_a_normal_stream(context: ResumableStreamContext) -> None:

@@ -4,15 +4,27 @@ claim (per mode) → fenced batching writer with heartbeats → terminal fence, 
 after a lease of silence → followers with a lease watchdog. See :mod:`.engine`.
 """
 
-from .claims import MODES, Claim, Mode
-from .engine import MAX_SAFE_INTEGER, LogConfig, LogEngine, Status
-from .errors import FencedOutError, GenerationLostError, LogGapError, StreamInUseError
-from .follow import LogEvent
-from .generation import Generation, Outcome, Output, Producer, StopSignal, close_source
-from .ownership import PROCESS_OWNERSHIP, Ownership
-from .records import RecordKind, classify, record_id
-from .scan import LatestGeneration, last_record, latest_generation, read_range
-from .writer import LogWriter, WriterClosedError
+from resumable_chat.log.claims import MODES, Claim, Mode
+from resumable_chat.log.engine import MAX_SAFE_INTEGER, LogConfig, LogEngine, Status
+from resumable_chat.log.errors import (
+    FencedOutError,
+    GenerationLostError,
+    LogGapError,
+    StreamInUseError,
+)
+from resumable_chat.log.follow import LogEvent
+from resumable_chat.log.generation import (
+    Generation,
+    Outcome,
+    Output,
+    Producer,
+    StopSignal,
+    close_source,
+)
+from resumable_chat.log.ownership import PROCESS_OWNERSHIP, Ownership
+from resumable_chat.log.records import RecordKind, classify, record_id
+from resumable_chat.log.scan import LatestGeneration, last_record, latest_generation, read_range
+from resumable_chat.log.writer import LogWriter, WriterClosedError
 
 __all__ = [
     "MAX_SAFE_INTEGER",

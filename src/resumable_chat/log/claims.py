@@ -25,16 +25,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ..s2.basin import Basin
-from ..s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
-from ..s2.records import AppendAck, AppendInput, StreamPosition
-from .errors import StreamInUseError
-from .faults import is_transient
-from .records import CLAIM_PREFIX, classify, fence, fence_token
-from .scan import last_record, latest_generation
+from resumable_chat.log.errors import StreamInUseError
+from resumable_chat.log.faults import is_transient
+from resumable_chat.log.records import CLAIM_PREFIX, classify, fence, fence_token
+from resumable_chat.log.scan import last_record, latest_generation
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
+from resumable_chat.s2.records import AppendAck, AppendInput, StreamPosition
 
 if TYPE_CHECKING:
-    from .engine import LogEngine
+    from resumable_chat.log.engine import LogEngine
 
 __all__ = ["MODES", "Claim", "Mode", "claim_stream"]
 

@@ -16,18 +16,18 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..clock import SYSTEM_CLOCK, Clock
-from ..s2.basin import Basin
-from ..s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
-from ..s2.records import AppendInput, trim_record
-from .claims import MODES, Claim, Mode, claim_stream
-from .errors import StreamInUseError
-from .follow import LogEvent, follow_log
-from .generation import Generation, Producer, StopSignal
-from .ownership import PROCESS_OWNERSHIP, Ownership
-from .records import MAX_SAFE_INTEGER, STOP_PREFIX, RecordKind, classify, fence
-from .scan import LatestGeneration, latest_generation
-from .takeover import LostTerminal, close_lost, confirm_silence
+from resumable_chat.clock import SYSTEM_CLOCK, Clock
+from resumable_chat.log.claims import MODES, Claim, Mode, claim_stream
+from resumable_chat.log.errors import StreamInUseError
+from resumable_chat.log.follow import LogEvent, follow_log
+from resumable_chat.log.generation import Generation, Producer, StopSignal
+from resumable_chat.log.ownership import PROCESS_OWNERSHIP, Ownership
+from resumable_chat.log.records import MAX_SAFE_INTEGER, STOP_PREFIX, RecordKind, classify, fence
+from resumable_chat.log.scan import LatestGeneration, latest_generation
+from resumable_chat.log.takeover import LostTerminal, close_lost, confirm_silence
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
+from resumable_chat.s2.records import AppendInput, trim_record
 
 __all__ = ["MAX_SAFE_INTEGER", "LogConfig", "LogEngine", "Status"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..s2.errors import S2Error
+from resumable_chat.s2.errors import S2Error
 
 __all__ = ["FencedOutError", "GenerationLostError", "LogGapError", "StreamInUseError"]
 

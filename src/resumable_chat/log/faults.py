@@ -8,7 +8,8 @@ missing basin, a condition mismatch).
 
 from __future__ import annotations
 
-from ..s2.errors import (
+from resumable_chat.log.errors import FencedOutError, LogGapError
+from resumable_chat.s2.errors import (
     BasinNotFoundError,
     FencingTokenMismatchError,
     RangeNotSatisfiableError,
@@ -19,7 +20,6 @@ from ..s2.errors import (
     SeqNumMismatchError,
     StreamNotFoundError,
 )
-from .errors import FencedOutError, LogGapError
 
 __all__ = ["is_transient"]
 

@@ -31,14 +31,14 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ..s2.basin import Basin
-from ..s2.errors import RangeNotSatisfiableError, StreamNotFoundError
-from ..s2.records import SequencedRecord
-from .errors import LogGapError
-from .records import RecordKind, classify, record_id
+from resumable_chat.log.errors import LogGapError
+from resumable_chat.log.records import RecordKind, classify, record_id
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import RangeNotSatisfiableError, StreamNotFoundError
+from resumable_chat.s2.records import SequencedRecord
 
 if TYPE_CHECKING:
-    from .engine import LogEngine
+    from resumable_chat.log.engine import LogEngine
 
 __all__ = ["LogEvent", "follow_log"]
 

@@ -23,15 +23,21 @@ import logging
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Literal
 
-from ..s2.errors import S2Error
-from ..s2.records import AppendInput, AppendRecord
-from .errors import FencedOutError
-from .records import END_PREFIX, ERROR_PREFIX, MAX_SAFE_INTEGER, fence, fence_token
-from .writer import LogWriter
+from resumable_chat.log.errors import FencedOutError
+from resumable_chat.log.records import (
+    END_PREFIX,
+    ERROR_PREFIX,
+    MAX_SAFE_INTEGER,
+    fence,
+    fence_token,
+)
+from resumable_chat.log.writer import LogWriter
+from resumable_chat.s2.errors import S2Error
+from resumable_chat.s2.records import AppendInput, AppendRecord
 
 if TYPE_CHECKING:
-    from .claims import Claim
-    from .engine import LogEngine
+    from resumable_chat.log.claims import Claim
+    from resumable_chat.log.engine import LogEngine
 
 __all__ = ["Generation", "Outcome", "Output", "Producer", "StopSignal", "close_source"]
 

@@ -24,7 +24,7 @@ import enum
 import random
 import secrets
 
-from ..s2.records import (
+from resumable_chat.s2.records import (
     AppendRecord,
     SequencedRecord,
     fence_record,

@@ -11,10 +11,10 @@ import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from ..s2.basin import Basin
-from ..s2.errors import RangeNotSatisfiableError, StreamNotFoundError
-from ..s2.records import SequencedRecord, StreamPosition
-from .records import RecordKind, classify, fence_token
+from resumable_chat.log.records import RecordKind, classify, fence_token
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import RangeNotSatisfiableError, StreamNotFoundError
+from resumable_chat.s2.records import SequencedRecord, StreamPosition
 
 __all__ = [
     "LatestGeneration",

@@ -22,11 +22,15 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 
-from ..s2.basin import Basin
-from ..s2.errors import FencingTokenMismatchError, SeqNumMismatchError, StreamNotFoundError
-from ..s2.records import AppendInput, AppendRecord, StreamPosition
-from .records import ERROR_PREFIX, RecordKind, classify, fence
-from .scan import LatestGeneration, read_range
+from resumable_chat.log.records import ERROR_PREFIX, RecordKind, classify, fence
+from resumable_chat.log.scan import LatestGeneration, read_range
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import (
+    FencingTokenMismatchError,
+    SeqNumMismatchError,
+    StreamNotFoundError,
+)
+from resumable_chat.s2.records import AppendInput, AppendRecord, StreamPosition
 
 __all__ = ["LostTerminal", "close_lost", "confirm_silence"]
 

@@ -30,9 +30,13 @@ import random
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from ..s2.basin import Basin
-from ..s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
-from ..s2.records import (
+from resumable_chat.log.errors import FencedOutError
+from resumable_chat.log.faults import is_transient
+from resumable_chat.log.records import SSE_ID_HEADER, RecordKind, classify, fence_token
+from resumable_chat.log.scan import read_range
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
+from resumable_chat.s2.records import (
     MAX_BATCH_METERED_BYTES,
     MAX_BATCH_RECORDS,
     AppendAck,
@@ -41,10 +45,6 @@ from ..s2.records import (
     StreamPosition,
     metered_bytes,
 )
-from .errors import FencedOutError
-from .faults import is_transient
-from .records import SSE_ID_HEADER, RecordKind, classify, fence_token
-from .scan import read_range
 
 __all__ = ["DEFAULT_MAX_PENDING_BYTES", "LogWriter", "WriterClosedError"]
 

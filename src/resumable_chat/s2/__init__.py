@@ -8,10 +8,10 @@
 - :func:`check_basin_name` / :func:`check_stream_name`: S2's naming rules.
 """
 
-from .basin import Basin
-from .check import PROBE_STREAM, check_basin
-from .config import basin_from_env
-from .errors import (
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.check import PROBE_STREAM, check_basin
+from resumable_chat.s2.config import basin_from_env
+from resumable_chat.s2.errors import (
     BasinNotFoundError,
     FencingTokenMismatchError,
     RangeNotSatisfiableError,
@@ -24,10 +24,10 @@ from .errors import (
     SeqNumMismatchError,
     StreamNotFoundError,
 )
-from .http import HttpBasin
-from .memory import MemoryBasin
-from .names import check_basin_name, check_stream_name
-from .records import (
+from resumable_chat.s2.http import HttpBasin
+from resumable_chat.s2.memory import MemoryBasin
+from resumable_chat.s2.names import check_basin_name, check_stream_name
+from resumable_chat.s2.records import (
     AppendAck,
     AppendInput,
     AppendRecord,

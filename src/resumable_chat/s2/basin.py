@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 from types import TracebackType
 
-from .records import AppendAck, AppendInput, ReadBatch, StreamPosition
+from resumable_chat.s2.records import AppendAck, AppendInput, ReadBatch, StreamPosition
 
 __all__ = ["Basin"]
 

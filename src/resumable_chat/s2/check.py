@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from .basin import Basin
-from .errors import StreamNotFoundError
-from .http import HttpBasin
-from .memory import MemoryBasin
-from .prefixed import PrefixedBasin
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import StreamNotFoundError
+from resumable_chat.s2.http import HttpBasin
+from resumable_chat.s2.memory import MemoryBasin
+from resumable_chat.s2.prefixed import PrefixedBasin
 
 __all__ = ["PROBE_STREAM", "check_basin"]
 

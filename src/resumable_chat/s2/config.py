@@ -16,11 +16,11 @@ import logging
 import os
 from collections.abc import Mapping
 
-from .basin import Basin
-from .errors import S2ConfigError
-from .http import HttpBasin
-from .memory import MemoryBasin
-from .names import check_basin_name
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import S2ConfigError
+from resumable_chat.s2.http import HttpBasin
+from resumable_chat.s2.memory import MemoryBasin
+from resumable_chat.s2.names import check_basin_name
 
 __all__ = ["basin_from_env"]
 

@@ -13,7 +13,7 @@ codes"). The HTTP routes answer the first kind with 500 and the second with 503 
 
 from __future__ import annotations
 
-from .records import StreamPosition
+from resumable_chat.s2.records import StreamPosition
 
 __all__ = [
     "BasinNotFoundError",

@@ -40,8 +40,8 @@ import httpx
 from httpx_sse import EventSource
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .basin import Basin
-from .errors import (
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import (
     BasinNotFoundError,
     FencingTokenMismatchError,
     RangeNotSatisfiableError,
@@ -52,8 +52,8 @@ from .errors import (
     SeqNumMismatchError,
     StreamNotFoundError,
 )
-from .names import check_basin_name
-from .records import (
+from resumable_chat.s2.names import check_basin_name
+from resumable_chat.s2.records import (
     AppendAck,
     AppendInput,
     ReadBatch,

@@ -15,16 +15,16 @@ import bisect
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
-from ..clock import SYSTEM_CLOCK, Clock
-from .basin import Basin
-from .errors import (
+from resumable_chat.clock import SYSTEM_CLOCK, Clock
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import (
     FencingTokenMismatchError,
     RangeNotSatisfiableError,
     S2InvalidError,
     SeqNumMismatchError,
     StreamNotFoundError,
 )
-from .records import (
+from resumable_chat.s2.records import (
     MAX_BATCH_METERED_BYTES,
     MAX_BATCH_RECORDS,
     MAX_FENCING_TOKEN_BYTES,

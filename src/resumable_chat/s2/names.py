@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from .errors import S2NameError
+from resumable_chat.s2.errors import S2NameError
 
 __all__ = [
     "BASIN_NAME_RULE",

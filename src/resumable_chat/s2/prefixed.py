@@ -12,9 +12,9 @@ import re
 from collections.abc import AsyncGenerator
 from typing import Final
 
-from .basin import Basin
-from .errors import S2NameError
-from .records import AppendAck, AppendInput, ReadBatch, StreamPosition
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import S2NameError
+from resumable_chat.s2.records import AppendAck, AppendInput, ReadBatch, StreamPosition
 
 __all__ = ["STREAM_PREFIX_PATTERN", "PrefixedBasin", "check_stream_prefix"]
 

@@ -9,7 +9,7 @@
 - :func:`to_openai_messages`: AI SDK ``UIMessage`` history to OpenAI chat ``messages``.
 """
 
-from .openai_chat import (
+from resumable_chat.sources.openai_chat import (
     DEFAULT_ERROR_TEXT,
     OpenAIChatToUIMessageStream,
     ai_sdk_chunks,
@@ -18,8 +18,8 @@ from .openai_chat import (
     map_finish_reason,
     openai_chunks_from_jsonl,
 )
-from .openai_messages import to_openai_messages
-from .openai_tanstack import (
+from resumable_chat.sources.openai_messages import to_openai_messages
+from resumable_chat.sources.openai_tanstack import (
     OpenAIChatToTanStackStream,
     default_error_code,
     map_tanstack_finish_reason,

@@ -89,7 +89,7 @@ __all__ = [
     "openai_chunks_from_jsonl",
 ]
 
-from ..protocols.base import DEFAULT_ERROR_TEXT, Chunk
+from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk
 
 logger = logging.getLogger("resumable_chat.sources.openai_chat")
 

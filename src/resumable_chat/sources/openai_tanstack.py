@@ -94,8 +94,8 @@ from collections.abc import (
 )
 from typing import Any, Final
 
-from ..protocols.base import DEFAULT_ERROR_TEXT, Chunk
-from .openai_chat import (
+from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk
+from resumable_chat.sources.openai_chat import (
     OpenAIChatToUIMessageStream,
     _as_dict,
     _int,

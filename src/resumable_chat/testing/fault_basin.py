@@ -22,10 +22,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 
-from ..s2.basin import Basin
-from ..s2.errors import S2UnavailableError
-from ..s2.records import AppendAck, AppendInput, ReadBatch, StreamPosition
-from .fault_plan import FaultPlan
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import S2UnavailableError
+from resumable_chat.s2.records import AppendAck, AppendInput, ReadBatch, StreamPosition
+from resumable_chat.testing.fault_plan import FaultPlan
 
 __all__ = ["FaultPlanBasin"]
 

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .s2_server import Faults, SessionFault, drop_connection
+from resumable_chat.testing.s2_server import Faults, SessionFault, drop_connection
 
 __all__ = ["FaultPlan", "FaultRule"]
 

@@ -70,16 +70,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
-from ..s2.errors import (
+from resumable_chat.s2.errors import (
     FencingTokenMismatchError,
     RangeNotSatisfiableError,
     S2Error,
     SeqNumMismatchError,
     StreamNotFoundError,
 )
-from ..s2.http import WireAppendInput
-from ..s2.memory import MemoryBasin, validate_stream_name
-from ..s2.records import (
+from resumable_chat.s2.http import WireAppendInput
+from resumable_chat.s2.memory import MemoryBasin, validate_stream_name
+from resumable_chat.s2.records import (
     AppendAck,
     AppendInput,
     AppendRecord,
@@ -88,9 +88,14 @@ from ..s2.records import (
     StreamPosition,
     metered_bytes,
 )
-from .s2s_framing import Compression, FrameDecoder, FrameError, choose_compression
-from .s2s_framing import encode_frame as _encode_frame
-from .s2s_framing import encode_terminal as _encode_terminal
+from resumable_chat.testing.s2s_framing import (
+    Compression,
+    FrameDecoder,
+    FrameError,
+    choose_compression,
+)
+from resumable_chat.testing.s2s_framing import encode_frame as _encode_frame
+from resumable_chat.testing.s2s_framing import encode_terminal as _encode_terminal
 
 #: What to install when the server's optional dependencies are missing.
 EXTRA_HINT: Final = "pip install 'resumable-chat[testing]'"
@@ -98,7 +103,7 @@ EXTRA_HINT: Final = "pip install 'resumable-chat[testing]'"
 try:  # protobuf comes with the ``testing`` extra
     from google.protobuf.message import DecodeError as _DecodeError
 
-    from . import s2_pb2 as _pb
+    from resumable_chat.testing import s2_pb2 as _pb
 except ImportError as _missing:  # pragma: no cover - exercised in a subprocess
     if __name__ == "__main__":
         raise SystemExit(

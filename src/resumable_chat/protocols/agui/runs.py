@@ -23,15 +23,19 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .chat import ResumableChat, WaitUntil
-from .generation import StopSignal, decode_chunk
-from .log import Generation, RecordKind, classify, latest_generation, read_range
-from .log.scan import records_backwards
-from .protocols.agui import RUN_ACCEPTED, apply_approval_responses
-from .protocols.base import Chunk, TurnState
-from .s2.errors import RangeNotSatisfiableError, SeqNumMismatchError, StreamNotFoundError
-from .s2.records import AppendInput, AppendRecord, SequencedRecord
-from .sse import event_frame
+from resumable_chat.chat.core import ResumableChat, WaitUntil
+from resumable_chat.chat.dialect import Chunk, TurnState
+from resumable_chat.chat.producer import StopSignal, decode_chunk
+from resumable_chat.log import Generation, RecordKind, classify, latest_generation, read_range
+from resumable_chat.log.scan import records_backwards
+from resumable_chat.protocols.agui.dialect import RUN_ACCEPTED, apply_approval_responses
+from resumable_chat.s2.errors import (
+    RangeNotSatisfiableError,
+    SeqNumMismatchError,
+    StreamNotFoundError,
+)
+from resumable_chat.s2.records import AppendInput, AppendRecord, SequencedRecord
+from resumable_chat.sse import event_frame
 
 __all__ = ["CursorPastEndError", "DurableRuns", "RunIdTakenError", "RunLocation"]
 
@@ -174,7 +178,7 @@ class DurableRuns:
         wait_until: WaitUntil | None = None,
     ) -> Generation:
         """Bind ``run_id`` to the thread, claim ``stream`` and start the run; the response
-        reads :func:`~resumable_chat.generation.live_channel`.
+        reads :func:`~resumable_chat.chat.producer.live_channel`.
 
         ``accepted`` (``CUSTOM run.accepted``) is stored and sent first, before the model is
         called. Raises :class:`RunIdTakenError` (409) when another thread owns the run id,

@@ -18,7 +18,7 @@ one that ended in an error. The terminals this dialect writes carry it as a
 
 The turn's user message (or the continued assistant message) is stored before the answer as
 ``{"type":"ui-message","message":<UIMessage>}``; replays skip it and
-:func:`~resumable_chat.protocols.ai_sdk_fold.fold_ui_messages` upserts it into history.
+:func:`~resumable_chat.protocols.ai_sdk.fold.fold_ui_messages` upserts it into history.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .ai_sdk_schema import chunk_problem
-from .base import Chunk, Dialect, TurnState
+from resumable_chat.chat.dialect import Chunk, Dialect, TurnState
+from resumable_chat.protocols.ai_sdk.schema import chunk_problem
 
 __all__ = ["AI_SDK_HEADERS", "AiSdkDialect", "AiSdkTurn", "new_message_id"]
 
@@ -168,7 +168,7 @@ class AiSdkDialect(Dialect):
         with ``metadata.error`` (the ``errorText``) on every message whose latest answer
         ended with an ``error`` chunk, so history shows the error after a reload. A message
         whose ``metadata`` is set and not an object is left as it is."""
-        from .ai_sdk_fold import UIMessageBuilder
+        from resumable_chat.protocols.ai_sdk.fold import UIMessageBuilder
 
         builder = UIMessageBuilder().add_all(chunks)
         messages = builder.messages

@@ -2,8 +2,8 @@
 validated with pydantic (413/400/422 with readable JSON), their OpenAPI schema, cursors, the
 start-up check, and the one answer every route gives to an S2 failure.
 
-Used by :mod:`resumable_chat.fastapi`, :mod:`resumable_chat.fastapi_agui` and
-:mod:`resumable_chat.fastapi_streams`; it sits in the HTTP routes layer of DESIGN.md §3.
+Used by :mod:`resumable_chat.fastapi`, :mod:`resumable_chat.fastapi.agui` and
+:mod:`resumable_chat.fastapi.streams`; it sits in the HTTP routes layer of DESIGN.md §3.
 
 S2 failures (:class:`StorageErrorPolicy`): every route of every router is built with
 :func:`storage_route_class`, so an :class:`~resumable_chat.s2.errors.S2Error` that escapes a
@@ -29,21 +29,24 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from typing import Any, Final, Protocol, TypeVar
+from typing import Annotated, Any, Final, Protocol, TypeVar
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-from .s2.basin import Basin
-from .s2.errors import BasinNotFoundError, S2AuthError, S2Error, S2InvalidError
-from .s2.prefixed import PrefixedBasin
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import BasinNotFoundError, S2AuthError, S2Error, S2InvalidError
+from resumable_chat.s2.prefixed import PrefixedBasin
 
 __all__ = [
+    "CHAT_ID_PATTERN",
+    "DEFAULT_MAX_BODY_BYTES",
     "MAX_JSON_DEPTH",
     "STORAGE_UNAVAILABLE_TEXT",
     "Authorize",
+    "ChatId",
     "StorageErrorPolicy",
     "authorize_chat",
     "decimal_cursor",
@@ -348,3 +351,14 @@ def startup_check(
         yield
 
     return lifespan
+
+
+#: Chat ids accepted by the routes: 1 to 200 of ``A-Z a-z 0-9 _ - . :``, not starting with
+#: ``.``; with the ``chat-`` prefix they are always valid S2 stream names.
+CHAT_ID_PATTERN = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,199}$"
+
+#: A chat id path parameter, validated against :data:`CHAT_ID_PATTERN`.
+ChatId = Annotated[str, Path(pattern=CHAT_ID_PATTERN, description="The chat id.")]
+
+#: Default request body limit (bytes) of the POST route.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024

@@ -38,10 +38,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .chat import ResumableChat
-from .durable_runs import CursorPastEndError, DurableRuns, RunIdTakenError
-from .fastapi import CHAT_ID_PATTERN, DEFAULT_MAX_BODY_BYTES
-from .fastapi_requests import (
+from resumable_chat.chat.core import ResumableChat
+from resumable_chat.chat.producer import StopSignal
+from resumable_chat.fastapi.requests import (
+    CHAT_ID_PATTERN,
+    DEFAULT_MAX_BODY_BYTES,
     Authorize,
     authorize_chat,
     decimal_cursor,
@@ -51,11 +52,16 @@ from .fastapi_requests import (
     storage_route_class,
     validated_body,
 )
-from .generation import StopSignal
-from .log import StreamInUseError
-from .protocols.agui import AgUiTurn, run_accepted, run_prelude, wire_to_ui_messages
-from .protocols.tanstack import TANSTACK_HEADERS
-from .sse import sse_response
+from resumable_chat.log import StreamInUseError
+from resumable_chat.protocols.agui.dialect import (
+    AgUiTurn,
+    run_accepted,
+    run_prelude,
+    wire_to_ui_messages,
+)
+from resumable_chat.protocols.agui.runs import CursorPastEndError, DurableRuns, RunIdTakenError
+from resumable_chat.protocols.tanstack.dialect import TANSTACK_HEADERS
+from resumable_chat.sse import sse_response
 
 __all__ = [
     "RUN_ID_PATTERN",
@@ -177,7 +183,7 @@ def agui_router(
     thread), 413 or 422 (``{"detail": ...}`` JSON) and never touches the log; a cursor past
     the end of a finished thread gets 416. S2 failures get 503 with ``Retry-After`` when
     transient and 500 when the configuration is wrong, as on the other routers
-    (:mod:`resumable_chat.fastapi_requests`).
+    (:mod:`resumable_chat.fastapi.requests`).
 
     Raises:
         ValueError: ``chat`` is not a TanStack session chat.

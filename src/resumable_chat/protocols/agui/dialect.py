@@ -4,8 +4,8 @@ The stock ``fetchServerSentEvents(url)`` adapter of ``@tanstack/ai-client`` 0.33
 ``RunAgentInput`` and, against a *durable* server, resumes, joins and hydrates by itself
 (``reference/wire-protocols.md`` §B.4, §B.9; ``@tanstack/ai`` 0.58 ``stream-durability.js`` and
 ``stream-to-response.js`` for the server side). This module holds the protocol pieces; the
-log reading is in :mod:`resumable_chat.durable_runs`, the routes in
-:mod:`resumable_chat.fastapi_agui`.
+log reading is in :mod:`resumable_chat.protocols.agui.runs`, the routes in
+:mod:`resumable_chat.fastapi.agui`.
 
 - :func:`wire_to_ui_messages`: the request's AG-UI wire messages (no ``parts``) to TanStack
   ``UIMessage`` s, converted exactly as the client converts a ``MESSAGES_SNAPSHOT``.
@@ -28,8 +28,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .base import Chunk
-from .tanstack import TanStackTurn, user_message_events
+from resumable_chat.chat.dialect import Chunk
+from resumable_chat.protocols.tanstack.dialect import TanStackTurn, user_message_events
 
 __all__ = [
     "RUN_ACCEPTED",
@@ -58,13 +58,13 @@ def wire_to_ui_messages(wire: Sequence[Any]) -> list[dict[str, Any]]:
 
     The conversion of ``StreamProcessor`` for a ``MESSAGES_SNAPSHOT`` (``@tanstack/ai`` 0.58
     ``aguiSnapshotMessageToUIMessage``, ported in
-    :mod:`~resumable_chat.protocols.tanstack_fold`): user ``content`` to text parts,
+    :mod:`~resumable_chat.protocols.tanstack.fold`): user ``content`` to text parts,
     ``toolCalls`` to tool-call parts, ``role: "tool"`` results onto their call, reasoning
     fan-out merged back. Entries that already have ``parts`` are kept. Never raises; entries
     that are not objects are dropped. ``createdAt`` comes from the messages' metadata or is
     left to the fold's clock.
     """
-    from .tanstack_fold import fold_tanstack_messages
+    from resumable_chat.protocols.tanstack.fold import fold_tanstack_messages
 
     entries = [m for m in wire if isinstance(m, dict)]
     return fold_tanstack_messages([{"type": "MESSAGES_SNAPSHOT", "messages": entries}])

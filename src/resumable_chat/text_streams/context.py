@@ -97,8 +97,8 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any, Literal
 
-from .clock import SYSTEM_CLOCK, Clock
-from .log import (
+from resumable_chat.clock import SYSTEM_CLOCK, Clock
+from resumable_chat.log import (
     PROCESS_OWNERSHIP,
     LatestGeneration,
     LogConfig,
@@ -113,9 +113,9 @@ from .log import (
     close_source,
     read_range,
 )
-from .s2.basin import Basin
-from .s2.errors import S2ConfigError
-from .s2.records import MAX_BATCH_METERED_BYTES, MAX_BATCH_RECORDS
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import S2ConfigError
+from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, MAX_BATCH_RECORDS
 
 __all__ = [
     "BATCH_SIZE_ENV",
@@ -696,7 +696,7 @@ class ResumableStreamContext:
                 basin), ``S2UnavailableError`` (S2 unreachable); the message names the cause
                 and the setting to fix.
         """
-        from .s2.check import PROBE_STREAM, check_basin
+        from resumable_chat.s2.check import PROBE_STREAM, check_basin
 
         await check_basin(self.basin, probe_stream=self.key_prefix + PROBE_STREAM)
 
@@ -772,7 +772,7 @@ def create_resumable_stream_context(
         raise ValueError(f"resume_at_unit must be 'characters' or 'utf-16', got {resume_at_unit!r}")
     owns = basin is None
     if basin is None:
-        from .s2.config import basin_from_env
+        from resumable_chat.s2.config import basin_from_env
 
         basin = basin_from_env()
     return ResumableStreamContext(

@@ -9,10 +9,18 @@ beyond handing it to the dialect's :class:`TurnState`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["DEFAULT_ERROR_TEXT", "Chunk", "Dialect", "TurnState"]
+__all__ = [
+    "DEFAULT_ERROR_TEXT",
+    "Chunk",
+    "Dialect",
+    "TurnState",
+    "dialect_for",
+    "normalize_messages",
+    "register_dialect",
+]
 
 #: A chunk is a plain JSON object in the protocol's shape (AI SDK ``UIMessageChunk``,
 #: TanStack ``StreamChunk``).
@@ -94,3 +102,74 @@ class Dialect(ABC):
     @abstractmethod
     def fold(self, chunks: Iterable[Chunk]) -> list[dict[str, Any]]:
         """Fold stored chunks (all generations, in order) into the client's messages."""
+
+    def session_messages(self, messages: object) -> list[dict[str, Any]]:
+        """The request's messages as a session turn stores them and hands them to the source
+        (default: :func:`normalize_messages`)."""
+        return normalize_messages(messages)
+
+    def is_run_start(self, body: bytes) -> bool:
+        """True when the stored record ``body`` opens a run (a session replay's first load
+        sends the running run raw from there). Default: no record does."""
+        return False
+
+
+_ROLES = ("system", "user", "assistant")
+
+
+def normalize_messages(messages: object) -> list[dict[str, Any]]:
+    """Messages as ``makeSessionResponse`` normalises them (``@s2-dev/resumable-stream``
+    ``src/tanstack-ai.ts`` ``normalizeMessages``).
+
+    A non-list gives ``[]``; entries that are not objects or whose ``role`` is not ``system``,
+    ``user`` or ``assistant`` are dropped; other fields are kept; ``id`` defaults to
+    ``"message-<index in the input>"``; ``parts`` keeps only objects with a string ``type``
+    (shallow copies), ``[]`` when absent.
+    """
+    if not isinstance(messages, list):
+        return []
+    out: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            continue
+        normalized = dict(message)
+        if not isinstance(normalized.get("id"), str):
+            normalized["id"] = f"message-{index}"
+        parts = normalized.get("parts")
+        normalized["parts"] = [
+            dict(p)
+            for p in (parts if isinstance(parts, list) else [])
+            if isinstance(p, dict) and isinstance(p.get("type"), str)
+        ]
+        out.append(normalized)
+    return out
+
+
+_DIALECTS: dict[str, Callable[[], Dialect]] = {}
+
+
+def register_dialect(name: str, factory: Callable[[], Dialect]) -> None:
+    """Make ``create_resumable_chat(protocol=name)`` build its dialect with ``factory()``.
+
+    The protocol packages (:mod:`resumable_chat.protocols`) register ``"ai-sdk"`` and
+    ``"tanstack"`` when ``resumable_chat`` is imported, so the chat core never imports a
+    protocol.
+
+    Args:
+        name: the protocol name, e.g. ``"ai-sdk"``.
+        factory: called once per chat, returns a fresh :class:`Dialect`.
+    """
+    _DIALECTS[name] = factory
+
+
+def dialect_for(protocol: str) -> Dialect:
+    """A new dialect for ``protocol``.
+
+    Raises:
+        ValueError: no dialect is registered under ``protocol``.
+    """
+    factory = _DIALECTS.get(protocol)
+    if factory is None:
+        names = " or ".join(repr(n) for n in sorted(_DIALECTS)) or "none registered"
+        raise ValueError(f"protocol must be {names}, got {protocol!r}")
+    return factory()

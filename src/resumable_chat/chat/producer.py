@@ -6,7 +6,7 @@ on the log engine. For each chunk it encodes JSON once, pushes the framed bytes 
 other: the client never waits on S2, and a client that disconnects stops only its channel,
 never the generation or its persistence. The protocol's conventions (opening chunk, stop and
 error terminals, storage form, chunk validation) come from the dialect's
-:class:`~resumable_chat.protocols.base.TurnState`.
+:class:`~resumable_chat.chat.dialect.TurnState`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,17 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, cast
 
-from .log.generation import Generation, Outcome, Output, Producer, StopSignal, close_source
-from .protocols.base import Chunk, Dialect, TurnState
-from .s2.records import MAX_BATCH_METERED_BYTES
-from .sse import event_frame
+from resumable_chat.chat.dialect import Chunk, Dialect, TurnState
+from resumable_chat.log.generation import (
+    Generation,
+    Outcome,
+    Output,
+    Producer,
+    StopSignal,
+    close_source,
+)
+from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES
+from resumable_chat.sse import event_frame
 
 __all__ = [
     "ChatProducer",

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from starlette.responses import PlainTextResponse, Response
 
-from .clock import SYSTEM_CLOCK, Clock
-from .generation import (
+from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState, dialect_for
+from resumable_chat.chat.producer import (
     ChatProducer,
     PrefetchedSource,
     SourceFactory,
@@ -27,7 +27,8 @@ from .generation import (
     encode_chunk,
     live_channel,
 )
-from .log import (
+from resumable_chat.clock import SYSTEM_CLOCK, Clock
+from resumable_chat.log import (
     MODES,
     PROCESS_OWNERSHIP,
     Generation,
@@ -42,14 +43,11 @@ from .log import (
     read_range,
     record_id,
 )
-from .protocols.ai_sdk import AiSdkDialect
-from .protocols.base import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState
-from .protocols.tanstack import TanStackDialect, normalize_messages
-from .s2.basin import Basin
-from .s2.errors import StreamNotFoundError
-from .s2.prefixed import PrefixedBasin, check_stream_prefix
-from .s2.records import AppendRecord, SequencedRecord
-from .sse import DEFAULT_KEEPALIVE_S, event_frame, sse_response
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.errors import StreamNotFoundError
+from resumable_chat.s2.prefixed import PrefixedBasin, check_stream_prefix
+from resumable_chat.s2.records import AppendRecord, SequencedRecord
+from resumable_chat.sse import DEFAULT_KEEPALIVE_S, event_frame, sse_response
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",
@@ -68,14 +66,6 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 #: The error text that closes a generation whose writer crashed (when no ``on_error`` is set).
 LOST_GENERATION_ERROR_TEXT = "The answer was interrupted: the server generating it stopped."
-
-
-def _dialect_for(protocol: str) -> Dialect:
-    if protocol == "ai-sdk":
-        return AiSdkDialect()
-    if protocol == "tanstack":
-        return TanStackDialect()
-    raise ValueError(f"protocol must be 'ai-sdk' or 'tanstack', got {protocol!r}")
 
 
 def _cursor_past_tail(cursor: int, tail: int) -> Response:
@@ -242,7 +232,7 @@ class ResumableChat:
 
         The building block of :meth:`make_resumable` and :meth:`make_session_response` for
         protocols with their own response shape (AG-UI durable runs,
-        :mod:`resumable_chat.fastapi_agui`).
+        :mod:`resumable_chat.fastapi.agui`).
 
         Args:
             stream_name: the chat's S2 stream.
@@ -251,7 +241,7 @@ class ResumableChat:
             turn: the dialect's per-generation state (e.g. a TanStack turn that pins run ids).
             prelude: records stored before the answer, not sent live.
             announce: chunks stored and sent live before the source is opened.
-            live: keep a live channel (:func:`~resumable_chat.generation.live_channel`).
+            live: keep a live channel (:func:`~resumable_chat.chat.producer.live_channel`).
             wait_until: as in :meth:`make_resumable`.
 
         Returns:
@@ -346,7 +336,8 @@ class ResumableChat:
         """Start a turn whose chunks go to the log only; readers follow it with :meth:`replay`.
 
         ``@s2-dev/resumable-stream/tanstack-ai`` ``makeSessionResponse``: ``messages`` are
-        normalised (:func:`~resumable_chat.protocols.tanstack.normalize_messages`); when the
+        normalised by the dialect (TanStack:
+        :func:`~resumable_chat.protocols.tanstack.dialect.normalize_messages`); when the
         last one is a user message it is stored first (TanStack: three text events), then the
         chunks of ``source(messages, signal)``. ``source`` is called only after the claim
         succeeds, never when the stop comes first, and not at all for an empty list.
@@ -362,7 +353,7 @@ class ResumableChat:
         """
         if self.mode != "session":
             raise ValueError('make_session_response requires mode="session"')
-        normalized = normalize_messages(messages)
+        normalized = self.dialect.session_messages(messages)
 
         async def session_source(signal: StopSignal) -> AsyncIterator[Chunk]:
             if not normalized:
@@ -451,8 +442,8 @@ class ResumableChat:
         """The first frames of a first-load session replay and the seq_num to follow from.
 
         Completed history folded into one snapshot, then the running run raw from its
-        ``RUN_STARTED``. Read before the response starts, so an S2 failure is an error the
-        route can answer (503), not a 200 that breaks off.
+        start (:meth:`Dialect.is_run_start`). Read before the response starts, so an S2
+        failure is an error the route can answer (503), not a 200 that breaks off.
         """
         records = await read_range(self.basin, stream, 0)
         next_seq = records[-1].seq_num + 1 if records else 0
@@ -463,14 +454,12 @@ class ResumableChat:
                 if kind is RecordKind.CLAIM:
                     active_from = index + 1
                 break
-        raw_from = len(records)  # first record of the running run, from its RUN_STARTED
+        raw_from = len(records)  # first record of the running run
         for index in range(active_from, len(records)):
             record = records[index]
-            if classify(record) is RecordKind.DATA and b'"RUN_STARTED"' in record.body:
-                chunk = decode_chunk(record.body)
-                if chunk is not None and chunk["type"] == "RUN_STARTED":
-                    raw_from = index
-                    break
+            if classify(record) is RecordKind.DATA and self.dialect.is_run_start(record.body):
+                raw_from = index
+                break
         head: list[bytes] = []
         messages = self.dialect.fold(_chunks(records[:raw_from]))
         if messages:
@@ -574,7 +563,7 @@ class ResumableChat:
                 basin), ``S2UnavailableError`` (S2 unreachable); the message names the cause
                 and the setting to fix.
         """
-        from .s2.check import check_basin
+        from resumable_chat.s2.check import check_basin
 
         await check_basin(self.basin)
 
@@ -651,7 +640,7 @@ def create_resumable_chat(
             heartbeat or stream prefix.
         S2ConfigError: the S2 environment variables are half set.
     """
-    dialect = _dialect_for(protocol)
+    dialect = dialect_for(protocol)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if heartbeat_ms is None:
@@ -660,7 +649,7 @@ def create_resumable_chat(
     check_stream_prefix(stream_prefix)
     owns = basin is None
     if basin is None:
-        from .s2.config import basin_from_env
+        from resumable_chat.s2.config import basin_from_env
 
         basin = basin_from_env()
     if stream_prefix:

@@ -1,4 +1,4 @@
-"""FastAPI helpers for generic resumable text streams (:mod:`resumable_chat.streams`).
+"""FastAPI helpers for generic resumable text streams (:mod:`resumable_chat.text_streams.context`).
 
 The route pair of the seeds' examples (``@s2-dev/resumable-stream`` README, Vercel
 ``resumable-stream`` README "Usage with explicit resumption"):
@@ -20,7 +20,7 @@ case with 404, so a client can tell "finished" from "wrong id".
 The strings are sent verbatim, no SSE framing is added: like upstream, the stream is expected to
 carry an already-encoded body (e.g. SSE frames). Errors of the store are never turned into 422
 or 404: they get 503 with ``Retry-After`` when transient and 500 when the configuration is
-wrong (:mod:`resumable_chat.fastapi_requests`).
+wrong (:mod:`resumable_chat.fastapi.requests`).
 """
 
 from __future__ import annotations
@@ -32,14 +32,18 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from .fastapi_requests import (
+from resumable_chat.fastapi.requests import (
     Authorize,
     authorize_chat,
     startup_check,
     storage_policy,
     storage_route_class,
 )
-from .streams import ResumableStream, ResumableStreamContext, StreamActiveError
+from resumable_chat.text_streams.context import (
+    ResumableStream,
+    ResumableStreamContext,
+    StreamActiveError,
+)
 
 __all__ = [
     "STREAM_DONE_TEXT",
@@ -86,7 +90,7 @@ def stream_response(
     """The HTTP answer for a resumable stream, as the seeds' route handlers build it.
 
     Args:
-        stream: what a :class:`~resumable_chat.streams.ResumableStreamContext` method
+        stream: what a :class:`~resumable_chat.text_streams.context.ResumableStreamContext` method
             returned; ``None`` means nothing to resume.
         headers: extra response headers.
 

@@ -32,7 +32,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .base import Chunk, Dialect, TurnState
+from resumable_chat.chat.dialect import Chunk, Dialect, TurnState, normalize_messages
+from resumable_chat.chat.producer import decode_chunk
 
 __all__ = [
     "TANSTACK_HEADERS",
@@ -50,38 +51,9 @@ TANSTACK_HEADERS: Mapping[str, str] = {
     "X-Accel-Buffering": "no",
 }
 
-_ROLES = ("system", "user", "assistant")
-
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def normalize_messages(messages: object) -> list[dict[str, Any]]:
-    """Messages as ``makeSessionResponse`` normalises them (reference §5.3).
-
-    A non-list gives ``[]``; entries that are not objects or whose ``role`` is not ``system``,
-    ``user`` or ``assistant`` are dropped; other fields are kept; ``id`` defaults to
-    ``"message-<index in the input>"``; ``parts`` keeps only objects with a string ``type``
-    (shallow copies), ``[]`` when absent.
-    """
-    if not isinstance(messages, list):
-        return []
-    out: list[dict[str, Any]] = []
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in _ROLES:
-            continue
-        normalized = dict(message)
-        if not isinstance(normalized.get("id"), str):
-            normalized["id"] = f"message-{index}"
-        parts = normalized.get("parts")
-        normalized["parts"] = [
-            dict(p)
-            for p in (parts if isinstance(parts, list) else [])
-            if isinstance(p, dict) and isinstance(p.get("type"), str)
-        ]
-        out.append(normalized)
-    return out
 
 
 def user_message_events(message: Mapping[str, Any], timestamp: int | None = None) -> list[Chunk]:
@@ -278,6 +250,14 @@ class TanStackDialect(Dialect):
     done_frame = b""
     session_replay = "snapshot"
 
+    def is_run_start(self, body: bytes) -> bool:
+        """True for a stored ``RUN_STARTED`` event (a first-load replay sends the running run
+        raw from it, after the history snapshot)."""
+        if b'"RUN_STARTED"' not in body:
+            return False
+        chunk = decode_chunk(body)
+        return chunk is not None and chunk.get("type") == "RUN_STARTED"
+
     def new_turn(self, *, message_id: str | None) -> TanStackTurn:
         """Turn state; ``message_id`` is unused (TanStack sources name their messages)."""
         return TanStackTurn()
@@ -305,7 +285,7 @@ class TanStackDialect(Dialect):
 
         ``createdAt`` comes from the chunks' timestamps, so every fold of a log is the same.
         """
-        from .tanstack_fold import TanStackMessageBuilder
+        from resumable_chat.protocols.tanstack.fold import TanStackMessageBuilder
 
         builder = TanStackMessageBuilder(created_at_from_chunks=True).add_all(chunks)
         messages = builder.messages

@@ -1,0 +1,159 @@
+"""The AI SDK ``useChat`` routes (``DefaultChatTransport`` defaults).
+
+See :mod:`resumable_chat.fastapi`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from resumable_chat.chat.core import ResumableChat
+from resumable_chat.chat.producer import StopSignal
+from resumable_chat.fastapi.requests import (
+    CHAT_ID_PATTERN,
+    DEFAULT_MAX_BODY_BYTES,
+    Authorize,
+    ChatId,
+    authorize_chat,
+    json_request_body,
+    startup_check,
+    storage_policy,
+    storage_route_class,
+    validated_body,
+)
+
+__all__ = ["AiSdkChatRequest", "AiSdkSource", "UIMessageModel", "ai_sdk_router"]
+
+logger = logging.getLogger("resumable_chat.fastapi")
+
+
+class UIMessageModel(BaseModel):
+    """An AI SDK ``UIMessage`` as ``DefaultChatTransport`` sends it (extra keys are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=200)
+    role: Literal["system", "user", "assistant"]
+    parts: list[dict[str, Any]] = Field(default_factory=list)
+    metadata: Any = None
+
+
+class AiSdkChatRequest(BaseModel):
+    """The POST body of ``DefaultChatTransport``: ``{id, messages, trigger, messageId?}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(pattern=CHAT_ID_PATTERN)
+    messages: list[UIMessageModel] = Field(min_length=1)
+    trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
+    messageId: str | None = None
+
+
+#: ``source(messages, signal)``: the model's chunks for the turn; ``messages`` are the
+#: request's ``UIMessage`` dicts, ``signal`` is set when the generation is stopped.
+AiSdkSource = Callable[[list[dict[str, Any]], StopSignal], AsyncIterable[dict[str, Any]]]
+
+
+def ai_sdk_router(
+    chat: ResumableChat,
+    source: AiSdkSource,
+    *,
+    prefix: str = "/api/chat",
+    stream_name: Callable[[str], str] = lambda chat_id: f"chat-{chat_id}",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    authorize: Authorize | None = None,
+    check_storage: bool = True,
+) -> APIRouter:
+    """Routes for Vercel AI SDK ``useChat`` with ``DefaultChatTransport`` and ``resume: true``.
+
+    Args:
+        chat: a ``ResumableChat`` built with ``protocol="ai-sdk"``.
+        source: called once per accepted POST with the request's messages and the stop
+            signal; returns the answer's ``UIMessageChunk`` dicts. Its first chunk is fetched
+            while the claim is in flight (the chat's ``overlap_claim``, on by default); a
+            claim lost to another instance closes it unread.
+        prefix: the transport's ``api`` path.
+        stream_name: chat id → S2 stream name.
+        max_body_bytes: larger POST bodies get 413 (bytes).
+        authorize: :data:`Authorize` hook, called with the chat id before every read, write
+            and stop (after the request is validated); it raises ``HTTPException`` to refuse.
+        check_storage: the router's lifespan awaits ``chat.check()`` at start-up (one cheap
+            S2 request; nothing on the embedded log), so a refused token, a missing basin or
+            an unreachable S2 stops the app with the typed ``S2Error`` naming the cause.
+            ``False`` skips it (the routes then answer 500 or 503 per request).
+
+    Routes (DESIGN.md §5):
+        ``POST {prefix}`` → 200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
+        ``GET {prefix}/{id}/stream`` → 200 replay SSE | 204 nothing running.
+        ``DELETE {prefix}/{id}/stream`` → 202 stopped | 204 nothing running.
+        ``GET {prefix}/{id}/messages`` → 200 JSON ``UIMessage[]`` folded from the log.
+        Any route → 503 (``Retry-After``) while S2 is unavailable | 500 when misconfigured.
+    """
+    router = APIRouter(
+        route_class=storage_route_class(storage_policy(chat.basin)),
+        lifespan=startup_check(chat, check_storage),
+    )
+
+    @router.post(
+        prefix,
+        response_class=Response,
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "Live UI message stream"},
+            409: {"description": "A generation is already running on this chat"},
+        },
+        openapi_extra=json_request_body(AiSdkChatRequest),
+    )
+    async def post_chat(request: Request) -> Response:
+        req = await validated_body(request, AiSdkChatRequest, max_body_bytes)
+        if isinstance(req, Response):
+            return req
+        await authorize_chat(authorize, request, req.id)
+        messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        last = messages[-1]
+        message_id = last["id"] if last["role"] == "assistant" else None
+
+        def make_source(signal: StopSignal) -> AsyncIterable[dict[str, Any]]:
+            return source(messages, signal)
+
+        return await chat.make_resumable(
+            stream_name(req.id), make_source, message=last, message_id=message_id
+        )
+
+    @router.get(
+        prefix + "/{chat_id}/stream",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "The running answer"},
+            204: {"description": "Nothing is running"},
+        },
+    )
+    async def resume_chat(
+        request: Request,
+        chat_id: ChatId,
+        from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
+    ) -> Response:
+        await authorize_chat(authorize, request, chat_id)
+        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+
+    @router.delete(
+        prefix + "/{chat_id}/stream",
+        status_code=202,
+        response_class=Response,
+        responses={202: {"description": "Stopped"}, 204: {"description": "Nothing running"}},
+    )
+    async def stop_chat(request: Request, chat_id: ChatId) -> Response:
+        await authorize_chat(authorize, request, chat_id)
+        return await chat.stop_session(stream_name(chat_id))
+
+    @router.get(prefix + "/{chat_id}/messages")
+    async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
+        await authorize_chat(authorize, request, chat_id)
+        return await chat.load_messages(stream_name(chat_id))
+
+    return router
