@@ -97,16 +97,24 @@ class _Feed:
     ) -> list[SequencedRecord] | BaseException | Literal[False] | None:
         """The next queued item, or False after ``timeout_s`` seconds with none."""
         loop = asyncio.get_running_loop()
-        while not self.items:
-            self.ready.clear()
-            handle = loop.call_later(timeout_s, self.ready.set)
-            started = loop.time()
-            try:
+        timed_out = False
+
+        def time_out() -> None:
+            # A flag, not a clock comparison: asyncio runs timers up to its clock resolution
+            # early, and elapsed-time arithmetic can fall a hair short of ``timeout_s``.
+            nonlocal timed_out
+            timed_out = True
+            self.ready.set()
+
+        handle = loop.call_later(timeout_s, time_out)
+        try:
+            while not self.items:
+                if timed_out:
+                    return False
+                self.ready.clear()
                 await self.ready.wait()
-            finally:
-                handle.cancel()
-            if not self.items and loop.time() - started >= timeout_s:
-                return False
+        finally:
+            handle.cancel()
         return self.items.popleft()
 
     async def aclose(self) -> None:
