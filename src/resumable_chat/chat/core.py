@@ -496,13 +496,19 @@ class ResumableChat:
             skip_ids_through=skip_ids_through,
         )
         ended = False
-        async with contextlib.aclosing(follow) as events:
-            async for event in events:
-                if event.kind is RecordKind.DATA:
-                    if not is_history(event.body):
-                        yield event_frame(event.body, event.id)
-                elif until_closed and event.kind.boundary:
-                    ended = True
+        async with contextlib.aclosing(follow) as batches:
+            async for events in batches:
+                frames: list[bytes] = []
+                for event in events:
+                    if event.kind is RecordKind.DATA:
+                        if not is_history(event.body):
+                            frames.append(event_frame(event.body, event.id))
+                    elif until_closed and event.kind.boundary:
+                        ended = True
+                        break
+                if frames:
+                    yield b"".join(frames)
+                if ended:
                     break
         if ended and self.dialect.done_frame:
             yield self.dialect.done_frame

@@ -316,8 +316,9 @@ class LogEngine:
         until_closed: bool,
         open_generation: bool | None = None,
         skip_ids_through: int | None = None,
-    ) -> AsyncGenerator[LogEvent, None]:
-        """Follow ``stream`` from ``start`` (:func:`~.follow.follow_log`)."""
+    ) -> AsyncGenerator[list[LogEvent], None]:
+        """Follow ``stream`` from ``start``, a list of events per read batch
+        (:func:`~.follow.follow_log`)."""
         return follow_log(
             self,
             stream,

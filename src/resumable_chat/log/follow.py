@@ -1,9 +1,10 @@
 """Following a generation log live, with the lease watchdog.
 
 :func:`follow_log` reads a stream from a position and keeps following it (S2 read session),
-yielding :class:`LogEvent` s: data records with their SSE ids, and the generation boundaries
-(claims and terminal fences). Heartbeats, stop requests and trims are skipped. It ends after the
-first closing fence when asked (``until_closed``), else it follows forever.
+yielding lists of :class:`LogEvent` (one list per S2 read batch, never empty, so a reader
+frames and sends a batch at once): data records with their SSE ids, and the generation
+boundaries (claims and terminal fences). Heartbeats, stop requests and trims are skipped. It
+ends after the first closing fence when asked (``until_closed``), else it follows forever.
 
 Faults: the basin's follow resumes dropped read sessions itself (``HttpBasin`` reconnects at
 the next seq_num); when it gives up, its error is raised here, so a reader never hangs on a
@@ -133,7 +134,7 @@ async def follow_log(
     until_closed: bool,
     open_generation: bool | None = None,
     skip_ids_through: int | None = None,
-) -> AsyncGenerator[LogEvent, None]:
+) -> AsyncGenerator[list[LogEvent], None]:
     """Follow ``stream`` from seq_num ``start``; see the module docstring.
 
     Args:
@@ -146,8 +147,9 @@ async def follow_log(
         skip_ids_through: skip data records whose SSE id is at most this (a resume cursor:
             records a remote stop displaced keep their lower ids).
 
-    Yields :class:`LogEvent` s in log order. Raises ``LogGapError`` when records vanish under
-    it and ``S2Error`` for permanent S2 failures. Close it with ``aclose()``.
+    Yields non-empty lists of :class:`LogEvent` in log order (one per read batch). Raises
+    ``LogGapError`` when records vanish under it and ``S2Error`` for permanent S2 failures.
+    Close it with ``aclose()``.
     """
     lease_s = engine.config.lease_ms / 1000
     feed = _Feed(engine.basin, stream, start)
@@ -174,10 +176,14 @@ async def follow_log(
                 return  # the follow ended: stream deleted, basin closed
             if isinstance(item, BaseException):
                 raise item
+            events: list[LogEvent] = []
+            closed = False
             for record in item:
                 if record.seq_num < position:
                     continue
                 if delivered and record.seq_num > position:
+                    if events:
+                        yield events
                     raise LogGapError(stream, position, record.seq_num)
                 kind = classify(record)
                 delivered = True
@@ -188,12 +194,17 @@ async def follow_log(
                     sse_id = record_id(record)
                     if skip_ids_through is not None and sse_id <= skip_ids_through:
                         continue
-                    yield LogEvent(kind, record.seq_num, sse_id, record.body)
+                    events.append(LogEvent(kind, record.seq_num, sse_id, record.body))
                     continue
                 open_generation = kind is RecordKind.CLAIM
-                yield LogEvent(kind, record.seq_num, 0, record.body)
+                events.append(LogEvent(kind, record.seq_num, 0, record.body))
                 if until_closed and kind.closes:
-                    return
+                    closed = True
+                    break
+            if events:
+                yield events
+            if closed:
+                return
     finally:
         if judging is not None and not judging.done():
             judging.cancel()

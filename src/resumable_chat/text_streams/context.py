@@ -516,12 +516,13 @@ class ResumableStreamContext:
         """Follow a live generation until its terminal (the engine's lease watchdog closes a
         generation whose producer died, which ends this too)."""
         follow = self.engine.follow(name, start, until_closed=True, open_generation=True)
-        async with contextlib.aclosing(follow) as events:
-            async for event in events:
-                if event.kind is RecordKind.DATA:
-                    yield _decode(event.body)
-                elif event.kind.boundary:
-                    return
+        async with contextlib.aclosing(follow) as batches:
+            async for events in batches:
+                for event in events:
+                    if event.kind is RecordKind.DATA:
+                        yield _decode(event.body)
+                    elif event.kind.boundary:
+                        return
 
     # -- public API ------------------------------------------------------------------------
 

@@ -220,14 +220,22 @@ class DurableRuns:
         """
         user_turns = _UserTurnFilter()
         follow = self.chat.engine.follow(stream, start, until_closed=True, skip_ids_through=cursor)
-        async with contextlib.aclosing(follow) as events:
-            async for event in events:
-                if event.kind is not RecordKind.DATA:
-                    if event.kind.boundary:
-                        return
-                    continue
-                if not user_turns.skip(event.body):
-                    yield event_frame(event.body, event.id)
+        async with contextlib.aclosing(follow) as batches:
+            async for events in batches:
+                frames: list[bytes] = []
+                ended = False
+                for event in events:
+                    if event.kind is not RecordKind.DATA:
+                        if event.kind.boundary:
+                            ended = True
+                            break
+                        continue
+                    if not user_turns.skip(event.body):
+                        frames.append(event_frame(event.body, event.id))
+                if frames:
+                    yield b"".join(frames)
+                if ended:
+                    return
 
     # -- find ------------------------------------------------------------------------------
 
