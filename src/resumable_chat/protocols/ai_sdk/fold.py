@@ -54,6 +54,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from resumable_chat.protocols.js_values import UNDEFINED
+from resumable_chat.protocols.js_values import coalesce as _coalesce
+from resumable_chat.protocols.js_values import export_json as _export
+from resumable_chat.protocols.js_values import present as _present
+from resumable_chat.protocols.partial_json import ai_sdk_partial_json as _parse_partial_json
+
 __all__ = ["MESSAGE_RECORD_TYPE", "UIMessageBuilder", "fold_ui_messages"]
 
 logger = logging.getLogger("resumable_chat.protocols.ai_sdk_fold")
@@ -62,43 +68,10 @@ logger = logging.getLogger("resumable_chat.protocols.ai_sdk_fold")
 MESSAGE_RECORD_TYPE: Final = "ui-message"
 
 
-class _Undefined:
-    """JavaScript ``undefined``: a key that exists (keeps its position) but is not serialised."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNDEFINED"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNDEFINED: Final = _Undefined()
-
 Json = Any
 Part = dict[str, Any]
 
 _DANGEROUS_KEYS = frozenset({"__proto__", "constructor", "prototype"})
-
-
-def _present(value: object) -> bool:
-    """JS ``value != null``: neither ``undefined`` nor ``null``."""
-    return value is not None and value is not UNDEFINED
-
-
-def _coalesce(value: object, fallback: object) -> object:
-    """JS ``value ?? fallback``."""
-    return value if _present(value) else fallback
-
-
-def _export(value: Json) -> Json:
-    """Deep copy for output, dropping ``undefined`` members (``JSON.stringify``)."""
-    if isinstance(value, dict):
-        return {k: _export(v) for k, v in value.items() if v is not UNDEFINED}
-    if isinstance(value, list):
-        return [None if v is UNDEFINED else _export(v) for v in value]
-    return value
 
 
 def _is_plain_object(value: object) -> bool:
@@ -120,188 +93,6 @@ def _merge_objects(base: Json, overrides: Json) -> Json:
         else:
             result[key] = value
     return result
-
-
-# -- partial JSON ------------------------------------------------------------------------------
-
-_MISSING: Final = object()
-
-
-class _PartialJsonParser:
-    """Parse a JSON prefix, completing what was cut off (``parsePartialJson`` semantics).
-
-    Strings cut off inside are kept as far as they go (an unfinished escape is dropped); an
-    object member whose key or value has not started is dropped; an unfinished number keeps its
-    longest valid prefix; a literal prefix (``tr``, ``n``...) becomes the literal; open arrays
-    and objects are closed. Text after a complete top-level value is ignored. A syntax error
-    (as opposed to a cut) fails the parse; the client's ``fixJson`` salvages a few of those
-    (junk at the very end), so results can differ for malformed, not merely cut, input.
-    """
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.string_complete = False
-
-    def parse(self) -> object:
-        """The (completed) value, ``_MISSING`` if none started; ValueError on bad syntax."""
-        self._skip_ws()
-        return self._value()
-
-    def _skip_ws(self) -> None:
-        text = self.text
-        while self.pos < len(text) and text[self.pos] in " \t\n\r":
-            self.pos += 1
-
-    def _eof(self) -> bool:
-        return self.pos >= len(self.text)
-
-    def _value(self) -> object:
-        if self._eof():
-            return _MISSING
-        char = self.text[self.pos]
-        if char == "{":
-            return self._object()
-        if char == "[":
-            return self._array()
-        if char == '"':
-            return self._string()
-        if char == "-" or char.isdigit():
-            return self._number()
-        return self._literal()
-
-    def _next_item(self, close: str, first: bool) -> bool:
-        """Move to the next item of an object or array: True when one follows, False when
-        the container ended (its ``close`` character consumed, or the text cut off)."""
-        self._skip_ws()
-        if self._eof():
-            return False
-        char = self.text[self.pos]
-        if char == close:
-            self.pos += 1
-            return False
-        if not first:
-            if char != ",":
-                raise ValueError(f"',' or '{close}' expected")
-            self.pos += 1
-            self._skip_ws()
-            if self._eof():
-                return False
-        return True
-
-    def _object(self) -> object:
-        self.pos += 1
-        result: dict[str, object] = {}
-        first = True
-        while self._next_item("}", first):
-            first = False
-            if self.text[self.pos] != '"':
-                raise ValueError("object key expected")
-            key = self._string()
-            if not self.string_complete or not isinstance(key, str):
-                return result  # the key itself was cut off
-            self._skip_ws()
-            if self._eof():
-                return result
-            if self.text[self.pos] != ":":
-                raise ValueError("':' expected")
-            self.pos += 1
-            self._skip_ws()
-            value = self._value()
-            if value is _MISSING:
-                return result
-            if key not in _DANGEROUS_KEYS:
-                result[key] = value
-        return result
-
-    def _array(self) -> object:
-        self.pos += 1
-        result: list[object] = []
-        first = True
-        while self._next_item("]", first):
-            first = False
-            value = self._value()
-            if value is _MISSING:
-                return result
-            result.append(value)
-        return result
-
-    def _string(self) -> object:
-        text = self.text
-        self.pos += 1
-        self.string_complete = False
-        out: list[str] = []
-        while self.pos < len(text):
-            char = text[self.pos]
-            if char == '"':
-                self.pos += 1
-                self.string_complete = True
-                return _join_utf16("".join(out))
-            if char == "\\":
-                if self.pos + 1 >= len(text):
-                    self.pos = len(text)
-                    break
-                escape = text[self.pos + 1]
-                if escape == "u":
-                    digits = text[self.pos + 2 : self.pos + 6]
-                    if len(digits) < 4:
-                        self.pos = len(text)
-                        break
-                    out.append(chr(int(digits, 16)))
-                    self.pos += 6
-                    continue
-                simple = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
-                out.append(simple.get(escape, escape))
-                self.pos += 2
-                continue
-            out.append(char)
-            self.pos += 1
-        return _join_utf16("".join(out))
-
-    def _number(self) -> object:
-        text = self.text
-        start = self.pos
-        while self.pos < len(text) and text[self.pos] in "+-0123456789.eE":
-            self.pos += 1
-        candidate = text[start : self.pos]
-        while candidate:
-            try:
-                return json.loads(candidate)
-            except ValueError:
-                candidate = candidate[:-1]
-        return _MISSING
-
-    def _literal(self) -> object:
-        text = self.text
-        for word, value in (("true", True), ("false", False), ("null", None)):
-            chunk = text[self.pos : self.pos + len(word)]
-            if word.startswith(chunk) and chunk:
-                self.pos += len(chunk)
-                return value
-        raise ValueError("unexpected character")
-
-
-def _join_utf16(text: str) -> str:
-    """Re-join UTF-16 surrogate pairs produced by ``\\uXXXX`` escapes; lone ones become U+FFFD."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _parse_partial_json(text: str) -> Json:
-    """The client's ``parsePartialJson(text).value``: full parse, else a repaired prefix parse,
-    else ``undefined``."""
-    try:
-        return json.loads(text, parse_constant=_no_constants)
-    except ValueError:
-        pass
-    try:
-        value = _PartialJsonParser(text).parse()
-    except (ValueError, RecursionError):
-        return UNDEFINED
-    return UNDEFINED if value is _MISSING else value
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(name)
 
 
 # -- record validation -------------------------------------------------------------------------
