@@ -1,0 +1,1 @@
+"""The implementation of :mod:`resumable_chat.testing.s2_server` (import from there)."""
