@@ -25,29 +25,23 @@ the API still grows fields); they are converted to the dataclasses of
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import math
-import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import httpx
 from httpx_sse import EventSource
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import (
     BasinNotFoundError,
     FencingTokenMismatchError,
     RangeNotSatisfiableError,
-    S2AuthError,
     S2Error,
-    S2InvalidError,
     S2UnavailableError,
     SeqNumMismatchError,
     StreamNotFoundError,
@@ -57,9 +51,30 @@ from resumable_chat.s2.records import (
     AppendAck,
     AppendInput,
     ReadBatch,
-    SequencedRecord,
     StreamPosition,
     is_fence,
+)
+from resumable_chat.s2.retries import (
+    ACCESS_TOKEN_ENV,
+    AttemptFailure,
+    RetryPolicy,
+    failure_from_response,
+    retrying,
+    transport_failure,
+)
+from resumable_chat.s2.wire import (
+    WireAppendAck,
+    WireAppendInput,
+    WireAppendRecord,
+    WireConditionFailed,
+    WireErrorInfo,
+    WirePing,
+    WireReadBatch,
+    WireSequencedRecord,
+    WireStreamPosition,
+    WireTailResponse,
+    decode_batch,
+    encode_append_input,
 )
 
 __all__ = [
@@ -82,285 +97,16 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
 #: Account endpoint of s2.dev (the SDKs' default; S2 REST v1 §1.1).
 DEFAULT_ACCOUNT_ENDPOINT: Final = "https://a.s2.dev"
 #: Basin endpoint template of s2.dev; ``{basin}`` is replaced by the basin name.
 DEFAULT_BASIN_ENDPOINT: Final = "https://{basin}.b.s2.dev"
-#: The environment variable that holds the S2 access token, named in auth errors.
-ACCESS_TOKEN_ENV: Final = "S2_ACCESS_TOKEN"
 
-#: Statuses worth retrying (S2 REST v1 §3 retry guidance).
-_RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 #: Unary reads may long-poll at most this many seconds (S2 caps ``wait`` at 60).
 _MAX_WAIT_S: Final = 60
 _JSON: Final = "application/json"
 
 T = TypeVar("T")
-
-# -- wire models ---------------------------------------------------------------------------
-
-U64 = Annotated[int, Field(ge=0, lt=2**64)]
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class WireStreamPosition(_Wire):
-    """JSON ``StreamPosition``: ``seq_num`` (records) and ``timestamp`` (ms since the epoch)."""
-
-    seq_num: U64 = 0
-    timestamp: U64 = 0
-
-    def to_position(self) -> StreamPosition:
-        """The :class:`~resumable_chat.s2.records.StreamPosition` dataclass of this position."""
-        return StreamPosition(self.seq_num, self.timestamp)
-
-
-class WireAppendRecord(_Wire):
-    """JSON ``AppendRecord``: ``timestamp`` (ms or null), ``headers`` as ``[name, value]``
-    pairs and ``body``, both strings encoded per ``s2-format`` (S2 REST v1 §1.3)."""
-
-    timestamp: U64 | None = None
-    headers: list[tuple[str, str]] = Field(default_factory=list)
-    body: str = ""
-
-
-class WireAppendInput(_Wire):
-    """JSON ``AppendInput``: 1-1000 ``records``, optional ``match_seq_num`` and a plain-string
-    ``fencing_token`` (never base64, whatever ``s2-format`` says; S2 REST v1 §1.3)."""
-
-    records: list[WireAppendRecord]
-    match_seq_num: U64 | None = None
-    fencing_token: str | None = None
-
-
-class WireAppendAck(_Wire):
-    """JSON ``AppendAck``: ``start``, ``end`` (one past the last record) and ``tail``."""
-
-    start: WireStreamPosition
-    end: WireStreamPosition
-    tail: WireStreamPosition
-
-    def to_ack(self) -> AppendAck:
-        """The :class:`~resumable_chat.s2.records.AppendAck` dataclass of this ack."""
-        return AppendAck(self.start.to_position(), self.end.to_position(), self.tail.to_position())
-
-
-class WireSequencedRecord(_Wire):
-    """JSON ``SequencedRecord``; ``headers`` and ``body`` are omitted when empty (§1.4)."""
-
-    seq_num: U64
-    timestamp: U64 = 0
-    headers: list[tuple[str, str]] = Field(default_factory=list)
-    body: str = ""
-
-
-class WireReadBatch(_Wire):
-    """JSON ``ReadBatch``: ``records`` and, when the read reached recent records, ``tail``."""
-
-    records: list[WireSequencedRecord] = Field(default_factory=list)
-    tail: WireStreamPosition | None = None
-
-
-class WireTailResponse(_Wire):
-    """JSON ``TailResponse`` ``{"tail": StreamPosition}`` (check-tail and the 416 body)."""
-
-    tail: WireStreamPosition
-
-
-class WireErrorInfo(_Wire):
-    """JSON ``ErrorInfo`` ``{"code", "message"}``, the standard error body (S2 REST v1 §3)."""
-
-    code: str | None = None
-    message: str | None = None
-
-
-class WireConditionFailed(_Wire):
-    """412 body: ``{"fencing_token_mismatch": T}`` or ``{"seq_num_mismatch": N}`` (§3)."""
-
-    fencing_token_mismatch: str | None = None
-    seq_num_mismatch: U64 | None = None
-
-
-class WirePing(_Wire):
-    """Data of an SSE ``ping`` event: server time (ms) and, on newer servers, the tail."""
-
-    timestamp: U64 | None = None
-    tail: WireStreamPosition | None = None
-
-
-# -- encoding ------------------------------------------------------------------------------
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
-
-
-def encode_append_input(input: AppendInput) -> bytes:
-    """The JSON body (UTF-8 bytes) of an S2 REST v1 append for ``s2-format: base64``.
-
-    Built from plain dicts (the hot path of every append): ``timestamp`` only when set,
-    ``headers`` as base64 ``[name, value]`` pairs only when present, ``body`` base64 only when
-    non-empty, ``match_seq_num`` / ``fencing_token`` (plain string) only when not ``None``.
-    """
-    records: list[dict[str, Any]] = []
-    for record in input.records:
-        item: dict[str, Any] = {}
-        if record.timestamp is not None:
-            item["timestamp"] = record.timestamp
-        if record.headers:
-            item["headers"] = [[_b64(name), _b64(value)] for name, value in record.headers]
-        if record.body:
-            item["body"] = _b64(record.body)
-        records.append(item)
-    payload: dict[str, Any] = {"records": records}
-    if input.match_seq_num is not None:
-        payload["match_seq_num"] = input.match_seq_num
-    if input.fencing_token is not None:
-        payload["fencing_token"] = input.fencing_token
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def _decode_batch(data: str | bytes) -> ReadBatch:
-    """A base64-format ``ReadBatch`` JSON document as a :class:`ReadBatch`.
-
-    Raises ``S2Error`` when the document is not a valid ``ReadBatch``.
-    """
-    try:
-        wire = WireReadBatch.model_validate_json(data)
-        records = [
-            SequencedRecord(
-                r.seq_num,
-                r.timestamp,
-                tuple((_unb64(n), _unb64(v)) for n, v in r.headers),
-                _unb64(r.body),
-            )
-            for r in wire.records
-        ]
-    except (ValidationError, binascii.Error, ValueError) as exc:
-        raise S2Error(f"malformed ReadBatch from S2: {exc}") from exc
-    return ReadBatch(records, wire.tail.to_position() if wire.tail is not None else None)
-
-
-# -- retries -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, as the S2 SDKs do (S2 REST v1 §3 retry guidance).
-
-    ``max_attempts`` counts the first try. Before retry ``n`` (1-based) the client sleeps
-    ``min(max_backoff_s, base_s * 2**(n-1)) + uniform(0, base_s)`` seconds, or the server's
-    ``retry-after-ms`` when that is longer (``max(retry_after, backoff)``, the Rust SDK's rule).
-    """
-
-    max_attempts: int = 4
-    base_s: float = 0.1
-    max_backoff_s: float = 1.0
-
-    def delay_s(self, retry: int, retry_after_s: float | None = None) -> float:
-        """Seconds to sleep before retry number ``retry`` (1 = the first retry)."""
-        exponent = float(max(retry - 1, 0))
-        backoff: float = min(self.max_backoff_s, self.base_s * 2.0**exponent)
-        backoff += random.uniform(0, self.base_s)
-        return max(backoff, retry_after_s or 0.0)
-
-
-@dataclass(slots=True)
-class _Failure:
-    """One failed attempt: the error to raise, and whether and how it may be retried."""
-
-    error: S2Error
-    retryable: bool = False
-    #: The request certainly had no effect (429, 502 ``hot_server``, 409
-    #: ``transaction_conflict``, a connection that was never made): even an unconditional
-    #: append may be retried.
-    no_side_effect: bool = False
-    retry_after_s: float | None = None
-
-    def final(self, op: str, attempts: int) -> S2Error:
-        """The error to raise when this failure ends the call after ``attempts`` attempts."""
-        if not self.retryable:
-            return self.error
-        note = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
-        return S2UnavailableError(
-            f"S2 {op} failed {note}: {self.error.message}",
-            status=self.error.status,
-            code=self.error.code,
-        )
-
-
-def _retry_after_s(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after-ms")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0) / 1000
-    except ValueError:
-        return None
-
-
-def _failure_from_response(response: httpx.Response, stream: str | None) -> _Failure:
-    """Map an S2 error response to a typed error (S2 REST v1 §3)."""
-    status = response.status_code
-    body = response.content
-    if status == 412:
-        try:
-            failed = WireConditionFailed.model_validate_json(body)
-        except ValidationError:
-            failed = WireConditionFailed()
-        if failed.fencing_token_mismatch is not None:
-            return _Failure(FencingTokenMismatchError(failed.fencing_token_mismatch))
-        if failed.seq_num_mismatch is not None:
-            return _Failure(SeqNumMismatchError(failed.seq_num_mismatch))
-        return _Failure(S2Error(f"append condition failed: {body[:200]!r}", status=412))
-    if status == 416:
-        try:
-            tail = WireTailResponse.model_validate_json(body).tail.to_position()
-        except ValidationError:
-            tail = StreamPosition(0, 0)
-        return _Failure(RangeNotSatisfiableError(tail))
-    try:
-        info = WireErrorInfo.model_validate_json(body)
-    except ValidationError:
-        info = WireErrorInfo(message=body[:200].decode("utf-8", "replace") or None)
-    code = info.code
-    message = f"{status} {code or 'error'}: {info.message or response.reason_phrase}"
-    retry_after = _retry_after_s(response.headers)
-    if status == 404 and code == "stream_not_found" and stream is not None:
-        return _Failure(StreamNotFoundError(stream, message))
-    if status == 404 and code == "basin_not_found":
-        return _Failure(BasinNotFoundError(message, status=status, code=code))
-    if status in (401, 403):
-        hint = f"check the {ACCESS_TOKEN_ENV} environment variable (the S2 access token)"
-        return _Failure(
-            S2AuthError(f"S2 refused the request ({message}); {hint}", status=status, code=code)
-        )
-    if status in (400, 422):
-        return _Failure(S2InvalidError(message, status=status, code=code))
-    if status == 409 and code == "transaction_conflict":
-        return _Failure(S2Error(message, status=status, code=code), True, True, retry_after)
-    if status in _RETRYABLE_STATUSES:
-        no_side_effect = status == 429 or (status == 502 and code == "hot_server")
-        return _Failure(
-            S2Error(message, status=status, code=code), True, no_side_effect, retry_after
-        )
-    return _Failure(S2Error(message, status=status, code=code))
-
-
-def _transport_failure(exc: httpx.TransportError) -> _Failure:
-    """Map an httpx transport error; only failures before sending are side-effect free."""
-    error = S2Error(f"transport error talking to S2: {type(exc).__name__}: {exc}")
-    retryable = isinstance(exc, httpx.TimeoutException | httpx.NetworkError)
-    retryable = retryable or isinstance(exc, httpx.RemoteProtocolError)
-    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    return _Failure(error, retryable, never_sent)
 
 
 def _wait_param(wait: float) -> int:
@@ -471,7 +217,7 @@ class HttpBasin(Basin):
         params: Mapping[str, str | int] | None = None,
         content: bytes | None = None,
         timeout_s: float | None = None,
-    ) -> httpx.Response | _Failure:
+    ) -> httpx.Response | AttemptFailure:
         """One HTTP exchange: the response on 2xx, else the classified failure."""
         try:
             response = await self._client.request(
@@ -483,10 +229,10 @@ class HttpBasin(Basin):
                 timeout=timeout_s if timeout_s is not None else self._timeout_s,
             )
         except httpx.TransportError as exc:
-            return _transport_failure(exc)
+            return transport_failure(exc)
         if response.is_success:
             return response
-        return _failure_from_response(response, stream)
+        return failure_from_response(response, stream)
 
     async def _call(
         self,
@@ -503,12 +249,9 @@ class HttpBasin(Basin):
     ) -> httpx.Response:
         """An idempotent request with retries; ``retry_codes`` adds retryable S2 codes."""
         hdrs = headers if headers is not None else self._stream_headers
-        loop = asyncio.get_running_loop()
         budget = self.deadline_s + (timeout_s - self._timeout_s if timeout_s else 0.0)
-        deadline = loop.time() + budget
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def attempt(left_s: float) -> httpx.Response | AttemptFailure:
             outcome = await self._attempt(
                 method,
                 url,
@@ -516,18 +259,22 @@ class HttpBasin(Basin):
                 headers=hdrs,
                 params=params,
                 content=content,
-                timeout_s=min(timeout_s or self._timeout_s, max(deadline - loop.time(), 0.001)),
+                timeout_s=left_s,
             )
-            if isinstance(outcome, httpx.Response):
-                return outcome
-            if outcome.error.code in retry_codes:
+            if isinstance(outcome, AttemptFailure) and outcome.error.code in retry_codes:
                 outcome.retryable = True
-            if not outcome.retryable or attempt >= self.retry.max_attempts:
-                raise outcome.final(op, attempt)
-            delay = self.retry.delay_s(attempt, outcome.retry_after_s)
-            if loop.time() + delay >= deadline:
-                raise outcome.final(op, attempt)
-            await asyncio.sleep(delay)
+            return outcome
+
+        outcome, attempts = await retrying(
+            attempt,
+            policy=self.retry,
+            deadline_s=budget,
+            timeout_s=timeout_s or self._timeout_s,
+            may_retry=lambda failure: failure.retryable,
+        )
+        if isinstance(outcome, httpx.Response):
+            return outcome
+        raise outcome.final(op, attempts)
 
     async def _creating(self, stream: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call``; on ``StreamNotFoundError`` create the stream and run it once more."""
@@ -564,43 +311,50 @@ class HttpBasin(Basin):
         guarded = input.match_seq_num is not None
         headers = {**self._stream_headers, "Content-Type": _JSON}
         url = self._stream_url(stream, "/records")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.deadline_s
+        # A failure that may have written the batch makes a later 412 ambiguous.
         ambiguous = False
-        attempt = 0
-        while True:
-            attempt += 1
-            timeout = min(self._timeout_s, max(deadline - loop.time(), 0.001))
+        landed_maybe = False
+
+        async def attempt(left_s: float) -> httpx.Response | AttemptFailure:
+            nonlocal ambiguous, landed_maybe
             outcome = await self._attempt(
-                "POST", url, stream=stream, headers=headers, content=content, timeout_s=timeout
+                "POST", url, stream=stream, headers=headers, content=content, timeout_s=left_s
             )
-            if isinstance(outcome, httpx.Response):
-                try:
-                    return WireAppendAck.model_validate_json(outcome.content).to_ack()
-                except ValidationError as exc:
-                    raise S2Error(f"malformed AppendAck from S2: {exc}") from exc
-            if ambiguous and self._may_have_landed(input, outcome.error):
-                ack = await self._recover_lost_ack(stream, input)
-                if ack is not None:
-                    logger.info("append to %s: ack was lost, the batch is in the log", stream)
-                    return ack
-                raise outcome.error
-            retry = outcome.retryable and (guarded or outcome.no_side_effect)
-            if not retry or attempt >= self.retry.max_attempts:
-                if outcome.retryable and not retry:
-                    raise S2UnavailableError(
-                        f"S2 append failed ({outcome.error.message}) and was not retried: "
-                        "without match_seq_num a retry could write the batch twice",
-                        status=outcome.error.status,
-                        code=outcome.error.code,
-                    )
-                raise outcome.final("append", attempt)
-            if not outcome.no_side_effect:
-                ambiguous = True
-            delay = self.retry.delay_s(attempt, outcome.retry_after_s)
-            if loop.time() + delay >= deadline:
-                raise outcome.final("append", attempt)
-            await asyncio.sleep(delay)
+            if isinstance(outcome, AttemptFailure):
+                landed_maybe = ambiguous and self._may_have_landed(input, outcome.error)
+                if outcome.retryable and not outcome.no_side_effect:
+                    ambiguous = True
+            return outcome
+
+        def may_retry(failure: AttemptFailure) -> bool:
+            return not landed_maybe and failure.retryable and (guarded or failure.no_side_effect)
+
+        outcome, attempts = await retrying(
+            attempt,
+            policy=self.retry,
+            deadline_s=self.deadline_s,
+            timeout_s=self._timeout_s,
+            may_retry=may_retry,
+        )
+        if isinstance(outcome, httpx.Response):
+            try:
+                return WireAppendAck.model_validate_json(outcome.content).to_ack()
+            except ValidationError as exc:
+                raise S2Error(f"malformed AppendAck from S2: {exc}") from exc
+        if landed_maybe:
+            ack = await self._recover_lost_ack(stream, input)
+            if ack is not None:
+                logger.info("append to %s: ack was lost, the batch is in the log", stream)
+                return ack
+            raise outcome.error
+        if outcome.retryable and not (guarded or outcome.no_side_effect):
+            raise S2UnavailableError(
+                f"S2 append failed ({outcome.error.message}) and was not retried: "
+                "without match_seq_num a retry could write the batch twice",
+                status=outcome.error.status,
+                code=outcome.error.code,
+            )
+        raise outcome.final("append", attempts)
 
     @staticmethod
     def _may_have_landed(input: AppendInput, error: S2Error) -> bool:
@@ -681,7 +435,7 @@ class HttpBasin(Basin):
             )
 
         response = await self._creating(stream, call)
-        return _decode_batch(response.content)
+        return decode_batch(response.content)
 
     async def check_tail(self, stream: str) -> StreamPosition:
         """The stream's tail (S2 REST v1 ``GET /streams/{stream}/records/tail``).
@@ -728,7 +482,7 @@ class HttpBasin(Basin):
         created = False
         failures = 0
         while not self._closed:
-            failure: _Failure | None = None
+            failure: AttemptFailure | None = None
             params: dict[str, str | int] = {"seq_num": next_seq}
             if clamp:
                 params["clamp"] = "true"
@@ -738,12 +492,12 @@ class HttpBasin(Basin):
                 ) as response:
                     if response.status_code != 200:
                         await response.aread()
-                        failure = _failure_from_response(response, stream)
+                        failure = failure_from_response(response, stream)
                     else:
                         connected_once = True
                         async for sse in EventSource(response).aiter_sse():
                             if sse.event == "batch":
-                                batch = _decode_batch(sse.data)
+                                batch = decode_batch(sse.data)
                                 records = batch.records
                                 if delivered:  # never repeat a record after a reconnect
                                     records = [r for r in records if r.seq_num >= next_seq]
@@ -760,11 +514,11 @@ class HttpBasin(Basin):
                             elif sse.data.strip() == "[DONE]":
                                 return
                         else:
-                            failure = _Failure(S2Error("S2 read session ended early"), True)
+                            failure = AttemptFailure(S2Error("S2 read session ended early"), True)
             except httpx.TransportError as exc:
-                failure = _transport_failure(exc)
+                failure = transport_failure(exc)
             except S2Error as exc:  # a malformed batch: treat like a broken connection
-                failure = _Failure(exc, True)
+                failure = AttemptFailure(exc, True)
             if self._closed:
                 return
             assert failure is not None
@@ -786,14 +540,14 @@ class HttpBasin(Basin):
             await asyncio.sleep(self.retry.delay_s(failures, failure.retry_after_s))
 
     @staticmethod
-    def _error_event(data: str) -> _Failure:
+    def _error_event(data: str) -> AttemptFailure:
         """An SSE ``error`` event: retryable, as the TypeScript SDK treats it (503)."""
         try:
             info = WireErrorInfo.model_validate_json(data)
         except ValidationError:
             info = WireErrorInfo(message=data[:200])
         message = f"read session error {info.code or ''}: {info.message or ''}".strip()
-        return _Failure(S2Error(message, code=info.code), retryable=True)
+        return AttemptFailure(S2Error(message, code=info.code), retryable=True)
 
     async def create_stream(self, stream: str) -> None:
         """Create ``stream`` if missing (S2 REST v1 ``POST /streams``; 409

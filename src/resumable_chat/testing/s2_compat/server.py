@@ -15,12 +15,12 @@ from resumable_chat.s2.errors import (
     RangeNotSatisfiableError,
     StreamNotFoundError,
 )
-from resumable_chat.s2.http import WireAppendInput
 from resumable_chat.s2.memory import MemoryBasin, validate_stream_name
 from resumable_chat.s2.records import (
     AppendInput,
     AppendRecord,
 )
+from resumable_chat.s2.wire import WireAppendInput
 from resumable_chat.testing.s2_compat.config import (
     _BasinConfigIn,
     _effective_stream_config,
