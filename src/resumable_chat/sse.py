@@ -24,7 +24,7 @@ def event_frame(body: bytes, next_seq_num: int | None = None) -> bytes:
     """One SSE event: an ``id:`` line with ``next_seq_num`` (when given) and one ``data:`` line.
 
     ``body`` must not contain a newline (compact JSON never does). The ``id`` is the cursor to
-    resume *after* this record (reference §3.4).
+    resume *after* this record (``@s2-dev/resumable-stream`` ``src/shared.ts``).
     """
     if next_seq_num is None:
         return b"data: " + body + b"\n\n"

@@ -344,7 +344,7 @@ class ResumableChat:
 
         Returns:
             202 (``Cache-Control: no-store``, no body): without ``wait_until`` after the turn
-            is persisted (reference behaviour), with it at once; 409 ``Stream already in use``
+            is persisted (as ``@s2-dev/resumable-stream`` does), with it at once; 409 ``Stream already in use``
             while a generation runs (the running one stays stoppable).
 
         Raises:
@@ -419,7 +419,7 @@ class ResumableChat:
         )
 
     async def _session_replay(self, stream: str, from_seq_num: int | None) -> Response:
-        """TanStack session replay (reference behaviour of ``@s2-dev/resumable-stream``
+        """TanStack session replay (the behaviour of ``@s2-dev/resumable-stream``
         ``tanstack-ai``): snapshot first load, or raw from a cursor."""
         if from_seq_num is not None:
             try:

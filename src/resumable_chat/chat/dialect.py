@@ -1,6 +1,6 @@
 """The dialect interface the chat core uses, one implementation per client protocol.
 
-A dialect owns everything protocol-specific (DESIGN.md §3 "protocol dialects"): response
+A dialect owns everything protocol-specific (see the docs page "Concepts"): response
 headers, the error chunk, the stop terminal, what is stored before an answer, which stored
 records a replay skips, and the history fold. The chat core never looks inside a chunk
 beyond handing it to the dialect's :class:`TurnState`.

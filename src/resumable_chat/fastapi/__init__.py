@@ -3,7 +3,7 @@
 :func:`tanstack_router` serves the TanStack session contract (``POST``/``DELETE {prefix}``,
 ``GET {prefix}/replay``).
 
-:func:`ai_sdk_router` serves the AI SDK contract of DESIGN.md §5 (``DefaultChatTransport``
+:func:`ai_sdk_router` serves the AI SDK contract (``DefaultChatTransport``
 defaults): ``POST {prefix}``, ``GET {prefix}/{id}/stream``, ``DELETE {prefix}/{id}/stream``
 and ``GET {prefix}/{id}/messages``. Requests are validated with pydantic models; a bad request
 gets a 4xx with a readable JSON body and writes nothing to the log.

@@ -3,7 +3,8 @@
 ``useChat({ connection: fetchServerSentEvents("/api/agui"), threadId, persistence: true })``
 of ``@tanstack/ai-client`` 0.33 resumes a cut stream, rejoins a running answer after a reload
 and hydrates the transcript against these routes with no custom JavaScript
-(``reference/wire-protocols.md`` §B.4–§B.9). The runs live in the same per-thread S2 stream
+(AG-UI ``RunAgentInput`` and ``@tanstack/ai`` ``stream-durability.js``). The runs live in the same
+per-thread S2 stream
 as the TanStack session routes of :func:`resumable_chat.fastapi.tanstack_router` (same default
 stream names), so a thread can be read either way.
 

@@ -88,7 +88,7 @@ def ai_sdk_router(
             an unreachable S2 stops the app with the typed ``S2Error`` naming the cause.
             ``False`` skips it (the routes then answer 500 or 503 per request).
 
-    Routes (DESIGN.md §5):
+    Routes:
         ``POST {prefix}`` → 200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
         ``GET {prefix}/{id}/stream`` → 200 replay SSE | 204 nothing running.
         ``DELETE {prefix}/{id}/stream`` → 202 stopped | 204 nothing running.

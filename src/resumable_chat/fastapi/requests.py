@@ -3,7 +3,7 @@ validated with pydantic (413/400/422 with readable JSON), their OpenAPI schema, 
 start-up check, and the one answer every route gives to an S2 failure.
 
 Used by :mod:`resumable_chat.fastapi`, :mod:`resumable_chat.fastapi.agui` and
-:mod:`resumable_chat.fastapi.streams`; it sits in the HTTP routes layer of DESIGN.md §3.
+:mod:`resumable_chat.fastapi.streams`; see the docs page "Concepts" for the layers.
 
 S2 failures (:class:`StorageErrorPolicy`): every route of every router is built with
 :func:`storage_route_class`, so an :class:`~resumable_chat.s2.errors.S2Error` that escapes a

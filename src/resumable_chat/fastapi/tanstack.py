@@ -70,7 +70,8 @@ def tanstack_router(
     authorize: Authorize | None = None,
     check_storage: bool = True,
 ) -> APIRouter:
-    """Routes for TanStack AI ``useChat`` in session mode (DESIGN.md §5, reference §5–§7).
+    """Routes for TanStack AI ``useChat`` in session mode (``@s2-dev/resumable-stream``
+    ``src/tanstack-ai.ts`` and ``src/tanstack-ai-client.ts``).
 
     Args:
         chat: a ``ResumableChat`` built with ``protocol="tanstack", mode="session"``.

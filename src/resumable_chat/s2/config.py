@@ -1,6 +1,6 @@
 """Choosing the log from the environment: S2 over HTTP when configured, else the embedded log.
 
-Variables (the names the S2 SDKs and CLI use, S2 REST v1 §1.1):
+Variables (the names the S2 SDKs and CLI use, https://s2.dev/docs/api):
 
 - ``S2_ACCESS_TOKEN``: the access token (s2-lite and the bundled test server accept any value);
 - ``S2_BASIN``: the basin holding one stream per chat (8 to 48 of ``a-z 0-9 -``, checked
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def basin_from_env(environ: Mapping[str, str] = os.environ) -> Basin:
-    """The basin the environment asks for (DESIGN §4, "Embedded default").
+    """The basin the environment asks for (the README's "Running on S2").
 
     ``environ``: the variables to read (default ``os.environ``); empty values count as unset.
     Returns an :class:`~resumable_chat.s2.http.HttpBasin` when ``S2_ACCESS_TOKEN`` and

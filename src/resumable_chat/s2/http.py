@@ -5,16 +5,17 @@ It speaks to s2.dev, to s2-lite and to the bundled test server
 
 - paths under ``/v1``; the basin endpoint is ``https://{basin}.b.s2.dev`` by default, and when
   it has no ``{basin}`` placeholder (s2-lite, the test server) every ``/v1/streams*`` request
-  carries ``S2-Basin: <basin>`` (S2 REST v1 §1.1);
+  carries ``S2-Basin: <basin>`` (https://s2.dev/docs/api);
 - ``s2-format: base64`` on every request: header names, values and bodies travel as standard
-  padded base64, while ``fencing_token`` stays a plain JSON string (§1.4);
-- typed errors from :mod:`resumable_chat.s2.errors` for every documented failure (§3);
-- retries with exponential backoff and jitter honouring ``retry-after-ms`` (§3, the Rust SDK's
+  padded base64, while ``fencing_token`` stays a plain JSON string (S2's ``s2-format`` header);
+- typed errors from :mod:`resumable_chat.s2.errors` for every documented failure (https://s2.dev/docs/api);
+- retries with exponential backoff and jitter honouring ``retry-after-ms``
+  (https://s2.dev/docs/api, the Rust SDK's
   policy); appends are retried only when ``match_seq_num`` makes a retry safe, or when the
   failure guarantees nothing was written; a lost acknowledgement is detected by reading the
   range back, never by writing twice;
 - live following over an SSE read session that resumes with an explicit ``seq_num`` after a
-  drop, so no record is skipped or repeated (§1.6, like the TypeScript SDK's
+  drop, so no record is skipped or repeated (like the TypeScript SDK's
   ``RetryReadSession``).
 
 The pydantic ``Wire*`` models describe the JSON shapes (``extra="ignore"``, optional fields, as
@@ -97,7 +98,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-#: Account endpoint of s2.dev (the SDKs' default; S2 REST v1 §1.1).
+#: Account endpoint of s2.dev (the SDKs' default; https://s2.dev/docs/api).
 DEFAULT_ACCOUNT_ENDPOINT: Final = "https://a.s2.dev"
 #: Basin endpoint template of s2.dev; ``{basin}`` is replaced by the basin name.
 DEFAULT_BASIN_ENDPOINT: Final = "https://{basin}.b.s2.dev"

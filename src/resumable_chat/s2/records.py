@@ -188,7 +188,7 @@ def is_trim(record: AppendRecord | SequencedRecord) -> bool:
 def is_terminal_fence(record: AppendRecord | SequencedRecord) -> bool:
     """True for a fence whose token starts with ``end-`` or ``error-``: a closed generation.
 
-    The prefixes are the record layout of ``@s2-dev/resumable-stream`` 2.1 (reference §1.2).
+    The prefixes are the record layout of ``@s2-dev/resumable-stream`` 2.1 (``src/protocol.ts``).
     """
     return is_fence(record) and (
         record.body.startswith(b"end-") or record.body.startswith(b"error-")

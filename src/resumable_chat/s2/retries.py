@@ -57,7 +57,8 @@ _RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with jitter, as the S2 SDKs do (S2 REST v1 §3 retry guidance).
+    """Exponential backoff with jitter, as the S2 SDKs do (https://s2.dev/docs/api, errors and
+    retries).
 
     ``max_attempts`` counts the first try. Before retry ``n`` (1-based) the client sleeps
     ``min(max_backoff_s, base_s * 2**(n-1)) + uniform(0, base_s)`` seconds, or the server's
@@ -111,7 +112,7 @@ def _retry_after_s(headers: httpx.Headers) -> float | None:
 
 
 def failure_from_response(response: httpx.Response, stream: str | None) -> AttemptFailure:
-    """Map an S2 error response to a typed error (S2 REST v1 §3)."""
+    """Map an S2 error response to a typed error (https://s2.dev/docs/api, errors)."""
     status = response.status_code
     body = response.content
     if status == 412:

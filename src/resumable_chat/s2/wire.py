@@ -63,7 +63,7 @@ class WireStreamPosition(_Wire):
 
 class WireAppendRecord(_Wire):
     """JSON ``AppendRecord``: ``timestamp`` (ms or null), ``headers`` as ``[name, value]``
-    pairs and ``body``, both strings encoded per ``s2-format`` (S2 REST v1 §1.3)."""
+    pairs and ``body``, both strings encoded per ``s2-format`` (https://s2.dev/docs/api)."""
 
     timestamp: U64 | None = None
     headers: list[tuple[str, str]] = Field(default_factory=list)
@@ -72,7 +72,7 @@ class WireAppendRecord(_Wire):
 
 class WireAppendInput(_Wire):
     """JSON ``AppendInput``: 1-1000 ``records``, optional ``match_seq_num`` and a plain-string
-    ``fencing_token`` (never base64, whatever ``s2-format`` says; S2 REST v1 §1.3)."""
+    ``fencing_token`` (never base64, whatever ``s2-format`` says; https://s2.dev/docs/api)."""
 
     records: list[WireAppendRecord]
     match_seq_num: U64 | None = None
@@ -92,7 +92,8 @@ class WireAppendAck(_Wire):
 
 
 class WireSequencedRecord(_Wire):
-    """JSON ``SequencedRecord``; ``headers`` and ``body`` are omitted when empty (§1.4)."""
+    """JSON ``SequencedRecord``; ``headers`` and ``body`` are omitted when empty (S2's
+    ``s2-format`` header)."""
 
     seq_num: U64
     timestamp: U64 = 0
@@ -114,14 +115,15 @@ class WireTailResponse(_Wire):
 
 
 class WireErrorInfo(_Wire):
-    """JSON ``ErrorInfo`` ``{"code", "message"}``, the standard error body (S2 REST v1 §3)."""
+    """JSON ``ErrorInfo`` ``{"code", "message"}``, the standard error body
+    (https://s2.dev/docs/api, errors)."""
 
     code: str | None = None
     message: str | None = None
 
 
 class WireConditionFailed(_Wire):
-    """412 body: ``{"fencing_token_mismatch": T}`` or ``{"seq_num_mismatch": N}`` (§3)."""
+    """412 body: ``{"fencing_token_mismatch": T}`` or ``{"seq_num_mismatch": N}`` (https://s2.dev/docs/api)."""
 
     fencing_token_mismatch: str | None = None
     seq_num_mismatch: U64 | None = None

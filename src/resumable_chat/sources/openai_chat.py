@@ -6,7 +6,8 @@ objects), as the ``openai`` SDK (``ChatCompletionChunk``) or ``litellm``
 Objects are normalised with ``model_dump()``; anything else must be a mapping.
 
 Output: plain dicts in the AI SDK ``UIMessageChunk`` JSON shape, restricted to the keys of the
-"compat profile" (``reference/wire-protocols.md`` §A.3) so every ``ai`` client from 5.0.92 on
+"compat profile" (the chunk types every ``ai`` 5.0.92+ ``uiMessageChunkSchema`` accepts) so every
+``ai`` client from 5.0.92 on
 accepts them, strict (``z.strictObject``) or loose.
 
 Mapping (one handler per OpenAI delta kind in :class:`OpenAIChatToUIMessageStream`):
@@ -117,8 +118,8 @@ def map_finish_reason(reason: object) -> str:
         ``"stop"`` for ``stop``, ``"length"`` for ``length``, ``"tool-calls"`` for
         ``tool_calls`` and the legacy ``function_call``, ``"content-filter"`` for
         ``content_filter``, ``"error"`` for ``error`` (OpenRouter's mid-stream error) and
-        ``"other"`` for anything else. Never ``"unknown"``: ``ai`` 6 and later reject it
-        (``reference/wire-protocols.md`` §A.2/§A.3). Never raises.
+        ``"other"`` for anything else. Never ``"unknown"``: ``ai`` 6 and later reject it. Never
+        raises.
     """
     if isinstance(reason, str):
         return _FINISH_REASONS.get(reason, "other")
@@ -267,7 +268,7 @@ class OpenAIChatToUIMessageStream:
     Args:
         message_id: ``start.messageId``; ``None`` generates ``msg-<random hex>`` once, so every
             chunk of this answer belongs to one stable id. Pass the continued assistant
-            message's id on a tool-result continuation (``reference`` §A.4).
+            message's id on a tool-result continuation (AI SDK ``processUIMessageStream``).
         on_error: maps an exception or a provider error object to the ``errorText`` of the
             ``error`` chunk; ``None`` uses :func:`default_error_text`. If it raises, the
             default text is used.

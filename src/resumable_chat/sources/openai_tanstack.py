@@ -10,7 +10,7 @@ answer the same way.
 Output: the events ``@tanstack/ai`` ``chat()`` yields for an OpenAI chat-completions model
 (``@tanstack/openai-base`` ``OpenAIBaseChatCompletionsTextAdapter.processStreamChunks``), in the
 shape both current (``@tanstack/ai-client`` 0.33.x) and old (0.10.x) clients read
-(``reference/wire-protocols.md`` §0, B.3, B.10). Every chunk carries ``timestamp`` (ms).
+(``@tanstack/ai`` ``StreamProcessor``). Every chunk carries ``timestamp`` (ms).
 
 ====================================  ===========================================================
 when                                  chunks (``type`` and fields besides ``timestamp``)

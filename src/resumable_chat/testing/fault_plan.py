@@ -13,7 +13,8 @@ the first that fires decides. Build one per test and serve it in the test's even
     app = create_app(faults=plan)
     async with serve_app(app) as url: ...
 
-The faults are those S2 clients must survive (S2 REST v1 §3): added latency, 500/503, 429 with
+The faults are those S2 clients must survive (https://s2.dev/docs/api, errors): added latency,
+500/503, 429 with
 ``retry-after-ms``, 408, a connection that breaks after an append was written (the ack is
 lost), SSE read sessions cut between events or in the middle of one, and ``error`` events.
 :meth:`outage` fails everything until :meth:`end_outage`. ``injected`` records what fired.

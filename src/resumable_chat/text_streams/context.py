@@ -3,16 +3,17 @@
 :func:`create_resumable_stream_context` gives Python the union of two generic resumers for
 plain ``str`` streams (any SSE body, any text): Vercel ``resumable-stream``
 (``resumableStream``, ``createNewResumableStream``, ``resumeExistingStream``,
-``hasExistingStream``, ``skipCharacters``; seed 003, reference ``peers.md`` §2.1) and the
+``hasExistingStream``, ``skipCharacters``; Vercel ``resumable-stream`` ``src/runtime.ts``) and the
 generic resumer of ``@s2-dev/resumable-stream`` 2.1 (``createResumableStreamContext`` on S2,
-``S2_BATCH_SIZE`` / ``S2_LINGER_DURATION_MS``; seeds 000-002, reference §2). The crash handling
+``S2_BATCH_SIZE`` / ``S2_LINGER_DURATION_MS``; ``@s2-dev/resumable-stream`` ``src/index.ts``). The
+crash handling
 (``"failed"``, partial output readable, the next producer reclaims the id) is the one of the
-Postgres transport described in seed 003.
+Postgres transport of Vercel ``resumable-stream``.
 
 Storage layout
 --------------
 One S2 stream per stream id, named ``key_prefix + stream_id``. A *generation* (one producer's
-output) is the chat core's layout (reference §1.1, §1.7), which the JavaScript
+output) is the chat core's layout (see the docs page "Concepts"), which the JavaScript
 ``@s2-dev/resumable-stream`` resumer also reads:
 
 - a claim fence ``session-<rand>``, appended with ``match_seq_num`` = the tail the claimer saw
@@ -149,9 +150,11 @@ WaitUntil = Callable[[Awaitable[None]], object]
 BATCH_SIZE_ENV = "S2_BATCH_SIZE"
 #: Environment variable for the linger in ms (``@s2-dev/resumable-stream`` 2.x).
 LINGER_MS_ENV = "S2_LINGER_DURATION_MS"
-#: Default records per append when ``S2_BATCH_SIZE`` is unset (reference §2.1).
+#: Default records per append when ``S2_BATCH_SIZE`` is unset (``@s2-dev/resumable-stream``
+#: ``src/index.ts``).
 DEFAULT_BATCH_SIZE = 10
-#: Default linger (ms) when ``S2_LINGER_DURATION_MS`` is unset (reference §2.1).
+#: Default linger (ms) when ``S2_LINGER_DURATION_MS`` is unset (``@s2-dev/resumable-stream``
+#: ``src/index.ts``).
 DEFAULT_LINGER_MS = 500.0
 #: Default lease (ms): a generation without a terminal fence that wrote nothing for this long
 #: is "failed". A live producer writes a heartbeat after ``lease_ms / 4`` of silence.

@@ -2,7 +2,7 @@
 
 The stock ``fetchServerSentEvents(url)`` adapter of ``@tanstack/ai-client`` 0.33 POSTs an AG-UI
 ``RunAgentInput`` and, against a *durable* server, resumes, joins and hydrates by itself
-(``reference/wire-protocols.md`` §B.4, §B.9; ``@tanstack/ai`` 0.58 ``stream-durability.js`` and
+(``@tanstack/ai`` 0.58 ``stream-durability.js`` and
 ``stream-to-response.js`` for the server side). This module holds the protocol pieces; the
 log reading is in :mod:`resumable_chat.protocols.agui.runs`, the routes in
 :mod:`resumable_chat.fastapi.agui`.

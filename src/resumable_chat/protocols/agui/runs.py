@@ -1,7 +1,7 @@
 """Durable AG-UI runs on a TanStack session log: start, replay from a cursor, find, hydrate.
 
-The server half of ``fetchServerSentEvents``' delivery durability (``reference/wire-protocols.md``
-§B.9, ``@tanstack/ai`` 0.58 ``stream-durability.js``), on the chat core's log instead of a
+The server half of ``fetchServerSentEvents``' delivery durability (
+``@tanstack/ai`` 0.58 ``stream-durability.js``), on the chat core's log instead of a
 per-run log: one S2 stream per thread, each run one generation on it (claim fence, the stored
 turn, ``CUSTOM run.accepted``, the model's ``StreamChunk`` s, terminal fence). SSE ids are the
 chat core's cursors (``seq_num + 1`` of the record), so a reconnect with ``Last-Event-ID: N``

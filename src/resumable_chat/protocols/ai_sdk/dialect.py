@@ -1,6 +1,6 @@
 """The Vercel AI SDK dialect: UI message stream headers, terminals and history.
 
-Wire facts from ``reference/wire-protocols.md`` Part A (``ai`` 5.0.92 to 7.x):
+Wire facts (``ai`` 5.0.92 to 7.x, ``packages/ai/src/ui-message-stream/``):
 
 - headers are ``UI_MESSAGE_STREAM_HEADERS``; a response ends with ``data: [DONE]``;
 - every answer starts with ``start`` carrying a ``messageId`` (a resumed stream without one

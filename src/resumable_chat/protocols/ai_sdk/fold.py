@@ -1,7 +1,7 @@
 """History fold for the AI SDK: stored UI message chunks → ``UIMessage`` list.
 
 The fold reproduces what the ``ai`` client's ``processUIMessageStream`` (``ai`` 6.0.x,
-``src/ui/process-ui-message-stream.ts``; ``reference/wire-protocols.md`` §A.4/§A.5) builds from
+``src/ui/process-ui-message-stream.ts``) builds from
 the same chunks, so ``GET /api/chat/{id}/messages`` hydrates ``useChat`` with exactly the
 messages the browser had: same parts, same states, same key order. Keys the client sets to
 ``undefined`` (which ``JSON.stringify`` drops) are absent here.
@@ -311,7 +311,7 @@ class UIMessageBuilder:
     def messages(self) -> list[dict[str, Any]]:
         """The folded ``UIMessage`` list: fresh deep copies, ``undefined`` members dropped.
 
-        Shapes (``reference/wire-protocols.md`` §A.5): ``{"id", "metadata"?, "role",
+        Shapes (AI SDK ``UIMessage``): ``{"id", "metadata"?, "role",
         "parts": [...]}`` for answers (upserted messages keep their own key order).
         """
         return [_export(m) for m in self._messages]

@@ -1,8 +1,8 @@
 """The TanStack AI dialect: AG-UI events, session replay with ``MESSAGES_SNAPSHOT``.
 
-Behaviour of ``@s2-dev/resumable-stream/tanstack-ai`` 2.1.0 (reference §5) with what both
-old and new ``@tanstack/ai-client`` versions read (``reference/wire-protocols.md`` §0, B.2,
-B.3, B.6):
+Behaviour of ``@s2-dev/resumable-stream/tanstack-ai`` 2.1.0 (``src/tanstack-ai.ts``) with what
+both old and new ``@tanstack/ai-client`` versions read (``@tanstack/ai`` ``StreamProcessor``,
+``@tanstack/ai-client`` 0.10 and 0.33):
 
 - headers of ``toServerSentEventsResponse`` plus ``X-Accel-Buffering: no``; no ``[DONE]``;
 - ``TEXT_MESSAGE_CONTENT`` is stored without its running ``content`` (deltas only);
@@ -57,7 +57,8 @@ def _now_ms() -> int:
 
 
 def user_message_events(message: Mapping[str, Any], timestamp: int | None = None) -> list[Chunk]:
-    """The stored form of a user message: TEXT_MESSAGE_START / CONTENT / END (reference §5.3).
+    """The stored form of a user message: TEXT_MESSAGE_START / CONTENT / END
+    (``@s2-dev/resumable-stream`` ``src/tanstack-ai.ts``).
 
     ``text`` is the concatenation of the ``content`` of ``text`` parts (a string ``content``
     field on the message is used when it has no parts); the CONTENT event is left out when
@@ -118,7 +119,8 @@ class TanStackTurn(TurnState):
         self.assistant_seen = False
 
     def opening(self, first: Chunk | None) -> list[Chunk]:
-        """Nothing: TanStack sources emit their own ``RUN_STARTED`` (reference §5.3)."""
+        """Nothing: TanStack sources emit their own ``RUN_STARTED`` (``@s2-dev/resumable-stream``
+        ``src/tanstack-ai.ts``)."""
         return []
 
     def _ensure_run_id(self, chunk: Chunk) -> None:
@@ -263,7 +265,8 @@ class TanStackDialect(Dialect):
         return TanStackTurn()
 
     def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
-        """A user message as three text events; nothing for other roles (reference §5.3)."""
+        """A user message as three text events; nothing for other roles
+        (``@s2-dev/resumable-stream`` ``src/tanstack-ai.ts``)."""
         if message.get("role") != "user":
             return []
         return user_message_events(message)

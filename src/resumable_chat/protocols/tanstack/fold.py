@@ -4,13 +4,13 @@ This reproduces ``StreamProcessor.processChunk`` followed by ``getMessages()`` o
 ``@tanstack/ai`` 0.58.0 (``dist/esm/activities/chat/stream/processor.js``,
 ``message-updaters.js`` and ``activities/chat/messages.js``; the processor that
 ``@tanstack/ai-client`` 0.33.2 exports), i.e. what ``@s2-dev/resumable-stream`` 2.1.0 puts
-into the ``MESSAGES_SNAPSHOT`` of a first load (``reference`` §5.6), and what a TanStack
+into the ``MESSAGES_SNAPSHOT`` of a first load (``src/tanstack-ai.ts``), and what a TanStack
 client shows after seeing the same chunks. Checked chunk-for-chunk against the real
 processor (``tests/js/tanstack_fold.mjs``): same messages, parts, part states, key order.
 
 Messages are ``{"id", "role", "parts", "createdAt", "metadata"?}`` with ``createdAt`` an
-ISO-8601 string (``Date.toISOString()`` format). Parts (``reference/wire-protocols.md``
-§B.8): ``{"type": "text", "content"}``, ``{"type": "thinking", "content", "stepId",
+ISO-8601 string (``Date.toISOString()`` format). Parts (``@tanstack/ai`` ``UIMessage``):
+``{"type": "text", "content"}``, ``{"type": "thinking", "content", "stepId",
 "signature"?}``, ``{"type": "tool-call", "id", "name", "arguments", "state", "approval"?,
 "output"?, "input"?, "metadata"?}``, ``{"type": "tool-result", "toolCallId", "content",
 "state", "error"?}``, ``{"type": "structured-output", ...}``, ``{"type": "ui-resource",
