@@ -344,8 +344,9 @@ class ResumableChat:
 
         Returns:
             202 (``Cache-Control: no-store``, no body): without ``wait_until`` after the turn
-            is persisted (as ``@s2-dev/resumable-stream`` does), with it at once; 409 ``Stream already in use``
-            while a generation runs (the running one stays stoppable).
+            is persisted (as ``@s2-dev/resumable-stream`` does), with it at once; 409
+            ``Stream already in use`` while a generation runs (the running one stays
+            stoppable).
 
         Raises:
             ValueError: the chat's mode is not ``"session"``.
