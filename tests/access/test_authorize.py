@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException, Request
 
+from helpers import user_message
 from resumable_chat import StopSignal, create_resumable_chat, create_resumable_stream_context
 from resumable_chat.fastapi import ai_sdk_router, tanstack_router
 from resumable_chat.fastapi.streams import resumable_stream_router
@@ -63,10 +64,6 @@ class Gate:
         yield {"type": "RUN_STARTED", "runId": "r", "threadId": "t"}
         await self.release.wait()
         yield {"type": "RUN_FINISHED", "runId": "r", "finishReason": "stop"}
-
-
-def user_message(text: str = "hi") -> dict[str, Any]:
-    return {"id": "u1", "role": "user", "parts": [{"type": "text", "text": text}]}
 
 
 async def test_ai_sdk_routes_ask_authorize_before_anything() -> None:

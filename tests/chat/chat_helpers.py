@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers import parse_sse, user_message  # noqa: F401  (re-exported)
 from resumable_chat import StopSignal
 
 
@@ -62,26 +63,6 @@ def text_answer(words: list[str], message_id: str = "m1") -> list[dict[str, Any]
         {"type": "finish-step"},
         {"type": "finish", "finishReason": "stop"},
     ]
-
-
-def user_message(text: str, message_id: str = "u1") -> dict[str, Any]:
-    """An AI SDK UIMessage from the user."""
-    return {"id": message_id, "role": "user", "parts": [{"type": "text", "text": text}]}
-
-
-def parse_sse(text: str) -> list[tuple[str | None, str]]:
-    """(id, data) of every event with data in an SSE body (comments skipped)."""
-    events = []
-    for block in text.split("\n\n"):
-        event_id, data = None, []
-        for line in block.split("\n"):
-            if line.startswith("id: "):
-                event_id = line[4:]
-            elif line.startswith("data: "):
-                data.append(line[6:])
-        if data:
-            events.append((event_id, "\n".join(data)))
-    return events
 
 
 def chunks_of(text: str) -> list[dict[str, Any]]:

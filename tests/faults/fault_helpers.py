@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from helpers import parse_sse, user_message  # noqa: F401  (re-exported)
 from resumable_chat import ResumableChat, StopSignal, create_resumable_chat
 from resumable_chat.fastapi import ai_sdk_router
 from resumable_chat.log import RecordKind, classify, read_range
@@ -65,21 +66,6 @@ def recording(name: str) -> Path:
     pytest.skip(f"recorded stream {name} not found in ../shared")
 
 
-def parse_sse(text: str) -> list[tuple[str | None, str]]:
-    """``(id, data)`` of every SSE event with data (comments skipped)."""
-    events = []
-    for block in text.split("\n\n"):
-        event_id, data = None, []
-        for line in block.split("\n"):
-            if line.startswith("id: "):
-                event_id = line[4:]
-            elif line.startswith("data: "):
-                data.append(line[6:])
-        if data:
-            events.append((event_id, "\n".join(data)))
-    return events
-
-
 def data_records(records: list[SequencedRecord]) -> list[str]:
     """Bodies of the stored answer chunks: no fences, heartbeats or stored user messages."""
     out = []
@@ -90,10 +76,6 @@ def data_records(records: list[SequencedRecord]) -> list[str]:
             continue
         out.append(record.body.decode())
     return out
-
-
-def user_message(text: str, message_id: str = "u1") -> dict[str, Any]:
-    return {"id": message_id, "role": "user", "parts": [{"type": "text", "text": text}]}
 
 
 @dataclass

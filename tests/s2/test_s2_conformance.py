@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from s2_helpers import append, collect, recs, seq_nums
 
+from helpers import eventually
 from resumable_chat.s2 import (
     AppendInput,
     AppendRecord,
@@ -38,17 +39,14 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def _eventually(check: Callable[[], Awaitable[None]], limit_s: float = 10.0) -> None:
+async def eventually_s2(check: Callable[[], Awaitable[None]]) -> None:
     """Retry an async assertion until it passes: real S2 trims and deletes asynchronously."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        try:
-            await check()
-            return
-        except (AssertionError, S2Error):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+
+    async def passes() -> bool:
+        await check()
+        return True
+
+    await eventually(passes, every_s=0.2, retry_on=(AssertionError, S2Error))
 
 
 # -- append ----------------------------------------------------------------------------------
@@ -132,13 +130,13 @@ async def test_trim(basin: Basin, stream: str) -> None:
         batch = await basin.read(stream, seq_num=0)
         assert [r.seq_num for r in batch.records] == [3, 4, 5]
 
-    await _eventually(trimmed)
+    await eventually_s2(trimmed)
     batch = await basin.read(stream, seq_num=5)
     assert batch.records[0].headers == (TRIM_HEADER,)
     assert batch.records[0].body == (3).to_bytes(8, "big")
     # A lower trim has no effect; the tail is unaffected by trimming.
     await basin.append(stream, AppendInput([trim_record(1)]))
-    await _eventually(_first_is(basin, stream, 3))
+    await eventually_s2(_first_is(basin, stream, 3))
     assert (await basin.check_tail(stream)).seq_num == 7
 
 
@@ -392,6 +390,6 @@ async def test_stream_deletion(basin: Basin, stream: str) -> None:
     async def recreated() -> None:
         assert (await basin.check_tail(stream)).seq_num == 0
 
-    await _eventually(recreated)
+    await eventually_s2(recreated)
     ack = await append(basin, stream, "new")
     assert ack.start.seq_num == 0

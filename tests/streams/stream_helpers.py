@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+from helpers import eventually  # noqa: F401  (re-exported)
 from resumable_chat.s2 import (
     AppendAck,
     AppendInput,
@@ -90,16 +91,6 @@ async def read_chunks(stream: ResumableStream | None) -> list[str]:
         return [chunk async for chunk in stream]
 
     return await asyncio.wait_for(go(), TIMEOUT_S)
-
-
-async def eventually(predicate: Any, timeout_s: float = TIMEOUT_S, every_s: float = 0.01) -> None:
-    """Wait until ``await predicate()`` is truthy; fail after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(every_s)
 
 
 async def all_records(basin: Basin, stream: str) -> list[SequencedRecord]:
