@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sse_starlette import EventSourceResponse
 
-__all__ = ["DEFAULT_KEEPALIVE_S", "event_frame", "sse_response"]
+__all__ = ["DEFAULT_KEEPALIVE_S", "DONE_FRAME", "event_frame", "sse_response"]
 
 #: Seconds between keep-alive comments on an idle SSE response.
 DEFAULT_KEEPALIVE_S = 15.0
@@ -29,6 +29,10 @@ def event_frame(body: bytes, next_seq_num: int | None = None) -> bytes:
     if next_seq_num is None:
         return b"data: " + body + b"\n\n"
     return b"id: %d\ndata: %b\n\n" % (next_seq_num, body)
+
+
+#: ``data: [DONE]``: the AI SDK's end-of-stream event (``ai`` ``JsonToSseTransformStream``).
+DONE_FRAME = event_frame(b"[DONE]")
 
 
 class _OnShutdown:

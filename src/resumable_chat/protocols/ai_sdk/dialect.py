@@ -29,6 +29,7 @@ from typing import Any
 
 from resumable_chat.chat.dialect import Chunk, Dialect, TurnState
 from resumable_chat.protocols.ai_sdk.schema import chunk_problem
+from resumable_chat.sse import DONE_FRAME
 
 __all__ = ["AI_SDK_HEADERS", "AiSdkDialect", "AiSdkTurn", "new_message_id"]
 
@@ -145,7 +146,7 @@ class AiSdkDialect(Dialect):
 
     name = "ai-sdk"
     response_headers = AI_SDK_HEADERS
-    done_frame = b"data: [DONE]\n\n"
+    done_frame = DONE_FRAME
 
     def new_turn(self, *, message_id: str | None) -> AiSdkTurn:
         """Turn state pinning the answer's ``messageId`` when given."""
