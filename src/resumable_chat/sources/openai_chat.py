@@ -62,30 +62,31 @@ Details:
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-import os
 import secrets
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Callable,
     Iterable,
     Iterator,
     Mapping,
 )
-from typing import Any, Protocol
+from typing import Any
 
-import anyio
+from resumable_chat.sources.error_text import default_error_text, detailed_error_text
+from resumable_chat.sources.recordings import openai_chunks_from_jsonl
+from resumable_chat.sources.stream_driver import StreamConverter, drive_converter
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",
     "OpenAIChatToUIMessageStream",
+    "StreamConverter",
     "ai_sdk_chunks",
     "default_error_text",
     "detailed_error_text",
+    "drive_converter",
     "map_finish_reason",
     "openai_chunks_from_jsonl",
 ]
@@ -124,45 +125,6 @@ def map_finish_reason(reason: object) -> str:
     if isinstance(reason, str):
         return _FINISH_REASONS.get(reason, "other")
     return "other"
-
-
-def default_error_text(error: BaseException | dict[str, Any]) -> str:
-    """The default ``on_error`` policy: a generic, safe message.
-
-    Args:
-        error: the exception raised by the stream, or the provider's error object (the
-            ``error`` member of an in-stream error payload, or the whole payload).
-
-    Returns:
-        :data:`DEFAULT_ERROR_TEXT` whatever the error is, so nothing from the provider (or from
-        a traceback) reaches the client. Never raises.
-    """
-    return DEFAULT_ERROR_TEXT
-
-
-def detailed_error_text(error: BaseException | dict[str, Any]) -> str:
-    """An ``on_error`` policy for development: the provider's message.
-
-    Args:
-        error: an exception, or a provider error object such as
-            ``{"message": "...", "type": "...", "code": "tool_use_failed", ...}``.
-
-    Returns:
-        ``"<ExceptionType>: <message>"`` for an exception; for an error object its ``message``
-        (with ``" (code)"`` appended when there is a ``code``), else its compact JSON. Do not
-        use in production: provider messages can contain request details. Never raises.
-    """
-    if isinstance(error, BaseException):
-        text = str(error)
-        return f"{type(error).__name__}: {text}" if text else type(error).__name__
-    message = error.get("message")
-    code = error.get("code")
-    if isinstance(message, str) and message:
-        return f"{message} ({code})" if isinstance(code, str | int) and code != "" else message
-    try:
-        return json.dumps(error, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return DEFAULT_ERROR_TEXT
 
 
 def _new_token() -> str:
@@ -663,24 +625,6 @@ def _compact(value: object) -> str:
         return repr(value)
 
 
-async def _close_quietly(*objects: object) -> None:
-    """Close the provider stream (releases its HTTP response); errors are logged, not raised."""
-    seen: set[int] = set()
-    for obj in objects:
-        if obj is None or id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        closer = getattr(obj, "aclose", None) or getattr(obj, "close", None)
-        if not callable(closer):
-            continue
-        try:
-            result = closer()
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            logger.debug("closing the model stream failed", exc_info=True)
-
-
 def ai_sdk_chunks(
     stream: AsyncIterable[Any] | Iterable[Any],
     *,
@@ -722,120 +666,3 @@ def ai_sdk_chunks(
         include_model=include_model,
     )
     return drive_converter(converter, stream)
-
-
-class StreamConverter(Protocol):
-    """What :func:`drive_converter` needs from a per-protocol converter."""
-
-    @property
-    def stopped(self) -> bool: ...
-
-    def start(self) -> Iterator[Chunk]: ...
-
-    def handle_chunk(self, raw: object) -> Iterator[Chunk]: ...
-
-    def handle_exception(self, exc: BaseException) -> Iterator[Chunk]: ...
-
-    def finish(self) -> Iterator[Chunk]: ...
-
-
-async def drive_converter(
-    converter: StreamConverter, stream: AsyncIterable[Any] | Iterable[Any]
-) -> AsyncGenerator[Chunk, None]:
-    """Pull ``stream`` (OpenAI chunks, async or sync) through ``converter``; yield its chunks.
-
-    ``converter.start()`` first, ``handle_chunk`` per model chunk (a chunk whose conversion
-    raises is logged and skipped), ``handle_exception`` when the stream raises (then stop),
-    ``finish()`` at the end. The provider stream is closed on the way out, also when the
-    consumer closes this generator early. Raises ``TypeError`` when ``stream`` is not
-    iterable; ``BaseException`` s such as cancellation pass through.
-    """
-    if isinstance(stream, AsyncIterable):
-        async_iterator: AsyncIterator[Any] | None = aiter(stream)
-        sync_iterator: Iterator[Any] | None = None
-    elif isinstance(stream, Iterable):
-        async_iterator = None
-        sync_iterator = iter(stream)
-    else:
-        raise TypeError(f"stream must be an (async) iterable, got {type(stream).__name__}")
-    try:
-        for chunk in converter.start():
-            yield chunk
-        while not converter.stopped:
-            try:
-                if async_iterator is not None:
-                    raw = await anext(async_iterator)
-                else:
-                    assert sync_iterator is not None
-                    raw = next(sync_iterator)
-            except (StopAsyncIteration, StopIteration):
-                break
-            except Exception as exc:
-                for chunk in converter.handle_exception(exc):
-                    yield chunk
-                return
-            converted = converter.handle_chunk(raw)
-            while True:
-                try:
-                    chunk = next(converted)
-                except StopIteration:
-                    break
-                except Exception:
-                    logger.exception("converting a model chunk failed; rest of it skipped")
-                    break
-                yield chunk
-        for chunk in converter.finish():
-            yield chunk
-    finally:
-        await _close_quietly(async_iterator, stream)
-
-
-async def openai_chunks_from_jsonl(
-    path_or_lines: str | os.PathLike[str] | Iterable[str | bytes],
-    delay_ms: float = 0,
-) -> AsyncIterator[dict[str, Any]]:
-    """Replay a recorded OpenAI streaming response as an async iterator of chunk dicts.
-
-    The format is that of ``fixtures/openai-streams/*.jsonl``: one SSE ``data`` payload per
-    line. Also tolerated: blank lines and SSE comments (``:``) are skipped, a leading
-    ``data:`` is stripped, other SSE fields (``event:``, ``id:``, ``retry:``) are skipped, and
-    a ``[DONE]`` payload ends the replay.
-
-    Args:
-        path_or_lines: a file path (``str`` or ``PathLike``; read as UTF-8 in a worker thread)
-            or an iterable of lines (``str`` or ``bytes``).
-        delay_ms: pause before every chunk after the first, in milliseconds (0: no pacing).
-
-    Yields:
-        each payload parsed as JSON, unchanged (error payloads and odd chunks included: the
-        converter deals with them).
-
-    Raises:
-        OSError: the file cannot be read.
-        ValueError: a payload is not valid JSON (message names the 1-based line number).
-    """
-    if isinstance(path_or_lines, str | os.PathLike):
-        text = await anyio.Path(os.fspath(path_or_lines)).read_text(encoding="utf-8")
-        lines: Iterable[str | bytes] = text.splitlines()
-    else:
-        lines = path_or_lines
-    first = True
-    for number, raw_line in enumerate(lines, start=1):
-        line = raw_line.decode("utf-8") if isinstance(raw_line, bytes | bytearray) else raw_line
-        line = line.strip()
-        if not line or line.startswith(":"):
-            continue
-        if line.startswith("data:"):
-            line = line[5:].strip()
-        elif line.split(":", 1)[0] in {"event", "id", "retry"}:
-            continue
-        if line == "[DONE]":
-            return
-        try:
-            payload = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"line {number}: not a JSON payload ({exc})") from exc
-        if not first and delay_ms > 0:
-            await anyio.sleep(delay_ms / 1000)
-        first = False
-        yield payload
