@@ -1,18 +1,23 @@
-"""The AI SDK's ``UIMessageChunk`` schema as a table: which chunks the client accepts.
+"""The AI SDK's ``UIMessageChunk`` schema as TypedDicts checked by pydantic: which chunks the
+client accepts.
 
 ``useChat`` parses every chunk with ``uiMessageChunkSchema`` (``ai`` 5.0 and 6.0,
-``src/ui-message-stream/ui-message-chunks.ts``): a chunk of an unknown type, or one missing a
-required field or carrying a wrong type, makes the client throw. :func:`chunk_problem` applies
-the same rules on the server, so a source that yields such a chunk ends its answer with one
-proper ``error`` chunk instead of breaking the client. Objects are loose (extra keys are
-allowed), ``z.unknown()`` fields (``input``, ``output``, ``data``, metadata) accept anything
-including absence, and provider/tool metadata are not checked further.
+``packages/ai/src/ui-message-stream/ui-message-chunks.ts``): a chunk of an unknown type, or one
+missing a required field or carrying a wrong type, makes the client throw. :func:`chunk_problem`
+applies the same rules on the server, so a source that yields such a chunk ends its answer
+with one proper ``error`` chunk instead of breaking the client. Objects are loose (extra keys
+are allowed, as the zod objects are not strict), ``z.unknown()`` fields (``input``,
+``output``, ``data``, metadata) accept anything including absence, optional fields may be
+absent but not ``null``, and provider/tool metadata are not checked further.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, NotRequired
+
+from pydantic import ConfigDict, StrictBool, StrictStr, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 __all__ = ["FINISH_REASONS", "chunk_problem"]
 
@@ -21,97 +26,157 @@ FINISH_REASONS: Final = frozenset(
     {"stop", "length", "content-filter", "tool-calls", "error", "other"}
 )
 
-_S, _S_OPT, _B_OPT = "string", "string?", "boolean?"
 
-#: type → {field: "string" | "string?" | "boolean?"} (fields not listed are not checked).
-_FIELDS: Final[dict[str, dict[str, str]]] = {
-    "text-start": {"id": _S},
-    "text-delta": {"id": _S, "delta": _S},
-    "text-end": {"id": _S},
-    "error": {"errorText": _S},
-    "tool-input-start": {
-        "toolCallId": _S,
-        "toolName": _S,
-        "providerExecuted": _B_OPT,
-        "dynamic": _B_OPT,
-        "title": _S_OPT,
-    },
-    "tool-input-delta": {"toolCallId": _S, "inputTextDelta": _S},
-    "tool-input-available": {
-        "toolCallId": _S,
-        "toolName": _S,
-        "providerExecuted": _B_OPT,
-        "dynamic": _B_OPT,
-        "title": _S_OPT,
-    },
-    "tool-input-error": {
-        "toolCallId": _S,
-        "toolName": _S,
-        "errorText": _S,
-        "providerExecuted": _B_OPT,
-        "dynamic": _B_OPT,
-        "title": _S_OPT,
-    },
-    "tool-approval-request": {"approvalId": _S, "toolCallId": _S, "signature": _S_OPT},
-    "tool-output-available": {
-        "toolCallId": _S,
-        "providerExecuted": _B_OPT,
-        "dynamic": _B_OPT,
-        "preliminary": _B_OPT,
-    },
-    "tool-output-error": {
-        "toolCallId": _S,
-        "errorText": _S,
-        "providerExecuted": _B_OPT,
-        "dynamic": _B_OPT,
-    },
-    "tool-output-denied": {"toolCallId": _S},
-    "reasoning-start": {"id": _S},
-    "reasoning-delta": {"id": _S, "delta": _S},
-    "reasoning-end": {"id": _S},
-    "source-url": {"sourceId": _S, "url": _S, "title": _S_OPT},
-    "source-document": {"sourceId": _S, "mediaType": _S, "title": _S, "filename": _S_OPT},
-    "file": {"url": _S, "mediaType": _S},
-    "start-step": {},
-    "finish-step": {},
-    "start": {"messageId": _S_OPT},
-    "finish": {},
-    "abort": {"reason": _S_OPT},
-    "message-metadata": {},
+class _Chunk(TypedDict):
+    """A chunk object: only the checked fields are declared (the zod objects are loose, so
+    other keys are ignored); values are checked strictly (no coercion)."""
+
+    __pydantic_config__ = ConfigDict(extra="ignore", strict=True)  # type: ignore[misc]
+
+
+class _Id(_Chunk):
+    id: StrictStr
+
+
+class _TextDelta(_Id):
+    delta: StrictStr
+
+
+class _Error(_Chunk):
+    errorText: StrictStr
+
+
+class _ToolFlags(_Chunk):
+    providerExecuted: NotRequired[StrictBool]
+    dynamic: NotRequired[StrictBool]
+
+
+class _ToolInput(_ToolFlags):
+    toolCallId: StrictStr
+    toolName: StrictStr
+    title: NotRequired[StrictStr]
+
+
+class _ToolInputDelta(_Chunk):
+    toolCallId: StrictStr
+    inputTextDelta: StrictStr
+
+
+class _ToolInputError(_ToolInput):
+    errorText: StrictStr
+
+
+class _ToolApprovalRequest(_Chunk):
+    approvalId: StrictStr
+    toolCallId: StrictStr
+    signature: NotRequired[StrictStr]
+
+
+class _ToolOutput(_ToolFlags):
+    toolCallId: StrictStr
+    preliminary: NotRequired[StrictBool]
+
+
+class _ToolOutputError(_ToolFlags):
+    toolCallId: StrictStr
+    errorText: StrictStr
+
+
+class _ToolCallId(_Chunk):
+    toolCallId: StrictStr
+
+
+class _SourceUrl(_Chunk):
+    sourceId: StrictStr
+    url: StrictStr
+    title: NotRequired[StrictStr]
+
+
+class _SourceDocument(_Chunk):
+    sourceId: StrictStr
+    mediaType: StrictStr
+    title: StrictStr
+    filename: NotRequired[StrictStr]
+
+
+class _File(_Chunk):
+    url: StrictStr
+    mediaType: StrictStr
+
+
+class _Start(_Chunk):
+    messageId: NotRequired[StrictStr]
+
+
+class _Finish(_Chunk):
+    finishReason: NotRequired[
+        Literal["stop", "length", "content-filter", "tool-calls", "error", "other"] | None
+    ]
+
+
+class _Abort(_Chunk):
+    reason: NotRequired[StrictStr]
+
+
+class _Data(_Chunk):
+    id: NotRequired[StrictStr]
+    transient: NotRequired[StrictBool]
+
+
+#: type → the shape its chunks must have.
+_SHAPES: Final[dict[str, type[_Chunk]]] = {
+    "text-start": _Id,
+    "text-delta": _TextDelta,
+    "text-end": _Id,
+    "error": _Error,
+    "tool-input-start": _ToolInput,
+    "tool-input-delta": _ToolInputDelta,
+    "tool-input-available": _ToolInput,
+    "tool-input-error": _ToolInputError,
+    "tool-approval-request": _ToolApprovalRequest,
+    "tool-output-available": _ToolOutput,
+    "tool-output-error": _ToolOutputError,
+    "tool-output-denied": _ToolCallId,
+    "reasoning-start": _Id,
+    "reasoning-delta": _TextDelta,
+    "reasoning-end": _Id,
+    "source-url": _SourceUrl,
+    "source-document": _SourceDocument,
+    "file": _File,
+    "start-step": _Chunk,
+    "finish-step": _Chunk,
+    "start": _Start,
+    "finish": _Finish,
+    "abort": _Abort,
+    "message-metadata": _Chunk,
 }
-_DATA_FIELDS: Final = {"id": _S_OPT, "transient": _B_OPT}
-
-
-def _field_problem(chunk: Mapping[str, Any], name: str, kind: str) -> str | None:
-    if name not in chunk:
-        return None if kind.endswith("?") else f"is missing {name!r}"
-    value = chunk[name]
-    expected = str if kind.startswith("string") else bool
-    if kind.endswith("?") and value is None:
-        return f"has {name!r} = null (omit it instead)"
-    if not isinstance(value, expected):
-        return f"has {name!r} of type {type(value).__name__}, expected {kind.rstrip('?')}"
-    return None
+_VALIDATORS: Final[dict[str, TypeAdapter[Any]]] = {k: TypeAdapter(s) for k, s in _SHAPES.items()}
+_DATA_VALIDATOR: Final[TypeAdapter[Any]] = TypeAdapter(_Data)
 
 
 def chunk_problem(chunk: Mapping[str, Any]) -> str | None:
     """Why the AI SDK client would reject ``chunk``, or ``None`` when it accepts it.
 
-    ``chunk`` must already be a mapping with a string ``type``. Returns a short sentence
-    naming the type and the offending field.
+    Args:
+        chunk: a mapping with a string ``type``.
+
+    Returns:
+        A short sentence naming the type and the offending field, or ``None``.
     """
     kind = chunk["type"]
-    fields = _FIELDS.get(kind)
-    if fields is None:
+    validator: TypeAdapter[Any] | None = _VALIDATORS.get(kind)
+    if validator is None:
         if not kind.startswith("data-"):
             return f"unknown UIMessageChunk type {kind!r}"
-        fields = _DATA_FIELDS
-    for name, expected in fields.items():
-        problem = _field_problem(chunk, name, expected)
-        if problem is not None:
-            return f"{kind!r} chunk {problem}"
-    if kind == "finish":
-        reason = chunk.get("finishReason")
-        if reason is not None and reason not in FINISH_REASONS:
-            return f"'finish' chunk has an unknown finishReason {reason!r}"
+        validator = _DATA_VALIDATOR
+    try:
+        validator.validate_python(chunk)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "missing":
+            return f"{kind!r} chunk is missing {field!r}"
+        if chunk.get(field, 0) is None:
+            return f"{kind!r} chunk has {field!r} = null (omit it instead)"
+        return f"{kind!r} chunk has an invalid {field!r}: {error['msg']}"
     return None
