@@ -41,7 +41,8 @@ from resumable_chat.s2 import (
     StreamNotFoundError,
     fence_record,
 )
-from resumable_chat.s2.http import RetryPolicy, encode_append_input
+from resumable_chat.s2.retries import RetryPolicy
+from resumable_chat.s2.wire import encode_append_input
 from resumable_chat.testing.app_server import serve_app
 from resumable_chat.testing.pytest_plugin import unique_basin_name
 from resumable_chat.testing.s2_server import Faults, create_app

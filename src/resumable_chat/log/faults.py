@@ -20,6 +20,7 @@ from resumable_chat.s2.errors import (
     SeqNumMismatchError,
     StreamNotFoundError,
 )
+from resumable_chat.s2.retries import RETRYABLE_STATUSES
 
 __all__ = ["is_transient"]
 
@@ -34,7 +35,6 @@ _PERMANENT = (
     FencedOutError,
     LogGapError,
 )
-_RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -43,6 +43,6 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, S2UnavailableError) or exc.status is None:
         return True
-    return exc.status in _RETRYABLE_STATUSES or (
+    return exc.status in RETRYABLE_STATUSES or (
         exc.status == 409 and exc.code == "transaction_conflict"
     )

@@ -65,14 +65,7 @@ from resumable_chat.s2.retries import (
 )
 from resumable_chat.s2.wire import (
     WireAppendAck,
-    WireAppendInput,
-    WireAppendRecord,
-    WireConditionFailed,
     WireErrorInfo,
-    WirePing,
-    WireReadBatch,
-    WireSequencedRecord,
-    WireStreamPosition,
     WireTailResponse,
     decode_batch,
     encode_append_input,
@@ -84,17 +77,6 @@ __all__ = [
     "DEFAULT_BASIN_ENDPOINT",
     "HttpBasin",
     "RetryPolicy",
-    "WireAppendAck",
-    "WireAppendInput",
-    "WireAppendRecord",
-    "WireConditionFailed",
-    "WireErrorInfo",
-    "WirePing",
-    "WireReadBatch",
-    "WireSequencedRecord",
-    "WireStreamPosition",
-    "WireTailResponse",
-    "encode_append_input",
 ]
 
 logger = logging.getLogger(__name__)

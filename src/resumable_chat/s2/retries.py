@@ -38,6 +38,7 @@ from resumable_chat.s2.records import (
 from resumable_chat.s2.wire import WireConditionFailed, WireErrorInfo, WireTailResponse
 
 __all__ = [
+    "RETRYABLE_STATUSES",
     "AttemptFailure",
     "RetryPolicy",
     "failure_from_response",
@@ -49,7 +50,7 @@ __all__ = [
 ACCESS_TOKEN_ENV: Final = "S2_ACCESS_TOKEN"
 
 #: Statuses worth retrying (https://s2.dev/docs/api, errors).
-_RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
 # -- retries -------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ def failure_from_response(response: httpx.Response, stream: str | None) -> Attem
         return AttemptFailure(S2InvalidError(message, status=status, code=code))
     if status == 409 and code == "transaction_conflict":
         return AttemptFailure(S2Error(message, status=status, code=code), True, True, retry_after)
-    if status in _RETRYABLE_STATUSES:
+    if status in RETRYABLE_STATUSES:
         no_side_effect = status == 429 or (status == 502 and code == "hot_server")
         return AttemptFailure(
             S2Error(message, status=status, code=code), True, no_side_effect, retry_after
