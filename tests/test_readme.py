@@ -48,7 +48,36 @@ def fake_openai() -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    async def responses(request: Request) -> StreamingResponse:
+        body = await request.json()
+        assert body["stream"] is True and body["input"][-1]["role"] == "user"
+
+        async def events() -> Any:
+            seq = iter(range(100))
+            head = {"id": "resp_1", "object": "response", "model": "m", "output": []}
+            yield _sse({"type": "response.created", "sequence_number": next(seq), "response": head})
+            for word in ANSWER:
+                delta = {"type": "response.output_text.delta", "item_id": "msg_1"}
+                delta |= {"output_index": 0, "content_index": 0, "delta": word, "logprobs": []}
+                yield _sse({**delta, "sequence_number": next(seq)})
+            usage = {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}
+            done = {**head, "status": "completed", "usage": usage}
+            yield _sse(
+                {"type": "response.completed", "sequence_number": next(seq), "response": done}
+            )
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
+        ]
+    )
+
+
+def _sse(event: dict[str, Any]) -> str:
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
 
 
 def quick_start_code(heading: str = "## Quick start") -> str:
@@ -129,6 +158,31 @@ async def test_readme_quick_start(monkeypatch: pytest.MonkeyPatch) -> None:
             text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
             assert text == "".join(ANSWER)
             assert chunks[-1]["type"] == "finish"
+            await namespace["chat"].aclose()
+
+
+async def test_readme_responses_api_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("S2_ACCESS_TOKEN", "S2_BASIN"):
+        monkeypatch.delenv(name, raising=False)
+    async with serve_app(fake_openai()) as model_url:
+        monkeypatch.setenv("OPENAI_BASE_URL", model_url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        namespace: dict[str, Any] = {}
+        code = quick_start_code("### With the OpenAI Responses API")
+        exec(compile(code, "README.md", "exec"), namespace)
+        async with serve_app(namespace["app"]) as url, httpx.AsyncClient(base_url=url) as client:
+            message = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+            response = await client.post("/api/chat", json={"id": "r", "messages": [message]})
+            assert response.status_code == 200
+            chunks = [
+                json.loads(line[6:])
+                for line in response.text.splitlines()
+                if line.startswith("data: {")
+            ]
+            text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
+            assert text == "".join(ANSWER)
+            assert chunks[-1]["type"] == "finish" and chunks[-1]["finishReason"] == "stop"
+            assert chunks[-1]["messageMetadata"]["usage"]["totalTokens"] == 8
             await namespace["chat"].aclose()
 
 

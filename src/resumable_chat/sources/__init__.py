@@ -7,6 +7,10 @@
 - :func:`openai_chunks_from_jsonl`: replay a recorded stream (one SSE ``data`` payload per
   line) as an async iterator of OpenAI chunk dicts.
 - :func:`to_openai_messages`: AI SDK ``UIMessage`` history to OpenAI chat ``messages``.
+- :func:`ai_sdk_chunks_from_responses` / :func:`tanstack_chunks_from_responses`: OpenAI
+  Responses API streams (``client.responses.create(..., stream=True)``) to each protocol's
+  chunks; :func:`to_responses_input`: history to the Responses ``input``. See
+  :mod:`.openai_responses`.
 """
 
 from resumable_chat.sources.openai_chat import (
@@ -18,7 +22,11 @@ from resumable_chat.sources.openai_chat import (
     map_finish_reason,
     openai_chunks_from_jsonl,
 )
-from resumable_chat.sources.openai_messages import to_openai_messages
+from resumable_chat.sources.openai_messages import to_openai_messages, to_responses_input
+from resumable_chat.sources.openai_responses import (
+    ai_sdk_chunks_from_responses,
+    tanstack_chunks_from_responses,
+)
 from resumable_chat.sources.openai_tanstack import (
     OpenAIChatToTanStackStream,
     default_error_code,
@@ -32,6 +40,7 @@ __all__ = [
     "OpenAIChatToTanStackStream",
     "OpenAIChatToUIMessageStream",
     "ai_sdk_chunks",
+    "ai_sdk_chunks_from_responses",
     "default_error_code",
     "default_error_text",
     "detailed_error_text",
@@ -39,6 +48,8 @@ __all__ = [
     "map_tanstack_finish_reason",
     "openai_chunks_from_jsonl",
     "tanstack_chunks",
+    "tanstack_chunks_from_responses",
     "tanstack_usage",
     "to_openai_messages",
+    "to_responses_input",
 ]

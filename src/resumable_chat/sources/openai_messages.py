@@ -1,4 +1,5 @@
-"""AI SDK or TanStack ``UIMessage`` history → OpenAI chat-completions ``messages``.
+"""AI SDK or TanStack ``UIMessage`` history → OpenAI chat-completions ``messages``, or the
+Responses API ``input`` (:func:`to_responses_input`).
 
 The other direction of :mod:`resumable_chat.sources.openai_chat`: what a route hands the
 model. Text parts become ``content``; an assistant's tool parts (``tool-<name>`` and
@@ -15,7 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["to_openai_messages"]
+__all__ = ["to_openai_messages", "to_responses_input"]
 
 
 def _text(parts: Iterable[Mapping[str, Any]]) -> str:
@@ -99,4 +100,59 @@ def to_openai_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, 
             entry["tool_calls"] = calls
         out.append(entry)
         out.extend(results)
+    return out
+
+
+def to_responses_input(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Convert AI SDK or TanStack ``UIMessage`` dicts into an OpenAI Responses ``input`` list.
+
+    The same messages as :func:`to_openai_messages`, in the Responses item form
+    (https://platform.openai.com/docs/api-reference/responses/create): text as
+    ``{"role", "content": [{"type": "input_text" | "output_text", "text"}]}``, an assistant's
+    tool calls as ``{"type": "function_call", "call_id", "name", "arguments"}`` and their
+    results as ``{"type": "function_call_output", "call_id", "output"}``. Calls of tools the
+    provider ran itself (``providerExecuted``, e.g. web search) are left out: the provider
+    has their results already.
+
+    Args:
+        messages: ``{id, role, parts}`` dicts, as the routes pass them to a source.
+
+    Returns:
+        A new list for ``client.responses.create(input=...)``. Never raises on odd parts.
+    """
+    own_calls = [
+        {
+            **message,
+            "parts": [
+                p
+                for p in message.get("parts") or []
+                if not (isinstance(p, Mapping) and p.get("providerExecuted"))
+            ],
+        }
+        for message in messages
+    ]
+    out: list[dict[str, Any]] = []
+    for entry in to_openai_messages(own_calls):
+        role = entry["role"]
+        if role == "tool":
+            out.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": entry["tool_call_id"],
+                    "output": entry["content"],
+                }
+            )
+            continue
+        if entry.get("content"):
+            kind = "output_text" if role == "assistant" else "input_text"
+            out.append({"role": role, "content": [{"type": kind, "text": entry["content"]}]})
+        for call in entry.get("tool_calls", []):
+            out.append(
+                {
+                    "type": "function_call",
+                    "call_id": call["id"],
+                    "name": call["function"]["name"],
+                    "arguments": call["function"]["arguments"],
+                }
+            )
     return out

@@ -79,6 +79,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -251,6 +252,11 @@ class OpenAIChatToTanStackStream:
         include_usage: put ``usage`` (``TokenUsage``) on ``RUN_FINISHED`` / ``RUN_ERROR``.
         clock_ms: returns the ``timestamp`` of each chunk in ms since the epoch (default: the
             system clock).
+        normaliser: ``(message_id, on_error) → converter`` of another provider format into
+            ``UIMessageChunk`` s, with the interface and the ``finish_reason``, ``usage`` and
+            ``model`` attributes of :class:`~.openai_chat.OpenAIChatToUIMessageStream`
+            (e.g. :class:`~.openai_responses.OpenAIResponsesToUIMessageStream`); ``None``:
+            chat completions.
 
     Attributes:
         run_id, thread_id, message_id: as resolved at construction.
@@ -270,6 +276,7 @@ class OpenAIChatToTanStackStream:
         on_error_code: ErrorCodePolicy | None = None,
         include_usage: bool = True,
         clock_ms: Callable[[], int] | None = None,
+        normaliser: Callable[[str, ErrorTextPolicy], Any] | None = None,
     ) -> None:
         self.run_id = run_id if run_id is not None else "run-" + secrets.token_hex(8)
         self.thread_id = thread_id
@@ -281,9 +288,14 @@ class OpenAIChatToTanStackStream:
         self.clock_ms = clock_ms or _now_ms
         self.stopped = False
         self.finish_reason: str | None = None
-        # The shared normaliser; its errorText is replaced by ours (same policy, plus a code).
-        self._inner = OpenAIChatToUIMessageStream(
-            message_id=self.message_id, on_error=_silent_policy, include_model=True
+        # The shared normaliser (chat completions unless another provider format is given,
+        # e.g. the Responses API); its errorText is replaced by ours (same policy, plus a code).
+        self._inner: Any = (
+            normaliser(self.message_id, _silent_policy)
+            if normaliser is not None
+            else OpenAIChatToUIMessageStream(
+                message_id=self.message_id, on_error=_silent_policy, include_model=True
+            )
         )
         self._message_started = False
         self._text = ""
@@ -351,7 +363,9 @@ class OpenAIChatToTanStackStream:
             logger.debug("skipping a chunk that is not an object: %r", type(raw).__name__)
             return
         error = data.get("error")
-        if error:
+        if data.get("type") == "response.failed" and isinstance(data.get("response"), dict):
+            error = data["response"].get("error") or data["response"]
+        if error and self._failure is None:
             self._failure = error if isinstance(error, dict) else data
         for ui_chunk in self._inner.handle_chunk(data):
             yield from self._translate(ui_chunk)
@@ -390,6 +404,17 @@ class OpenAIChatToTanStackStream:
                 yield self._chunk("TOOL_CALL_ARGS", toolCallId=call_id, delta=delta)
         elif kind in ("tool-input-available", "tool-input-error"):
             yield from self._tool_call_end(ui_chunk)
+        elif kind == "tool-output-available":
+            # a tool the provider ran itself (Responses API built-in tools)
+            call_id = str(ui_chunk.get("toolCallId"))
+            if call_id in self._tool_names:
+                content = json.dumps(ui_chunk.get("output"), ensure_ascii=False, default=str)
+                yield self._chunk(
+                    "TOOL_CALL_RESULT",
+                    toolCallId=call_id,
+                    messageId=self.message_id,
+                    content=content,
+                )
         elif kind == "finish":
             yield from self._run_finished(ui_chunk)
         elif kind == "error":
@@ -448,7 +473,8 @@ class OpenAIChatToTanStackStream:
         fields: dict[str, Any] = {"toolCallId": call_id, "toolCallName": name, "toolName": name}
         if ui_chunk.get("type") == "tool-input-available":
             fields["input"] = ui_chunk.get("input")
-        self._completed_tool_calls += 1
+        if not ui_chunk.get("providerExecuted"):
+            self._completed_tool_calls += 1  # the client has calls to answer: "tool_calls"
         yield self._chunk("TOOL_CALL_END", **fields)
 
     def _close_message(self) -> Iterator[Chunk]:
