@@ -1,0 +1,136 @@
+"""pydantic-ai agents as resumable sources (``resumable_chat.sources.pydantic_ai``).
+
+The agents run on pydantic-ai's ``TestModel`` / ``FunctionModel`` (no network) behind the real
+``ai_sdk_router`` on uvicorn. A client that resumes mid-answer must end with the same message
+as the live one (both assembled by the real ``ai`` client), and a stop must cancel the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from helpers import parse_sse, user_message
+from js_client import run_ui_stream_validator_batch
+from resumable_chat import create_resumable_chat
+from resumable_chat.fastapi import ai_sdk_router
+from resumable_chat.s2 import MemoryBasin
+from resumable_chat.testing.app_server import serve_app
+
+pydantic_ai = pytest.importorskip("pydantic_ai")
+from pydantic_ai import Agent  # noqa: E402
+from pydantic_ai.messages import ModelMessage  # noqa: E402
+from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
+from pydantic_ai.models.test import TestModel  # noqa: E402
+
+from resumable_chat.sources.pydantic_ai import ai_sdk_agent_source  # noqa: E402
+
+WORDS = [f"word{i} " for i in range(40)]
+
+
+def slow_model(state: dict[str, Any]) -> FunctionModel:
+    """Streams WORDS with a pause between them; records whether it was cancelled."""
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        try:
+            for word in WORDS:
+                state["sent"] = state.get("sent", 0) + 1
+                if state["sent"] == state.get("mark", -1):
+                    state["reached"].set()
+                yield word
+                await asyncio.sleep(state.get("pause", 0.01))
+        except (asyncio.CancelledError, GeneratorExit):
+            state["cancelled"] = True
+            raise
+
+    return FunctionModel(stream_function=stream)
+
+
+def sse_chunks(text: str) -> list[str]:
+    return [data for _, data in parse_sse(text)]
+
+
+async def test_a_resumed_client_ends_with_the_live_message() -> None:
+    state: dict[str, Any] = {"mark": 10, "reached": asyncio.Event()}
+    agent = Agent(slow_model(state))
+
+    @agent.tool_plain
+    def get_weather(city: str) -> str:
+        return f"sunny in {city}"
+
+    chat = create_resumable_chat(protocol="ai-sdk", basin=MemoryBasin())
+    app = FastAPI()
+    app.include_router(ai_sdk_router(chat, ai_sdk_agent_source(agent)))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as client:
+        body = {"id": "p1", "messages": [user_message("weather?")]}
+
+        async def live() -> str:
+            response = await client.post("/api/chat", json=body)
+            assert response.status_code == 200
+            return response.text
+
+        live_task = asyncio.create_task(live())
+        await state["reached"].wait()  # mid-answer
+        resumed = await client.get("/api/chat/p1/stream")
+        assert resumed.status_code == 200
+        live_text = await live_task
+        history = (await client.get("/api/chat/p1/messages")).json()
+    await chat.aclose()
+
+    results = run_ui_stream_validator_batch([live_text, resumed.text])
+    for package, (live_result, resumed_result) in results.items():
+        assert live_result["ok"], (package, live_result["error"])
+        assert resumed_result["ok"], (package, resumed_result["error"])
+        assert resumed_result["message"] == live_result["message"]
+        text = "".join(p["text"] for p in live_result["message"]["parts"] if p["type"] == "text")
+        assert text == "".join(WORDS)
+    assert history[-1]["id"] == live_result["message"]["id"]
+    assert "".join(p.get("text", "") for p in history[-1]["parts"]) == "".join(WORDS)
+
+
+async def test_tool_calls_of_an_agent_reach_the_client() -> None:
+    agent = Agent(TestModel(custom_output_text="Done."))
+
+    @agent.tool_plain
+    def get_weather(city: str) -> str:
+        return f"sunny in {city}"
+
+    chat = create_resumable_chat(protocol="ai-sdk", basin=MemoryBasin())
+    app = FastAPI()
+    app.include_router(ai_sdk_router(chat, ai_sdk_agent_source(agent)))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as client:
+        response = await client.post(
+            "/api/chat", json={"id": "p2", "messages": [user_message("weather?")]}
+        )
+    await chat.aclose()
+    (result,) = run_ui_stream_validator_batch([response.text], packages=("ai",))["ai"]
+    assert result["ok"], result["error"]
+    parts = result["message"]["parts"]
+    (tool,) = [p for p in parts if p["type"] == "tool-get_weather"]
+    assert tool["state"] == "output-available" and tool["output"].startswith("sunny in")
+    assert [p["text"] for p in parts if p["type"] == "text"] == ["Done."]
+
+
+async def test_a_stop_cancels_the_agent_run() -> None:
+    state: dict[str, Any] = {"pause": 0.05, "mark": 3, "reached": asyncio.Event()}
+    chat = create_resumable_chat(protocol="ai-sdk", basin=MemoryBasin())
+    app = FastAPI()
+    app.include_router(ai_sdk_router(chat, ai_sdk_agent_source(Agent(slow_model(state)))))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as client:
+        body = {"id": "p3", "messages": [user_message("go")]}
+        live_task = asyncio.create_task(client.post("/api/chat", json=body))
+        await state["reached"].wait()
+        stop = await client.delete("/api/chat/p3/stream")
+        assert stop.status_code == 202
+        live = await live_task
+    await chat.aclose()
+    chunks = sse_chunks(live.text)
+    assert chunks[-1] == "[DONE]"
+    assert '"finish"' in chunks[-2]
+    assert state.get("cancelled") is True
+    assert state["sent"] < len(WORDS)
