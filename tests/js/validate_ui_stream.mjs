@@ -30,7 +30,7 @@
 
 import { readFileSync } from "node:fs";
 
-const PACKAGES = new Set(["ai", "ai-v5"]);
+const PACKAGES = new Set(["ai", "ai-v5", "ai-v7"]);
 
 function parseArgs(argv) {
   let batch = false;
@@ -44,7 +44,7 @@ function parseArgs(argv) {
   }
   for (const p of packages) {
     if (!PACKAGES.has(p)) {
-      throw new Error(`unknown client package ${JSON.stringify(p)} (expected ai or ai-v5)`);
+      throw new Error(`unknown client package ${JSON.stringify(p)} (expected ai, ai-v5 or ai-v7)`);
     }
   }
   return { batch, packages };

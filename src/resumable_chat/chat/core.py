@@ -59,7 +59,7 @@ __all__ = [
 
 logger = logging.getLogger("resumable_chat")
 
-Protocol = Literal["ai-sdk", "tanstack"]
+Protocol = Literal["ai-sdk", "ai-sdk-v7", "tanstack"]
 WaitUntil = Callable[[Awaitable[None]], Any]
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -171,7 +171,7 @@ class ResumableChat:
         storage_form = self.dialect.storage_form
         return [
             AppendRecord(encode_chunk(storage_form(chunk)))
-            for chunk in turn.error_chunks(self._lost_text(stream))
+            for chunk in turn.lost_chunks(self._lost_text(stream))
         ]
 
     def running(self, stream_name: str) -> Generation | None:
@@ -597,7 +597,10 @@ def create_resumable_chat(
     """Build a :class:`ResumableChat`.
 
     Args:
-        protocol: ``"ai-sdk"`` (Vercel AI SDK UI message stream) or ``"tanstack"``.
+        protocol: ``"ai-sdk"`` (Vercel AI SDK UI message stream, ``ai`` 5 and 6 clients),
+            ``"ai-sdk-v7"`` (the same for ``ai`` 7 clients: its new chunk types, and
+            ``finishReason: "interrupted"`` for an answer whose server stopped) or
+            ``"tanstack"``.
         mode: ``"session"`` (one stream per chat, many turns), ``"shared"`` (like session, but
             a turn replaces the earlier ones: they are trimmed ``trim_delay_ms`` after it ends)
             or ``"single-use"`` (one stream per answer, trimmed ``trim_delay_ms`` after it

@@ -55,6 +55,11 @@ class TurnState(ABC):
     def error_chunks(self, error_text: str) -> list[Chunk]:
         """The protocol's error terminal carrying ``error_text``."""
 
+    def lost_chunks(self, error_text: str) -> list[Chunk]:
+        """The ending of an answer whose generating server stopped (another instance closes
+        it, or this one was fenced out). Default: :meth:`error_chunks`."""
+        return self.error_chunks(error_text)
+
 
 class Dialect(ABC):
     """One client protocol's conventions on top of the shared chat core."""

@@ -282,7 +282,7 @@ class ChatProducer(Producer):
         if live is None:
             return
         if outcome == "lost":
-            for chunk in self.turn.error_chunks(self._lost_text):
+            for chunk in self.turn.lost_chunks(self._lost_text):
                 live.push(event_frame(encode_chunk(chunk)))
         if outcome != "abandoned" and self.dialect.done_frame:
             live.push(self.dialect.done_frame)

@@ -57,10 +57,19 @@ class AiSdkTurn(TurnState):
     generate one if it sends none).
     """
 
-    __slots__ = ("finished", "message_id", "open_reasoning", "open_text", "started", "step_open")
+    __slots__ = (
+        "finished",
+        "message_id",
+        "open_reasoning",
+        "open_text",
+        "started",
+        "step_open",
+        "version",
+    )
 
-    def __init__(self, message_id: str | None) -> None:
+    def __init__(self, message_id: str | None, version: int = 6) -> None:
         self.message_id = message_id
+        self.version = version
         self.started = False
         self.step_open = False
         self.finished = False
@@ -131,6 +140,21 @@ class AiSdkTurn(TurnState):
         self.finished = True
         return out
 
+    def lost_chunks(self, error_text: str) -> list[Chunk]:
+        """``ai`` 7: open parts and the step closed, ``message-metadata`` ``{"interrupted":
+        true}``, then ``finish`` with ``finishReason: "interrupted"`` (the client keeps the
+        partial answer and skips automatic follow-ups; ``ai`` 7 ``processUIMessageStream``).
+        Earlier versions: :meth:`error_chunks`."""
+        if self.version < 7:
+            return self.error_chunks(error_text)
+        if self.finished:
+            return []
+        out = self._close_parts()
+        out.append({"type": "message-metadata", "messageMetadata": {"interrupted": True}})
+        out.append({"type": "finish", "finishReason": "interrupted"})
+        self.finished = True
+        return out
+
     def error_chunks(self, error_text: str) -> list[Chunk]:
         """Close open parts, put the error text in the message's metadata (a
         ``message-metadata`` chunk), then ``{"type":"error","errorText":...}``."""
@@ -142,19 +166,34 @@ class AiSdkTurn(TurnState):
 
 
 class AiSdkDialect(Dialect):
-    """The AI SDK UI message stream protocol (``protocol="ai-sdk"``)."""
+    """The AI SDK UI message stream protocol (``protocol="ai-sdk"``; ``"ai-sdk-v7"`` for
+    clients on ``ai`` 7).
+
+    Args:
+        version: the ``ai`` major version of the clients: 5 or 6 (the default, one schema) or
+            7, which accepts ``custom``, ``reasoning-file``, ``steering-message``,
+            ``reset-step`` and ``tool-approval-response`` chunks and ends an answer whose
+            server stopped with ``finish`` + ``finishReason: "interrupted"`` (the partial
+            answer is kept, no error) instead of ``error``. ``ai`` 5 and 6 reject those, so a
+            server must know which clients it serves.
+    """
 
     name = "ai-sdk"
     response_headers = AI_SDK_HEADERS
     done_frame = DONE_FRAME
 
+    def __init__(self, version: int = 6) -> None:
+        if version not in (5, 6, 7):
+            raise ValueError(f"ai_sdk version must be 5, 6 or 7, got {version!r}")
+        self.version = version
+
     def new_turn(self, *, message_id: str | None) -> AiSdkTurn:
         """Turn state pinning the answer's ``messageId`` when given."""
-        return AiSdkTurn(message_id)
+        return AiSdkTurn(message_id, self.version)
 
     def chunk_problem(self, chunk: Chunk) -> str | None:
-        """The client's ``uiMessageChunkSchema`` rules (:mod:`.ai_sdk_schema`)."""
-        return chunk_problem(chunk)
+        """The client's ``uiMessageChunkSchema`` rules (:mod:`.schema`) for its version."""
+        return chunk_problem(chunk, self.version)
 
     def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
         """``[{"type":"ui-message","message":message}]``."""

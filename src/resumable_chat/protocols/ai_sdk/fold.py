@@ -116,6 +116,11 @@ _REQUIRED_STRINGS: dict[str, tuple[str, ...]] = {
     "source-document": ("sourceId", "mediaType", "title"),
     "file": ("url", "mediaType"),
     "error": ("errorText",),
+    # ai 7
+    "custom": ("kind",),
+    "reasoning-file": ("url", "mediaType"),
+    "steering-message": ("id",),
+    "tool-approval-response": ("approvalId",),
 }
 
 _REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
@@ -781,6 +786,61 @@ class UIMessageBuilder:
             approval["signature"] = record["signature"]
         part["approval"] = approval
 
+    # -- ai 7 chunk types (``processUIMessageStream`` of ``ai`` 7) ---------------------------
+
+    def _custom(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part: Part = {"type": "custom", "kind": record["kind"]}
+        if _present(_get(record, "providerMetadata")):
+            part["providerMetadata"] = record["providerMetadata"]
+        answer.parts.append(part)
+
+    def _reasoning_file(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        part: Part = {"type": "reasoning-file", "mediaType": record["mediaType"]}
+        part["url"] = record["url"]
+        if _present(_get(record, "providerMetadata")):
+            part["providerMetadata"] = record["providerMetadata"]
+        answer.parts.append(part)
+
+    def _steering_message(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        parts = record.get("parts")
+        answer.parts.append(
+            {"type": "steering-message", "id": record["id"], "parts": _export(parts)}
+        )
+
+    def _reset_step(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        """Drop the current step's parts (a step the model restarts)."""
+        current = answer.current_step_parts()
+        answer.active_text = {}
+        answer.active_reasoning = {}
+        answer.partial_tool_calls = {}
+        if current:
+            del answer.parts[len(answer.parts) - len(current) :]
+
+    def _tool_approval_response(self, answer: _Answer, record: Mapping[str, Any]) -> None:
+        approval_id = record["approvalId"]
+        part = next(
+            (
+                p
+                for p in answer.parts
+                if isinstance(p, dict)
+                and _is_tool(p)
+                and isinstance(p.get("approval"), dict)
+                and p["approval"].get("id") == approval_id
+            ),
+            None,
+        )
+        if part is None:
+            return
+        part["state"] = "approval-responded"
+        approval = {**part["approval"], "id": approval_id, "approved": record.get("approved")}
+        if _present(_get(record, "reason")):
+            approval["reason"] = record["reason"]
+        part["approval"] = approval
+        if _present(_get(record, "providerExecuted")):
+            part["providerExecuted"] = record["providerExecuted"]
+        if _present(_get(record, "providerMetadata")):
+            part["callProviderMetadata"] = record["providerMetadata"]
+
     def _tool_output_denied(self, answer: _Answer, record: Mapping[str, Any]) -> None:
         part = answer.find_tool_invocation(record["toolCallId"])
         if part is not None:
@@ -837,6 +897,11 @@ _HANDLERS: dict[str, Any] = {
     "finish": UIMessageBuilder._finish,
     "message-metadata": UIMessageBuilder._message_metadata,
     "error": UIMessageBuilder._error,
+    "custom": UIMessageBuilder._custom,
+    "reasoning-file": UIMessageBuilder._reasoning_file,
+    "steering-message": UIMessageBuilder._steering_message,
+    "reset-step": UIMessageBuilder._reset_step,
+    "tool-approval-response": UIMessageBuilder._tool_approval_response,
 }
 
 

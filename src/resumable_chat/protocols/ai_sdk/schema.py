@@ -118,6 +118,34 @@ class _Abort(_Chunk):
     reason: NotRequired[StrictStr]
 
 
+class _Custom(_Chunk):
+    kind: StrictStr
+
+
+class _ToolApprovalResponse(_Chunk):
+    approvalId: StrictStr
+    approved: StrictBool
+    reason: NotRequired[StrictStr]
+    providerExecuted: NotRequired[StrictBool]
+
+
+class _SteeringPart(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="ignore", strict=True)  # type: ignore[misc]
+    type: Literal["text", "file"]
+
+
+class _SteeringMessage(_Chunk):
+    id: StrictStr
+    parts: list[_SteeringPart]
+
+
+class _FinishV7(_Chunk):
+    finishReason: NotRequired[
+        Literal["stop", "length", "content-filter", "tool-calls", "error", "interrupted", "other"]
+        | None
+    ]
+
+
 class _Data(_Chunk):
     id: NotRequired[StrictStr]
     transient: NotRequired[StrictBool]
@@ -150,21 +178,38 @@ _SHAPES: Final[dict[str, type[_Chunk]]] = {
     "abort": _Abort,
     "message-metadata": _Chunk,
 }
+#: What ``ai`` 7 adds (``packages/ai/src/ui-message-stream/ui-message-chunks.ts`` of 7.x).
+_SHAPES_V7: Final[dict[str, type[_Chunk]]] = {
+    **_SHAPES,
+    "custom": _Custom,
+    "reasoning-file": _File,
+    "steering-message": _SteeringMessage,
+    "reset-step": _Chunk,
+    "tool-approval-response": _ToolApprovalResponse,
+    "finish": _FinishV7,
+}
 _VALIDATORS: Final[dict[str, TypeAdapter[Any]]] = {k: TypeAdapter(s) for k, s in _SHAPES.items()}
+_VALIDATORS_V7: Final[dict[str, TypeAdapter[Any]]] = {
+    k: TypeAdapter(s) for k, s in _SHAPES_V7.items()
+}
 _DATA_VALIDATOR: Final[TypeAdapter[Any]] = TypeAdapter(_Data)
 
 
-def chunk_problem(chunk: Mapping[str, Any]) -> str | None:
+def chunk_problem(chunk: Mapping[str, Any], version: int = 6) -> str | None:
     """Why the AI SDK client would reject ``chunk``, or ``None`` when it accepts it.
 
     Args:
         chunk: a mapping with a string ``type``.
+        version: the ``ai`` major version the client runs: 5 and 6 share one schema; 7 adds
+            ``custom``, ``reasoning-file``, ``steering-message``, ``reset-step``,
+            ``tool-approval-response`` and ``finishReason: "interrupted"``.
 
     Returns:
         A short sentence naming the type and the offending field, or ``None``.
     """
     kind = chunk["type"]
-    validator: TypeAdapter[Any] | None = _VALIDATORS.get(kind)
+    validators = _VALIDATORS_V7 if version >= 7 else _VALIDATORS
+    validator: TypeAdapter[Any] | None = validators.get(kind)
     if validator is None:
         if not kind.startswith("data-"):
             return f"unknown UIMessageChunk type {kind!r}"
