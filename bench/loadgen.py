@@ -181,8 +181,9 @@ async def ttfb(args: argparse.Namespace) -> dict[str, Any]:
     await run_bounded(warm, args.concurrency)
     jobs = [job(k) for _ in range(args.count) for k in ("plain", "resumable")]
     results = await run_bounded(jobs, args.concurrency)
-    plain = [ms for ms, _ in results[0::2]]
-    resumable = [ms for ms, _ in results[1::2]]
+    # non-200 answers are errors, counted beside the latencies, never inside them
+    plain = [ms for ms, status in results[0::2] if status == 200]
+    resumable = [ms for ms, status in results[1::2] if status == 200]
     errors = sum(1 for _, status in results if status != 200)
     return {"plain": plain, "resumable": resumable, "errors": errors}
 
@@ -202,7 +203,7 @@ async def resume(args: argparse.Namespace) -> dict[str, Any]:
             errors = 0
             for _ in range(args.rounds):
                 results = await asyncio.gather(*(job() for _ in range(args.concurrency)))
-                out += [ms for ms, _ in results]
+                out += [ms for ms, status in results if status == 200]
                 errors += sum(1 for _, status in results if status != 200)
     return {"ms": out, "errors": errors}
 
@@ -286,14 +287,26 @@ async def lag(args: argparse.Namespace) -> dict[str, Any]:
     lags: list[float] = []
     async with client(4) as http:
         post = asyncio.create_task(_drain(http, "POST", f"{args.base}/resumable/{chat_id}?{query}"))
-        await asyncio.sleep(0.1)  # the claim is done; the source waits 200 ms for its first chunk
-        async with http.stream("GET", f"{args.base}/resumable/{chat_id}/stream") as r:
+        url = f"{args.base}/resumable/{chat_id}/stream"
+        await _wait_for_claim(http, url)  # the source waits 200 ms for its first chunk
+        async with http.stream("GET", url) as r:
             status = r.status_code
             rest = b""
             async for piece in r.aiter_raw():
                 rest = parse_stamps(rest + piece, time.time_ns(), lags)
         await post
     return {"ms": lags, "status": status, "expected": args.n}
+
+
+async def _wait_for_claim(http: httpx.AsyncClient, url: str, timeout_s: float = 10.0) -> None:
+    """Poll ``url`` (the resume route) until it answers 200: the answer has been claimed.
+    A fixed sleep was too short on a loaded S2 path (the follower got 204 and no samples)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        async with http.stream("GET", url) as r:
+            if r.status_code == 200:
+                return
+        await asyncio.sleep(0.005)
 
 
 async def _drain(http: httpx.AsyncClient, method: str, url: str) -> tuple[int, int]:

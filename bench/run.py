@@ -48,10 +48,23 @@ def free_port() -> int:
         return port
 
 
-def pct(data: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) of ``data``, nearest rank."""
+def pct(data: list[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of ``data``, nearest rank; ``None`` (reported "n/a") when
+    there are no samples (every request failed): never a made-up number, never a crash."""
+    if not data:
+        return None
     ordered = sorted(data)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def sub(a: float | None, b: float | None) -> float | None:
+    """``a - b``, ``None`` when either is unknown."""
+    return None if a is None or b is None else a - b
+
+
+def div(a: float | None, b: float | None) -> float | None:
+    """``a / b``, ``None`` when either is unknown or ``b`` is 0."""
+    return None if a is None or not b else a / b
 
 
 @dataclass
@@ -382,8 +395,8 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
     with results.section("added time to first chunk, embedded"):
         for label, conc in (("sequential", 1), ("50 concurrent", 50)):
             d = loadgen("ttfb", mem, count=sizes.ttfb_count, concurrency=conc, warmup=warm)
-            p50 = pct(d["resumable"], 0.5) - pct(d["plain"], 0.5)
-            p99 = pct(d["resumable"], 0.99) - pct(d["plain"], 0.99)
+            p50 = sub(pct(d["resumable"], 0.5), pct(d["plain"], 0.5))
+            p99 = sub(pct(d["resumable"], 0.99), pct(d["plain"], 0.99))
             note = f"plain p50 {fmt(pct(d['plain'], 0.5))} ms, {d['errors']} errors"
             add(f"embedded: added first-chunk time p50, {label}", p50, "ms", "<= 0.5", note)
             add(f"embedded: added first-chunk time p99, {label}", p99, "ms", "<= 2", note)
@@ -393,12 +406,12 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
         d = loadgen(
             "ttfb", http, count=sizes.http_ttfb_count, concurrency=10, warmup=3, first_ms=300
         )
-        p50 = pct(d["resumable"], 0.5) - pct(d["plain"], 0.5)
+        p50 = sub(pct(d["resumable"], 0.5), pct(d["plain"], 0.5))
         note = f"plain p50 {fmt(pct(d['plain'], 0.5))} ms, 10 concurrent"
         add("http: added first-chunk time p50, 300 ms first token", p50, "ms", "<= 1", note)
         add(
             "http: added first-chunk time p99, 300 ms first token",
-            pct(d["resumable"], 0.99) - pct(d["plain"], 0.99),
+            sub(pct(d["resumable"], 0.99), pct(d["plain"], 0.99)),
             "ms",
             None,
             note,
@@ -465,7 +478,7 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
     with results.section("history length"):
         short, long = sizes.history
         d = loadgen("history", mem, short=short, long=long, count=sizes.history_count, warmup=3)
-        ratio = pct(d["long"], 0.5) / pct(d["short"], 0.5)
+        ratio = div(pct(d["long"], 0.5), pct(d["short"], 0.5))
         add(
             f"embedded: replay start, {long} vs {short} turns",
             ratio,
@@ -560,11 +573,11 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                 count = max(10, sizes.ttfb_count // 2)
                 ours_runs, peer_runs = paired("ttfb", count=count, concurrency=1, warmup=warm)
                 for q, label in ((0.5, "p50"), (0.99, "p99")):
-                    ours_added = pct(pooled(ours_runs, "resumable"), q) - pct(
-                        pooled(ours_runs, "plain"), q
+                    ours_added = sub(
+                        pct(pooled(ours_runs, "resumable"), q), pct(pooled(ours_runs, "plain"), q)
                     )
-                    peer_added = pct(pooled(peer_runs, "resumable"), q) - pct(
-                        pooled(peer_runs, "plain"), q
+                    peer_added = sub(
+                        pct(pooled(peer_runs, "resumable"), q), pct(pooled(peer_runs, "plain"), q)
                     )
                     results.versus(
                         f"peer: added first-chunk time {label}, sequential",
