@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -55,3 +58,71 @@ async def eventually(
             if loop.time() > deadline:
                 raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(every_s)
+
+
+# -- the example app's demo model ----------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def example_models() -> Any:
+    """``examples/chat/models.py`` as a module (the offline demo model the example app runs)."""
+    path = REPO_ROOT / "examples" / "chat" / "models.py"
+    spec = importlib.util.spec_from_file_location("example_chat_models", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def demo_text(user_text: str) -> str:
+    """The text the example app's demo model streams for ``user_text`` (its deltas, joined)."""
+    models = example_models()
+    part = {"type": "text", "text": user_text, "content": user_text}
+    messages = [{"id": "u", "role": "user", "parts": [part]}]
+
+    async def collect() -> str:
+        out = []
+        async for chunk in models.demo_stream(messages, 0):
+            out.extend(c["delta"].get("content") or "" for c in chunk["choices"])
+        return "".join(out)
+
+    return asyncio.run(collect())
+
+
+# -- recorded model streams (../shared/fixtures) ---------------------------------------------------
+
+
+def recordings(folder: str) -> tuple[Path, list[Path], list[Any]]:
+    """``(directory, files, pytest params)`` of the ``*.jsonl`` recordings in
+    ``../shared/fixtures/<folder>``; the params are one skipped param when it is absent."""
+    import pytest
+
+    directory = REPO_ROOT.parent / "shared" / "fixtures" / folder
+    files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+    params = [pytest.param(p, id=p.stem) for p in files] or [
+        pytest.param(
+            None,
+            marks=pytest.mark.skip(reason=f"recorded streams not found in {directory}"),
+            id="no-fixtures",
+        )
+    ]
+    return directory, files, params
+
+
+# -- a local stand-in for the OpenAI API -----------------------------------------------------------
+
+#: The words the fake OpenAI server streams as the answer's text.
+ANSWER = ["Hello", " from", " a", " local", " model."]
+
+
+def openai_chat_events(words: list[str] = ANSWER) -> list[str]:
+    """The SSE events of a chat-completions stream answering ``words``, then ``[DONE]``."""
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    events = []
+    for word in words:
+        chunk = {**base, "choices": [{"index": 0, "delta": {"content": word}}]}
+        events.append(f"data: {json.dumps(chunk)}\n\n")
+    done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    events.append(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n")
+    return events

@@ -22,13 +22,12 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from helpers import ANSWER, openai_chat_events
 from resumable_chat import ResumableChat
 from resumable_chat.testing.app_server import serve_app
 from resumable_chat.text_streams.context import ResumableStreamContext
 
 ROOT = Path(__file__).resolve().parents[1]
-
-ANSWER = ["Hello", " from", " a", " local", " model."]
 
 
 def fake_openai() -> Starlette:
@@ -39,12 +38,8 @@ def fake_openai() -> Starlette:
         assert body["stream"] is True and body["messages"][-1]["role"] == "user"
 
         async def events() -> Any:
-            base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-            for word in ANSWER:
-                chunk = {**base, "choices": [{"index": 0, "delta": {"content": word}}]}
-                yield f"data: {json.dumps(chunk)}\n\n"
-            done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n"
+            for event in openai_chat_events(ANSWER):
+                yield event
 
         return StreamingResponse(events(), media_type="text/event-stream")
 

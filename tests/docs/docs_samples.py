@@ -34,11 +34,11 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from helpers import ANSWER, openai_chat_events
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
-#: The words the fake OpenAI server streams as the answer's text.
-ANSWER = ["Hello", " from", " a", " local", " model."]
 
 _FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 _MARKER = re.compile(r"<!--\s*docs-test:(.*?)-->")
@@ -147,12 +147,8 @@ def fake_openai() -> Starlette:
         assert body["stream"] is True and body["messages"][-1]["role"] == "user"
 
         async def events() -> AsyncIterator[str]:
-            base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-            for word in ANSWER:
-                chunk = {**base, "choices": [{"index": 0, "delta": {"content": word}}]}
-                yield f"data: {json.dumps(chunk)}\n\n"
-            done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n"
+            for event in openai_chat_events(ANSWER):
+                yield event
 
         return StreamingResponse(events(), media_type="text/event-stream")
 

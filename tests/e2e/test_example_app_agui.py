@@ -19,9 +19,7 @@ Transcripts are compared without ``createdAt`` (each client stamps its own messa
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import importlib.util
 import json
 import uuid
 from collections.abc import Callable
@@ -29,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from helpers import demo_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AGUI_DRIVER = REPO_ROOT / "tests" / "js" / "agui_chat_driver.mjs"
@@ -38,24 +38,6 @@ USER_TEXT = "Tell me about durable streams"
 Driver = Callable[..., dict[str, Any]]
 
 BASINS = pytest.mark.parametrize("storage", ["embedded", "s2"])
-
-
-def demo_text(user_text: str) -> str:
-    """The text the example app's offline demo model streams for ``user_text``."""
-    path = REPO_ROOT / "examples" / "chat" / "models.py"
-    spec = importlib.util.spec_from_file_location("example_chat_models_agui", path)
-    assert spec is not None and spec.loader is not None
-    models = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(models)
-    messages = [{"id": "u", "role": "user", "parts": [{"type": "text", "content": user_text}]}]
-
-    async def collect() -> str:
-        out = []
-        async for chunk in models.demo_stream(messages, 0):
-            out.extend(c["delta"].get("content") or "" for c in chunk["choices"])
-        return "".join(out)
-
-    return asyncio.run(collect())
 
 
 def transcript(messages: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:

@@ -9,8 +9,6 @@ and a run on recorded OpenAI streams (``CHAT_RECORDINGS``).
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from helpers import demo_text
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "openai-streams"
 
@@ -27,30 +27,6 @@ PACKAGES = pytest.mark.parametrize("package", ["ai", "ai-v5", "ai-v7"])
 USER_TEXT = "Tell me about resumable streams"
 
 Driver = Callable[..., dict[str, Any]]
-
-
-def _load_example_models() -> Any:
-    """``examples/chat/models.py`` as a module (the demo model the app runs)."""
-    path = REPO_ROOT / "examples" / "chat" / "models.py"
-    spec = importlib.util.spec_from_file_location("example_chat_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def demo_text(user_text: str) -> str:
-    """The text the offline demo model streams for ``user_text`` (its deltas, joined)."""
-    models = _load_example_models()
-    messages = [{"id": "u", "role": "user", "parts": [{"type": "text", "text": user_text}]}]
-
-    async def collect() -> str:
-        out = []
-        async for chunk in models.demo_stream(messages, 0):
-            out.extend(c["delta"].get("content") or "" for c in chunk["choices"])
-        return "".join(out)
-
-    return asyncio.run(collect())
 
 
 def text_of(message: dict[str, Any]) -> str:

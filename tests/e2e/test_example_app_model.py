@@ -23,11 +23,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from helpers import ANSWER, openai_chat_events
 from resumable_chat.testing.app_server import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
-ANSWER = ["Hello", " from", " a", " local", " model."]
+
 FAIL = "please fail"
 
 
@@ -43,12 +44,8 @@ def fake_openai() -> Starlette:
 
         async def events() -> Any:
             await asyncio.sleep(0.3)  # the provider's time to first token
-            base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-            for word in ANSWER:
-                chunk = {**base, "choices": [{"index": 0, "delta": {"content": word}}]}
-                yield f"data: {json.dumps(chunk)}\n\n"
-            done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n"
+            for event in openai_chat_events(ANSWER):
+                yield event
 
         return StreamingResponse(events(), media_type="text/event-stream")
 

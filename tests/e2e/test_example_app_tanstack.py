@@ -19,8 +19,6 @@ fold saw the stored chunk.
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import json
 import time
 import uuid
@@ -31,6 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
+from helpers import demo_text, example_models
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API = "/api/tanstack/chat"
 USER_TEXT = "Tell me about resumable streams"
@@ -39,30 +39,6 @@ V033, V010 = "@tanstack/ai-client", "tanstack-ai-client-v010"
 PACKAGES = pytest.mark.parametrize("package", [V033, V010], ids=["v0.33", "v0.10"])
 
 Driver = Callable[..., dict[str, Any]]
-
-
-def _load_example_models() -> Any:
-    """``examples/chat/models.py`` as a module (the demo model the app runs)."""
-    path = REPO_ROOT / "examples" / "chat" / "models.py"
-    spec = importlib.util.spec_from_file_location("example_chat_models_tanstack", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def demo_text(user_text: str) -> str:
-    """The text the offline demo model streams for ``user_text`` (its deltas, joined)."""
-    models = _load_example_models()
-    messages = [{"id": "u", "role": "user", "parts": [{"type": "text", "content": user_text}]}]
-
-    async def collect() -> str:
-        out = []
-        async for chunk in models.demo_stream(messages, 0):
-            out.extend(c["delta"].get("content") or "" for c in chunk["choices"])
-        return "".join(out)
-
-    return asyncio.run(collect())
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +131,7 @@ def test_adapter_contract(tanstack_driver: Driver) -> None:
 
 
 def test_example_converts_tanstack_messages_for_the_model() -> None:
-    convert = _load_example_models().tanstack_to_openai_messages
+    convert = example_models().tanstack_to_openai_messages
     messages = [
         {"id": "s", "role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
         {"id": "u", "role": "user", "parts": [{"type": "text", "content": "Weather?"}]},

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import recordings
 from resumable_chat.protocols.ai_sdk.fold import UIMessageBuilder, fold_ui_messages
 from resumable_chat.sources import (
     DEFAULT_ERROR_TEXT,
@@ -36,15 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from js_client import run_ui_stream_validator_batch, sse_body
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "openai-streams"
-FIXTURE_FILES = sorted(FIXTURES.glob("*.jsonl")) if FIXTURES.is_dir() else []
-FIXTURE_PARAMS = [pytest.param(p, id=p.stem) for p in FIXTURE_FILES] or [
-    pytest.param(
-        None,
-        marks=pytest.mark.skip(reason=f"recorded OpenAI streams not found in {FIXTURES}"),
-        id="no-fixtures",
-    )
-]
+FIXTURES, FIXTURE_FILES, FIXTURE_PARAMS = recordings("openai-streams")
 
 # -- the compat profile (§A.3): keys every ai client from 5.0.92 on accepts ---------------------
 

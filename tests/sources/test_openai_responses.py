@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from helpers import recordings
 from js_client import run_ui_stream_validator_batch, sse_body
 from resumable_chat import DEFAULT_ERROR_TEXT
 from resumable_chat.protocols.tanstack.fold import fold_tanstack_messages
@@ -27,15 +28,7 @@ from resumable_chat.sources import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "openai-responses-streams"
-FIXTURE_FILES = sorted(FIXTURES.glob("*.jsonl")) if FIXTURES.is_dir() else []
-FIXTURE_PARAMS = [pytest.param(p, id=p.stem) for p in FIXTURE_FILES] or [
-    pytest.param(
-        None,
-        marks=pytest.mark.skip(reason=f"recorded Responses streams not found in {FIXTURES}"),
-        id="no-fixtures",
-    )
-]
+FIXTURES, FIXTURE_FILES, FIXTURE_PARAMS = recordings("openai-responses-streams")
 
 
 def events_of(path: Path) -> list[Any]:

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from helpers import recordings
 from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT
 from resumable_chat.protocols.tanstack.fold import TanStackMessageBuilder, fold_tanstack_messages
 from resumable_chat.sources import (
@@ -45,15 +46,7 @@ from resumable_chat.sources import (
 from resumable_chat.sources.openai_tanstack import FALLBACK_ERROR_CODE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "openai-streams"
-FIXTURE_FILES = sorted(FIXTURES.glob("*.jsonl")) if FIXTURES.is_dir() else []
-FIXTURE_PARAMS = [pytest.param(p, id=p.stem) for p in FIXTURE_FILES] or [
-    pytest.param(
-        None,
-        marks=pytest.mark.skip(reason=f"recorded OpenAI streams not found in {FIXTURES}"),
-        id="no-fixtures",
-    )
-]
+FIXTURES, FIXTURE_FILES, FIXTURE_PARAMS = recordings("openai-streams")
 
 JS_DIR = REPO_ROOT / "tests" / "js"
 FOLD_SCRIPT = JS_DIR / "tanstack_fold.mjs"
