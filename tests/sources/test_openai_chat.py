@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from recording_oracle import read_answer, read_recording
 
 from helpers import recordings
 from resumable_chat.protocols.ai_sdk.fold import UIMessageBuilder, fold_ui_messages
@@ -127,80 +128,21 @@ def key_order(value: Any) -> Any:
 # -- an independent reading of a recording (the oracle) --------------------------------------
 
 
-def read_recording(path: Path) -> list[Any]:
-    """The JSON payloads of a ``*.jsonl`` recording, in order."""
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-
-
 def expected_from_recording(lines: list[Any]) -> dict[str, Any]:
-    """What the answer must contain, read straight from the recording."""
-    text: list[str] = []
-    reasoning: list[str] = []
-    calls: list[dict[str, Any]] = []
-    by_index: dict[Any, dict[str, Any]] = {}
-    finish_reason = None
-    usage = None
-    model = None
-    error = None
-    for line in lines:
-        if not isinstance(line, dict):
-            continue
-        if isinstance(line.get("model"), str) and line["model"]:
-            model = line["model"]
-        if line.get("error"):
-            error = line["error"]
-            break
-        for choice in line.get("choices") or []:
-            if choice.get("index") not in (0, None):
-                continue
-            delta = choice.get("delta") or {}
-            piece = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(piece, str):
-                reasoning.append(piece)
-            for key in ("content", "refusal"):  # a refusal is shown as text
-                if isinstance(delta.get(key), str):
-                    text.append(delta[key])
-            for tc in delta.get("tool_calls") or []:
-                fn = tc.get("function") or {}
-                known = [c for c in calls if tc.get("id") and c["id"] == tc["id"]]
-                if known:
-                    call = known[0]
-                elif tc.get("id"):
-                    call = {"id": tc["id"], "name": "", "args": ""}
-                    calls.append(call)
-                elif tc.get("index") in by_index:
-                    call = by_index[tc["index"]]
-                else:
-                    call = calls[-1]
-                if tc.get("index") is not None:
-                    by_index[tc["index"]] = call
-                if not call["name"] and fn.get("name"):
-                    call["name"] = fn["name"]
-                call["args"] += fn.get("arguments") or ""
-            if choice.get("finish_reason"):
-                finish_reason = choice["finish_reason"]
-        if isinstance(line.get("usage"), dict):
-            usage = line["usage"]
-    tool_calls = [(c["id"], c["name"], json.loads(c["args"] or "{}")) for c in calls]
-    if finish_reason is None:
-        expected_reason = "tool-calls" if calls else "other"
+    """What the AI SDK answer must contain, read straight from the recording."""
+    answer = read_answer(lines)
+    reason = answer.pop("provider_finish_reason")
+    if reason is None:
+        answer["finish_reason"] = "tool-calls" if answer["tool_calls"] else "other"
     else:
-        expected_reason = {
+        answer["finish_reason"] = {
             "stop": "stop",
             "length": "length",
             "tool_calls": "tool-calls",
             "function_call": "tool-calls",
             "content_filter": "content-filter",
-        }.get(finish_reason, "other")
-    return {
-        "text": "".join(text),
-        "reasoning": "".join(reasoning),
-        "tool_calls": tool_calls,
-        "finish_reason": expected_reason,
-        "usage": usage,
-        "model": model,
-        "error": error,
-    }
+        }.get(reason, "other")
+    return answer
 
 
 async def _convert(source: Any, **kwargs: Any) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from recording_oracle import read_answer, read_recording
 
 from helpers import recordings
 from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT
@@ -156,77 +157,19 @@ def stored_turn(name: str, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]
 # -- an independent reading of a recording (the oracle) -----------------------------------------
 
 
-def read_recording(path: Path) -> list[Any]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-
-
 def expected_from_recording(lines: list[Any]) -> dict[str, Any]:
-    """Text, reasoning, tool calls, finish reason, usage and error, straight from the lines."""
-    text: list[str] = []
-    reasoning: list[str] = []
-    calls: list[dict[str, Any]] = []
-    by_index: dict[Any, dict[str, Any]] = {}
-    finish_reason = None
-    usage = None
-    model = None
-    error = None
-    for line in lines:
-        if not isinstance(line, dict):
-            continue
-        if isinstance(line.get("model"), str) and line["model"]:
-            model = line["model"]
-        if line.get("error"):
-            error = line["error"]
-            break
-        for choice in line.get("choices") or []:
-            if choice.get("index") not in (0, None):
-                continue
-            delta = choice.get("delta") or {}
-            piece = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(piece, str):
-                reasoning.append(piece)
-            for key in ("content", "refusal"):
-                if isinstance(delta.get(key), str):
-                    text.append(delta[key])
-            for tc in delta.get("tool_calls") or []:
-                fn = tc.get("function") or {}
-                known = [c for c in calls if tc.get("id") and c["id"] == tc["id"]]
-                if known:
-                    call = known[0]
-                elif tc.get("id"):
-                    call = {"id": tc["id"], "name": "", "args": ""}
-                    calls.append(call)
-                elif tc.get("index") in by_index:
-                    call = by_index[tc["index"]]
-                else:
-                    call = calls[-1]
-                if tc.get("index") is not None:
-                    by_index[tc["index"]] = call
-                if not call["name"] and fn.get("name"):
-                    call["name"] = fn["name"]
-                call["args"] += fn.get("arguments") or ""
-            if choice.get("finish_reason"):
-                finish_reason = choice["finish_reason"]
-        if isinstance(line.get("usage"), dict):
-            usage = line["usage"]
-    tool_calls = [(c["id"], c["name"], json.loads(c["args"] or "{}")) for c in calls]
-    if calls:
-        tanstack_reason: str | None = "tool_calls"
-    elif finish_reason in (None, "stop", "tool_calls", "function_call"):
-        tanstack_reason = "stop"
-    elif finish_reason in ("length", "content_filter"):
-        tanstack_reason = finish_reason
+    """What the TanStack run must contain, read straight from the recording."""
+    answer = read_answer(lines)
+    reason = answer.pop("provider_finish_reason")
+    if answer["tool_calls"]:
+        answer["finish_reason"] = "tool_calls"
+    elif reason in (None, "stop", "tool_calls", "function_call"):
+        answer["finish_reason"] = "stop"
+    elif reason in ("length", "content_filter"):
+        answer["finish_reason"] = reason
     else:
-        tanstack_reason = None
-    return {
-        "text": "".join(text),
-        "reasoning": "".join(reasoning),
-        "tool_calls": tool_calls,
-        "finish_reason": tanstack_reason,
-        "usage": usage,
-        "model": model,
-        "error": error,
-    }
+        answer["finish_reason"] = None
+    return answer
 
 
 # -- conversion ---------------------------------------------------------------------------------
