@@ -33,6 +33,7 @@
 //    customEvents, requests: [{method, url, status, lastEventId, runId, ids: [SSE ids]}]}
 // plus {ok, scenario, threadId, timedOut, elapsedMs}.
 
+import { runDriver } from "./driver_main.mjs";
 const SCENARIOS = new Set(["send", "hydrate-join", "tool"]);
 
 class UsageError extends Error {}
@@ -270,50 +271,15 @@ async function scenarioTool(ctx, out) {
   return { client: a.result(), calls, hydrated: hydrated.result() };
 }
 
-async function main() {
-  const started = Date.now();
-  let opts;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`${error.message}\n`);
-    process.exit(2);
-  }
-  const header = { scenario: opts.scenario, threadId: opts.thread };
-  const out = { result: () => ({}) };
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(
-      () => reject(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { timeout: true })),
-      opts.timeoutMs,
-    );
-  });
-  let line;
-  let code = 0;
-  try {
+runDriver({
+  parseArgs,
+  header: (opts) => ({ scenario: opts.scenario, threadId: opts.thread }),
+  scenarios: async (opts, out) => {
     const ctx = { opts, mod: await import("@tanstack/ai-client") };
-    const run = {
+    return {
       send: () => scenarioSend(ctx, out),
       "hydrate-join": () => scenarioHydrateJoin(ctx, out),
       tool: () => scenarioTool(ctx, out),
-    }[opts.scenario];
-    const result = await Promise.race([run(), timeout]);
-    line = { ok: true, ...header, timedOut: false, ...result };
-  } catch (error) {
-    code = error?.timeout ? 3 : 0;
-    line = {
-      ok: false,
-      ...header,
-      timedOut: Boolean(error?.timeout),
-      driverError: String(error?.stack ?? error),
-      ...out.result(),
     };
-  } finally {
-    clearTimeout(timer);
-  }
-  line.elapsedMs = Date.now() - started;
-  process.stdout.write(`${JSON.stringify(line)}\n`);
-  process.exit(code);
-}
-
-main();
+  },
+});

@@ -36,6 +36,7 @@
 // plus top-level {ok, scenario, package, chatId, timedOut, elapsedMs}. `ok` is false when the
 // driver itself failed (exception, timeout); client-side chat errors are in `error`.
 
+import { runDriver } from "./driver_main.mjs";
 const PACKAGES = new Set(["ai", "ai-v5", "ai-v7"]);
 const SCENARIOS = new Set(["send", "resume", "send-resume", "post-raw"]);
 
@@ -272,60 +273,17 @@ async function scenarioPostRaw(opts) {
   };
 }
 
-async function main() {
-  const started = Date.now();
-  let opts;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`${error.message}\n`);
-    process.exit(2);
-  }
-  const header = {
-    scenario: opts.scenario,
-    package: opts.package,
-    chatId: opts.chat ?? null,
-  };
-  const out = { result: () => ({}) };
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(
-      () => reject(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { timeout: true })),
-      opts.timeoutMs,
-    );
-  });
-  let line;
-  let code = 0;
-  try {
+runDriver({
+  parseArgs,
+  header: (opts) => ({ scenario: opts.scenario, package: opts.package, chatId: opts.chat ?? null }),
+  isUsageError: (error) => error instanceof UsageError,
+  scenarios: async (opts, out) => {
     const mod = await import(opts.package);
-    const run = {
+    return {
       send: () => scenarioSend(mod, opts, out),
       resume: () => scenarioResume(mod, opts, out),
       "send-resume": () => scenarioSendResume(mod, opts, out),
       "post-raw": () => scenarioPostRaw(opts),
-    }[opts.scenario];
-    const result = await Promise.race([run(), timeout]);
-    line = { ok: true, ...header, timedOut: false, ...result };
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(2);
-    }
-    code = error?.timeout ? 3 : 0;
-    line = {
-      ok: false,
-      ...header,
-      timedOut: Boolean(error?.timeout),
-      driverError: String(error?.stack ?? error),
-      ...out.result(),
     };
-  } finally {
-    clearTimeout(timer);
-  }
-  line.elapsedMs = Date.now() - started;
-  process.stdout.write(`${JSON.stringify(line)}\n`);
-  // Open keep-alive sockets or a still-running chat must not keep the process alive.
-  process.exit(code);
-}
-
-main();
+  },
+});

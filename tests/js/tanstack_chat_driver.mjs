@@ -42,6 +42,7 @@
 // plus top-level {ok, scenario, package, chatId, timedOut, elapsedMs}. `ok` is false when the
 // driver itself failed (exception, timeout); client-side errors are in `error`.
 
+import { runDriver } from "./driver_main.mjs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -749,58 +750,22 @@ async function scenarioAdapter(ctx) {
   return { cases: results };
 }
 
-async function main() {
-  const started = Date.now();
-  let opts;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`${error.message}\n`);
-    process.exit(2);
-  }
-  const header = { scenario: opts.scenario, package: opts.package, chatId: opts.chat };
-  const out = { result: () => ({}) };
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(
-      () => reject(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { timeout: true })),
-      opts.timeoutMs,
-    );
-  });
-  let line;
-  let code = 0;
-  try {
+runDriver({
+  parseArgs,
+  header: (opts) => ({ scenario: opts.scenario, package: opts.package, chatId: opts.chat }),
+  scenarios: async (opts, out) => {
     const ctx = {
       opts,
       mod: opts.scenario === "adapter" ? null : await import(opts.package),
       adapter: await loadAdapter(opts.adapter),
     };
-    const run = {
+    return {
       send: () => scenarioSend(ctx, out),
       stop: () => scenarioStop(ctx, out),
       subscribe: () => scenarioSubscribe(ctx, out),
       join: () => scenarioJoin(ctx, out),
       reconnect: () => scenarioReconnect(ctx, out),
       adapter: () => scenarioAdapter(ctx),
-    }[opts.scenario];
-    const result = await Promise.race([run(), timeout]);
-    line = { ok: true, ...header, timedOut: false, ...result };
-  } catch (error) {
-    code = error?.timeout ? 3 : 0;
-    line = {
-      ok: false,
-      ...header,
-      timedOut: Boolean(error?.timeout),
-      driverError: String(error?.stack ?? error),
-      ...out.result(),
     };
-  } finally {
-    clearTimeout(timer);
-  }
-  line.elapsedMs = Date.now() - started;
-  process.stdout.write(`${JSON.stringify(line)}\n`);
-  // The live subscriptions never end by themselves: do not wait for them.
-  process.exit(code);
-}
-
-main();
+  },
+});
