@@ -204,6 +204,27 @@ def _parse_arguments(text: str) -> tuple[bool, Any, str]:
         return False, None, str(exc)
 
 
+def tool_input_end(call_id: str, name: str, arguments: str) -> Chunk:
+    """The chunk that closes a streamed tool call: ``tool-input-available`` with the parsed
+    ``arguments`` (JSON text; empty means ``{}``), or ``tool-input-error`` with the raw text
+    when it is not valid JSON."""
+    ok, value, problem = _parse_arguments(arguments)
+    if ok:
+        return {
+            "type": "tool-input-available",
+            "toolCallId": call_id,
+            "toolName": name,
+            "input": value,
+        }
+    return {
+        "type": "tool-input-error",
+        "toolCallId": call_id,
+        "toolName": name,
+        "input": arguments,
+        "errorText": f"Invalid JSON in tool call arguments: {problem}",
+    }
+
+
 class _ToolCall:
     """One streamed tool call: identity, name, accumulated argument text and progress."""
 
@@ -558,22 +579,7 @@ class OpenAIChatToUIMessageStream:
                     "errorText": "The tool call has no function name.",
                 }
                 continue
-            ok, value, problem = _parse_arguments(call.arguments)
-            if ok:
-                yield {
-                    "type": "tool-input-available",
-                    "toolCallId": call.id,
-                    "toolName": call.name,
-                    "input": value,
-                }
-            else:
-                yield {
-                    "type": "tool-input-error",
-                    "toolCallId": call.id,
-                    "toolName": call.name,
-                    "input": call.arguments,
-                    "errorText": f"Invalid JSON in tool call arguments: {problem}",
-                }
+            yield tool_input_end(call.id, call.name, call.arguments)
 
     def _fail(self, error: BaseException | dict[str, Any]) -> Iterator[Chunk]:
         if self.stopped:

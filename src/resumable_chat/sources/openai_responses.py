@@ -53,9 +53,9 @@ from resumable_chat.sources.openai_chat import (
     ErrorTextPolicy,
     _as_dict,
     _int,
-    _parse_arguments,
     _usage_metadata,
     map_finish_reason,
+    tool_input_end,
 )
 from resumable_chat.sources.openai_tanstack import ErrorCodePolicy, OpenAIChatToTanStackStream
 from resumable_chat.sources.stream_driver import drive_converter
@@ -355,22 +355,7 @@ class OpenAIResponsesToUIMessageStream:
 
     def _close_call(self, call: _Call) -> Iterator[Chunk]:
         call.closed = True
-        ok, value, problem = _parse_arguments(call.arguments)
-        if ok:
-            yield {
-                "type": "tool-input-available",
-                "toolCallId": call.call_id,
-                "toolName": call.name,
-                "input": value,
-            }
-        else:
-            yield {
-                "type": "tool-input-error",
-                "toolCallId": call.call_id,
-                "toolName": call.name,
-                "input": call.arguments,
-                "errorText": f"invalid tool arguments: {problem}",
-            }
+        yield tool_input_end(call.call_id, call.name, call.arguments)
 
     def _close_calls(self) -> Iterator[Chunk]:
         for call in self._calls.values():
