@@ -30,6 +30,16 @@ def parse_sse(text: str) -> list[tuple[str | None, str]]:
     return events
 
 
+def key_order(value: Any) -> Any:
+    """The nested key order of a JSON value (dict equality ignores it; the JS clients'
+    ``JSON.stringify`` output does not)."""
+    if isinstance(value, dict):
+        return [(k, key_order(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [key_order(v) for v in value]
+    return None
+
+
 def user_message(text: str = "hi", message_id: str = "u1") -> dict[str, Any]:
     """An AI SDK ``UIMessage`` from the user with one text part."""
     return {"id": message_id, "role": "user", "parts": [{"type": "text", "text": text}]}

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from recording_oracle import read_answer, read_recording
 
-from helpers import recordings
+from helpers import key_order, recordings
 from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT
 from resumable_chat.protocols.tanstack.fold import TanStackMessageBuilder, fold_tanstack_messages
 from resumable_chat.sources import (
@@ -99,15 +99,6 @@ def normalise_ids(value: Any, seen: dict[str, str] | None = None) -> Any:
     if isinstance(value, str) and _GENERATED_ID.fullmatch(value):
         return seen.setdefault(value, f"<generated-{len(seen)}>")
     return value
-
-
-def key_order(value: Any) -> Any:
-    """The nested key order of a JSON value (dict equality ignores it)."""
-    if isinstance(value, dict):
-        return [(k, key_order(v)) for k, v in value.items()]
-    if isinstance(value, list):
-        return [key_order(v) for v in value]
-    return None
 
 
 def assert_same_messages(python: list[dict[str, Any]], js: list[dict[str, Any]]) -> None:
