@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from helpers import parse_sse, user_message
+from helpers import eventually, parse_sse, user_message
 from js_client import run_ui_stream_validator_batch
 from resumable_chat import create_resumable_chat
 from resumable_chat.fastapi import ai_sdk_router
@@ -134,3 +134,41 @@ async def test_a_stop_cancels_the_agent_run() -> None:
     assert '"finish"' in chunks[-2]
     assert state.get("cancelled") is True
     assert state["sent"] < len(WORDS)
+
+
+async def test_a_tanstack_run_is_one_assistant_message_with_the_tool_call() -> None:
+    pytest.importorskip("ag_ui")
+    from resumable_chat.sources.pydantic_ai import tanstack_agent_source
+
+    agent = Agent(TestModel(custom_output_text="Done."))
+
+    @agent.tool_plain
+    def get_weather(city: str) -> str:
+        return f"sunny in {city}"
+
+    chat = create_resumable_chat(protocol="tanstack", basin=MemoryBasin())
+    app = FastAPI()
+    from resumable_chat.fastapi import tanstack_router
+
+    app.include_router(tanstack_router(chat, tanstack_agent_source(agent)))
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "content": "weather?"}]}
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as client:
+        posted = await client.post("/api/tanstack/chat", json={"id": "t1", "messages": [user]})
+        assert posted.status_code == 202  # the run goes on in the background
+
+        async def answered() -> list[dict[str, Any]] | None:
+            messages: list[dict[str, Any]] = (
+                await client.get("/api/tanstack/chat/t1/messages")
+            ).json()
+            return messages if len(messages) == 2 and messages[1]["parts"] else None
+
+        await eventually(answered)
+        history = await answered()
+        assert history is not None
+    await chat.aclose()
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    parts = history[1]["parts"]
+    (call,) = [p for p in parts if p["type"] == "tool-call"]
+    assert call["name"] == "get_weather" and call["state"] == "complete"
+    assert [p["content"] for p in parts if p["type"] == "tool-result"] == ["sunny in a"]
+    assert [p["content"] for p in parts if p["type"] == "text"] == ["Done."]
