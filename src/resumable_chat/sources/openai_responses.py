@@ -57,7 +57,7 @@ from resumable_chat.sources.openai_chat import (
     map_finish_reason,
     tool_input_end,
 )
-from resumable_chat.sources.openai_tanstack import ErrorCodePolicy, OpenAIChatToTanStackStream
+from resumable_chat.sources.openai_tanstack import tanstack_chunks
 from resumable_chat.sources.stream_driver import drive_converter
 
 __all__ = [
@@ -445,38 +445,23 @@ def ai_sdk_chunks_from_responses(
 
 
 def tanstack_chunks_from_responses(
-    stream: AsyncIterable[Any] | Iterable[Any],
-    *,
-    run_id: str | None = None,
-    thread_id: str | None = None,
-    message_id: str | None = None,
-    model: str | None = None,
-    on_error: ErrorTextPolicy | None = None,
-    on_error_code: ErrorCodePolicy | None = None,
-    include_usage: bool = True,
-    clock_ms: Callable[[], int] | None = None,
+    stream: AsyncIterable[Any] | Iterable[Any], **options: Any
 ) -> AsyncGenerator[Chunk, None]:
     """Convert an OpenAI Responses stream into TanStack AI ``StreamChunk`` dicts.
 
-    The same arguments and events as :func:`~.openai_tanstack.tanstack_chunks` (``RUN_STARTED``,
-    text, reasoning, ``TOOL_CALL_*``, ``TOOL_CALL_RESULT`` for built-in tools, then
-    ``RUN_FINISHED`` or ``RUN_ERROR``); the input is a Responses stream (see
-    :func:`ai_sdk_chunks_from_responses`).
+    The same keyword arguments and events as :func:`~.openai_tanstack.tanstack_chunks`
+    (``run_id``, ``thread_id``, ``message_id``, ``model``, ``on_error``, ``on_error_code``,
+    ``include_usage``, ``clock_ms``; ``RUN_STARTED``, text, reasoning, ``TOOL_CALL_*``,
+    ``TOOL_CALL_RESULT`` for built-in tools, then ``RUN_FINISHED`` or ``RUN_ERROR``); the input
+    is a Responses stream (see :func:`ai_sdk_chunks_from_responses`).
 
     Raises:
-        TypeError: ``stream`` is not iterable.
+        TypeError: ``stream`` is not iterable, or an unknown keyword argument.
     """
-    converter = OpenAIChatToTanStackStream(
-        run_id=run_id,
-        thread_id=thread_id,
-        message_id=message_id,
-        model=model,
-        on_error=on_error,
-        on_error_code=on_error_code,
-        include_usage=include_usage,
-        clock_ms=clock_ms,
-        normaliser=lambda message_id, policy: OpenAIResponsesToUIMessageStream(
-            message_id=message_id, on_error=policy, include_model=True
-        ),
-    )
-    return drive_converter(converter, stream)
+    return tanstack_chunks(stream, normaliser=_responses_normaliser, **options)
+
+
+def _responses_normaliser(
+    message_id: str, policy: ErrorTextPolicy
+) -> OpenAIResponsesToUIMessageStream:
+    return OpenAIResponsesToUIMessageStream(message_id=message_id, on_error=policy)

@@ -567,6 +567,7 @@ def tanstack_chunks(
     on_error_code: ErrorCodePolicy | None = None,
     include_usage: bool = True,
     clock_ms: Callable[[], int] | None = None,
+    normaliser: Callable[[str, ErrorTextPolicy], Any] | None = None,
 ) -> AsyncGenerator[Chunk, None]:
     """Convert an OpenAI chat-completions stream into TanStack AI ``StreamChunk`` dicts.
 
@@ -586,6 +587,8 @@ def tanstack_chunks(
         on_error_code: ``RUN_ERROR.code`` policy; default :func:`default_error_code`.
         include_usage: add ``usage`` (TanStack ``TokenUsage``) to the terminal chunk.
         clock_ms: ``timestamp`` source in ms since the epoch (default: the system clock).
+        normaliser: another provider format's converter (see
+            :class:`OpenAIChatToTanStackStream`); ``None``: chat completions.
 
     Yields:
         ``RUN_STARTED``, the message's chunks, then ``RUN_FINISHED``; or, on a provider error,
@@ -608,5 +611,6 @@ def tanstack_chunks(
         on_error_code=on_error_code,
         include_usage=include_usage,
         clock_ms=clock_ms,
+        normaliser=normaliser,
     )
     return drive_converter(converter, stream)
