@@ -160,7 +160,10 @@ async def test_a_tanstack_run_is_one_assistant_message_with_the_tool_call() -> N
             messages: list[dict[str, Any]] = (
                 await client.get("/api/tanstack/chat/t1/messages")
             ).json()
-            return messages if len(messages) == 2 and messages[1]["parts"] else None
+            if len(messages) != 2:
+                return None
+            texts = [p["content"] for p in messages[1]["parts"] if p["type"] == "text"]
+            return messages if texts == ["Done."] else None  # the run has ended
 
         await eventually(answered)
         history = await answered()
