@@ -115,7 +115,7 @@ async def test_client_disconnect_does_not_stop_generation(make_chat_app) -> None
         assert app.model.closed == 1
 
 
-async def test_stop_ends_answer_with_finish_and_closes_source(make_chat_app) -> None:  # type: ignore[no-untyped-def]
+async def test_stop_ends_answer_with_abort_and_closes_source(make_chat_app) -> None:  # type: ignore[no-untyped-def]
     async with make_chat_app() as app:
         app.model.chunks = text_answer(WORDS)
         app.model.hold_at = 6
@@ -129,15 +129,15 @@ async def test_stop_ends_answer_with_finish_and_closes_source(make_chat_app) -> 
             "text-end",
             "finish-step",
             "message-metadata",
-            "finish",
+            "abort",
         ]
         assert chunks[-2] == {"type": "message-metadata", "messageMetadata": {"stopped": True}}
-        assert chunks[-1] == {"type": "finish", "finishReason": "stop"}
+        assert chunks[-1] == {"type": "abort"}
         assert app.model.closed == 1 and app.model.signals[0].is_set()
         await _wait_done(app)
         log = await _log(app, "chat-c1")
         assert is_terminal_fence(log[-1]) and log[-1].body.startswith(b"end-")
-        assert [json.loads(r.body) for r in log if not r.headers][-1]["type"] == "finish"
+        assert [json.loads(r.body) for r in log if not r.headers][-1]["type"] == "abort"
         history = (await app.client.get("/api/chat/c1/messages")).json()
         assert history[-1]["metadata"] == {"stopped": True}  # the stop stays in history
         assert (await app.client.delete("/api/chat/c1/stream")).status_code == 204
@@ -155,7 +155,7 @@ async def test_stop_before_the_first_chunk(make_chat_app) -> None:  # type: igno
         await app.model.reached_hold.wait()
         assert (await app.client.delete("/api/chat/c1/stream")).status_code == 202
         chunks = chunks_of((await post).text)
-        assert [c["type"] for c in chunks] == ["start", "message-metadata", "finish"]
+        assert [c["type"] for c in chunks] == ["start", "message-metadata", "abort"]
         assert chunks[0]["messageId"]
 
 

@@ -69,7 +69,7 @@ async def test_a_stop_on_b_stops_the_generation_on_a(basin, protocol) -> None:  
     records = await read_range(basin, "chat-x", 0)
     stored = [json.loads(r.body) for r in records if classify(r) is RecordKind.DATA]
     if protocol == "ai-sdk":
-        assert frames[-1] == {"type": "finish", "finishReason": "stop"}
+        assert frames[-1] == {"type": "abort"}
         assert frames[-2] == {"type": "message-metadata", "messageMetadata": {"stopped": True}}
         assert frames[-3] == {"type": "text-end", "id": "t"}
     else:

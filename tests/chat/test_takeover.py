@@ -196,7 +196,7 @@ async def test_a_stop_from_another_instance_reaches_a_silent_model(basin: Basin)
     assert generation.signal.is_set() and generation.outcome == "stopped"
     records = await _records(basin, "chat-silent-stop")
     stored = _stored_chunks(records)
-    assert stored[-1] == {"type": "finish", "finishReason": "stop"}
+    assert stored[-1] == {"type": "abort"}
     _assert_one_final_fence(records)
     await a.aclose()
     await b.aclose()
@@ -402,7 +402,11 @@ async def test_a_stop_before_the_first_chunk_ends_the_answer_once(
     records = await _records(basin, stream)
     answer = [c for c in _stored_chunks(records) if c.get("role") != "user"]
     assert sum(_is_terminal_chunk(c) for c in answer) == 1 and _is_terminal_chunk(answer[-1])
-    assert answer[-1].get("finishReason") == "stop"
+    assert (
+        answer[-1] == {"type": "abort"}
+        if protocol == "ai-sdk"
+        else answer[-1]["finishReason"] == "stop"
+    )
     _assert_one_final_fence(records)
     await a.aclose()
     await b.aclose()

@@ -241,8 +241,10 @@ def test_stop_via_delete(
     )
     assert result["deleteStatus"] == 202
     assert (result["status"], result["error"]) == ("ready", None)
-    assert result["finishReason"] == "stop"
-    assert result["chunkTypes"][-1] == "finish"
+    # ``streamText`` ends an aborted stream with ``abort`` and no ``finish``: the client
+    # records no finish reason (so no automatic follow-up request starts)
+    assert result["finishReason"] is None
+    assert result["chunkTypes"][-1] == "abort"
     answer = result["messages"][-1]
     assert_partial(text_of(answer), full_demo_text)
     assert [p.get("state") for p in answer["parts"] if p["type"] == "text"] == ["done"]
@@ -255,7 +257,7 @@ def test_stop_via_delete(
     assert stored == result["messages"]
 
 
-def test_stop_raw_sse_ends_with_finish(demo_app: Any, chat_id: str, full_demo_text: str) -> None:
+def test_stop_raw_sse_ends_with_abort(demo_app: Any, chat_id: str, full_demo_text: str) -> None:
     with demo_app.client() as client:
         with client.stream("POST", "/api/chat", json=chat_body(chat_id, USER_TEXT)) as live:
             assert live.status_code == 200
@@ -274,10 +276,13 @@ def test_stop_raw_sse_ends_with_finish(demo_app: Any, chat_id: str, full_demo_te
 
         assert seen[-1] == "[DONE]"
         chunks = [json.loads(d) for d in seen[:-1]]
-        assert chunks[-1] == {"type": "finish", "finishReason": "stop"}
+        assert chunks[-2:] == [
+            {"type": "message-metadata", "messageMetadata": {"stopped": True}},
+            {"type": "abort"},
+        ]
         types = [c["type"] for c in chunks]
-        assert types.count("finish") == 1
-        assert types.index("text-end") < types.index("finish")
+        assert types.count("abort") == 1 and "finish" not in types
+        assert types.index("text-end") < types.index("abort")
         text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
         assert_partial(text, full_demo_text)
 

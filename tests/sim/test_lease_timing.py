@@ -150,7 +150,7 @@ def test_a_stop_from_another_instance_reaches_a_silent_model_within_a_heartbeat(
         assert (await b.stop_session(STREAM)).status_code == 202
         chunks = await reader
         ended_at, last = chunks[-1]
-        assert last["type"] == "finish"
+        assert last == {"type": "abort"}
         # the writer adopts the stop at its next append: a heartbeat at the latest
         assert ended_at - stopped_at <= HEARTBEAT_MS + 10
 

@@ -7,7 +7,11 @@ Wire facts (``ai`` 5.0.92 to 7.x, ``packages/ai/src/ui-message-stream/``):
   duplicates the assistant message, A.7); on a tool-result continuation it is the continued
   assistant message's id (A.4);
 - the error terminal is ``{"type":"error","errorText":...}``;
-- a stopped answer closes its open text/reasoning parts and step, then ``finish``.
+- a stopped answer closes its open text/reasoning parts and step, then ``abort``: what the
+  AI SDK's own ``streamText`` ends an aborted stream with in every version
+  (``toUIMessageStream`` enqueues ``{"type":"abort"}`` and closes; ``ai`` 5.0
+  ``packages/ai/src/generate-text/stream-text.ts``). The client keeps the partial message,
+  records no ``finishReason`` and so starts no automatic follow-up request.
 
 How an answer ended stays in history, in the message's ``metadata`` (the field the client
 merges ``message-metadata`` chunks into, ``ai`` ``src/ui/process-ui-message-stream.ts``):
@@ -131,12 +135,13 @@ class AiSdkTurn(TurnState):
 
     def stop_chunks(self) -> list[Chunk]:
         """Close open parts and the step, mark the message ``stopped`` (a
-        ``message-metadata`` chunk), then ``finish`` (``finishReason: "stop"``)."""
+        ``message-metadata`` chunk), then ``{"type":"abort"}``, as ``streamText`` ends a
+        stream whose abort signal fired (``ai`` 5, 6 and 7 alike)."""
         if self.finished:
             return []
         out = self._close_parts()
         out.append({"type": "message-metadata", "messageMetadata": {"stopped": True}})
-        out.append({"type": "finish", "finishReason": "stop"})
+        out.append({"type": "abort"})
         self.finished = True
         return out
 
