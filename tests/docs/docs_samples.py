@@ -139,8 +139,39 @@ def masked(text: str) -> str:
     return _RANDOM_ID.sub(r"\1-*", text).strip()
 
 
+def openai_responses_events(words: list[str] = ANSWER) -> list[str]:
+    """The SSE events of a Responses API stream (``POST /v1/responses``, ``stream: true``)
+    answering ``words``: ``response.created``, one message item whose ``output_text`` is
+    streamed as deltas, then ``response.completed`` (the shapes of the OpenAI API reference's
+    "Streaming events")."""
+    response = {"id": "resp_1", "object": "response", "model": "m", "status": "in_progress"}
+    item = {"id": "msg_1", "type": "message", "role": "assistant", "status": "in_progress"}
+    at = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    text = "".join(words)
+    part = {"type": "output_text", "text": text, "annotations": []}
+    done_item = {**item, "status": "completed", "content": [part]}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": {**response, "output": []}},
+        {"type": "response.output_item.added", "output_index": 0, "item": {**item, "content": []}},
+        {"type": "response.content_part.added", **at, "part": {**part, "text": ""}},
+        *({"type": "response.output_text.delta", **at, "delta": word} for word in words),
+        {"type": "response.output_text.done", **at, "text": text},
+        {"type": "response.content_part.done", **at, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+        {
+            "type": "response.completed",
+            "response": {**response, "status": "completed", "output": [done_item]},
+        },
+    ]
+    return [
+        f"event: {e['type']}\ndata: {json.dumps({**e, 'sequence_number': n})}\n\n"
+        for n, e in enumerate(events)
+    ]
+
+
 def fake_openai() -> Starlette:
-    """``POST /v1/chat/completions`` streaming ANSWER as ``chat.completion.chunk`` events."""
+    """``POST /v1/chat/completions`` streaming ANSWER as ``chat.completion.chunk`` events, and
+    ``POST /v1/responses`` streaming it as Responses API events."""
 
     async def completions(request: Request) -> StreamingResponse:
         body = await request.json()
@@ -152,7 +183,22 @@ def fake_openai() -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    async def responses(request: Request) -> StreamingResponse:
+        body = await request.json()
+        assert body["stream"] is True and body["input"][-1]["role"] == "user"
+
+        async def events() -> AsyncIterator[str]:
+            for event in openai_responses_events(ANSWER):
+                yield event
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
+        ]
+    )
 
 
 def sse_data(text: str) -> list[dict[str, Any]]:
