@@ -1,23 +1,36 @@
-"""SSE framing and responses.
+"""SSE framing and the streaming response every SSE route of the package returns.
 
 Frames are built once as bytes (``id: <seq_num+1>\\ndata: <json>\\n\\n``) and stored bodies
-are sent verbatim on replay: no JSON re-encoding. Responses are sse-starlette's
-``EventSourceResponse``, which adds keep-alive comments, client-disconnect detection and
-graceful shutdown.
+are sent verbatim on replay: no JSON re-encoding. :class:`SseResponse` sends ready frames as
+they come, with keep-alive comments on an idle stream, client-disconnect detection and a
+graceful end when the server shuts down, at the cost of one extra task per connection (it is
+the response every follower holds, so it is kept lean; see ``docs/concepts.md``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import AsyncIterable, Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
-from sse_starlette import EventSourceResponse
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
-__all__ = ["DEFAULT_KEEPALIVE_S", "DONE_FRAME", "event_frame", "sse_response"]
+__all__ = ["DEFAULT_KEEPALIVE_S", "DONE_FRAME", "SseResponse", "event_frame", "sse_response"]
 
 #: Seconds between keep-alive comments on an idle SSE response.
 DEFAULT_KEEPALIVE_S = 15.0
+
+#: Seconds between two looks at whether the server is shutting down.
+SHUTDOWN_POLL_S = 0.5
+
+#: Seconds a response is given to end by itself after ``on_shutdown()`` was called.
+SHUTDOWN_GRACE_S = 2.0
+
+_KEEPALIVE = b": keep-alive\n\n"
+_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 def event_frame(body: bytes, next_seq_num: int | None = None) -> bytes:
@@ -35,23 +48,212 @@ def event_frame(body: bytes, next_seq_num: int | None = None) -> bytes:
 DONE_FRAME = event_frame(b"[DONE]")
 
 
-class _OnShutdown:
-    """Passed to sse-starlette as its ``shutdown_event``: when the server starts to shut
-    down it calls ``set()``, which schedules ``callback`` ``delay_s`` seconds later."""
+def _server_exiting() -> bool:
+    """Whether the uvicorn server of this process has begun to shut down.
 
-    __slots__ = ("_callback", "_delay_s", "_handle")
+    uvicorn installs its ``Server.handle_exit`` as the SIGTERM / SIGINT handler while it
+    serves (``uvicorn/server.py`` ``capture_signals``), so the handler's ``__self__`` is the
+    server and its ``should_exit`` flag says whether a shutdown has begun. Other servers are
+    not detected: their responses end when the client leaves or the frames end.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        server = getattr(signal.getsignal(sig), "__self__", None)
+        if getattr(server, "should_exit", False) is True:
+            return True
+    return False
 
-    def __init__(self, callback: Callable[[], object], delay_s: float) -> None:
-        self._callback = callback
-        self._delay_s = delay_s
-        self._handle: asyncio.TimerHandle | None = None
 
-    def set(self) -> None:
-        if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(self._delay_s, self._callback)
+class _ShutdownWatch:
+    """One per event loop while SSE responses are open: every :data:`SHUTDOWN_POLL_S` it
+    asks :func:`_server_exiting` and, once the server exits, tells every open response."""
 
-    def is_set(self) -> bool:
-        return self._handle is not None
+    __slots__ = ("responses", "task")
+
+    def __init__(self) -> None:
+        self.responses: set[SseResponse] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        try:
+            while self.responses:
+                if _server_exiting():
+                    for response in list(self.responses):
+                        response.server_exiting()
+                    self.responses.clear()
+                    return
+                await asyncio.sleep(SHUTDOWN_POLL_S)
+        finally:
+            self.task = None
+
+    def add(self, response: SseResponse) -> None:
+        self.responses.add(response)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self.run())
+
+
+_watches: dict[asyncio.AbstractEventLoop, _ShutdownWatch] = {}
+
+
+def _watch() -> _ShutdownWatch:
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None:
+        for old in [other for other in _watches if other.is_closed()]:
+            del _watches[old]
+        watch = _watches[loop] = _ShutdownWatch()
+    return watch
+
+
+class SseResponse(Response):
+    """A 200 ``text/event-stream`` response that sends pre-framed SSE bytes as they come.
+
+    Args:
+        frames: async iterable of whole SSE frames (bytes, e.g. from :func:`event_frame`);
+            closed (``aclose()``) when the response ends for any reason.
+        headers: response headers (a ``Content-Type`` here wins over ``text/event-stream``).
+        keepalive_s: seconds of silence after which a comment line (``: keep-alive``) is
+            sent, so proxies keep the connection open; 0 disables. SSE clients ignore
+            comments (WHATWG HTML, "Server-sent events", interpreting an event stream).
+        on_shutdown: called ``shutdown_drain_s`` seconds after the server began to shut
+            down (uvicorn's SIGTERM / SIGINT handling) while the response still runs; the
+            response is then given :data:`SHUTDOWN_GRACE_S` more to end by itself. Without
+            it, the response ends as soon as the shutdown is seen (within
+            :data:`SHUTDOWN_POLL_S`), so the server does not wait on it.
+        shutdown_drain_s: seconds, see ``on_shutdown``.
+
+    ``body_iterator`` is ``frames`` (as on Starlette's ``StreamingResponse``), for code that
+    reads a response without serving it.
+
+    Per connection it runs one task besides the request's own: it waits for the client's
+    disconnect (which ends the response and closes ``frames`` at once, even while no frame
+    is due) and sends the keep-alive comments. A ``HEAD`` request gets the headers only.
+    The body ends with an empty ``more_body: false`` message (the HTTP/1.1 chunked
+    terminator) when ``frames`` ends or the server shuts down.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        frames: AsyncIterable[bytes],
+        *,
+        headers: Mapping[str, str],
+        keepalive_s: float = DEFAULT_KEEPALIVE_S,
+        on_shutdown: Callable[[], object] | None = None,
+        shutdown_drain_s: float = 10.0,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        all_headers = {"Cache-Control": "no-store", **headers}
+        all_headers["Connection"] = "keep-alive"
+        all_headers["X-Accel-Buffering"] = "no"
+        self.init_headers(all_headers)
+        self.body_iterator = frames
+        self._keepalive_s = keepalive_s
+        self._on_shutdown = on_shutdown
+        self._drain_s = shutdown_drain_s
+        self._pump: asyncio.Task[Any] | None = None
+        self._lock = asyncio.Lock()
+        self._last_send = 0.0
+        self._cut = False  # the pump was cancelled by this response (disconnect, shutdown)
+        self._disconnected = False
+        self._ending = False  # the pump is past its frames: nothing may cancel it now
+        self._timers: list[asyncio.TimerHandle] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start: Message = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+        if scope.get("method") == "HEAD":
+            await self._close_frames()
+            await send(start)
+            await send(_END)
+            return
+        loop = asyncio.get_running_loop()
+        self._pump = asyncio.current_task()
+        watch = _watch()
+        watch.add(self)
+        watcher = loop.create_task(self._watch_client(receive, send))
+        try:
+            await send(start)
+            self._last_send = loop.time()
+            async for frame in self.body_iterator:
+                async with self._lock:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+                self._last_send = loop.time()
+        except asyncio.CancelledError:
+            if not self._cut or self._uncancel() > 0:
+                raise
+        except OSError:  # the client left mid-send (ASGI 2.4 servers raise it from send)
+            self._disconnected = True
+        finally:
+            self._ending = True
+            watch.responses.discard(self)
+            for timer in self._timers:
+                timer.cancel()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await self._close_frames()
+        if not self._disconnected:
+            with contextlib.suppress(OSError):
+                await send(_END)
+
+    def _uncancel(self) -> int:
+        task = self._pump
+        return task.uncancel() if task is not None else 0
+
+    async def _close_frames(self) -> None:
+        aclose = getattr(self.body_iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    def _cut_now(self) -> None:
+        """End the response: cancel the pump, which then ends the body."""
+        if self._pump is not None and not self._cut and not self._ending:
+            self._cut = True
+            self._pump.cancel()
+
+    def server_exiting(self) -> None:
+        """Called once when the server begins to shut down (see ``on_shutdown``)."""
+        if self._on_shutdown is None:
+            self._cut_now()
+            return
+        loop = asyncio.get_running_loop()
+        callback = self._on_shutdown
+        self._timers.append(loop.call_later(self._drain_s, callback))
+        self._timers.append(loop.call_later(self._drain_s + SHUTDOWN_GRACE_S, self._cut_now))
+
+    async def _watch_client(self, receive: Receive, send: Send) -> None:
+        """Wait for the client's disconnect; send a keep-alive comment whenever
+        ``keepalive_s`` passed without a frame."""
+        loop = asyncio.get_running_loop()
+        interval = self._keepalive_s
+        while True:
+            message: Message | None = None
+            if interval <= 0:
+                message = await receive()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._last_send + interval - loop.time()):
+                        message = await receive()
+            if message is None:
+                if loop.time() - self._last_send >= interval and not self._lock.locked():
+                    message = await self._send_keepalive(send)
+                if message is None:
+                    continue
+            if message["type"] == "http.disconnect":
+                self._disconnected = True
+                self._cut_now()
+                return
+
+    async def _send_keepalive(self, send: Send) -> Message | None:
+        """Send one comment; a disconnect message when the client has gone."""
+        async with self._lock:
+            try:
+                await send({"type": "http.response.body", "body": _KEEPALIVE, "more_body": True})
+            except OSError:
+                return {"type": "http.disconnect"}
+            self._last_send = asyncio.get_running_loop().time()
+        return None
 
 
 def sse_response(
@@ -61,26 +263,20 @@ def sse_response(
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     on_shutdown: Callable[[], object] | None = None,
     shutdown_drain_s: float = 10.0,
-) -> EventSourceResponse:
-    """A 200 ``text/event-stream`` response sending pre-framed ``frames`` as they come.
+) -> SseResponse:
+    """A 200 ``text/event-stream`` response sending pre-framed ``frames`` as they come
+    (:class:`SseResponse`; the arguments are its own).
 
-    ``keepalive_s`` (seconds, 0 disables) spaces SSE comments on an idle stream; both the AI
-    SDK and TanStack clients ignore comments.
-
-    Shutdown (SIGTERM under uvicorn, via sse-starlette): without ``on_shutdown`` the response
-    ends at once (a follower reconnects elsewhere). With it, ``frames`` keep flowing for up to
+    Shutdown (SIGTERM under uvicorn): without ``on_shutdown`` the response ends at once (a
+    follower reconnects elsewhere). With it, ``frames`` keep flowing for up to
     ``shutdown_drain_s`` seconds, then ``on_shutdown()`` is called (a live answer is stopped,
     so its client gets the protocol's stop terminal), and the response is given 2 s more to
     end by itself before it is cut.
     """
-    if on_shutdown is None:
-        return EventSourceResponse(frames, headers=dict(headers), ping=keepalive_s, sep="\n")
-    event = cast(Any, _OnShutdown(on_shutdown, shutdown_drain_s))
-    return EventSourceResponse(
+    return SseResponse(
         frames,
-        headers=dict(headers),
-        ping=keepalive_s,
-        sep="\n",
-        shutdown_event=event,
-        shutdown_grace_period=shutdown_drain_s + 2.0,
+        headers=headers,
+        keepalive_s=keepalive_s,
+        on_shutdown=on_shutdown,
+        shutdown_drain_s=shutdown_drain_s,
     )

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from test_example_app_ai_sdk import USER_TEXT, chat_body, demo_text
 
 from resumable_chat.log import RecordKind, classify, read_range
@@ -68,3 +71,49 @@ def test_sigterm_mid_answer_loses_no_chunk(
     text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
     assert text == demo_text(USER_TEXT)
     assert chunks[-1]["type"] == "finish"
+
+
+def test_sigterm_ends_followers_at_once_and_stops_a_long_answer_after_the_drain(
+    start_app: Callable[..., Any],
+) -> None:
+    """A follower's response ends cleanly within a shutdown poll, so uvicorn does not wait
+    on it; the live answer keeps streaming for the 10 s drain, then ends with the stop
+    terminal."""
+    app = start_app(CHAT_TOKEN_DELAY_MS="250")  # ~20 s: longer than the drain
+    chat = "shutdown-2"
+    follower_lines: list[str] = []
+    follower_ended: list[float] = []
+
+    def follow() -> None:
+        with (
+            httpx.Client(base_url=app.base_url, timeout=30) as client,
+            client.stream("GET", f"/api/chat/{chat}/stream") as response,
+        ):
+            assert response.status_code == 200
+            follower_lines.extend(response.iter_lines())  # raises if the body is cut
+        follower_ended.append(time.monotonic())
+
+    live_data: list[str] = []
+    signalled = 0.0
+    with (
+        app.client() as client,
+        client.stream("POST", "/api/chat", json=chat_body(chat, USER_TEXT)) as live,
+    ):
+        assert live.status_code == 200
+        follower = threading.Thread(target=follow)
+        for line in live.iter_lines():
+            if line.startswith("data: "):
+                live_data.append(line[6:])
+            if '"text-delta"' in line and not signalled:
+                follower.start()
+                time.sleep(0.5)
+                app.process.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+    ended = time.monotonic()
+    follower.join(5)
+    assert follower_ended and follower_ended[0] - signalled < 2.0, follower_ended
+    assert any(line.startswith("data: ") for line in follower_lines)
+    assert 10.0 <= ended - signalled < 15.0
+    assert live_data[-1] == "[DONE]"
+    assert json.loads(live_data[-2]) == {"type": "abort"}
+    assert app.process.wait(timeout=20) in (0, -signal.SIGTERM), app.log_tail()
