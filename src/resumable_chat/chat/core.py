@@ -18,6 +18,7 @@ from typing import Any, Literal
 from starlette.responses import PlainTextResponse, Response
 
 from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState, dialect_for
+from resumable_chat.chat.fanout import AnswerTaps
 from resumable_chat.chat.producer import (
     ChatProducer,
     PrefetchedSource,
@@ -142,6 +143,7 @@ class ResumableChat:
             rng=rng,
         )
         self._closed = False
+        self._taps = AnswerTaps(self.engine, self.dialect.is_history_record)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -403,20 +405,32 @@ class ResumableChat:
             raise ValueError("from_seq_num must be ≥ 0")
         if self.mode == "session" and self.dialect.session_replay == "snapshot":
             return await self._session_replay(stream_name, from_seq_num)
-        latest = await self.engine.latest(stream_name, settle=True)
-        if not latest.active:
-            return Response(status_code=204, headers=_NO_STORE)
-        start = latest.data_start
-        if from_seq_num is not None:
-            if from_seq_num > latest.tail.seq_num and not self.engine.sent_live(
-                stream_name, from_seq_num
+        answer_start = self._taps.running_answer(stream_name, from_seq_num)
+        if answer_start is None:
+            # No answer this process is following already: ask the log (one read).
+            latest = await self.engine.latest(stream_name, settle=True)
+            if not latest.active:
+                return Response(status_code=204, headers=_NO_STORE)
+            if (
+                from_seq_num is not None
+                and from_seq_num > latest.tail.seq_num
+                and not self.engine.sent_live(stream_name, from_seq_num)
             ):
                 return _cursor_past_tail(from_seq_num, latest.tail.seq_num)
-            start = max(start, from_seq_num)
+            answer_start = latest.data_start
+        start = answer_start if from_seq_num is None else max(answer_start, from_seq_num)
+        frames = self._taps.frames(
+            stream_name,
+            answer_start,
+            start,
+            skip_ids_through=from_seq_num,
+            done_frame=self.dialect.done_frame,
+            fallback=lambda seq_num: self._replay_frames(
+                stream_name, seq_num, skip_ids_through=from_seq_num
+            ),
+        )
         return sse_response(
-            self._replay_frames(stream_name, start, skip_ids_through=from_seq_num),
-            headers=self.dialect.response_headers,
-            keepalive_s=self.keepalive_s,
+            frames, headers=self.dialect.response_headers, keepalive_s=self.keepalive_s
         )
 
     async def _session_replay(self, stream: str, from_seq_num: int | None) -> Response:
@@ -556,6 +570,7 @@ class ResumableChat:
             return
         self._closed = True
         await self.engine.aclose(drain_timeout_s=drain_timeout_s)
+        await self._taps.aclose()
         if self._owns_basin:
             await self.basin.aclose()
 

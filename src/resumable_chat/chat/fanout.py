@@ -1,0 +1,272 @@
+"""One log reader per running answer per process, shared by all its local followers.
+
+A follower of a running answer (``ResumableChat.replay``) does not read S2 itself: the
+first one opens an :class:`AnswerTap` on the answer, which follows the log once from the
+answer's first record and frames each stored chunk once (``id:`` + ``data:``); every
+follower on this process reads those frames from its own position and takes all that
+arrived since its last look as one write. A slow follower holds up nobody. When the tap's
+window (``max_frames``) has moved past a follower's position, that follower reads the log
+itself from there, as it would without a tap. Followers on other instances have their own
+taps. The frames are the log's records (acknowledged appends) in log order, so what a
+follower sees is a contiguous slice of the log, exactly as when it reads the log itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from resumable_chat.log import LogEngine, RecordKind
+from resumable_chat.sse import event_frame
+
+__all__ = ["DEFAULT_LINGER_S", "DEFAULT_MAX_FRAMES", "AnswerTap", "AnswerTaps"]
+
+#: Frames a tap keeps before it drops its oldest (a follower behind them reads S2 itself).
+DEFAULT_MAX_FRAMES = 50_000
+
+#: Seconds a tap stays open after its last follower left.
+DEFAULT_LINGER_S = 5.0
+
+#: ``fallback(seq_num)``: the answer's frames from ``seq_num`` read from the log directly,
+#: up to and including the done frame.
+Fallback = Callable[[int], AsyncIterator[bytes]]
+
+
+class AnswerTap:
+    """The frames of one answer (the generation whose records start at ``start``), read once.
+
+    Args:
+        engine: the log engine to follow with (its lease watchdog closes a lost answer, whose
+            terminal then reaches the tap like any other).
+        stream: the chat's S2 stream.
+        start: seq_num of the answer's first record (``LatestGeneration.data_start``).
+        is_history: the dialect's test for stored records that are not part of the answer
+            (a turn's user message); they are never sent.
+        max_frames: frames (records) kept at most; older ones leave the window.
+
+    ``seq_nums[i]``, ``ids[i]`` and ``frames[i]`` are the log position, SSE id and framed
+    bytes of a kept data record; ``floor`` is the lowest seq_num from which every data record
+    is kept. ``ended`` becomes true at the answer's terminal fence; ``error`` holds what ended
+    the follow otherwise (``LogGapError``, ``S2Error``); ``done`` when the follow is over.
+    """
+
+    def __init__(
+        self,
+        engine: LogEngine,
+        stream: str,
+        start: int,
+        is_history: Callable[[bytes], bool],
+        *,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+    ) -> None:
+        self.stream = stream
+        self.start = start
+        self.floor = start
+        self.position = start  # past the last record the follow delivered
+        self.seq_nums: list[int] = []
+        self.ids: list[int] = []
+        self.frames: list[bytes] = []
+        self.ended = False
+        self.done = False
+        self.error: BaseException | None = None
+        self.followers = 0
+        self._max_frames = max_frames
+        self._is_history = is_history
+        self._waiters: list[asyncio.Future[None]] = []
+        self.task = asyncio.get_running_loop().create_task(
+            self._read(engine), name=f"resumable-chat answer tap {stream}"
+        )
+
+    async def _read(self, engine: LogEngine) -> None:
+        follow = engine.follow(self.stream, self.start, until_closed=True, open_generation=True)
+        try:
+            async with contextlib.aclosing(follow) as batches:
+                async for events in batches:
+                    self.position = events[-1].seq_num + 1
+                    for event in events:
+                        if event.kind is RecordKind.DATA:
+                            if not self._is_history(event.body):
+                                self.seq_nums.append(event.seq_num)
+                                self.ids.append(event.id)
+                                self.frames.append(event_frame(event.body, event.id))
+                        elif event.kind.boundary:
+                            self.ended = True
+                    self._trim()
+                    self._wake()
+                    if self.ended:
+                        return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.done = True
+            self._wake()
+
+    def _trim(self) -> None:
+        extra = len(self.frames) - self._max_frames
+        if extra > 0:
+            self.floor = self.seq_nums[extra - 1] + 1
+            del self.seq_nums[:extra], self.ids[:extra], self.frames[:extra]
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _changed(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    async def follow(
+        self,
+        start: int,
+        *,
+        skip_ids_through: int | None,
+        done_frame: bytes | None,
+        fallback: Fallback,
+    ) -> AsyncIterator[bytes]:
+        """The answer's frames from seq_num ``start`` (≥ the tap's ``start``), live, each
+        wake-up's worth joined into one ``bytes``; after the terminal, ``done_frame``.
+
+        Args:
+            start: the first seq_num wanted.
+            skip_ids_through: leave out frames whose SSE id is at most this (a resume cursor).
+            done_frame: the dialect's end-of-stream frame (``None``: none).
+            fallback: reads the log from a seq_num when the window has moved past it.
+
+        Raises what ended the tap's follow (``LogGapError``, ``S2Error``). Ends without the
+        done frame when the follow ended before a terminal (the stream was deleted).
+        """
+        position = start
+        while True:
+            if position < self.floor:  # the window moved past us: read the log ourselves
+                async for data in fallback(position):
+                    yield data
+                return
+            first = bisect.bisect_left(self.seq_nums, position)
+            if first < len(self.frames):
+                batch = self.frames[first:]
+                if skip_ids_through is not None:
+                    ids = self.ids[first:]
+                    batch = [f for f, i in zip(batch, ids, strict=True) if i > skip_ids_through]
+                position = self.seq_nums[-1] + 1
+                if batch:
+                    yield b"".join(batch)
+                continue
+            if self.done:
+                if self.error is not None:
+                    raise self.error
+                if self.ended and done_frame:
+                    yield done_frame
+                return
+            await self._changed()
+
+    async def aclose(self) -> None:
+        """Stop the tap's follow and wait until its read is released."""
+        if not self.task.done():
+            self.task.cancel()
+        await asyncio.wait([self.task])
+
+
+class AnswerTaps:
+    """The :class:`AnswerTap` s of one chat object, one per running answer it is asked to
+    follow. A tap whose last follower left stays open ``linger_s`` seconds (a reconnecting
+    client or the next wave of followers finds it), then closes; one that saw its answer's
+    end closes then too."""
+
+    def __init__(
+        self,
+        engine: LogEngine,
+        is_history: Callable[[bytes], bool],
+        *,
+        linger_s: float = DEFAULT_LINGER_S,
+    ) -> None:
+        self._engine = engine
+        self._is_history = is_history
+        self._linger_s = linger_s
+        self._taps: dict[tuple[str, int], AnswerTap] = {}
+        self._newest: dict[str, AnswerTap] = {}  # the newest tap opened on each stream
+        self._idle: dict[AnswerTap, asyncio.TimerHandle] = {}
+        self._open: set[AnswerTap] = set()  # every tap whose read may still run
+
+    def __len__(self) -> int:
+        return len(self._taps)
+
+    def running_answer(self, stream: str, cursor: int | None) -> int | None:
+        """The first seq_num of the answer on ``stream`` that a tap here follows and has not
+        seen end, when a follower from ``cursor`` (``None``: from the answer's start) can be
+        served from it without asking the log; else ``None``.
+
+        A tap's follow has a lease watchdog, so an answer it follows is known to be running
+        or about to show its end; a cursor past what the tap has read needs the log's tail.
+        """
+        tap = self._newest.get(stream)
+        if tap is None or tap.done or tap.ended:
+            return None
+        return tap.start if cursor is None or cursor <= tap.position else None
+
+    def _tap(self, stream: str, answer_start: int) -> AnswerTap:
+        key = (stream, answer_start)
+        tap = self._taps.get(key)
+        if tap is None or (tap.done and not tap.ended):  # a failed or cancelled tap: anew
+            tap = AnswerTap(self._engine, stream, answer_start, self._is_history)
+            self._taps[key] = self._newest[stream] = tap
+            self._open.add(tap)
+            tap.task.add_done_callback(lambda _: self._open.discard(tap))
+        idle = self._idle.pop(tap, None)
+        if idle is not None:
+            idle.cancel()
+        return tap
+
+    def _expire(self, tap: AnswerTap) -> None:
+        self._idle.pop(tap, None)
+        if tap.followers:
+            return
+        key = (tap.stream, tap.start)
+        if self._taps.get(key) is tap:
+            del self._taps[key]
+        if self._newest.get(tap.stream) is tap:
+            del self._newest[tap.stream]
+        if not tap.task.done():
+            tap.task.cancel()  # awaited by aclose() if it has not ended by then
+
+    async def frames(
+        self,
+        stream: str,
+        answer_start: int,
+        start: int,
+        *,
+        skip_ids_through: int | None,
+        done_frame: bytes | None,
+        fallback: Fallback,
+    ) -> AsyncIterator[bytes]:
+        """:meth:`AnswerTap.follow` on the tap of the answer of ``stream`` whose records
+        start at ``answer_start`` (opened on first use)."""
+        tap = self._tap(stream, answer_start)
+        tap.followers += 1
+        try:
+            async for data in tap.follow(
+                start, skip_ids_through=skip_ids_through, done_frame=done_frame, fallback=fallback
+            ):
+                yield data
+        finally:
+            tap.followers -= 1
+            if tap.followers == 0 and tap not in self._idle:
+                loop = asyncio.get_running_loop()
+                self._idle[tap] = loop.call_later(self._linger_s, self._expire, tap)
+
+    async def aclose(self) -> None:
+        """Stop every tap's read and wait until each is released; their followers end
+        (without the done frame)."""
+        for handle in self._idle.values():
+            handle.cancel()
+        self._idle.clear()
+        self._taps.clear()
+        self._newest.clear()
+        for tap in list(self._open):
+            await tap.aclose()
