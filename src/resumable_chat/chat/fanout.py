@@ -185,10 +185,12 @@ class AnswerTaps:
         is_history: Callable[[bytes], bool],
         *,
         linger_s: float = DEFAULT_LINGER_S,
+        max_frames: int = DEFAULT_MAX_FRAMES,
     ) -> None:
         self._engine = engine
         self._is_history = is_history
         self._linger_s = linger_s
+        self._max_frames = max_frames
         self._taps: dict[tuple[str, int], AnswerTap] = {}
         self._newest: dict[str, AnswerTap] = {}  # the newest tap opened on each stream
         self._idle: dict[AnswerTap, asyncio.TimerHandle] = {}
@@ -214,7 +216,9 @@ class AnswerTaps:
         key = (stream, answer_start)
         tap = self._taps.get(key)
         if tap is None or (tap.done and not tap.ended):  # a failed or cancelled tap: anew
-            tap = AnswerTap(self._engine, stream, answer_start, self._is_history)
+            tap = AnswerTap(
+                self._engine, stream, answer_start, self._is_history, max_frames=self._max_frames
+            )
             self._taps[key] = self._newest[stream] = tap
             self._open.add(tap)
             tap.task.add_done_callback(lambda _: self._open.discard(tap))

@@ -1,0 +1,214 @@
+"""Followers of one running answer on one process share one log reader (an ``AnswerTap``).
+
+What a user sees: every follower gets exactly the stored frames of the answer from its
+position (nothing lost, nothing twice, ``[DONE]`` at the end), however many there are, however
+slowly one of them reads, and from a cursor too; and the process holds one S2 read session
+for them all, released a linger after the last follower left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from chat_helpers import text_answer
+
+from resumable_chat import StopSignal, create_resumable_chat
+from resumable_chat.chat.core import ResumableChat
+from resumable_chat.chat.fanout import AnswerTaps
+from resumable_chat.log import RecordKind, classify, read_range
+from resumable_chat.s2 import MemoryBasin
+from resumable_chat.s2.records import ReadBatch
+from resumable_chat.sse import DONE_FRAME, event_frame
+
+WORDS = [f"w{i} " for i in range(60)]
+STREAM = "chat-fan"
+
+
+class CountingBasin(MemoryBasin):
+    """Counts read sessions: opened in total and open now."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = 0
+        self.open_now = 0
+
+    async def follow(
+        self, stream: str, *, seq_num: int = 0, clamp: bool = False
+    ) -> AsyncGenerator[ReadBatch, None]:
+        self.opened += 1
+        self.open_now += 1
+        try:
+            async for batch in super().follow(stream, seq_num=seq_num, clamp=clamp):
+                yield batch
+        finally:
+            self.open_now -= 1
+
+
+class Gate:
+    """A source that yields the answer's chunks one per ``step()``."""
+
+    def __init__(self) -> None:
+        self.chunks = text_answer(WORDS)
+        self.allowed = 0
+        self.moved = asyncio.Event()
+
+    def step(self, n: int = 1) -> None:
+        self.allowed += n
+        self.moved.set()
+
+    async def source(self, signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        for i, chunk in enumerate(self.chunks):
+            while i >= self.allowed:
+                self.moved.clear()
+                await self.moved.wait()
+            yield chunk
+
+
+async def _body(response: Any, pause: asyncio.Event | None = None) -> bytes:
+    parts = []
+    async for data in response.body_iterator:
+        parts.append(data)
+        if pause is not None and len(parts) == 1:
+            await pause.wait()
+    return b"".join(parts)
+
+
+async def _stored_frames(basin: MemoryBasin, after: int | None = None) -> bytes:
+    """The answer's data records as SSE frames, as a follower from the start must get them."""
+    frames = []
+    for record in await read_range(basin, STREAM, 0):
+        if classify(record) is RecordKind.DATA and b'"ui-message"' not in record.body:
+            if after is None or record.seq_num + 1 > after:
+                frames.append(event_frame(record.body, record.seq_num + 1))
+    return b"".join(frames) + DONE_FRAME
+
+
+async def _start(chat: ResumableChat, gate: Gate) -> asyncio.Task[bytes]:
+    live = await chat.make_resumable(STREAM, gate.source)
+    assert live.status_code == 200
+    return asyncio.create_task(_body(live))
+
+
+async def _settled(chat: ResumableChat) -> None:
+    generation = chat.running(STREAM)
+    if generation is not None:
+        await generation.task
+
+
+async def test_many_followers_share_one_read_session_and_get_the_log() -> None:
+    basin = CountingBasin()
+    chat = create_resumable_chat(basin=basin)
+    gate = Gate()
+    live = await _start(chat, gate)
+    gate.step(10)
+    await asyncio.sleep(0.05)
+    before = basin.opened
+    followers = []
+    for _ in range(50):
+        response = await chat.replay(STREAM)
+        assert response.status_code == 200
+        followers.append(asyncio.create_task(_body(response)))
+        gate.step()
+        await asyncio.sleep(0)
+    gate.step(len(gate.chunks))
+    bodies = await asyncio.gather(*followers)
+    await live
+    await _settled(chat)
+    assert basin.opened - before == 1  # one read session for 50 followers
+    expected = await _stored_frames(basin)
+    assert all(body == expected for body in bodies)
+    await chat.aclose()
+    assert basin.open_now == 0
+
+
+async def test_a_slow_follower_holds_up_nobody_and_misses_nothing() -> None:
+    basin = CountingBasin()
+    chat = create_resumable_chat(basin=basin)
+    gate = Gate()
+    live = await _start(chat, gate)
+    gate.step(3)
+    await asyncio.sleep(0.05)
+    pause = asyncio.Event()
+    slow = asyncio.create_task(_body(await chat.replay(STREAM), pause))
+    fast = asyncio.create_task(_body(await chat.replay(STREAM)))
+    gate.step(len(gate.chunks))
+    fast_body = await asyncio.wait_for(fast, 5)  # the slow one has not read on
+    assert not slow.done()
+    pause.set()
+    slow_body = await slow
+    await live
+    await _settled(chat)
+    expected = await _stored_frames(basin)
+    assert fast_body == slow_body == expected
+    await chat.aclose()
+
+
+async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
+    basin = CountingBasin()
+    chat = create_resumable_chat(basin=basin)
+    # a tap that keeps 4 frames only (the default keeps 50,000)
+    chat._taps = AnswerTaps(chat.engine, chat.dialect.is_history_record, max_frames=4)
+    gate = Gate()
+    live = await _start(chat, gate)
+    gate.step(2)
+    await asyncio.sleep(0.05)
+    pause = asyncio.Event()
+    behind = asyncio.create_task(_body(await chat.replay(STREAM), pause))
+    other = asyncio.create_task(_body(await chat.replay(STREAM)))
+    await asyncio.sleep(0.01)
+    assert basin.opened == 1  # the tap
+    gate.step(len(gate.chunks))
+    other_body = await other
+    pause.set()
+    body = await behind
+    await live
+    await _settled(chat)
+    expected = await _stored_frames(basin)
+    assert body == other_body == expected  # contiguous: nothing lost, nothing twice
+    assert basin.opened >= 2  # the paused follower read the log itself, from where it was
+    await chat.aclose()
+
+
+async def test_a_resume_from_a_cursor_gets_only_what_follows_it() -> None:
+    basin = CountingBasin()
+    chat = create_resumable_chat(basin=basin)
+    gate = Gate()
+    live = await _start(chat, gate)
+    gate.step(8)
+    await asyncio.sleep(0.05)
+    first = asyncio.create_task(_body(await chat.replay(STREAM)))  # opens the tap
+    await asyncio.sleep(0.01)
+    records = await read_range(basin, STREAM, 0)
+    cursor = records[-3].seq_num + 1
+    resumed = asyncio.create_task(_body(await chat.replay(STREAM, cursor)))
+    gate.step(len(gate.chunks))
+    await first
+    body = await resumed
+    await live
+    await _settled(chat)
+    assert body == await _stored_frames(basin, after=cursor)
+    await chat.aclose()
+
+
+async def test_the_read_is_released_a_linger_after_the_last_follower() -> None:
+    basin = CountingBasin()
+    chat = create_resumable_chat(basin=basin)
+    chat._taps = AnswerTaps(chat.engine, chat.dialect.is_history_record, linger_s=0.1)
+    gate = Gate()
+    live = await _start(chat, gate)
+    gate.step(3)
+    await asyncio.sleep(0.05)
+    follower = await chat.replay(STREAM)
+    frames = follower.body_iterator
+    await anext(frames)  # type: ignore[call-overload]
+    reads = basin.open_now
+    await frames.aclose()  # type: ignore[attr-defined]  # the tab closes
+    assert basin.open_now == reads  # lingers for the next follower
+    await asyncio.sleep(0.3)
+    assert basin.open_now == reads - 1
+    gate.step(len(gate.chunks))
+    await live
+    await chat.aclose()
+    assert basin.open_now == 0
