@@ -223,7 +223,7 @@ async def count_frames(response: httpx.Response) -> tuple[int, float]:
 
 async def throughput(args: argparse.Namespace) -> dict[str, Any]:
     """Chunks/s of one answer: plain, and resumable with one live follower (until it ends)."""
-    query = f"n={args.n}&size={args.size}"
+    query = f"n={args.n}&size={args.size}&yield_every={args.yield_every}"
     async with client(4) as http:
         # plain
         start = time.perf_counter() * 1000
@@ -287,7 +287,7 @@ async def lag(args: argparse.Namespace) -> dict[str, Any]:
     lags: list[float] = []
     async with client(4) as http:
         post = asyncio.create_task(_drain(http, "POST", f"{args.base}/resumable/{chat_id}?{query}"))
-        url = f"{args.base}/resumable/{chat_id}/stream"
+        url = f"{args.follow_base or args.base}/resumable/{chat_id}/stream"
         await _wait_for_claim(http, url)  # the source waits 200 ms for its first chunk
         async with http.stream("GET", url) as r:
             status = r.status_code
@@ -323,16 +323,20 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
     """
     query = f"n={args.n}&interval_ms={args.interval_ms}"
     expected = args.n + 5  # start, text-start, deltas, text-end, finish, [DONE]
+    bases = args.bases.split(",") if args.bases else [args.base]
+    route = "plain" if args.plain else "resumable"
     async with client(args.chats * 2 + 4) as http:
-        await http.post(f"{args.base}/stats/reset")
+        for base in bases:
+            await http.post(f"{base}/stats/reset")
 
         async def one(index: int) -> tuple[bool, str]:
             await asyncio.sleep(args.ramp_s * index / args.chats)
+            base = bases[index % len(bases)]
             chat_id = new_id("c")
             started = asyncio.Event()
 
             async def live() -> tuple[int, int]:
-                url = f"{args.base}/resumable/{chat_id}?{query}"
+                url = f"{base}/{route}/{chat_id}?{query}"
                 reader, writer, status, buf = await open_stream("POST", url)
                 try:
                     while not buf:
@@ -346,7 +350,7 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
                     writer.close()
 
             async def follow() -> tuple[int, int]:
-                url = f"{args.base}/resumable/{chat_id}/stream"
+                url = f"{base}/resumable/{chat_id}/stream"
                 reader, writer, status, buf = await open_stream("GET", url)
                 try:
                     return status, await count_to_end(reader, buf or await reader.read(65536))
@@ -355,6 +359,11 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
 
             live_task = asyncio.create_task(live())
             await started.wait()
+            if args.plain:  # a plain StreamingResponse has no followers
+                live_status, live_frames = await live_task
+                if live_status != 200 or live_frames != expected:
+                    return False, f"plain {live_status} {live_frames}/{expected}"
+                return True, ""
             status, frames = await follow()
             live_status, live_frames = await live_task
             if live_status != 200 or live_frames != expected:
@@ -373,7 +382,8 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
         except TimeoutError:
             results = [TimeoutError("scenario timed out")]
         elapsed = time.perf_counter() - start
-        stats = (await http.get(f"{args.base}/stats")).json()
+        every = [(await http.get(f"{base}/stats")).json() for base in bases]
+        stats = max(every, key=lambda st: st["lag_p99_ms"])  # the most loaded process
     failures = [
         repr(r) if isinstance(r, BaseException) else r[1]
         for r in results
@@ -446,7 +456,34 @@ async def history(args: argparse.Namespace) -> dict[str, Any]:
     return {**out, "conflicts": conflicts, "turns": args.short + args.long}
 
 
+async def stopping(args: argparse.Namespace) -> dict[str, Any]:
+    """Stop latency (ms): a DELETE sent to ``stop_base`` (another instance) until the live
+    response of a steadily streaming answer on ``base`` ends, ``count`` times."""
+    out: list[float] = []
+    stop_base = args.stop_base or args.base
+    query = f"n=100000&interval_ms={args.interval_ms}"
+    async with client(8) as http:
+        for _ in range(args.count):
+            chat_id = new_id("s")
+            url = f"{args.base}/resumable/{chat_id}?{query}"
+            reader, writer, status, buf = await open_stream("POST", url)
+            try:
+                assert status == 200, status
+                while buf.count(b"data: ") < 5:
+                    buf += await reader.read(65536)
+                await _wait_for_claim(http, f"{stop_base}/resumable/{chat_id}/stream")
+                start = time.perf_counter()
+                stop = await http.delete(f"{stop_base}/resumable/{chat_id}/stream")
+                assert stop.status_code == 202, stop.status_code
+                await count_to_end(reader, b"")
+                out.append((time.perf_counter() - start) * 1000)
+            finally:
+                writer.close()
+    return {"ms": out}
+
+
 SCENARIOS = {
+    "stopping": stopping,
     "ttfb": ttfb,
     "resume": resume,
     "throughput": throughput,
@@ -475,6 +512,11 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=100)
     parser.add_argument("--short", type=int, default=10)
     parser.add_argument("--long", type=int, default=1000)
+    parser.add_argument("--yield-every", type=int, default=1, help="source yields per N chunks")
+    parser.add_argument("--follow-base", default=None, help="lag: follow on this instance")
+    parser.add_argument("--stop-base", default=None, help="stopping: DELETE on this instance")
+    parser.add_argument("--bases", default=None, help="concurrent: spread chats over these")
+    parser.add_argument("--plain", action="store_true", help="concurrent: the plain route")
     args = parser.parse_args()
     result = asyncio.run(SCENARIOS[args.scenario](args))
     json.dump(result, sys.stdout)

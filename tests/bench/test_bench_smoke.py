@@ -55,6 +55,13 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
         "peer: added first-chunk time",
         "peer: resume first chunk",
         "peer: chunks/s, one follower",
+        "ratio to a plain StreamingResponse",
+        "2 process(es)",
+        "idle followers held",
+        "S2 Express (40 ms): follower lag p50, another instance",
+        "S2 Standard (400 ms): added first-chunk time",
+        "S2 Standard (400 ms): stop latency from another instance",
+        "ours over HTTP to S2",
     ):
         assert expected in names, expected
     assert "figures in" in done.stdout  # the table was printed

@@ -19,6 +19,7 @@ from resumable_chat.testing.s2_compat.model import (
     IMPLEMENTED_OPERATIONS,
     NOT_IMPLEMENTED_OPERATIONS,
     Faults,
+    Latency,
 )
 from resumable_chat.testing.s2_compat.server import (
     S2TestServer,
@@ -118,7 +119,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--no-auto-create-basins", action="store_true", help="404 for unknown basins"
     )
     parser.add_argument("--log-level", default="warning", help="server log level")
+    parser.add_argument(
+        "--append-latency-ms",
+        type=float,
+        default=0.0,
+        help="acknowledge appends this many ms late (S2 Express ~40, Standard ~400)",
+    )
+    parser.add_argument(
+        "--read-latency-ms", type=float, default=0.0, help="answer each read this many ms later"
+    )
     args = parser.parse_args(argv)
+    latency = None
+    if args.append_latency_ms or args.read_latency_ms:
+        latency = Latency(args.append_latency_ms, args.read_latency_ms)
 
     try:
         from hypercorn.asyncio import serve
@@ -132,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         auto_create_basins=not args.no_auto_create_basins,
         access_token=args.access_token,
         ping_interval_s=args.ping_interval,
+        faults=latency,
     )
     config = Config()
     host = f"[{args.host}]" if ":" in args.host else args.host

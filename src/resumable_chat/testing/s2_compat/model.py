@@ -3,6 +3,7 @@ fault seam (:class:`Faults`) and dropped connections."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -116,6 +117,33 @@ class Faults:
         ``error`` event with code ``unavailable``, then the end).
         """
         return "cut" if await self.before_event(request, event, index) else None
+
+
+class Latency(Faults):
+    """Faults that only add S2's latency: every append is acknowledged (and its records
+    become readable) ``append_ms`` after it arrives, and every read, read session and
+    ``check_tail`` answers ``read_ms`` after it arrives.
+
+    S2 acknowledges an append once it is durable, in about 40 ms on the Express storage class
+    and about 400 ms on Standard (storage classes, https://s2.dev/docs); records are readable
+    once acknowledged. Use ``--append-latency-ms`` / ``--read-latency-ms`` of
+    ``python -m resumable_chat.testing.s2_server``.
+    """
+
+    _APPENDS = frozenset({"append", "append_session"})
+    _READS = frozenset({"read", "read_session", "check_tail"})
+
+    def __init__(self, append_ms: float, read_ms: float) -> None:
+        self.append_s = append_ms / 1000
+        self.read_s = read_ms / 1000
+
+    async def before_request(self, request: Request, operation: str) -> Response | None:
+        """Sleep the operation's latency (appends before they take effect)."""
+        if operation in self._APPENDS and self.append_s:
+            await asyncio.sleep(self.append_s)
+        elif operation in self._READS and self.read_s:
+            await asyncio.sleep(self.read_s)
+        return None
 
 
 class ConnectionDroppedError(Exception):
