@@ -226,7 +226,10 @@ class Checker:
         else:
             latest = gen.terminal_ms + SLACK_MS
         start = min(gen.last_writer_ms, view.opened_ms)
-        return latest + _outage_within(self.world, start, latest + 10 * SLACK_MS)
+        # A replay that finds the answer silent for a lease closes it first (one conditional
+        # append): an append S2 takes longer than the lease to acknowledge delays its start.
+        slow = self.world.slow_append_ms
+        return latest + slow + _outage_within(self.world, start, latest + slow + 10 * SLACK_MS)
 
     def check_replay(self, view: View) -> None:
         if view.status != 200:

@@ -108,6 +108,7 @@ class World:
     model_instance: dict[str, int] = field(default_factory=dict)
     crashed: dict[int, float] = field(default_factory=dict)  # instance → crash time (ms)
     outages: list[tuple[float, float]] = field(default_factory=list)
+    slow_append_ms: float = 0.0  # the longest injected "S2 slower than the lease" append
     probes: list[tuple[str, int | str]] = field(default_factory=list)
     takeovers: dict[tuple[str, int], int] = field(default_factory=dict)  # (stream, claim) → by
     events: list[str] = field(default_factory=list)
@@ -242,6 +243,7 @@ class Simulation:
         if rng.random() < 0.3:  # S2 slower than the lease for a few appends
             latency = rng.uniform(1.1, 2.0) * self.config.lease_ms / 1000
             plan.delay("append", latency, skip=rng.randint(0, 40), times=rng.randint(1, 4))
+            self.world.slow_append_ms = max(self.world.slow_append_ms, latency * 1000)
 
     # -- clients -----------------------------------------------------------------------
 

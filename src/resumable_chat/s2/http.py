@@ -1,4 +1,4 @@
-"""``HttpBasin``: the log port over S2 REST v1 (JSON + SSE over one shared ``httpx.AsyncClient``).
+"""``HttpBasin``: the log port over S2 REST v1 (JSON, and SSE read sessions on their own pool).
 
 It speaks to s2.dev, to s2-lite and to the bundled test server
 (:mod:`resumable_chat.testing.s2_server`) alike:
@@ -112,8 +112,11 @@ class HttpBasin(Basin):
         account_endpoint: base URL of basin management (default ``https://a.s2.dev``).
         basin_endpoint: base URL of stream requests (default ``https://{basin}.b.s2.dev``);
             without ``{basin}`` the ``S2-Basin`` header is sent on stream requests.
-        client: a shared ``httpx.AsyncClient`` to use; when ``None`` one is created and
-            closed by :meth:`aclose`. A passed client is never closed here.
+        client: a shared ``httpx.AsyncClient`` to use for every request; when ``None`` the
+            basin creates two and closes them in :meth:`aclose`: one for appends, unary reads
+            and tail checks, and one for live read sessions (:meth:`follow`), so long-lived
+            sessions can never take the connections appends need. A passed client is never
+            closed here.
         max_attempts: tries per call, including the first (:class:`RetryPolicy`).
         create_missing_streams: an append, read or check-tail that gets 404
             ``stream_not_found`` creates the stream and retries once (as if the basin had
@@ -175,6 +178,7 @@ class HttpBasin(Basin):
             self._stream_headers["S2-Basin"] = basin
         self._owns_client = client is None
         self._client = client if client is not None else self._new_client()
+        self._session_client = client if client is not None else self._new_client()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -470,7 +474,7 @@ class HttpBasin(Basin):
             if clamp:
                 params["clamp"] = "true"
             try:
-                async with self._client.stream(
+                async with self._session_client.stream(
                     "GET", url, params=params, headers=headers, timeout=timeout
                 ) as response:
                     if response.status_code != 200:
@@ -669,3 +673,4 @@ class HttpBasin(Basin):
         self._closed = True
         if self._owns_client:
             await self._client.aclose()
+            await self._session_client.aclose()
