@@ -374,6 +374,16 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
             return True, ""
 
         start = time.perf_counter()
+        own_lag: list[float] = []
+
+        async def probe() -> None:  # the load generator's own event-loop lag
+            loop = asyncio.get_running_loop()
+            while True:
+                at = loop.time()
+                await asyncio.sleep(0.01)
+                own_lag.append((loop.time() - at - 0.01) * 1000)
+
+        prober = asyncio.create_task(probe())
         try:
             results = await asyncio.wait_for(
                 asyncio.gather(*(one(i) for i in range(args.chats)), return_exceptions=True),
@@ -381,7 +391,10 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
             )
         except TimeoutError:
             results = [TimeoutError("scenario timed out")]
+        finally:
+            prober.cancel()
         elapsed = time.perf_counter() - start
+        own_lag.sort()
         every = [(await http.get(f"{base}/stats")).json() for base in bases]
         stats = max(every, key=lambda st: st["lag_p99_ms"])  # the most loaded process
     failures = [
@@ -394,6 +407,8 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
         "elapsed_s": elapsed,
         "failures": len(failures),
         "failure_examples": failures[:3],
+        "loadgen_lag_p99_ms": own_lag[int(len(own_lag) * 0.99)] if own_lag else 0.0,
+        "loadgen_lag_max_ms": own_lag[-1] if own_lag else 0.0,
         **stats,
     }
 

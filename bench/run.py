@@ -405,7 +405,11 @@ def best_concurrent(sizes: Sizes, steps: tuple[int, ...], **options: Any) -> tup
             **options,
         )
         ok = d["failures"] == 0 and d["lag_p99_ms"] <= 50
-        note = f"at {chats}: loop lag p99 {fmt(d['lag_p99_ms'])} ms, {d['failures']} failed"
+        note = (
+            f"at {chats}: loop lag p99 {fmt(d['lag_p99_ms'])} ms, {d['failures']} failed"
+            f" {d['failure_examples'][:1]}, load generator lag p99"
+            f" {fmt(d['loadgen_lag_p99_ms'])} ms"
+        )
         if not ok:
             break
         best = chats
