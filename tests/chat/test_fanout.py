@@ -18,9 +18,11 @@ from resumable_chat import StopSignal, create_resumable_chat
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.fanout import AnswerTaps
 from resumable_chat.log import RecordKind, classify, read_range
-from resumable_chat.s2 import MemoryBasin
+from resumable_chat.s2 import MemoryBasin, S2Error
 from resumable_chat.s2.records import ReadBatch
 from resumable_chat.sse import DONE_FRAME, event_frame
+from resumable_chat.testing.fault_basin import FaultPlanBasin
+from resumable_chat.testing.fault_plan import FaultPlan
 
 WORDS = [f"w{i} " for i in range(60)]
 STREAM = "chat-fan"
@@ -212,3 +214,47 @@ async def test_the_read_is_released_a_linger_after_the_last_follower() -> None:
     await live
     await chat.aclose()
     assert basin.open_now == 0
+
+
+async def test_a_failed_read_ends_its_followers_and_the_next_follower_reads_anew() -> None:
+    """S2 refuses the tap's read session: every follower on it gets the error (its response
+    breaks off, so the client reconnects), and a follower after the fault heals is served by
+    a new tap from the log, missing nothing."""
+    memory = MemoryBasin()
+    plan = FaultPlan()
+    basin = FaultPlanBasin(memory, plan)
+    chat = create_resumable_chat(basin=basin)
+    gate = Gate()
+    live_response = await chat.make_resumable(STREAM, gate.source)
+    live = asyncio.create_task(_body(live_response))
+    gate.step(3)
+    await asyncio.sleep(0.05)
+    plan.fail("read_session", status=500, times=1)  # a permanent-looking refusal
+    failing = [await chat.replay(STREAM) for _ in range(3)]
+    outcomes = await asyncio.gather(*(_body(r) for r in failing), return_exceptions=True)
+    assert all(isinstance(o, S2Error) for o in outcomes), outcomes
+    later = asyncio.create_task(_body(await chat.replay(STREAM)))
+    gate.step(len(gate.chunks))
+    body = await later
+    await live
+    await _settled(chat)
+    expected = await _stored_frames(memory)
+    assert body == expected
+    await chat.aclose()
+
+
+async def test_closing_the_chat_ends_its_followers_and_releases_the_read() -> None:
+    basin = CountingBasin()
+    chat = create_resumable_chat(basin=basin)
+    gate = Gate()
+    live = await _start(chat, gate)
+    gate.step(3)
+    await asyncio.sleep(0.05)
+    followers = [asyncio.create_task(_body(await chat.replay(STREAM))) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    assert basin.open_now == 1
+    await chat.aclose(drain_timeout_s=0.1)  # the answer is stopped; the taps close
+    bodies = await asyncio.wait_for(asyncio.gather(*followers), 5)
+    await live
+    assert basin.open_now == 0
+    assert len(set(bodies)) == 1 and bodies[0].startswith(b"id: ")
