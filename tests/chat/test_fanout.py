@@ -99,13 +99,31 @@ async def _settled(chat: ResumableChat) -> None:
         await generation.task
 
 
-async def test_many_followers_share_one_read_session_and_get_the_log() -> None:
-    basin = CountingBasin()
+async def _running(
+    basin: MemoryBasin | FaultPlanBasin, steps: int, **taps: Any
+) -> tuple[ResumableChat, Gate, asyncio.Task[bytes]]:
+    """A chat on ``basin`` whose answer has made ``steps`` chunks and waits for more; its
+    live response read in a task. ``taps``: :class:`AnswerTaps` settings for this test."""
     chat = create_resumable_chat(basin=basin)
+    if taps:  # the defaults keep 50,000 frames and linger 5 s
+        chat._taps = AnswerTaps(chat.engine, chat.dialect.is_history_record, **taps)
     gate = Gate()
     live = await _start(chat, gate)
-    gate.step(10)
+    gate.step(steps)
     await asyncio.sleep(0.05)
+    return chat, gate, live
+
+
+async def _ended(chat: ResumableChat, live: asyncio.Task[bytes]) -> bytes:
+    """Wait for the live response and for the answer's end to be stored; the live body."""
+    body = await live
+    await _settled(chat)
+    return body
+
+
+async def test_many_followers_share_one_read_session_and_get_the_log() -> None:
+    basin = CountingBasin()
+    chat, gate, live = await _running(basin, 10)
     before = basin.opened
     followers = []
     for _ in range(50):
@@ -116,8 +134,7 @@ async def test_many_followers_share_one_read_session_and_get_the_log() -> None:
         await asyncio.sleep(0)
     gate.step(len(gate.chunks))
     bodies = await asyncio.gather(*followers)
-    await live
-    await _settled(chat)
+    await _ended(chat, live)
     assert basin.opened - before == 1  # one read session for 50 followers
     expected = await _stored_frames(basin)
     assert all(body == expected for body in bodies)
@@ -127,11 +144,7 @@ async def test_many_followers_share_one_read_session_and_get_the_log() -> None:
 
 async def test_a_slow_follower_holds_up_nobody_and_misses_nothing() -> None:
     basin = CountingBasin()
-    chat = create_resumable_chat(basin=basin)
-    gate = Gate()
-    live = await _start(chat, gate)
-    gate.step(3)
-    await asyncio.sleep(0.05)
+    chat, gate, live = await _running(basin, 3)
     pause = asyncio.Event()
     slow = asyncio.create_task(_body(await chat.replay(STREAM), pause))
     fast = asyncio.create_task(_body(await chat.replay(STREAM)))
@@ -140,8 +153,7 @@ async def test_a_slow_follower_holds_up_nobody_and_misses_nothing() -> None:
     assert not slow.done()
     pause.set()
     slow_body = await slow
-    await live
-    await _settled(chat)
+    await _ended(chat, live)
     expected = await _stored_frames(basin)
     assert fast_body == slow_body == expected
     await chat.aclose()
@@ -149,13 +161,7 @@ async def test_a_slow_follower_holds_up_nobody_and_misses_nothing() -> None:
 
 async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
     basin = CountingBasin()
-    chat = create_resumable_chat(basin=basin)
-    # a tap that keeps 4 frames only (the default keeps 50,000)
-    chat._taps = AnswerTaps(chat.engine, chat.dialect.is_history_record, max_frames=4)
-    gate = Gate()
-    live = await _start(chat, gate)
-    gate.step(2)
-    await asyncio.sleep(0.05)
+    chat, gate, live = await _running(basin, 2, max_frames=4)
     pause = asyncio.Event()
     behind = asyncio.create_task(_body(await chat.replay(STREAM), pause))
     other = asyncio.create_task(_body(await chat.replay(STREAM)))
@@ -165,8 +171,7 @@ async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
     other_body = await other
     pause.set()
     body = await behind
-    await live
-    await _settled(chat)
+    await _ended(chat, live)
     expected = await _stored_frames(basin)
     assert body == other_body == expected  # contiguous: nothing lost, nothing twice
     assert basin.opened >= 2  # the paused follower read the log itself, from where it was
@@ -175,11 +180,7 @@ async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
 
 async def test_a_resume_from_a_cursor_gets_only_what_follows_it() -> None:
     basin = CountingBasin()
-    chat = create_resumable_chat(basin=basin)
-    gate = Gate()
-    live = await _start(chat, gate)
-    gate.step(8)
-    await asyncio.sleep(0.05)
+    chat, gate, live = await _running(basin, 8)
     first = asyncio.create_task(_body(await chat.replay(STREAM)))  # opens the tap
     await asyncio.sleep(0.01)
     records = await read_range(basin, STREAM, 0)
@@ -188,20 +189,14 @@ async def test_a_resume_from_a_cursor_gets_only_what_follows_it() -> None:
     gate.step(len(gate.chunks))
     await first
     body = await resumed
-    await live
-    await _settled(chat)
+    await _ended(chat, live)
     assert body == await _stored_frames(basin, after=cursor)
     await chat.aclose()
 
 
 async def test_the_read_is_released_a_linger_after_the_last_follower() -> None:
     basin = CountingBasin()
-    chat = create_resumable_chat(basin=basin)
-    chat._taps = AnswerTaps(chat.engine, chat.dialect.is_history_record, linger_s=0.1)
-    gate = Gate()
-    live = await _start(chat, gate)
-    gate.step(3)
-    await asyncio.sleep(0.05)
+    chat, gate, live = await _running(basin, 3, linger_s=0.1)
     follower = await chat.replay(STREAM)
     frames = follower.body_iterator
     await anext(frames)  # type: ignore[call-overload]
@@ -222,13 +217,7 @@ async def test_a_failed_read_ends_its_followers_and_the_next_follower_reads_anew
     a new tap from the log, missing nothing."""
     memory = MemoryBasin()
     plan = FaultPlan()
-    basin = FaultPlanBasin(memory, plan)
-    chat = create_resumable_chat(basin=basin)
-    gate = Gate()
-    live_response = await chat.make_resumable(STREAM, gate.source)
-    live = asyncio.create_task(_body(live_response))
-    gate.step(3)
-    await asyncio.sleep(0.05)
+    chat, gate, live = await _running(FaultPlanBasin(memory, plan), 3)
     plan.fail("read_session", status=500, times=1)  # a permanent-looking refusal
     failing = [await chat.replay(STREAM) for _ in range(3)]
     outcomes = await asyncio.gather(*(_body(r) for r in failing), return_exceptions=True)
@@ -236,8 +225,7 @@ async def test_a_failed_read_ends_its_followers_and_the_next_follower_reads_anew
     later = asyncio.create_task(_body(await chat.replay(STREAM)))
     gate.step(len(gate.chunks))
     body = await later
-    await live
-    await _settled(chat)
+    await _ended(chat, live)
     expected = await _stored_frames(memory)
     assert body == expected
     await chat.aclose()
@@ -245,11 +233,7 @@ async def test_a_failed_read_ends_its_followers_and_the_next_follower_reads_anew
 
 async def test_closing_the_chat_ends_its_followers_and_releases_the_read() -> None:
     basin = CountingBasin()
-    chat = create_resumable_chat(basin=basin)
-    gate = Gate()
-    live = await _start(chat, gate)
-    gate.step(3)
-    await asyncio.sleep(0.05)
+    chat, _gate, live = await _running(basin, 3)
     followers = [asyncio.create_task(_body(await chat.replay(STREAM))) for _ in range(5)]
     await asyncio.sleep(0.05)
     assert basin.open_now == 1

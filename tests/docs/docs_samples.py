@@ -173,25 +173,21 @@ def fake_openai() -> Starlette:
     """``POST /v1/chat/completions`` streaming ANSWER as ``chat.completion.chunk`` events, and
     ``POST /v1/responses`` streaming it as Responses API events."""
 
-    async def completions(request: Request) -> StreamingResponse:
-        body = await request.json()
-        assert body["stream"] is True and body["messages"][-1]["role"] == "user"
+    def streaming(history_key: str, events: list[str]) -> Any:
+        async def endpoint(request: Request) -> StreamingResponse:
+            body = await request.json()
+            assert body["stream"] is True and body[history_key][-1]["role"] == "user"
 
-        async def events() -> AsyncIterator[str]:
-            for event in openai_chat_events(ANSWER):
-                yield event
+            async def send() -> AsyncIterator[str]:
+                for event in events:
+                    yield event
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+            return StreamingResponse(send(), media_type="text/event-stream")
 
-    async def responses(request: Request) -> StreamingResponse:
-        body = await request.json()
-        assert body["stream"] is True and body["input"][-1]["role"] == "user"
+        return endpoint
 
-        async def events() -> AsyncIterator[str]:
-            for event in openai_responses_events(ANSWER):
-                yield event
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+    completions = streaming("messages", openai_chat_events(ANSWER))
+    responses = streaming("input", openai_responses_events(ANSWER))
 
     return Starlette(
         routes=[

@@ -185,6 +185,19 @@ class _Served:
         return "(served in-process: see the captured log)"
 
 
+async def _tanstack_client(url: str, scenario: str, **options: Any) -> dict[str, Any]:
+    """One scenario of the real ``@tanstack/ai-client`` driver against the app at ``url``
+    (in a thread: the app is served on this test's event loop)."""
+    return await asyncio.to_thread(
+        run_driver,
+        _Served(url),
+        scenario,
+        script=TANSTACK_DRIVER,
+        package="@tanstack/ai-client",
+        **options,
+    )
+
+
 def _tanstack_app(agent: Agent[Any, Any]) -> tuple[FastAPI, Any]:
     pytest.importorskip("ag_ui")
     from resumable_chat.sources.pydantic_ai import tanstack_agent_source
@@ -200,16 +213,7 @@ async def test_the_real_tanstack_client_gets_the_agent_answer_and_a_follower_the
     state: dict[str, Any] = {"pause": 0.02}
     app, chat = _tanstack_app(Agent(slow_model(state)))
     async with serve_app(app) as url:
-        result = await asyncio.to_thread(
-            run_driver,
-            _Served(url),
-            "join",
-            script=TANSTACK_DRIVER,
-            package="@tanstack/ai-client",
-            chat="pa-join",
-            text="go",
-            join_after=5,
-        )
+        result = await _tanstack_client(url, "join", chat="pa-join", text="go", join_after=5)
     await chat.aclose()
     a, b = result["a"], result["b"]
     assert (a["status"], a["error"]) == ("ready", None)
@@ -226,16 +230,7 @@ async def test_a_tanstack_stop_cancels_the_agent_run() -> None:
     state: dict[str, Any] = {"pause": 0.05}
     app, chat = _tanstack_app(Agent(slow_model(state)))
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as http:
-        result = await asyncio.to_thread(
-            run_driver,
-            _Served(url),
-            "stop",
-            script=TANSTACK_DRIVER,
-            package="@tanstack/ai-client",
-            chat="pa-stop",
-            text="go",
-            stop_after=3,
-        )
+        result = await _tanstack_client(url, "stop", chat="pa-stop", text="go", stop_after=3)
         history = (await http.get("/api/tanstack/chat/pa-stop/messages")).json()
     await chat.aclose()
     client = result["client"]
