@@ -326,8 +326,11 @@ class Simulation:
         view = View("live", instance, stream, now_ms(), model=uid)
         self.world.views.append(view)
         message = {"id": f"u-{uid}", "role": "user", "parts": [{"type": "text", "text": uid}]}
+        new_chat = self.rng.random() < 0.5  # a one-round-trip claim, right or wrong
         try:
-            response = await self.chats[instance].make_resumable(stream, model, message=message)
+            response = await self.chats[instance].make_resumable(
+                stream, model, message=message, new_chat=new_chat
+            )
         except S2Error as exc:
             view.status = f"s2:{type(exc).__name__}"
             view.ended_ms = now_ms()

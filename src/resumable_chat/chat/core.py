@@ -191,6 +191,7 @@ class ResumableChat:
         live: bool,
         announce: list[Chunk] | None = None,
         prefetch: bool = False,
+        new_chat: bool = False,
     ) -> Generation:
         """Claim and start a generation (``StreamInUseError`` on a conflict).
 
@@ -215,7 +216,9 @@ class ResumableChat:
             live=live,
             signal=signal,
         )
-        return await self.engine.start(stream_name, producer, signal=signal, wait_until=wait_until)
+        return await self.engine.start(
+            stream_name, producer, signal=signal, wait_until=wait_until, new_chat=new_chat
+        )
 
     # -- public API ------------------------------------------------------------------------
 
@@ -273,6 +276,7 @@ class ResumableChat:
         wait_until: WaitUntil | None = None,
         message: Mapping[str, Any] | None = None,
         message_id: str | None = None,
+        new_chat: bool = False,
     ) -> Response:
         """Claim ``stream_name``, then stream ``chunks`` live and persist them.
 
@@ -288,6 +292,10 @@ class ResumableChat:
                 :meth:`load_messages` can rebuild history from the log alone.
             message_id: the answer's message id (the continued assistant message's id on a
                 tool-result continuation); ``start.messageId`` is set to it.
+            new_chat: the request holds the chat's first message only, so its stream is
+                probably unused: the claim is first tried in one S2 round trip (conditioned
+                on an empty stream) instead of two; a wrong guess costs one round trip more.
+                The routers set it from the request's messages.
 
         Returns:
             200 SSE: every chunk as ``id: <seq_num+1>`` + ``data: <json>`` as the model
@@ -308,6 +316,7 @@ class ResumableChat:
                 turn=self.dialect.new_turn(message_id=message_id),
                 live=True,
                 prefetch=self.overlap_claim,
+                new_chat=new_chat,
             )
         except StreamInUseError:
             return PlainTextResponse("Stream already in use", status_code=409)
@@ -373,6 +382,7 @@ class ResumableChat:
                 prelude=self.dialect.message_records(last) if last is not None else None,
                 turn=self.dialect.new_turn(message_id=None),
                 live=False,
+                new_chat=len(normalized) == 1,
             )
         except StreamInUseError:
             return PlainTextResponse("Stream already in use", status_code=409)

@@ -122,7 +122,11 @@ def ai_sdk_router(
             return source(messages, signal)
 
         return await chat.make_resumable(
-            stream_name(req.id), make_source, message=last, message_id=message_id
+            stream_name(req.id),
+            make_source,
+            message=last,
+            message_id=message_id,
+            new_chat=len(messages) == 1,
         )
 
     @router.get(

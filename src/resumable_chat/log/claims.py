@@ -18,6 +18,14 @@ answers 409 before the model is called (claim rules of ``@s2-dev/resumable-strea
 
 A generation without a terminal fence blocks the claim until it is judged lost
 (:mod:`.takeover`), which closes it; the claim is then tried again.
+
+One round trip instead of two: when the engine already knows what the stream's end should be
+(it stored the previous answer's terminal itself: tail and token), or the caller says the chat
+is new (its first turn: tail 0, token ``""``), the claim is first appended conditioned on that
+guess alone. S2 accepts it only if the stream's tail and token are exactly the guessed ones,
+which is a state with no open generation, so the claim is as safe as one conditioned on a
+read; when the guess is wrong (412), the claim goes the two-round-trip way above, as if the
+guess had never been made.
 """
 
 from __future__ import annotations
@@ -78,8 +86,11 @@ async def _append_claim(basin: Basin, stream: str, request: AppendInput) -> Appe
         return AppendAck(at, end, batch.tail or end)
 
 
-async def claim_stream(engine: LogEngine, stream: str) -> Claim:
+async def claim_stream(engine: LogEngine, stream: str, *, new_chat: bool = False) -> Claim:
     """Claim ``stream`` for a new generation in the engine's mode.
+
+    ``new_chat``: the caller expects the stream to be unused (a first turn), so the claim is
+    first tried in one round trip conditioned on an empty stream (see the module docstring).
 
     Returns the :class:`Claim`. Raises :class:`StreamInUseError` when a generation holds the
     stream (live, or this process's own however long it has been silent) or a concurrent
@@ -90,6 +101,17 @@ async def claim_stream(engine: LogEngine, stream: str) -> Claim:
     # was slow to accept from looking a lease old the moment it lands.
     claim_fence = fence(CLAIM_PREFIX, engine.rng)
     token = fence_token(claim_fence)
+    guess = engine.claim_hint(stream)
+    if guess is None and new_chat:
+        guess = (0, "")
+    if guess is not None and engine.config.mode != "single-use":
+        request = AppendInput([claim_fence], match_seq_num=guess[0], fencing_token=guess[1])
+        try:
+            ack = await _append_claim(basin, stream, request)
+        except (FencingTokenMismatchError, SeqNumMismatchError):
+            engine.forget_claim_hint(stream)  # a wrong guess: read, as without one
+        else:
+            return Claim(token, ack.start.seq_num, ack.end.seq_num)
     if engine.config.mode == "single-use":
         request = AppendInput([claim_fence], match_seq_num=0, fencing_token="")
         try:

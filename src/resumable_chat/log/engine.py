@@ -33,6 +33,9 @@ __all__ = ["MAX_SAFE_INTEGER", "LogConfig", "LogEngine", "Status"]
 
 logger = logging.getLogger("resumable_chat.log")
 
+#: Streams whose end after their last stored terminal the engine remembers (claim hints).
+CLAIM_HINTS = 10_000
+
 
 #: What :meth:`LogEngine.status` reports besides ``None``.
 Status = Literal["active", "done", "failed"]
@@ -130,6 +133,7 @@ class LogEngine:
         self._local: dict[str, Generation | _PendingClaim] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._claim_hints: dict[str, tuple[int, str]] = {}  # oldest first
 
     # -- judging -------------------------------------------------------------------------
 
@@ -196,9 +200,27 @@ class LogEngine:
         entry = self._local.get(stream)
         return entry if isinstance(entry, Generation) else None
 
-    async def claim(self, stream: str) -> Claim:
+    async def claim(self, stream: str, *, new_chat: bool = False) -> Claim:
         """Claim ``stream`` (:func:`~.claims.claim_stream`)."""
-        return await claim_stream(self, stream)
+        return await claim_stream(self, stream, new_chat=new_chat)
+
+    def claim_hint(self, stream: str) -> tuple[int, str] | None:
+        """``(tail seq_num, fencing token)`` of ``stream`` right after the last terminal this
+        engine stored on it, if it remembers one (a guess for a one-round-trip claim)."""
+        return self._claim_hints.get(stream)
+
+    def remember_claim_hint(self, stream: str, tail: int, token: str) -> None:
+        """Remember ``stream``'s end after a terminal this engine stored (the most recent
+        :data:`CLAIM_HINTS` streams are kept)."""
+        hints = self._claim_hints
+        hints.pop(stream, None)
+        hints[stream] = (tail, token)
+        if len(hints) > CLAIM_HINTS:
+            del hints[next(iter(hints))]
+
+    def forget_claim_hint(self, stream: str) -> None:
+        """Drop ``stream``'s hint (it proved wrong, or the stream changed)."""
+        self._claim_hints.pop(stream, None)
 
     async def start(
         self,
@@ -207,8 +229,11 @@ class LogEngine:
         *,
         signal: StopSignal | None = None,
         wait_until: WaitUntil | None = None,
+        new_chat: bool = False,
     ) -> Generation:
         """Claim ``stream`` and run ``producer`` as its new generation.
+
+        ``new_chat``: the caller expects an unused stream (see :func:`~.claims.claim_stream`).
 
         A generation of this engine whose answer ended and whose terminal is being stored
         is waited for (up to a lease), so a turn sent right after the previous answer's end
@@ -228,7 +253,7 @@ class LogEngine:
             raise StreamInUseError(stream)
         pending = self._local[stream] = _PendingClaim()
         try:
-            claim = await self.claim(stream)
+            claim = await self.claim(stream, new_chat=new_chat)
         except BaseException:
             await producer.aclose()
             raise
@@ -296,11 +321,14 @@ class LogEngine:
             await asyncio.sleep(self.config.trim_delay_ms / 1000)
             request = AppendInput([trim_record(below)], match_seq_num=end, fencing_token=token)
             try:
-                await self.basin.append(stream, request)
+                ack = await self.basin.append(stream, request)
             except (FencingTokenMismatchError, SeqNumMismatchError):
-                pass
+                return
             except S2Error as exc:
                 logger.info("trimming the finished stream %s failed: %r", stream, exc)
+                return
+            if self.claim_hint(stream) == (end, token):  # the trim record moved the tail
+                self.remember_claim_hint(stream, ack.end.seq_num, token)
 
         task = asyncio.get_running_loop().create_task(trim(), name=f"resumable-chat trim {stream}")
         self._tasks.add(task)

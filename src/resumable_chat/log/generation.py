@@ -252,6 +252,7 @@ class Generation:
         except S2Error as exc:
             await self._end_after_permanent_failure(exc)
             return
+        engine.remember_claim_hint(self.stream, writer.durable_seq_num, fence_token(terminal))
         mode = engine.config.mode
         if mode == "single-use" or (mode == "shared" and self.claim.fence_seq_num > 0):
             below = MAX_SAFE_INTEGER if mode == "single-use" else self.claim.fence_seq_num
