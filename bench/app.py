@@ -11,7 +11,8 @@ Routes (the source's shape comes from the query string, see :class:`SourceShape`
 
 - ``POST /plain/{chat_id}``: a plain Starlette ``StreamingResponse`` of the source, framed as
   SSE exactly as the resumable route frames it (``id:`` + ``data:``, then ``data: [DONE]``).
-- ``POST /resumable/{chat_id}``: ``chat.make_resumable("chat-<id>", source, message=...)``.
+- ``POST /resumable/{chat_id}``: ``chat.make_resumable("chat-<id>", source, message=...,
+  new_chat=...)`` (``new_chat`` when the body holds one message, as the routers do).
 - ``GET /resumable/{chat_id}/stream[?from=N]``: ``chat.replay``.
 - ``DELETE /resumable/{chat_id}/stream``: ``chat.stop_session``.
 - ``GET /stats``: RSS (KiB), event-loop lag percentiles (ms) since the last
@@ -164,10 +165,12 @@ def create_app(basin: Basin) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
 
-    async def last_message(request: Request) -> dict[str, Any]:
+    async def last_message(request: Request) -> tuple[dict[str, Any], bool]:
+        """The request's last message, and whether it is the chat's first (as the routers
+        tell ``make_resumable``: ``new_chat``)."""
         body = json.loads(await request.body())
         message: dict[str, Any] = body["messages"][-1]
-        return message
+        return message, len(body["messages"]) == 1
 
     @app.post("/plain/{chat_id}")
     async def plain(chat_id: str, request: Request) -> Response:
@@ -185,10 +188,13 @@ def create_app(basin: Basin) -> FastAPI:
 
     @app.post("/resumable/{chat_id}")
     async def resumable(chat_id: str, request: Request) -> Response:
-        message = await last_message(request)
+        message, new_chat = await last_message(request)
         shape = SourceShape.from_query(request)
         return await chat.make_resumable(
-            f"chat-{chat_id}", lambda signal: bench_source(shape, signal), message=message
+            f"chat-{chat_id}",
+            lambda signal: bench_source(shape, signal),
+            message=message,
+            new_chat=new_chat,
         )
 
     @app.get("/resumable/{chat_id}/stream")
