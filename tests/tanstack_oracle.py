@@ -109,3 +109,15 @@ def user_turn(message_id: str, text: str, timestamp: int = NOW_MS) -> list[dict[
 def iso(ms: int) -> str:
     """``new Date(ms).toISOString()``: UTC, milliseconds, ``Z``."""
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def assistant_message(messages: list[dict[str, Any]], message_id: str) -> dict[str, Any]:
+    """The one message of ``messages`` with id ``message_id`` (fails when not exactly one)."""
+    matches = [m for m in messages if m["id"] == message_id]
+    assert len(matches) == 1, [m["id"] for m in messages]
+    return matches[0]
+
+
+def parts_of(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The parts of ``message`` whose ``type`` is ``kind``."""
+    return [p for p in message["parts"] if p["type"] == kind]

@@ -24,6 +24,7 @@ from tanstack_oracle import (
     fold_by_js,
     iso,
     normalise_ids,
+    parts_of,
     user_turn,
 )
 
@@ -593,16 +594,6 @@ def folded() -> dict[str, Any]:
     return {"sequences": sequences, "js": fold_by_js(sequences)}
 
 
-def _assistant(messages: list[dict[str, Any]], message_id: str) -> dict[str, Any]:
-    matches = [m for m in messages if m["id"] == message_id]
-    assert len(matches) == 1, [m["id"] for m in messages]
-    return matches[0]
-
-
-def _parts(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [p for p in message["parts"] if p["type"] == kind]
-
-
 # -- fold edge cases against the real processor -------------------------------------------------
 
 
@@ -657,7 +648,7 @@ def test_fold_edge_semantics(folded: dict[str, Any]) -> None:
     continued = _edge(folded, "continuation-of-message-id")[1]
     assert [p["type"] for p in continued["parts"]] == ["text", "tool-call", "text"]
     assert continued["parts"][2] == {"type": "text", "content": "Done."}
-    cut = _parts(_edge(folded, "interrupted-call-completed-by-next-run")[1], "tool-call")[0]
+    cut = parts_of(_edge(folded, "interrupted-call-completed-by-next-run")[1], "tool-call")[0]
     assert (cut["state"], cut["arguments"], "input" in cut) == ("input-complete", '{"a":', False)
     misfiled = _edge(folded, "reasoning-before-start-lands-in-previous-turn")
     assert [p["type"] for p in misfiled[1]["parts"]] == ["text", "thinking", "tool-call"]
@@ -689,10 +680,10 @@ def test_fold_edge_semantics(folded: dict[str, Any]) -> None:
     ]
     assert results[0]["output"] == {"tempC": 21}
     assert results[3]["error"] == "failed hard"
-    approval = _parts(_edge(folded, "approval-requested-custom")[1], "tool-call")[0]
+    approval = parts_of(_edge(folded, "approval-requested-custom")[1], "tool-call")[0]
     assert approval["state"] == "approval-requested"
     assert approval["approval"] == {"id": "ap-1", "needsApproval": True}
-    interrupt = _parts(_edge(folded, "approval-via-interrupt-outcome")[1], "tool-call")[0]
+    interrupt = parts_of(_edge(folded, "approval-via-interrupt-outcome")[1], "tool-call")[0]
     assert interrupt["approval"] == {"id": "int-1", "needsApproval": True}
 
 

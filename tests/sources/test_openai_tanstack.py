@@ -39,8 +39,10 @@ from tanstack_oracle import (
     CLIENT_PACKAGES,
     NOW_MS,
     assert_same_messages,
+    assistant_message,
     fold_by_js,
     iso,
+    parts_of,
     user_turn,
 )
 
@@ -187,16 +189,6 @@ def folded() -> dict[str, Any]:
     return {"recordings": recordings, "sequences": sequences, "js": fold_by_js(sequences)}
 
 
-def _assistant(messages: list[dict[str, Any]], message_id: str) -> dict[str, Any]:
-    matches = [m for m in messages if m["id"] == message_id]
-    assert len(matches) == 1, [m["id"] for m in messages]
-    return matches[0]
-
-
-def _parts(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [p for p in message["parts"] if p["type"] == kind]
-
-
 # -- recordings ---------------------------------------------------------------------------------
 
 
@@ -257,11 +249,11 @@ def test_recording_messages_carry_the_recording(path: Path, folded: dict[str, An
     assert stored[0]["parts"] == [{"type": "text", "content": f"question for {path.stem}"}]
     assert stored[1:] == live
 
-    message = _assistant(live, f"msg-{path.stem}")
+    message = assistant_message(live, f"msg-{path.stem}")
     assert message["role"] == "assistant"
-    assert "".join(p["content"] for p in _parts(message, "text")) == expected["text"]
-    assert "".join(p["content"] for p in _parts(message, "thinking")) == expected["reasoning"]
-    calls = _parts(message, "tool-call")
+    assert "".join(p["content"] for p in parts_of(message, "text")) == expected["text"]
+    assert "".join(p["content"] for p in parts_of(message, "thinking")) == expected["reasoning"]
+    calls = parts_of(message, "tool-call")
     assert [(p["id"], p["name"], p.get("input")) for p in calls] == expected["tool_calls"]
     for call in calls:
         assert json.loads(call["arguments"] or "{}") == call["input"]
@@ -341,12 +333,12 @@ def test_recording_accepted_by_client_0_10(path: Path, folded: dict[str, Any]) -
     assert [m["id"] for m in old["messages"]] == [m["id"] for m in new["messages"]]
     for old_message, new_message in zip(old["messages"], new["messages"], strict=True):
         for kind in ("text", "thinking"):
-            assert [p["content"] for p in _parts(old_message, kind)] == [
-                p["content"] for p in _parts(new_message, kind)
+            assert [p["content"] for p in parts_of(old_message, kind)] == [
+                p["content"] for p in parts_of(new_message, kind)
             ]
-        assert [(p["id"], p["name"], p["arguments"]) for p in _parts(old_message, "tool-call")] == [
-            (p["id"], p["name"], p["arguments"]) for p in _parts(new_message, "tool-call")
-        ]
+        assert [
+            (p["id"], p["name"], p["arguments"]) for p in parts_of(old_message, "tool-call")
+        ] == [(p["id"], p["name"], p["arguments"]) for p in parts_of(new_message, "tool-call")]
     stored_old = folded["js"]["v010"][f"stored:{path.stem}"]["messages"]
     assert stored_old[0]["role"] == "user"
     assert stored_old[1:] == old["messages"]
@@ -404,10 +396,10 @@ def test_converter_edge_case_results(folded: dict[str, Any]) -> None:
         result: list[dict[str, Any]] = folded["js"]["ai-client"][f"converter:{name}"]["messages"]
         return result
 
-    invalid = _parts(messages("invalid-json-arguments")[1], "tool-call")[0]
+    invalid = parts_of(messages("invalid-json-arguments")[1], "tool-call")[0]
     assert invalid["arguments"] == "{oops" and "input" not in invalid
     assert invalid["state"] == "input-complete"
-    assert _parts(messages("nameless-call-dropped")[1], "tool-call") == []
+    assert parts_of(messages("nameless-call-dropped")[1], "tool-call") == []
     assert [m["id"] for m in messages("empty-stream")] == ["user-empty-stream"]
     assert messages("error-first")[1] == {
         "id": "error-first",
@@ -415,9 +407,9 @@ def test_converter_edge_case_results(folded: dict[str, Any]) -> None:
         "parts": [],
         "createdAt": iso(NOW_MS),
     }
-    cut = _parts(messages("error-after-tool-args")[1], "tool-call")[0]
+    cut = parts_of(messages("error-after-tool-args")[1], "tool-call")[0]
     assert cut["state"] == "input-streaming"  # not closed: stays out of the next request
-    thinking = _parts(messages("reasoning-text-reasoning")[1], "thinking")
+    thinking = parts_of(messages("reasoning-text-reasoning")[1], "thinking")
     assert [(p["stepId"], p["content"]) for p in thinking] == [
         ("reasoning-text-reasoning-reasoning-0", "think more"),
         ("reasoning-text-reasoning-reasoning-1", "again"),
