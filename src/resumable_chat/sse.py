@@ -190,8 +190,7 @@ class SseResponse(Response):
             for timer in self._timers:
                 timer.cancel()
             watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await asyncio.wait([watcher])  # its end; a cancellation of ours still propagates
             await self._close_frames()
         if not self._disconnected:
             with contextlib.suppress(OSError):
