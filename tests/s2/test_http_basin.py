@@ -520,3 +520,36 @@ async def test_aclose_stops_live_follows(s2_server_url: str) -> None:
             batches = await follower
             assert seq_nums(batches) == [0]
     assert follower.done()
+
+
+async def test_live_read_sessions_never_take_the_connections_appends_need(
+    s2_server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Followers hold their read sessions open; with the basin's own clients, sessions have
+    their own pool, so an append goes through while every session connection is taken."""
+
+    def small_client() -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+        return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(10.0, pool=1.0))
+
+    monkeypatch.setattr(HttpBasin, "_new_client", staticmethod(small_client))
+    basin = HttpBasin(
+        unique_basin_name(),
+        access_token="test",
+        account_endpoint=s2_server_url,
+        basin_endpoint=s2_server_url,
+    )
+    readers = []
+    try:
+        for i in range(2):  # two live sessions waiting for records: the session pool is full
+            readers.append(asyncio.create_task(anext(basin.follow(f"held-{i}"))))
+        await asyncio.sleep(0.3)
+        assert not any(r.done() for r in readers)
+        async with asyncio.timeout(3):
+            ack = await basin.append("writes", AppendInput([AppendRecord(b"x")]))
+        assert ack.end.seq_num == 1
+    finally:
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await basin.aclose()
