@@ -1,5 +1,10 @@
 """Model sources: turn provider streaming formats into a protocol's chunks.
 
+Each provider format has one reader into neutral model events
+(:mod:`resumable_chat.model_events`): :class:`OpenAIChatEvents` (chat completions) and
+:class:`OpenAIResponsesEvents` (the Responses API). Each protocol makes its chunks from those
+events, so both clients see one answer alike.
+
 - :func:`ai_sdk_chunks`: OpenAI chat-completions streaming (``openai`` SDK, ``litellm``, or
   plain dicts) to AI SDK ``UIMessageChunk`` dicts. See :mod:`.openai_chat` for the mapping.
 - :func:`tanstack_chunks`: the same streams to TanStack AI ``StreamChunk`` dicts (AG-UI
@@ -15,6 +20,7 @@
 
 from resumable_chat.sources.openai_chat import (
     DEFAULT_ERROR_TEXT,
+    OpenAIChatEvents,
     OpenAIChatToUIMessageStream,
     ai_sdk_chunks,
     default_error_text,
@@ -24,6 +30,7 @@ from resumable_chat.sources.openai_chat import (
 )
 from resumable_chat.sources.openai_messages import to_openai_messages, to_responses_input
 from resumable_chat.sources.openai_responses import (
+    OpenAIResponsesEvents,
     ai_sdk_chunks_from_responses,
     tanstack_chunks_from_responses,
 )
@@ -37,8 +44,10 @@ from resumable_chat.sources.openai_tanstack import (
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",
+    "OpenAIChatEvents",
     "OpenAIChatToTanStackStream",
     "OpenAIChatToUIMessageStream",
+    "OpenAIResponsesEvents",
     "ai_sdk_chunks",
     "ai_sdk_chunks_from_responses",
     "default_error_code",

@@ -1,4 +1,4 @@
-"""OpenAI chat-completions streaming → AI SDK UI message stream chunks.
+"""OpenAI chat-completions streaming → neutral model events → AI SDK UI message stream chunks.
 
 Input: the chunks of ``POST /chat/completions`` with ``stream: true`` (``chat.completion.chunk``
 objects), as the ``openai`` SDK (``ChatCompletionChunk``) or ``litellm``
@@ -10,7 +10,10 @@ Output: plain dicts in the AI SDK ``UIMessageChunk`` JSON shape, restricted to t
 ``ai`` client from 5.0.92 on
 accepts them, strict (``z.strictObject``) or loose.
 
-Mapping (one handler per OpenAI delta kind in :class:`OpenAIChatToUIMessageStream`):
+:class:`OpenAIChatEvents` reads the provider chunks into neutral model events
+(:mod:`resumable_chat.model_events`), one handler per OpenAI delta kind; the AI SDK chunks are
+made from those by :class:`~resumable_chat.protocols.ai_sdk.events.UIMessageChunkStream` (and
+TanStack's by :mod:`.openai_tanstack` from the same events). End to end:
 
 =================================================  =============================================
 OpenAI                                             UIMessageChunk
@@ -65,22 +68,48 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    Callable,
-    Iterable,
-    Iterator,
-    Mapping,
-)
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping
+from typing import Any, Unpack
 
-from resumable_chat.sources.error_text import default_error_text, detailed_error_text
+from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk
+from resumable_chat.model_events import (
+    FinishReason,
+    ModelEvent,
+    ModelFailed,
+    ModelFinished,
+    ModelIdentified,
+    ReasoningDelta,
+    ReasoningEnd,
+    ReasoningStart,
+    TextDelta,
+    TextEnd,
+    TextStart,
+    ToolCallFailed,
+    ToolInputDelta,
+    ToolInputStart,
+    UsageReported,
+)
+from resumable_chat.protocols.ai_sdk.events import (
+    ErrorTextPolicy,
+    UIMessageStreamOptions,
+    ai_sdk_finish_reason,
+)
+from resumable_chat.protocols.error_text import default_error_text, detailed_error_text
+from resumable_chat.sources.openai_payloads import (
+    as_payload_dict,
+    finished_tool_call,
+    openai_token_usage,
+)
 from resumable_chat.sources.recordings import openai_chunks_from_jsonl
-from resumable_chat.sources.stream_driver import StreamConverter, drive_converter
+from resumable_chat.sources.stream_driver import (
+    StreamConverter,
+    UIMessageConverter,
+    drive_converter,
+)
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",
+    "OpenAIChatEvents",
     "OpenAIChatToUIMessageStream",
     "StreamConverter",
     "ai_sdk_chunks",
@@ -89,140 +118,45 @@ __all__ = [
     "drive_converter",
     "map_finish_reason",
     "openai_chunks_from_jsonl",
+    "openai_finish_reason",
 ]
-
-from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk
 
 logger = logging.getLogger("resumable_chat.sources.openai_chat")
 
-ErrorTextPolicy = Callable[[BaseException | dict[str, Any]], str]
-
-_FINISH_REASONS: dict[str, str] = {
+_FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
-    "tool_calls": "tool-calls",
-    "function_call": "tool-calls",
-    "content_filter": "content-filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
     "error": "error",
 }
 
 _FUNCTION_CALL_KEY = "function_call"
 
 
-def map_finish_reason(reason: object) -> str:
-    """Map an OpenAI ``finish_reason`` to the AI SDK ``finishReason`` enum.
+def openai_finish_reason(reason: object) -> FinishReason:
+    """An OpenAI ``finish_reason`` as a neutral :data:`~resumable_chat.model_events.FinishReason`.
 
     Args:
         reason: the provider's value (normally a string; anything is accepted).
 
     Returns:
-        ``"stop"`` for ``stop``, ``"length"`` for ``length``, ``"tool-calls"`` for
-        ``tool_calls`` and the legacy ``function_call``, ``"content-filter"`` for
-        ``content_filter``, ``"error"`` for ``error`` (OpenRouter's mid-stream error) and
-        ``"other"`` for anything else. Never ``"unknown"``: ``ai`` 6 and later reject it. Never
-        raises.
+        the same name for ``stop``, ``length``, ``tool_calls``, ``content_filter`` and
+        ``error`` (OpenRouter's mid-stream error), ``"tool_calls"`` for the legacy
+        ``function_call``, ``"other"`` for anything else. Never raises.
     """
     if isinstance(reason, str):
         return _FINISH_REASONS.get(reason, "other")
     return "other"
 
 
-def _new_token() -> str:
-    return secrets.token_hex(4)
-
-
-def _as_dict(raw: object) -> dict[str, Any] | None:
-    """Normalise one provider chunk to a dict (``model_dump()`` when available)."""
-    if isinstance(raw, dict):
-        return raw
-    if isinstance(raw, Mapping):
-        return dict(raw)
-    dump = getattr(raw, "model_dump", None)
-    if callable(dump):
-        try:
-            dumped = dump()
-        except Exception:
-            logger.warning("model_dump() of a %s failed; chunk skipped", type(raw).__name__)
-            return None
-        return dumped if isinstance(dumped, dict) else None
-    if isinstance(raw, str | bytes | bytearray):
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            return None
-        return parsed if isinstance(parsed, dict) else None
-    return None
-
-
-def _int(value: object) -> int | None:
-    """``value`` if it is a JSON integer (not a bool), else ``None``."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _usage_metadata(usage: Mapping[str, Any]) -> dict[str, int]:
-    """OpenAI ``usage`` → AI SDK ``LanguageModelUsage`` names (only the reported numbers)."""
-    out: dict[str, int] = {}
-    prompt = _int(usage.get("prompt_tokens"))
-    completion = _int(usage.get("completion_tokens"))
-    total = _int(usage.get("total_tokens"))
-    if prompt is not None:
-        out["inputTokens"] = prompt
-    if completion is not None:
-        out["outputTokens"] = completion
-    if total is not None:
-        out["totalTokens"] = total
-    elif prompt is not None and completion is not None:
-        out["totalTokens"] = prompt + completion
-    completion_details = usage.get("completion_tokens_details")
-    if isinstance(completion_details, Mapping):
-        reasoning = _int(completion_details.get("reasoning_tokens"))
-        if reasoning is not None:
-            out["reasoningTokens"] = reasoning
-    prompt_details = usage.get("prompt_tokens_details")
-    if isinstance(prompt_details, Mapping):
-        cached = _int(prompt_details.get("cached_tokens"))
-        if cached is not None:
-            out["cachedInputTokens"] = cached
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_arguments(text: str) -> tuple[bool, Any, str]:
-    """Parse complete tool-call arguments: ``(ok, value, error_message)``.
-
-    Empty (or all-whitespace) arguments mean ``{}``: providers send ``""`` for tools without
-    parameters. ``NaN``/``Infinity`` are rejected (not JSON; ``JSON.parse`` refuses them).
-    """
-    if not text.strip():
-        return True, {}, ""
-    try:
-        return True, json.loads(text, parse_constant=_reject_constant), ""
-    except ValueError as exc:
-        return False, None, str(exc)
-
-
-def tool_input_end(call_id: str, name: str, arguments: str) -> Chunk:
-    """The chunk that closes a streamed tool call: ``tool-input-available`` with the parsed
-    ``arguments`` (JSON text; empty means ``{}``), or ``tool-input-error`` with the raw text
-    when it is not valid JSON."""
-    ok, value, problem = _parse_arguments(arguments)
-    if ok:
-        return {
-            "type": "tool-input-available",
-            "toolCallId": call_id,
-            "toolName": name,
-            "input": value,
-        }
-    return {
-        "type": "tool-input-error",
-        "toolCallId": call_id,
-        "toolName": name,
-        "input": arguments,
-        "errorText": f"Invalid JSON in tool call arguments: {problem}",
-    }
+def map_finish_reason(reason: object) -> str:
+    """Map an OpenAI ``finish_reason`` to the AI SDK ``finishReason`` enum: ``tool_calls`` and
+    the legacy ``function_call`` → ``"tool-calls"``, ``content_filter`` → ``"content-filter"``,
+    ``stop`` / ``length`` / ``error`` unchanged, anything else ``"other"`` (see
+    :func:`~resumable_chat.protocols.ai_sdk.events.ai_sdk_finish_reason`). Never raises."""
+    return ai_sdk_finish_reason(openai_finish_reason(reason))
 
 
 class _ToolCall:
@@ -238,104 +172,57 @@ class _ToolCall:
         self.done = False
 
 
-class OpenAIChatToUIMessageStream:
-    """Stateful converter from OpenAI chat-completions chunks to AI SDK ``UIMessageChunk`` dicts.
+class OpenAIChatEvents:
+    """Reads OpenAI chat-completions chunks into neutral model events.
 
     Shaped like pydantic-ai's ``ui/vercel_ai`` event stream: one handler per OpenAI delta kind
     (:meth:`handle_text`, :meth:`handle_reasoning`, :meth:`handle_tool_call_delta`,
     :meth:`handle_finish_reason`, :meth:`handle_usage`, :meth:`handle_error`), each a
-    generator of chunks. :meth:`handle_chunk` dispatches one provider chunk to them;
-    :meth:`start` and :meth:`finish` open and close the message. :func:`ai_sdk_chunks` drives
-    it over an async stream; use the class directly for synchronous or custom loops.
-
-    Args:
-        message_id: ``start.messageId``; ``None`` generates ``msg-<random hex>`` once, so every
-            chunk of this answer belongs to one stable id. Pass the continued assistant
-            message's id on a tool-result continuation (AI SDK ``processUIMessageStream``).
-        on_error: maps an exception or a provider error object to the ``errorText`` of the
-            ``error`` chunk; ``None`` uses :func:`default_error_text`. If it raises, the
-            default text is used.
-        include_usage: put the normalised token usage into ``finish.messageMetadata.usage``.
-        include_model: put the provider's ``model`` (the latest non-empty one seen) into
-            ``finish.messageMetadata.model``.
+    generator of :data:`~resumable_chat.model_events.ModelEvent` s. :meth:`handle_chunk`
+    dispatches one provider chunk to them; :meth:`finish` closes the answer. See the module
+    docstring for how providers' quirks are read.
 
     Attributes:
-        message_id: the ``messageId`` of this answer.
-        stopped: True once an error chunk was produced; feed nothing more after that.
+        stopped: True once the answer ended (finished or failed); later input yields nothing.
         finish_reason: the last raw ``finish_reason`` seen, or ``None``.
-        usage: the last ``usage`` object seen, or ``None``.
         model: the latest non-empty ``model`` seen, or ``None``.
     """
 
-    def __init__(
-        self,
-        *,
-        message_id: str | None = None,
-        on_error: ErrorTextPolicy | None = None,
-        include_usage: bool = True,
-        include_model: bool = True,
-    ) -> None:
-        self.message_id = message_id if message_id is not None else "msg-" + secrets.token_hex(8)
-        self.on_error = on_error
-        self.include_usage = include_usage
-        self.include_model = include_model
+    def __init__(self) -> None:
         self.stopped = False
         self.finish_reason: str | None = None
-        self.usage: dict[str, Any] | None = None
         self.model: str | None = None
-        self._token = _new_token()
+        self._token = secrets.token_hex(4)
         self._part_counter = 0
         self._text_id: str | None = None
         self._reasoning_id: str | None = None
         self._calls: list[_ToolCall] = []
         self._calls_by_id: dict[str, _ToolCall] = {}
         self._calls_by_index: dict[object, _ToolCall] = {}
-        self._had_tool_calls = False
 
-    # -- message frame -----------------------------------------------------------------------
-
-    def start(self) -> Iterator[Chunk]:
-        """Open the answer.
+    def finish(self) -> Iterator[ModelEvent]:
+        """The provider stream ended normally.
 
         Yields:
-            ``{"type": "start", "messageId": message_id}`` then ``{"type": "start-step"}``.
-        """
-        yield {"type": "start", "messageId": self.message_id}
-        yield {"type": "start-step"}
-
-    def finish(self) -> Iterator[Chunk]:
-        """Close the answer after the provider stream ended normally.
-
-        Yields:
-            ``text-end`` / ``reasoning-end`` for open parts, ``tool-input-available`` /
-            ``tool-input-error`` for calls not yet closed, ``finish-step``, then
-            ``finish{finishReason, messageMetadata?}``. Nothing once :attr:`stopped`.
+            the ends of open parts, :class:`~resumable_chat.model_events.ToolCall` (or
+            ``ToolCallFailed``) for calls not yet closed, then ``ModelFinished``. Nothing once
+            :attr:`stopped`.
         """
         if self.stopped:
             return
         yield from self._close_parts()
         yield from self._close_tool_calls()
-        yield {"type": "finish-step"}
-        finish: Chunk = {"type": "finish", "finishReason": self._final_finish_reason()}
-        metadata = self._message_metadata()
-        if metadata:
-            finish["messageMetadata"] = metadata
-        yield finish
         self.stopped = True
+        reason = None if self.finish_reason is None else openai_finish_reason(self.finish_reason)
+        yield ModelFinished(reason, fallback_reason="other")
 
-    def handle_exception(self, exc: BaseException) -> Iterator[Chunk]:
-        """The provider iterator raised ``exc``: end the answer with an ``error`` chunk.
-
-        Yields:
-            the chunks of :meth:`handle_error` for ``exc``.
-        """
+    def handle_exception(self, exc: BaseException) -> Iterator[ModelEvent]:
+        """The provider iterator raised ``exc``: yields ``ModelFailed(exc)`` (logged)."""
         logger.warning("model stream raised %s", type(exc).__name__, exc_info=exc)
         yield from self._fail(exc)
 
-    # -- dispatch ----------------------------------------------------------------------------
-
-    def handle_chunk(self, raw: object) -> Iterator[Chunk]:
-        """Convert one provider chunk.
+    def handle_chunk(self, raw: object) -> Iterator[ModelEvent]:
+        """Read one provider chunk.
 
         Args:
             raw: a ``ChatCompletionChunk`` / ``ModelResponseStream`` (anything with
@@ -343,18 +230,19 @@ class OpenAIChatToUIMessageStream:
                 chunks that fail to normalise are skipped (logged at debug level).
 
         Yields:
-            the UI message chunks it maps to (possibly none). An in-stream error payload yields
-            the :meth:`handle_error` chunks and sets :attr:`stopped`.
+            the model events it holds (possibly none). An in-stream error payload yields
+            ``ModelFailed`` and sets :attr:`stopped`.
         """
         if self.stopped:
             return
-        data = _as_dict(raw)
+        data = as_payload_dict(raw)
         if data is None:
             logger.debug("skipping a chunk that is not an object: %r", type(raw).__name__)
             return
         model = data.get("model")
-        if isinstance(model, str) and model:
+        if isinstance(model, str) and model and model != self.model:
             self.model = model
+            yield ModelIdentified(model)
         error = data.get("error")
         if error:
             yield from self.handle_error(error if isinstance(error, dict) else data)
@@ -375,9 +263,9 @@ class OpenAIChatToUIMessageStream:
                     yield from self.handle_finish_reason(reason)
         usage = data.get("usage")
         if isinstance(usage, Mapping):
-            self.handle_usage(usage)
+            yield from self.handle_usage(usage)
 
-    def _handle_delta(self, delta: Mapping[str, Any]) -> Iterator[Chunk]:
+    def _handle_delta(self, delta: Mapping[str, Any]) -> Iterator[ModelEvent]:
         reasoning = delta.get("reasoning_content")
         if not (isinstance(reasoning, str) and reasoning):
             reasoning = delta.get("reasoning")
@@ -401,57 +289,56 @@ class OpenAIChatToUIMessageStream:
 
     # -- handlers ----------------------------------------------------------------------------
 
-    def handle_text(self, text: str) -> Iterator[Chunk]:
+    def handle_text(self, text: str) -> Iterator[ModelEvent]:
         """Answer text (``delta.content``, and ``delta.refusal`` which is shown as text).
 
         Args:
             text: a non-empty fragment (empty strings yield nothing).
 
         Yields:
-            ``reasoning-end`` if reasoning was open, ``text-start`` if no text part is open,
-            then ``text-delta{id, delta}``.
+            ``ReasoningEnd`` if reasoning was open, ``TextStart`` if no text part is open, then
+            ``TextDelta``.
         """
         if not text:
             return
         if self._reasoning_id is not None:
-            yield {"type": "reasoning-end", "id": self._reasoning_id}
+            yield ReasoningEnd(self._reasoning_id)
             self._reasoning_id = None
         if self._text_id is None:
             self._text_id = self._next_part_id("text")
-            yield {"type": "text-start", "id": self._text_id}
-        yield {"type": "text-delta", "id": self._text_id, "delta": text}
+            yield TextStart(self._text_id)
+        yield TextDelta(self._text_id, text)
 
-    def handle_reasoning(self, text: str) -> Iterator[Chunk]:
+    def handle_reasoning(self, text: str) -> Iterator[ModelEvent]:
         """Reasoning text (``delta.reasoning_content`` or ``delta.reasoning``).
 
         Args:
             text: a non-empty fragment (empty strings yield nothing).
 
         Yields:
-            ``text-end`` if text was open, ``reasoning-start`` if no reasoning part is open,
-            then ``reasoning-delta{id, delta}``.
+            ``TextEnd`` if text was open, ``ReasoningStart`` if no reasoning part is open, then
+            ``ReasoningDelta``.
         """
         if not text:
             return
         if self._text_id is not None:
-            yield {"type": "text-end", "id": self._text_id}
+            yield TextEnd(self._text_id)
             self._text_id = None
         if self._reasoning_id is None:
             self._reasoning_id = self._next_part_id("reasoning")
-            yield {"type": "reasoning-start", "id": self._reasoning_id}
-        yield {"type": "reasoning-delta", "id": self._reasoning_id, "delta": text}
+            yield ReasoningStart(self._reasoning_id)
+        yield ReasoningDelta(self._reasoning_id, text)
 
-    def handle_tool_call_delta(self, tool_call: Mapping[str, Any]) -> Iterator[Chunk]:
+    def handle_tool_call_delta(self, tool_call: Mapping[str, Any]) -> Iterator[ModelEvent]:
         """One ``delta.tool_calls[]`` item: ``{index?, id?, type?, function: {name?, arguments?}}``.
 
         Args:
             tool_call: the item; see the module docstring for how it is matched to a call.
 
         Yields:
-            ``text-end`` / ``reasoning-end`` for open parts when a call starts,
-            ``tool-input-start{toolCallId, toolName}`` once the name is known (with the
-            arguments buffered so far as one delta), then ``tool-input-delta{toolCallId,
-            inputTextDelta}`` per non-empty argument fragment.
+            the ends of open parts when a call starts, ``ToolInputStart`` once the name is
+            known (with the arguments buffered so far as one ``ToolInputDelta``), then a
+            ``ToolInputDelta`` per non-empty argument fragment.
         """
         call = self._resolve_call(tool_call)
         function = tool_call.get("function")
@@ -472,49 +359,45 @@ class OpenAIChatToUIMessageStream:
                 return
             yield from self._close_parts()
             call.started = True
-            self._had_tool_calls = True
-            yield {"type": "tool-input-start", "toolCallId": call.id, "toolName": call.name}
+            yield ToolInputStart(call.id, call.name)
             if call.arguments:
-                yield {
-                    "type": "tool-input-delta",
-                    "toolCallId": call.id,
-                    "inputTextDelta": call.arguments,
-                }
+                yield ToolInputDelta(call.id, call.arguments)
             return
         if fragment:
             call.arguments += fragment
-            yield {"type": "tool-input-delta", "toolCallId": call.id, "inputTextDelta": fragment}
+            yield ToolInputDelta(call.id, fragment)
 
-    def handle_finish_reason(self, reason: object) -> Iterator[Chunk]:
+    def handle_finish_reason(self, reason: object) -> Iterator[ModelEvent]:
         """``choices[0].finish_reason``: the step's content is complete.
 
         Args:
-            reason: the raw value, kept in :attr:`finish_reason` (mapped at :meth:`finish`).
+            reason: the raw value, kept in :attr:`finish_reason`.
 
         Yields:
-            ``text-end`` / ``reasoning-end`` for open parts, then ``tool-input-available`` (or
-            ``tool-input-error``) for every call not yet closed. ``finish-step`` and ``finish``
-            wait for :meth:`finish`, because ``usage`` usually follows in a later chunk.
+            the ends of open parts, then ``ToolCall`` (or ``ToolCallFailed``) for every call
+            not yet closed. ``ModelFinished`` waits for :meth:`finish`, because ``usage``
+            usually follows in a later chunk.
         """
         self.finish_reason = reason if isinstance(reason, str) else str(reason)
         yield from self._close_parts()
         yield from self._close_tool_calls()
 
-    def handle_usage(self, usage: Mapping[str, Any]) -> None:
-        """A ``usage`` object (on the last chunk, with or without ``choices``): kept for
-        ``finish.messageMetadata.usage``. The latest one wins. Yields nothing."""
-        self.usage = dict(usage)
+    def handle_usage(self, usage: Mapping[str, Any]) -> Iterator[ModelEvent]:
+        """A ``usage`` object (on the last chunk, with or without ``choices``).
 
-    def handle_error(self, error: dict[str, Any]) -> Iterator[Chunk]:
+        Yields:
+            ``UsageReported`` with its counts (the latest report wins).
+        """
+        yield UsageReported(openai_token_usage(usage))
+
+    def handle_error(self, error: dict[str, Any]) -> Iterator[ModelEvent]:
         """An in-stream provider error (``{"error": {...}}``, e.g. Groq's ``tool_use_failed``).
 
         Args:
             error: the provider's error object (the payload's ``error`` member).
 
         Yields:
-            ``text-end`` / ``reasoning-end`` for open parts, ``tool-input-error`` for calls not
-            yet closed (so no client tool runs for a failed answer), then
-            ``{"type": "error", "errorText": on_error(error)}``. Sets :attr:`stopped`.
+            ``ModelFailed(error)`` (logged); sets :attr:`stopped`.
         """
         logger.warning("model stream reported an error: %.500s", _compact(error))
         yield from self._fail(error)
@@ -554,15 +437,15 @@ class OpenAIChatToUIMessageStream:
         self._calls_by_id[call_id] = call
         return call
 
-    def _close_parts(self) -> Iterator[Chunk]:
+    def _close_parts(self) -> Iterator[ModelEvent]:
         if self._text_id is not None:
-            yield {"type": "text-end", "id": self._text_id}
+            yield TextEnd(self._text_id)
             self._text_id = None
         if self._reasoning_id is not None:
-            yield {"type": "reasoning-end", "id": self._reasoning_id}
+            yield ReasoningEnd(self._reasoning_id)
             self._reasoning_id = None
 
-    def _close_tool_calls(self) -> Iterator[Chunk]:
+    def _close_tool_calls(self) -> Iterator[ModelEvent]:
         for call in self._calls:
             if call.done:
                 continue
@@ -570,58 +453,21 @@ class OpenAIChatToUIMessageStream:
             if not call.started:
                 # Never got a name: report it as a failed call rather than invent a tool.
                 call.started = True
-                self._had_tool_calls = True
-                yield {
-                    "type": "tool-input-error",
-                    "toolCallId": call.id,
-                    "toolName": call.name or "unknown",
-                    "input": call.arguments,
-                    "errorText": "The tool call has no function name.",
-                }
+                yield ToolCallFailed(
+                    call.id,
+                    call.name or "unknown",
+                    call.arguments,
+                    "The tool call has no function name.",
+                    started=False,
+                )
                 continue
-            yield tool_input_end(call.id, call.name, call.arguments)
+            yield finished_tool_call(call.id, call.name, call.arguments)
 
-    def _fail(self, error: BaseException | dict[str, Any]) -> Iterator[Chunk]:
+    def _fail(self, error: BaseException | dict[str, Any]) -> Iterator[ModelEvent]:
         if self.stopped:
             return
-        yield from self._close_parts()
-        for call in self._calls:
-            if call.done or not call.started:
-                continue
-            call.done = True
-            yield {
-                "type": "tool-input-error",
-                "toolCallId": call.id,
-                "toolName": call.name,
-                "input": call.arguments,
-                "errorText": "The tool call was interrupted by a model error.",
-            }
-        yield {"type": "error", "errorText": self._error_text(error)}
         self.stopped = True
-
-    def _error_text(self, error: BaseException | dict[str, Any]) -> str:
-        policy = self.on_error or default_error_text
-        try:
-            text = policy(error)
-        except Exception:
-            logger.exception("on_error raised; using the default error text")
-            return DEFAULT_ERROR_TEXT
-        return text if isinstance(text, str) else str(text)
-
-    def _final_finish_reason(self) -> str:
-        if self.finish_reason is not None:
-            return map_finish_reason(self.finish_reason)
-        return "tool-calls" if self._had_tool_calls else "other"
-
-    def _message_metadata(self) -> dict[str, Any]:
-        metadata: dict[str, Any] = {}
-        if self.include_model and self.model:
-            metadata["model"] = self.model
-        if self.include_usage and self.usage is not None:
-            usage = _usage_metadata(self.usage)
-            if usage:
-                metadata["usage"] = usage
-        return metadata
+        yield ModelFailed(error)
 
 
 def _compact(value: object) -> str:
@@ -629,6 +475,28 @@ def _compact(value: object) -> str:
         return json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return repr(value)
+
+
+class OpenAIChatToUIMessageStream(UIMessageConverter):
+    """Converter from OpenAI chat-completions chunks to AI SDK ``UIMessageChunk`` dicts:
+    :class:`OpenAIChatEvents` joined to
+    :class:`~resumable_chat.protocols.ai_sdk.events.UIMessageChunkStream`.
+
+    :func:`ai_sdk_chunks` drives it over an async stream; use the class directly for
+    synchronous or custom loops (:meth:`start`, :meth:`handle_chunk`,
+    :meth:`handle_exception`, :meth:`finish`, each a generator of chunks).
+
+    Args:
+        **options: the keyword arguments of :func:`ai_sdk_chunks` besides the stream:
+            ``message_id``, ``on_error``, ``include_usage``, ``include_model``.
+
+    Attributes:
+        message_id: the ``messageId`` of this answer.
+        stopped: True once ``finish`` or ``error`` was produced; feed nothing more after that.
+    """
+
+    def __init__(self, **options: Unpack[UIMessageStreamOptions]) -> None:
+        super().__init__(OpenAIChatEvents(), **options)
 
 
 def ai_sdk_chunks(
@@ -646,12 +514,17 @@ def ai_sdk_chunks(
             ..., stream=True)``, ``await litellm.acompletion(..., stream=True)``, an async
             generator of dicts). A plain iterable is iterated inline, for in-memory data only.
             Items: ``ChatCompletionChunk``-like objects (``model_dump()``), mappings or JSON.
-        message_id: ``start.messageId``; ``None`` generates ``msg-<hex>`` once.
+        message_id: ``start.messageId``; ``None`` (default) generates ``msg-<hex>`` once, so
+            every chunk of this answer belongs to one stable id. Pass the continued assistant
+            message's id on a tool-result continuation (AI SDK ``processUIMessageStream``).
         on_error: ``errorText`` policy for an exception raised by ``stream`` or an in-stream
             error payload (``{"error": {...}}``); default :func:`default_error_text`
-            (generic). :func:`detailed_error_text` shows provider messages (development).
-        include_usage: add ``usage`` (AI SDK names) to ``finish.messageMetadata``.
-        include_model: add the provider's ``model`` to ``finish.messageMetadata``.
+            (generic). :func:`detailed_error_text` shows provider messages (development). If
+            it raises, the default text is used.
+        include_usage: add ``usage`` (AI SDK names) to ``finish.messageMetadata`` (default
+            True).
+        include_model: add the provider's ``model`` to ``finish.messageMetadata`` (default
+            True).
 
     Yields:
         ``start``, ``start-step``, content chunks, then ``finish-step`` and ``finish`` — or,

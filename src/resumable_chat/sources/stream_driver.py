@@ -1,5 +1,7 @@
 """Pulling a provider stream through a per-protocol converter, closing it on the way out
-(also when the client stops the answer early)."""
+(also when the client stops the answer early), and the converter that joins a provider's
+normaliser (provider chunks → neutral model events) to a protocol's event stream (model events
+→ that protocol's chunks)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,22 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from resumable_chat.chat.dialect import Chunk
+from resumable_chat.model_events import ModelEvent
+from resumable_chat.protocols.ai_sdk.events import UIMessageChunkStream, UIMessageStreamOptions
+from resumable_chat.protocols.tanstack.events import TanStackChunkStream, TanStackStreamOptions
 
-__all__ = ["StreamConverter", "drive_converter"]
+__all__ = [
+    "ChunkStream",
+    "EventConverter",
+    "ModelEventSource",
+    "StreamConverter",
+    "TanStackConverter",
+    "UIMessageConverter",
+    "drive_converter",
+]
 
 logger = logging.getLogger("resumable_chat.sources")
 
@@ -52,6 +65,117 @@ class StreamConverter(Protocol):
     def handle_exception(self, exc: BaseException) -> Iterator[Chunk]: ...
 
     def finish(self) -> Iterator[Chunk]: ...
+
+
+class ModelEventSource(Protocol):
+    """A provider format's normaliser: provider chunks in, neutral model events out."""
+
+    def handle_chunk(self, raw: object) -> Iterator[ModelEvent]: ...
+
+    def handle_exception(self, exc: BaseException) -> Iterator[ModelEvent]: ...
+
+    def finish(self) -> Iterator[ModelEvent]: ...
+
+
+class ChunkStream(Protocol):
+    """A protocol's event stream: neutral model events in, the protocol's chunks out
+    (``UIMessageChunkStream``, ``TanStackChunkStream``)."""
+
+    @property
+    def stopped(self) -> bool: ...
+
+    def start(self) -> Iterator[Chunk]: ...
+
+    def handle(self, event: ModelEvent) -> Iterator[Chunk]: ...
+
+
+class EventConverter:
+    """A :class:`StreamConverter` made of a normaliser and a protocol's event stream.
+
+    Args:
+        events: turns each provider chunk into model events.
+        chunks: turns each model event into the protocol's chunks.
+
+    Attributes:
+        events, chunks: as given.
+    """
+
+    def __init__(self, events: ModelEventSource, chunks: ChunkStream) -> None:
+        self.events = events
+        self.chunks = chunks
+
+    @property
+    def stopped(self) -> bool:
+        """True once the protocol stream ended the answer (finish or error)."""
+        return self.chunks.stopped
+
+    def start(self) -> Iterator[Chunk]:
+        """The protocol's opening chunks."""
+        return self.chunks.start()
+
+    def handle_chunk(self, raw: object) -> Iterator[Chunk]:
+        """The chunks for one provider chunk (see the normaliser for what it accepts)."""
+        return self._convert(self.events.handle_chunk(raw))
+
+    def handle_exception(self, exc: BaseException) -> Iterator[Chunk]:
+        """The chunks that end the answer when the provider stream raised ``exc``."""
+        return self._convert(self.events.handle_exception(exc))
+
+    def finish(self) -> Iterator[Chunk]:
+        """The closing chunks after the provider stream ended; nothing once stopped."""
+        return self._convert(self.events.finish())
+
+    def _convert(self, events: Iterator[ModelEvent]) -> Iterator[Chunk]:
+        for event in events:
+            if self.chunks.stopped:
+                return
+            yield from self.chunks.handle(event)
+
+
+class UIMessageConverter(EventConverter):
+    """A provider format's reader joined to the AI SDK event stream.
+
+    Args:
+        events: the reader of the provider format into model events.
+        **options: :class:`~resumable_chat.protocols.ai_sdk.events.UIMessageChunkStream`'s
+            keyword arguments (``message_id``, ``on_error``, ``include_usage``,
+            ``include_model``).
+
+    Attributes:
+        message_id: the answer's ``messageId``.
+    """
+
+    def __init__(self, events: ModelEventSource, **options: Unpack[UIMessageStreamOptions]) -> None:
+        chunks = UIMessageChunkStream(**options)
+        super().__init__(events, chunks)
+        self.message_id = chunks.message_id
+
+
+class TanStackConverter(EventConverter):
+    """A provider format's reader joined to the TanStack event stream.
+
+    Args:
+        events: the reader of the provider format into model events.
+        **options: :class:`~resumable_chat.protocols.tanstack.events.TanStackChunkStream`'s
+            keyword arguments (``run_id``, ``thread_id``, ``message_id``, ``model``,
+            ``on_error``, ``on_error_code``, ``include_usage``, ``clock_ms``).
+
+    Attributes:
+        run_id, thread_id, message_id: as the event stream resolved them.
+    """
+
+    def __init__(self, events: ModelEventSource, **options: Unpack[TanStackStreamOptions]) -> None:
+        chunks = TanStackChunkStream(**options)
+        super().__init__(events, chunks)
+        self.run_id = chunks.run_id
+        self.thread_id = chunks.thread_id
+        self.message_id = chunks.message_id
+        self._tanstack = chunks
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The ``finishReason`` sent on ``RUN_FINISHED``, else ``None``."""
+        return self._tanstack.finish_reason
 
 
 async def drive_converter(

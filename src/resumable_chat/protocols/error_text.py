@@ -1,4 +1,4 @@
-"""``on_error`` policies: what text an ``error`` chunk carries when the model stream fails."""
+"""``on_error`` policies: what text a protocol's error chunk carries when the model stream fails."""
 
 from __future__ import annotations
 
