@@ -102,6 +102,7 @@ from resumable_chat.sources.openai_payloads import (
 )
 from resumable_chat.sources.recordings import openai_chunks_from_jsonl
 from resumable_chat.sources.stream_driver import (
+    ModelEventSource,
     StreamConverter,
     UIMessageConverter,
     drive_converter,
@@ -487,6 +488,8 @@ class OpenAIChatToUIMessageStream(UIMessageConverter):
     :meth:`handle_exception`, :meth:`finish`, each a generator of chunks).
 
     Args:
+        normaliser: reads another provider format into model events (e.g.
+            :class:`~.openai_responses.OpenAIResponsesEvents`); ``None``: chat completions.
         **options: the keyword arguments of :func:`ai_sdk_chunks` besides the stream:
             ``message_id``, ``on_error``, ``include_usage``, ``include_model``.
 
@@ -495,8 +498,13 @@ class OpenAIChatToUIMessageStream(UIMessageConverter):
         stopped: True once ``finish`` or ``error`` was produced; feed nothing more after that.
     """
 
-    def __init__(self, **options: Unpack[UIMessageStreamOptions]) -> None:
-        super().__init__(OpenAIChatEvents(), **options)
+    def __init__(
+        self,
+        *,
+        normaliser: ModelEventSource | None = None,
+        **options: Unpack[UIMessageStreamOptions],
+    ) -> None:
+        super().__init__(normaliser if normaliser is not None else OpenAIChatEvents(), **options)
 
 
 def ai_sdk_chunks(
@@ -506,6 +514,7 @@ def ai_sdk_chunks(
     on_error: ErrorTextPolicy | None = None,
     include_usage: bool = True,
     include_model: bool = True,
+    normaliser: ModelEventSource | None = None,
 ) -> AsyncGenerator[Chunk, None]:
     """Convert an OpenAI chat-completions stream into AI SDK ``UIMessageChunk`` dicts.
 
@@ -525,6 +534,8 @@ def ai_sdk_chunks(
             True).
         include_model: add the provider's ``model`` to ``finish.messageMetadata`` (default
             True).
+        normaliser: reads another provider format into model events (the Responses API's
+            :class:`~.openai_responses.OpenAIResponsesEvents`); ``None``: chat completions.
 
     Yields:
         ``start``, ``start-step``, content chunks, then ``finish-step`` and ``finish`` — or,
@@ -539,6 +550,7 @@ def ai_sdk_chunks(
     on stop).
     """
     converter = OpenAIChatToUIMessageStream(
+        normaliser=normaliser,
         message_id=message_id,
         on_error=on_error,
         include_usage=include_usage,

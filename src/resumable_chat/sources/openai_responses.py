@@ -79,15 +79,15 @@ from resumable_chat.model_events import (
     ToolResult,
     UsageReported,
 )
-from resumable_chat.protocols.ai_sdk.events import ErrorTextPolicy, UIMessageStreamOptions
+from resumable_chat.protocols.ai_sdk.events import UIMessageStreamOptions
 from resumable_chat.protocols.tanstack.events import TanStackStreamOptions
+from resumable_chat.sources.openai_chat import OpenAIChatToUIMessageStream, ai_sdk_chunks
 from resumable_chat.sources.openai_payloads import (
     as_payload_dict,
     finished_tool_call,
     openai_token_usage,
 )
 from resumable_chat.sources.openai_tanstack import tanstack_chunks
-from resumable_chat.sources.stream_driver import UIMessageConverter, drive_converter
 
 __all__ = [
     "OpenAIResponsesEvents",
@@ -335,40 +335,33 @@ _HANDLERS: dict[str, _Handler] = {
 }
 
 
-class OpenAIResponsesToUIMessageStream(UIMessageConverter):
+class OpenAIResponsesToUIMessageStream(OpenAIChatToUIMessageStream):
     """Converter of one Responses stream into ``UIMessageChunk`` dicts:
     :class:`OpenAIResponsesEvents` joined to
     :class:`~resumable_chat.protocols.ai_sdk.events.UIMessageChunkStream`. Same interface as
     :class:`~.openai_chat.OpenAIChatToUIMessageStream`.
 
     Args:
-        **options: the keyword arguments of :func:`ai_sdk_chunks_from_responses` besides the
-            stream.
+        **options: the keyword arguments of :func:`~.openai_chat.ai_sdk_chunks` besides the
+            stream and ``normaliser``.
     """
 
     def __init__(self, **options: Unpack[UIMessageStreamOptions]) -> None:
-        super().__init__(OpenAIResponsesEvents(), **options)
+        super().__init__(normaliser=OpenAIResponsesEvents(), **options)
 
 
 def ai_sdk_chunks_from_responses(
-    stream: AsyncIterable[Any] | Iterable[Any],
-    *,
-    message_id: str | None = None,
-    on_error: ErrorTextPolicy | None = None,
-    include_usage: bool = True,
-    include_model: bool = True,
+    stream: AsyncIterable[Any] | Iterable[Any], **options: Unpack[UIMessageStreamOptions]
 ) -> AsyncGenerator[Chunk, None]:
     """Convert an OpenAI Responses stream into AI SDK ``UIMessageChunk`` dicts.
+
+    The same keyword arguments as :func:`~.openai_chat.ai_sdk_chunks` (``message_id``,
+    ``on_error``, ``include_usage``, ``include_model``); the input is a Responses stream.
 
     Args:
         stream: ``await client.responses.create(..., stream=True)`` (an async iterable of
             typed events), or any (async) iterable of event dicts / JSON lines.
-        message_id: ``start.messageId``; ``None`` (default) generates one.
-        on_error: ``errorText`` policy for ``error`` / ``response.failed`` and exceptions
-            (default :func:`~resumable_chat.protocols.error_text.default_error_text`).
-        include_usage: add ``usage`` to ``finish.messageMetadata`` (default True).
-        include_model: add the response's ``model`` to ``finish.messageMetadata`` (default
-            True).
+        **options: as for :func:`~.openai_chat.ai_sdk_chunks`.
 
     Yields:
         ``start``, ``start-step``, the answer's parts, ``finish-step``, ``finish`` (or the
@@ -376,15 +369,9 @@ def ai_sdk_chunks_from_responses(
         when the consumer stops early (a stop ends the HTTP request to OpenAI).
 
     Raises:
-        TypeError: ``stream`` is not iterable.
+        TypeError: ``stream`` is not iterable, or an unknown keyword argument.
     """
-    converter = OpenAIResponsesToUIMessageStream(
-        message_id=message_id,
-        on_error=on_error,
-        include_usage=include_usage,
-        include_model=include_model,
-    )
-    return drive_converter(converter, stream)
+    return ai_sdk_chunks(stream, normaliser=OpenAIResponsesEvents(), **options)
 
 
 def tanstack_chunks_from_responses(
