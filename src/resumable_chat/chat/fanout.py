@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+from array import array
 from collections.abc import AsyncIterator, Callable
 
 from resumable_chat.log import LogEngine, RecordKind
@@ -65,8 +66,9 @@ class AnswerTap:
         self.start = start
         self.floor = start
         self.position = start  # past the last record the follow delivered
-        self.seq_nums: list[int] = []
-        self.ids: list[int] = []
+        # arrays, not lists of ints: nothing for the garbage collector to visit per frame
+        self.seq_nums = array("q")
+        self.ids = array("q")
         self.frames: list[bytes] = []
         self.ended = False
         self.done = False
