@@ -19,7 +19,7 @@ from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.fanout import AnswerTaps
 from resumable_chat.log import RecordKind, classify, read_range
 from resumable_chat.s2 import MemoryBasin, S2Error
-from resumable_chat.s2.records import ReadBatch
+from resumable_chat.s2.records import AppendInput, ReadBatch, fence_record
 from resumable_chat.sse import DONE_FRAME, event_frame
 from resumable_chat.testing.fault_basin import FaultPlanBasin
 from resumable_chat.testing.fault_plan import FaultPlan
@@ -101,17 +101,24 @@ async def _settled(chat: ResumableChat) -> None:
 
 async def _running(
     basin: MemoryBasin | FaultPlanBasin, steps: int, **taps: Any
-) -> tuple[ResumableChat, Gate, asyncio.Task[bytes]]:
-    """A chat on ``basin`` whose answer has made ``steps`` chunks and waits for more; its
-    live response read in a task. ``taps``: :class:`AnswerTaps` settings for this test."""
-    chat = create_resumable_chat(basin=basin)
+) -> tuple[ResumableChat, ResumableChat, Gate, asyncio.Task[bytes]]:
+    """Two instances on ``basin``: the owner, whose answer has made ``steps`` chunks and
+    waits for more (its live response read in a task), and the reader its followers come to.
+    ``taps``: the reader's :class:`AnswerTaps` settings for this test."""
+    owner = create_resumable_chat(basin=basin)
+    reader = create_resumable_chat(basin=basin)
     if taps:  # the defaults keep 50,000 frames and linger 5 s
-        chat._taps = AnswerTaps(chat.engine, chat.dialect.is_history_record, **taps)
+        reader._taps = AnswerTaps(reader.engine, reader.dialect.is_history_record, **taps)
     gate = Gate()
-    live = await _start(chat, gate)
+    live = await _start(owner, gate)
     gate.step(steps)
     await asyncio.sleep(0.05)
-    return chat, gate, live
+    return owner, reader, gate, live
+
+
+async def _close(*chats: ResumableChat) -> None:
+    for chat in chats:
+        await chat.aclose()
 
 
 async def _ended(chat: ResumableChat, live: asyncio.Task[bytes]) -> bytes:
@@ -123,81 +130,81 @@ async def _ended(chat: ResumableChat, live: asyncio.Task[bytes]) -> bytes:
 
 async def test_many_followers_share_one_read_session_and_get_the_log() -> None:
     basin = CountingBasin()
-    chat, gate, live = await _running(basin, 10)
+    owner, reader, gate, live = await _running(basin, 10)
     before = basin.opened
     followers = []
     for _ in range(50):
-        response = await chat.replay(STREAM)
+        response = await reader.replay(STREAM)
         assert response.status_code == 200
         followers.append(asyncio.create_task(_body(response)))
         gate.step()
         await asyncio.sleep(0)
     gate.step(len(gate.chunks))
     bodies = await asyncio.gather(*followers)
-    await _ended(chat, live)
+    await _ended(owner, live)
     assert basin.opened - before == 1  # one read session for 50 followers
     expected = await _stored_frames(basin)
     assert all(body == expected for body in bodies)
-    await chat.aclose()
+    await _close(owner, reader)
     assert basin.open_now == 0
 
 
 async def test_a_slow_follower_holds_up_nobody_and_misses_nothing() -> None:
     basin = CountingBasin()
-    chat, gate, live = await _running(basin, 3)
+    owner, reader, gate, live = await _running(basin, 3)
     pause = asyncio.Event()
-    slow = asyncio.create_task(_body(await chat.replay(STREAM), pause))
-    fast = asyncio.create_task(_body(await chat.replay(STREAM)))
+    slow = asyncio.create_task(_body(await reader.replay(STREAM), pause))
+    fast = asyncio.create_task(_body(await reader.replay(STREAM)))
     gate.step(len(gate.chunks))
     fast_body = await asyncio.wait_for(fast, 5)  # the slow one has not read on
     assert not slow.done()
     pause.set()
     slow_body = await slow
-    await _ended(chat, live)
+    await _ended(owner, live)
     expected = await _stored_frames(basin)
     assert fast_body == slow_body == expected
-    await chat.aclose()
+    await _close(owner, reader)
 
 
 async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
     basin = CountingBasin()
-    chat, gate, live = await _running(basin, 2, max_frames=4)
+    owner, reader, gate, live = await _running(basin, 2, max_frames=4)
     pause = asyncio.Event()
-    behind = asyncio.create_task(_body(await chat.replay(STREAM), pause))
-    other = asyncio.create_task(_body(await chat.replay(STREAM)))
+    behind = asyncio.create_task(_body(await reader.replay(STREAM), pause))
+    other = asyncio.create_task(_body(await reader.replay(STREAM)))
     await asyncio.sleep(0.01)
     assert basin.opened == 1  # the tap
     gate.step(len(gate.chunks))
     other_body = await other
     pause.set()
     body = await behind
-    await _ended(chat, live)
+    await _ended(owner, live)
     expected = await _stored_frames(basin)
     assert body == other_body == expected  # contiguous: nothing lost, nothing twice
     assert basin.opened >= 2  # the paused follower read the log itself, from where it was
-    await chat.aclose()
+    await _close(owner, reader)
 
 
 async def test_a_resume_from_a_cursor_gets_only_what_follows_it() -> None:
     basin = CountingBasin()
-    chat, gate, live = await _running(basin, 8)
-    first = asyncio.create_task(_body(await chat.replay(STREAM)))  # opens the tap
+    owner, reader, gate, live = await _running(basin, 8)
+    first = asyncio.create_task(_body(await reader.replay(STREAM)))  # opens the tap
     await asyncio.sleep(0.01)
     records = await read_range(basin, STREAM, 0)
     cursor = records[-3].seq_num + 1
-    resumed = asyncio.create_task(_body(await chat.replay(STREAM, cursor)))
+    resumed = asyncio.create_task(_body(await reader.replay(STREAM, cursor)))
     gate.step(len(gate.chunks))
     await first
     body = await resumed
-    await _ended(chat, live)
+    await _ended(owner, live)
     assert body == await _stored_frames(basin, after=cursor)
-    await chat.aclose()
+    await _close(owner, reader)
 
 
 async def test_the_read_is_released_a_linger_after_the_last_follower() -> None:
     basin = CountingBasin()
-    chat, gate, live = await _running(basin, 3, linger_s=0.1)
-    follower = await chat.replay(STREAM)
+    owner, reader, gate, live = await _running(basin, 3, linger_s=0.1)
+    follower = await reader.replay(STREAM)
     frames = follower.body_iterator
     await anext(frames)  # type: ignore[call-overload]
     reads = basin.open_now
@@ -207,7 +214,7 @@ async def test_the_read_is_released_a_linger_after_the_last_follower() -> None:
     assert basin.open_now == reads - 1
     gate.step(len(gate.chunks))
     await live
-    await chat.aclose()
+    await _close(owner, reader)
     assert basin.open_now == 0
 
 
@@ -217,28 +224,83 @@ async def test_a_failed_read_ends_its_followers_and_the_next_follower_reads_anew
     a new tap from the log, missing nothing."""
     memory = MemoryBasin()
     plan = FaultPlan()
-    chat, gate, live = await _running(FaultPlanBasin(memory, plan), 3)
+    owner, reader, gate, live = await _running(FaultPlanBasin(memory, plan), 3)
     plan.fail("read_session", status=500, times=1)  # a permanent-looking refusal
-    failing = [await chat.replay(STREAM) for _ in range(3)]
+    failing = [await reader.replay(STREAM) for _ in range(3)]
     outcomes = await asyncio.gather(*(_body(r) for r in failing), return_exceptions=True)
     assert all(isinstance(o, S2Error) for o in outcomes), outcomes
-    later = asyncio.create_task(_body(await chat.replay(STREAM)))
+    later = asyncio.create_task(_body(await reader.replay(STREAM)))
     gate.step(len(gate.chunks))
     body = await later
-    await _ended(chat, live)
+    await _ended(owner, live)
     expected = await _stored_frames(memory)
     assert body == expected
-    await chat.aclose()
+    await _close(owner, reader)
 
 
 async def test_closing_the_chat_ends_its_followers_and_releases_the_read() -> None:
     basin = CountingBasin()
-    chat, _gate, live = await _running(basin, 3)
-    followers = [asyncio.create_task(_body(await chat.replay(STREAM))) for _ in range(5)]
+    owner, reader, _gate, live = await _running(basin, 3)
+    followers = [asyncio.create_task(_body(await reader.replay(STREAM))) for _ in range(5)]
     await asyncio.sleep(0.05)
     assert basin.open_now == 1
-    await chat.aclose(drain_timeout_s=0.1)  # the answer is stopped; the taps close
+    await reader.aclose()  # the reader's taps close
     bodies = await asyncio.wait_for(asyncio.gather(*followers), 5)
+    await owner.aclose(drain_timeout_s=0.1)  # the answer is stopped
     await live
     assert basin.open_now == 0
     assert len(set(bodies)) == 1 and bodies[0].startswith(b"id: ")
+
+
+async def test_followers_on_the_producing_process_take_its_writes_without_reading_s2() -> None:
+    """On the process that writes the answer, followers get the writer's acknowledged
+    records: no S2 read session at all, and still exactly the log from their position (a
+    follower that joins late reads what was stored before it joined, then the writes)."""
+    basin = CountingBasin()
+    chat = create_resumable_chat(basin=basin)
+    gate = Gate()
+    live = await _start(chat, gate)
+    gate.step(5)
+    await asyncio.sleep(0.02)
+    early = asyncio.create_task(_body(await chat.replay(STREAM)))
+    gate.step(20)
+    await asyncio.sleep(0.02)
+    records = await read_range(basin, STREAM, 0)
+    cursor = records[-4].seq_num + 1
+    late = asyncio.create_task(_body(await chat.replay(STREAM, cursor)))
+    gate.step(len(gate.chunks))
+    bodies = await asyncio.gather(early, late)
+    await _ended(chat, live)
+    assert basin.opened == 0
+    assert bodies == [await _stored_frames(basin), await _stored_frames(basin, after=cursor)]
+    await chat.aclose()
+
+
+async def test_a_follower_of_a_displaced_writer_gets_the_takeover_from_the_log() -> None:
+    """The writer on this process is fenced out by another instance (as by a takeover after
+    a lost lease): its local followers go on from the log, where they find that fence."""
+    basin = CountingBasin()
+    owner = create_resumable_chat(basin=basin)
+    gate = Gate()
+    live = await _start(owner, gate)
+    gate.step(4)
+    await asyncio.sleep(0.02)
+    follower = asyncio.create_task(_body(await owner.replay(STREAM)))
+    await asyncio.sleep(0.02)
+    generation = owner.running(STREAM)
+    assert generation is not None and basin.opened == 0
+    tail = await basin.check_tail(STREAM)
+    takeover = AppendInput(
+        [fence_record("error-elsewhere")],
+        match_seq_num=tail.seq_num,
+        fencing_token=generation.writer.fencing_token,
+    )
+    await basin.append(STREAM, takeover)
+    gate.step(len(gate.chunks))  # the owner's next append meets the fence
+    body = await asyncio.wait_for(follower, 5)
+    await asyncio.gather(live, return_exceptions=True)
+    assert basin.opened == 1  # the follower read on from the log once the writer was out
+    assert body == await _stored_frames(basin)
+    records = await read_range(basin, STREAM, 0)
+    assert classify(records[-1]) is RecordKind.ERROR
+    await owner.aclose()

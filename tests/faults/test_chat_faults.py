@@ -81,10 +81,16 @@ async def follow(client: httpx.AsyncClient, chat_id: str) -> list[tuple[str | No
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: s.__name__)
 async def test_recorded_answer_under_faults(faulty_s2: FaultyS2, schedule: object) -> None:
+    """One follower on the answering instance (it takes the writer's acknowledged records)
+    and one on another instance (it reads S2, through the faulty read sessions) both get
+    exactly the live answer."""
     basin = faulty_s2.basin()
-    async with recorded_chat_app(basin, recording(LONG_TEXT), linger_ms=2) as app:
+    async with (
+        recorded_chat_app(basin, recording(LONG_TEXT), linger_ms=2) as app,
+        recorded_chat_app(faulty_s2.basin(basin.name), recording(LONG_TEXT)) as other,
+    ):
         schedule(faulty_s2.plan)  # type: ignore[operator]
-        follower: asyncio.Task[list[tuple[str | None, str]]] | None = None
+        followers: list[asyncio.Task[list[tuple[str | None, str]]]] = []
         live_text = ""
         async with app.client.stream(
             "POST", "/api/chat", json={"id": "c1", "messages": [_user("hi")]}
@@ -92,10 +98,13 @@ async def test_recorded_answer_under_faults(faulty_s2: FaultyS2, schedule: objec
             assert response.status_code == 200
             async for text in response.aiter_text():
                 live_text += text
-                if follower is None and "text-delta" in live_text:
-                    follower = asyncio.create_task(follow(app.client, "c1"))
-        assert follower is not None
-        followed = await asyncio.wait_for(follower, 20)
+                if not followers and "text-delta" in live_text:
+                    followers = [
+                        asyncio.create_task(follow(client, "c1"))
+                        for client in (app.client, other.client)
+                    ]
+        assert followers
+        here, there = await asyncio.wait_for(asyncio.gather(*followers), 20)
         await settled(app.chat, "chat-c1")
         live = parse_sse(live_text)
         assert live[-1] == (None, "[DONE]")
@@ -103,7 +112,8 @@ async def test_recorded_answer_under_faults(faulty_s2: FaultyS2, schedule: objec
         stored = await faulty_s2.stored(basin, "chat-c1")
         assert data_records(stored) == [data for _, data in live[:-1]]
         assert is_terminal_fence(stored[-1]) and stored[-1].body.startswith(b"end-")
-        assert followed == live, faulty_s2.plan.describe()
+        assert here == live, faulty_s2.plan.describe()
+        assert there == live, faulty_s2.plan.describe()
         assert faulty_s2.plan.injected, "the schedule injected nothing"
 
 

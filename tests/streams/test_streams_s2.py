@@ -221,10 +221,12 @@ async def test_312_claim_append_error_is_raised(basin: Basin) -> None:
 async def test_194_a_follow_that_fails_raises_instead_of_hanging(basin: Basin) -> None:
     faulty = FaultyBasin(basin)
     context = create_resumable_stream_context(basin=faulty, linger_ms=0, key_prefix="e194/")
+    # the resumer is on another instance: one on the producer's takes its writes, not S2's
+    elsewhere = create_resumable_stream_context(basin=faulty, key_prefix="e194/")
     source = TestingStream()
     producer = await context.resumable_stream("x", source.make)
     source.write("one")
-    resumer = await context.resume_existing_stream("x")
+    resumer = await elsewhere.resume_existing_stream("x")
     assert await read(resumer, 1) == "one"
     faulty.fail_follow_after = 0  # the next batch fails
     source.write("two")
@@ -233,21 +235,24 @@ async def test_194_a_follow_that_fails_raises_instead_of_hanging(basin: Basin) -
         await asyncio.wait_for(anext(resumer), 5)
     source.close()
     assert await read(producer) == "onetwo"  # the producer's live branch never waits on S2
+    await elsewhere.aclose()
     await context.aclose()
 
 
 async def test_194_resume_when_the_read_cannot_open_raises(basin: Basin) -> None:
     faulty = FaultyBasin(basin)
     context = create_resumable_stream_context(basin=faulty, linger_ms=0, key_prefix="e194b/")
+    elsewhere = create_resumable_stream_context(basin=faulty, key_prefix="e194b/")
     source = TestingStream()
     await context.resumable_stream("x", source.make)
-    resumer = await context.resume_existing_stream("x")
+    resumer = await elsewhere.resume_existing_stream("x")
     faulty.fail_reads = True
     assert resumer is not None
     with pytest.raises(S2UnavailableError):
         await asyncio.wait_for(anext(resumer), 5)
     faulty.fail_reads = False
     source.close()
+    await elsewhere.aclose()
     await context.aclose()
 
 

@@ -159,12 +159,17 @@ class LogEngine:
 
     async def judge(self, stream: str, position: int) -> bool:
         """For a reader at ``position`` that heard nothing for a lease: is a generation still
-        open? Closes a lost one first (its terminal then reaches the reader). S2 errors are
-        logged and count as open (keep following)."""
+        open, or its end still ahead of the reader? Closes a lost one first (its terminal then
+        reaches the reader). S2 errors are logged and count as open (keep following).
+
+        A generation that ended while the reader waited is "open" for it as long as the
+        terminal is at or past ``position``: the reader must still get the records up to it
+        (the verdict can arrive after the terminal was stored, before the reader has it)."""
         try:
             latest = await latest_generation(self.basin, stream)
             if not latest.active:
-                return False
+                terminal = latest.terminal
+                return terminal is not None and terminal.seq_num >= position
             if latest.tail.seq_num > position:
                 return True  # records the follow has not delivered yet
             await self.close_if_lost(stream, latest)

@@ -6,6 +6,13 @@ frames and sends a batch at once): data records with their SSE ids, and the gene
 boundaries (claims and terminal fences). Heartbeats, stop requests and trims are skipped. It
 ends after the first closing fence when asked (``until_closed``), else it follows forever.
 
+Local tee: when this process's engine runs the generation on the stream, the follow takes the
+records from its writer as S2 acknowledged them (:meth:`~.writer.LogWriter.listen`), after
+reading from the log only what was stored before it joined, and reads the log again once the
+writer has ended (after a takeover, from where the writer's records stopped). What it yields is
+the same contiguous slice of the log as a read of S2 gives, one S2 round trip sooner, and the
+process holds no read session for an answer it writes itself.
+
 Faults: the basin's follow resumes dropped read sessions itself (``HttpBasin`` reconnects at
 the next seq_num); when it gives up, its error is raised here, so a reader never hangs on a
 log it cannot read (its client resumes later; the generation itself is not judged for it).
@@ -36,10 +43,11 @@ from resumable_chat.log.errors import LogGapError
 from resumable_chat.log.records import RecordKind, classify, record_id
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import RangeNotSatisfiableError, StreamNotFoundError
-from resumable_chat.s2.records import SequencedRecord
+from resumable_chat.s2.records import MAX_BATCH_RECORDS, SequencedRecord
 
 if TYPE_CHECKING:
     from resumable_chat.log.engine import LogEngine
+    from resumable_chat.log.writer import LogWriter
 
 __all__ = ["LogEvent", "follow_log"]
 
@@ -64,20 +72,73 @@ _SKIPPED = frozenset(
 
 class _Feed:
     """The follow's batches, pulled by one task per reader into a queue (a list of records
-    per batch; an exception when the follow failed; ``None`` when it ended)."""
+    per batch; an exception when the follow failed; ``None`` when it ended).
 
-    def __init__(self, basin: Basin, stream: str, start: int) -> None:
+    With ``writer`` (the local generation's), records come from it while it runs (see the
+    module docstring), then from the log."""
+
+    def __init__(
+        self, basin: Basin, stream: str, start: int, writer: LogWriter | None = None
+    ) -> None:
         self.items: deque[list[SequencedRecord] | BaseException | None] = deque()
         self.ready = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(
-            self._pull(basin, stream, start), name=f"resumable-chat follow {stream}"
+            self._pull(basin, stream, start, writer), name=f"resumable-chat follow {stream}"
         )
 
     def _put(self, item: list[SequencedRecord] | BaseException | None) -> None:
         self.items.append(item)
         self.ready.set()
 
-    async def _pull(self, basin: Basin, stream: str, start: int) -> None:
+    async def _from_writer(self, basin: Basin, stream: str, start: int, writer: LogWriter) -> int:
+        """Feed from the log up to where ``writer`` joins, then from ``writer`` until it
+        ends; returns the seq_num to follow the log from afterwards."""
+        acked: deque[list[SequencedRecord] | None] = deque()
+        arrived = asyncio.Event()
+
+        def listener(records: list[SequencedRecord] | None) -> None:
+            acked.append(records)
+            arrived.set()
+
+        joined = writer.listen(listener)
+        if joined is None:
+            return start
+        try:
+            position = start
+            while position < joined:  # stored before we joined: from the log
+                batch = await basin.read(
+                    stream, seq_num=position, count=min(MAX_BATCH_RECORDS, joined - position)
+                )
+                records = [r for r in batch.records if r.seq_num < joined]
+                if not records:
+                    break
+                self._put(records)
+                position = records[-1].seq_num + 1
+            position = max(position, joined)
+            while True:
+                while not acked:
+                    arrived.clear()
+                    await arrived.wait()
+                stored = acked.popleft()
+                if stored is None:
+                    return position
+                self._put(stored)
+                position = stored[-1].seq_num + 1
+        finally:
+            writer.unlisten(listener)
+
+    async def _pull(self, basin: Basin, stream: str, start: int, writer: LogWriter | None) -> None:
+        try:
+            if writer is not None:
+                start = await self._from_writer(basin, stream, start, writer)
+        except asyncio.CancelledError:
+            raise
+        except (RangeNotSatisfiableError, StreamNotFoundError):
+            self._put(None)  # deleted under us: the follow ends
+            return
+        except Exception as exc:
+            self._put(exc)
+            return
         batches = basin.follow(stream, seq_num=start, clamp=True)
         try:
             async with contextlib.aclosing(batches):
@@ -152,7 +213,8 @@ async def follow_log(
     Close it with ``aclose()``.
     """
     lease_s = engine.config.lease_ms / 1000
-    feed = _Feed(engine.basin, stream, start)
+    local = engine.generation(stream)
+    feed = _Feed(engine.basin, stream, start, local.writer if local is not None else None)
     position = start
     delivered = False
     # The watchdog judges in its own task, so a slow S2 never holds up delivery.

@@ -20,11 +20,16 @@ too low by then; they are stored with an ``sse-id`` header holding the id they w
 
 Heartbeat: with ``heartbeat_ms`` set, a writer with nothing to append for that long appends an
 empty record, so a generation whose model is silent keeps its lease and still notices a stop.
+
+Listeners (:meth:`LogWriter.listen`) get every record as S2 acknowledged it, in log order, with
+its seq_num: the writer's own batches and the stop requests it adopted. A reader on the same
+process follows the generation from them instead of reading S2 again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
@@ -42,11 +47,12 @@ from resumable_chat.s2.records import (
     AppendAck,
     AppendInput,
     AppendRecord,
+    SequencedRecord,
     StreamPosition,
     metered_bytes,
 )
 
-__all__ = ["DEFAULT_MAX_PENDING_BYTES", "LogWriter", "WriterClosedError"]
+__all__ = ["DEFAULT_MAX_PENDING_BYTES", "AckedRecords", "LogWriter", "WriterClosedError"]
 
 logger = logging.getLogger("resumable_chat.log")
 
@@ -57,6 +63,11 @@ DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 #: A queued record: the record, its metered size, the seq_num it was submitted at.
 _Entry = tuple[AppendRecord, int, int]
 _NOT_FENCES = (RecordKind.DATA, RecordKind.HEARTBEAT)
+
+
+#: A listener: called with each acknowledged run of records (seq_nums contiguous, in log order),
+#: then once with ``None`` when the writer has ended (all stored, failed, or abandoned).
+AckedRecords = Callable[[list[SequencedRecord] | None], object]
 
 
 class WriterClosedError(RuntimeError):
@@ -134,6 +145,7 @@ class LogWriter:
         #: position (one past the last stored record).
         self.on_durable: Callable[[int], object] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[AckedRecords] = []
 
     @property
     def next_seq_num(self) -> int:
@@ -179,6 +191,32 @@ class LogWriter:
             self._wakeup.set()
         return seq
 
+    def listen(self, listener: AckedRecords) -> int | None:
+        """Call ``listener`` with every record acknowledged from now on (see
+        :data:`AckedRecords`), until the writer ends.
+
+        Returns:
+            the seq_num of the first record the listener will get (every record before it is
+            already stored), or ``None`` when the writer has ended (the listener is not kept).
+        """
+        if self._task is not None and self._task.done():
+            return None
+        self._listeners.append(listener)
+        return self._next_append_seq
+
+    def unlisten(self, listener: AckedRecords) -> None:
+        """Stop calling ``listener``; unknown listeners are ignored."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _publish(self, records: list[SequencedRecord] | None) -> None:
+        for listener in list(self._listeners):
+            listener(records)
+
+    def _ended(self, _: object) -> None:
+        self._publish(None)
+        self._listeners.clear()
+
     def start(self) -> None:
         """Start the writer's task now (it also starts with the first record), so heartbeats
         run before the model's first chunk. Idempotent; needs a running loop."""
@@ -186,6 +224,7 @@ class LogWriter:
             loop = asyncio.get_running_loop()
             self._last_append = loop.time()
             self._task = loop.create_task(self._run(), name=f"resumable-chat writer {self.stream}")
+            self._task.add_done_callback(self._ended)
 
     async def wait_writable(self) -> None:
         """Wait while more than ``max_pending_bytes`` are queued (bounded memory)."""
@@ -206,6 +245,7 @@ class LogWriter:
             self._closing = True
             if self._task is None and self._queue:
                 self._task = asyncio.get_running_loop().create_task(self._run())
+                self._task.add_done_callback(self._ended)
             self._wakeup.set()
         if self._task is not None:
             await asyncio.shield(self._task)
@@ -342,6 +382,14 @@ class LogWriter:
             except Exception as exc:
                 self._fail(exc)
                 return False
+            if self._listeners:
+                start, timestamp = ack.start.seq_num, ack.end.timestamp
+                self._publish(
+                    [
+                        SequencedRecord(start + i, timestamp, tuple(r.headers), r.body)
+                        for i, r in enumerate(records)
+                    ]
+                )
             self._next_append_seq = ack.end.seq_num
             self._pending_bytes -= size
             if self._pending_bytes <= self.max_pending_bytes:
@@ -376,6 +424,7 @@ class LogWriter:
                 return AppendAck(StreamPosition(start, landed[0].timestamp), end, end)
         if found and found[0].seq_num == start:
             if all(classify(r) is RecordKind.STOP for r in found):
+                self._publish(list(found))
                 self._adopt_stop(fence_token(found[-1]), len(found))
                 return "stopped"
         tokens = [fence_token(r) for r in found if classify(r) not in _NOT_FENCES]
