@@ -136,3 +136,30 @@ def openai_chat_events(words: list[str] = ANSWER) -> list[str]:
     done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     events.append(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n")
     return events
+
+
+async def tanstack_run_chunks(client: Any, chat_id: str, start: str = "0") -> list[dict[str, Any]]:
+    """Follow a TanStack session (``GET /api/tanstack/chat/replay?id=&from=``) with an httpx
+    ``client`` until the run's ``RUN_FINISHED`` or ``RUN_ERROR``; the chunks read."""
+    chunks: list[dict[str, Any]] = []
+    params = {"id": chat_id, "from": start}
+    async with client.stream("GET", "/api/tanstack/chat/replay", params=params) as live:
+        async for line in live.aiter_lines():
+            if line.startswith("data: "):
+                chunks.append(json.loads(line[6:]))
+                if chunks[-1]["type"] in ("RUN_FINISHED", "RUN_ERROR"):
+                    break
+    return chunks
+
+
+def fuzz_settings(max_examples: int) -> Any:
+    """Hypothesis settings for the schemathesis fuzz tests: ``max_examples`` cases, no
+    deadline (real HTTP), every health check off, no example database (CI starts clean)."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )

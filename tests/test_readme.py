@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from helpers import ANSWER, openai_chat_events
+from helpers import ANSWER, openai_chat_events, tanstack_run_chunks
 from resumable_chat import ResumableChat
 from resumable_chat.testing.app_server import serve_app
 from resumable_chat.text_streams.context import ResumableStreamContext
@@ -195,14 +195,7 @@ async def test_readme_tanstack_section(monkeypatch: pytest.MonkeyPatch) -> None:
             body = {"id": "q", "messages": [message]}
             response = await client.post("/api/tanstack/chat", json=body)
             assert response.status_code == 202
-            chunks: list[dict[str, Any]] = []
-            params = {"id": "q", "from": "0"}
-            async with client.stream("GET", "/api/tanstack/chat/replay", params=params) as live:
-                async for line in live.aiter_lines():
-                    if line.startswith("data: "):
-                        chunks.append(json.loads(line[6:]))
-                        if chunks[-1]["type"] in ("RUN_FINISHED", "RUN_ERROR"):
-                            break
+            chunks = await tanstack_run_chunks(client, "q")
             assert chunks[0] == {**chunks[0], "type": "TEXT_MESSAGE_START", "role": "user"}
             assert chunks[-1]["type"] == "RUN_FINISHED"
             assert chunks[-1]["finishReason"] == "stop"

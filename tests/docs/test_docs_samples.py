@@ -37,6 +37,7 @@ from docs_samples import (
     sse_data,
 )
 
+from helpers import tanstack_run_chunks
 from resumable_chat import ResumableChat
 from resumable_chat.s2 import Basin, is_fence, is_terminal_fence
 from resumable_chat.testing.app_server import serve_app
@@ -143,14 +144,7 @@ async def tanstack_app(namespace: dict[str, Any]) -> None:
         user = {"id": "u1", "role": "user", "parts": [{"type": "text", "content": "hi"}]}
         response = await client.post("/api/tanstack/chat", json={"id": "d1", "messages": [user]})
         assert response.status_code == 202, response.text
-        chunks: list[dict[str, Any]] = []
-        params = {"id": "d1", "from": "0"}
-        async with client.stream("GET", "/api/tanstack/chat/replay", params=params) as live:
-            async for line in live.aiter_lines():
-                if line.startswith("data: "):
-                    chunks.append(json.loads(line[6:]))
-                    if chunks[-1]["type"] in ("RUN_FINISHED", "RUN_ERROR"):
-                        break
+        chunks = await tanstack_run_chunks(client, "d1")
         assert chunks[-1]["type"] == "RUN_FINISHED"
         deltas = [c["delta"] for c in chunks if c["type"] == "TEXT_MESSAGE_CONTENT"]
         assert "".join(deltas).endswith("".join(ANSWER))

@@ -18,8 +18,10 @@ import httpx
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
+
+from helpers import fuzz_settings  # noqa: E402
 
 #: Generated requests per API operation (8 of them) and mode (valid and invalid data).
 MAX_EXAMPLES = 15
@@ -62,12 +64,7 @@ def test_fuzzed_requests_get_no_5xx_and_never_hang(fuzz_app: Any) -> None:
         for operation, mode in itertools.product(operations, GenerationMode):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(
-                max_examples=MAX_EXAMPLES,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-                database=None,
-            )
+            @fuzz_settings(MAX_EXAMPLES)
             def fuzz(case: Any) -> None:
                 options = _request_options(case.as_transport_kwargs(base_url=fuzz_app.base_url))
                 with client.stream(**options) as response:

@@ -36,6 +36,8 @@ from schemathesis.checks import (  # noqa: E402
     response_schema_conformance,
 )
 
+from helpers import fuzz_settings  # noqa: E402
+
 #: Generated requests per operation and generation mode.
 MAX_EXAMPLES = 8
 CHECKS = [
@@ -81,12 +83,7 @@ def test_implemented_operations_conform_to_the_document(s2_server_url: str) -> N
         allowed = _documented(operation) | {422}
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
+        @fuzz_settings(MAX_EXAMPLES)
         def fuzz(case: Any) -> None:
             response = case.call(base_url=f"{s2_server_url}/v1", headers=headers, timeout=10)
             where = f"{case.as_curl_command()} -> {response.status_code} {response.text[:300]}"

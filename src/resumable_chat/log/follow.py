@@ -93,18 +93,25 @@ class _Feed:
     async def _from_writer(self, basin: Basin, stream: str, start: int, writer: LogWriter) -> int:
         """Feed from the log up to where ``writer`` joins, then from ``writer`` until it
         ends; returns the seq_num to follow the log from afterwards."""
-        acked: deque[list[SequencedRecord] | None] = deque()
-        arrived = asyncio.Event()
+        held: list[list[SequencedRecord]] = []  # acknowledged while we catch up
+        catching_up = True
+        position = start
+        ended = asyncio.Event()
 
         def listener(records: list[SequencedRecord] | None) -> None:
-            acked.append(records)
-            arrived.set()
+            nonlocal position
+            if records is None:
+                ended.set()
+            elif catching_up:
+                held.append(records)
+            else:  # straight into the queue: no task wake-up between the ack and the reader
+                self._put(records)
+                position = records[-1].seq_num + 1
 
         joined = writer.listen(listener)
         if joined is None:
             return start
         try:
-            position = start
             while position < joined:  # stored before we joined: from the log
                 batch = await basin.read(
                     stream, seq_num=position, count=min(MAX_BATCH_RECORDS, joined - position)
@@ -115,15 +122,13 @@ class _Feed:
                 self._put(records)
                 position = records[-1].seq_num + 1
             position = max(position, joined)
-            while True:
-                while not acked:
-                    arrived.clear()
-                    await arrived.wait()
-                stored = acked.popleft()
-                if stored is None:
-                    return position
-                self._put(stored)
-                position = stored[-1].seq_num + 1
+            for records in held:
+                self._put(records)
+                position = records[-1].seq_num + 1
+            held.clear()
+            catching_up = False
+            await ended.wait()
+            return position
         finally:
             writer.unlisten(listener)
 
