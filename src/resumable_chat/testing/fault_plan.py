@@ -103,10 +103,10 @@ def _ops(operations: str | Collection[str]) -> frozenset[str]:
 
 
 def _stream_of(request: Request) -> str | None:
-    parts = request.url.path.split("/")
-    if len(parts) >= 4 and parts[1] == "v1" and parts[2] == "streams":
-        return unquote(parts[3])
-    return None
+    """The stream an S2 request names (its ``{stream}`` path parameter, still encoded as
+    routed on the raw path), else ``None``."""
+    stream = request.path_params.get("stream")
+    return unquote(stream) if isinstance(stream, str) else None
 
 
 @dataclass

@@ -5,14 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Receive, Scope, Send
+from starlette.middleware import Middleware
 
 from resumable_chat.testing.s2_compat.model import (
     EXTRA_HINT,
@@ -22,30 +18,10 @@ from resumable_chat.testing.s2_compat.model import (
     Latency,
 )
 from resumable_chat.testing.s2_compat.server import (
+    RawPathRouting,
     S2TestServer,
+    s2_http_error,
 )
-
-
-class _EveryPath(BaseRoute):
-    """A route taking every HTTP request, whatever its path.
-
-    Starlette's ``{path:path}`` pattern does not match a decoded path holding a newline
-    (``%0A``), which S2 names may contain; the server routes on the raw path itself.
-    """
-
-    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
-        self.endpoint = endpoint
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        return (Match.FULL if scope["type"] == "http" else Match.NONE), {}
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        raise NoMatchFound(name, path_params)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        response = await self.endpoint(request)
-        await response(scope, receive, send)
 
 
 def create_app(
@@ -79,7 +55,11 @@ def create_app(
         ping_interval_s=ping_interval_s,
         faults=faults,
     )
-    app = Starlette(routes=[_EveryPath(server.handle)])
+    app = Starlette(
+        routes=server.routes(),
+        middleware=[Middleware(RawPathRouting)],
+        exception_handlers={404: s2_http_error, 405: s2_http_error},
+    )
     app.state.s2 = server
     return app
 

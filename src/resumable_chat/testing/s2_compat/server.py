@@ -10,6 +10,8 @@ from urllib.parse import unquote
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resumable_chat.s2.errors import (
     RangeNotSatisfiableError,
@@ -99,115 +101,83 @@ class S2TestServer(SessionHandlers):
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def handle(self, request: Request) -> Response:
-        """Route ``request`` by its raw (still percent-encoded) path and answer it."""
-        raw = request.scope.get("raw_path")
-        path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
-        path = path.split("?", 1)[0]
-        parts = path[1:].split("/") if path.startswith("/") else path.split("/")
-        if parts in (["health"], ["ping"]):
+    def routes(self) -> list[Route]:
+        """The server's Starlette routes, one per S2 operation (S2 REST v1,
+        https://s2.dev/docs/api; paths as in S2's OpenAPI document).
+
+        Match them against the raw, still percent-encoded path (:class:`RawPathRouting`): a
+        basin or stream name may hold ``/`` or a newline, sent as ``%2F`` / ``%0A``, and stays
+        one path segment there. Handlers unquote the ``{basin}`` / ``{stream}`` parameters.
+        """
+
+        def op(
+            path: str, method: str, name: str, handler: Callable[..., Awaitable[Response]]
+        ) -> Route:
+            async def endpoint(request: Request) -> Response:
+                params = {k: unquote(v) for k, v in request.path_params.items()}
+                return await self._answer(request, _operation(name, request), handler, params)
+
+            return Route(path, endpoint, methods=[method], name=name)
+
+        def not_implemented(path: str, *methods: str) -> Route:
+            async def endpoint(request: Request) -> Response:
+                family = path.split("/")[2]
+                message = f"{family} operations are not implemented by this test server"
+                return JSONResponse({"code": "not_implemented", "message": message}, 501)
+
+            return Route(path, endpoint, methods=list(methods))
+
+        async def ok(request: Request) -> Response:
             return PlainTextResponse("OK")
-        route = self._route(request, parts)
-        if route is None:
-            return JSONResponse({"code": "bad_path", "message": "no such S2 endpoint"}, 404)
-        if isinstance(route, Response):
-            return route
-        operation, handler = route
+
+        basin, stream = "/v1/basins/{basin}", "/v1/streams/{stream}"
+        return [
+            Route("/health", ok),
+            Route("/ping", ok),
+            op("/v1/basins", "GET", "list_basins", self._list_basins),
+            op("/v1/basins", "POST", "create_basin", self._create_basin),
+            op(basin, "GET", "get_basin_config", self._get_basin_config),
+            op(basin, "PUT", "ensure_basin", self._ensure_basin),
+            op(basin, "PATCH", "reconfigure_basin", self._reconfigure_basin),
+            op(basin, "DELETE", "delete_basin", self._delete_basin),
+            op("/v1/streams", "GET", "list_streams", self._list_streams),
+            op("/v1/streams", "POST", "create_stream", self._create_stream),
+            op(stream, "GET", "get_stream_config", self._get_stream_config),
+            op(stream, "PUT", "ensure_stream", self._ensure_stream),
+            op(stream, "PATCH", "reconfigure_stream", self._reconfigure_stream),
+            op(stream, "DELETE", "delete_stream", self._delete_stream),
+            op(stream + "/records", "GET", "read", self._read),
+            op(stream + "/records", "POST", "append", self._append),
+            op(stream + "/records/tail", "GET", "check_tail", self._check_tail),
+            # s2-lite answers these the same way (handlers/v1/access_tokens.rs, metrics.rs)
+            not_implemented("/v1/access-tokens", "GET", "POST"),
+            not_implemented("/v1/access-tokens/{id}", "DELETE"),
+            not_implemented("/v1/metrics", "GET"),
+            not_implemented("/v1/metrics/{basin}", "GET"),
+            not_implemented("/v1/metrics/{basin}/{stream}", "GET"),
+        ]
+
+    async def _answer(
+        self,
+        request: Request,
+        operation: str,
+        handler: Callable[..., Awaitable[Response]],
+        params: dict[str, str],
+    ) -> Response:
+        """Run one operation: the fault plan's hooks around authentication and ``handler``;
+        typed errors become S2 error responses."""
         if self.faults is not None:
             injected = await self.faults.before_request(request, operation)
             if injected is not None:
                 return injected
         try:
             self._authenticate(request)
-            response = await handler(request)
+            response = await handler(request, *params.values())
         except Exception as exc:  # typed errors become S2 error responses
             return _error_response(exc)
         if self.faults is not None:
             response = await self.faults.after_request(request, operation, response)
         return response
-
-    def _route(
-        self, request: Request, parts: list[str]
-    ) -> tuple[str, Callable[[Request], Awaitable[Response]]] | Response | None:
-        if len(parts) < 2 or parts[0] != "v1":
-            return None
-        method = request.method
-        table: dict[str, tuple[str, Callable[[Request], Awaitable[Response]]]]
-        rest = parts[1:]
-        if rest == ["basins"]:
-            table = {
-                "GET": ("list_basins", self._list_basins),
-                "POST": ("create_basin", self._create_basin),
-            }
-        elif len(rest) == 2 and rest[0] == "basins":
-            name = unquote(rest[1])
-            table = {
-                "GET": ("get_basin_config", lambda r: self._get_basin_config(r, name)),
-                "PUT": ("ensure_basin", lambda r: self._ensure_basin(r, name)),
-                "PATCH": ("reconfigure_basin", lambda r: self._reconfigure_basin(r, name)),
-                "DELETE": ("delete_basin", lambda r: self._delete_basin(r, name)),
-            }
-        elif rest == ["streams"]:
-            table = {
-                "GET": ("list_streams", self._list_streams),
-                "POST": ("create_stream", self._create_stream),
-            }
-        elif len(rest) >= 2 and rest[0] == "streams":
-            stream = unquote(rest[1])
-            tail = rest[2:]
-            if tail == []:
-                table = {
-                    "GET": ("get_stream_config", lambda r: self._get_stream_config(r, stream)),
-                    "PUT": ("ensure_stream", lambda r: self._ensure_stream(r, stream)),
-                    "PATCH": (
-                        "reconfigure_stream",
-                        lambda r: self._reconfigure_stream(r, stream),
-                    ),
-                    "DELETE": ("delete_stream", lambda r: self._delete_stream(r, stream)),
-                }
-            elif tail == ["records"]:
-                table = {
-                    "GET": ("read", lambda r: self._read(r, stream)),
-                    "POST": ("append", lambda r: self._append(r, stream)),
-                }
-            elif tail == ["records", "tail"]:
-                table = {"GET": ("check_tail", lambda r: self._check_tail(r, stream))}
-            else:
-                return None
-        elif rest[0] in ("access-tokens", "metrics") and len(rest) <= 3:
-            return self._not_implemented(method, rest)
-        else:
-            return None
-        entry = table.get(method)
-        if entry is None:
-            return _method_not_allowed()
-        if entry[0] in ("read", "append"):
-            if _media_type(request.headers.get("content-type")) == _S2S:
-                return f"{entry[0]}_session", entry[1]
-            if entry[0] == "read" and "text/event-stream" in request.headers.get("accept", ""):
-                return "read_session", entry[1]
-        return entry
-
-    @staticmethod
-    def _not_implemented(method: str, rest: list[str]) -> Response | None:
-        """501 ``not_implemented`` for the document's access-token and metrics operations.
-
-        s2-lite answers these the same way (``handlers/v1/access_tokens.rs``, ``metrics.rs``).
-        """
-        known = {
-            ("access-tokens", 1): ("GET", "POST"),
-            ("access-tokens", 2): ("DELETE",),
-            ("metrics", 1): ("GET",),
-            ("metrics", 2): ("GET",),
-            ("metrics", 3): ("GET",),
-        }
-        methods = known.get((rest[0], len(rest)))
-        if methods is None:
-            return None
-        if method not in methods:
-            return _method_not_allowed()
-        message = f"{rest[0]} operations are not implemented by this test server"
-        return JSONResponse({"code": "not_implemented", "message": message}, 501)
 
     def _authenticate(self, request: Request) -> None:
         """401 ``authn`` unless the bearer token matches (only when ``access_token`` is set)."""
@@ -617,5 +587,38 @@ class S2TestServer(SessionHandlers):
         return meta
 
 
-def _method_not_allowed() -> Response:
-    return JSONResponse({"code": "bad_path", "message": "method not allowed here"}, 405)
+def _operation(name: str, request: Request) -> str:
+    """The fault plan's name of the operation: a read or append carrying S2's session framing
+    (``s2s``), or a read asking for SSE, is a session."""
+    if name in ("read", "append"):
+        if _media_type(request.headers.get("content-type")) == _S2S:
+            return f"{name}_session"
+        if name == "read" and "text/event-stream" in request.headers.get("accept", ""):
+            return "read_session"
+    return name
+
+
+class RawPathRouting:
+    """ASGI middleware: route on the raw, still percent-encoded path.
+
+    Starlette matches routes against the decoded ``scope["path"]``, where a stream name's
+    ``%2F`` has become a ``/`` (and ``%0A`` a newline, which its patterns do not match). This
+    puts the raw path (ASGI ``raw_path``, no query string) in its place for the request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and isinstance(raw, bytes):
+            scope = {**scope, "path": raw.decode("latin-1").split("?", 1)[0]}
+        await self.app(scope, receive, send)
+
+
+async def s2_http_error(request: Request, exc: Exception) -> Response:
+    """An unknown path (404) or a method a path does not take (405) in S2's error shape."""
+    status = getattr(exc, "status_code", 500)
+    message = "no such S2 endpoint" if status == 404 else "method not allowed here"
+    headers = getattr(exc, "headers", None)
+    return JSONResponse({"code": "bad_path", "message": message}, status, headers=headers)
