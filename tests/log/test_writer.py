@@ -139,3 +139,47 @@ async def test_submit_after_close_and_bad_arguments() -> None:
         LogWriter(basin, "s", fencing_token="", match_seq_num=0).submit(
             AppendRecord(b"x" * (1024 * 1024))
         )
+
+
+async def test_listeners_get_exactly_the_acknowledged_records_then_the_end() -> None:
+    """What a listener gets equals what the log holds from where it joined: every batch, the
+    stop requests the writer adopted (another instance's ``stop-`` fence) and the terminal,
+    with their seq_nums; then ``None``."""
+    basin = CountingBasin(delay_s=0.001)
+    start = await _claimed(basin, "s")
+    writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
+    got: list[object] = []
+    writer.submit(AppendRecord(b"before"))
+    await asyncio.sleep(0.01)
+    joined = writer.listen(lambda records: got.append(records))
+    assert joined == 2
+    writer.submit(AppendRecord(b"a"))
+    await asyncio.sleep(0.01)
+    stop = AppendInput([fence_record("stop-other")], match_seq_num=3, fencing_token="session-t")
+    await basin.append("s", stop)  # another instance asks this generation to stop
+    writer.submit(AppendRecord(b"b"))
+    await writer.close([fence_record("end-x")])
+    await asyncio.sleep(0)
+    assert got[-1] is None
+    delivered = [r for batch in got[:-1] for r in batch]  # type: ignore[union-attr]
+    stored = (await basin.read("s", seq_num=joined, count=100)).records
+    assert [(r.seq_num, r.body, r.headers) for r in delivered] == [
+        (r.seq_num, r.body, r.headers) for r in stored
+    ]
+    assert [r.body for r in stored] == [b"a", b"stop-other", b"b", b"end-x"]
+    assert writer.listen(lambda records: None) is None  # ended: nobody is kept
+
+
+async def test_a_writer_closed_before_writing_releases_its_listeners() -> None:
+    basin = MemoryBasin()
+    for end in ("close", "cancel", "aclose"):
+        writer = LogWriter(basin, "s", fencing_token="", match_seq_num=0)
+        got: list[object] = []
+        assert writer.listen(got.append) == 0
+        if end == "close":
+            await writer.close()
+        elif end == "cancel":
+            writer.cancel()
+        else:
+            await writer.aclose()
+        assert got == [None], end

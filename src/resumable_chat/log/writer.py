@@ -197,9 +197,10 @@ class LogWriter:
 
         Returns:
             the seq_num of the first record the listener will get (every record before it is
-            already stored), or ``None`` when the writer has ended (the listener is not kept).
+            already stored), or ``None`` when the writer has ended or is closing without a
+            task (the listener is not kept).
         """
-        if self._task is not None and self._task.done():
+        if (self._task is not None and self._task.done()) or (self._task is None and self._closing):
             return None
         self._listeners.append(listener)
         return self._next_append_seq
@@ -247,7 +248,9 @@ class LogWriter:
                 self._task = asyncio.get_running_loop().create_task(self._run())
                 self._task.add_done_callback(self._ended)
             self._wakeup.set()
-        if self._task is not None:
+        if self._task is None:
+            self._ended(None)  # nothing was ever written: listeners are done too
+        else:
             await asyncio.shield(self._task)
         if self.error is not None:
             raise self.error
@@ -255,14 +258,18 @@ class LogWriter:
     def cancel(self) -> None:
         """Like :meth:`aclose` without waiting: cancel the writer's task if it still runs."""
         self._closing = True
-        if self._task is not None and not self._task.done():
+        if self._task is None:
+            self._ended(None)
+        elif not self._task.done():
             self._task.cancel()
 
     async def aclose(self) -> None:
         """Stop at once, dropping whatever is not stored yet (shutdown). Never raises."""
         self._closing = True
         task = self._task
-        if task is not None and not task.done():
+        if task is None:
+            self._ended(None)
+        elif not task.done():
             task.cancel()
             try:
                 await task

@@ -138,9 +138,8 @@ def tanstack_chunks(
     Raises:
         TypeError: ``stream`` is not iterable.
 
-    ``asyncio.CancelledError`` and other ``BaseException`` s are not converted; the provider
-    stream is closed on the way out (also when the consumer closes this generator early, e.g.
-    on stop).
+    Cancellation and other ``BaseException`` s pass through unconverted, and the provider
+    stream is closed on every way out, as with :func:`~.openai_chat.ai_sdk_chunks`.
     """
     converter = OpenAIChatToTanStackStream(
         normaliser=normaliser,
