@@ -81,14 +81,23 @@ class _Feed:
         self, basin: Basin, stream: str, start: int, writer: LogWriter | None = None
     ) -> None:
         self.items: deque[list[SequencedRecord] | BaseException | None] = deque()
-        self.ready = asyncio.Event()
-        self.task = asyncio.get_running_loop().create_task(
+        self._loop = asyncio.get_running_loop()
+        self._waiter: asyncio.Future[None] | None = None  # the reader waiting in next()
+        self._deadline = 0.0  # when next() gives up waiting (loop time)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed_out = False
+        self.task = self._loop.create_task(
             self._pull(basin, stream, start, writer), name=f"resumable-chat follow {stream}"
         )
 
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def _put(self, item: list[SequencedRecord] | BaseException | None) -> None:
         self.items.append(item)
-        self.ready.set()
+        self._wake()
 
     async def _from_writer(self, basin: Basin, stream: str, start: int, writer: LogWriter) -> int:
         """Feed from the log up to where ``writer`` joins, then from ``writer`` until it
@@ -162,29 +171,41 @@ class _Feed:
     async def next(
         self, timeout_s: float
     ) -> list[SequencedRecord] | BaseException | Literal[False] | None:
-        """The next queued item, or False after ``timeout_s`` seconds with none."""
-        loop = asyncio.get_running_loop()
-        timed_out = False
+        """The next queued item, or False after ``timeout_s`` seconds with none.
 
-        def time_out() -> None:
-            # A flag, not a clock comparison: asyncio runs timers up to its clock resolution
-            # early, and elapsed-time arithmetic can fall a hair short of ``timeout_s``.
-            nonlocal timed_out
-            timed_out = True
-            self.ready.set()
-
-        handle = loop.call_later(timeout_s, time_out)
-        try:
-            while not self.items:
-                if timed_out:
-                    return False
-                self.ready.clear()
-                await self.ready.wait()
-        finally:
-            handle.cancel()
+        One timer serves every call: it is armed for the current deadline and, when it fires
+        after a later call moved the deadline, re-armed for that one (a timer per batch cost
+        more than the rest of this method). Whether the wait is over is told by the deadline
+        the timer was armed for, not by comparing clocks: asyncio runs timers up to its clock
+        resolution early."""
+        if self.items:
+            return self.items.popleft()
+        self._deadline = self._loop.time() + timeout_s
+        self._timed_out = False
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._fire, self._deadline)
+        while not self.items:
+            if self._timed_out:
+                return False
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
         return self.items.popleft()
 
+    def _fire(self, armed_for: float) -> None:
+        self._timer = None
+        if self._deadline == armed_for:
+            self._timed_out = True
+            self._wake()
+        else:  # a later call moved the deadline: wait for that one
+            self._timer = self._loop.call_at(self._deadline, self._fire, self._deadline)
+
     async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         task = self.task
         if not task.done():
             task.cancel()

@@ -133,6 +133,8 @@ class LogWriter:
         self._next_submit_seq = match_seq_num
         self._next_append_seq = match_seq_num
         self._wakeup = asyncio.Event()
+        self._beat: asyncio.TimerHandle | None = None  # the heartbeat timer, when armed
+        self._beat_now = False
         self._drained = asyncio.Event()
         self._closing = False
         self._last_append = 0.0
@@ -289,21 +291,43 @@ class LogWriter:
         finally:
             handle.cancel()
 
+    def _beat_due(self, armed_for: float) -> None:
+        """The heartbeat timer fired (armed for ``_last_append`` == ``armed_for``)."""
+        self._beat = None
+        if self._last_append == armed_for:  # nothing appended since: time to beat
+            self._beat_now = True
+        self._wakeup.set()  # else the loop re-arms for the new deadline
+
+    def _arm_heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One timer per heartbeat period, not one per wake-up: armed for the current
+        ``_last_append`` and re-armed only when it fires after a newer append."""
+        assert self.heartbeat_s is not None
+        if self._beat is None:
+            when = max(self._last_append + self.heartbeat_s, loop.time() + 0.001)
+            self._beat = loop.call_at(when, self._beat_due, self._last_append)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        try:
+            await self._loop(loop)
+        finally:
+            if self._beat is not None:
+                self._beat.cancel()
+                self._beat = None
+
+    async def _loop(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
             if not self._queue:
                 if self._closing:
                     return
-                self._wakeup.clear()
-                if self.heartbeat_s is None:
-                    await self._wakeup.wait()
-                    continue
-                idle_for = loop.time() - self._last_append
-                if idle_for >= self.heartbeat_s:
+                if self._beat_now:
+                    self._beat_now = False
                     self.submit(AppendRecord(b""))  # heartbeat: keeps the lease fresh
                     continue
-                await self._idle(self.heartbeat_s - idle_for)
+                self._wakeup.clear()
+                if self.heartbeat_s is not None:
+                    self._arm_heartbeat(loop)
+                await self._wakeup.wait()
                 continue
             if self.linger_s > 0 and not self._closing and len(self._queue) < self.batch_size:
                 deadline = loop.time() + self.linger_s
