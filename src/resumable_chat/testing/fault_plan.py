@@ -27,7 +27,6 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -103,10 +102,10 @@ def _ops(operations: str | Collection[str]) -> frozenset[str]:
 
 
 def _stream_of(request: Request) -> str | None:
-    """The stream an S2 request names (its ``{stream}`` path parameter, still encoded as
-    routed on the raw path), else ``None``."""
+    """The stream an S2 request names (its ``{stream}`` path parameter, already
+    percent-decoded by the server's routes), else ``None``."""
     stream = request.path_params.get("stream")
-    return unquote(stream) if isinstance(stream, str) else None
+    return stream if isinstance(stream, str) else None
 
 
 @dataclass

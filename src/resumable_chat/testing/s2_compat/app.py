@@ -8,7 +8,6 @@ import signal
 from collections.abc import Sequence
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 
 from resumable_chat.testing.s2_compat.model import (
     EXTRA_HINT,
@@ -17,11 +16,8 @@ from resumable_chat.testing.s2_compat.model import (
     Faults,
     Latency,
 )
-from resumable_chat.testing.s2_compat.server import (
-    RawPathRouting,
-    S2TestServer,
-    s2_http_error,
-)
+from resumable_chat.testing.s2_compat.routing import s2_http_error
+from resumable_chat.testing.s2_compat.server import S2TestServer
 
 
 def create_app(
@@ -33,7 +29,13 @@ def create_app(
     ping_interval_s: float = 5.0,
     faults: Faults | None = None,
 ) -> Starlette:
-    """A Starlette app serving the S2 REST v1 subset described in the module docstring.
+    """A Starlette app serving the S2 REST v1 subset (https://s2.dev/docs/api) described in
+    :mod:`resumable_chat.testing.s2_server`.
+
+    Its routes are :meth:`S2TestServer.routes`, matched on the raw, still percent-encoded path
+    so a basin or stream name holding ``/`` (``%2F``) stays one segment. An unknown path
+    answers 404 and a known path with another method 405, both as S2 errors (``{"code":
+    "bad_path", "message": ...}``); a trailing slash makes another, unknown path (no redirect).
 
     - ``auto_create_basins``: a stream request naming an unknown basin creates it (S2 would
       answer 404 ``basin_not_found``, which is what this does when it is off).
@@ -57,9 +59,10 @@ def create_app(
     )
     app = Starlette(
         routes=server.routes(),
-        middleware=[Middleware(RawPathRouting)],
         exception_handlers={404: s2_http_error, 405: s2_http_error},
     )
+    # a path with a trailing slash is its own (unknown) path, not a redirect to another one
+    app.router.redirect_slashes = False
     app.state.s2 = server
     return app
 

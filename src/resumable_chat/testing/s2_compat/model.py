@@ -83,6 +83,8 @@ class Faults:
 
     async def before_request(self, request: Request, operation: str) -> Response | None:
         """Called after routing, before anything else; a returned response is sent instead.
+        ``request.path_params`` holds the decoded ``basin`` / ``stream`` names of the path;
+        404, 405 and 501 answers are sent without calling the hooks.
 
         ``operation`` is the S2 operation id: ``list_basins``, ``create_basin``,
         ``ensure_basin``, ``get_basin_config``, ``reconfigure_basin``, ``delete_basin``,

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
 
 from resumable_chat.s2.errors import (
     RangeNotSatisfiableError,
@@ -46,6 +43,12 @@ from resumable_chat.testing.s2_compat.model import (
     _HttpError,
     _ReadQuery,
     _StreamMeta,
+)
+from resumable_chat.testing.s2_compat.routing import (
+    RawPathRoute,
+    health_route,
+    not_implemented_route,
+    operation_name,
 )
 from resumable_chat.testing.s2_compat.sessions import SessionHandlers
 from resumable_chat.testing.s2_compat.wire import (
@@ -101,39 +104,33 @@ class S2TestServer(SessionHandlers):
 
     # -- dispatch --------------------------------------------------------------------------
 
-    def routes(self) -> list[Route]:
-        """The server's Starlette routes, one per S2 operation (S2 REST v1,
-        https://s2.dev/docs/api; paths as in S2's OpenAPI document).
+    def routes(self) -> list[RawPathRoute]:
+        """The server's Starlette routes, one per S2 operation and method (S2 REST v1,
+        https://s2.dev/docs/api; paths and operation ids as in S2's OpenAPI document).
 
-        Match them against the raw, still percent-encoded path (:class:`RawPathRouting`): a
-        basin or stream name may hold ``/`` or a newline, sent as ``%2F`` / ``%0A``, and stays
-        one path segment there. Handlers unquote the ``{basin}`` / ``{stream}`` parameters.
+        They match the raw, still percent-encoded path (:class:`RawPathRoute`): a basin or
+        stream name holding ``/`` (sent as ``%2F``), ``%``, spaces or non-ASCII text stays one
+        path segment, and handlers get it decoded. Each operation runs through
+        :meth:`_answer` (fault hooks, authentication, S2 error bodies) under its operation id
+        (:func:`operation_name` for sessions). ``/health`` and ``/ping`` answer ``OK`` to any
+        method; the access-token and metrics operations answer 501. Serve them with
+        ``redirect_slashes`` off and :func:`s2_http_error` for 404 / 405, as
+        :func:`~resumable_chat.testing.s2_compat.app.create_app` does.
         """
 
         def op(
             path: str, method: str, name: str, handler: Callable[..., Awaitable[Response]]
-        ) -> Route:
+        ) -> RawPathRoute:
             async def endpoint(request: Request) -> Response:
-                params = {k: unquote(v) for k, v in request.path_params.items()}
-                return await self._answer(request, _operation(name, request), handler, params)
+                operation = operation_name(name, request)
+                return await self._answer(request, operation, handler, request.path_params)
 
-            return Route(path, endpoint, methods=[method], name=name)
+            return RawPathRoute(path, endpoint, methods=[method], name=name)
 
-        def not_implemented(path: str, *methods: str) -> Route:
-            async def endpoint(request: Request) -> Response:
-                family = path.split("/")[2]
-                message = f"{family} operations are not implemented by this test server"
-                return JSONResponse({"code": "not_implemented", "message": message}, 501)
-
-            return Route(path, endpoint, methods=list(methods))
-
-        async def ok(request: Request) -> Response:
-            return PlainTextResponse("OK")
-
-        basin, stream = "/v1/basins/{basin}", "/v1/streams/{stream}"
+        basin, stream = "/v1/basins/{basin:s2_segment}", "/v1/streams/{stream:s2_segment}"
         return [
-            Route("/health", ok),
-            Route("/ping", ok),
+            health_route("/health"),
+            health_route("/ping"),
             op("/v1/basins", "GET", "list_basins", self._list_basins),
             op("/v1/basins", "POST", "create_basin", self._create_basin),
             op(basin, "GET", "get_basin_config", self._get_basin_config),
@@ -149,12 +146,12 @@ class S2TestServer(SessionHandlers):
             op(stream + "/records", "GET", "read", self._read),
             op(stream + "/records", "POST", "append", self._append),
             op(stream + "/records/tail", "GET", "check_tail", self._check_tail),
-            # s2-lite answers these the same way (handlers/v1/access_tokens.rs, metrics.rs)
-            not_implemented("/v1/access-tokens", "GET", "POST"),
-            not_implemented("/v1/access-tokens/{id}", "DELETE"),
-            not_implemented("/v1/metrics", "GET"),
-            not_implemented("/v1/metrics/{basin}", "GET"),
-            not_implemented("/v1/metrics/{basin}/{stream}", "GET"),
+            # s2-lite answers these the same way (lite/src/handlers/v1/access_tokens.rs, metrics.rs)
+            not_implemented_route("/v1/access-tokens", "GET", "POST"),
+            not_implemented_route("/v1/access-tokens/{id:s2_segment}", "DELETE"),
+            not_implemented_route("/v1/metrics", "GET"),
+            not_implemented_route("/v1/metrics/{basin:s2_segment}", "GET"),
+            not_implemented_route("/v1/metrics/{basin:s2_segment}/{stream:s2_segment}", "GET"),
         ]
 
     async def _answer(
@@ -164,8 +161,11 @@ class S2TestServer(SessionHandlers):
         handler: Callable[..., Awaitable[Response]],
         params: dict[str, str],
     ) -> Response:
-        """Run one operation: the fault plan's hooks around authentication and ``handler``;
-        typed errors become S2 error responses."""
+        """Run one operation as ``handler(request, *params.values())`` (``params``: the decoded
+        ``{basin}`` / ``{stream}`` path parameters), with the fault plan's ``before_request`` /
+        ``after_request`` hooks named ``operation`` around authentication and the handler.
+        Exceptions from authentication or the handler become S2 error responses
+        (``_error_response``); exceptions from the hooks propagate."""
         if self.faults is not None:
             injected = await self.faults.before_request(request, operation)
             if injected is not None:
@@ -585,40 +585,3 @@ class S2TestServer(SessionHandlers):
                 raise StreamNotFoundError(stream)
             meta = await self._add_stream(basin, stream)
         return meta
-
-
-def _operation(name: str, request: Request) -> str:
-    """The fault plan's name of the operation: a read or append carrying S2's session framing
-    (``s2s``), or a read asking for SSE, is a session."""
-    if name in ("read", "append"):
-        if _media_type(request.headers.get("content-type")) == _S2S:
-            return f"{name}_session"
-        if name == "read" and "text/event-stream" in request.headers.get("accept", ""):
-            return "read_session"
-    return name
-
-
-class RawPathRouting:
-    """ASGI middleware: route on the raw, still percent-encoded path.
-
-    Starlette matches routes against the decoded ``scope["path"]``, where a stream name's
-    ``%2F`` has become a ``/`` (and ``%0A`` a newline, which its patterns do not match). This
-    puts the raw path (ASGI ``raw_path``, no query string) in its place for the request.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = scope.get("raw_path")
-        if scope["type"] == "http" and isinstance(raw, bytes):
-            scope = {**scope, "path": raw.decode("latin-1").split("?", 1)[0]}
-        await self.app(scope, receive, send)
-
-
-async def s2_http_error(request: Request, exc: Exception) -> Response:
-    """An unknown path (404) or a method a path does not take (405) in S2's error shape."""
-    status = getattr(exc, "status_code", 500)
-    message = "no such S2 endpoint" if status == 404 else "method not allowed here"
-    headers = getattr(exc, "headers", None)
-    return JSONResponse({"code": "bad_path", "message": message}, status, headers=headers)
