@@ -3,11 +3,42 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT
 
-__all__ = ["default_error_text", "detailed_error_text"]
+__all__ = ["ErrorTextPolicy", "apply_error_policy", "default_error_text", "detailed_error_text"]
+
+logger = logging.getLogger("resumable_chat.protocols")
+
+#: Maps a model failure (the exception its stream raised, or the provider's error object) to a
+#: string the protocol sends: an error text, or (TanStack) an error code.
+ErrorTextPolicy = Callable[[BaseException | dict[str, Any]], str]
+
+
+def apply_error_policy(
+    policy: ErrorTextPolicy, error: BaseException | dict[str, Any], fallback: str
+) -> str:
+    """``policy(error)`` as a string; ``fallback`` when the policy raises (logged), so a
+    faulty policy never breaks the stream that reports the failure.
+
+    Args:
+        policy: an ``on_error`` / ``on_error_code`` policy.
+        error: the failure it describes.
+        fallback: the string used when ``policy`` raises an ``Exception``.
+
+    Returns:
+        The policy's result (non-strings through ``str()``), or ``fallback``. Never raises an
+        ``Exception``.
+    """
+    try:
+        value = policy(error)
+    except Exception:
+        logger.exception("an error policy raised; using %r", fallback)
+        return fallback
+    return value if isinstance(value, str) else str(value)
 
 
 def default_error_text(error: BaseException | dict[str, Any]) -> str:

@@ -26,9 +26,8 @@ model event                                 UIMessageChunk
 
 from __future__ import annotations
 
-import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypedDict
 
 from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk
@@ -53,7 +52,11 @@ from resumable_chat.model_events import (
     ToolResult,
     UsageReported,
 )
-from resumable_chat.protocols.error_text import default_error_text
+from resumable_chat.protocols.error_text import (
+    ErrorTextPolicy,
+    apply_error_policy,
+    default_error_text,
+)
 
 __all__ = [
     "ErrorTextPolicy",
@@ -63,10 +66,6 @@ __all__ = [
     "ai_sdk_usage",
 ]
 
-logger = logging.getLogger("resumable_chat.protocols.ai_sdk")
-
-#: Maps the raw failure (an exception, or the provider's error object) to the text shown.
-ErrorTextPolicy = Callable[[BaseException | dict[str, Any]], str]
 
 _FINISH_REASONS = {
     "stop": "stop",
@@ -305,13 +304,7 @@ class UIMessageChunkStream:
         yield {"type": "error", "errorText": self._error_text(error)}
 
     def _error_text(self, error: BaseException | dict[str, Any]) -> str:
-        policy = self.on_error or default_error_text
-        try:
-            text = policy(error)
-        except Exception:
-            logger.exception("on_error raised; using the default error text")
-            return DEFAULT_ERROR_TEXT
-        return text if isinstance(text, str) else str(text)
+        return apply_error_policy(self.on_error or default_error_text, error, DEFAULT_ERROR_TEXT)
 
 
 def _source(event: SourceUrl | SourceDocument) -> Chunk:

@@ -56,7 +56,6 @@ Choices, and why:
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 import secrets
@@ -83,7 +82,11 @@ from resumable_chat.model_events import (
     ToolResult,
     UsageReported,
 )
-from resumable_chat.protocols.error_text import default_error_text
+from resumable_chat.protocols.error_text import (
+    ErrorTextPolicy,
+    apply_error_policy,
+    default_error_text,
+)
 
 __all__ = [
     "FALLBACK_ERROR_CODE",
@@ -96,12 +99,9 @@ __all__ = [
     "tanstack_token_usage",
 ]
 
-logger = logging.getLogger("resumable_chat.protocols.tanstack")
 
-#: Maps the raw failure (an exception, or the provider's error object) to ``RUN_ERROR.message``.
-ErrorTextPolicy = Callable[[BaseException | dict[str, Any]], str]
-#: Maps the raw failure to ``RUN_ERROR.code``.
-ErrorCodePolicy = Callable[[BaseException | dict[str, Any]], str]
+#: Maps the raw failure to ``RUN_ERROR.code`` (the same shape as an error-text policy).
+ErrorCodePolicy = ErrorTextPolicy
 
 #: ``RUN_ERROR.code`` when the provider gives no usable code.
 FALLBACK_ERROR_CODE: Final = "model_error"
@@ -412,8 +412,12 @@ class TanStackChunkStream:
     def _run_error(self, failure: BaseException | dict[str, Any]) -> Iterator[Chunk]:
         yield from self._open_message()
         yield from self._close_message()
-        message = _apply(self.on_error or default_error_text, failure, DEFAULT_ERROR_TEXT)
-        code = _apply(self.on_error_code or default_error_code, failure, FALLBACK_ERROR_CODE)
+        message = apply_error_policy(
+            self.on_error or default_error_text, failure, DEFAULT_ERROR_TEXT
+        )
+        code = apply_error_policy(
+            self.on_error_code or default_error_code, failure, FALLBACK_ERROR_CODE
+        )
         tanstack: dict[str, Any] = {"runId": self.run_id, **self._thread()}
         if self.model:
             tanstack["model"] = self.model
@@ -441,16 +445,3 @@ class TanStackChunkStream:
         if not self.include_usage or self._usage is None:
             return None
         return tanstack_token_usage(self._usage)
-
-
-def _apply(
-    policy: Callable[[BaseException | dict[str, Any]], str],
-    failure: BaseException | dict[str, Any],
-    fallback: str,
-) -> str:
-    try:
-        value = policy(failure)
-    except Exception:
-        logger.exception("an error policy raised; using %r", fallback)
-        return fallback
-    return value if isinstance(value, str) else str(value)
