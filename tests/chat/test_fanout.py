@@ -35,6 +35,7 @@ class CountingBasin(MemoryBasin):
         super().__init__()
         self.opened = 0
         self.open_now = 0
+        self.released = asyncio.Event()  # set whenever a read session ends
 
     async def follow(
         self, stream: str, *, seq_num: int = 0, clamp: bool = False
@@ -46,6 +47,7 @@ class CountingBasin(MemoryBasin):
                 yield batch
         finally:
             self.open_now -= 1
+            self.released.set()
 
 
 class Gate:
@@ -55,6 +57,8 @@ class Gate:
         self.chunks = text_answer(WORDS)
         self.allowed = 0
         self.moved = asyncio.Event()
+        self.taken = 0  # chunks the producer has taken and handed on (to live and writer)
+        self.took = asyncio.Event()
 
     def step(self, n: int = 1) -> None:
         self.allowed += n
@@ -66,15 +70,62 @@ class Gate:
                 self.moved.clear()
                 await self.moved.wait()
             yield chunk
+            self.taken = i + 1  # the producer asks for the next: it has submitted this one
+            self.took.set()
+
+    async def taken_at_least(self, n: int) -> None:
+        while self.taken < n:
+            self.took.clear()
+            await self.took.wait()
 
 
-async def _body(response: Any, pause: asyncio.Event | None = None) -> bytes:
+async def _body(
+    response: Any, pause: asyncio.Event | None = None, first: asyncio.Event | None = None
+) -> bytes:
+    """The response body; ``first`` is set once the first bytes arrived, after which the
+    reading waits for ``pause``."""
     parts = []
     async for data in response.body_iterator:
         parts.append(data)
-        if pause is not None and len(parts) == 1:
-            await pause.wait()
+        if len(parts) == 1:
+            if first is not None:
+                first.set()
+            if pause is not None:
+                await pause.wait()
     return b"".join(parts)
+
+
+def _reading(
+    response: Any, pause: asyncio.Event | None = None
+) -> tuple[asyncio.Task[bytes], asyncio.Event]:
+    """Read ``response`` in a task; the event is set when its first bytes arrived."""
+    first = asyncio.Event()
+    return asyncio.create_task(_body(response, pause, first)), first
+
+
+async def _stored(chat: ResumableChat, gate: Gate, steps: int) -> None:
+    """Wait (on events, not time) until the producer has taken ``steps`` chunks and the
+    writer of ``chat`` has stored everything handed to it."""
+    await gate.taken_at_least(steps)
+    generation = chat.running(STREAM)
+    if generation is None:
+        return
+    writer = generation.writer
+    target = writer.next_seq_num
+    if writer.durable_seq_num >= target:
+        return
+    done = asyncio.get_running_loop().create_future()
+
+    def heard(records: Any) -> None:
+        if (records is None or records[-1].seq_num + 1 >= target) and not done.done():
+            done.set_result(None)
+
+    if writer.listen(heard) is None:
+        return
+    try:
+        await asyncio.wait_for(done, 5)
+    finally:
+        writer.unlisten(heard)
 
 
 async def _stored_frames(basin: MemoryBasin, after: int | None = None) -> bytes:
@@ -112,7 +163,7 @@ async def _running(
     gate = Gate()
     live = await _start(owner, gate)
     gate.step(steps)
-    await asyncio.sleep(0.05)
+    await _stored(owner, gate, steps)
     return owner, reader, gate, live
 
 
@@ -170,9 +221,9 @@ async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
     basin = CountingBasin()
     owner, reader, gate, live = await _running(basin, 2, max_frames=4)
     pause = asyncio.Event()
-    behind = asyncio.create_task(_body(await reader.replay(STREAM), pause))
-    other = asyncio.create_task(_body(await reader.replay(STREAM)))
-    await asyncio.sleep(0.01)
+    behind, behind_first = _reading(await reader.replay(STREAM), pause)
+    other, other_first = _reading(await reader.replay(STREAM))
+    await asyncio.wait_for(asyncio.gather(behind_first.wait(), other_first.wait()), 5)
     assert basin.opened == 1  # the tap
     gate.step(len(gate.chunks))
     other_body = await other
@@ -188,8 +239,8 @@ async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
 async def test_a_resume_from_a_cursor_gets_only_what_follows_it() -> None:
     basin = CountingBasin()
     owner, reader, gate, live = await _running(basin, 8)
-    first = asyncio.create_task(_body(await reader.replay(STREAM)))  # opens the tap
-    await asyncio.sleep(0.01)
+    first, first_bytes = _reading(await reader.replay(STREAM))  # opens the tap
+    await asyncio.wait_for(first_bytes.wait(), 5)
     records = await read_range(basin, STREAM, 0)
     cursor = records[-3].seq_num + 1
     resumed = asyncio.create_task(_body(await reader.replay(STREAM, cursor)))
@@ -210,7 +261,8 @@ async def test_the_read_is_released_a_linger_after_the_last_follower() -> None:
     reads = basin.open_now
     await frames.aclose()  # type: ignore[attr-defined]  # the tab closes
     assert basin.open_now == reads  # lingers for the next follower
-    await asyncio.sleep(0.3)
+    basin.released.clear()
+    await asyncio.wait_for(basin.released.wait(), 5)  # the linger (0.1 s) ends the read
     assert basin.open_now == reads - 1
     gate.step(len(gate.chunks))
     await live
@@ -241,8 +293,9 @@ async def test_a_failed_read_ends_its_followers_and_the_next_follower_reads_anew
 async def test_closing_the_chat_ends_its_followers_and_releases_the_read() -> None:
     basin = CountingBasin()
     owner, reader, _gate, live = await _running(basin, 3)
-    followers = [asyncio.create_task(_body(await reader.replay(STREAM))) for _ in range(5)]
-    await asyncio.sleep(0.05)
+    reading = [_reading(await reader.replay(STREAM)) for _ in range(5)]
+    followers = [task for task, _ in reading]
+    await asyncio.wait_for(asyncio.gather(*(first.wait() for _, first in reading)), 5)
     assert basin.open_now == 1
     await reader.aclose()  # the reader's taps close
     bodies = await asyncio.wait_for(asyncio.gather(*followers), 5)
@@ -261,10 +314,10 @@ async def test_followers_on_the_producing_process_take_its_writes_without_readin
     gate = Gate()
     live = await _start(chat, gate)
     gate.step(5)
-    await asyncio.sleep(0.02)
+    await _stored(chat, gate, 5)
     early = asyncio.create_task(_body(await chat.replay(STREAM)))
     gate.step(20)
-    await asyncio.sleep(0.02)
+    await _stored(chat, gate, 25)
     records = await read_range(basin, STREAM, 0)
     cursor = records[-4].seq_num + 1
     late = asyncio.create_task(_body(await chat.replay(STREAM, cursor)))
@@ -284,9 +337,9 @@ async def test_a_follower_of_a_displaced_writer_gets_the_takeover_from_the_log()
     gate = Gate()
     live = await _start(owner, gate)
     gate.step(4)
-    await asyncio.sleep(0.02)
-    follower = asyncio.create_task(_body(await owner.replay(STREAM)))
-    await asyncio.sleep(0.02)
+    await _stored(owner, gate, 4)
+    follower, first = _reading(await owner.replay(STREAM))
+    await asyncio.wait_for(first.wait(), 5)
     generation = owner.running(STREAM)
     assert generation is not None and basin.opened == 0
     tail = await basin.check_tail(STREAM)

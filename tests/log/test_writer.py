@@ -12,6 +12,7 @@ from resumable_chat.s2 import (
     AppendInput,
     AppendRecord,
     MemoryBasin,
+    SequencedRecord,
     fence_record,
     is_fence,
 )
@@ -141,6 +142,24 @@ async def test_submit_after_close_and_bad_arguments() -> None:
         )
 
 
+async def _stored_through(writer: LogWriter, end: int) -> None:
+    """Wait (on the writer's acknowledgements, not on time) until every record below seq_num
+    ``end`` is stored."""
+    if writer.durable_seq_num >= end:
+        return
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def heard(records: list[SequencedRecord] | None) -> None:
+        if not done.done() and (records is None or records[-1].seq_num + 1 >= end):
+            done.set_result(None)
+
+    writer.listen(heard)
+    try:
+        await asyncio.wait_for(done, 5)
+    finally:
+        writer.unlisten(heard)
+
+
 async def test_listeners_get_exactly_the_acknowledged_records_then_the_end() -> None:
     """What a listener gets equals what the log holds from where it joined: every batch, the
     stop requests the writer adopted (another instance's ``stop-`` fence) and the terminal,
@@ -150,16 +169,15 @@ async def test_listeners_get_exactly_the_acknowledged_records_then_the_end() -> 
     writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
     got: list[object] = []
     writer.submit(AppendRecord(b"before"))
-    await asyncio.sleep(0.01)
+    await _stored_through(writer, 2)
     joined = writer.listen(lambda records: got.append(records))
     assert joined == 2
     writer.submit(AppendRecord(b"a"))
-    await asyncio.sleep(0.01)
+    await _stored_through(writer, 3)
     stop = AppendInput([fence_record("stop-other")], match_seq_num=3, fencing_token="session-t")
     await basin.append("s", stop)  # another instance asks this generation to stop
     writer.submit(AppendRecord(b"b"))
     await writer.close([fence_record("end-x")])
-    await asyncio.sleep(0)
     assert got[-1] is None
     delivered = [r for batch in got[:-1] for r in batch]  # type: ignore[union-attr]
     stored = (await basin.read("s", seq_num=joined, count=100)).records
