@@ -164,18 +164,19 @@ class TanStackConverter(EventConverter):
         run_id, thread_id, message_id: as the event stream resolved them.
     """
 
+    chunks: TanStackChunkStream
+
     def __init__(self, events: ModelEventSource, **options: Unpack[TanStackStreamOptions]) -> None:
         chunks = TanStackChunkStream(**options)
         super().__init__(events, chunks)
         self.run_id = chunks.run_id
         self.thread_id = chunks.thread_id
         self.message_id = chunks.message_id
-        self._tanstack = chunks
 
     @property
     def finish_reason(self) -> str | None:
         """The ``finishReason`` sent on ``RUN_FINISHED``, else ``None``."""
-        return self._tanstack.finish_reason
+        return self.chunks.finish_reason
 
 
 async def drive_converter(
