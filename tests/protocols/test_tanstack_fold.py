@@ -725,3 +725,28 @@ def test_fold_does_not_share_state_with_the_input() -> None:
     messages[0]["parts"].append({"type": "text", "content": "mine"})
     assert fold_tanstack_messages(chunks[:1], now_ms=NOW_MS)[0]["metadata"] == metadata
     assert messages[0]["metadata"] == {"tanstack": {"model": "m"}}
+
+
+def test_builder_neither_changes_nor_keeps_the_callers_chunks() -> None:
+    """Chunks without nested objects are used as given and must come back untouched; chunks
+    with nested objects are copied, so changing them after ``add`` changes no message."""
+    import copy
+
+    metadata = {"tanstack": {"model": "m"}}
+    chunks = [
+        _s("a1", metadata=metadata),
+        _c("a1", "x"),
+        _c("a1", "y", metadata={"tanstack": {"model": "n"}}),
+        _c("a1", "z"),
+    ]
+    before = copy.deepcopy(chunks)
+    builder = TanStackMessageBuilder(now_ms=NOW_MS)
+    for chunk in chunks:
+        builder.add(chunk)
+    assert chunks == before
+    expected = builder.messages
+    metadata["tanstack"]["model"] = "changed"
+    chunks[2]["metadata"]["tanstack"]["model"] = "changed"
+    chunks[1]["delta"] = "changed"
+    assert builder.messages == expected
+    assert expected[0]["parts"] == [{"type": "text", "content": "xyz"}]

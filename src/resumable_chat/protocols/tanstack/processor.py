@@ -98,11 +98,13 @@ class TanStackMessageBuilder(MessageUpdaters, SnapshotConversion):
             ``self``. Never raises on data: a chunk the processor would choke on is
             abandoned where it would throw (module docstring).
         """
+        owned = False
         if isinstance(chunk, str | bytes | bytearray):
             try:
                 chunk = json.loads(chunk)
             except ValueError:
                 return self
+            owned = True
         if not isinstance(chunk, dict):
             return self
         kind = chunk.get("type")
@@ -111,7 +113,7 @@ class TanStackMessageBuilder(MessageUpdaters, SnapshotConversion):
             return self
         self._chunk_stamp = _valid_ms(chunk.get("timestamp"))
         try:
-            handler(self, _clone(chunk))
+            handler(self, chunk if owned else _private_copy(chunk))
         except (_JsError, ValueError, TypeError, KeyError, RecursionError):
             logger.debug("chunk %s abandoned: the client would throw on it", kind, exc_info=True)
         return self
@@ -130,7 +132,7 @@ class TanStackMessageBuilder(MessageUpdaters, SnapshotConversion):
         return state
 
     def _state(self, message_id: Any) -> _MessageState | None:
-        return self._states.get(_key(message_id))
+        return self._states.get(message_id if type(message_id) is str else _key(message_id))
 
     def _activate(self, message_id: Any) -> None:
         self._active.setdefault(_key(message_id), message_id)
@@ -358,8 +360,10 @@ class TanStackMessageBuilder(MessageUpdaters, SnapshotConversion):
         raw_delta = chunk.get("delta", UNDEF)
         delta = _js_string(raw_delta) if _truthy(raw_delta) else ""
         message_id, state = self._ensure_assistant(chunk.get("messageId", UNDEF))
-        self._merge_message_metadata(message_id, chunk.get("metadata", UNDEF))
-        if _key(message_id) in self._structured:
+        metadata = chunk.get("metadata", UNDEF)
+        if metadata is not UNDEF:
+            self._merge_message_metadata(message_id, metadata)
+        if self._structured and _key(message_id) in self._structured:
             if delta != "":
                 self._append_structured_delta(message_id, delta)
             return
@@ -371,7 +375,9 @@ class TanStackMessageBuilder(MessageUpdaters, SnapshotConversion):
         state.has_tool_calls_since_text_start = False
         state.current_segment = state.current_segment + delta
         if state.current_segment != state.last_emitted:
-            self._emit_text(message_id)
+            # _emit_text, with the state in hand (this is the fold's hottest path)
+            state.last_emitted = state.current_segment
+            self._update_text_part(message_id, state.current_segment)
 
     def _text_message_end(self, chunk: dict[str, Any]) -> None:
         message_id = chunk.get("messageId", UNDEF)
@@ -751,6 +757,17 @@ _HANDLERS: dict[str, _Handler] = {
     "CUSTOM": TanStackMessageBuilder._custom,
     "MESSAGES_SNAPSHOT": TanStackMessageBuilder._messages_snapshot,
 }
+
+
+def _private_copy(chunk: dict[str, Any]) -> dict[str, Any]:
+    """The chunk as the handlers may keep it: handlers never change a chunk's own members,
+    only store its nested objects and arrays, so a chunk with none is used as it is and any
+    other is deep-copied (the caller may reuse or change its dicts afterwards)."""
+    for value in chunk.values():
+        if isinstance(value, dict | list):
+            copied: dict[str, Any] = _clone(chunk)
+            return copied
+    return chunk
 
 
 def fold_tanstack_messages(
