@@ -24,7 +24,8 @@ from resumable_chat.sse import event_frame
 
 __all__ = ["DEFAULT_LINGER_S", "DEFAULT_MAX_FRAMES", "AnswerTap", "AnswerTaps"]
 
-#: Frames a tap keeps before it drops its oldest (a follower behind them reads S2 itself).
+#: Frames a tap keeps at most; past it, the oldest eighth is dropped (a follower behind
+#: them reads S2 itself).
 DEFAULT_MAX_FRAMES = 50_000
 
 #: Seconds a tap stays open after its last follower left.
@@ -108,8 +109,11 @@ class AnswerTap:
             self._wake()
 
     def _trim(self) -> None:
-        extra = len(self.frames) - self._max_frames
-        if extra > 0:
+        """Past ``max_frames``, drop the oldest eighth of the window at once: dropping one
+        frame per record appended moved the whole window each time (a long answer slowed
+        down as it grew past the window)."""
+        if len(self.frames) > self._max_frames:
+            extra = len(self.frames) - self._max_frames + max(1, self._max_frames // 8)
             self.floor = self.seq_nums[extra - 1] + 1
             del self.seq_nums[:extra], self.ids[:extra], self.frames[:extra]
 
