@@ -12,6 +12,7 @@ import pytest
 from resumable_chat import create_resumable_chat
 from resumable_chat.chat.producer import live_channel
 from resumable_chat.log import Ownership, RecordKind, classify, read_range, record_id
+from resumable_chat.log.records import stop_token
 from resumable_chat.s2 import MemoryBasin, is_terminal_fence
 from resumable_chat.s2.records import is_stop_fence
 from resumable_chat.testing.fault_basin import FaultPlanBasin
@@ -168,3 +169,51 @@ def _sse(data: bytes) -> list[tuple[int | None, str]]:
         if "data" in fields:
             out.append((int(fields["id"]) if "id" in fields else None, fields["data"]))
     return out
+
+
+async def test_a_stop_naming_the_claim_stops_the_model_before_the_writer_reads() -> None:
+    """B's stop fence carries A's claim (``stop_token``), so A's writer knows from the failed
+    append alone that its own generation was stopped: the model stops while the read that
+    adopts the stop is still held. The answer then ends as any stopped answer does."""
+    memory = MemoryBasin()
+    plan = FaultPlan()
+    a = create_resumable_chat(basin=FaultPlanBasin(memory, plan), ownership=Ownership())
+    b = create_resumable_chat(basin=memory, ownership=Ownership())
+    running = asyncio.Event()
+    closed = asyncio.Event()
+
+    async def model(signal: asyncio.Event) -> Any:
+        try:
+            yield {"type": "start", "messageId": "m1"}
+            yield {"type": "text-start", "id": "t"}
+            for i in range(500):
+                if i == 3:
+                    running.set()
+                yield {"type": "text-delta", "id": "t", "delta": f"w{i} "}
+                await asyncio.sleep(0.005)
+        finally:
+            closed.set()
+
+    await a.make_resumable("chat-s", model)
+    generation = a.running("chat-s")
+    assert generation is not None
+    live = asyncio.create_task(_collect(live_channel(generation).frames()))
+    await running.wait()
+    held = plan.hold("read")  # A's writer cannot read what stopped it
+    assert (await b.stop_session("chat-s")).status_code == 202
+    async with asyncio.timeout(5):
+        await closed.wait()  # the model stopped with the read still held
+    assert held.fired >= 1 and not generation.task.done()
+    held.release()
+    async with asyncio.timeout(5):
+        await generation.task
+    frames = [json.loads(x[6:]) for x in (await live).splitlines() if x.startswith("data: {")]
+    assert frames[-1] == {"type": "abort"}
+    records = await read_range(memory, "chat-s", 0)
+    stops = [r for r in records if is_stop_fence(r)]
+    claim = next(r for r in records if classify(r) is RecordKind.CLAIM)
+    assert [r.body for r in stops] == [stop_token(claim.body.decode()).encode()]
+    assert [json.loads(r.body) for r in records if classify(r) is RecordKind.DATA] == frames
+    assert is_terminal_fence(records[-1]) and records[-1].body.startswith(b"end-")
+    await a.aclose()
+    await b.aclose()

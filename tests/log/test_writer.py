@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from resumable_chat.log import FencedOutError
+from resumable_chat.log.records import stop_token
 from resumable_chat.log.writer import LogWriter, WriterClosedError
 from resumable_chat.s2 import (
     AppendInput,
@@ -201,3 +202,47 @@ async def test_a_writer_closed_before_writing_releases_its_listeners() -> None:
         else:
             await writer.aclose()
         assert got == [None], end
+
+
+async def test_a_stop_of_a_later_generation_is_not_taken_for_ours() -> None:
+    """Taken over, then the next generation was stopped: the stream's token is a stop that
+    names the other claim, so the writer neither stops early nor adopts it; it is fenced out.
+    A stop naming our claim is seen at the failed append (and again when adopted)."""
+    basin = MemoryBasin()
+    start = await _claimed(basin, "s", "session-mine")
+    writer = LogWriter(basin, "s", fencing_token="session-mine", match_seq_num=start)
+    stops: list[str] = []
+    writer.on_stop_requested = lambda: stops.append(writer.fencing_token)
+    writer.submit(AppendRecord(b"kept"))
+    await asyncio.sleep(0.01)
+    for token, condition in (
+        ("error-taken", "session-mine"),
+        ("session-next", "error-taken"),
+        (stop_token("session-next"), "session-next"),
+    ):
+        await basin.append("s", AppendInput([fence_record(token)], fencing_token=condition))
+    writer.submit(AppendRecord(b"dropped"))
+    with pytest.raises(FencedOutError):
+        await writer.close([fence_record("end-mine")])
+    assert stops == []
+    assert await _bodies(basin, "s") == [b"kept"]
+
+    other = MemoryBasin()
+    start = await _claimed(other, "s", "session-mine")
+    writer = LogWriter(other, "s", fencing_token="session-mine", match_seq_num=start)
+    writer.on_stop_requested = lambda: stops.append(writer.fencing_token)
+    await other.append(
+        "s", AppendInput([fence_record(stop_token("session-mine"))], fencing_token="session-mine")
+    )
+    writer.submit(AppendRecord(b"after the stop"))
+    await writer.close([fence_record("end-mine")])
+    assert stops == ["session-mine", stop_token("session-mine")]  # at the 412, then adopted
+    stored = (await other.read("s", seq_num=0, count=10)).records
+    assert [r.body for r in stored if not is_fence(r)] == [b"after the stop"]
+
+
+def test_stop_tokens_name_the_claim_within_the_token_limit() -> None:
+    assert stop_token("session-AbCdEfGh12+/") == "stop-AbCdEfGh12+/"
+    long = stop_token("session-" + "é" * 40)
+    assert long.startswith("stop-") and len(long.encode()) <= 36
+    assert stop_token("other") == "stop-other"

@@ -22,12 +22,18 @@ from resumable_chat.log.errors import StreamInUseError
 from resumable_chat.log.follow import LogEvent, follow_log
 from resumable_chat.log.generation import Generation, Producer, StopSignal
 from resumable_chat.log.ownership import PROCESS_OWNERSHIP, Ownership
-from resumable_chat.log.records import MAX_SAFE_INTEGER, STOP_PREFIX, RecordKind, classify, fence
+from resumable_chat.log.records import (
+    MAX_SAFE_INTEGER,
+    STOP_PREFIX,
+    RecordKind,
+    classify,
+    stop_token,
+)
 from resumable_chat.log.scan import LatestGeneration, latest_generation
 from resumable_chat.log.takeover import LostTerminal, close_lost, confirm_silence
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
-from resumable_chat.s2.records import AppendInput, trim_record
+from resumable_chat.s2.records import AppendInput, fence_record, trim_record
 
 __all__ = ["MAX_SAFE_INTEGER", "LogConfig", "LogEngine", "Status"]
 
@@ -286,26 +292,26 @@ class LogEngine:
     async def request_stop(self, stream: str) -> bool:
         """Stop the generation on ``stream``, wherever it runs.
 
-        Here: its source is cancelled at once. Elsewhere: a ``stop-`` fence conditioned on
-        the generation's claim token goes to the stream, and the writer there adopts it at
-        its next append (within a heartbeat when the model is silent). A lost generation is
-        closed instead. Returns True when a running generation was asked to stop (or already
-        was), False when none runs. Raises ``S2Error``.
+        Here: its source is cancelled at once. Elsewhere: a ``stop-`` fence naming the
+        generation's claim (:func:`~resumable_chat.log.records.stop_token`) and conditioned
+        on its claim token goes to the stream; the writer there sees it at its next append
+        (within a heartbeat when the model is silent), stops its model and adopts it. A lost
+        generation is closed instead. Returns True when a running generation was asked to
+        stop (or already was), False when none runs. Raises ``S2Error``.
         """
         local = self._local.get(stream)
         if local is not None:
             return local.stop()
         latest = await latest_generation(self.basin, stream)
-        if not latest.active:
+        claim = latest.claim_token
+        if not latest.active or claim is None:
             return False
-        if latest.token != latest.claim_token:
+        if latest.token != claim:
             return True  # a stop request is already in the log
-        if not self.ownership.runs(latest.claim_token) and self.lease_expired(
-            latest.tail.timestamp
-        ):
+        if not self.ownership.runs(claim) and self.lease_expired(latest.tail.timestamp):
             if await self.close_if_lost(stream, latest):
                 return False
-        request = AppendInput([fence(STOP_PREFIX, self.rng)], fencing_token=latest.claim_token)
+        request = AppendInput([fence_record(stop_token(claim))], fencing_token=claim)
         try:
             await self.basin.append(stream, request)
         except FencingTokenMismatchError as exc:

@@ -25,6 +25,7 @@ import random
 import secrets
 
 from resumable_chat.s2.records import (
+    MAX_FENCING_TOKEN_BYTES,
     AppendRecord,
     SequencedRecord,
     fence_record,
@@ -45,6 +46,7 @@ __all__ = [
     "fence_token",
     "new_token",
     "record_id",
+    "stop_token",
 ]
 
 #: Token prefix of a claim fence (a generation starts).
@@ -134,6 +136,22 @@ def new_token(prefix: str, random_bytes: int = 8, rng: random.Random | None = No
     :mod:`secrets`. The result must stay within S2's 36-byte token limit."""
     raw = secrets.token_bytes(random_bytes) if rng is None else rng.randbytes(random_bytes)
     return prefix + base64.b64encode(raw).decode()
+
+
+def stop_token(claim_token: str) -> str:
+    """The fencing token of a stop request for the generation that claimed with
+    ``claim_token``: ``stop-`` + the claim token's random part (cut to S2's 36-byte limit).
+
+    S2 answers an append whose ``fencing_token`` no longer matches with 412 and the stream's
+    current token (S2 REST v1, append conditions), so the generating writer recognises a
+    stop of its own generation from the failed append alone and stops its model one read
+    sooner. A stop of a later generation (ours was taken over meanwhile) carries that
+    generation's claim, so it is never taken for ours. Any other ``stop-`` token (an
+    older version's random one) is still adopted, after the read.
+    """
+    rest = claim_token.removeprefix(CLAIM_PREFIX).encode()
+    room = MAX_FENCING_TOKEN_BYTES - len(STOP_PREFIX)
+    return STOP_PREFIX + rest[:room].decode("utf-8", "ignore")
 
 
 def fence(

@@ -15,8 +15,10 @@ instance (a fence we did not write) ends the writer; :attr:`LogWriter.error` say
 
 A stop request from another instance is a ``stop-`` fence conditioned on our token. The writer
 notices it at its next append, adopts its token, keeps every record and calls
-``on_stop_requested``. Records it had already handed to the live path carry ids one position
-too low by then; they are stored with an ``sse-id`` header holding the id they were sent with.
+``on_stop_requested`` (already at the failed append when the stop's token names our claim,
+so the model stops one read sooner). Records it had already handed to the live path carry ids
+one position too low by then; they are stored with an ``sse-id`` header holding the id they
+were sent with.
 
 Heartbeat: with ``heartbeat_ms`` set, a writer with nothing to append for that long appends an
 empty record, so a generation whose model is silent keeps its lease and still notices a stop.
@@ -37,7 +39,13 @@ from collections.abc import Callable, Sequence
 
 from resumable_chat.log.errors import FencedOutError
 from resumable_chat.log.faults import is_transient
-from resumable_chat.log.records import SSE_ID_HEADER, RecordKind, classify, fence_token
+from resumable_chat.log.records import (
+    SSE_ID_HEADER,
+    RecordKind,
+    classify,
+    fence_token,
+    stop_token,
+)
 from resumable_chat.log.scan import read_range
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
@@ -121,6 +129,7 @@ class LogWriter:
         self.basin = basin
         self.stream = stream
         self.fencing_token = fencing_token
+        self._own_stop = stop_token(fencing_token)  # a stop of this generation (engine)
         self.batch_size = batch_size
         self.linger_s = linger_ms / 1000
         self.max_pending_bytes = max_pending_bytes
@@ -139,7 +148,9 @@ class LogWriter:
         self._closing = False
         self._last_append = 0.0
         self.error: BaseException | None = None
-        #: Called (in the writer's task) when another instance asked the generation to stop.
+        #: Called (in the writer's task) when another instance asked the generation to stop:
+        #: at the failed append when the stop carries this generation's claim
+        #: (:func:`~resumable_chat.log.records.stop_token`), and again when it is adopted.
         self.on_stop_requested: Callable[[], object] | None = None
         #: Called once (in the writer's task) when the writer fails; see :attr:`error`.
         self.on_failed: Callable[[BaseException], object] | None = None
@@ -382,6 +393,12 @@ class LogWriter:
             try:
                 ack = await self.basin.append(self.stream, request)
             except (FencingTokenMismatchError, SeqNumMismatchError) as exc:
+                if (
+                    isinstance(exc, FencingTokenMismatchError)
+                    and exc.expected_fencing_token == self._own_stop
+                    and self.on_stop_requested is not None
+                ):
+                    self.on_stop_requested()  # now; the read below adopts the stop
                 try:
                     verdict = await self._after_mismatch(records, ambiguous)
                 except S2Error as read_error:
