@@ -125,31 +125,85 @@ async def records_backwards(
         window *= 4
 
 
+#: Records the first read of :func:`latest_generation` takes from the tail.
+TAIL_WINDOW = 64
+
+
+async def _tail_window(
+    basin: Basin, stream: str, window: int
+) -> tuple[list[SequencedRecord], StreamPosition] | None:
+    """The last ``window`` records and the tail from ONE read (``tail_offset=window``,
+    ``count=window``), or ``None`` when that read did not reach the tail (records too large
+    for one read's 1 MiB) or came without one. A read from before the first record starts
+    at the first record that still exists (S2 REST v1, read); an empty or missing stream is
+    ``([], tail)``.
+    """
+    try:
+        batch = await basin.read(stream, tail_offset=window, count=window, wait=0)
+    except RangeNotSatisfiableError as exc:
+        return [], exc.tail
+    except StreamNotFoundError:
+        return [], StreamPosition(0, 0)
+    records, tail = batch.records, batch.tail
+    if tail is None:
+        return None
+    if records and tail.seq_num != records[-1].seq_num + 1:
+        return None
+    return records, tail
+
+
 async def latest_generation(basin: Basin, stream: str) -> LatestGeneration:
     """Read backwards from the tail to the latest generation's boundary fences.
 
-    Stops at the newest claim (or at a terminal whose claim is gone). Costs O(records since
+    Stops at the newest claim (or at a terminal whose claim is gone). The first read takes
+    the last :data:`TAIL_WINDOW` records together with the tail, so a claim among them costs
+    one S2 round trip; older records are read in windows growing ×4. Costs O(records since
     that fence). A missing stream is empty. Raises ``S2Error`` when S2 fails.
     """
-    last, tail = await last_record(basin, stream)
+    newest: list[SequencedRecord] = []
+    window = await _tail_window(basin, stream, TAIL_WINDOW)
+    if window is None:
+        last, tail = await last_record(basin, stream)
+        older_end = tail.seq_num
+    else:
+        newest, tail = window
+        last = newest[-1] if newest else None
+        older_end = newest[0].seq_num if newest else 0
+        if newest and older_end > max(0, tail.seq_num - TAIL_WINDOW):
+            older_end = 0  # the read started past a trim: nothing older exists
     if last is None:
         return LatestGeneration(None, None, "" if tail.seq_num == 0 else None, tail, None)
-    token: str | None = None
-    terminal: SequencedRecord | None = None
-    claim: SequencedRecord | None = None
-    async with contextlib.aclosing(records_backwards(basin, stream, tail.seq_num)) as records:
-        async for record in records:
-            kind = classify(record)
-            if not (kind.boundary or kind is RecordKind.STOP):
-                continue
-            if token is None:
-                token = fence_token(record)
-            if kind is RecordKind.STOP:
-                continue
-            if kind is RecordKind.CLAIM:
-                claim = record
-                break
-            if terminal is not None:
-                break  # two terminals in a row: the claim of the newer one is gone
-            terminal = record
-    return LatestGeneration(claim, terminal, token, tail, last)
+    scan = _BoundaryScan()
+    if not any(scan.done_after(record) for record in reversed(newest)):
+        older = records_backwards(basin, stream, older_end, first_window=TAIL_WINDOW * 4)
+        async with contextlib.aclosing(older) as records:
+            async for record in records:
+                if scan.done_after(record):
+                    break
+    return LatestGeneration(scan.claim, scan.terminal, scan.token, tail, last)
+
+
+class _BoundaryScan:
+    """The boundary fences met going backwards from the tail (see :func:`latest_generation`)."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.terminal: SequencedRecord | None = None
+        self.claim: SequencedRecord | None = None
+
+    def done_after(self, record: SequencedRecord) -> bool:
+        """Take the next older record; True once the latest generation's start is found."""
+        kind = classify(record)
+        if not (kind.boundary or kind is RecordKind.STOP):
+            return False
+        if self.token is None:
+            self.token = fence_token(record)
+        if kind is RecordKind.STOP:
+            return False
+        if kind is RecordKind.CLAIM:
+            self.claim = record
+            return True
+        if self.terminal is not None:
+            return True  # two terminals in a row: the claim of the newer one is gone
+        self.terminal = record
+        return False

@@ -1,0 +1,88 @@
+"""Finding the latest generation from the tail: what it finds, and in how many S2 reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resumable_chat.log import latest_generation
+from resumable_chat.log.scan import TAIL_WINDOW
+from resumable_chat.s2 import AppendInput, AppendRecord, MemoryBasin, fence_record, trim_record
+from resumable_chat.s2.records import ReadBatch
+
+
+class ReadCountingBasin(MemoryBasin):
+    """A MemoryBasin that counts reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read(self, stream: str, **kwargs: Any) -> ReadBatch:  # type: ignore[override]
+        self.reads += 1
+        return await super().read(stream, **kwargs)
+
+
+async def _append(basin: MemoryBasin, *records: AppendRecord) -> None:
+    await basin.append("s", AppendInput(list(records)))
+
+
+def _data(n: int, size: int = 10) -> list[AppendRecord]:
+    return [AppendRecord(b"x" * size) for _ in range(n)]
+
+
+async def test_a_claim_among_the_last_records_costs_one_read() -> None:
+    basin = ReadCountingBasin()
+    await _append(basin, fence_record("session-a"), *_data(5), fence_record("end-a"))
+    await _append(basin, fence_record("session-b"), *_data(TAIL_WINDOW - 2))
+    latest = await latest_generation(basin, "s")
+    assert basin.reads == 1
+    assert latest.active and latest.claim_token == "session-b" and latest.token == "session-b"
+    assert latest.claim is not None and latest.claim.seq_num == 7
+    assert latest.tail.seq_num == 8 + TAIL_WINDOW - 2
+    assert latest.last is not None and latest.last.seq_num == latest.tail.seq_num - 1
+
+
+async def test_a_claim_further_back_is_found_in_growing_windows() -> None:
+    basin = ReadCountingBasin()
+    await _append(basin, fence_record("session-a"), *_data(5), fence_record("end-a"))
+    await _append(basin, fence_record("session-b"), fence_record("stop-b"))
+    for _ in range(3):
+        await _append(basin, *_data(300))
+    latest = await latest_generation(basin, "s")
+    assert latest.claim_token == "session-b" and latest.token == "stop-b" and latest.active
+    assert basin.reads == 3  # the tail window, then 256, then 1024 records back
+
+
+async def test_an_ended_generation_an_empty_stream_and_a_missing_one() -> None:
+    basin = ReadCountingBasin()
+    await _append(basin, fence_record("session-a"), *_data(3), fence_record("end-a"))
+    latest = await latest_generation(basin, "s")
+    assert not latest.active and latest.terminal is not None and latest.token == "end-a"
+    empty = await latest_generation(basin, "missing")
+    assert empty.claim is None and empty.last is None and empty.tail.seq_num == 0
+    assert empty.token == ""
+
+
+async def test_a_trimmed_stream_stops_at_what_is_left() -> None:
+    basin = ReadCountingBasin()
+    await _append(basin, fence_record("session-a"), *_data(100), fence_record("end-a"))
+    await _append(basin, fence_record("session-b"), *_data(10))
+    await _append(basin, trim_record(102))
+    latest = await latest_generation(basin, "s")
+    assert latest.claim_token == "session-b" and latest.active
+    await _append(basin, trim_record(110))  # the claim itself is gone now
+    basin.reads = 0
+    latest = await latest_generation(basin, "s")
+    assert latest.claim is None and basin.reads == 1  # nothing older is read for
+
+
+async def test_records_too_large_for_one_read_take_the_two_step_way() -> None:
+    basin = ReadCountingBasin()
+    big = _data(TAIL_WINDOW, size=100_000)  # 64 × 100 kB: beyond one read's 1 MiB
+    await _append(basin, fence_record("session-a"))
+    for i in range(0, len(big), 8):
+        await _append(basin, *big[i : i + 8])
+    latest = await latest_generation(basin, "s")
+    assert latest.claim_token == "session-a" and latest.active
+    assert latest.last is not None and latest.last.seq_num == TAIL_WINDOW
+    assert latest.tail.seq_num == TAIL_WINDOW + 1
