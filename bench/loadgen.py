@@ -81,10 +81,11 @@ CHUNKED_END = b"\r\n0\r\n\r\n"
 
 
 async def count_to_end(reader: asyncio.StreamReader, buf: bytes = b"") -> int:
-    """Read to the end of the (chunked) response: how many SSE ``data:`` frames it had."""
+    """Read to the end of the (chunked) response: how many SSE ``data:`` frames it had.
+    ``buf``: what was read of the body already (empty: nothing yet)."""
     frames = 0
     carry = b""
-    piece = buf
+    piece = buf or await reader.read(1 << 18)
     while piece:
         chunk = carry + piece
         frames += chunk.count(b"data: ")
