@@ -14,6 +14,7 @@ Routes (the source's shape comes from the query string, see :class:`SourceShape`
 - ``POST /resumable/{chat_id}``: ``chat.make_resumable("chat-<id>", source, message=...,
   new_chat=...)`` (``new_chat`` when the body holds one message, as the routers do).
 - ``GET /resumable/{chat_id}/stream[?from=N]``: ``chat.replay``.
+- ``GET /plain/{chat_id}/stream``: the floor of a follower (fixed frames, no storage).
 - ``DELETE /resumable/{chat_id}/stream``: ``chat.stop_session``.
 - ``GET /stats``: RSS (KiB), event-loop lag percentiles (ms) since the last
   ``POST /stats/reset``, running generations.
@@ -112,6 +113,20 @@ async def bench_source(
     yield {"type": "finish", "finishReason": "stop"}
 
 
+#: What a follower of a held 5-delta answer is sent first (``GET /plain/{id}/stream``).
+HELD_FRAMES = b"".join(
+    event_frame(encode_chunk(chunk), seq)
+    for seq, chunk in enumerate(
+        [
+            {"type": "start", "messageId": "msg-bench"},
+            {"type": "text-start", "id": "t0"},
+            *[{"type": "text-delta", "id": "t0", "delta": "x" * (100 - _DELTA_OVERHEAD)}] * 5,
+        ],
+        start=1,
+    )
+)
+
+
 class LoopLag:
     """Samples event-loop lag: how late a ``LAG_PROBE_S`` sleep wakes up (ms)."""
 
@@ -183,6 +198,18 @@ def create_app(basin: Basin) -> FastAPI:
                 seq += 1
                 yield event_frame(encode_chunk(chunk), seq)
             yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(frames(), headers=dict(AI_SDK_HEADERS))
+
+    @app.get("/plain/{chat_id}/stream")
+    async def plain_replay(chat_id: str, request: Request) -> Response:
+        """The floor of a follower: a ``StreamingResponse`` of the frames a replay of the
+        held answer sends (start, text-start, five deltas), with no lookup and no storage,
+        then silent until the client leaves."""
+
+        async def frames() -> AsyncIterator[bytes]:
+            yield HELD_FRAMES
+            await asyncio.sleep(3600)
 
         return StreamingResponse(frames(), headers=dict(AI_SDK_HEADERS))
 

@@ -190,11 +190,14 @@ async def ttfb(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def resume(args: argparse.Namespace) -> dict[str, Any]:
-    """Time to the first replayed chunk of a running answer, in rounds of ``concurrency``."""
+    """Time to the first replayed chunk of a running answer, in rounds of ``concurrency``.
+    With ``--plain``, the same requests to the floor route (fixed frames, no storage)."""
     chat_id = new_id("r")
+    route = "plain" if args.plain else "resumable"
     async with client(args.concurrency + 2) as http:
-        async with Held(http, args.base, chat_id, f"n=5&hold_s={HOLD_S}"):
-            url = f"{args.base}/resumable/{chat_id}/stream"
+        held = Held(http, args.base, chat_id, f"n=5&hold_s={HOLD_S}")
+        async with contextlib.nullcontext() if args.plain else held:
+            url = f"{args.base}/{route}/{chat_id}/stream"
 
             def job() -> Awaitable[tuple[float, int]]:
                 return first_chunk_ms("GET", url, drain=False)
@@ -532,7 +535,7 @@ def main() -> None:
     parser.add_argument("--follow-base", default=None, help="lag: follow on this instance")
     parser.add_argument("--stop-base", default=None, help="stopping: DELETE on this instance")
     parser.add_argument("--bases", default=None, help="concurrent: spread chats over these")
-    parser.add_argument("--plain", action="store_true", help="concurrent: the plain route")
+    parser.add_argument("--plain", action="store_true", help="concurrent, resume: plain routes")
     args = parser.parse_args()
     result = asyncio.run(SCENARIOS[args.scenario](args))
     json.dump(result, sys.stdout)

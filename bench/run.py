@@ -498,6 +498,22 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                 "<= 5" if label == "embedded" else "<= 20",
                 f"p99 {fmt(pct(conc['ms'], 0.99))} ms, {conc['errors']} errors",
             )
+        floor = loadgen(
+            "resume",
+            mem,
+            concurrency=50,
+            rounds=max(1, sizes.resume_count // 50),
+            warmup=5,
+            plain=True,
+        )
+        add(
+            "floor: plain StreamingResponse follower, first chunk p50, 50 concurrent",
+            pct(floor["ms"], 0.5),
+            "ms",
+            None,
+            "the same requests answered with fixed frames by a Starlette StreamingResponse"
+            f" (no storage, no lookup) in the embedded app; {floor['errors']} errors",
+        )
 
     # 5. follower lag
     with results.section("follower lag"):
@@ -521,6 +537,15 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                 goal,
                 f"p50 {fmt(pct(d['ms'], 0.5))} ms, 3 bursts, {d['errors']} errors",
             )
+        floor = loadgen("resume", mem, concurrency=sizes.fanout, rounds=3, warmup=2, plain=True)
+        add(
+            f"floor: {sizes.fanout} plain StreamingResponse followers, first chunk p99",
+            pct(floor["ms"], 0.99),
+            "ms",
+            None,
+            f"p50 {fmt(pct(floor['ms'], 0.5))} ms; fixed frames, no storage, in the embedded"
+            f" app; {floor['errors']} errors",
+        )
 
     # 7. history length
     with results.section("history length"):
