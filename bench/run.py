@@ -352,7 +352,7 @@ FULL = Sizes(
     throughput_n=100_000,
     lag_n=1000,
     fanout=200,
-    concurrent_steps=(100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500),
+    concurrent_steps=(100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 3000),
     scale_steps=(100, 200, 300, 400, 600, 800),
     latency_count=20,
     concurrent_n=100,
@@ -601,13 +601,16 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
         add("embedded: concurrent generations at 50 chunks/s", best, "chats", ">= 1000", note)
         procs.stop(proc)
         base, proc = start_app(procs, "app-plain-concurrent")
-        plain, plain_note = best_concurrent(sizes, sizes.concurrent_steps, base=base, plain=True)
+        steps = sizes.concurrent_steps
+        plain, plain_note = best_concurrent(sizes, steps, base=base, plain=True)
         add(
             "embedded: concurrent generations, ratio to a plain StreamingResponse",
             div(best, plain),
             "ratio",
             ">= 0.8",
-            f"plain {plain} ({plain_note}); ours carries a follower per chat too",
+            f"plain {plain} ({plain_note})"
+            + (" (every step passed: a lower bound)" if plain == steps[-1] else "")
+            + "; ours carries a follower per chat too",
         )
         procs.stop(proc)
 
