@@ -165,7 +165,7 @@ async def validated_body(
         {"detail": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}, status_code=400
     )
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_refuse_constant)
     except RecursionError:  # nested deeper than the parser goes: far past the limit
         return too_deep
     except ValueError as exc:
@@ -176,6 +176,11 @@ async def validated_body(
         return model.model_validate(data)
     except ValidationError as exc:
         return JSONResponse({"detail": readable_errors(exc)}, status_code=422)
+
+
+def _refuse_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259), and cannot be stored."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def readable_errors(exc: ValidationError) -> list[dict[str, Any]]:
