@@ -49,7 +49,14 @@ async def _serve(protocol: str) -> tuple[Any, Model, MemoryBasin, FastAPI]:
     return chat, model, basin, app
 
 
+NOT_JSON_NUMBERS = [  # Python's json.loads takes them; they cannot be stored as JSON
+    ("NaN", b'{"id":"c1","messages":[{"id":"u1","role":"user","parts":[],"x":NaN}]}'),
+    ("Infinity", b'{"id":"c1","messages":[{"id":"u1","role":"user","parts":[],"x":-Infinity}]}'),
+    ("1e999", b'{"id":"c1","messages":[{"id":"u1","role":"user","parts":[],"x":1e999}]}'),
+]
+
 TANSTACK_BAD = [
+    *[(name, "POST", "/api/tanstack/chat", body, 400) for name, body in NOT_JSON_NUMBERS],
     ("malformed JSON", "POST", "/api/tanstack/chat", b'{"id": "c1", "messages": [', 400),
     ("not an object", "POST", "/api/tanstack/chat", [1, 2], 422),
     ("missing id", "POST", "/api/tanstack/chat", {"messages": [USER]}, 422),
@@ -77,6 +84,7 @@ TANSTACK_BAD = [
 ]
 
 AI_SDK_BAD = [
+    *[(name, "POST", "/api/chat", body, 400) for name, body in NOT_JSON_NUMBERS],
     ("wrong type", "POST", "/api/chat", {"id": "c1", "messages": "hi"}, 422),
     ("message without id", "POST", "/api/chat", {"id": "c1", "messages": [{"role": "user"}]}, 422),
     ("id too long", "POST", "/api/chat", {"id": LONG_ID, "messages": [USER]}, 422),
@@ -160,3 +168,32 @@ async def test_misbehaving_tanstack_source_ends_with_one_run_error(bad: Any) -> 
     stored = [json.loads(r.body) for r in records if classify(r) is RecordKind.DATA]
     errors = [c for c in stored if c["type"] == "RUN_ERROR"]
     assert len(errors) == 1 and stored[-1] is errors[0] and errors[0]["runId"] == "r1"
+
+
+async def test_a_message_too_large_to_store_gets_413_and_touches_nothing() -> None:
+    """Under the body limit, over one S2 record once stored: ``1e15`` (4 bytes in the request)
+    is stored as ``1000000000000000.0`` (18 bytes), so this 1,000,103-byte body would be a
+    3.8 MB record. Refused before anything is claimed; the next turn works."""
+    body = (
+        b'{"id":"c1","messages":[{"id":"u1","role":"user",'
+        b'"parts":[{"type":"text","text":"hi","x":[' + b",".join([b"1e15"] * 200_000) + b"]}]}]}"
+    )
+    assert len(body) < 1024 * 1024
+    basin, model = MemoryBasin(), Model()
+    model.chunks = [{"type": "start"}, {"type": "finish"}]
+    chat = create_resumable_chat(protocol="ai-sdk", basin=basin)
+    app = FastAPI()
+    app.include_router(ai_sdk_router(chat, model.stream))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.post(
+            "/api/chat", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413, response.text[-300:]
+        assert "S2 record" in response.json()["detail"]
+        assert model.calls == 0
+        assert await read_range(basin, "chat-c1", 0) == []
+        ok = await client.post("/api/chat", json={"id": "c1", "messages": [USER]})
+        assert ok.status_code == 200 and model.calls == 1
+        history = (await client.get("/api/chat/c1/messages")).json()
+        assert [m["role"] for m in history] == ["user", "assistant"]
+    await chat.aclose()

@@ -26,6 +26,7 @@ import contextlib
 import inspect
 import json
 import logging
+import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -165,7 +166,7 @@ async def validated_body(
         {"detail": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}, status_code=400
     )
     try:
-        data = json.loads(body, parse_constant=_refuse_constant)
+        data = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:  # nested deeper than the parser goes: far past the limit
         return too_deep
     except ValueError as exc:
@@ -181,6 +182,15 @@ async def validated_body(
 def _refuse_constant(name: str) -> Any:
     """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259), and cannot be stored."""
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one too large for a double (``1e999``) is refused: it would
+    read as infinity, which cannot be stored as JSON."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:20]} is too large")
+    return value
 
 
 def readable_errors(exc: ValidationError) -> list[dict[str, Any]]:
