@@ -7,6 +7,7 @@ the AI SDK and TanStack ones). See the docs page "Concepts" for the design.
 
 from resumable_chat.chat.core import (
     LOST_GENERATION_ERROR_TEXT,
+    MessageTooLargeError,
     ResumableChat,
     WaitUntil,
     create_resumable_chat,
@@ -27,6 +28,7 @@ __all__ = [
     "LOST_GENERATION_ERROR_TEXT",
     "Chunk",
     "Dialect",
+    "MessageTooLargeError",
     "ResumableChat",
     "StopSignal",
     "TurnState",

@@ -15,7 +15,7 @@ import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal
 
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState, dialect_for
 from resumable_chat.chat.fanout import AnswerTaps
@@ -47,7 +47,7 @@ from resumable_chat.log import (
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import StreamNotFoundError
 from resumable_chat.s2.prefixed import PrefixedBasin, check_stream_prefix
-from resumable_chat.s2.records import AppendRecord, SequencedRecord
+from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, AppendRecord, SequencedRecord
 from resumable_chat.sse import DEFAULT_KEEPALIVE_S, event_frame, sse_response
 
 __all__ = [
@@ -59,6 +59,24 @@ __all__ = [
 ]
 
 logger = logging.getLogger("resumable_chat")
+
+
+class MessageTooLargeError(ValueError):
+    """The turn's message is larger, as the record that stores it, than one S2 record may be
+    (1 MiB metered, S2 REST v1 limits), so it cannot be kept in the log.
+
+    ``metered_bytes``: the record's size. :meth:`ResumableChat.make_resumable` and
+    :meth:`ResumableChat.make_session_response` answer it with 413 before anything is claimed
+    or stored; :meth:`ResumableChat.start_generation` raises it.
+    """
+
+    def __init__(self, metered_bytes: int) -> None:
+        super().__init__(
+            f"the message is {metered_bytes} bytes when stored; one S2 record holds at most "
+            f"{MAX_BATCH_METERED_BYTES} bytes"
+        )
+        self.metered_bytes = metered_bytes
+
 
 Protocol = Literal["ai-sdk", "ai-sdk-v7", "tanstack"]
 WaitUntil = Callable[[Awaitable[None]], Any]
@@ -201,6 +219,10 @@ class ResumableChat:
         """
         if self._closed:
             raise RuntimeError("this ResumableChat is closed")
+        for chunk in prelude or ():
+            size = len(encode_chunk(chunk)) + 8  # metered: body + 8 (no headers)
+            if size > MAX_BATCH_METERED_BYTES:
+                raise MessageTooLargeError(size)
         signal = StopSignal()
         local = self.engine.generation(stream_name)
         if prefetch and (local is None or local.outcome is not None):
@@ -255,6 +277,7 @@ class ResumableChat:
 
         Raises:
             StreamInUseError: a generation holds the stream (HTTP 409).
+            MessageTooLargeError: a ``prelude`` chunk is over one S2 record (nothing claimed).
             S2Error: S2 failed during the claim.
             RuntimeError: the chat is closed.
         """
@@ -300,8 +323,10 @@ class ResumableChat:
         Returns:
             200 SSE: every chunk as ``id: <seq_num+1>`` + ``data: <json>`` as the model
             produces it (never waiting on S2), ending with ``data: [DONE]`` for the AI SDK;
-            409 ``Stream already in use`` (text) when a generation holds the stream.
-            A client that disconnects does not stop the generation or its persistence.
+            409 ``Stream already in use`` (text) when a generation holds the stream; 413
+            JSON ``{"detail"}`` when ``message`` is larger stored than one S2 record
+            (nothing is claimed or stored). A client that disconnects does not stop the
+            generation or its persistence.
 
         Raises:
             S2Error: S2 failed during the claim (not a conflict).
@@ -320,6 +345,8 @@ class ResumableChat:
             )
         except StreamInUseError:
             return PlainTextResponse("Stream already in use", status_code=409)
+        except MessageTooLargeError as exc:
+            return _too_large(exc)
         return self.live_response(generation)
 
     def live_response(self, generation: Generation) -> Response:
@@ -357,7 +384,8 @@ class ResumableChat:
             202 (``Cache-Control: no-store``, no body): without ``wait_until`` after the turn
             is persisted (as ``@s2-dev/resumable-stream`` does), with it at once; 409
             ``Stream already in use`` while a generation runs (the running one stays
-            stoppable).
+            stoppable); 413 JSON ``{"detail"}`` when the last message is larger stored than
+            one S2 record (nothing is claimed or stored).
 
         Raises:
             ValueError: the chat's mode is not ``"session"``.
@@ -386,6 +414,8 @@ class ResumableChat:
             )
         except StreamInUseError:
             return PlainTextResponse("Stream already in use", status_code=409)
+        except MessageTooLargeError as exc:
+            return _too_large(exc)
         if wait_until is None:
             await asyncio.shield(generation.task)
         return Response(status_code=202, headers=_NO_STORE)
@@ -707,3 +737,7 @@ def create_resumable_chat(
         rng=rng,
         trim_delay_ms=trim_delay_ms,
     )
+
+
+def _too_large(exc: MessageTooLargeError) -> Response:
+    return JSONResponse({"detail": str(exc)}, status_code=413, headers=_NO_STORE)
