@@ -214,8 +214,15 @@ async def test_stop_before_the_claim_finishes_never_calls_the_model(basin) -> No
     assert calls == 0
     assert is_fence(records[0]) and is_fence(records[-1])
     middle = [json.loads(r.body) for r in records[1:-1]]
-    assert len(middle) == 1 and middle[0]["type"] == "RUN_FINISHED"
-    assert middle[0]["finishReason"] == "stop"
+    # the accepted turn's user message is kept (three text events), then the stop terminal
+    assert [c["type"] for c in middle] == [
+        "TEXT_MESSAGE_START",
+        "TEXT_MESSAGE_CONTENT",
+        "TEXT_MESSAGE_END",
+        "RUN_FINISHED",
+    ]
+    assert middle[0]["role"] == "user" and middle[1]["delta"] == "hi"
+    assert middle[-1]["finishReason"] == "stop"
     await chat.aclose()
 
 

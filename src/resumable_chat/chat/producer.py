@@ -205,6 +205,7 @@ class ChatProducer(Producer):
         self.signal = signal
         self.live = LiveChannel() if live else None
         self._opened = False
+        self._begun = False
 
     def _emit(self, output: Output, chunk: Chunk) -> None:
         stored = self._storage_form(chunk)
@@ -228,15 +229,24 @@ class ChatProducer(Producer):
             source = source(self.signal)
         return aiter(source)
 
+    def _begin(self, output: Output) -> None:
+        """Store the prelude and emit the announcement, once: in :meth:`run`, or before the
+        stop or error terminal when the generation ends before it ran (a stop that came
+        first still keeps the turn's message)."""
+        if self._begun:
+            return
+        self._begun = True
+        for chunk in self._prelude:
+            output.append(encode_chunk(chunk))
+        for chunk in self._announce:
+            self.turn.observe(chunk)
+            self._emit(output, chunk)
+
     async def run(self, output: Output) -> None:
         """Store the prelude, emit the announcement, then pump the source (see the class)."""
         turn = self.turn
         chunk_problem = self.dialect.chunk_problem
-        for chunk in self._prelude:
-            output.append(encode_chunk(chunk))
-        for chunk in self._announce:
-            turn.observe(chunk)
-            self._emit(output, chunk)
+        self._begin(output)
         first = True
         iterator = self._open()
         try:
@@ -266,11 +276,13 @@ class ChatProducer(Producer):
 
     def stopped(self, output: Output) -> None:
         """The dialect's stop terminal (AI SDK ``finish``; TanStack ``RUN_FINISHED``)."""
+        self._begin(output)
         for chunk in self.turn.stop_chunks():
             self._emit(output, chunk)
 
     def failed(self, error: BaseException, output: Output) -> None:
         """The dialect's error terminal with ``error_text(error)``."""
+        self._begin(output)
         for chunk in self.turn.error_chunks(self._error_text(error)):
             self._emit(output, chunk)
 
