@@ -159,6 +159,11 @@ class SseResponse(Response):
         self._disconnected = False
         self._ending = False  # the pump is past its frames: nothing may cancel it now
         self._timers: list[asyncio.TimerHandle] = []
+        self._broken = False  # frames failed and on_error took it: end without the terminator
+        #: Called with an exception ``frames`` raised after the response began; True means
+        #: handled: the response then breaks off (no chunked terminator, so the client sees
+        #: a cut stream and can reconnect) instead of the exception reaching the server.
+        self.on_error: Callable[[Exception], bool] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start: Message = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
@@ -184,6 +189,10 @@ class SseResponse(Response):
                 raise
         except OSError:  # the client left mid-send (ASGI 2.4 servers raise it from send)
             self._disconnected = True
+        except Exception as exc:
+            if self.on_error is None or not self.on_error(exc):
+                raise
+            self._broken = True
         finally:
             self._ending = True
             watch.responses.discard(self)
@@ -192,7 +201,7 @@ class SseResponse(Response):
             watcher.cancel()
             await asyncio.wait([watcher])  # its end; a cancellation of ours still propagates
             await self._close_frames()
-        if not self._disconnected:
+        if not (self._disconnected or self._broken):
             with contextlib.suppress(OSError):
                 await send(_END)
 

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import BasinNotFoundError, S2AuthError, S2Error, S2InvalidError
 from resumable_chat.s2.prefixed import PrefixedBasin
+from resumable_chat.sse import SseResponse
 
 __all__ = [
     "CHAT_ID_PATTERN",
@@ -310,7 +311,16 @@ def storage_policy(basin: Basin | None = None) -> StorageErrorPolicy:
 def storage_route_class(policy: StorageErrorPolicy) -> type[APIRoute]:
     """An ``APIRoute`` class whose handler answers an escaping ``S2Error`` with
     ``policy.response`` (use it as ``APIRouter(route_class=...)``). Other exceptions
-    (``HTTPException`` included) pass through untouched."""
+    (``HTTPException`` included) pass through untouched. An ``S2Error`` in the body of an
+    :class:`~resumable_chat.sse.SseResponse` that already began (a follower's read failing
+    past its retries) is logged by the policy too and breaks the stream off, instead of
+    reaching the server as an exception with a traceback per follower."""
+
+    def body_error(exc: Exception) -> bool:
+        if not isinstance(exc, S2Error):
+            return False
+        policy.log(exc)
+        return True
 
     class StorageErrorRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -318,9 +328,12 @@ def storage_route_class(policy: StorageErrorPolicy) -> type[APIRoute]:
 
             async def handle(request: Request) -> Response:
                 try:
-                    return await handler(request)
+                    response = await handler(request)
                 except S2Error as exc:
                     return policy.response(exc)
+                if isinstance(response, SseResponse) and response.on_error is None:
+                    response.on_error = body_error
+                return response
 
             return handle
 
