@@ -54,10 +54,7 @@ async def test_a_stop_on_b_stops_the_generation_on_a(basin, protocol) -> None:  
         finally:
             closed.set()
 
-    await a.make_resumable("chat-x", model)
-    generation = a.running("chat-x")
-    assert generation is not None
-    live = asyncio.create_task(_collect(live_channel(generation).frames()))
+    generation, live = await _answering(a, "chat-x", model)
     await running.wait()
     assert (await b.stop_session("chat-x")).status_code == 202
     async with asyncio.timeout(5):
@@ -89,6 +86,15 @@ async def test_stop_elsewhere_with_nothing_running_is_204(basin) -> None:  # typ
     b = create_resumable_chat(basin=basin)
     assert (await b.stop_session("chat-none")).status_code == 204
     await b.aclose()
+
+
+async def _answering(chat: Any, stream: str, model: Any) -> tuple[Any, asyncio.Task[str]]:
+    """Start ``model`` on ``stream`` through ``chat``: its generation, and a task collecting
+    its live response."""
+    await chat.make_resumable(stream, model)
+    generation = chat.running(stream)
+    assert generation is not None
+    return generation, asyncio.create_task(_collect(live_channel(generation).frames()))
 
 
 async def _collect(frames: Any) -> str:
@@ -194,10 +200,7 @@ async def test_a_stop_naming_the_claim_stops_the_model_before_the_writer_reads()
         finally:
             closed.set()
 
-    await a.make_resumable("chat-s", model)
-    generation = a.running("chat-s")
-    assert generation is not None
-    live = asyncio.create_task(_collect(live_channel(generation).frames()))
+    generation, live = await _answering(a, "chat-s", model)
     await running.wait()
     held = plan.hold("read")  # A's writer cannot read what stopped it
     assert (await b.stop_session("chat-s")).status_code == 202

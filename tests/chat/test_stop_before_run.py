@@ -44,17 +44,22 @@ async def tanstack_source(
     yield {"type": "TEXT_MESSAGE_END", "messageId": "m1"}
 
 
+async def _stopped_before_it_ran(chat: Any, stream: str) -> list[dict[str, Any]]:
+    """Stop ``stream`` before its generation's task first ran; its history once it ended."""
+    assert (await chat.stop_session(stream)).status_code == 202
+    generation = chat.running(stream)
+    assert generation is not None
+    await asyncio.wait_for(generation.task, 10)
+    messages: list[dict[str, Any]] = await chat.load_messages(stream)
+    return messages
+
+
 async def test_ai_sdk_stop_right_after_the_post_keeps_the_user_message() -> None:
     chat = create_resumable_chat(protocol="ai-sdk", basin=MemoryBasin())
     try:
         response = await chat.make_resumable("chat-c1", ai_sdk_source, message=user_message())
         assert response.status_code == 200
-        stop = await chat.stop_session("chat-c1")
-        assert stop.status_code == 202
-        generation = chat.running("chat-c1")
-        assert generation is not None
-        await asyncio.wait_for(generation.task, 10)
-        messages = await chat.load_messages("chat-c1")
+        messages = await _stopped_before_it_ran(chat, "chat-c1")
         roles = [m["role"] for m in messages]
         assert roles == ["user", "assistant"], messages
         assert messages[0]["id"] == "u1"
@@ -72,12 +77,7 @@ async def test_tanstack_stop_right_after_the_post_keeps_the_user_message() -> No
             wait_until=lambda task: None,  # as tanstack_router does: answer 202 at once
         )
         assert response.status_code == 202
-        stop = await chat.stop_session("tanstack-c1")
-        assert stop.status_code == 202
-        generation = chat.running("tanstack-c1")
-        assert generation is not None
-        await asyncio.wait_for(generation.task, 10)
-        messages = await chat.load_messages("tanstack-c1")
+        messages = await _stopped_before_it_ran(chat, "tanstack-c1")
         assert [m["role"] for m in messages][:1] == ["user"], messages
     finally:
         await chat.aclose()
