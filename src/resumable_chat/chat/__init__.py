@@ -7,10 +7,12 @@ the AI SDK and TanStack ones). See the docs page "Concepts" for the design.
 
 from resumable_chat.chat.core import (
     LOST_GENERATION_ERROR_TEXT,
+    MessageNotStorableError,
     MessageTooLargeError,
     ResumableChat,
     WaitUntil,
     create_resumable_chat,
+    not_storable_response,
 )
 from resumable_chat.chat.dialect import (
     DEFAULT_ERROR_TEXT,
@@ -28,6 +30,7 @@ __all__ = [
     "LOST_GENERATION_ERROR_TEXT",
     "Chunk",
     "Dialect",
+    "MessageNotStorableError",
     "MessageTooLargeError",
     "ResumableChat",
     "StopSignal",
@@ -38,5 +41,6 @@ __all__ = [
     "dialect_for",
     "encode_chunk",
     "normalize_messages",
+    "not_storable_response",
     "register_dialect",
 ]

@@ -61,13 +61,24 @@ __all__ = [
 logger = logging.getLogger("resumable_chat")
 
 
-class MessageTooLargeError(ValueError):
+class MessageNotStorableError(ValueError):
+    """The turn's message cannot be stored in the log as UTF-8 JSON: a string holds a lone
+    surrogate (``"\\ud83d"``: valid JSON, what ``JSON.stringify`` writes for a string cut
+    inside an emoji, but not Unicode text), or a number is ``NaN`` or infinite.
+
+    :meth:`ResumableChat.make_resumable` and :meth:`ResumableChat.make_session_response`
+    answer it with 400 before anything is claimed or stored;
+    :meth:`ResumableChat.start_generation` raises it (the routers answer 400).
+    """
+
+
+class MessageTooLargeError(MessageNotStorableError):
     """The turn's message is larger, as the record that stores it, than one S2 record may be
     (1 MiB metered, S2 REST v1 limits), so it cannot be kept in the log.
 
     ``metered_bytes``: the record's size. :meth:`ResumableChat.make_resumable` and
     :meth:`ResumableChat.make_session_response` answer it with 413 before anything is claimed
-    or stored; :meth:`ResumableChat.start_generation` raises it.
+    or stored; :meth:`ResumableChat.start_generation` raises it (the routers answer 413).
     """
 
     def __init__(self, metered_bytes: int) -> None:
@@ -220,7 +231,10 @@ class ResumableChat:
         if self._closed:
             raise RuntimeError("this ResumableChat is closed")
         for chunk in prelude or ():
-            size = len(encode_chunk(chunk)) + 8  # metered: body + 8 (no headers)
+            try:
+                size = len(encode_chunk(chunk)) + 8  # metered: body + 8 (no headers)
+            except ValueError as exc:  # UnicodeEncodeError (a lone surrogate), NaN
+                raise MessageNotStorableError(f"the message cannot be stored: {exc}") from None
             if size > MAX_BATCH_METERED_BYTES:
                 raise MessageTooLargeError(size)
         signal = StopSignal()
@@ -278,6 +292,7 @@ class ResumableChat:
         Raises:
             StreamInUseError: a generation holds the stream (HTTP 409).
             MessageTooLargeError: a ``prelude`` chunk is over one S2 record (nothing claimed).
+            MessageNotStorableError: a ``prelude`` chunk does not encode as UTF-8 JSON.
             S2Error: S2 failed during the claim.
             RuntimeError: the chat is closed.
         """
@@ -324,9 +339,9 @@ class ResumableChat:
             200 SSE: every chunk as ``id: <seq_num+1>`` + ``data: <json>`` as the model
             produces it (never waiting on S2), ending with ``data: [DONE]`` for the AI SDK;
             409 ``Stream already in use`` (text) when a generation holds the stream; 413
-            JSON ``{"detail"}`` when ``message`` is larger stored than one S2 record
-            (nothing is claimed or stored). A client that disconnects does not stop the
-            generation or its persistence.
+            JSON ``{"detail"}`` when ``message`` is larger stored than one S2 record, 400
+            when it cannot be stored as UTF-8 JSON (nothing is claimed or stored). A client
+            that disconnects does not stop the generation or its persistence.
 
         Raises:
             S2Error: S2 failed during the claim (not a conflict).
@@ -345,8 +360,8 @@ class ResumableChat:
             )
         except StreamInUseError:
             return PlainTextResponse("Stream already in use", status_code=409)
-        except MessageTooLargeError as exc:
-            return _too_large(exc)
+        except MessageNotStorableError as exc:
+            return not_storable_response(exc)
         return self.live_response(generation)
 
     def live_response(self, generation: Generation) -> Response:
@@ -385,7 +400,8 @@ class ResumableChat:
             is persisted (as ``@s2-dev/resumable-stream`` does), with it at once; 409
             ``Stream already in use`` while a generation runs (the running one stays
             stoppable); 413 JSON ``{"detail"}`` when the last message is larger stored than
-            one S2 record (nothing is claimed or stored).
+            one S2 record, 400 when it cannot be stored as UTF-8 JSON (nothing is claimed
+            or stored).
 
         Raises:
             ValueError: the chat's mode is not ``"session"``.
@@ -414,8 +430,8 @@ class ResumableChat:
             )
         except StreamInUseError:
             return PlainTextResponse("Stream already in use", status_code=409)
-        except MessageTooLargeError as exc:
-            return _too_large(exc)
+        except MessageNotStorableError as exc:
+            return not_storable_response(exc)
         if wait_until is None:
             await asyncio.shield(generation.task)
         return Response(status_code=202, headers=_NO_STORE)
@@ -739,5 +755,8 @@ def create_resumable_chat(
     )
 
 
-def _too_large(exc: MessageTooLargeError) -> Response:
-    return JSONResponse({"detail": str(exc)}, status_code=413, headers=_NO_STORE)
+def not_storable_response(exc: MessageNotStorableError) -> Response:
+    """The answer to a message the log cannot keep: 413 when it is too large, else 400, with
+    ``{"detail": <why>}``."""
+    status = 413 if isinstance(exc, MessageTooLargeError) else 400
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=_NO_STORE)

@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from resumable_chat.chat import MessageNotStorableError, not_storable_response
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import BasinNotFoundError, S2AuthError, S2Error, S2InvalidError
 from resumable_chat.s2.prefixed import PrefixedBasin
@@ -310,8 +311,9 @@ def storage_policy(basin: Basin | None = None) -> StorageErrorPolicy:
 
 def storage_route_class(policy: StorageErrorPolicy) -> type[APIRoute]:
     """An ``APIRoute`` class whose handler answers an escaping ``S2Error`` with
-    ``policy.response`` (use it as ``APIRouter(route_class=...)``). Other exceptions
-    (``HTTPException`` included) pass through untouched. An ``S2Error`` in the body of an
+    ``policy.response`` (use it as ``APIRouter(route_class=...)``), and a message the log
+    cannot keep (:class:`~resumable_chat.chat.MessageNotStorableError`) with 400/413. Other
+    exceptions (``HTTPException`` included) pass through untouched. An ``S2Error`` in the body of an
     :class:`~resumable_chat.sse.SseResponse` that already began (a follower's read failing
     past its retries) is logged by the policy too and breaks the stream off, instead of
     reaching the server as an exception with a traceback per follower."""
@@ -331,6 +333,8 @@ def storage_route_class(policy: StorageErrorPolicy) -> type[APIRoute]:
                     response = await handler(request)
                 except S2Error as exc:
                     return policy.response(exc)
+                except MessageNotStorableError as exc:
+                    return not_storable_response(exc)
                 if isinstance(response, SseResponse) and response.on_error is None:
                     response.on_error = body_error
                 return response
