@@ -93,12 +93,14 @@ class LogConfig:
 
 
 class _PendingClaim:
-    """Stands in the local registry while a claim is in flight, so a stop is not lost."""
+    """Stands in the local registry while a claim is in flight, so a stop is not lost;
+    ``settled`` is set once the claim is decided."""
 
-    __slots__ = ("stopped",)
+    __slots__ = ("settled", "stopped")
 
     def __init__(self) -> None:
         self.stopped = False
+        self.settled = asyncio.Event()
 
     def stop(self) -> bool:
         self.stopped = True
@@ -271,6 +273,7 @@ class LogEngine:
         finally:
             if self._local.get(stream) is pending:
                 del self._local[stream]
+            pending.settled.set()  # waiters run after the generation below is registered
         generation = Generation(self, stream, claim, producer, signal=signal)
         if pending.stopped:
             generation.stop()
@@ -288,6 +291,13 @@ class LogEngine:
         if wait_until is not None:
             wait_until(generation.task)
         return generation
+
+    async def claim_settled(self, stream: str) -> None:
+        """Wait until a claim this engine has in flight on ``stream`` is decided (at once
+        when there is none): then :meth:`generation` and the log say who won."""
+        pending = self._local.get(stream)
+        if isinstance(pending, _PendingClaim):
+            await pending.settled.wait()
 
     async def request_stop(self, stream: str) -> bool:
         """Stop the generation on ``stream``, wherever it runs.

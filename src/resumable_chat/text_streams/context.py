@@ -489,7 +489,10 @@ class ResumableStreamContext:
             try:
                 generation = await self.engine.start(name, producer, wait_until=self.wait_until)
             except StreamInUseError:
-                continue  # another producer moved the stream on: look again
+                # another producer moved the stream on, or a claim of this process is in
+                # flight (its status is not in the log yet): look again once it is decided
+                await self.engine.claim_settled(name)
+                continue
             return ResumableStream(stream_id, "producer", producer.live.chunks(), generation.task)
         raise ResumableStreamError(
             f"could not claim stream {stream_id!r}: it changed under {_CLAIM_ATTEMPTS} attempts"
