@@ -9,10 +9,10 @@ flight long enough to matter.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI, Request
 
 from resumable_chat import create_resumable_stream_context
@@ -21,7 +21,7 @@ from resumable_chat.log import Ownership
 from resumable_chat.s2 import Basin
 from resumable_chat.testing.fault_basin import FaultPlanBasin
 from resumable_chat.testing.fault_plan import FaultPlan
-from resumable_chat.text_streams.context import StreamActiveError
+from resumable_chat.text_streams.context import ResumableStreamContext, StreamActiveError
 
 #: S2 append latency (s): S2 Express acknowledges in about 40 ms, Standard in about 400 ms.
 APPEND_LATENCY_S = 0.05
@@ -39,52 +39,46 @@ async def _words() -> AsyncIterator[str]:
         yield word
 
 
+def _context(basin: Basin, key_prefix: str) -> ResumableStreamContext:
+    return create_resumable_stream_context(
+        basin=_slow_appends(basin), linger_ms=0, key_prefix=key_prefix, ownership=Ownership()
+    )
+
+
+async def _twice(
+    basin: Basin, key_prefix: str, call: Callable[[ResumableStreamContext], Awaitable[Any]]
+) -> list[Any]:
+    """``call`` twice at once on one fresh context; the results, exceptions included."""
+    ctx = _context(basin, key_prefix)
+    try:
+        return list(await asyncio.gather(call(ctx), call(ctx), return_exceptions=True))
+    finally:
+        await ctx.aclose(drain_timeout_s=2)
+
+
 async def test_two_concurrent_resumable_stream_calls_on_one_context_produce_once_and_resume(
     basin: Basin, key_prefix: str
 ) -> None:
-    ctx = create_resumable_stream_context(
-        basin=_slow_appends(basin), linger_ms=0, key_prefix=key_prefix, ownership=Ownership()
-    )
-    try:
-        results = await asyncio.gather(
-            ctx.resumable_stream("same", _words),
-            ctx.resumable_stream("same", _words),
-            return_exceptions=True,
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        assert not errors, f"a concurrent call on the same process raised: {errors!r}"
-        roles = sorted(
-            r.role for r in results if r is not None and not isinstance(r, BaseException)
-        )
-        assert roles == ["producer", "resumer"]
-    finally:
-        await ctx.aclose(drain_timeout_s=2)
+    results = await _twice(basin, key_prefix, lambda ctx: ctx.resumable_stream("same", _words))
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, f"a concurrent call on the same process raised: {errors!r}"
+    assert sorted(r.role for r in results if r is not None) == ["producer", "resumer"]
 
 
 async def test_two_concurrent_create_new_on_one_context_one_wins_one_gets_stream_active(
     basin: Basin, key_prefix: str
 ) -> None:
-    ctx = create_resumable_stream_context(
-        basin=_slow_appends(basin), linger_ms=0, key_prefix=key_prefix, ownership=Ownership()
+    results = await _twice(
+        basin, key_prefix, lambda ctx: ctx.create_new_resumable_stream("same", _words)
     )
-    try:
-        results = await asyncio.gather(
-            ctx.create_new_resumable_stream("same", _words),
-            ctx.create_new_resumable_stream("same", _words),
-            return_exceptions=True,
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        assert len(errors) == 1 and isinstance(errors[0], StreamActiveError), errors
-    finally:
-        await ctx.aclose(drain_timeout_s=2)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], StreamActiveError), errors
 
 
 async def test_two_concurrent_posts_to_the_streams_router_on_one_instance_are_200_and_409(
     basin: Basin, key_prefix: str
 ) -> None:
-    ctx = create_resumable_stream_context(
-        basin=_slow_appends(basin), linger_ms=0, key_prefix=key_prefix, ownership=Ownership()
-    )
+    ctx = _context(basin, key_prefix)
 
     def source(stream_id: str, request: Request) -> AsyncIterator[str]:
         return _words()
@@ -104,10 +98,3 @@ async def test_two_concurrent_posts_to_the_streams_router_on_one_instance_are_20
         )
     finally:
         await ctx.aclose(drain_timeout_s=2)
-
-
-@pytest.fixture
-def key_prefix() -> str:
-    import uuid
-
-    return f"audit2-{uuid.uuid4().hex[:10]}/"
