@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from helpers import eventually
 from resumable_chat import create_resumable_chat
 from resumable_chat.chat.producer import live_channel
 from resumable_chat.log import Ownership, RecordKind, classify, read_range, record_id
@@ -218,5 +219,47 @@ async def test_a_stop_naming_the_claim_stops_the_model_before_the_writer_reads()
     assert [r.body for r in stops] == [stop_token(claim.body.decode()).encode()]
     assert [json.loads(r.body) for r in records if classify(r) is RecordKind.DATA] == frames
     assert is_terminal_fence(records[-1]) and records[-1].body.startswith(b"end-")
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_a_stop_during_a_losing_claim_stops_the_generation_that_holds_the_stream() -> None:
+    """B runs an answer. A gets a new turn, and while A's claim is in flight (its read held),
+    a stop reaches A. A's claim then loses (409), so the stop goes on to B's answer: it ends
+    with the stop terminal, and the 202 was not a lie."""
+    memory = MemoryBasin()
+    plan = FaultPlan()
+    a = create_resumable_chat(basin=FaultPlanBasin(memory, plan), ownership=Ownership())
+    b = create_resumable_chat(basin=memory, ownership=Ownership(), heartbeat_ms=50)
+    release = asyncio.Event()
+
+    async def long_model(signal: asyncio.Event) -> Any:
+        yield {"type": "start", "messageId": "m1"}
+        yield {"type": "text-start", "id": "t"}
+        await release.wait()  # silent until stopped (the heartbeat meets the stop fence)
+        yield {"type": "text-end", "id": "t"}
+        yield {"type": "finish"}
+
+    async def never_called(signal: asyncio.Event) -> Any:
+        raise AssertionError("A's claim lost: its model must not be called")
+        yield {}
+
+    generation, live = await _answering(b, "chat-l", long_model)
+    held = plan.hold("read", times=1)  # A's claim reads the stream's last record
+    post = asyncio.create_task(a.make_resumable("chat-l", never_called))
+
+    async def claim_in_flight() -> bool:
+        return held.fired == 1
+
+    await eventually(claim_in_flight)
+    stop = asyncio.create_task(a.stop_session("chat-l"))  # waits for A's claim to be decided
+    held.release()
+    assert (await post).status_code == 409
+    assert (await stop).status_code == 202
+    async with asyncio.timeout(5):
+        await generation.task  # stopped, not left running
+    release.set()
+    frames = [json.loads(x[6:]) for x in (await live).splitlines() if x.startswith("data: {")]
+    assert frames[-1] == {"type": "abort"}
     await a.aclose()
     await b.aclose()

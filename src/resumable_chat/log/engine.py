@@ -302,14 +302,23 @@ class LogEngine:
     async def request_stop(self, stream: str) -> bool:
         """Stop the generation on ``stream``, wherever it runs.
 
-        Here: its source is cancelled at once. Elsewhere: a ``stop-`` fence naming the
-        generation's claim (:func:`~resumable_chat.log.records.stop_token`) and conditioned
-        on its claim token goes to the stream; the writer there sees it at its next append
+        Here: its source is cancelled at once (while this process's claim is in flight, once
+        the claim is decided: a won claim's generation stops before its model is called, and
+        after a lost one the generation that holds the stream is stopped). Elsewhere: a
+        ``stop-`` fence naming the generation's claim
+        (:func:`~resumable_chat.log.records.stop_token`) and conditioned on its claim token
+        goes to the stream; the writer there sees it at its next append
         (within a heartbeat when the model is silent), stops its model and adopts it. A lost
         generation is closed instead. Returns True when a running generation was asked to
         stop (or already was), False when none runs. Raises ``S2Error``.
         """
         local = self._local.get(stream)
+        if isinstance(local, _PendingClaim):
+            # Our claim decides who runs the answer: if it wins, stop ours (before its model
+            # is called); if it loses, the running generation is elsewhere: stop that one.
+            local.stop()
+            await local.settled.wait()
+            local = self._local.get(stream)
         if local is not None:
             return local.stop()
         latest = await latest_generation(self.basin, stream)
