@@ -96,6 +96,7 @@ class AnswerTap:
                                 self.frames.append(event_frame(event.body, event.id))
                         elif event.kind.boundary:
                             self.ended = True
+                            break  # what follows belongs to another generation
                     self._trim()
                     self._wake()
                     if self.ended:

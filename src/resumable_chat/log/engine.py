@@ -374,6 +374,7 @@ class LogEngine:
         until_closed: bool,
         open_generation: bool | None = None,
         skip_ids_through: int | None = None,
+        from_oldest_kept: bool = False,
     ) -> AsyncGenerator[list[LogEvent], None]:
         """Follow ``stream`` from ``start``, a list of events per read batch
         (:func:`~.follow.follow_log`)."""
@@ -384,6 +385,7 @@ class LogEngine:
             until_closed=until_closed,
             open_generation=open_generation,
             skip_ids_through=skip_ids_through,
+            from_oldest_kept=from_oldest_kept,
         )
 
     def sent_live(self, stream: str, cursor: int) -> bool:

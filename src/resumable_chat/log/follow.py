@@ -221,6 +221,7 @@ async def follow_log(
     until_closed: bool,
     open_generation: bool | None = None,
     skip_ids_through: int | None = None,
+    from_oldest_kept: bool = False,
 ) -> AsyncGenerator[list[LogEvent], None]:
     """Follow ``stream`` from seq_num ``start``; see the module docstring.
 
@@ -233,6 +234,10 @@ async def follow_log(
             unknown, the watchdog asks the log).
         skip_ids_through: skip data records whose SSE id is at most this (a resume cursor:
             records a remote stop displaced keep their lower ids).
+        from_oldest_kept: ``start`` may lie below the oldest record left (a generation whose
+            claim was trimmed away is read from its first kept record); otherwise a first
+            record past ``start`` means records vanished there, and is a ``LogGapError``
+            like any other gap.
 
     Yields non-empty lists of :class:`LogEvent` in log order (one per read batch). Raises
     ``LogGapError`` when records vanish under it and ``S2Error`` for permanent S2 failures.
@@ -269,7 +274,7 @@ async def follow_log(
             for record in item:
                 if record.seq_num < position:
                     continue
-                if delivered and record.seq_num > position:
+                if record.seq_num > position and (delivered or not from_oldest_kept):
                     if events:
                         yield events
                     raise LogGapError(stream, position, record.seq_num)

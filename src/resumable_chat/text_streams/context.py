@@ -504,7 +504,8 @@ class ResumableStreamContext:
         # Without its claim fence (trimmed or expired), a generation's output is whatever
         # precedes its terminal fence: reads below the first record start at that record.
         start = latest.data_start if latest.claim is not None else 0
-        chunks = self._follow(name, start) if live else self._backlog(name, start)
+        trimmed = latest.claim is None
+        chunks = self._follow(name, start, trimmed) if live else self._backlog(name, start)
         if resume_at:
             chunks = _skip(chunks, _Skipper(resume_at, self.resume_at_unit))
         return ResumableStream(stream_id, "resumer", chunks)
@@ -518,10 +519,13 @@ class ResumableStreamContext:
             if kind is RecordKind.DATA:
                 yield _decode(record.body)
 
-    async def _follow(self, name: str, start: int) -> AsyncGenerator[str, None]:
+    async def _follow(self, name: str, start: int, trimmed: bool) -> AsyncGenerator[str, None]:
         """Follow a live generation until its terminal (the engine's lease watchdog closes a
-        generation whose producer died, which ends this too)."""
-        follow = self.engine.follow(name, start, until_closed=True, open_generation=True)
+        generation whose producer died, which ends this too); ``trimmed``: its claim is gone,
+        so the follow starts at the first record left."""
+        follow = self.engine.follow(
+            name, start, until_closed=True, open_generation=True, from_oldest_kept=trimmed
+        )
         async with contextlib.aclosing(follow) as batches:
             async for events in batches:
                 for event in events:
