@@ -14,6 +14,7 @@ from typing import Any
 
 from chat_helpers import text_answer
 
+from helpers import eventually
 from resumable_chat import StopSignal, create_resumable_chat
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.fanout import AnswerTaps
@@ -357,3 +358,43 @@ async def test_a_follower_of_a_displaced_writer_gets_the_takeover_from_the_log()
     records = await read_range(basin, STREAM, 0)
     assert classify(records[-1]) is RecordKind.ERROR
     await owner.aclose()
+
+
+async def test_a_local_follower_reads_the_log_when_its_writer_is_stuck() -> None:
+    """The answering instance's writer stored the answer's end, but the acknowledgements were
+    lost and it cannot read back what landed (its reads are held): it is stuck, unsure. A
+    follower on that instance, fed by that writer, turns to the log after a lease without
+    acknowledgements and ends with the answer, instead of waiting on the writer."""
+    memory, plan = MemoryBasin(), FaultPlan()
+    chat = create_resumable_chat(basin=FaultPlanBasin(memory, plan), lease_ms=300, heartbeat_ms=75)
+    go = asyncio.Event()
+
+    async def model(signal: Any) -> Any:
+        yield {"type": "start", "messageId": "m1"}
+        yield {"type": "text-start", "id": "t"}
+        await go.wait()
+        yield {"type": "text-delta", "id": "t", "delta": "stored"}
+        yield {"type": "text-end", "id": "t"}
+        yield {"type": "finish"}
+
+    live = asyncio.create_task(_body(await chat.make_resumable(STREAM, model)))
+    follower = await chat.replay(STREAM)
+    followed = asyncio.create_task(_body(follower))
+    generation = chat.running(STREAM)
+    assert generation is not None
+
+    async def head_stored() -> bool:
+        return generation.writer.durable_seq_num == generation.writer.next_seq_num
+
+    await eventually(head_stored)
+    plan.lose_ack("append", times=None)  # every append lands; no acknowledgement comes back
+    unsure = plan.hold("read")  # and the writer cannot read back what landed
+    go.set()
+    await live
+    body = await asyncio.wait_for(followed, 5)
+    assert b"stored" in body and body.endswith(b"data: [DONE]\n\n")
+    assert not generation.task.done()  # the writer is still unsure
+    unsure.release()
+    plan.clear()
+    await asyncio.wait_for(generation.task, 5)
+    await chat.aclose()

@@ -78,7 +78,12 @@ class _Feed:
     module docstring), then from the log."""
 
     def __init__(
-        self, basin: Basin, stream: str, start: int, writer: LogWriter | None = None
+        self,
+        basin: Basin,
+        stream: str,
+        start: int,
+        writer: LogWriter | None = None,
+        stuck_s: float | None = None,
     ) -> None:
         self.items: deque[list[SequencedRecord] | BaseException | None] = deque()
         self._loop = asyncio.get_running_loop()
@@ -86,6 +91,7 @@ class _Feed:
         self._deadline = 0.0  # when next() gives up waiting (loop time)
         self._timer: asyncio.TimerHandle | None = None
         self._timed_out = False
+        self._stuck_s = stuck_s
         self.task = self._loop.create_task(
             self._pull(basin, stream, start, writer), name=f"resumable-chat follow {stream}"
         )
@@ -101,14 +107,18 @@ class _Feed:
 
     async def _from_writer(self, basin: Basin, stream: str, start: int, writer: LogWriter) -> int:
         """Feed from the log up to where ``writer`` joins, then from ``writer`` until it
-        ends; returns the seq_num to follow the log from afterwards."""
+        ends, or until it has held records unacknowledged for ``stuck_s`` (its appends keep
+        failing or their acknowledgements were lost: what it wrote may be in the log
+        already); returns the seq_num to follow the log from afterwards."""
         held: list[list[SequencedRecord]] = []  # acknowledged while we catch up
         catching_up = True
         position = start
         ended = asyncio.Event()
+        acks = 0
 
         def listener(records: list[SequencedRecord] | None) -> None:
-            nonlocal position
+            nonlocal position, acks
+            acks += 1
             if records is None:
                 ended.set()
             elif catching_up:
@@ -136,7 +146,13 @@ class _Feed:
                 position = records[-1].seq_num + 1
             held.clear()
             catching_up = False
-            await ended.wait()
+            while not ended.is_set():
+                seen = acks
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), self._stuck_s)
+                if seen == acks and writer.durable_seq_num < writer.next_seq_num:
+                    logger.debug("%s: the writer is stuck; following the log instead", stream)
+                    break
             return position
         finally:
             writer.unlisten(listener)
@@ -245,7 +261,8 @@ async def follow_log(
     """
     lease_s = engine.config.lease_ms / 1000
     local = engine.generation(stream)
-    feed = _Feed(engine.basin, stream, start, local.writer if local is not None else None)
+    writer = local.writer if local is not None else None
+    feed = _Feed(engine.basin, stream, start, writer, stuck_s=lease_s)
     position = start
     delivered = False
     # The watchdog judges in its own task, so a slow S2 never holds up delivery.
