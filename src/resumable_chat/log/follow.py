@@ -148,8 +148,9 @@ class _Feed:
             catching_up = False
             while not ended.is_set():
                 seen = acks
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ended.wait(), self._stuck_s)
+                with contextlib.suppress(TimeoutError):  # not wait_for: on Python 3.11
+                    async with asyncio.timeout(self._stuck_s):  # it can swallow a cancel
+                        await ended.wait()
                 if seen == acks and writer.durable_seq_num < writer.next_seq_num:
                     logger.debug("%s: the writer is stuck; following the log instead", stream)
                     break
