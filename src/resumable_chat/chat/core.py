@@ -47,7 +47,12 @@ from resumable_chat.log import (
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import StreamNotFoundError
 from resumable_chat.s2.prefixed import PrefixedBasin, check_stream_prefix
-from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, AppendRecord, SequencedRecord
+from resumable_chat.s2.records import (
+    MAX_BATCH_METERED_BYTES,
+    AppendRecord,
+    SequencedRecord,
+    metered_bytes,
+)
 from resumable_chat.sse import DEFAULT_KEEPALIVE_S, event_frame, sse_response
 
 __all__ = [
@@ -230,13 +235,7 @@ class ResumableChat:
         """
         if self._closed:
             raise RuntimeError("this ResumableChat is closed")
-        for chunk in prelude or ():
-            try:
-                size = len(encode_chunk(chunk)) + 8  # metered: body + 8 (no headers)
-            except ValueError as exc:  # UnicodeEncodeError (a lone surrogate), NaN
-                raise MessageNotStorableError(f"the message cannot be stored: {exc}") from None
-            if size > MAX_BATCH_METERED_BYTES:
-                raise MessageTooLargeError(size)
+        stored = _storable(prelude or [])  # encoded once, checked before the claim
         signal = StopSignal()
         local = self.engine.generation(stream_name)
         if prefetch and (local is None or local.outcome is not None):
@@ -247,7 +246,7 @@ class ResumableChat:
             turn=turn,
             error_text=self._error_text,
             lost_text=self._lost_text(stream_name),
-            prelude=prelude,
+            prelude=stored,
             announce=announce,
             live=live,
             signal=signal,
@@ -753,6 +752,23 @@ def create_resumable_chat(
         rng=rng,
         trim_delay_ms=trim_delay_ms,
     )
+
+
+def _storable(chunks: list[Chunk]) -> list[bytes]:
+    """``chunks`` as the records that store them; raises :class:`MessageNotStorableError`
+    when one does not encode as UTF-8 JSON (a lone surrogate, ``NaN``) and
+    :class:`MessageTooLargeError` when one is over S2's record limit."""
+    bodies: list[bytes] = []
+    for chunk in chunks:
+        try:
+            body = encode_chunk(chunk)
+        except ValueError as exc:  # UnicodeEncodeError (a lone surrogate), NaN
+            raise MessageNotStorableError(f"the message cannot be stored: {exc}") from None
+        size = metered_bytes(AppendRecord(body))
+        if size > MAX_BATCH_METERED_BYTES:
+            raise MessageTooLargeError(size)
+        bodies.append(body)
+    return bodies
 
 
 def not_storable_response(exc: MessageNotStorableError) -> Response:

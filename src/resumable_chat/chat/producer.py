@@ -175,7 +175,8 @@ class ChatProducer(Producer):
         turn: this answer's state (the dialect's :class:`TurnState`).
         error_text: maps a source exception to the error chunk's text.
         lost_text: the error text when another instance took the generation over.
-        prelude: chunks stored before the answer and not sent (the turn's message).
+        prelude: records stored before the answer and not sent (the turn's message), as
+            encoded bodies (:func:`encode_chunk`).
         announce: chunks stored and sent right after the prelude, before the source opens.
         live: keep a :class:`LiveChannel` for a live response (``False`` for 202 replies).
         signal: the stop signal the source sees.
@@ -189,7 +190,7 @@ class ChatProducer(Producer):
         turn: TurnState,
         error_text: Callable[[BaseException], str],
         lost_text: str,
-        prelude: list[Chunk] | None = None,
+        prelude: list[bytes] | None = None,
         announce: list[Chunk] | None = None,
         live: bool = True,
         signal: StopSignal,
@@ -236,8 +237,8 @@ class ChatProducer(Producer):
         if self._begun:
             return
         self._begun = True
-        for chunk in self._prelude:
-            output.append(encode_chunk(chunk))
+        for body in self._prelude:
+            output.append(body)
         for chunk in self._announce:
             self.turn.observe(chunk)
             self._emit(output, chunk)

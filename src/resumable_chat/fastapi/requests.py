@@ -314,10 +314,11 @@ def storage_route_class(policy: StorageErrorPolicy) -> type[APIRoute]:
     """An ``APIRoute`` class whose handler answers an escaping ``S2Error`` with
     ``policy.response`` (use it as ``APIRouter(route_class=...)``), and a message the log
     cannot keep (:class:`~resumable_chat.chat.MessageNotStorableError`) with 400/413. Other
-    exceptions (``HTTPException`` included) pass through untouched. An ``S2Error`` in the body of an
-    :class:`~resumable_chat.sse.SseResponse` that already began (a follower's read failing
-    past its retries) is logged by the policy too and breaks the stream off, instead of
-    reaching the server as an exception with a traceback per follower."""
+    exceptions (``HTTPException`` included) pass through untouched. An ``S2Error`` in the
+    body of an :class:`~resumable_chat.sse.SseResponse` that already began (a follower's read
+    failing past its retries) is logged by the policy too, and a ``LogGapError`` (records
+    trimmed under a follower that lagged that long) at INFO; either breaks the stream off
+    instead of reaching the server as an exception with a traceback per follower."""
 
     def body_error(exc: Exception) -> bool:
         if isinstance(exc, LogGapError):  # trimmed under a follower that lagged that long
