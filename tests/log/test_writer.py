@@ -213,8 +213,10 @@ async def test_a_stop_of_a_later_generation_is_not_taken_for_ours() -> None:
     writer = LogWriter(basin, "s", fencing_token="session-mine", match_seq_num=start)
     stops: list[str] = []
     writer.on_stop_requested = lambda: stops.append(writer.fencing_token)
+    stored = asyncio.Event()
+    writer.listen(lambda records: stored.set())
     writer.submit(AppendRecord(b"kept"))
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(stored.wait(), 5)  # acknowledged
     for token, condition in (
         ("error-taken", "session-mine"),
         ("session-next", "error-taken"),
