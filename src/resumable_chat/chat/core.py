@@ -121,6 +121,29 @@ def _chunks(records: list[SequencedRecord]) -> list[Chunk]:
     return out
 
 
+#: The error text of a live answer whose claim was lost after it began
+#: (``respond_before_claim``); the body of the 409 otherwise.
+IN_USE_TEXT = "Stream already in use"
+#: The error text of a live answer whose claim failed on S2 after it began.
+STORAGE_FAILED_TEXT = "chat storage is unavailable, try again later"
+
+
+class _StopOnShutdown:
+    """``on_shutdown`` of a response begun before its claim was decided: stops the
+    generation, at once or as soon as the claim gives it one."""
+
+    __slots__ = ("generation", "requested")
+
+    def __init__(self) -> None:
+        self.generation: Generation | None = None
+        self.requested = False
+
+    def __call__(self) -> None:
+        self.requested = True
+        if self.generation is not None:
+            self.generation.stop()
+
+
 class ResumableChat:
     """Resumable, followable, stoppable chat streams on one basin. Use
     :func:`create_resumable_chat` to build one.
@@ -145,6 +168,7 @@ class ResumableChat:
         keepalive_s: float,
         on_error: Callable[[BaseException], str] | None,
         overlap_claim: bool = True,
+        respond_before_claim: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         ownership: Ownership = PROCESS_OWNERSHIP,
         rng: random.Random | None = None,
@@ -160,6 +184,10 @@ class ResumableChat:
         self.keepalive_s = keepalive_s
         self._on_error = on_error
         self.overlap_claim = overlap_claim
+        if respond_before_claim and not overlap_claim:
+            raise ValueError("respond_before_claim needs overlap_claim=True")
+        self.respond_before_claim = respond_before_claim
+        self._starting: set[asyncio.Future[Generation]] = set()
         config = LogConfig(
             mode=mode,
             lease_ms=lease_ms,
@@ -233,6 +261,31 @@ class ResumableChat:
         (:class:`PrefetchedSource`), unless a generation of this process holds the stream;
         a lost claim closes the source unread.
         """
+        producer, signal = self._producer(
+            stream_name,
+            source,
+            prelude=prelude,
+            turn=turn,
+            live=live,
+            announce=announce,
+            prefetch=prefetch,
+        )
+        return await self.engine.start(
+            stream_name, producer, signal=signal, wait_until=wait_until, new_chat=new_chat
+        )
+
+    def _producer(
+        self,
+        stream_name: str,
+        source: AsyncIterable[Chunk] | SourceFactory,
+        *,
+        prelude: list[Chunk] | None,
+        turn: TurnState,
+        live: bool,
+        announce: list[Chunk] | None,
+        prefetch: bool,
+    ) -> tuple[ChatProducer, StopSignal]:
+        """The producer of a new generation, and its stop signal (see :meth:`_start`)."""
         if self._closed:
             raise RuntimeError("this ResumableChat is closed")
         stored = _storable(prelude or [])  # encoded once, checked before the claim
@@ -251,8 +304,79 @@ class ResumableChat:
             live=live,
             signal=signal,
         )
-        return await self.engine.start(
-            stream_name, producer, signal=signal, wait_until=wait_until, new_chat=new_chat
+        return producer, signal
+
+    async def _start_live(
+        self,
+        stream_name: str,
+        source: AsyncIterable[Chunk] | SourceFactory,
+        *,
+        wait_until: WaitUntil | None,
+        prelude: list[Chunk] | None,
+        turn: TurnState,
+        new_chat: bool,
+    ) -> Response:
+        """:meth:`make_resumable` with ``respond_before_claim``: the claim and the model's
+        first chunk race; whichever comes first decides the answer. The claim: 200 (or 409)
+        as without the option. The first chunk: 200 at once, the chunks go live while the
+        claim is in flight, and a claim then lost (or failed) ends the response with the
+        dialect's error terminal."""
+        producer, signal = self._producer(
+            stream_name,
+            source,
+            prelude=prelude,
+            turn=turn,
+            live=True,
+            announce=None,
+            prefetch=True,
+        )
+        start = asyncio.ensure_future(
+            self.engine.start(
+                stream_name, producer, signal=signal, wait_until=wait_until, new_chat=new_chat
+            )
+        )
+        prefetched = producer.prefetched
+        fetching = prefetched.fetching if prefetched is not None else None
+        if fetching is not None:
+            try:
+                await asyncio.wait([start, fetching], return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                start.cancel()
+                raise
+        if start.done() or prefetched is None or not prefetched.has_chunk():
+            try:
+                generation = await start
+            except StreamInUseError:
+                return PlainTextResponse(IN_USE_TEXT, status_code=409)
+            return self.live_response(generation)
+        producer.send_ahead()
+        self._starting.add(start)
+        shutdown = _StopOnShutdown()
+
+        def claimed(task: asyncio.Future[Generation]) -> None:
+            self._starting.discard(task)
+            if task.cancelled():
+                producer.claim_failed(STORAGE_FAILED_TEXT)
+                return
+            exc = task.exception()
+            if exc is None:
+                shutdown.generation = task.result()
+                if shutdown.requested:
+                    shutdown.generation.stop()
+                return
+            if isinstance(exc, StreamInUseError):
+                producer.claim_failed(IN_USE_TEXT)
+                return
+            logger.warning("claiming %s failed after its answer began: %r", stream_name, exc)
+            producer.claim_failed(STORAGE_FAILED_TEXT)
+
+        start.add_done_callback(claimed)
+        assert producer.live is not None
+        return sse_response(
+            producer.live.frames(),
+            headers=self.dialect.response_headers,
+            keepalive_s=self.keepalive_s,
+            on_shutdown=shutdown,
         )
 
     # -- public API ------------------------------------------------------------------------
@@ -337,7 +461,9 @@ class ResumableChat:
         Returns:
             200 SSE: every chunk as ``id: <seq_num+1>`` + ``data: <json>`` as the model
             produces it (never waiting on S2), ending with ``data: [DONE]`` for the AI SDK;
-            409 ``Stream already in use`` (text) when a generation holds the stream; 413
+            409 ``Stream already in use`` (text) when a generation holds the stream (with
+            ``respond_before_claim``, when that is known before the model's first chunk; a
+            claim lost later ends the 200 with the dialect's error terminal instead); 413
             JSON ``{"detail"}`` when ``message`` is larger stored than one S2 record, 400
             when it cannot be stored as UTF-8 JSON (nothing is claimed or stored). A client
             that disconnects does not stop the generation or its persistence.
@@ -346,19 +472,30 @@ class ResumableChat:
             S2Error: S2 failed during the claim (not a conflict).
             RuntimeError: the chat is closed.
         """
+        prelude = self.dialect.message_records(message) if message is not None else None
+        turn = self.dialect.new_turn(message_id=message_id)
         try:
+            if self.respond_before_claim:
+                return await self._start_live(
+                    stream_name,
+                    chunks,
+                    wait_until=wait_until,
+                    prelude=prelude,
+                    turn=turn,
+                    new_chat=new_chat,
+                )
             generation = await self._start(
                 stream_name,
                 chunks,
                 wait_until=wait_until,
-                prelude=self.dialect.message_records(message) if message is not None else None,
-                turn=self.dialect.new_turn(message_id=message_id),
+                prelude=prelude,
+                turn=turn,
                 live=True,
                 prefetch=self.overlap_claim,
                 new_chat=new_chat,
             )
         except StreamInUseError:
-            return PlainTextResponse("Stream already in use", status_code=409)
+            return PlainTextResponse(IN_USE_TEXT, status_code=409)
         except MessageNotStorableError as exc:
             return not_storable_response(exc)
         return self.live_response(generation)
@@ -428,7 +565,7 @@ class ResumableChat:
                 new_chat=len(normalized) == 1,
             )
         except StreamInUseError:
-            return PlainTextResponse("Stream already in use", status_code=409)
+            return PlainTextResponse(IN_USE_TEXT, status_code=409)
         except MessageNotStorableError as exc:
             return not_storable_response(exc)
         if wait_until is None:
@@ -624,6 +761,10 @@ class ResumableChat:
         if self._closed:
             return
         self._closed = True
+        if self._starting:  # claims of answers begun before them (respond_before_claim)
+            await asyncio.wait(set(self._starting), timeout=drain_timeout_s)
+            for start in list(self._starting):
+                start.cancel()
         await self.engine.aclose(drain_timeout_s=drain_timeout_s)
         await self._taps.aclose()
         if self._owns_basin:
@@ -658,6 +799,7 @@ def create_resumable_chat(
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     on_error: Callable[[BaseException], str] | None = None,
     overlap_claim: bool = True,
+    respond_before_claim: bool = False,
     stream_prefix: str = "",
     clock: Clock = SYSTEM_CLOCK,
     ownership: Ownership | None = None,
@@ -698,6 +840,17 @@ def create_resumable_chat(
             model's time to first token. A claim lost to another instance (409) then closes
             the just-opened model request unread; a conflict known in this process never
             calls the source. ``False``: the source is called only after the claim.
+        respond_before_claim: :meth:`~ResumableChat.make_resumable` answers 200 and sends
+            the model's chunks as soon as the first one arrives, even while the claim's S2
+            round trips are still in flight (chunks sent before the claim carry no SSE
+            ``id``), so S2's latency is never added to the time to first chunk (on S2
+            Standard, appends take about 400 ms). The price: a claim lost after the answer
+            began (another instance's generation holds the chat) ends the live answer with
+            the protocol's error terminal, text ``"Stream already in use"``, instead of a
+            409, and nothing of it is stored; a conflict known before the first chunk still
+            gets 409. ``False`` (the default): the first chunk waits for the claim, so a
+            conflict is always a 409 (the HTTP contract of ``@s2-dev/resumable-stream``).
+            Needs ``overlap_claim``.
         stream_prefix: prepended to every S2 stream name the chat uses (``""`` keeps the
             names as they are), so two apps can share one basin: with ``"app1/"`` the chat
             ``chat-42`` lives on S2 stream ``app1/chat-42``. Up to 200 of
@@ -717,7 +870,8 @@ def create_resumable_chat(
 
     Raises:
         ValueError: an unknown protocol or mode, or a bad batch size, linger, lease,
-            heartbeat or stream prefix.
+            heartbeat or stream prefix, or ``respond_before_claim`` without
+            ``overlap_claim``.
         S2ConfigError: the S2 environment variables are half set.
     """
     dialect = dialect_for(protocol)
@@ -747,6 +901,7 @@ def create_resumable_chat(
         keepalive_s=keepalive_s,
         on_error=on_error,
         overlap_claim=overlap_claim,
+        respond_before_claim=respond_before_claim,
         clock=clock,
         ownership=ownership if ownership is not None else PROCESS_OWNERSHIP,
         rng=rng,

@@ -126,42 +126,93 @@ class PrefetchedSource:
     token overlaps the claim's S2 round trips. :meth:`aclose` cancels the fetch and closes the
     source (the claim was lost, or the generation stopped before it started).
 
+    With :meth:`send_ahead`, every chunk that arrives is handed to a callback at once, each
+    fetch starting when the previous one ends, until :meth:`stop_ahead`: the chat core's
+    ``respond_before_claim`` sends them live while the claim is still in flight. A chunk the
+    callback declines, a failure and the source's end stay for :meth:`__anext__`.
+
     Args:
         source: the model's chunks, or a factory called here with ``signal``.
         signal: the generation's stop signal.
     """
 
-    __slots__ = ("_first", "_iterator")
+    __slots__ = ("_ahead", "_iterator", "_next")
 
     def __init__(self, source: AsyncIterable[Chunk] | SourceFactory, signal: StopSignal) -> None:
         if callable(source) and not hasattr(source, "__aiter__"):
             source = source(signal)
         self._iterator: AsyncIterator[Chunk] = aiter(source)
-        self._first: asyncio.Task[Chunk] | None = asyncio.get_running_loop().create_task(
-            self._fetch_first(), name="resumable-chat first chunk"
+        self._ahead: Callable[[Chunk], bool] | None = None
+        #: the fetch in flight or done and not yet taken
+        self._next: asyncio.Task[Chunk] | None = self._fetch()
+
+    def _fetch(self) -> asyncio.Task[Chunk]:
+        return asyncio.get_running_loop().create_task(
+            self._fetch_next(), name="resumable-chat source chunk"
         )
 
-    async def _fetch_first(self) -> Chunk:
+    async def _fetch_next(self) -> Chunk:
         return await anext(self._iterator)
+
+    @property
+    def fetching(self) -> asyncio.Task[Chunk] | None:
+        """The fetch in flight or done and not yet taken (``None`` once taken)."""
+        return self._next
+
+    def has_chunk(self) -> bool:
+        """True when a chunk has arrived and waits to be taken (not an end or a failure)."""
+        task = self._next
+        return (
+            task is not None and task.done() and not task.cancelled() and task.exception() is None
+        )
+
+    def send_ahead(self, deliver: Callable[[Chunk], bool]) -> None:
+        """Hand every chunk that arrives to ``deliver`` (synchronously, in arrival order)
+        until :meth:`stop_ahead`; a chunk it declines (``False``) ends this and stays for
+        :meth:`__anext__`. A chunk already waiting is delivered before this returns."""
+        self._ahead = deliver
+        task = self._next
+        if task is None:
+            task = self._next = self._fetch()
+        if task.done():
+            self._fetched(task)
+        else:
+            task.add_done_callback(self._fetched)
+
+    def stop_ahead(self) -> None:
+        """Stop handing chunks out; what arrives from now on waits for :meth:`__anext__`."""
+        self._ahead = None
+
+    def _fetched(self, task: asyncio.Task[Chunk]) -> None:
+        deliver = self._ahead
+        if deliver is None or task is not self._next or not self.has_chunk():
+            return  # taken over by __anext__, or an end or a failure: left for __anext__
+        if not deliver(task.result()):
+            self._ahead = None
+            return
+        self._next = following = self._fetch()
+        following.add_done_callback(self._fetched)
 
     def __aiter__(self) -> PrefetchedSource:
         return self
 
     async def __anext__(self) -> Chunk:
-        first = self._first
-        if first is None:
+        self._ahead = None
+        task = self._next
+        if task is None:
             return await anext(self._iterator)
-        self._first = None
-        return await first  # StopAsyncIteration when the source was empty
+        self._next = None
+        return await task  # StopAsyncIteration when the source ended
 
     async def aclose(self) -> None:
-        """Cancel the first-chunk fetch if it is still running and close the source."""
-        first, self._first = self._first, None
-        if first is not None:
-            first.cancel()
-            await asyncio.wait([first])
-            if not first.cancelled():
-                first.exception()  # retrieved: the source is being discarded
+        """Cancel a fetch still running and close the source."""
+        self._ahead = None
+        task, self._next = self._next, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: the source is being discarded
         await close_source(self._iterator)
 
 
@@ -207,6 +258,9 @@ class ChatProducer(Producer):
         self.live = LiveChannel() if live else None
         self._opened = False
         self._begun = False
+        #: records of the chunks sent live before the claim (``respond_before_claim``)
+        self._ahead: list[bytes] | None = None
+        self._sent_ahead = False
 
     def _emit(self, output: Output, chunk: Chunk) -> None:
         stored = self._storage_form(chunk)
@@ -222,6 +276,73 @@ class ChatProducer(Producer):
         live_body = body if stored is chunk else encode_chunk(chunk)
         live.push(event_frame(live_body, output.next_seq_num + 1))
         output.append(body)
+
+    @property
+    def prefetched(self) -> PrefetchedSource | None:
+        """The source, when it is a :class:`PrefetchedSource`."""
+        source = self._source
+        return source if isinstance(source, PrefetchedSource) else None
+
+    def send_ahead(self) -> None:
+        """Send the source's chunks live from now on, before the claim is decided (the chat
+        core's ``respond_before_claim``): framed without SSE ids (their seq_nums are not
+        known yet) and kept, to be stored right after the prelude once the claim is won
+        (:meth:`run`, :meth:`stopped`, :meth:`failed`) or dropped when it is lost
+        (:meth:`claim_failed`).
+
+        Raises ``ValueError`` when the source is not a :class:`PrefetchedSource`, there is
+        no live channel or there are chunks to announce.
+        """
+        source = self._source
+        if not isinstance(source, PrefetchedSource) or self.live is None or self._announce:
+            raise ValueError("send_ahead needs a prefetched source, a live channel, no announce")
+        self._ahead = []
+        source.send_ahead(self._deliver_ahead)
+
+    def _deliver_ahead(self, chunk: Chunk) -> bool:
+        """One chunk that arrived before the claim was decided: sent live now, stored later.
+        ``False`` (nothing sent) for a chunk :meth:`run` must reject or fail on, so it does
+        so the usual way once the claim is won."""
+        ahead, live = self._ahead, self.live
+        if ahead is None or live is None:
+            return False
+        if not isinstance(chunk, dict) or not isinstance(chunk.get("type"), str):
+            return False
+        try:
+            if self.dialect.chunk_problem(chunk) is not None:
+                return False
+            stored = self._storage_form(chunk)
+            body = encode_chunk(stored)
+            live_body = body if stored is chunk else encode_chunk(chunk)
+        except Exception:  # run() meets the same error and reports it
+            return False
+        if len(body) + 8 > MAX_BATCH_METERED_BYTES:
+            return False
+        turn = self.turn
+        if not ahead:
+            for opening in turn.opening(chunk):
+                turn.observe(opening)
+                opened = self._storage_form(opening)
+                ahead.append(encode_chunk(opened))
+                live.push(event_frame(encode_chunk(opening)))
+        turn.observe(chunk)
+        ahead.append(body)
+        live.push(event_frame(live_body))
+        return True
+
+    def claim_failed(self, error_text: str) -> None:
+        """End a live response begun before its claim was decided, now that the claim is
+        lost (or failed): the dialect's error terminal with ``error_text``, live only (the
+        log never held this answer), then the done frame."""
+        self._ahead = None
+        live = self.live
+        if live is None or live.closed:
+            return
+        for chunk in self.turn.error_chunks(error_text):
+            live.push(event_frame(encode_chunk(chunk)))
+        if self.dialect.done_frame:
+            live.push(self.dialect.done_frame)
+        live.close()
 
     def _open(self) -> AsyncIterator[Any]:
         self._opened = True
@@ -239,6 +360,12 @@ class ChatProducer(Producer):
         self._begun = True
         for body in self._prelude:
             output.append(body)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            cast(PrefetchedSource, self._source).stop_ahead()
+            for body in ahead:
+                output.append(body)
+            self._sent_ahead = bool(ahead)
         for chunk in self._announce:
             self.turn.observe(chunk)
             self._emit(output, chunk)
@@ -248,7 +375,7 @@ class ChatProducer(Producer):
         turn = self.turn
         chunk_problem = self.dialect.chunk_problem
         self._begin(output)
-        first = True
+        first = not self._sent_ahead
         iterator = self._open()
         try:
             async for chunk in iterator:
