@@ -25,6 +25,7 @@ from typing import Any
 
 from simulation import Appended, View, World
 
+from resumable_chat.chat.core import IN_USE_TEXT, STORAGE_FAILED_TEXT
 from resumable_chat.log import RecordKind, classify
 from resumable_chat.log.records import SSE_ID_HEADER
 
@@ -70,6 +71,24 @@ def _sse_id(item: Appended) -> int:
         if name == SSE_ID_HEADER:
             return int(value)
     return item.seq_num + 1
+
+
+def _claim_failed(view: View) -> bool:
+    """A 200 live answer begun before its claim, ended because the claim was lost or failed
+    (its error terminal says which, and no frame has an id)."""
+    return _storage_failed(view) or _error_text(view) == IN_USE_TEXT
+
+
+def _error_text(view: View) -> str | None:
+    if any(i is not None for i, _ in view.frames):
+        return None
+    bodies = [b for _, b in view.frames if b != "[DONE]"]
+    return json.loads(bodies[-1]).get("errorText") if bodies else None
+
+
+def _storage_failed(view: View) -> bool:
+    """A 200 live answer begun before its claim, ended because the claim failed on S2."""
+    return view.status == 200 and _error_text(view) == STORAGE_FAILED_TEXT
 
 
 def _outage_within(world: World, start: float, end: float) -> float:
@@ -272,8 +291,34 @@ class Checker:
             if produced:
                 self.fail(f"{name}: answered {view.status} after its model produced {produced}")
             return
-        with_ids = [(i, b) for i, b in view.frames if i is not None]
         gen = self._claimed_for(view)
+        frames = view.frames
+        ahead: list[str] = []
+        if self.world.config.early:
+            # Chunks sent before the claim was decided carry no id: they must open the log
+            # of the generation the claim gave; an answer whose claim was then lost (or
+            # failed) ends with that error terminal and has nothing in the log.
+            ahead = [b for i, b in frames if i is None and b != "[DONE]"]
+            ahead = ahead[: next((k for k, f in enumerate(frames) if f[0] is not None), None)]
+            if ahead and _claim_failed(view):
+                self._check_lost_claim(name, view)
+                return
+            logged = [b for _, b in gen.frames[: gen.writer_frames]] if gen is not None else []
+            if ahead and (gen is None or (logged and logged[0] != ahead[0])):
+                # no claim of this instance, or a later one: the client left before it heard
+                # how the claim ended
+                if not (view.cut or view.disconnected):
+                    self.fail(f"{name}: began before its claim, which neither won nor failed")
+                return
+            if ahead and gen is not None:
+                k = 0
+                while k < min(len(ahead), len(logged)) and ahead[k] == logged[k]:
+                    k += 1
+                if k < min(len(ahead), len(logged)):
+                    self.fail(f"{name}: sent before the claim {ahead}, the log has {logged}")
+                    return
+                frames = gen.frames[:k] + frames[k:]
+        with_ids = [(i, b) for i, b in frames if i is not None]
         if gen is None:
             if with_ids and not view.cut:
                 self.fail(f"{name}: live frames that are nowhere in the log: {with_ids[:3]}")
@@ -287,7 +332,8 @@ class Checker:
                     f"{name}: live and log disagree:\n  live {with_ids}\n  log  {writer_part}"
                 )
             return
-        lost_terminal = [b for i, b in view.frames if i is None and b != "[DONE]"]
+        # (chunks sent before the claim that the log does not hold yet are not a terminal)
+        lost_terminal = [b for i, b in frames[len(ahead) :] if i is None and b != "[DONE]"]
         if gen.taken_over:
             # The writer learns it was fenced out at its next append: a live response still
             # open then ends with the error terminal (live only); one that ended first cannot.
@@ -316,6 +362,19 @@ class Checker:
         if not view.done:
             self.fail(f"{name}: ended without [DONE]")
 
+    def _check_lost_claim(self, name: str, view: View) -> None:
+        """A live answer begun before its claim, which the claim then lost (or failed)."""
+        if any(i is not None for i, _ in view.frames):
+            self.fail(f"{name}: its claim was lost, yet it sent frames with ids: {view.frames}")
+        if view.cut or view.disconnected:
+            return
+        if view.error or not view.ended or not view.done:
+            self.fail(f"{name}: its claim was lost and the response did not end ({view.error})")
+            return
+        last = json.loads(view.frames[-2][1]) if len(view.frames) > 1 else {}
+        if last.get("type") != "error":
+            self.fail(f"{name}: its claim was lost and the response ended with {last}")
+
     # -- writers and chats ---------------------------------------------------------------
 
     def check_writers(self) -> None:
@@ -341,7 +400,8 @@ class Checker:
                         )
 
     def _orphan(self, gen: Gen) -> bool:
-        """A claim whose turn failed with an S2 error (its ack lost): no writer ever ran."""
+        """A claim whose turn failed with an S2 error (its ack lost): no writer ever ran.
+        The turn answered 503, or (answering before the claim) its 200 never got an id."""
         for view in self.world.views:
             if (
                 view.kind == "live"
@@ -352,6 +412,18 @@ class Checker:
                 and view.opened_ms <= gen.claimed_ms <= view.ended_ms
             ):
                 return gen.writer_frames == 0
+            if (
+                view.kind == "live"
+                and view.instance == gen.claimer
+                and view.stream == gen.stream
+                and self.world.config.early
+                and view.status == 200
+                and all(i is None for i, _ in view.frames)
+                and view.opened_ms <= gen.claimed_ms
+                and (view.ended_ms is None or gen.claimed_ms <= view.ended_ms)
+                and gen.writer_frames == 0
+            ):
+                return True  # begun before its claim, which failed (or the client left first)
         return False
 
     def check_probes(self) -> None:

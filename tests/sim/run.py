@@ -16,14 +16,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from checks import check
-from simulation import MODES, SimConfig, World, simulate
+from simulation import MODES, Mode, SimConfig, World, simulate
 
 from resumable_chat.log import classify
 
 
 def replay_command(config: SimConfig) -> str:
     """The one-line command that replays exactly ``config``'s schedule."""
-    return f".venv/bin/python tests/sim/run.py --seed {config.seed} --mode {config.mode} -v"
+    early = " --early" if config.early else ""
+    return f".venv/bin/python tests/sim/run.py --seed {config.seed} --mode {config.mode}{early} -v"
+
+
+def config_for(seed: int, mode: Mode | None = None, early: bool | None = None) -> SimConfig:
+    """Seed ``seed``'s run: its claim mode cycles with the seed, and every other round of
+    modes answers before the claim is decided (``respond_before_claim``)."""
+    return SimConfig(
+        seed=seed,
+        mode=mode or MODES[seed % len(MODES)],
+        early=(seed // len(MODES)) % 2 == 1 if early is None else early,
+    )
 
 
 def describe(world: World) -> str:
@@ -52,14 +63,17 @@ def main() -> int:
     parser.add_argument("--start", type=int, default=0, help="first seed")
     parser.add_argument("--seed", type=int, help="run this one seed only")
     parser.add_argument("--mode", choices=MODES, help="claim mode (default: by seed)")
+    parser.add_argument(
+        "--early", action="store_true", help="respond before the claim (default: by seed)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print the run's events")
     args = parser.parse_args()
     seeds = [args.seed] if args.seed is not None else range(args.start, args.start + args.seeds)
     failed = 0
     began = time.perf_counter()
     for seed in seeds:
-        mode = args.mode or MODES[seed % len(MODES)]
-        config = SimConfig(seed=seed, mode=mode)
+        config = config_for(seed, args.mode, True if args.early else None)
+        mode = config.mode
         violations = run_seed(config)
         if args.verbose and args.seed is not None:
             print(describe(simulate(config)))

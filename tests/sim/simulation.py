@@ -59,6 +59,8 @@ class SimConfig:
     heartbeat_ms: int = 250
     span_ms: int = 6000
     faults: bool = True
+    #: every instance answers before its claim is decided (``respond_before_claim``)
+    early: bool = False
 
     @property
     def confirm_ms(self) -> int:
@@ -215,6 +217,7 @@ class Simulation:
             lease_ms=config.lease_ms,
             heartbeat_ms=config.heartbeat_ms,
             keepalive_s=0,
+            respond_before_claim=config.early,
             clock=self.clock,
             ownership=Ownership(),
             rng=random.Random(self.rng.getrandbits(64)),

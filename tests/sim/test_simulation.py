@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from checks import check
-from run import replay_command, run_seed
+from run import config_for, replay_command, run_seed
 from simulation import MODES, SimConfig, simulate
 
 import resumable_chat.log.claims as claims
@@ -36,7 +36,7 @@ def test_thousands_of_seeds_keep_every_invariant() -> None:
     began = time.perf_counter()
     failures: list[str] = []
     for seed in range(CI_SEEDS):
-        config = SimConfig(seed=seed, mode=MODES[seed % len(MODES)])
+        config = config_for(seed)
         violations = run_seed(config)
         if violations:
             failures.append(f"{violations[0]}\n    replay: {replay_command(config)}")
