@@ -164,6 +164,10 @@ def rss_kib() -> int:
 def create_app(basin: Basin) -> FastAPI:
     """The benchmark app on ``basin`` (owned: closed on shutdown)."""
     chat = create_resumable_chat(protocol="ai-sdk", mode="session", basin=basin)
+    # ``POST /resumable/{id}?early=1``: the same with ``respond_before_claim``
+    early = create_resumable_chat(
+        protocol="ai-sdk", mode="session", basin=basin, respond_before_claim=True
+    )
     lag = LoopLag()
 
     @asynccontextmanager
@@ -176,6 +180,7 @@ def create_app(basin: Basin) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await probe
             await chat.aclose(drain_timeout_s=1)
+            await early.aclose(drain_timeout_s=1)
             await basin.aclose()
 
     app = FastAPI(lifespan=lifespan)
@@ -217,7 +222,8 @@ def create_app(basin: Basin) -> FastAPI:
     async def resumable(chat_id: str, request: Request) -> Response:
         message, new_chat = await last_message(request)
         shape = SourceShape.from_query(request)
-        return await chat.make_resumable(
+        which = early if request.query_params.get("early") == "1" else chat
+        return await which.make_resumable(
             f"chat-{chat_id}",
             lambda signal: bench_source(shape, signal),
             message=message,

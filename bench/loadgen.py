@@ -176,7 +176,8 @@ async def ttfb(args: argparse.Namespace) -> dict[str, Any]:
     query = f"n={args.n}&first_ms={args.first_ms}"
 
     def job(kind: str) -> Callable[[], Awaitable[tuple[float, int]]]:
-        return lambda: first_chunk_ms("POST", f"{args.base}/{kind}/{new_id('t')}?{query}")
+        extra = "&early=1" if args.early and kind == "resumable" else ""
+        return lambda: first_chunk_ms("POST", f"{args.base}/{kind}/{new_id('t')}?{query}{extra}")
 
     warm = [job(k) for _ in range(args.warmup) for k in ("plain", "resumable")]
     await run_bounded(warm, args.concurrency)
@@ -536,6 +537,9 @@ def main() -> None:
     parser.add_argument("--stop-base", default=None, help="stopping: DELETE on this instance")
     parser.add_argument("--bases", default=None, help="concurrent: spread chats over these")
     parser.add_argument("--plain", action="store_true", help="concurrent, resume: plain routes")
+    parser.add_argument(
+        "--early", action="store_true", help="ttfb: resumable with respond_before_claim"
+    )
     args = parser.parse_args()
     result = asyncio.run(SCENARIOS[args.scenario](args))
     json.dump(result, sys.stdout)

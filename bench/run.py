@@ -675,6 +675,26 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                     f"p99 {fmt(sub(pct(d['resumable'], 0.99), pct(d['plain'], 0.99)))} ms, "
                     f"{d['errors']} errors",
                 )
+            # respond_before_claim: the first chunk never waits for the claim's round trips
+            for first_ms in (0, 300):
+                d = loadgen(
+                    "ttfb",
+                    a,
+                    count=sizes.latency_count,
+                    concurrency=5,
+                    warmup=2,
+                    first_ms=first_ms,
+                    early=True,
+                )
+                token = f"{first_ms} ms first token" if first_ms else "immediate first token"
+                add(
+                    f"{label}: added first-chunk time p50, {token}, respond_before_claim",
+                    sub(pct(d["resumable"], 0.5), pct(d["plain"], 0.5)),
+                    "ms",
+                    "<= 1" if latency == 400 else None,
+                    f"p99 {fmt(sub(pct(d['resumable'], 0.99), pct(d['plain'], 0.99)))} ms, "
+                    f"{d['errors']} errors",
+                )
             for where, follow_base in (("same instance", a), ("another instance", b)):
                 d = loadgen("lag", a, n=sizes.lag_n // 4, interval_ms=20, follow_base=follow_base)
                 add(
