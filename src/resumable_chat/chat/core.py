@@ -598,6 +598,13 @@ class ResumableChat:
         if self.mode == "session" and self.dialect.session_replay == "snapshot":
             return await self._session_replay(stream_name, from_seq_num)
         answer_start = self._taps.running_answer(stream_name, from_seq_num)
+        local = self.engine.generation(stream_name)
+        if answer_start is None and local is not None and local.writer.error is None:
+            # This process runs the answer: where it starts is known without asking the log
+            # (which may lag the model by S2's latency, or by seconds when S2 is overloaded).
+            if from_seq_num is not None and not local.sent_live(from_seq_num):
+                return _cursor_past_tail(from_seq_num, local.writer.next_seq_num)
+            answer_start = local.claim.start_seq_num
         if answer_start is None:
             # No answer this process is following already: ask the log (one read).
             latest = await self.engine.latest(stream_name, settle=True)
