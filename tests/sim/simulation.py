@@ -493,7 +493,7 @@ class Simulation:
                 g
                 for i, chat in enumerate(self.chats)
                 if i not in self.world.crashed
-                for g in chat.engine.running
+                for g in [*chat.engine.running, *chat.engine.claiming]
             ]
             if not busy and not running:
                 break

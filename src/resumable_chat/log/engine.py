@@ -401,6 +401,11 @@ class LogEngine:
         """The generations this engine runs now."""
         return [g for g in self._local.values() if isinstance(g, Generation)]
 
+    @property
+    def claiming(self) -> list[str]:
+        """The streams this engine has a claim in flight on (see :meth:`claim_settled`)."""
+        return [stream for stream, g in self._local.items() if isinstance(g, _PendingClaim)]
+
     async def aclose(self, *, drain_timeout_s: float = 10.0, stop_remaining: bool = True) -> None:
         """Wait up to ``drain_timeout_s`` (s) for running generations, stop the rest (with
         ``stop_remaining``; they still store their stop terminal, given 2 s more), then abandon
