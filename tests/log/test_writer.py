@@ -8,7 +8,7 @@ import pytest
 
 from resumable_chat.log import FencedOutError
 from resumable_chat.log.records import stop_token
-from resumable_chat.log.writer import LogWriter, WriterClosedError
+from resumable_chat.log.writer import KEPT_ACKED_BYTES, LogWriter, WriterClosedError
 from resumable_chat.s2 import (
     AppendInput,
     AppendRecord,
@@ -187,6 +187,42 @@ async def test_listeners_get_exactly_the_acknowledged_records_then_the_end() -> 
     ]
     assert [r.body for r in stored] == [b"a", b"stop-other", b"b", b"end-x"]
     assert writer.listen(lambda records: None) is None  # ended: nobody is kept
+
+
+async def test_acknowledged_records_kept_in_memory_equal_the_log() -> None:
+    """``acknowledged_since`` gives what the log holds from a position (the writer's batches
+    and an adopted stop request, with their seq_nums and headers) while the writer keeps it
+    all; past :data:`KEPT_ACKED_BYTES` the oldest are dropped and it says ``None``."""
+    basin = MemoryBasin()
+    start = await _claimed(basin, "s")
+    writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
+    writer.submit(AppendRecord(b"a"))
+    await _stored_through(writer, 2)
+    stop = AppendInput([fence_record("stop-other")], match_seq_num=2, fencing_token="session-t")
+    await basin.append("s", stop)
+    writer.submit(AppendRecord(b"b"))
+    await _stored_through(writer, 4)
+
+    async def matches(seq_num: int) -> bool:
+        kept = writer.acknowledged_since(seq_num)
+        stored = (await basin.read("s", seq_num=seq_num, count=1000)).records
+        assert kept is not None
+        return [(r.seq_num, r.headers, r.body) for r in kept] == [
+            (r.seq_num, r.headers, r.body) for r in stored
+        ]
+
+    assert [await matches(n) for n in (1, 2, 3)] == [True, True, True]
+    assert writer.acknowledged_since(4) == []
+    assert writer.acknowledged_since(5) is None  # past the tail
+    assert writer.acknowledged_since(0) is None  # the claim is not the writer's
+
+    big = b"x" * (KEPT_ACKED_BYTES // 4)
+    for _ in range(6):
+        writer.submit(AppendRecord(big))
+        await _stored_through(writer, writer.next_seq_num)
+    assert writer.acknowledged_since(1) is None  # dropped: a reader reads S2 instead
+    assert await matches(writer.durable_seq_num - 2)
+    await writer.close()
 
 
 async def test_a_writer_closed_before_writing_releases_its_listeners() -> None:

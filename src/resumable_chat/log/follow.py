@@ -7,8 +7,10 @@ boundaries (claims and terminal fences). Heartbeats, stop requests and trims are
 ends after the first closing fence when asked (``until_closed``), else it follows forever.
 
 Local tee: when this process's engine runs the generation on the stream, the follow takes the
-records from its writer as S2 acknowledged them (:meth:`~.writer.LogWriter.listen`), after
-reading from the log only what was stored before it joined, and reads the log again once the
+records from its writer as S2 acknowledged them (:meth:`~.writer.LogWriter.listen`); what was
+stored before it joined comes from the writer's memory too
+(:meth:`~.writer.LogWriter.acknowledged_since`), or from the log when the writer no longer keeps
+all of it (a long answer), and it reads the log again once the
 writer has ended (after a takeover, from where the writer's records stopped). What it yields is
 the same contiguous slice of the log as a read of S2 gives, one S2 round trip sooner, and the
 process holds no read session for an answer it writes itself.
@@ -131,7 +133,11 @@ class _Feed:
         if joined is None:
             return start
         try:
-            while position < joined:  # stored before we joined: from the log
+            kept = writer.acknowledged_since(position)  # stored before we joined: from memory
+            if kept:
+                self._put(kept)
+                position = joined
+            while position < joined:  # or from the log
                 batch = await basin.read(
                     stream, seq_num=position, count=min(MAX_BATCH_RECORDS, joined - position)
                 )

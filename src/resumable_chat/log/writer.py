@@ -25,7 +25,9 @@ empty record, so a generation whose model is silent keeps its lease and still no
 
 Listeners (:meth:`LogWriter.listen`) get every record as S2 acknowledged it, in log order, with
 its seq_num: the writer's own batches and the stop requests it adopted. A reader on the same
-process follows the generation from them instead of reading S2 again.
+process follows the generation from them instead of reading S2 again; the newest
+:data:`KEPT_ACKED_BYTES` of them stay in memory (:meth:`LogWriter.acknowledged_since`), so a
+reader that joins late catches up without a read either.
 """
 
 from __future__ import annotations
@@ -60,7 +62,13 @@ from resumable_chat.s2.records import (
     metered_bytes,
 )
 
-__all__ = ["DEFAULT_MAX_PENDING_BYTES", "AckedRecords", "LogWriter", "WriterClosedError"]
+__all__ = [
+    "DEFAULT_MAX_PENDING_BYTES",
+    "KEPT_ACKED_BYTES",
+    "AckedRecords",
+    "LogWriter",
+    "WriterClosedError",
+]
 
 logger = logging.getLogger("resumable_chat.log")
 
@@ -68,8 +76,14 @@ logger = logging.getLogger("resumable_chat.log")
 #: makes the producer wait (64 MiB): memory stays bounded when S2 is far slower than the model.
 DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 
+#: Metered bytes of acknowledged records a writer keeps (the newest), so a reader on the same
+#: process catches up from memory instead of reading S2 (1 MiB: a long chat answer).
+KEPT_ACKED_BYTES = 1024 * 1024
+
 #: A queued record: the record, its metered size, the seq_num it was submitted at.
 _Entry = tuple[AppendRecord, int, int]
+#: Acknowledged records kept: seq_num of the first, S2's timestamp, the records, metered bytes.
+_Kept = tuple[int, int, Sequence[AppendRecord | SequencedRecord], int]
 _NOT_FENCES = (RecordKind.DATA, RecordKind.HEARTBEAT)
 
 
@@ -159,6 +173,8 @@ class LogWriter:
         self.on_durable: Callable[[int], object] | None = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[AckedRecords] = []
+        self._kept: deque[_Kept] = deque()  # the newest acknowledged records, oldest first
+        self._kept_bytes = 0
 
     @property
     def next_seq_num(self) -> int:
@@ -217,6 +233,38 @@ class LogWriter:
             return None
         self._listeners.append(listener)
         return self._next_append_seq
+
+    def acknowledged_since(self, seq_num: int) -> list[SequencedRecord] | None:
+        """The acknowledged records from ``seq_num`` up to :attr:`durable_seq_num`, as the
+        log holds them, when the writer still keeps them all (the newest
+        :data:`KEPT_ACKED_BYTES` metered bytes); else ``None`` (read them from S2)."""
+        end = self._next_append_seq
+        if seq_num >= end:
+            return [] if seq_num == end else None
+        kept = self._kept
+        if not kept or kept[0][0] > seq_num:
+            return None
+        out: list[SequencedRecord] = []
+        for start, timestamp, records, _ in kept:
+            if start + len(records) <= seq_num:
+                continue
+            for offset, record in enumerate(records):
+                position = start + offset
+                if position < seq_num:
+                    continue
+                if isinstance(record, SequencedRecord):
+                    out.append(record)
+                else:
+                    out.append(
+                        SequencedRecord(position, timestamp, tuple(record.headers), record.body)
+                    )
+        return out
+
+    def _keep(self, start: int, timestamp: int, records: Sequence[AppendRecord], size: int) -> None:
+        self._kept.append((start, timestamp, records, size))
+        self._kept_bytes += size
+        while self._kept_bytes > KEPT_ACKED_BYTES and len(self._kept) > 1:
+            self._kept_bytes -= self._kept.popleft()[3]
 
     def unlisten(self, listener: AckedRecords) -> None:
         """Stop calling ``listener``; unknown listeners are ignored."""
@@ -430,6 +478,7 @@ class LogWriter:
             except Exception as exc:
                 self._fail(exc)
                 return False
+            self._keep(ack.start.seq_num, ack.end.timestamp, records, size)
             if self._listeners:
                 start, timestamp = ack.start.seq_num, ack.end.timestamp
                 self._publish(
@@ -473,6 +522,8 @@ class LogWriter:
         if found and found[0].seq_num == start:
             if all(classify(r) is RecordKind.STOP for r in found):
                 self._publish(list(found))
+                for record in found:
+                    self._kept.append((record.seq_num, record.timestamp, (record,), 0))
                 self._adopt_stop(fence_token(found[-1]), len(found))
                 return "stopped"
         tokens = [fence_token(r) for r in found if classify(r) not in _NOT_FENCES]
