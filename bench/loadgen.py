@@ -198,7 +198,8 @@ async def resume(args: argparse.Namespace) -> dict[str, Any]:
     async with client(args.concurrency + 2) as http:
         held = Held(http, args.base, chat_id, f"n=5&hold_s={HOLD_S}")
         async with contextlib.nullcontext() if args.plain else held:
-            url = f"{args.base}/{route}/{chat_id}/stream"
+            await asyncio.sleep(args.join_after_s)  # a wait, not a synchronisation
+            url = f"{args.follow_base or args.base}/{route}/{chat_id}/stream"
 
             def job() -> Awaitable[tuple[float, int]]:
                 return first_chunk_ms("GET", url, drain=False)
@@ -533,7 +534,10 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=10)
     parser.add_argument("--long", type=int, default=1000)
     parser.add_argument("--yield-every", type=int, default=1, help="source yields per N chunks")
-    parser.add_argument("--follow-base", default=None, help="lag: follow on this instance")
+    parser.add_argument("--follow-base", default=None, help="lag, resume: follow on this instance")
+    parser.add_argument(
+        "--join-after-s", type=float, default=0, help="resume: followers join this late"
+    )
     parser.add_argument("--stop-base", default=None, help="stopping: DELETE on this instance")
     parser.add_argument("--bases", default=None, help="concurrent: spread chats over these")
     parser.add_argument("--plain", action="store_true", help="concurrent, resume: plain routes")

@@ -696,6 +696,29 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                     f"{d['errors']} errors",
                 )
             for where, follow_base in (("same instance", a), ("another instance", b)):
+                joins: list[float] = []
+                errors = 0
+                for _ in range(max(1, sizes.latency_count // 4)):  # each on a new answer
+                    d = loadgen(
+                        "resume",
+                        a,
+                        concurrency=1,
+                        rounds=1,
+                        warmup=0,
+                        join_after_s=1,
+                        follow_base=follow_base,
+                    )
+                    joins += d["ms"]
+                    errors += d["errors"]
+                add(
+                    f"{label}: resume first chunk p50, joining 1 s into the answer, {where}",
+                    pct(joins, 0.5),
+                    "ms",
+                    None,
+                    f"{len(joins)} joins, {errors} errors; each the first follower of its "
+                    "answer on that instance (later ones share its reader)",
+                )
+            for where, follow_base in (("same instance", a), ("another instance", b)):
                 d = loadgen("lag", a, n=sizes.lag_n // 4, interval_ms=20, follow_base=follow_base)
                 add(
                     f"{label}: follower lag p50, {where}",
