@@ -245,3 +245,19 @@ async def test_an_s2_failure_of_the_claim_after_the_answer_began() -> None:
 def test_respond_before_claim_needs_overlap_claim() -> None:
     with pytest.raises(ValueError, match="overlap_claim"):
         create_resumable_chat(basin=MemoryBasin(), respond_before_claim=True, overlap_claim=False)
+
+
+async def test_closing_the_chat_while_a_claim_is_held_ends_the_answer() -> None:
+    inner, plan = MemoryBasin(), FaultPlan()
+    a = Instance(inner, plan)
+    plan.hold("append", times=None)  # S2 never acknowledges the claim
+    response = await a.chat.make_resumable(
+        "chat-c1", lambda signal: a.model([], signal), message=user_message(), new_chat=True
+    )
+    assert response.status_code == 200
+    await a.chat.aclose(drain_timeout_s=0.05)
+    assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert a.model.closed.is_set()
+    body = b"".join([frame async for frame in response.body_iterator]).decode()
+    ending = [json.loads(data) for _, data in parse_sse(body) if data != "[DONE]"][-1]
+    assert ending == {"type": "error", "errorText": STORAGE_FAILED_TEXT}

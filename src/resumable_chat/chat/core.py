@@ -770,8 +770,11 @@ class ResumableChat:
         self._closed = True
         if self._starting:  # claims of answers begun before them (respond_before_claim)
             await asyncio.wait(set(self._starting), timeout=drain_timeout_s)
-            for start in list(self._starting):
+            late = list(self._starting)
+            for start in late:
                 start.cancel()
+            if late:
+                await asyncio.wait(late)  # their producers are closed
         await self.engine.aclose(drain_timeout_s=drain_timeout_s)
         await self._taps.aclose()
         if self._owns_basin:
