@@ -13,6 +13,7 @@ while the claim's S2 round trips are in flight (the claim's append is held here 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -94,23 +95,47 @@ def post(chat_id: str, text: str = "hi") -> dict[str, Any]:
     return {"id": chat_id, "messages": [user_message(text)]}
 
 
-async def test_the_first_chunks_go_out_while_the_claim_is_held() -> None:
-    inner, plan = MemoryBasin(), FaultPlan()
-    a = Instance(inner, plan)
-    claim = plan.hold("append", times=1)
-    body: list[str] = []
-    async with serve_app(a.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+class Answer:
+    """A first turn POSTed to an instance and read up to its first delta; ``client`` talks
+    to the same instance."""
+
+    def __init__(self, client: httpx.AsyncClient, lines: AsyncIterator[str]) -> None:
+        self.client = client
+        self.lines = lines
+        self.body: list[str] = []
+
+    async def rest(self) -> list[str]:
+        """Read the response to its end; every line read."""
+        async for line in self.lines:
+            self.body.append(line)
+        return self.body
+
+    async def history(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = (await self.client.get("/api/chat/c1/messages")).json()
+        return messages
+
+
+@contextlib.asynccontextmanager
+async def begun(app: FastAPI) -> AsyncIterator[Answer]:
+    """Serve ``app``, POST a first turn of chat ``c1`` and read until its first delta."""
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         async with client.stream("POST", "/api/chat", json=post("c1")) as response:
             assert response.status_code == 200
-            lines = response.aiter_lines()
-            await read_until(lines, body, '"delta":"a"')
-            assert not claim.gate.is_set() and a.chat.running("chat-c1") is None
-            assert not [line for line in body if line.startswith("id:")], body
-            claim.release()
-            a.model.more.set()
-            async for line in lines:
-                body.append(line)
-        history = (await client.get("/api/chat/c1/messages")).json()
+            answer = Answer(client, response.aiter_lines())
+            await read_until(answer.lines, answer.body, '"delta":"a"')
+            yield answer
+
+
+async def test_the_first_chunks_go_out_while_the_claim_is_held() -> None:
+    a = Instance(MemoryBasin(), plan := FaultPlan())
+    claim = plan.hold("append", times=1)
+    async with begun(a.app) as answer:
+        assert not claim.gate.is_set() and a.chat.running("chat-c1") is None
+        assert not [line for line in answer.body if line.startswith("id:")], answer.body
+        claim.release()
+        a.model.more.set()
+        body = await answer.rest()
+        history = await answer.history()
     await a.chat.aclose()
     live = chunks(body)
     assert [c["type"] for c in live] == [
@@ -136,33 +161,27 @@ async def test_a_claim_lost_after_the_answer_began_ends_it_with_an_error() -> No
     b = create_resumable_chat(basin=inner, ownership=Ownership())  # another instance
     b_model = Model()
     claim = plan.hold("append", times=1)
-    body: list[str] = []
-    async with serve_app(a.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
-        async with client.stream("POST", "/api/chat", json=post("c1")) as response:
-            assert response.status_code == 200
-            lines = response.aiter_lines()
-            await read_until(lines, body, '"delta":"a"')
-            won = await b.make_resumable(
-                "chat-c1",
-                lambda signal: b_model([], signal),
-                message=user_message("from b", "ub"),
-                new_chat=True,
-            )
-            assert won.status_code == 200
-            claim.release()
-            async for line in lines:
-                body.append(line)
+    async with begun(a.app) as answer:
+        won = await b.make_resumable(
+            "chat-c1",
+            lambda signal: b_model([], signal),
+            message=user_message("from b", "ub"),
+            new_chat=True,
+        )
+        assert won.status_code == 200
+        claim.release()
+        body = await answer.rest()
         await asyncio.wait_for(a.model.closed.wait(), 5)
         b_model.more.set()
         generation = b.running("chat-c1")
         assert generation is not None
         await asyncio.wait_for(generation.task, 5)
-        history = (await client.get("/api/chat/c1/messages")).json()
+        history = await answer.history()
     await a.chat.aclose()
     await b.aclose()
     live = chunks(body)
     assert live[-1] == {"type": "error", "errorText": IN_USE_TEXT}, live
-    assert body[-2:] == ["data: [DONE]", ""] or body[-1] == "data: [DONE]", body
+    assert "data: [DONE]" in body[-2:], body
     # only the winner's turn is in the log
     assert [(m["role"], m["id"]) for m in history][:1] == [("user", "ub")]
     assert len(history) == 2 and history[1]["parts"][-1]["text"] == "a b c"
@@ -194,48 +213,33 @@ async def test_a_conflict_known_before_the_first_chunk_is_still_409() -> None:
     await b.aclose()
 
 
-async def test_a_stop_while_the_claim_is_held_stops_the_answer() -> None:
-    inner, plan = MemoryBasin(), FaultPlan()
-    a = Instance(inner, plan)
+async def test_a_stop_sent_while_the_claim_is_held_stops_the_answer() -> None:
+    a = Instance(MemoryBasin(), plan := FaultPlan())
     claim = plan.hold("append", times=1)
-    body: list[str] = []
-    async with serve_app(a.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
-        async with client.stream("POST", "/api/chat", json=post("c1")) as response:
-            lines = response.aiter_lines()
-            await read_until(lines, body, '"delta":"a"')
-            stop = asyncio.create_task(client.delete("/api/chat/c1/stream"))
-            await asyncio.sleep(0)
-            claim.release()
-            assert (await stop).status_code == 202
-            async for line in lines:
-                body.append(line)
-        history = (await client.get("/api/chat/c1/messages")).json()
+    async with begun(a.app) as answer:
+        stop = asyncio.create_task(answer.client.delete("/api/chat/c1/stream"))
+        claim.release()  # the stop arrives during the claim or just after: it stops either way
+        assert (await stop).status_code == 202
+        body = await answer.rest()
+        history = await answer.history()
     await a.chat.aclose()
-    live = chunks(body)
-    assert live[-1] == {"type": "abort"}, live
+    assert chunks(body)[-1] == {"type": "abort"}, body
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert history[1]["parts"][-1]["text"] == "a"  # what the live client saw, stored
     assert history[1]["metadata"] == {"stopped": True}
 
 
 async def test_an_s2_failure_of_the_claim_after_the_answer_began() -> None:
-    inner, plan = MemoryBasin(), FaultPlan()
-    a = Instance(inner, plan)
+    a = Instance(MemoryBasin(), plan := FaultPlan())
     plan.fail("append", times=1)  # the claim fails (S2 unavailable past its retries) ...
     read_back = plan.hold("read", times=1)  # ... and its read-back is slow
-    body: list[str] = []
-    async with serve_app(a.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
-        async with client.stream("POST", "/api/chat", json=post("c1")) as response:
-            assert response.status_code == 200
-            lines = response.aiter_lines()
-            await read_until(lines, body, '"delta":"a"')
-            read_back.release()
-            async for line in lines:
-                body.append(line)
-        assert (await client.get("/api/chat/c1/messages")).json() == []
+    async with begun(a.app) as answer:
+        read_back.release()
+        body = await answer.rest()
+        assert await answer.history() == []
         a.model.more.set()
-        again = await client.post("/api/chat", json=post("c1"))  # the next try works
-        history = (await client.get("/api/chat/c1/messages")).json()
+        again = await answer.client.post("/api/chat", json=post("c1"))  # the next try works
+        history = await answer.history()
     await a.chat.aclose()
     assert chunks(body)[-1] == {"type": "error", "errorText": STORAGE_FAILED_TEXT}
     assert a.model.closed.is_set()

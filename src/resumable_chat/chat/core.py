@@ -281,9 +281,9 @@ class ResumableChat:
         *,
         prelude: list[Chunk] | None,
         turn: TurnState,
-        live: bool,
-        announce: list[Chunk] | None,
-        prefetch: bool,
+        live: bool = True,
+        announce: list[Chunk] | None = None,
+        prefetch: bool = True,
     ) -> tuple[ChatProducer, StopSignal]:
         """The producer of a new generation, and its stop signal (see :meth:`_start`)."""
         if self._closed:
@@ -321,15 +321,7 @@ class ResumableChat:
         as without the option. The first chunk: 200 at once, the chunks go live while the
         claim is in flight, and a claim then lost (or failed) ends the response with the
         dialect's error terminal."""
-        producer, signal = self._producer(
-            stream_name,
-            source,
-            prelude=prelude,
-            turn=turn,
-            live=True,
-            announce=None,
-            prefetch=True,
-        )
+        producer, signal = self._producer(stream_name, source, prelude=prelude, turn=turn)
         start = asyncio.ensure_future(
             self.engine.start(
                 stream_name, producer, signal=signal, wait_until=wait_until, new_chat=new_chat
