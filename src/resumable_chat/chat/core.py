@@ -21,6 +21,7 @@ from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk, Dialect, Turn
 from resumable_chat.chat.fanout import AnswerTaps
 from resumable_chat.chat.producer import (
     ChatProducer,
+    LiveChannel,
     PrefetchedSource,
     SourceFactory,
     StopSignal,
@@ -365,7 +366,7 @@ class ResumableChat:
         start.add_done_callback(claimed)
         assert producer.live is not None
         return sse_response(
-            producer.live.frames(),
+            self._live_frames(start, producer.live),
             headers=self.dialect.response_headers,
             keepalive_s=self.keepalive_s,
             on_shutdown=shutdown,
@@ -452,10 +453,12 @@ class ResumableChat:
 
         Returns:
             200 SSE: every chunk as ``id: <seq_num+1>`` + ``data: <json>`` as the model
-            produces it (never waiting on S2), ending with ``data: [DONE]`` for the AI SDK;
-            409 ``Stream already in use`` (text) when a generation holds the stream (with
-            ``respond_before_claim``, when that is known before the model's first chunk; a
-            claim lost later ends the 200 with the dialect's error terminal instead); 413
+            produces it (never waiting on S2), ending with ``data: [DONE]`` for the AI SDK
+            once the answer's end is in the log (at most a lease later, see
+            :meth:`live_response`); 409 ``Stream already in use`` (text) when a generation
+            holds the stream (with ``respond_before_claim``, when that is known before the
+            model's first chunk; a claim lost later ends the 200 with the dialect's error
+            terminal instead); 413
             JSON ``{"detail"}`` when ``message`` is larger stored than one S2 record, 400
             when it cannot be stored as UTF-8 JSON (nothing is claimed or stored). A client
             that disconnects does not stop the generation or its persistence.
@@ -498,13 +501,40 @@ class ResumableChat:
         When the server shuts down (SIGTERM), the answer keeps streaming for up to 10 s;
         then it is stopped, so the live client gets the protocol's stop terminal rather than
         a cut connection. Everything it sent is in the log either way.
+
+        Chunks go out as the model makes them, never waiting on S2; only the end of the
+        response (AI SDK ``data: [DONE]``) waits until the answer's end is in the log, for
+        at most a lease (one or two S2 round trips after the last chunk): a client that sends
+        its next turn the moment the answer ends then finds the chat free on every instance,
+        and the chat's history holds the answer.
         """
         return sse_response(
-            live_channel(generation).frames(),
+            self._live_frames(generation, live_channel(generation)),
             headers=self.dialect.response_headers,
             keepalive_s=self.keepalive_s,
             on_shutdown=generation.stop,
         )
+
+    async def _live_frames(
+        self, generation: Generation | asyncio.Future[Generation], channel: LiveChannel
+    ) -> AsyncIterator[bytes]:
+        """The live channel's frames, then (when the answer ended rather than being
+        abandoned) the done frame once the answer's end is stored, at most a lease later.
+        ``generation`` may be the claim still in flight (``respond_before_claim``): a claim
+        lost or failed has ended the response itself (:meth:`ChatProducer.claim_failed`)."""
+        async for frames in channel.frames():
+            yield frames
+        if not channel.complete:
+            return  # abandoned at shutdown: no done frame
+        if isinstance(generation, asyncio.Future):
+            if not generation.done() or generation.cancelled() or generation.exception():
+                return
+            generation = generation.result()
+        # generation.task ends once the terminal fence is acknowledged (or the writer gave
+        # up); it is not cancelled when this response is (asyncio.wait never cancels).
+        await asyncio.wait([generation.task], timeout=self.lease_ms / 1000)
+        if self.dialect.done_frame:
+            yield self.dialect.done_frame
 
     async def make_session_response(
         self,

@@ -73,15 +73,18 @@ class LiveChannel:
     """The live branch of the tee: frames for one response, buffered until it reads them.
 
     One reader. ``push`` never blocks; after the reader goes away, frames are dropped.
+    ``complete``: the answer ended (stop, error and takeover included) rather than being
+    abandoned at shutdown, so the response ends with the dialect's done frame.
     """
 
-    __slots__ = ("_closed", "_detached", "_frames", "_ready")
+    __slots__ = ("_closed", "_detached", "_frames", "_ready", "complete")
 
     def __init__(self) -> None:
         self._frames: list[bytes] = []
         self._ready = asyncio.Event()
         self._closed = False
         self._detached = False
+        self.complete = False
 
     def push(self, frame: bytes) -> None:
         """Queue ``frame`` (SSE bytes) for the reader."""
@@ -91,9 +94,11 @@ class LiveChannel:
         if not self._ready.is_set():
             self._ready.set()
 
-    def close(self) -> None:
-        """No more frames; the reader ends after the queued ones."""
+    def close(self, *, complete: bool = False) -> None:
+        """No more frames; the reader ends after the queued ones (``complete``: see the
+        class)."""
         self._closed = True
+        self.complete = complete
         self._ready.set()
 
     @property
@@ -415,18 +420,16 @@ class ChatProducer(Producer):
             self._emit(output, chunk)
 
     def finished(self, outcome: Outcome) -> None:
-        """End the live response: the error terminal first when the generation was lost
-        (live only, with no SSE id: the log holds the taker's terminal), then the dialect's
-        done frame."""
+        """Close the live channel: the error terminal first when the generation was lost
+        (live only, with no SSE id: the log holds the taker's terminal). The response adds
+        the dialect's done frame (``ResumableChat.live_response``)."""
         live = self.live
         if live is None:
             return
         if outcome == "lost":
             for chunk in self.turn.lost_chunks(self._lost_text):
                 live.push(event_frame(encode_chunk(chunk)))
-        if outcome != "abandoned" and self.dialect.done_frame:
-            live.push(self.dialect.done_frame)
-        live.close()
+        live.close(complete=outcome != "abandoned")
 
     async def aclose(self) -> None:
         """Close a prefetched source that :meth:`run` never opened."""
