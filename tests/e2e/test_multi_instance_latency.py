@@ -206,3 +206,22 @@ def test_a_reload_on_the_other_instance_early_in_an_answer_shows_the_question(
     assert (first["status"], second["status"]) == ("ready", "ready")
     assert [m["role"] for m in second["messages"]] == ["user", "assistant"]
     assert second["messages"] == first["messages"]
+
+
+@pytest.mark.parametrize("package", ["ai", "ai-v5", "ai-v7"])
+def test_use_chat_sending_its_next_turn_the_moment_an_answer_ends_is_answered(
+    express_apps: tuple[ExampleApp, ExampleApp],
+    driver: Callable[..., dict[str, Any]],
+    package: str,
+) -> None:
+    """``useChat`` sends three turns, each the moment the one before settled (as
+    ``sendAutomaticallyWhen`` continues after client-side tool results): every one is
+    answered, and the other instance's history is what the client shows."""
+    a, b = express_apps
+    chat = f"slow-turns-{package}-{uuid.uuid4().hex[:8]}"
+    result = driver(a, "send", package=package, chat=chat, texts=["One?", "Two?", "Three?"])
+    assert (result["status"], result["error"]) == ("ready", None)
+    assert [r["status"] for r in result["requests"]] == [200, 200, 200]
+    assert [m["role"] for m in result["messages"]] == ["user", "assistant"] * 3
+    with b.client() as client:
+        assert client.get(f"/api/chat/{chat}/messages").json() == result["messages"]

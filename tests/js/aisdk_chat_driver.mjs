@@ -15,6 +15,8 @@
 // Scenarios:
 //   send         `sendMessage({text})` and wait until the chat settles.
 //                --text T              the user text (default "hello")
+//                --texts JSON          several turns instead, each sent the moment the one
+//                                      before settled (as `sendAutomaticallyWhen` does)
 //                --messages JSON       initial chat messages (history), default []
 //                --stop-after-deltas N after N text-delta chunks, `DELETE {api}/{id}/stream`
 //                                      (plain fetch, the page's Stop button); the chat keeps
@@ -212,7 +214,11 @@ async function scenarioSend(mod, opts, out) {
       return response.status;
     });
   }
-  await client.chat.sendMessage({ text: opts.text ?? "hello" });
+  const texts = opts.texts ? parseJson("texts", opts.texts) : [opts.text ?? "hello"];
+  for (const text of texts) {
+    await client.chat.sendMessage({ text });
+    if (client.chat.status !== "ready") break; // the turn failed: no next turn
+  }
   const res = client.result();
   if (stopping) {
     // Settled with fewer deltas than asked: the answer ended before the stop point.
