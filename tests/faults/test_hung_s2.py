@@ -18,16 +18,6 @@ DEADLINE_S = 1.0
 ANSWER = "openai-gpt-4o-length.jsonl"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "log/claims.py _append_claim: when the claim's append fails as transient (here: its "
-        "deadline ran out), it reads the stream back to learn whether the claim landed, and "
-        "that read gets a full deadline of its own: the POST answers 503 after two deadlines "
-        "(20 s with the default 10 s). Fix: give the read-back only what is left of one "
-        "deadline (or a short one), so the route answers 503 within about deadline_s"
-    ),
-)
 async def test_a_new_turn_while_s2_hangs_is_answered_503_within_the_deadline(
     faulty_s2: FaultyS2,
 ) -> None:

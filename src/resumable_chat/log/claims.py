@@ -30,6 +30,7 @@ guess had never been made.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -63,9 +64,17 @@ class Claim:
     start_seq_num: int
 
 
+#: Seconds a claim's read-back gets at least, when its append used up the basin's deadline.
+READ_BACK_MIN_S = 0.25
+
+
 async def _append_claim(basin: Basin, stream: str, request: AppendInput) -> AppendAck:
     """Append a claim fence; after a transient failure, read back whether it landed (its
-    ack lost) before giving up. Raises ``S2Error`` (412s as they come)."""
+    ack lost) before giving up, within what is left of the basin's deadline
+    (:attr:`Basin.deadline_s`, at least :data:`READ_BACK_MIN_S`), so a route answers 503
+    within about one deadline when S2 hangs. Raises ``S2Error`` (412s as they come)."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     try:
         return await basin.append(stream, request)
     except (FencingTokenMismatchError, SeqNumMismatchError):
@@ -73,9 +82,13 @@ async def _append_claim(basin: Basin, stream: str, request: AppendInput) -> Appe
     except S2Error as exc:
         if not is_transient(exc) or request.match_seq_num is None:
             raise
+        left = None
+        if basin.deadline_s is not None:
+            left = max(READ_BACK_MIN_S, basin.deadline_s - (loop.time() - began))
         try:
-            batch = await basin.read(stream, seq_num=request.match_seq_num, count=1, wait=0)
-        except S2Error:
+            async with asyncio.timeout(left):
+                batch = await basin.read(stream, seq_num=request.match_seq_num, count=1, wait=0)
+        except (S2Error, TimeoutError):
             raise exc from None
         found = batch.records[0] if batch.records else None
         sent = request.records[0]

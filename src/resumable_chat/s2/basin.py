@@ -30,6 +30,12 @@ class Basin(ABC):
     #: The basin's name (``S2_BASIN``), or a descriptive name for an embedded basin.
     name: str
 
+    #: The most one call may take in seconds, all its retries included, when the basin
+    #: bounds its calls (``HttpBasin``); ``None``: unbounded (the embedded basin answers at
+    #: once). Callers that make a second call on the first one's behalf (a claim reading
+    #: back whether its append landed) keep both within it.
+    deadline_s: float | None = None
+
     @abstractmethod
     async def append(self, stream: str, input: AppendInput) -> AppendAck:
         """Append one atomic batch to ``stream`` (S2 REST v1 append).

@@ -160,7 +160,7 @@ class HttpBasin(Basin):
             raise ValueError("max_attempts must be at least 1")
         if not deadline_s > 0:
             raise ValueError("deadline_s must be > 0")
-        self.deadline_s = deadline_s
+        self.deadline_s: float = deadline_s
         self.name = basin
         self.retry = RetryPolicy(max_attempts, retry_base_s, retry_max_backoff_s)
         self.create_missing_streams = create_missing_streams

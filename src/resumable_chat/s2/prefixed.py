@@ -47,6 +47,7 @@ class PrefixedBasin(Basin):
 
     def __init__(self, inner: Basin, prefix: str) -> None:
         self.inner = inner
+        self.deadline_s = inner.deadline_s
         self.prefix = check_stream_prefix(prefix)
         self.name = inner.name
 

@@ -45,6 +45,7 @@ class FaultPlanBasin(Basin):
         self.inner = basin
         self.plan = plan
         self.name = basin.name
+        self.deadline_s = basin.deadline_s
         self.reconnect_s = reconnect_s
         self._crashed = asyncio.Event()
 
