@@ -299,7 +299,7 @@ class ResumableChat:
             dialect=self.dialect,
             turn=turn,
             error_text=self._error_text,
-            lost_text=self._lost_text(stream_name),
+            lost_text=lambda: self._lost_text(stream_name),
             prelude=stored,
             announce=announce,
             live=live,

@@ -230,7 +230,8 @@ class ChatProducer(Producer):
         dialect: the protocol's conventions.
         turn: this answer's state (the dialect's :class:`TurnState`).
         error_text: maps a source exception to the error chunk's text.
-        lost_text: the error text when another instance took the generation over.
+        lost_text: gives the error text when another instance took the generation over
+            (called only then: it may call the app's ``on_error``).
         prelude: records stored before the answer and not sent (the turn's message), as
             encoded bodies (:func:`encode_chunk`).
         announce: chunks stored and sent right after the prelude, before the source opens.
@@ -245,7 +246,7 @@ class ChatProducer(Producer):
         dialect: Dialect,
         turn: TurnState,
         error_text: Callable[[BaseException], str],
-        lost_text: str,
+        lost_text: Callable[[], str],
         prelude: list[bytes] | None = None,
         announce: list[Chunk] | None = None,
         live: bool = True,
@@ -427,7 +428,7 @@ class ChatProducer(Producer):
         if live is None:
             return
         if outcome == "lost":
-            for chunk in self.turn.lost_chunks(self._lost_text):
+            for chunk in self.turn.lost_chunks(self._lost_text()):
                 live.push(event_frame(encode_chunk(chunk)))
         live.close(complete=outcome != "abandoned")
 
