@@ -4,13 +4,16 @@ over a chat's life and at shutdown (``aclose``), when they misbehave.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from resumable_chat import StopSignal, create_resumable_chat
+from resumable_chat.log import RecordKind, classify, read_range
 from resumable_chat.s2 import MemoryBasin
+from resumable_chat.s2.records import AppendAck, AppendInput
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -19,6 +22,22 @@ async def short_answer(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
     yield {"type": "text-start", "id": "t"}
     yield {"type": "text-delta", "id": "t", "delta": "hello"}
     yield {"type": "text-end", "id": "t"}
+
+
+class HeldClaimBasin(MemoryBasin):
+    """A basin that holds every claim (``session-`` fence) until ``release`` is set: S2 slow
+    to answer a claim."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claiming = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def append(self, stream: str, input: AppendInput) -> AppendAck:
+        if input.records[0].body.startswith(b"session-"):
+            self.claiming.set()
+            await self.release.wait()
+        return await super().append(stream, input)
 
 
 async def read_body(response: Any) -> bytes:
@@ -42,3 +61,22 @@ async def test_on_error_is_called_only_for_errors() -> None:
     finally:
         await chat.aclose()
     assert seen == []
+
+
+async def test_aclose_waits_for_a_claim_in_flight_and_drains_its_answer() -> None:
+    """A turn whose claim is in flight when ``aclose`` begins is part of the drain: when
+    ``aclose`` returns, its answer has ended and its log ends with a terminal fence. Before,
+    ``aclose`` returned at once and the answer ran on after the chat was closed (nobody
+    awaited its task; with an owned basin its writer met a closed client)."""
+    basin = HeldClaimBasin()
+    chat = create_resumable_chat(basin=basin)
+    turn = asyncio.create_task(chat.make_resumable("chat-1", short_answer))
+    await basin.claiming.wait()
+    closing = asyncio.create_task(chat.aclose(drain_timeout_s=5))
+    basin.release.set()
+    await closing
+    assert chat.running("chat-1") is None
+    records = await read_range(basin, "chat-1", 0)
+    assert classify(records[-1]) is RecordKind.END, records[-1]
+    response = await turn
+    assert (await read_body(response)).endswith(b"data: [DONE]\n\n")

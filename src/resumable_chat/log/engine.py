@@ -261,6 +261,9 @@ class LogEngine:
         running = self._local.get(stream)
         if isinstance(running, Generation) and running.outcome is not None:
             await asyncio.wait([running.task], timeout=self.config.lease_ms / 1000)
+            if self._closed:
+                await producer.aclose()
+                raise RuntimeError("this engine is closed")
         if stream in self._local:
             await producer.aclose()
             raise StreamInUseError(stream)
@@ -409,13 +412,31 @@ class LogEngine:
     async def aclose(self, *, drain_timeout_s: float = 10.0, stop_remaining: bool = True) -> None:
         """Wait up to ``drain_timeout_s`` (s) for running generations, stop the rest (with
         ``stop_remaining``; they still store their stop terminal, given 2 s more), then abandon
-        what is left (no terminal: another instance closes them after the lease). Idempotent."""
+        what is left (no terminal: another instance closes them after the lease). Idempotent.
+
+        Claims in flight are part of the drain: they are waited for within the same
+        ``drain_timeout_s``, and a won one's generation is drained like the others. A claim
+        still undecided then is marked stopped, so if it wins, its generation stores the stop
+        terminal without calling the model."""
         if self._closed:
             return
         self._closed = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_timeout_s
+        claims = {
+            loop.create_task(entry.settled.wait()): entry
+            for entry in self._local.values()
+            if isinstance(entry, _PendingClaim)
+        }
+        if claims:
+            _, undecided = await asyncio.wait(claims, timeout=drain_timeout_s)
+            for waiter in undecided:
+                waiter.cancel()
+                claims[waiter].stop()
         tasks = {g.task for g in self.running}
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
+            left_s = max(0.0, deadline - loop.time())
+            _, pending = await asyncio.wait(tasks, timeout=left_s)
             if stop_remaining and pending:
                 for generation in self.running:
                     generation.stop()
