@@ -80,3 +80,50 @@ async def test_aclose_waits_for_a_claim_in_flight_and_drains_its_answer() -> Non
     assert classify(records[-1]) is RecordKind.END, records[-1]
     response = await turn
     assert (await read_body(response)).endswith(b"data: [DONE]\n\n")
+
+
+async def test_a_stop_ends_an_answer_whose_source_swallows_the_cancel() -> None:
+    """A source that catches ``CancelledError`` (a retry loop around the model call, say) and
+    keeps yielding is still stopped: the stop is honoured at its next chunk, the live client
+    gets the stop terminal and the log ends with it. Before, ``stop_session`` answered 202
+    and the answer ran on to its end (or forever) as if nobody had pressed Stop."""
+    chunks_after_stop = 0
+    released = asyncio.Event()  # lets the source end (so a failing test ends too)
+
+    async def stubborn(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        nonlocal chunks_after_stop
+        yield {"type": "text-start", "id": "t"}
+        yield {"type": "text-delta", "id": "t", "delta": "a"}
+        while True:
+            try:
+                await released.wait()  # the model's next token
+                return
+            except asyncio.CancelledError:
+                pass  # swallowed: "retry"
+            chunks_after_stop += 1
+            yield {"type": "text-delta", "id": "t", "delta": "b"}
+
+    basin = MemoryBasin()
+    chat = create_resumable_chat(basin=basin)
+    try:
+        response = await chat.make_resumable("chat-1", stubborn)
+        frames = response.body_iterator.__aiter__()
+        received = await anext(frames)
+        while b'"delta":"a"' not in received:
+            received += await anext(frames)
+        assert (await chat.stop_session("chat-1")).status_code == 202
+        generation = chat.running("chat-1")
+        assert generation is not None
+        async with asyncio.timeout(5):  # a bound for the failure, not a synchronisation
+            rest = b"".join([frame async for frame in frames])
+            await generation.task
+        assert b'"type":"abort"' in rest, rest
+        assert rest.endswith(b"data: [DONE]\n\n")
+        assert chunks_after_stop == 1  # stopped at the chunk it yielded after the cancel
+        assert generation.outcome == "stopped"
+        records = await read_range(basin, "chat-1", 0)
+        assert classify(records[-1]) is RecordKind.END
+        assert b'"delta":"b"' not in b"".join(r.body for r in records)
+    finally:
+        released.set()
+        await chat.aclose(drain_timeout_s=1)

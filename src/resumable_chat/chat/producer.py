@@ -383,8 +383,11 @@ class ChatProducer(Producer):
         self._begin(output)
         first = not self._sent_ahead
         iterator = self._open()
+        signal = output.signal
         try:
             async for chunk in iterator:
+                if signal.is_set():
+                    return  # stopped or lost, and the source swallowed the cancel: drop it
                 if not isinstance(chunk, dict) or not isinstance(chunk.get("type"), str):
                     raise SourceError(
                         "a source must yield dicts with a string 'type', "

@@ -84,7 +84,9 @@ class Producer(ABC):
 
     @abstractmethod
     async def run(self, output: Output) -> None:
-        """Pump the source into ``output`` (and the live response). A stop cancels it."""
+        """Pump the source into ``output`` (and the live response). A stop cancels it; once
+        ``output.signal`` is set it returns at the source's next item without using it (a
+        source that swallowed the cancel still stops)."""
 
     def stopped(self, output: Output) -> None:  # noqa: B027 - optional hook
         """Append the stop terminal (the generation was stopped)."""
@@ -217,7 +219,18 @@ class Generation:
                 self._running = True
                 try:
                     await producer.run(output)
-                    outcome = "lost" if self._lost else "end"
+                    if self._stopping or self._lost:
+                        # The source swallowed the cancel of a stop or takeover; the producer
+                        # returned at its next chunk (Producer.run): end as the cancel would.
+                        while task.cancelling():
+                            task.uncancel()
+                    if self._lost:
+                        outcome = "lost"
+                    elif self._stopping:
+                        outcome = "stopped"
+                        producer.stopped(output)
+                    else:
+                        outcome = "end"
                 except asyncio.CancelledError:
                     if not (self._stopping or self._lost):
                         await self._abandon()

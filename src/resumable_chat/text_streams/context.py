@@ -382,6 +382,8 @@ class _TextProducer(Producer):
                 source = await source
             iterator = aiter(source)
             async for chunk in iterator:
+                if output.signal.is_set():
+                    return  # stopped or lost, and the source swallowed the cancel: drop it
                 if not isinstance(chunk, str):
                     raise TypeError(
                         f"a resumable stream's source must yield str, got {type(chunk).__name__}"
