@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from resumable_chat import StopSignal, create_resumable_chat
-from resumable_chat.log import RecordKind, classify, read_range
+from resumable_chat.log import PROCESS_OWNERSHIP, RecordKind, classify, read_range
+from resumable_chat.log import engine as log_engine
 from resumable_chat.s2 import MemoryBasin
 from resumable_chat.s2.records import AppendAck, AppendInput
 
@@ -127,3 +128,45 @@ async def test_a_stop_ends_an_answer_whose_source_swallows_the_cancel() -> None:
     finally:
         released.set()
         await chat.aclose(drain_timeout_s=1)
+
+
+async def test_aclose_ends_in_bounded_time_when_a_source_ignores_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``aclose`` gives a generation whose source swallows every cancel (and never yields
+    again) a bounded time, then leaves it behind: the live response ends, the writer stops
+    (no heartbeats: another instance closes the answer after the lease), and ``aclose``
+    returns. Before, it awaited the task forever, and so did the app's shutdown."""
+    monkeypatch.setattr(log_engine, "CLOSE_GRACE_S", 0.1)
+    released = asyncio.Event()  # lets the source end once the test is over
+
+    async def deaf(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "text-start", "id": "t"}
+        while not released.is_set():
+            try:
+                await released.wait()
+            except asyncio.CancelledError:
+                pass
+
+    basin = MemoryBasin()
+    chat = create_resumable_chat(basin=basin)
+    response = await chat.make_resumable("chat-1", deaf)
+    frames = response.body_iterator.__aiter__()
+    received = await anext(frames)
+    while b'"text-start"' not in received:
+        received += await anext(frames)
+    generation = chat.running("chat-1")
+    assert generation is not None
+    valve = asyncio.get_running_loop().call_later(8, released.set)  # so a failure ends
+    try:
+        async with asyncio.timeout(5):  # a bound for the failure, not a synchronisation
+            await chat.aclose(drain_timeout_s=0)
+            rest = b"".join([frame async for frame in frames])
+        assert not generation.task.done()
+        assert b"[DONE]" not in rest  # abandoned: the client resumes and sees the takeover
+        assert not generation.writer.running
+        assert not PROCESS_OWNERSHIP.runs(generation.claim.token)
+    finally:
+        valve.cancel()
+        released.set()
+        await asyncio.wait([generation.task])

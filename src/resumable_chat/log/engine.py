@@ -35,12 +35,16 @@ from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
 from resumable_chat.s2.records import AppendInput, fence_record, trim_record
 
-__all__ = ["MAX_SAFE_INTEGER", "LogConfig", "LogEngine", "Status"]
+__all__ = ["CLOSE_GRACE_S", "MAX_SAFE_INTEGER", "LogConfig", "LogEngine", "Status"]
 
 logger = logging.getLogger("resumable_chat.log")
 
 #: Streams whose end after their last stored terminal the engine remembers (claim hints).
 CLAIM_HINTS = 10_000
+
+#: Seconds :meth:`LogEngine.aclose` gives stopped generations to store their terminal, and
+#: then cancelled ones to end, before it gives up on them.
+CLOSE_GRACE_S = 2.0
 
 
 #: What :meth:`LogEngine.status` reports besides ``None``.
@@ -411,8 +415,11 @@ class LogEngine:
 
     async def aclose(self, *, drain_timeout_s: float = 10.0, stop_remaining: bool = True) -> None:
         """Wait up to ``drain_timeout_s`` (s) for running generations, stop the rest (with
-        ``stop_remaining``; they still store their stop terminal, given 2 s more), then abandon
-        what is left (no terminal: another instance closes them after the lease). Idempotent.
+        ``stop_remaining``; they still store their stop terminal, given :data:`CLOSE_GRACE_S`
+        more), then cancel what is left (no terminal: another instance closes them after the
+        lease), waiting up to :data:`CLOSE_GRACE_S` more for them to end: a generation whose
+        source ignores cancellation is left behind (its live response ends, its writer
+        stops). Idempotent.
 
         Claims in flight are part of the drain: they are waited for within the same
         ``drain_timeout_s``, and a won one's generation is drained like the others. A claim
@@ -434,18 +441,32 @@ class LogEngine:
                 waiter.cancel()
                 claims[waiter].stop()
         tasks = {g.task for g in self.running}
+        pending: set[asyncio.Task[None]] = set()
         if tasks:
             left_s = max(0.0, deadline - loop.time())
             _, pending = await asyncio.wait(tasks, timeout=left_s)
             if stop_remaining and pending:
                 for generation in self.running:
                     generation.stop()
-                _, pending = await asyncio.wait(pending, timeout=2.0)
+                _, pending = await asyncio.wait(pending, timeout=CLOSE_GRACE_S)
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-        for task in list(self._tasks):
+                _, pending = await asyncio.wait(pending, timeout=CLOSE_GRACE_S)
+            for generation in self.running:
+                if generation.task in pending:
+                    # Its source swallows cancellation: waiting on it could hang forever.
+                    logger.error(
+                        "the generation on %s did not end when cancelled (its source ignores "
+                        "cancellation); it is abandoned",
+                        generation.stream,
+                    )
+                    await generation.abandon()
+        leftover = [task for task in self._tasks if task not in pending]
+        for task in leftover:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if leftover:
+            done, _ = await asyncio.wait(leftover, timeout=CLOSE_GRACE_S)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: the engine is closing

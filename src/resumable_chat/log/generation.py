@@ -191,6 +191,14 @@ class Generation:
             self.task.cancel("stop")
         return True
 
+    async def abandon(self) -> None:
+        """Give up on a generation whose task does not end (its source ignores cancellation):
+        end its live response and stop its writer, so its lease runs out and another instance
+        closes it; nothing more is stored."""
+        self._finish("abandoned")
+        await self.writer.aclose()
+        self.engine.ownership.discard(self.claim.token)
+
     def sent_live(self, cursor: int) -> bool:
         """Whether SSE id ``cursor`` may have been sent live already (live frames go out
         before their records are stored)."""
