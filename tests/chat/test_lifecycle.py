@@ -170,3 +170,26 @@ async def test_aclose_ends_in_bounded_time_when_a_source_ignores_cancellation(
         valve.cancel()
         released.set()
         await asyncio.wait([generation.task])
+
+
+async def test_a_closed_chat_refuses_every_call() -> None:
+    """After ``aclose`` every method that touches the log raises ``RuntimeError`` naming the
+    closed chat. Before, with a basin the app passed in (not closed by the chat), ``replay``
+    and ``stop_session`` still answered and ``replay`` opened a log reader (a task) that no
+    ``aclose`` would ever end; with the basin the chat created, the same calls raised httpx's
+    ``RuntimeError: Cannot send a request, as the client has been closed``."""
+    basin = MemoryBasin()
+    chat = create_resumable_chat(basin=basin)
+    response = await chat.make_resumable("chat-1", short_answer)
+    await read_body(response)
+    await chat.aclose()
+    calls = {
+        "replay": lambda: chat.replay("chat-1"),
+        "stop_session": lambda: chat.stop_session("chat-1"),
+        "load_messages": lambda: chat.load_messages("chat-1"),
+        "make_resumable": lambda: chat.make_resumable("chat-2", short_answer),
+    }
+    for name, call in calls.items():
+        with pytest.raises(RuntimeError, match="ResumableChat is closed"):
+            await call()
+            pytest.fail(f"{name} answered after aclose")

@@ -239,6 +239,10 @@ class ResumableChat:
             for chunk in turn.lost_chunks(self._lost_text(stream))
         ]
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this ResumableChat is closed")
+
     def running(self, stream_name: str) -> Generation | None:
         """The generation this process runs on ``stream_name`` through this chat, if any."""
         return self.engine.generation(stream_name)
@@ -287,8 +291,7 @@ class ResumableChat:
         prefetch: bool = True,
     ) -> tuple[ChatProducer, StopSignal]:
         """The producer of a new generation, and its stop signal (see :meth:`_start`)."""
-        if self._closed:
-            raise RuntimeError("this ResumableChat is closed")
+        self._check_open()
         stored = _storable(prelude or [])  # encoded once, checked before the claim
         signal = StopSignal()
         local = self.engine.generation(stream_name)
@@ -614,7 +617,9 @@ class ResumableChat:
         Raises:
             ValueError: ``from_seq_num`` is negative.
             S2Error: S2 failed while looking for the generation.
+            RuntimeError: the chat is closed.
         """
+        self._check_open()
         if from_seq_num is not None and from_seq_num < 0:
             raise ValueError("from_seq_num must be ≥ 0")
         if self.mode == "session" and self.dialect.session_replay == "snapshot":
@@ -760,8 +765,10 @@ class ResumableChat:
         ``finish``; TanStack ``RUN_FINISHED`` with the run's id) and an ``end-`` fence.
 
         Returns 202 when a generation was running, 204 otherwise (``Cache-Control:
-        no-store``); always 204 when ``enable_stop`` is off. Raises ``S2Error`` when S2 fails.
+        no-store``); always 204 when ``enable_stop`` is off. Raises ``S2Error`` when S2 fails
+        and ``RuntimeError`` after :meth:`aclose`.
         """
+        self._check_open()
         if not self.enable_stop:
             return Response(status_code=204, headers=_NO_STORE)
         stopped = await self.engine.request_stop(stream_name)
@@ -773,8 +780,10 @@ class ResumableChat:
         For the AI SDK: ``UIMessage`` dicts (user messages included), as the client's
         ``processUIMessageStream`` would build them. A missing stream gives ``[]``. Reads the
         whole log (O(history)); in shared mode the history is the latest generation (the
-        turn it answers and the answer).
+        turn it answers and the answer). Raises ``S2Error`` when S2 fails and
+        ``RuntimeError`` after :meth:`aclose`.
         """
+        self._check_open()
         records = await read_range(self.basin, stream_name, 0)
         if self.mode == "shared":  # the latest generation only (the rest awaits its trim)
             claims = [i for i, r in enumerate(records) if classify(r) is RecordKind.CLAIM]
