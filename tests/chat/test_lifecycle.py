@@ -13,6 +13,7 @@ import pytest
 from resumable_chat import StopSignal, create_resumable_chat
 from resumable_chat.log import PROCESS_OWNERSHIP, RecordKind, classify, read_range
 from resumable_chat.log import engine as log_engine
+from resumable_chat.log import generation as log_generation
 from resumable_chat.s2 import MemoryBasin
 from resumable_chat.s2.records import AppendAck, AppendInput
 
@@ -193,3 +194,46 @@ async def test_a_closed_chat_refuses_every_call() -> None:
         with pytest.raises(RuntimeError, match="ResumableChat is closed"):
             await call()
             pytest.fail(f"{name} answered after aclose")
+
+
+async def test_a_stop_ends_an_answer_whose_source_hangs_while_closing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closing the source (which ends the model request) is given a bounded time: a source
+    whose ``aclose`` never returns (a ``finally`` that awaits a model client that does not
+    answer) still lets a stop end the answer with the stop terminal. Before, the stop
+    answered 202 and the answer never ended: no terminal, the writer's heartbeats kept the
+    chat locked (409) for as long as the process lived."""
+    monkeypatch.setattr(log_generation, "SOURCE_CLOSE_TIMEOUT_S", 0.1)
+    released = asyncio.Event()  # lets the source end (so a failing test ends too)
+
+    async def hangs_on_close(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        try:
+            yield {"type": "text-start", "id": "t"}
+            await asyncio.Event().wait()  # the model's next token, which never comes
+        finally:
+            await released.wait()  # closing the model client, which never answers
+
+    basin = MemoryBasin()
+    chat = create_resumable_chat(basin=basin)
+    valve = asyncio.get_running_loop().call_later(8, released.set)  # so a failure ends
+    try:
+        response = await chat.make_resumable("chat-1", hangs_on_close)
+        frames = response.body_iterator.__aiter__()
+        received = await anext(frames)
+        while b'"text-start"' not in received:
+            received += await anext(frames)
+        assert (await chat.stop_session("chat-1")).status_code == 202
+        generation = chat.running("chat-1")
+        assert generation is not None
+        async with asyncio.timeout(5):  # a bound for the failure, not a synchronisation
+            rest = b"".join([frame async for frame in frames])
+            await generation.task
+        assert b'"type":"abort"' in rest, rest
+        assert generation.outcome == "stopped"
+        records = await read_range(basin, "chat-1", 0)
+        assert classify(records[-1]) is RecordKind.END
+    finally:
+        valve.cancel()
+        released.set()
+        await chat.aclose(drain_timeout_s=1)

@@ -39,11 +39,23 @@ if TYPE_CHECKING:
     from resumable_chat.log.claims import Claim
     from resumable_chat.log.engine import LogEngine
 
-__all__ = ["Generation", "Outcome", "Output", "Producer", "StopSignal", "close_source"]
+__all__ = [
+    "SOURCE_CLOSE_TIMEOUT_S",
+    "Generation",
+    "Outcome",
+    "Output",
+    "Producer",
+    "StopSignal",
+    "close_source",
+]
 
 logger = logging.getLogger("resumable_chat.log")
 
 Outcome = Literal["end", "stopped", "error", "lost", "abandoned"]
+
+#: Seconds a source is given to end after a stop or takeover cancelled it; one still running
+#: then (its cleanup on cancel hangs) is cancelled again, and again each such period.
+SOURCE_CLOSE_TIMEOUT_S = 5.0
 
 
 class StopSignal(asyncio.Event):
@@ -189,7 +201,27 @@ class Generation:
         self.signal.set()
         if self._running:
             self.task.cancel("stop")
+            self._cancel_again_later()
         return True
+
+    def _cancel_again_later(self) -> None:
+        """After a stop's (or takeover's) cancel, cancel the source again every
+        :data:`SOURCE_CLOSE_TIMEOUT_S` while it runs: a source whose cleanup on cancel awaits
+        something that never comes (a model client that does not answer) is interrupted
+        there, and the answer ends."""
+
+        def again() -> None:
+            if self._running and not self.task.done():
+                logger.warning(
+                    "the source of %s is still running %s s after it was cancelled; "
+                    "cancelling it again",
+                    self.stream,
+                    SOURCE_CLOSE_TIMEOUT_S,
+                )
+                self.task.cancel("stop")
+                self._cancel_again_later()
+
+        asyncio.get_running_loop().call_later(SOURCE_CLOSE_TIMEOUT_S, again)
 
     async def abandon(self) -> None:
         """Give up on a generation whose task does not end (its source ignores cancellation):
@@ -210,6 +242,7 @@ class Generation:
             self.signal.set()
             if self._running:
                 self.task.cancel("lost")
+                self._cancel_again_later()
 
     async def _run(self) -> None:
         task = asyncio.current_task()
