@@ -5,6 +5,7 @@ over a chat's life and at shutdown (``aclose``), when they misbehave.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -237,3 +238,44 @@ async def test_a_stop_ends_an_answer_whose_source_hangs_while_closing(
         valve.cancel()
         released.set()
         await chat.aclose(drain_timeout_s=1)
+
+
+async def test_a_chat_in_use_on_one_event_loop_refuses_calls_from_another() -> None:
+    """One ``ResumableChat`` serves one event loop. Called from a second loop while the first
+    one still runs (a chat shared by two threads), it raises ``RuntimeError`` saying so.
+    Before, ``replay`` answered 200 and its body hung: the follower waited on a future that
+    the writer's acknowledgements, arriving on the first loop, never woke (and asyncio
+    logged "Non-thread-safe operation invoked on an event loop other than the current
+    one")."""
+    chat = create_resumable_chat(basin=MemoryBasin())
+    started = threading.Event()
+    other_loop: list[asyncio.AbstractEventLoop] = []
+    release: list[asyncio.Event] = []
+
+    async def held(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "text-start", "id": "t"}
+        await release[0].wait()
+        yield {"type": "text-end", "id": "t"}
+
+    async def first_loop() -> None:
+        other_loop.append(asyncio.get_running_loop())
+        release.append(asyncio.Event())
+        response = await chat.make_resumable("chat-1", held)
+        frames = response.body_iterator.__aiter__()
+        await anext(frames)
+        started.set()
+        async for _ in frames:
+            pass
+        await chat.aclose()
+
+    thread = threading.Thread(target=asyncio.run, args=(first_loop(),))
+    thread.start()
+    try:
+        assert await asyncio.to_thread(started.wait, 10)
+        with pytest.raises(RuntimeError, match="another event loop"):
+            async with asyncio.timeout(5):  # a bound for the failure, not a synchronisation
+                await chat.replay("chat-1")
+    finally:
+        if other_loop:
+            other_loop[0].call_soon_threadsafe(release[0].set)
+        await asyncio.to_thread(thread.join, 10)

@@ -206,6 +206,7 @@ class ResumableChat:
             rng=rng,
         )
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it serves
         self._taps = AnswerTaps(self.engine, self.dialect.is_history_record)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -240,8 +241,19 @@ class ResumableChat:
         ]
 
     def _check_open(self) -> None:
+        """Raise ``RuntimeError`` after :meth:`aclose`, or when called from another event
+        loop than the one the chat serves while that one still runs (its generations, tasks
+        and basin belong to that loop). A chat whose loop was closed moves to the caller's."""
         if self._closed:
             raise RuntimeError("this ResumableChat is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None or self._loop.is_closed():
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                "this ResumableChat is in use on another event loop; create one per event "
+                "loop (e.g. in the app's lifespan), and close it there"
+            )
 
     def running(self, stream_name: str) -> Generation | None:
         """The generation this process runs on ``stream_name`` through this chat, if any."""
