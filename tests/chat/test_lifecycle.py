@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from resumable_chat import StopSignal, create_resumable_chat
-from resumable_chat.log import PROCESS_OWNERSHIP, RecordKind, classify, read_range
+from resumable_chat.log import PROCESS_OWNERSHIP, Ownership, RecordKind, classify, read_range
 from resumable_chat.log import engine as log_engine
 from resumable_chat.log import generation as log_generation
 from resumable_chat.s2 import MemoryBasin
-from resumable_chat.s2.records import AppendAck, AppendInput
+from resumable_chat.s2.records import AppendAck, AppendInput, ReadBatch
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -279,3 +279,54 @@ async def test_a_chat_in_use_on_one_event_loop_refuses_calls_from_another() -> N
         if other_loop:
             other_loop[0].call_soon_threadsafe(release[0].set)
         await asyncio.to_thread(thread.join, 10)
+
+
+class YieldingBasin(MemoryBasin):
+    """A basin whose reads take a loop turn, as a network round trip does (so a prefetched
+    source starts while the claim is in flight)."""
+
+    async def read(self, stream: str, **options: Any) -> ReadBatch:
+        await asyncio.sleep(0)
+        return await super().read(stream, **options)
+
+
+async def test_a_lost_claim_answers_409_when_the_prefetched_source_hangs_while_closing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``overlap_claim`` the source starts while the claim is in flight; a claim lost to
+    another instance cancels it and answers 409. A source whose cleanup on that cancel hangs
+    is cancelled again after ``SOURCE_CLOSE_TIMEOUT_S``, so the 409 still comes. Before, the
+    request hung for as long as the cleanup did (forever here)."""
+    monkeypatch.setattr(log_generation, "SOURCE_CLOSE_TIMEOUT_S", 0.1)
+    basin = YieldingBasin()
+    holder = create_resumable_chat(basin=basin)
+    other = create_resumable_chat(basin=basin, ownership=Ownership())
+    release = asyncio.Event()
+    fetching = asyncio.Event()
+
+    async def held(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "text-start", "id": "t"}
+        await release.wait()
+        yield {"type": "text-end", "id": "t"}
+
+    async def hangs_on_cancel(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        try:
+            fetching.set()
+            await asyncio.Event().wait()  # the model's first token
+            yield {"type": "text-start", "id": "t"}
+        finally:
+            await release.wait()  # closing the model client, which does not answer
+
+    valve = asyncio.get_running_loop().call_later(8, release.set)  # so a failure ends
+    try:
+        running = await holder.make_resumable("chat-1", held)
+        async with asyncio.timeout(5):  # a bound for the failure, not a synchronisation
+            refused = await other.make_resumable("chat-1", hangs_on_cancel)
+        assert fetching.is_set()  # the source had started before the claim was lost
+        assert refused.status_code == 409
+    finally:
+        valve.cancel()
+        release.set()
+        await read_body(running)
+        await other.aclose()
+        await holder.aclose()

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, cast
 
 from resumable_chat.chat.dialect import Chunk, Dialect, TurnState
+from resumable_chat.log import generation as log_generation
 from resumable_chat.log.generation import (
     Generation,
     Outcome,
@@ -210,13 +211,24 @@ class PrefetchedSource:
         return await task  # StopAsyncIteration when the source ended
 
     async def aclose(self) -> None:
-        """Cancel a fetch still running and close the source."""
+        """Cancel a fetch still running and close the source.
+
+        A fetch still running :data:`~resumable_chat.log.generation.SOURCE_CLOSE_TIMEOUT_S`
+        after the cancel (the source's cleanup hangs) is cancelled once more and then left
+        behind, so a lost claim's 409 never waits on it for longer."""
         self._ahead = None
         task, self._next = self._next, None
         if task is not None:
-            task.cancel()
-            await asyncio.wait([task])
-            if not task.cancelled():
+            for _ in range(2):
+                task.cancel()
+                await asyncio.wait([task], timeout=log_generation.SOURCE_CLOSE_TIMEOUT_S)
+                if task.done():
+                    break
+                logger.warning(
+                    "a source's chunk fetch is still running %s s after it was cancelled",
+                    log_generation.SOURCE_CLOSE_TIMEOUT_S,
+                )
+            if task.done() and not task.cancelled():
                 task.exception()  # retrieved: the source is being discarded
         await close_source(self._iterator)
 
