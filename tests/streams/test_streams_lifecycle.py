@@ -422,6 +422,32 @@ async def test_aclose_drains_running_producers(
         await context.resumable_stream("drain", source.make)
 
 
+async def test_a_closed_context_refuses_every_call(
+    make_context: Callable[..., ResumableStreamContext],
+) -> None:
+    """After ``aclose`` every method that touches the log raises ``RuntimeError`` naming the
+    closed context. Before, ``has_existing_stream`` and ``delete_stream`` still ran (on a
+    basin the app passed in they deleted streams; on the one the context created they failed
+    with httpx's "the client has been closed")."""
+    context = make_context()
+    source = TestingStream()
+    await context.resumable_stream("closed", source.make)
+    source.close()
+    await context.aclose()
+    calls = {
+        "has_existing_stream": lambda: context.has_existing_stream("closed"),
+        "delete_stream": lambda: context.delete_stream("closed"),
+        "resume_existing_stream": lambda: context.resume_existing_stream("closed"),
+        "create_new_resumable_stream": lambda: context.create_new_resumable_stream(
+            "other", source.make
+        ),
+    }
+    for name, call in calls.items():
+        with pytest.raises(RuntimeError, match="ResumableStreamContext is closed"):
+            await call()
+            pytest.fail(f"{name} answered after aclose")
+
+
 async def test_key_prefix_names_the_s2_stream(basin: Basin, key_prefix: str) -> None:
     context = create_resumable_stream_context(basin=basin, linger_ms=0, key_prefix=key_prefix)
     assert context.stream_name("abc") == key_prefix + "abc"

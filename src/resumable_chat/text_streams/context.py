@@ -654,7 +654,9 @@ class ResumableStreamContext:
         Raises:
             ValueError: an empty ``stream_id``.
             S2Error: the store failed.
+            RuntimeError: the context is closed.
         """
+        self._check_open()
         name = self.stream_name(stream_id)
         return await self.engine.status(name)
 
@@ -669,7 +671,9 @@ class ResumableStreamContext:
         Raises:
             ValueError: an empty ``stream_id``.
             S2Error: the store failed.
+            RuntimeError: the context is closed.
         """
+        self._check_open()
         name = self.stream_name(stream_id)
         running = self.engine.generation(name)
         if running is not None:
