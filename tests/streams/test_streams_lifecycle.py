@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from stream_helpers import TestingStream, all_records, eventually, read, read_chunks
 
 from resumable_chat import create_resumable_stream_context
+from resumable_chat.log import engine as log_engine
 from resumable_chat.s2 import (
     AppendInput,
     AppendRecord,
@@ -446,6 +447,42 @@ async def test_a_closed_context_refuses_every_call(
         with pytest.raises(RuntimeError, match="ResumableStreamContext is closed"):
             await call()
             pytest.fail(f"{name} answered after aclose")
+
+
+async def test_delete_stream_ends_in_bounded_time_when_the_source_ignores_cancellation(
+    make_context: Callable[..., ResumableStreamContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``delete_stream`` abandons this context's producer of the id first; one whose source
+    swallows every cancel is given ``CLOSE_GRACE_S`` and then left behind (its writer
+    stopped), and the stream is deleted. Before, ``delete_stream`` awaited it forever."""
+    monkeypatch.setattr(log_engine, "CLOSE_GRACE_S", 0.1)
+    released = asyncio.Event()  # lets the source end once the test is over
+
+    async def deaf() -> AsyncIterator[str]:
+        yield "x"
+        while not released.is_set():
+            try:
+                await released.wait()
+            except asyncio.CancelledError:
+                pass
+
+    context = make_context()
+    stream = await context.resumable_stream("deaf", deaf)
+    assert stream is not None
+    assert await anext(stream) == "x"
+    generation = context.engine.generation(context.stream_name("deaf"))
+    assert generation is not None
+    valve = asyncio.get_running_loop().call_later(8, released.set)  # so a failure ends
+    try:
+        async with asyncio.timeout(5):  # a bound for the failure, not a synchronisation
+            await context.delete_stream("deaf")
+        assert not generation.writer.running
+        assert await context.has_existing_stream("deaf") is None
+    finally:
+        valve.cancel()
+        released.set()
+        await asyncio.wait([generation.task])
+        await stream.aclose()
 
 
 async def test_key_prefix_names_the_s2_stream(basin: Basin, key_prefix: str) -> None:

@@ -114,6 +114,7 @@ from resumable_chat.log import (
     close_source,
     read_range,
 )
+from resumable_chat.log import engine as log_engine
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import S2ConfigError
 from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, MAX_BATCH_RECORDS
@@ -664,9 +665,11 @@ class ResumableStreamContext:
         """Delete ``stream_id``'s S2 stream and all its output.
 
         Producers of this id running in this context are abandoned first (their source is
-        closed and their live readers end). A missing stream is not an error. On S2 the
-        deletion completes asynchronously; the name cannot be reused until it has. For
-        routine cleanup, prefer S2 retention (module docstring).
+        closed and their live readers end; one whose source ignores cancellation is left
+        behind after :data:`~resumable_chat.log.engine.CLOSE_GRACE_S`, its writer stopped).
+        A missing stream is not an error. On S2 the deletion completes asynchronously; the
+        name cannot be reused until it has. For routine cleanup, prefer S2 retention (module
+        docstring).
 
         Raises:
             ValueError: an empty ``stream_id``.
@@ -678,7 +681,13 @@ class ResumableStreamContext:
         running = self.engine.generation(name)
         if running is not None:
             running.task.cancel()
-            await asyncio.gather(running.task, return_exceptions=True)
+            await asyncio.wait([running.task], timeout=log_engine.CLOSE_GRACE_S)
+            if running.task.done():
+                if not running.task.cancelled():
+                    running.task.exception()  # retrieved: the producer is discarded
+            else:  # its source ignores cancellation: leave it behind, writer stopped
+                logger.error("the producer of %s did not end when cancelled; it is abandoned", name)
+                await running.abandon()
         await self.basin.delete_stream(name)
 
     async def aclose(self, *, drain_timeout_s: float = 10.0) -> None:
