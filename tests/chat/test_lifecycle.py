@@ -168,6 +168,11 @@ async def test_aclose_ends_in_bounded_time_when_a_source_ignores_cancellation(
         assert b"[DONE]" not in rest  # abandoned: the client resumes and sees the takeover
         assert not generation.writer.running
         assert not PROCESS_OWNERSHIP.runs(generation.claim.token)
+        released.set()  # the source ends at last: nothing more is stored, nothing raised
+        await asyncio.wait([generation.task])
+        assert not generation.task.cancelled() and generation.task.exception() is None
+        records = await read_range(basin, "chat-1", 0)
+        assert classify(records[-1]) not in (RecordKind.END, RecordKind.ERROR)
     finally:
         valve.cancel()
         released.set()

@@ -170,6 +170,7 @@ class Generation:
         self._lost = False
         self._running = False
         self._finished = False
+        self._abandoned = False  # given up on by abandon(): its end stores nothing
         engine.ownership.add(claim.token)
         self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), name=f"resumable-chat generation {stream}"
@@ -227,6 +228,7 @@ class Generation:
         """Give up on a generation whose task does not end (its source ignores cancellation):
         end its live response and stop its writer, so its lease runs out and another instance
         closes it; nothing more is stored."""
+        self._abandoned = True
         self._finish("abandoned")
         await self.writer.aclose()
         self.engine.ownership.discard(self.claim.token)
@@ -265,7 +267,9 @@ class Generation:
                         # returned at its next chunk (Producer.run): end as the cancel would.
                         while task.cancelling():
                             task.uncancel()
-                    if self._lost:
+                    if self._abandoned:
+                        outcome = "abandoned"  # left behind by aclose: store nothing
+                    elif self._lost:
                         outcome = "lost"
                     elif self._stopping:
                         outcome = "stopped"
@@ -273,7 +277,7 @@ class Generation:
                     else:
                         outcome = "end"
                 except asyncio.CancelledError:
-                    if not (self._stopping or self._lost):
+                    if self._abandoned or not (self._stopping or self._lost):
                         await self._abandon()
                         raise
                     while task.cancelling():
@@ -282,15 +286,19 @@ class Generation:
                     if outcome == "stopped":
                         producer.stopped(output)
                 except Exception as exc:
-                    outcome = "error"
-                    logger.warning("source of %s failed: %r", self.stream, exc)
-                    producer.failed(exc, output)
+                    if self._abandoned:
+                        outcome = "abandoned"
+                    else:
+                        outcome = "error"
+                        logger.warning("source of %s failed: %r", self.stream, exc)
+                        producer.failed(exc, output)
                 finally:
                     self._running = False
         finally:
             await producer.aclose()
         self._finish(outcome)
-        await self._store_terminal(outcome)
+        if outcome != "abandoned":
+            await self._store_terminal(outcome)
 
     async def _store_terminal(self, outcome: Outcome) -> None:
         engine, writer = self.engine, self.writer
