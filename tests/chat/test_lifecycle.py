@@ -5,7 +5,9 @@ over a chat's life and at shutdown (``aclose``), when they misbehave.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -335,3 +337,36 @@ async def test_a_lost_claim_answers_409_when_the_prefetched_source_hangs_while_c
         await read_body(running)
         await other.aclose()
         await holder.aclose()
+
+
+async def test_a_stopped_generation_is_released_when_it_ends() -> None:
+    """A stop arms a timer that cancels a source again if it has not ended by then; once
+    the generation has ended the timer is cancelled, so nothing keeps the generation (its
+    producer, live channel and writer) in memory: a process stopping many answers a second
+    held every one of them for ``SOURCE_CLOSE_TIMEOUT_S`` more."""
+    basin = MemoryBasin()
+    chat = create_resumable_chat(basin=basin)
+    try:
+        release = asyncio.Event()
+
+        async def waits(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+            yield {"type": "text-start", "id": "t"}
+            await release.wait()
+
+        response = await chat.make_resumable("chat-1", waits)
+        frames = response.body_iterator.__aiter__()
+        received = await anext(frames)
+        while b'"text-start"' not in received:
+            received += await anext(frames)
+        generation = chat.running("chat-1")
+        assert generation is not None
+        assert (await chat.stop_session("chat-1")).status_code == 202
+        await generation.task
+        async for _ in frames:
+            pass
+        released = weakref.ref(generation)
+        del generation, response, frames
+        gc.collect()
+        assert released() is None, gc.get_referrers(released())
+    finally:
+        await chat.aclose()

@@ -171,6 +171,7 @@ class Generation:
         self._running = False
         self._finished = False
         self._abandoned = False  # given up on by abandon(): its end stores nothing
+        self._again: asyncio.TimerHandle | None = None  # see _cancel_again_later
         engine.ownership.add(claim.token)
         self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), name=f"resumable-chat generation {stream}"
@@ -186,6 +187,8 @@ class Generation:
             self.producer.finished(self.outcome)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        if self._again is not None:
+            self._again.cancel()
         # A task cancelled before its first step never ran _run: end its live side here.
         self._finish("abandoned")
         self.writer.cancel()  # cancelled while storing its terminal: the writer goes too
@@ -222,7 +225,9 @@ class Generation:
                 self.task.cancel("stop")
                 self._cancel_again_later()
 
-        asyncio.get_running_loop().call_later(SOURCE_CLOSE_TIMEOUT_S, again)
+        if self._again is not None:
+            self._again.cancel()
+        self._again = asyncio.get_running_loop().call_later(SOURCE_CLOSE_TIMEOUT_S, again)
 
     async def abandon(self) -> None:
         """Give up on a generation whose task does not end (its source ignores cancellation):
