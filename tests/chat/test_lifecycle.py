@@ -370,3 +370,34 @@ async def test_a_stopped_generation_is_released_when_it_ends() -> None:
         assert released() is None, gc.get_referrers(released())
     finally:
         await chat.aclose()
+
+
+async def test_aclose_ends_session_replays_on_a_basin_the_app_owns() -> None:
+    """``aclose`` ends every log reader the chat opened: a TanStack session replay (which
+    follows the chat across turns) ends too, without a done frame, and leaves no task
+    behind, also when the basin is the app's (not closed by the chat). Before, it followed
+    on after ``aclose`` until its client went away."""
+
+    async def answer(
+        messages: list[dict[str, Any]], signal: StopSignal
+    ) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "TEXT_MESSAGE_START", "messageId": "m1", "role": "assistant"}
+        yield {"type": "TEXT_MESSAGE_CONTENT", "messageId": "m1", "delta": "x"}
+        yield {"type": "TEXT_MESSAGE_END", "messageId": "m1"}
+
+    basin = MemoryBasin()
+    chat = create_resumable_chat(protocol="tanstack", basin=basin)
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "content": "hi"}]}
+    assert (
+        await chat.make_session_response("chat-1", messages=[user], source=answer)
+    ).status_code == 202
+    replay = await chat.replay("chat-1")
+    frames = replay.body_iterator.__aiter__()
+    assert b"MESSAGES_SNAPSHOT" in await anext(frames)
+    reader = asyncio.create_task(anext(frames))
+    await chat.aclose()
+    async with asyncio.timeout(5):  # a bound for the failure, not a synchronisation
+        with pytest.raises(StopAsyncIteration):
+            await reader
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert others == []

@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from resumable_chat.clock import SYSTEM_CLOCK, Clock
 from resumable_chat.log.claims import MODES, Claim, Mode, claim_stream
@@ -96,6 +96,12 @@ class LogConfig:
         return ms / 1000
 
 
+class _Follow(Protocol):
+    """What the engine holds of an open follow (:class:`~.follow._Feed`)."""
+
+    def end(self) -> None: ...
+
+
 class _PendingClaim:
     """Stands in the local registry while a claim is in flight, so a stop is not lost;
     ``settled`` is set once the claim is decided."""
@@ -146,6 +152,7 @@ class LogEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._claim_hints: dict[str, tuple[int, str]] = {}  # oldest first
+        self._follows: set[_Follow] = set()  # the feeds of open follows (follow.py)
 
     # -- judging -------------------------------------------------------------------------
 
@@ -395,6 +402,17 @@ class LogEngine:
             from_oldest_kept=from_oldest_kept,
         )
 
+    def opened(self, follow: _Follow) -> None:
+        """A follow of this engine started (:func:`~.follow.follow_log`); :meth:`aclose` ends
+        it. One that starts after :meth:`aclose` is ended at once."""
+        self._follows.add(follow)
+        if self._closed:
+            follow.end()
+
+    def closed(self, follow: _Follow) -> None:
+        """A follow of this engine ended."""
+        self._follows.discard(follow)
+
     def sent_live(self, stream: str, cursor: int) -> bool:
         """Whether SSE id ``cursor`` may have been sent live by this engine's running
         generation on ``stream`` but not stored yet."""
@@ -462,6 +480,8 @@ class LogEngine:
                         generation.stream,
                     )
                     await generation.abandon()
+        for follow in list(self._follows):  # readers end (no terminal): we are closing
+            follow.end()
         leftover = [task for task in self._tasks if task not in pending]
         for task in leftover:
             task.cancel()

@@ -15,6 +15,9 @@ writer has ended (after a takeover, from where the writer's records stopped). Wh
 the same contiguous slice of the log as a read of S2 gives, one S2 round trip sooner, and the
 process holds no read session for an answer it writes itself.
 
+Shutdown: :meth:`LogEngine.aclose` ends every follow of its engine (without a closing fence:
+the reader sees the end of the follow, as when the stream is deleted).
+
 Faults: the basin's follow resumes dropped read sessions itself (``HttpBasin`` reconnects at
 the next seq_num); when it gives up, its error is raised here, so a reader never hangs on a
 log it cannot read (its client resumes later; the generation itself is not judged for it).
@@ -225,6 +228,13 @@ class _Feed:
         else:  # a later call moved the deadline: wait for that one
             self._timer = self._loop.call_at(self._deadline, self._fire, self._deadline)
 
+    def end(self) -> None:
+        """End the follow from outside (the engine is closing): stop reading; the reader gets
+        what is queued, then the end."""
+        if not self.task.done():
+            self.task.cancel()
+        self._put(None)
+
     async def aclose(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -270,6 +280,7 @@ async def follow_log(
     local = engine.generation(stream)
     writer = local.writer if local is not None else None
     feed = _Feed(engine.basin, stream, start, writer, stuck_s=lease_s)
+    engine.opened(feed)
     position = start
     delivered = False
     # The watchdog judges in its own task, so a slow S2 never holds up delivery.
@@ -323,6 +334,7 @@ async def follow_log(
             if closed:
                 return
     finally:
+        engine.closed(feed)
         if judging is not None and not judging.done():
             judging.cancel()
             await asyncio.shield(asyncio.wait([judging]))
