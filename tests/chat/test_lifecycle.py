@@ -401,3 +401,27 @@ async def test_aclose_ends_session_replays_on_a_basin_the_app_owns() -> None:
             await reader
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert others == []
+
+
+async def test_an_on_error_that_returns_no_text_gets_the_default_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``on_error`` must return the error chunk's text; one that returns something else
+    (``None`` from a function that forgot its ``return``) is logged and the default text is
+    used. Before, ``{"type":"error","errorText":null}`` was sent and stored, which the AI
+    SDK client's chunk schema rejects (``errorText`` is a string)."""
+
+    async def failing(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "text-start", "id": "t"}
+        raise RuntimeError("model down")
+
+    basin = MemoryBasin()
+    chat = create_resumable_chat(basin=basin, on_error=lambda exc: None)  # type: ignore[arg-type,return-value]
+    try:
+        body = await read_body(await chat.make_resumable("chat-1", failing))
+    finally:
+        await chat.aclose()
+    assert b'{"type":"error","errorText":"An error occurred."}' in body, body
+    records = await read_range(basin, "chat-1", 0)
+    assert any(b'"errorText":"An error occurred."' in r.body for r in records)
+    assert "on_error returned" in caplog.text

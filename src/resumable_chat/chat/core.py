@@ -215,10 +215,17 @@ class ResumableChat:
         if self._on_error is None:
             return DEFAULT_ERROR_TEXT
         try:
-            return self._on_error(exc)
+            text = self._on_error(exc)
         except Exception:
             logger.exception("on_error raised; using the default error text")
             return DEFAULT_ERROR_TEXT
+        if not isinstance(text, str):
+            logger.error(
+                "on_error returned %s, not the error text (a str); using the default error text",
+                type(text).__name__,
+            )
+            return DEFAULT_ERROR_TEXT
+        return text
 
     def _lost_text(self, stream: str) -> str:
         if self._on_error is None:
