@@ -5,7 +5,7 @@ S2-compatible test server. Behaviour follows S2 REST v1 as implemented by s2-lit
 (``lite/src/backend``): gap-free seq_nums from 0, fencing checked before ``match_seq_num``,
 fence and trim command records, client-prefer capped monotonic timestamps, the 416 rules of
 unary reads, create-on-append and create-on-read. Live followers wake on append through an
-``asyncio.Event`` per stream: no polling.
+``asyncio.Event`` per stream that has a waiting reader: no polling.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class _Stream:
     last_timestamp: int = 0
     fencing_token: str = ""
     trim_point: int = 0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    waiter: asyncio.Event | None = None  # set on the next change; made when someone waits
 
     @property
     def count(self) -> int:
@@ -129,9 +129,18 @@ class _Stream:
             del self.open[: self.dead]
             self.dead = 0
 
+    def changed(self) -> asyncio.Event:
+        """An event set at the stream's next change (append, trim, deletion, close). Made
+        only when a reader waits: most streams never have one (no memory for an event per
+        stream, and none made per append)."""
+        if self.waiter is None:
+            self.waiter = asyncio.Event()
+        return self.waiter
+
     def wake(self) -> None:
-        old, self.changed = self.changed, asyncio.Event()
-        old.set()
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None:
+            waiter.set()
 
 
 class MemoryBasin(Basin):
@@ -379,7 +388,7 @@ class MemoryBasin(Basin):
                 raise RangeNotSatisfiableError(state.tail())
             if limit_count == 0 or limit_bytes == 0:
                 return ReadBatch([], state.tail())
-            changed = state.changed
+            changed = state.changed()
             try:
                 await asyncio.wait_for(changed.wait(), wait)
             except TimeoutError:
@@ -403,7 +412,6 @@ class MemoryBasin(Basin):
         while not self._closed:
             if self._streams.get(stream) is not state:
                 return  # deleted
-            changed = state.changed
             position = max(position, state.first_seq_num)
             if position < state.next_seq_num:
                 i = state.index_of(position)
@@ -412,7 +420,7 @@ class MemoryBasin(Basin):
                 position = records[-1].seq_num + 1
                 yield ReadBatch(records, state.tail())
                 continue
-            await changed.wait()
+            await state.changed().wait()  # no await since the check: no change is missed
 
     async def aclose(self) -> None:
         """Stop every live follower. The data stays readable."""
