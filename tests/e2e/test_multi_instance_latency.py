@@ -170,16 +170,6 @@ def test_the_next_turn_sent_when_the_answer_ends_is_accepted_on_either_instance(
         assert roles == ["user", "assistant", "user", "assistant"], f"round {round_}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the turn's user message is appended after the claim, in the writer's first batch: "
-        "until S2 acknowledges that batch (a round trip after the claim, while the first "
-        "chunks already stream live) GET /messages on any instance lacks the question, so a "
-        "client reloaded then shows the resumed answer without it. Fix: store the message "
-        "in the claim's own append (log/claims.py, the log protocol)"
-    ),
-)
 @pytest.mark.parametrize("package", ["ai", "ai-v7"])
 def test_a_reload_on_the_other_instance_early_in_an_answer_shows_the_question(
     standard_apps: tuple[ExampleApp, ExampleApp],

@@ -19,6 +19,7 @@ from resumable_chat import StopSignal, create_resumable_chat
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.log import RecordKind, StreamInUseError, classify, read_range
 from resumable_chat.s2 import MemoryBasin
+from resumable_chat.s2.errors import S2UnavailableError
 from resumable_chat.s2.records import AppendAck, AppendInput, AppendRecord, ReadBatch
 
 STREAM = "chat-claims"
@@ -128,3 +129,42 @@ async def test_two_instances_guessing_alike_never_both_win(new_chat: bool) -> No
     records = await read_range(basin, STREAM, 0)
     assert _claims(records) == (1 if new_chat else 2)
     assert not any(isinstance(r, StreamInUseError) for r in results)
+
+
+class AckLosingBasin(LoggingBasin):
+    """Records every append batch; the first one lands but its acknowledgement is lost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[bytes]] = []
+
+    async def append(self, stream: str, request: AppendInput) -> AppendAck:
+        ack = await super().append(stream, request)
+        self.batches.append([r.body for r in request.records])
+        if len(self.batches) == 1:
+            raise S2UnavailableError("S2 append failed: the connection broke (ack lost)")
+        return ack
+
+
+async def test_the_turns_message_is_stored_in_the_claims_own_append() -> None:
+    """The user message lands atomically with the claim (no reader sees the claimed turn
+    without it), also when the claim's acknowledgement is lost and read back; the answer
+    follows right after it."""
+    for basin in (LoggingBasin(), AckLosingBasin()):
+        chat = create_resumable_chat(basin=basin)
+        message = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+        response = await chat.make_resumable(STREAM, _answer, message=message, new_chat=True)
+        assert response.status_code == 200
+        generation = chat.running(STREAM)
+        assert generation is not None
+        await generation.task
+        records = await read_range(basin, STREAM, 0)
+        assert classify(records[0]) is RecordKind.CLAIM
+        assert b'"role":"user"' in records[1].body
+        assert b'"type":"start"' in records[2].body  # the writer's first record
+        assert generation.claim.start_seq_num == 2
+        history = await chat.load_messages(STREAM)
+        assert [m["role"] for m in history] == ["user", "assistant"]
+        if isinstance(basin, AckLosingBasin):
+            assert len(basin.batches[0]) == 2  # fence + message, one atomic batch
+        await chat.aclose()

@@ -650,6 +650,8 @@ class ResumableChat:
             # (which may lag the model by S2's latency, or by seconds when S2 is overloaded).
             if from_seq_num is not None and not local.sent_live(from_seq_num):
                 return _cursor_past_tail(from_seq_num, local.writer.next_seq_num)
+            # its writer's first record (the turn's message, stored with the claim, is
+            # history: never sent), from where the writer's memory serves a catch-up
             answer_start = local.claim.start_seq_num
         if answer_start is None:
             # No answer this process is following already: ask the log (one read).

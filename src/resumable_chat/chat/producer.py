@@ -27,7 +27,7 @@ from resumable_chat.log.generation import (
     StopSignal,
     close_source,
 )
-from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES
+from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, AppendRecord, metered_bytes
 from resumable_chat.sse import event_frame
 
 __all__ = [
@@ -68,6 +68,9 @@ class SourceError(TypeError):
 
 
 SourceFactory = Callable[[StopSignal], AsyncIterable[Chunk]]
+
+#: Metered bytes kept free for the claim's fence when the prelude joins its append.
+_FENCE_ROOM = 1024
 
 
 class LiveChannel:
@@ -369,10 +372,20 @@ class ChatProducer(Producer):
             source = source(self.signal)
         return aiter(source)
 
+    def claim_records(self) -> list[bytes]:
+        """The prelude (the turn's message), to be stored in the claim's own append when it
+        fits there with the fence (1 MiB metered in all); else it is stored first thing by
+        :meth:`run` (or before an early stop or error terminal)."""
+        size = sum(metered_bytes(AppendRecord(body)) for body in self._prelude)
+        if not self._prelude or size + _FENCE_ROOM > MAX_BATCH_METERED_BYTES:
+            return []
+        prelude, self._prelude = self._prelude, []
+        return prelude
+
     def _begin(self, output: Output) -> None:
-        """Store the prelude and emit the announcement, once: in :meth:`run`, or before the
-        stop or error terminal when the generation ends before it ran (a stop that came
-        first still keeps the turn's message)."""
+        """Store the prelude (unless the claim did) and emit the announcement, once: in
+        :meth:`run`, or before the stop or error terminal when the generation ends before it
+        ran (a stop that came first still keeps the turn's message)."""
         if self._begun:
             return
         self._begun = True

@@ -1,10 +1,11 @@
 """Claims: how a generation takes a stream, per mode, so that two claimers can never both win.
 
-Every claim is one conditional append of a ``session-`` fence, conditioned on exactly what the
-claimer read, in one read where S2 allows it (the last record and the tail come back from one
-``tail_offset=1`` read). S2 checks the conditions atomically, so of any interleaving of two
-claimers' reads and appends at most one append succeeds; the other gets 412 and the caller
-answers 409 before the model is called (claim rules of ``@s2-dev/resumable-stream`` 2.1,
+Every claim is one conditional append of a ``session-`` fence (followed, in the same atomic batch,
+by the turn's message when the caller gives it, so no reader sees the claim without it),
+conditioned on exactly what the claimer read, in one read where S2 allows it (the last record and
+the tail come back from one ``tail_offset=1`` read). S2 checks the conditions atomically, so of any
+interleaving of two claimers' reads and appends at most one append succeeds; the other gets 412 and
+the caller answers 409 before the model is called (claim rules of ``@s2-dev/resumable-stream`` 2.1,
 ``src/shared.ts``, with a race that upstream leaves open closed).
 
 - ``single-use``: only a never-used stream: ``match_seq_num=0`` and token ``""``.
@@ -31,6 +32,7 @@ guess had never been made.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -40,7 +42,7 @@ from resumable_chat.log.records import CLAIM_PREFIX, classify, fence, fence_toke
 from resumable_chat.log.scan import last_record, latest_generation
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
-from resumable_chat.s2.records import AppendAck, AppendInput, StreamPosition
+from resumable_chat.s2.records import AppendAck, AppendInput, AppendRecord, StreamPosition
 
 if TYPE_CHECKING:
     from resumable_chat.log.engine import LogEngine
@@ -57,7 +59,8 @@ _ROUNDS = 3
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A won claim: the generation's ``token`` (its identity), the seq_num of its fence and
-    the seq_num its first record gets."""
+    the seq_num the generation's first own record gets (after any records stored with the
+    claim)."""
 
     token: str
     fence_seq_num: int
@@ -94,16 +97,22 @@ async def _append_claim(basin: Basin, stream: str, request: AppendInput) -> Appe
         sent = request.records[0]
         if found is None or found.headers != sent.headers or found.body != sent.body:
             raise
+        # the fence is ours (its token is random), so its whole atomic batch landed
         at = StreamPosition(found.seq_num, found.timestamp)
-        end = StreamPosition(found.seq_num + 1, found.timestamp)
+        end = StreamPosition(found.seq_num + len(request.records), found.timestamp)
         return AppendAck(at, end, batch.tail or end)
 
 
-async def claim_stream(engine: LogEngine, stream: str, *, new_chat: bool = False) -> Claim:
+async def claim_stream(
+    engine: LogEngine, stream: str, *, new_chat: bool = False, records: Sequence[bytes] = ()
+) -> Claim:
     """Claim ``stream`` for a new generation in the engine's mode.
 
     ``new_chat``: the caller expects the stream to be unused (a first turn), so the claim is
     first tried in one round trip conditioned on an empty stream (see the module docstring).
+    ``records``: bodies of data records appended in the same atomic batch right after the
+    fence (the turn's message; together at most 1 MiB metered with it); the generation's
+    own records start after them (:attr:`Claim.start_seq_num`).
 
     Returns the :class:`Claim`. Raises :class:`StreamInUseError` when a generation holds the
     stream (live, or this process's own however long it has been silent) or a concurrent
@@ -114,11 +123,12 @@ async def claim_stream(engine: LogEngine, stream: str, *, new_chat: bool = False
     # was slow to accept from looking a lease old the moment it lands.
     claim_fence = fence(CLAIM_PREFIX, engine.rng)
     token = fence_token(claim_fence)
+    batch = [claim_fence, *(AppendRecord(body) for body in records)]
     guess = engine.claim_hint(stream)
     if guess is None and new_chat:
         guess = (0, "")
     if guess is not None and engine.config.mode != "single-use":
-        request = AppendInput([claim_fence], match_seq_num=guess[0], fencing_token=guess[1])
+        request = AppendInput(batch, match_seq_num=guess[0], fencing_token=guess[1])
         try:
             ack = await _append_claim(basin, stream, request)
         except (FencingTokenMismatchError, SeqNumMismatchError):
@@ -126,7 +136,7 @@ async def claim_stream(engine: LogEngine, stream: str, *, new_chat: bool = False
         else:
             return Claim(token, ack.start.seq_num, ack.end.seq_num)
     if engine.config.mode == "single-use":
-        request = AppendInput([claim_fence], match_seq_num=0, fencing_token="")
+        request = AppendInput(batch, match_seq_num=0, fencing_token="")
         try:
             ack = await _append_claim(basin, stream, request)
         except (FencingTokenMismatchError, SeqNumMismatchError) as exc:
@@ -147,7 +157,7 @@ async def claim_stream(engine: LogEngine, stream: str, *, new_chat: bool = False
                     raise StreamInUseError(stream)
                 continue  # closed: read again
             tail, condition = latest.tail, latest.token  # records of no generation (foreign)
-        request = AppendInput([claim_fence], match_seq_num=tail.seq_num, fencing_token=condition)
+        request = AppendInput(batch, match_seq_num=tail.seq_num, fencing_token=condition)
         try:
             ack = await _append_claim(basin, stream, request)
         except (FencingTokenMismatchError, SeqNumMismatchError) as exc:

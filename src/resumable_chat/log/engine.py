@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -224,9 +224,12 @@ class LogEngine:
         entry = self._local.get(stream)
         return entry if isinstance(entry, Generation) else None
 
-    async def claim(self, stream: str, *, new_chat: bool = False) -> Claim:
-        """Claim ``stream`` (:func:`~.claims.claim_stream`)."""
-        return await claim_stream(self, stream, new_chat=new_chat)
+    async def claim(
+        self, stream: str, *, new_chat: bool = False, records: Sequence[bytes] = ()
+    ) -> Claim:
+        """Claim ``stream`` (:func:`~.claims.claim_stream`), storing ``records`` (data
+        record bodies) in the claim's append."""
+        return await claim_stream(self, stream, new_chat=new_chat, records=records)
 
     def claim_hint(self, stream: str) -> tuple[int, str] | None:
         """``(tail seq_num, fencing token)`` of ``stream`` right after the last terminal this
@@ -280,7 +283,7 @@ class LogEngine:
             raise StreamInUseError(stream)
         pending = self._local[stream] = _PendingClaim()
         try:
-            claim = await self.claim(stream, new_chat=new_chat)
+            claim = await self.claim(stream, new_chat=new_chat, records=producer.claim_records())
         except BaseException:
             await producer.aclose()
             raise

@@ -94,6 +94,12 @@ class Producer(ABC):
     :meth:`stopped` / :meth:`failed`, then :meth:`finished`, then :meth:`aclose`.
     """
 
+    def claim_records(self) -> list[bytes]:
+        """Bodies of data records to store in the claim's own append, right after its fence
+        (the turn's message): they land atomically with the claim, so no reader ever sees a
+        claimed turn without them. Called once, before the claim; default: none."""
+        return []
+
     @abstractmethod
     async def run(self, output: Output) -> None:
         """Pump the source into ``output`` (and the live response). A stop cancels it; once
