@@ -180,6 +180,7 @@ class HttpBasin(Basin):
         self._client = client if client is not None else self._new_client()
         self._session_client = client if client is not None else self._new_client()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # where its clients' pools live
 
     def __repr__(self) -> str:
         return f"HttpBasin(name={self.name!r}, endpoint={self._basin_url!r})"
@@ -190,6 +191,22 @@ class HttpBasin(Basin):
         return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
 
     # -- plumbing --------------------------------------------------------------------------
+
+    def _on_this_loop(self) -> None:
+        """Bind the basin to the running event loop. Clients it created on a loop that has
+        stopped since (one ``asyncio.run`` after another) are replaced: their pooled
+        connections belong to that loop. Raises ``RuntimeError`` while its loop still runs
+        in another thread (httpx clients are not thread-safe)."""
+        loop = asyncio.get_running_loop()
+        old = self._loop
+        if old is loop:
+            return
+        if old is not None and old.is_running():
+            raise RuntimeError("this HttpBasin is in use on another event loop that still runs")
+        if old is not None and self._owns_client:
+            self._client = self._new_client()
+            self._session_client = self._new_client()
+        self._loop = loop
 
     def _stream_url(self, stream: str, suffix: str = "") -> str:
         return f"{self._basin_url}/streams/{quote(stream, safe='')}{suffix}"
@@ -206,6 +223,7 @@ class HttpBasin(Basin):
         timeout_s: float | None = None,
     ) -> httpx.Response | AttemptFailure:
         """One HTTP exchange: the response on 2xx, else the classified failure."""
+        self._on_this_loop()
         try:
             response = await self._client.request(
                 method,
@@ -473,6 +491,7 @@ class HttpBasin(Basin):
             params: dict[str, str | int] = {"seq_num": next_seq}
             if clamp:
                 params["clamp"] = "true"
+            self._on_this_loop()
             try:
                 async with self._session_client.stream(
                     "GET", url, params=params, headers=headers, timeout=timeout
@@ -672,5 +691,6 @@ class HttpBasin(Basin):
             return
         self._closed = True
         if self._owns_client:
+            self._on_this_loop()  # clients of a loop that is gone cannot be closed on this one
             await self._client.aclose()
             await self._session_client.aclose()
