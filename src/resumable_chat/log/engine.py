@@ -264,7 +264,9 @@ class LogEngine:
 
         A generation of this engine whose answer ended and whose terminal is being stored
         is waited for (up to a lease), so a turn sent right after the previous answer's end
-        does not get 409. ``wait_until`` gets the generation's task (serverless hosts).
+        does not get 409. ``wait_until`` gets the generation's task (serverless hosts); when it
+        raises, the generation is stopped (its stop terminal still stored) and the error
+        propagates.
 
         Raises :class:`StreamInUseError` (the producer is closed unread), ``S2Error`` (the
         claim failed; the producer is closed) or ``RuntimeError`` after :meth:`aclose`.
@@ -306,7 +308,12 @@ class LogEngine:
 
         generation.task.add_done_callback(done)
         if wait_until is not None:
-            wait_until(generation.task)
+            try:
+                wait_until(generation.task)
+            except BaseException:
+                # nobody will answer with it or keep it alive: end it (its stop is stored)
+                generation.stop()
+                raise
         return generation
 
     async def claim_settled(self, stream: str) -> None:
