@@ -99,7 +99,8 @@ def _app_env(overrides: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate ``process`` (kill it after 10 s) and reap it."""
     if process.poll() is not None:
         return
     process.terminate()
@@ -143,7 +144,7 @@ def example_app(env: Mapping[str, str], log_dir: Path) -> Iterator[ExampleApp]:
                 time.sleep(0.05)
         yield app
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ExampleApp, example_app
+from conftest import ExampleApp, example_app, stop_process
 
 from resumable_chat.testing.app_server import free_port
 
@@ -55,12 +55,7 @@ def slow_s2_server(append_latency_ms: float, log_dir: Path) -> Iterator[str]:
             time.sleep(0.05)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 @contextlib.contextmanager
