@@ -477,10 +477,16 @@ async def history(args: argparse.Namespace) -> dict[str, Any]:
     return {**out, "conflicts": conflicts, "turns": args.short + args.long}
 
 
+#: The AI SDK stop terminal in a live response (``{"type":"abort"}``).
+STOP_TERMINAL = b'{"type":"abort"}'
+
+
 async def stopping(args: argparse.Namespace) -> dict[str, Any]:
     """Stop latency (ms): a DELETE sent to ``stop_base`` (another instance) until the live
-    response of a steadily streaming answer on ``base`` ends, ``count`` times."""
+    response of a steadily streaming answer on ``base`` shows the stop terminal (``abort``:
+    what the user sees stop) and until it ends (its stop stored), ``count`` times."""
     out: list[float] = []
+    aborts: list[float] = []
     stop_base = args.stop_base or args.base
     query = f"n=100000&interval_ms={args.interval_ms}"
     async with client(8) as http:
@@ -496,11 +502,20 @@ async def stopping(args: argparse.Namespace) -> dict[str, Any]:
                 start = time.perf_counter()
                 stop = await http.delete(f"{stop_base}/resumable/{chat_id}/stream")
                 assert stop.status_code == 202, stop.status_code
-                await count_to_end(reader, b"")
+                seen = b""
+                while STOP_TERMINAL not in seen:
+                    piece = await reader.read(65536)
+                    if not piece:
+                        break
+                    seen = seen[-len(STOP_TERMINAL) :] + piece
+                else:
+                    aborts.append((time.perf_counter() - start) * 1000)
+                    if not seen.endswith(CHUNKED_END):
+                        await count_to_end(reader, b"")
                 out.append((time.perf_counter() - start) * 1000)
             finally:
                 writer.close()
-    return {"ms": out}
+    return {"ms": out, "abort_ms": aborts}
 
 
 SCENARIOS = {
