@@ -14,13 +14,43 @@ from typing import Any
 import pytest
 
 from resumable_chat import StopSignal, create_resumable_chat
-from resumable_chat.log import PROCESS_OWNERSHIP, Ownership, RecordKind, classify, read_range
+from resumable_chat.chat.core import ResumableChat
+from resumable_chat.log import (
+    PROCESS_OWNERSHIP,
+    Generation,
+    Ownership,
+    RecordKind,
+    classify,
+    read_range,
+)
 from resumable_chat.log import engine as log_engine
 from resumable_chat.log import generation as log_generation
 from resumable_chat.s2 import MemoryBasin
 from resumable_chat.s2.records import AppendAck, AppendInput, ReadBatch
 
 pytestmark = pytest.mark.timeout(30)
+
+
+async def _read_until(frames: AsyncIterator[bytes], marker: bytes) -> bytes:
+    """Read a live response's frames until one holds ``marker``; what was read."""
+    received = await anext(frames)
+    while marker not in received:
+        received += await anext(frames)
+    return received
+
+
+async def _stop_and_drain(
+    chat: ResumableChat, frames: AsyncIterator[bytes]
+) -> tuple[Generation, bytes]:
+    """Stop ``chat-1`` (202), then read the rest of its live response and wait for its
+    generation to end (bounded by 5 s: a failure ends, it is not a synchronisation)."""
+    assert (await chat.stop_session("chat-1")).status_code == 202
+    generation = chat.running("chat-1")
+    assert generation is not None
+    async with asyncio.timeout(5):
+        rest = b"".join([frame async for frame in frames])
+        await generation.task
+    return generation, rest
 
 
 async def short_answer(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
@@ -113,15 +143,8 @@ async def test_a_stop_ends_an_answer_whose_source_swallows_the_cancel() -> None:
     try:
         response = await chat.make_resumable("chat-1", stubborn)
         frames = response.body_iterator.__aiter__()
-        received = await anext(frames)
-        while b'"delta":"a"' not in received:
-            received += await anext(frames)
-        assert (await chat.stop_session("chat-1")).status_code == 202
-        generation = chat.running("chat-1")
-        assert generation is not None
-        async with asyncio.timeout(5):  # a bound for the failure, not a synchronisation
-            rest = b"".join([frame async for frame in frames])
-            await generation.task
+        await _read_until(frames, b'"delta":"a"')
+        generation, rest = await _stop_and_drain(chat, frames)
         assert b'"type":"abort"' in rest, rest
         assert rest.endswith(b"data: [DONE]\n\n")
         assert chunks_after_stop == 1  # stopped at the chunk it yielded after the cancel
@@ -156,9 +179,7 @@ async def test_aclose_ends_in_bounded_time_when_a_source_ignores_cancellation(
     chat = create_resumable_chat(basin=basin)
     response = await chat.make_resumable("chat-1", deaf)
     frames = response.body_iterator.__aiter__()
-    received = await anext(frames)
-    while b'"text-start"' not in received:
-        received += await anext(frames)
+    await _read_until(frames, b'"text-start"')
     generation = chat.running("chat-1")
     assert generation is not None
     valve = asyncio.get_running_loop().call_later(8, released.set)  # so a failure ends
@@ -228,15 +249,8 @@ async def test_a_stop_ends_an_answer_whose_source_hangs_while_closing(
     try:
         response = await chat.make_resumable("chat-1", hangs_on_close)
         frames = response.body_iterator.__aiter__()
-        received = await anext(frames)
-        while b'"text-start"' not in received:
-            received += await anext(frames)
-        assert (await chat.stop_session("chat-1")).status_code == 202
-        generation = chat.running("chat-1")
-        assert generation is not None
-        async with asyncio.timeout(5):  # a bound for the failure, not a synchronisation
-            rest = b"".join([frame async for frame in frames])
-            await generation.task
+        await _read_until(frames, b'"text-start"')
+        generation, rest = await _stop_and_drain(chat, frames)
         assert b'"type":"abort"' in rest, rest
         assert generation.outcome == "stopped"
         records = await read_range(basin, "chat-1", 0)
@@ -355,9 +369,7 @@ async def test_a_stopped_generation_is_released_when_it_ends() -> None:
 
         response = await chat.make_resumable("chat-1", waits)
         frames = response.body_iterator.__aiter__()
-        received = await anext(frames)
-        while b'"text-start"' not in received:
-            received += await anext(frames)
+        await _read_until(frames, b'"text-start"')
         generation = chat.running("chat-1")
         assert generation is not None
         assert (await chat.stop_session("chat-1")).status_code == 202
