@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -17,6 +18,7 @@ from resumable_chat.s2 import (
     fence_record,
     is_fence,
 )
+from resumable_chat.testing.virtual_time import run_virtual
 
 
 class CountingBasin(MemoryBasin):
@@ -284,3 +286,94 @@ def test_stop_tokens_name_the_claim_within_the_token_limit() -> None:
     long = stop_token("session-" + "é" * 40)
     assert long.startswith("stop-") and len(long.encode()) <= 36
     assert stop_token("other") == "stop-other"
+
+
+class TimedBasin(MemoryBasin):
+    """A MemoryBasin that notes the loop time and size of every append batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appends: list[tuple[float, int]] = []
+
+    async def append(self, stream, input):  # type: ignore[no-untyped-def]
+        self.appends.append((asyncio.get_running_loop().time(), len(input.records)))
+        return await super().append(stream, input)
+
+
+def test_a_busy_stream_gets_one_append_per_spacing_not_one_per_record() -> None:
+    """A source yielding a record per loop turn: appends start at least append_spacing_ms
+    apart and carry what queued meanwhile; the log holds every record in order."""
+
+    async def main() -> tuple[list[tuple[float, int]], list[bytes]]:
+        basin = TimedBasin()
+        start = await _claimed(basin, "s")
+        basin.appends.clear()
+        writer = LogWriter(
+            basin, "s", fencing_token="session-t", match_seq_num=start, append_spacing_ms=5
+        )
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 0.050
+        i = 0
+        while loop.time() < until:  # a record every 0.1 ms of virtual time
+            writer.submit(AppendRecord(b"%d" % i))
+            i += 1
+            await asyncio.sleep(0.0001)
+        await writer.close()
+        return basin.appends, await _bodies(basin, "s")
+
+    appends, bodies = run_virtual(main())
+    assert bodies == [b"%d" % i for i in range(len(bodies))] and len(bodies) > 400
+    starts = [at for at, _ in appends]
+    assert all(b - a >= 0.005 - 1e-9 for a, b in itertools.pairwise(starts[:-1]))
+    assert len(appends) <= 12  # 50 ms at one append per 5 ms, and the close's
+    assert appends[0][1] == 1  # the first record of an idle stream never waits
+
+
+def test_records_further_apart_than_the_spacing_never_wait() -> None:
+    """A chat-paced source (one record per 20 ms): each record is appended the moment it is
+    submitted, as without spacing."""
+
+    async def main() -> list[float]:
+        basin = TimedBasin()
+        start = await _claimed(basin, "s")
+        basin.appends.clear()
+        writer = LogWriter(
+            basin, "s", fencing_token="session-t", match_seq_num=start, append_spacing_ms=5
+        )
+        loop = asyncio.get_running_loop()
+        lags = []
+        for i in range(10):
+            submitted = loop.time()
+            writer.submit(AppendRecord(b"%d" % i))
+            await asyncio.sleep(0.020)
+            lags.append(basin.appends[-1][0] - submitted)
+        await writer.close()
+        return lags
+
+    assert run_virtual(main()) == [0.0] * 10
+
+
+def test_a_close_does_not_wait_out_the_spacing() -> None:
+    async def main() -> float:
+        basin = TimedBasin()
+        start = await _claimed(basin, "s")
+        writer = LogWriter(
+            basin, "s", fencing_token="session-t", match_seq_num=start, append_spacing_ms=1000
+        )
+        writer.submit(AppendRecord(b"a"))
+        await asyncio.sleep(0.1)  # the first append is done
+        writer.submit(AppendRecord(b"b"))  # the writer waits 0.9 s more before this one
+        await asyncio.sleep(0.1)
+        assert await _bodies(basin, "s") == [b"a"]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await writer.close([AppendRecord(b"c")])
+        assert await _bodies(basin, "s") == [b"a", b"b", b"c"]
+        return loop.time() - began
+
+    assert run_virtual(main()) == 0.0
+
+
+def test_append_spacing_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="append_spacing_ms"):
+        LogWriter(MemoryBasin(), "s", fencing_token="", match_seq_num=0, append_spacing_ms=-1)

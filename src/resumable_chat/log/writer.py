@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -80,6 +81,12 @@ DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 #: process catches up from memory instead of reading S2 (1 MiB: a long chat answer).
 KEPT_ACKED_BYTES = 1024 * 1024
 
+#: Default ms (≥ 0) from the start of one append to the start of the next on a busy stream.
+#: A model that yields a chunk per event-loop turn fills a batch in this time, so a fast S2
+#: (the embedded basin, an S2 endpoint a millisecond away) gets one append per this many ms
+#: instead of one per chunk; appends further apart than this never wait.
+DEFAULT_APPEND_SPACING_MS = 1.0
+
 #: A queued record: the record, its metered size, the seq_num it was submitted at.
 _Entry = tuple[AppendRecord, int, int]
 #: Acknowledged records kept: seq_num of the first, S2's timestamp, the records, metered bytes.
@@ -106,6 +113,9 @@ class LogWriter:
         match_seq_num: the seq_num the first submitted record must get (one past the claim).
         batch_size: records per append, 1 to 1000.
         linger_ms: ms (≥ 0) the first record of an empty batch may wait for more.
+        append_spacing_ms: ms (≥ 0) at least between the starts of two appends (see
+            :data:`DEFAULT_APPEND_SPACING_MS`): a batch due sooner waits, collecting more
+            records, unless the writer is closing or the batch is full; 0: no spacing.
         max_pending_bytes: metered bytes queued before :meth:`wait_writable` waits.
         heartbeat_ms: ms (> 0) of idleness after which an empty record is appended; ``None``:
             no heartbeat.
@@ -115,8 +125,8 @@ class LogWriter:
             writer lands within a heartbeat of S2's return.
         rng: source of the jitter (seeded in simulations).
 
-    Raises ``ValueError`` for a ``batch_size`` outside 1..1000, a negative ``linger_ms`` or a
-    ``heartbeat_ms`` that is not positive.
+    Raises ``ValueError`` for a ``batch_size`` outside 1..1000, a negative ``linger_ms`` or
+    ``append_spacing_ms``, or a ``heartbeat_ms`` that is not positive.
     """
 
     def __init__(
@@ -128,6 +138,7 @@ class LogWriter:
         match_seq_num: int,
         batch_size: int = MAX_BATCH_RECORDS,
         linger_ms: float = 0,
+        append_spacing_ms: float = DEFAULT_APPEND_SPACING_MS,
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         heartbeat_ms: float | None = None,
         retry_base_ms: float = 50,
@@ -138,6 +149,8 @@ class LogWriter:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH_RECORDS}, got {batch_size}")
         if not linger_ms >= 0:
             raise ValueError(f"linger_ms must be ≥ 0, got {linger_ms}")
+        if not append_spacing_ms >= 0:
+            raise ValueError(f"append_spacing_ms must be ≥ 0, got {append_spacing_ms}")
         if heartbeat_ms is not None and not heartbeat_ms > 0:
             raise ValueError(f"heartbeat_ms must be > 0, got {heartbeat_ms}")
         self.basin = basin
@@ -146,6 +159,7 @@ class LogWriter:
         self._own_stop = stop_token(fencing_token)  # a stop of this generation (engine)
         self.batch_size = batch_size
         self.linger_s = linger_ms / 1000
+        self.append_spacing_s = append_spacing_ms / 1000
         self.max_pending_bytes = max_pending_bytes
         self.heartbeat_s = None if heartbeat_ms is None else heartbeat_ms / 1000
         self._retry_base_s = retry_base_ms / 1000
@@ -161,6 +175,8 @@ class LogWriter:
         self._drained = asyncio.Event()
         self._closing = False
         self._last_append = 0.0
+        self._last_start = -math.inf  # loop time the last append began
+        self._spaced: asyncio.Future[None] | None = None  # the spacing wait, while it runs
         self.error: BaseException | None = None
         #: Called (in the writer's task) when another instance asked the generation to stop:
         #: at the failed append when the stop carries this generation's claim
@@ -305,6 +321,8 @@ class LogWriter:
             for record in final_records:
                 self.submit(record)
             self._closing = True
+            if self._spaced is not None:
+                _resolve(self._spaced)  # the rest goes out now
             if self._task is None and self._queue:
                 self._task = asyncio.get_running_loop().create_task(self._run())
                 self._task.add_done_callback(self._ended)
@@ -349,6 +367,17 @@ class LogWriter:
             await self._wakeup.wait()
         finally:
             handle.cancel()
+
+    async def _space(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        """Wait ``seconds`` before the next append, or until :meth:`close`. Records submitted
+        meanwhile join the batch without waking the task (a submit sets ``_wakeup`` only)."""
+        spaced = self._spaced = loop.create_future()
+        handle = loop.call_later(seconds, _resolve, spaced)
+        try:
+            await spaced
+        finally:
+            handle.cancel()
+            self._spaced = None
 
     def _beat_due(self, armed_for: float) -> None:
         """The heartbeat timer fired (armed for ``_last_append`` == ``armed_for``)."""
@@ -396,7 +425,11 @@ class LogWriter:
                         break
                     self._wakeup.clear()
                     await self._idle(remaining)
+            spacing = self._last_start + self.append_spacing_s - loop.time()
+            if spacing > 0 and not self._closing and len(self._queue) < self.batch_size:
+                await self._space(loop, spacing)
             entries = self._take_batch()
+            self._last_start = loop.time()
             self._last_append = loop.time()
             if not await self._store(entries):
                 return
@@ -550,6 +583,11 @@ class LogWriter:
             )
         if self.on_failed is not None:
             self.on_failed(exc)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _token_of(exc: S2Error) -> str | None:
