@@ -18,7 +18,14 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-__all__ = ["DEFAULT_KEEPALIVE_S", "DONE_FRAME", "SseResponse", "event_frame", "sse_response"]
+__all__ = [
+    "COALESCE_WINDOW_S",
+    "DEFAULT_KEEPALIVE_S",
+    "DONE_FRAME",
+    "SseResponse",
+    "event_frame",
+    "sse_response",
+]
 
 #: Seconds between keep-alive comments on an idle SSE response.
 DEFAULT_KEEPALIVE_S = 15.0
@@ -28,6 +35,12 @@ SHUTDOWN_POLL_S = 0.5
 
 #: Seconds a response is given to end by itself after ``on_shutdown()`` was called.
 SHUTDOWN_GRACE_S = 2.0
+
+#: Seconds within which a stream's frames count as coming back to back: a reader woken this
+#: soon after its last send gives the event loop one more turn before sending, so the frames
+#: of a model that yields a chunk per turn go out several to one send (one turn of latency,
+#: on busy streams only).
+COALESCE_WINDOW_S = 0.001
 
 _KEEPALIVE = b": keep-alive\n\n"
 _END: Message = {"type": "http.response.body", "body": b"", "more_body": False}

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import math
 from array import array
 from collections.abc import AsyncIterator, Callable
 
 from resumable_chat.log import LogEngine, RecordKind
-from resumable_chat.sse import event_frame
+from resumable_chat.sse import COALESCE_WINDOW_S, event_frame
 
 __all__ = ["DEFAULT_LINGER_S", "DEFAULT_MAX_FRAMES", "AnswerTap", "AnswerTaps"]
 
@@ -150,6 +151,8 @@ class AnswerTap:
         done frame when the follow ended before a terminal (the stream was deleted).
         """
         position = start
+        loop = asyncio.get_running_loop()
+        last = -math.inf  # loop time of the last yield
         while True:
             if position < self.floor:  # the window moved past us: read the log ourselves
                 async for data in fallback(position):
@@ -163,6 +166,7 @@ class AnswerTap:
                     batch = [f for f, i in zip(batch, ids, strict=True) if i > skip_ids_through]
                 position = self.seq_nums[-1] + 1
                 if batch:
+                    last = loop.time()
                     yield b"".join(batch)
                 continue
             if self.done:
@@ -172,6 +176,8 @@ class AnswerTap:
                     yield done_frame
                 return
             await self._changed()
+            if loop.time() - last < COALESCE_WINDOW_S and not self.done:
+                await asyncio.sleep(0)  # busy answer: one more turn's frames in this send
 
     async def aclose(self) -> None:
         """Stop the tap's follow and wait until its read is released."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from resumable_chat.log.generation import (
     close_source,
 )
 from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, AppendRecord, metered_bytes
-from resumable_chat.sse import event_frame
+from resumable_chat.sse import COALESCE_WINDOW_S, event_frame
 
 __all__ = [
     "ChatProducer",
@@ -111,10 +112,21 @@ class LiveChannel:
         return self._closed
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """Yield everything queued since the last read, joined, until closed."""
+        """Yield everything queued since the last read, joined, until closed.
+
+        On a busy answer (frames again within :data:`~resumable_chat.sse.COALESCE_WINDOW_S`
+        of the last read) it gives the event loop one turn before reading, so a model that
+        yields a chunk per turn has its chunks sent several to one send."""
+        loop = asyncio.get_running_loop()
+        last = -math.inf
         try:
             while True:
                 if self._frames:
+                    now = loop.time()
+                    if now - last < COALESCE_WINDOW_S and not self._closed:
+                        await asyncio.sleep(0)
+                        now = loop.time()
+                    last = now
                     out = b"".join(self._frames)
                     self._frames.clear()
                     yield out
