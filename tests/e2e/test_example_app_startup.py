@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import APP_SCRIPT, REPO_ROOT, _app_env
+from example_apps import APP_SCRIPT, REPO_ROOT, app_env
 
 from resumable_chat.testing.app_server import free_port, serve_app
 from resumable_chat.testing.s2_server import create_app as create_s2_app
@@ -69,7 +69,7 @@ async def run_app(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
         "--port",
         str(port),
         cwd=REPO_ROOT,
-        env=_app_env(env),
+        env=app_env(env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

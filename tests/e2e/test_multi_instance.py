@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ExampleApp, example_app, new_chat_id
+from example_apps import ExampleApp, example_app, new_chat_id
 from test_example_app_tanstack import run_chunks, transcript
 
 from resumable_chat.chat.core import LOST_GENERATION_ERROR_TEXT

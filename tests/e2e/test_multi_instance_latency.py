@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ExampleApp, example_app, stop_process
+from example_apps import ExampleApp, example_app, stop_process
 
 from resumable_chat.testing.app_server import free_port
 
