@@ -17,6 +17,10 @@
 //                --cut-after-events N sends the header `X-Test-Cut-After-Events: N` (the example
 //                app's test-only fault injection drops the POST's connection after N events;
 //                the adapter then re-POSTs with `Last-Event-ID`).
+//   reload       `sendMessage(--text)`, then `reload()` (the last user message sent again, same
+//                id, the answer after it dropped), each awaited until settled; then a fresh
+//                client with `persistence: true` hydrates the thread (`hydrated`). The
+//                transcript after the first answer is reported as `firstMessages`.
 //   hydrate-join client A sends; after --join-after N (default 8) assistant content chunks a
 //                fresh client B (`persistence: true`, same threadId) attaches: it hydrates
 //                (GET ?threadId=) and joins the active run (GET ?offset=-1&runId=). Waits until
@@ -34,7 +38,7 @@
 // plus {ok, scenario, threadId, timedOut, elapsedMs}.
 
 import { runDriver } from "./driver_main.mjs";
-const SCENARIOS = new Set(["send", "hydrate-join", "tool"]);
+const SCENARIOS = new Set(["send", "reload", "hydrate-join", "tool"]);
 
 class UsageError extends Error {}
 
@@ -214,6 +218,18 @@ async function hydratedClient(ctx, options = {}) {
   return c;
 }
 
+async function scenarioReload(ctx, out) {
+  const c = makeClient(ctx);
+  let firstMessages = null;
+  let hydrated = null;
+  out.result = () => ({ client: c.result(), firstMessages, hydrated: hydrated?.result() ?? null });
+  await c.client.sendMessage(ctx.opts.text);
+  firstMessages = plain(c.client.getMessages());
+  await c.client.reload();
+  hydrated = await hydratedClient(ctx);
+  return { client: c.result(), firstMessages, hydrated: hydrated.result() };
+}
+
 async function scenarioHydrateJoin(ctx, out) {
   const joinAfter = ctx.opts.joinAfter ?? 8;
   const joinBase = (ctx.opts.joinBase ?? ctx.opts.base).replace(/\/+$/, "");
@@ -278,6 +294,7 @@ runDriver({
     const ctx = { opts, mod: await import("@tanstack/ai-client") };
     return {
       send: () => scenarioSend(ctx, out),
+      reload: () => scenarioReload(ctx, out),
       "hydrate-join": () => scenarioHydrateJoin(ctx, out),
       tool: () => scenarioTool(ctx, out),
     };

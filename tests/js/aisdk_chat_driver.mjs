@@ -21,6 +21,9 @@
 //                --stop-after-deltas N after N text-delta chunks, `DELETE {api}/{id}/stream`
 //                                      (plain fetch, the page's Stop button); the chat keeps
 //                                      reading until the server ends the answer
+//                --regenerate 1        then `regenerate()` (a new answer to the last user
+//                                      message replaces the last one); the messages before it
+//                                      are reported as `firstMessages`
 //   resume       a fresh chat with the same id calls `resumeStream()`.
 //                --seed none|server|JSON  start with no messages (default), with
 //                                      `GET {api}/{id}/messages`, or with the given messages
@@ -219,7 +222,13 @@ async function scenarioSend(mod, opts, out) {
     await client.chat.sendMessage({ text });
     if (client.chat.status !== "ready") break; // the turn failed: no next turn
   }
+  let firstMessages = null;
+  if (opts.regenerate === "1" && client.chat.status === "ready") {
+    firstMessages = plain(client.chat.messages);
+    await client.chat.regenerate();
+  }
   const res = client.result();
+  if (firstMessages !== null) res.firstMessages = firstMessages;
   if (stopping) {
     // Settled with fewer deltas than asked: the answer ended before the stop point.
     res.deleteStatus = counter.count() >= stopAt ? await stopping : null;

@@ -19,6 +19,10 @@
 //   send       `sendMessage(--text)` and wait until the run finished (sendMessage settles after
 //              the terminal chunk arrives on the subscription). --texts JSON: several turns,
 //              one after the other, on the same client.
+//   reload     `sendMessage(--text)`, then `reload()` (TanStack's "regenerate the last answer":
+//              the messages after the last user message are dropped and that user message is
+//              sent again, same id), each awaited until its run finished. Reports the
+//              transcript after the first answer as `firstMessages`.
 //   stop       like send; after --stop-after N (default 5) assistant TEXT_MESSAGE_CONTENT chunks
 //              call `connection.stop()` (DELETE) and wait for the run's terminal chunk.
 //   subscribe  a fresh client `subscribe()`s and collects chunks until --idle-ms (default 400)
@@ -49,7 +53,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const PACKAGES = new Set(["@tanstack/ai-client", "tanstack-ai-client-v010"]);
-const SCENARIOS = new Set(["send", "stop", "subscribe", "join", "reconnect", "adapter"]);
+const SCENARIOS = new Set(["send", "reload", "stop", "subscribe", "join", "reconnect", "adapter"]);
 const DEFAULT_ADAPTER = new URL(
   "../../src/resumable_chat/static/tanstack-connection.js",
   import.meta.url,
@@ -237,6 +241,16 @@ async function scenarioSend(ctx, out) {
   const texts = ctx.opts.texts ? JSON.parse(ctx.opts.texts) : [ctx.opts.text];
   for (const text of texts) await c.client.sendMessage(text);
   return { client: c.result() };
+}
+
+async function scenarioReload(ctx, out) {
+  const c = makeClient(ctx);
+  let firstMessages = null;
+  out.result = () => ({ client: c.result(), firstMessages });
+  await c.client.sendMessage(ctx.opts.text);
+  firstMessages = plain(c.client.getMessages());
+  await c.client.reload();
+  return { client: c.result(), firstMessages };
 }
 
 async function scenarioStop(ctx, out) {
@@ -761,6 +775,7 @@ runDriver({
     };
     return {
       send: () => scenarioSend(ctx, out),
+      reload: () => scenarioReload(ctx, out),
       stop: () => scenarioStop(ctx, out),
       subscribe: () => scenarioSubscribe(ctx, out),
       join: () => scenarioJoin(ctx, out),

@@ -14,7 +14,10 @@
 //
 // Every chunk goes to `processor.processChunk(chunk)`, exactly what a server-side snapshot
 // fold does (`@s2-dev/resumable-stream` 2.1.0 §5.6): no SSE parsing, no `restoreInboundChunk`,
-// no `finalizeStream()` call. The clock is frozen while a sequence is folded: `Date.now()` and
+// no `finalizeStream()` call. One entry is not a chunk: `{"clientCall": "reload"}` does to the
+// processor what `ChatClient.reload()` and the `streamResponse()` it starts do before the
+// re-sent turn's chunks arrive: `removeMessagesAfter(<index of the last user message>)`, then
+// `prepareAssistantMessage()`. The clock is frozen while a sequence is folded: `Date.now()` and
 // `new Date()` return `nowMs` (default 1700000000000), so `createdAt` is deterministic; ids the
 // processor generates (`msg-<ms>-<random>`) stay random.
 //
@@ -86,6 +89,14 @@ function describe(error) {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
+/** What `ChatClient.reload()` (then `streamResponse()`) does to its processor. */
+function reload(processor) {
+  const lastUser = processor.getMessages().findLastIndex((m) => m.role === "user");
+  if (lastUser === -1) return;
+  processor.removeMessagesAfter(lastUser);
+  processor.prepareAssistantMessage();
+}
+
 function fold(StreamProcessor, item) {
   const chunks = Array.isArray(item) ? item : item.chunks;
   const nowMs = !Array.isArray(item) && Number.isFinite(item.nowMs) ? item.nowMs : DEFAULT_NOW_MS;
@@ -103,6 +114,10 @@ function fold(StreamProcessor, item) {
       const processor = new StreamProcessor();
       chunks.forEach((chunk, index) => {
         try {
+          if (chunk?.clientCall === "reload") {
+            reload(processor);
+            return;
+          }
           processor.processChunk(chunk);
         } catch (error) {
           errors.push({ index, error: describe(error) });
