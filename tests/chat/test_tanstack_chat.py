@@ -147,6 +147,41 @@ async def test_first_load_during_a_run_sends_snapshot_then_the_run_raw(make_tans
         await _idle(app)
 
 
+async def test_a_user_message_sent_again_replaces_its_old_answer_in_history(
+    make_tanstack_app,
+) -> None:  # type: ignore[no-untyped-def]
+    """TanStack ``ChatClient.reload()`` POSTs the last user message again (same id) with
+    nothing after it. A first load during that run shows the question without the old
+    answer; afterwards the snapshot and ``/messages`` show the new answer in its place."""
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["first"], run_id="r1", message_id="a1")
+        await app.post("c1", [tanstack_user("hi")])
+        await _idle(app)
+        tail = (await app.basin.check_tail("tanstack-c1")).seq_num
+        app.model.chunks = tanstack_run(["sec", "ond"], run_id="r2", message_id="a2")
+        app.model.hold_at = 3
+        await app.post("c1", [tanstack_user("hi")])
+        # Follow the log until the user's events and the held run's RUN_STARTED are stored.
+        stored = await app.replay_frames("c1", 4, from_=tail)
+        assert json.loads(stored[-1][1])["type"] == "RUN_STARTED"
+        during = await app.replay_frames("c1", 2)
+        assert [json.loads(d)["type"] for _, d in during] == ["MESSAGES_SNAPSHOT", "RUN_STARTED"]
+        assert [(m["id"], m["parts"]) for m in json.loads(during[0][1])["messages"]] == [
+            ("u1", [{"type": "text", "content": "hi"}])
+        ]
+        app.model.gate.set()
+        await _idle(app)
+
+        snapshot = json.loads((await app.replay_frames("c1", 1))[0][1])
+        stored = (await app.client.get("/api/tanstack/chat/c1/messages")).json()
+        expected = [
+            ("u1", "user", [{"type": "text", "content": "hi"}]),
+            ("a2", "assistant", [{"type": "text", "content": "second"}]),
+        ]
+        assert [(m["id"], m["role"], m["parts"]) for m in snapshot["messages"]] == expected
+        assert [(m["id"], m["role"], m["parts"]) for m in stored] == expected
+
+
 async def test_cursor_replays_raw_records_of_every_generation(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
     async with make_tanstack_app() as app:
         app.model.chunks = tanstack_run(["one"], run_id="r1")

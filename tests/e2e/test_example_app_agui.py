@@ -11,6 +11,8 @@ server:
 - a fresh client with ``persistence: true`` hydrates the thread mid-answer, joins the active
   run by its id and ends with the sender's transcript; after the run, a hydrate alone gives it;
   also from a second app process on the same S2 basin, which finds the run through S2 only;
+- ``reload()`` sends the last user message again: the new answer replaces the old one, for
+  the client and in the thread's hydration;
 - a client tool round trip: the run pauses with a client-tool interrupt, the client runs the
   tool and resumes with ``parentRunId`` / ``resume``; a hydrating client sees the same state.
 
@@ -227,6 +229,26 @@ def test_a_fresh_client_with_persistence_hydrates_and_joins_the_active_run(
     assert [r["url"] for r in c["requests"]] == [f"{app.base_url}{API}?threadId={thread}"]
     assert transcript(c["messages"]) == transcript(a["messages"])
     assert c["sessionGenerating"] == []
+
+
+def test_reload_replaces_the_answer_in_the_hydrated_thread(
+    agui_apps: Callable[[str], Any], agui_driver: Driver, thread: str, full_text: str
+) -> None:
+    app = agui_apps("embedded")
+    result = agui_driver(app, "reload", thread=thread, text=USER_TEXT)
+    client, first, hydrated = result["client"], result["firstMessages"], result["hydrated"]
+    assert (client["status"], client["error"], client["errors"]) == ("ready", None, [])
+    first_post, second_post = posts(client)
+    # reload() POSTs the same user message (same id) with nothing after it.
+    assert [m["id"] for m in second_post["body"]["messages"]] == [first[0]["id"]]
+    assert first_post["runId"] != second_post["runId"]
+    assert [(m["role"], text_of(m)) for m in client["messages"]] == [
+        ("user", USER_TEXT),
+        ("assistant", full_text),
+    ]
+    assert client["messages"][1]["id"] != first[1]["id"]
+    assert transcript(hydrated["messages"]) == transcript(client["messages"])
+    assert transcript(hydrate(app, thread)["messages"]) == transcript(client["messages"])
 
 
 def test_a_client_on_another_instance_hydrates_and_joins_through_s2(

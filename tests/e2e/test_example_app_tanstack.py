@@ -4,12 +4,13 @@
 
 Covers: a live client sends and gets the full answer with ``sessionGenerating`` true then
 false; a client subscribing afterwards gets one ``MESSAGES_SNAPSHOT`` equal to the sender's
-transcript; a client joining mid-answer ends with the same transcript; a cut subscription
-resumes with ``from=<last id>`` without duplicates; stop mid-answer ends the run with
-``finishReason: "stop"`` (DELETE 202, then 204); a second POST during a run gets 409 and the
-running one stays stoppable; the page and the adapter are served; the adapter's own contract
-(SSE parsing, cursor URLs, 204, reconnects) against a scripted fetch; send + join with storage
-on the S2-compatible test server (``HttpBasin``).
+transcript, also after the sender's ``reload()`` (the new answer replaces the old); a client
+joining mid-answer ends with the same transcript; a cut subscription resumes with
+``from=<last id>`` without duplicates; stop mid-answer ends the run with ``finishReason:
+"stop"`` (DELETE 202, then 204); a second POST during a run gets 409 and the running one stays
+stoppable; the page and the adapter are served; the adapter's own contract (SSE parsing,
+cursor URLs, 204, reconnects) against a scripted fetch; send + join with storage on the
+S2-compatible test server (``HttpBasin``).
 
 Transcripts are compared as ``(id, role, parts)``: ``createdAt`` is left out because the
 sender's messages carry the client's own clock (its user message is created locally, its
@@ -226,6 +227,38 @@ def test_two_turns_and_the_snapshot_of_both(
     later = tanstack_driver(demo_app, "subscribe", chat=chat_id)["client"]
     assert later["chunkTypes"] == ["MESSAGES_SNAPSHOT"]
     assert transcript(later["messages"]) == transcript(sent["messages"])
+
+
+# -- reload: the last answer again ---------------------------------------------------------
+
+
+@PACKAGES
+def test_reload_replaces_the_answer_for_the_sender_and_in_the_snapshot(
+    demo_app: Any, tanstack_driver: Driver, chat_id: str, package: str, full_demo_text: str
+) -> None:
+    """``ChatClient.reload()`` drops the answer and POSTs the same user message again; a
+    client subscribing afterwards gets the reloading client's transcript: the question
+    once, the new answer only."""
+    result = tanstack_driver(demo_app, "reload", package=package, chat=chat_id, text=USER_TEXT)
+    client, first = result["client"], result["firstMessages"]
+    assert (client["status"], client["error"]) == ("ready", None)
+    assert [(r["method"], r["status"]) for r in client["requests"]] == [
+        ("GET", 200),
+        ("POST", 202),
+        ("POST", 202),
+    ]
+    assert len(set(client["runStarted"])) == 2
+    assert_full_answer(first, USER_TEXT, full_demo_text)
+    assert_full_answer(client["messages"], USER_TEXT, full_demo_text)
+    assert client["messages"][0]["id"] == first[0]["id"]  # the same user message, sent again
+    assert client["messages"][1]["id"] != first[1]["id"]  # a new answer in place of the old
+
+    later = tanstack_driver(demo_app, "subscribe", package=package, chat=chat_id)["client"]
+    assert later["chunkTypes"] == ["MESSAGES_SNAPSHOT"]
+    assert transcript(later["messages"]) == transcript(client["messages"])
+    with demo_app.client() as http:
+        stored = http.get(f"{API}/{chat_id}/messages").json()
+    assert transcript(stored) == transcript(client["messages"])
 
 
 # -- join mid-answer -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import key_order
+from resumable_chat.protocols.tanstack.dialect import TanStackDialect
 from resumable_chat.protocols.tanstack.fold import TanStackMessageBuilder, fold_tanstack_messages
 from tanstack_oracle import (
     GENERATED_ID,
@@ -492,6 +493,105 @@ EDGE_CASES: dict[str, list[Any]] = {
 }
 
 
+# -- a user message sent again: the history fold against the client that sent it -------------
+#
+# `ChatClient.reload()` drops every message after the last user message and sends that message
+# again (same id); the server stores its three text events again, then the new run. The history
+# fold (`TanStackDialect.fold`) must show what that client shows: `{"clientCall": "reload"}` in
+# the client's sequence is what reload() does to its processor (tests/js/tanstack_fold.mjs).
+# Each case is (before, after): the log is before + after, the client saw before, reloaded,
+# then after. Every chunk carries NOW_MS, so `createdAt` compares exactly.
+
+
+def _run(run: str, mid: str, text: str) -> list[dict[str, Any]]:
+    return [_rs(run), _s(mid), _c(mid, text), _e(mid), _rf(run)]
+
+
+def _stamped(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**chunk, "timestamp": NOW_MS} for chunk in chunks]
+
+
+RESEND_CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
+    "last-turn-again": ([*U1, *_run("r1", "a1", "first")], [*U1, *_run("r2", "a2", "second")]),
+    "after-an-earlier-turn": (
+        [*user_turn("u0", "q0"), *_run("r0", "a0", "zero"), *U1, *_run("r1", "a1", "first")],
+        [*U1, *_run("r2", "a2", "second")],
+    ),
+    # Sent again with other text (an edit that keeps the id): the new text replaces the old.
+    "other-text": (
+        [*U1, *_run("r1", "a1", "first")],
+        [*user_turn("u1", "hi!"), *_run("r2", "a2", "b")],
+    ),
+    # The failed answer (closed as the dialect's error terminal closes it) goes too.
+    "after-an-error": (
+        [
+            *U1,
+            _rs("r1"),
+            _s("a1"),
+            _c("a1", "part"),
+            {**_e("a1"), "metadata": {"error": "boom"}},
+            {"type": "RUN_ERROR", "runId": "r1", "message": "boom"},
+        ],
+        [*U1, *_run("r2", "a2", "second")],
+    ),
+    # A RUN_ERROR before any answer makes the processor create one lazily, which the next
+    # TEXT_MESSAGE_START would rename: after the resend nothing is pending any more.
+    "after-an-error-without-answer": (
+        [*U1, _rs("r1"), {"type": "RUN_ERROR", "runId": "r1", "message": "boom"}],
+        [*U1, *_run("r2", "a2", "second")],
+    ),
+    # The new run reuses the old tool call id: it lands in the new answer, complete.
+    "after-tool-calls": (
+        [
+            *U1,
+            _rs("r1"),
+            _s("a1"),
+            _ts("c1", "f", "a1"),
+            _ta("c1", "{}"),
+            _te("c1"),
+            _tr("c1", '{"n":1}'),
+            _e("a1"),
+            _rf("r1"),
+        ],
+        [
+            *U1,
+            _rs("r2"),
+            _s("a2"),
+            _ts("c1", "f", "a2"),
+            _ta("c1", "{}"),
+            _te("c1"),
+            _tr("c1", '{"n":2}'),
+            _c("a2", "done"),
+            _e("a2"),
+            _rf("r2"),
+        ],
+    ),
+}
+
+RESEND_EXPECTED = {
+    "last-turn-again": [("u1", "hi"), ("a2", "second")],
+    "after-an-earlier-turn": [("u0", "q0"), ("a0", "zero"), ("u1", "hi"), ("a2", "second")],
+    "other-text": [("u1", "hi!"), ("a2", "b")],
+    "after-an-error": [("u1", "hi"), ("a2", "second")],
+    "after-an-error-without-answer": [("u1", "hi"), ("a2", "second")],
+    "after-tool-calls": [("u1", "hi"), ("a2", "done")],
+}
+
+
+def _resend_log(name: str) -> list[dict[str, Any]]:
+    before, after = RESEND_CASES[name]
+    return _stamped([*before, *after])
+
+
+def _resend_client(name: str) -> list[dict[str, Any]]:
+    before, after = RESEND_CASES[name]
+    return [*_stamped(before), {"clientCall": "reload"}, *_stamped(after)]
+
+
+def _text(message: dict[str, Any]) -> str:
+    return "".join(p["content"] for p in message["parts"] if p["type"] == "text")
+
+
 # -- random sequences: the fold against the processor on what no one thought of -------------
 
 
@@ -591,6 +691,8 @@ def folded() -> dict[str, Any]:
         sequences[f"edge:{name}"] = sequence
     for index, sequence in enumerate(RANDOM_SEQUENCES):
         sequences[f"random:{index}"] = sequence
+    for name in RESEND_CASES:
+        sequences[f"resend:{name}"] = _resend_client(name)
     return {"sequences": sequences, "js": fold_by_js(sequences)}
 
 
@@ -685,6 +787,47 @@ def test_fold_edge_semantics(folded: dict[str, Any]) -> None:
     assert approval["approval"] == {"id": "ap-1", "needsApproval": True}
     interrupt = parts_of(_edge(folded, "approval-via-interrupt-outcome")[1], "tool-call")[0]
     assert interrupt["approval"] == {"id": "int-1", "needsApproval": True}
+
+
+@pytest.mark.parametrize("name", list(RESEND_CASES))
+def test_history_of_a_resent_user_message_is_what_the_resending_client_shows(
+    name: str, folded: dict[str, Any]
+) -> None:
+    """The old answer is replaced by the new one, the user text is not doubled: what the
+    real processor of a client that called ``reload()`` holds, key order included."""
+    js = folded["js"]["ai-client"][f"resend:{name}"]
+    assert js["errors"] == []
+    history = TanStackDialect().fold(_resend_log(name))
+    assert [(m["id"], _text(m)) for m in history] == RESEND_EXPECTED[name]
+    assert_same_messages(history, js["messages"])
+    assert all("error" not in m.get("metadata", {}) for m in history)
+
+
+def test_history_of_an_earlier_user_message_sent_again_ends_at_its_new_answer() -> None:
+    """A client that sends an earlier user message again (same id, nothing after it) had
+    everything after that message removed; so does the history."""
+    log = [
+        *U1,
+        *_run("r1", "a1", "first"),
+        *user_turn("u2", "more"),
+        *_run("r2", "a2", "second"),
+        *user_turn("u1", "hi again"),
+        *_run("r3", "a3", "third"),
+    ]
+    history = TanStackDialect().fold(_stamped(log))
+    assert [(m["id"], _text(m)) for m in history] == [("u1", "hi again"), ("a3", "third")]
+
+
+def test_resend_keeps_the_message_and_changes_nothing_for_an_unknown_id() -> None:
+    builder = TanStackMessageBuilder(now_ms=NOW_MS).add_all(
+        [*U1, *_run("r1", "a1", "x"), _s("a1", metadata={"k": 1})]
+    )
+    before = builder.messages
+    assert builder.resend("nope") is False
+    assert builder.resend("a1") is False  # not a user message
+    assert builder.messages == before
+    assert builder.resend("u1") is True
+    assert builder.messages == before[:1]
 
 
 def test_fold_never_raises_and_skips_non_chunks() -> None:

@@ -7,7 +7,8 @@ both old and new ``@tanstack/ai-client`` versions read (``@tanstack/ai`` ``Strea
 - headers of ``toServerSentEventsResponse`` plus ``X-Accel-Buffering: no``; no ``[DONE]``;
 - ``TEXT_MESSAGE_CONTENT`` is stored without its running ``content`` (deltas only);
 - the turn's user message is stored as ``TEXT_MESSAGE_START`` (role user) / ``CONTENT`` /
-  ``END`` before the model's chunks;
+  ``END`` before the model's chunks; stored again (``ChatClient.reload()``, same id), it
+  replaces what followed it in history (:meth:`TanStackDialect.fold`);
 - every run's ``RUN_STARTED`` / ``RUN_FINISHED`` / ``RUN_ERROR`` carry one ``runId`` (a
   missing one is filled in), so ``sessionGenerating`` never sticks;
 - ``finishReason`` is sent at the top level and in ``metadata.tanstack``; ``RUN_ERROR`` has
@@ -286,11 +287,26 @@ class TanStackDialect(Dialect):
         ``metadata.error`` on every message a ``RUN_ERROR`` landed in (its ``message``), so
         history shows the error after a reload.
 
+        A stored user message whose id is already in the history was sent again by a client
+        that holds nothing after it: ``@tanstack/ai-client`` ``ChatClient.reload()`` removes
+        every message after the last user message and sends that one again, same id
+        (``dist/esm/chat-client.js``). The fold does what that client did
+        (:meth:`~resumable_chat.protocols.tanstack.fold.TanStackMessageBuilder.resend`):
+        the messages after it are dropped and its text is replaced, not appended to, so the
+        new answer takes the place of the old one instead of following it. TanStack's own
+        server persistence agrees: ``withPersistence`` (``@tanstack/ai-persistence``
+        ``src/middleware.ts``) saves the request's messages plus the new answer over the
+        stored thread.
+
         ``createdAt`` comes from the chunks' timestamps, so every fold of a log is the same.
         """
         from resumable_chat.protocols.tanstack.fold import TanStackMessageBuilder
 
-        builder = TanStackMessageBuilder(created_at_from_chunks=True).add_all(chunks)
+        builder = TanStackMessageBuilder(created_at_from_chunks=True)
+        for chunk in chunks:
+            if chunk.get("type") == "TEXT_MESSAGE_START" and chunk.get("role") == "user":
+                builder.resend(chunk.get("messageId"))
+            builder.add(chunk)
         messages = builder.messages
         for message in messages:
             message_id = message.get("id")

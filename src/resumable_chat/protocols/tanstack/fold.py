@@ -48,6 +48,11 @@ What the processor does, in short (the module's handlers follow the JavaScript o
   entries with ``parts`` are kept), clears all stream state.
 - Anything else (``STATE_*``, ``REASONING_START``..., unknown types): no effect.
 
+One step of the client beyond ``processChunk``: :meth:`TanStackMessageBuilder.resend` does
+what ``ChatClient.reload()`` does to its processor before the last user message goes out
+again (``removeMessagesAfter``, ``prepareAssistantMessage``); the history fold of the TanStack
+dialect calls it when a stored user message's id is already in the history.
+
 Differences from the JavaScript, all deliberate:
 
 - Clock: ``createdAt`` of messages created by chunks is ``now_ms`` (the processor uses the

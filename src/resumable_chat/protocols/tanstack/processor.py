@@ -124,6 +124,39 @@ class TanStackMessageBuilder(MessageUpdaters, SnapshotConversion):
             self.add(chunk)
         return self
 
+    def resend(self, message_id: object) -> bool:
+        """Do to the processor what a client does before it sends the user message
+        ``message_id`` again (``@tanstack/ai-client`` ``ChatClient.reload()`` then
+        ``streamResponse()``, ``dist/esm/chat-client.js``): every message after the last
+        user message with that id is removed (``StreamProcessor.removeMessagesAfter``) and
+        the stream state is reset (``prepareAssistantMessage``). That message's events,
+        folded next, then replace its text instead of appending to it, and the answer that
+        follows takes the place of the removed ones.
+
+        Args:
+            message_id: the id of the user message being sent again.
+
+        Returns:
+            ``True`` when a user message has that id (it is kept, with its ``createdAt`` and
+            ``metadata``); ``False``, changing nothing, otherwise. :attr:`failed` forgets the
+            removed messages.
+        """
+        index = len(self._messages) - 1
+        while index >= 0:
+            message = self._messages[index]
+            if message.get("role") == "user" and _same(message.get("id", UNDEF), message_id):
+                break
+            index -= 1
+        if index < 0:
+            return False
+        for removed in self._messages[index + 1 :]:
+            removed_id = removed.get("id")
+            if isinstance(removed_id, str):
+                self.failed.pop(removed_id, None)
+        self._messages = self._messages[: index + 1]
+        self._reset_stream_state()
+        return True
+
     # -- stream state ----------------------------------------------------------------------
 
     def _create_state(self, message_id: Any, role: Any) -> _MessageState:
