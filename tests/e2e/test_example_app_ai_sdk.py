@@ -1,10 +1,11 @@
 """End to end: the example app (a real subprocess) with the real AI SDK clients, ``ai`` 6 and 5.
 
-Covers the AI SDK HTTP contract of DESIGN.md §5: a full answer, a mid-answer resume by a
-second client, 204 once it ends, 409 while a generation runs, stop via ``DELETE`` (202, then
-204) ending with a ``finish`` chunk, history from ``GET /api/chat/{id}/messages``, readable 4xx
-for bad requests, the page at ``/``; then a resume with storage on the S2-compatible test server
-and a run on recorded OpenAI streams (``CHAT_RECORDINGS``).
+Covers the AI SDK HTTP contract of DESIGN.md §5: a full answer, a regenerated answer that
+replaces it in history, a mid-answer resume by a second client, 204 once it ends, 409 while a
+generation runs, stop via ``DELETE`` (202, then 204) ending with a ``finish`` chunk, history
+from ``GET /api/chat/{id}/messages``, readable 4xx for bad requests, the page at ``/``; then a
+resume with storage on the S2-compatible test server and a run on recorded OpenAI streams
+(``CHAT_RECORDINGS``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,25 @@ def test_send_receives_full_answer_and_history(
         (user["id"], "user"),
         (assistant["id"], "assistant"),
     ]
+    assert stored == result["messages"]
+
+
+@PACKAGES
+def test_regenerate_replaces_the_answer_in_history(
+    demo_app: Any, driver: Driver, chat_id: str, package: str, full_demo_text: str
+) -> None:
+    """``regenerate()`` POSTs the messages up to the last user message with ``trigger:
+    "regenerate-message"``; the history then holds the new answer in place of the old."""
+    result = driver(demo_app, "send", package=package, chat=chat_id, text=USER_TEXT, regenerate=1)
+    assert (result["status"], result["error"]) == ("ready", None)
+    assert [r["status"] for r in result["requests"]] == [200, 200]
+    (user, old), (same_user, new) = result["firstMessages"], result["messages"]
+    assert same_user == user
+    assert new["id"] != old["id"]
+    assert text_of(new) == text_of(old) == full_demo_text
+    with demo_app.client() as client:
+        assert_idle(client, chat_id)
+        stored = client.get(f"/api/chat/{chat_id}/messages").json()
     assert stored == result["messages"]
 
 
