@@ -11,6 +11,7 @@ the recorded streams are tested in ``tests/sources/test_openai_tanstack.py``.
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import pytest
@@ -893,3 +894,38 @@ def test_builder_neither_changes_nor_keeps_the_callers_chunks() -> None:
     chunks[1]["delta"] = "changed"
     assert builder.messages == expected
     assert expected[0]["parts"] == [{"type": "text", "content": "xyz"}]
+
+
+def _turns(count: int) -> list[dict[str, Any]]:
+    chunks: list[dict[str, Any]] = []
+    for t in range(count):
+        user, answer, run = f"u{t}", f"a{t}", f"r{t}"
+        chunks += [
+            {"type": "TEXT_MESSAGE_START", "messageId": user, "role": "user"},
+            {"type": "TEXT_MESSAGE_CONTENT", "messageId": user, "delta": "question"},
+            {"type": "TEXT_MESSAGE_END", "messageId": user},
+            {"type": "RUN_STARTED", "runId": run, "threadId": "t"},
+            {"type": "TEXT_MESSAGE_START", "messageId": answer, "role": "assistant"},
+            {"type": "TEXT_MESSAGE_CONTENT", "messageId": answer, "delta": "answer"},
+            {"type": "TEXT_MESSAGE_END", "messageId": answer},
+            {"type": "RUN_FINISHED", "runId": run, "threadId": "t", "finishReason": "stop"},
+        ]
+    return chunks
+
+
+def test_history_fold_time_grows_with_the_history_not_its_square() -> None:
+    """A chat's snapshot folds its whole log on every load: eight times the turns take about
+    eight times as long (each message lookup scanned the history: sixty times as long)."""
+    dialect = TanStackDialect()
+
+    def cpu_s(chunks: list[dict[str, Any]]) -> float:
+        best = float("inf")
+        for _ in range(3):
+            began = time.process_time()
+            messages = dialect.fold(chunks)
+            best = min(best, time.process_time() - began)
+        assert len(messages) == len(chunks) // 4
+        return best
+
+    short, long = _turns(250), _turns(2000)
+    assert cpu_s(long) / cpu_s(short) < 20

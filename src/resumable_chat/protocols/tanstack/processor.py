@@ -141,6 +141,10 @@ class TanStackMessageBuilder(MessageUpdaters, SnapshotConversion):
             ``metadata``); ``False``, changing nothing, otherwise. :attr:`failed` forgets the
             removed messages.
         """
+        if isinstance(message_id, str) and not any(
+            m.get("role") == "user" for m in self._matching(message_id)
+        ):
+            return False  # the common case, a new message: no scan of the history
         index = len(self._messages) - 1
         while index >= 0:
             message = self._messages[index]
@@ -348,7 +352,7 @@ class TanStackMessageBuilder(MessageUpdaters, SnapshotConversion):
             if not _same(pending_id, message_id):
                 for message in self._matching(pending_id):
                     message["id"] = message_id
-                self._match_cache = {}
+                self._drop_id_index()
                 moved = self._states.pop(_key(pending_id), None)
                 if moved is not None:
                     moved.id = message_id

@@ -124,11 +124,12 @@ class FoldState:
         self.now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
         self.created_at_from_chunks = created_at_from_chunks
         self._messages: list[Message] = [copy.deepcopy(m) for m in (messages or [])]
-        # _matching's answers for string ids, valid while _messages is this very list at
-        # this length and no message id changed (see _matching).
-        self._match_list: list[Message] | None = None
-        self._match_len = 0
-        self._match_cache: dict[str, list[Message]] = {}
+        # Messages by string id, in list order, for _find and _matching: valid for the first
+        # _index_len messages of _index_list (the list only grows by appends or is replaced)
+        # until a message id is rewritten (_drop_id_index).
+        self._index_list: list[Message] | None = None
+        self._index_len = 0
+        self._index: dict[str, list[Message]] = {}
         self._states: dict[Any, _MessageState] = {}
         self._active: dict[Any, Any] = {}
         self._tool_call_to_message: dict[Any, Any] = {}
@@ -159,30 +160,49 @@ class FoldState:
 
     # -- message list helpers --------------------------------------------------------------
 
+    def _id_index(self) -> dict[str, list[Message]]:
+        """The messages with a string id, by id, in list order.
+
+        Kept up to date by indexing only the messages appended since the last look, so a
+        lookup costs O(1) however long the history: scanning the list per lookup made the
+        fold of a long history O(messages²). Rebuilt when ``_messages`` is replaced or
+        shrank, and after :meth:`_drop_id_index`.
+        """
+        messages = self._messages
+        if messages is not self._index_list or len(messages) < self._index_len:
+            self._index_list, self._index_len, self._index = messages, 0, {}
+        if len(messages) > self._index_len:
+            index = self._index
+            for message in messages[self._index_len :]:
+                message_id = message.get("id")
+                if isinstance(message_id, str):
+                    found = index.get(message_id)
+                    if found is None:
+                        index[message_id] = [message]
+                    else:
+                        found.append(message)
+            self._index_len = len(messages)
+        return self._index
+
+    def _drop_id_index(self) -> None:
+        """A message id was rewritten in place: the index is rebuilt on the next lookup."""
+        self._index_list = None
+
     def _find(self, message_id: Any) -> Message | None:
         """``messages.find(m => m.id === messageId)``."""
         if isinstance(message_id, str):  # the common case, without the general comparison
-            return next((m for m in self._messages if m.get("id") == message_id), None)
+            found = self._id_index().get(message_id)
+            return found[0] if found else None
         return next((m for m in self._messages if _same(m.get("id", UNDEF), message_id)), None)
 
     def _matching(self, message_id: Any) -> list[Message]:
         """Every message with that id (the processor's updates map over all of them).
 
-        String ids are answered from a cache (one scan per id instead of one per chunk:
-        the fold of a long history was O(messages × chunks)). The cache is dropped when
-        ``_messages`` is replaced or changes length, and when a message id is rewritten.
-        Callers must not mutate the returned list.
+        String ids are answered from :meth:`_id_index`. Callers must not mutate the
+        returned list.
         """
         if isinstance(message_id, str):
-            messages = self._messages
-            if messages is not self._match_list or len(messages) != self._match_len:
-                self._match_list, self._match_len = messages, len(messages)
-                self._match_cache = {}
-            found = self._match_cache.get(message_id)
-            if found is None:
-                found = [m for m in messages if m.get("id") == message_id]
-                self._match_cache[message_id] = found
-            return found
+            return self._id_index().get(message_id) or []
         return [m for m in self._messages if _same(m.get("id", UNDEF), message_id)]
 
     @staticmethod
