@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import key_order
+from resumable_chat.protocols.ai_sdk.dialect import AiSdkDialect
 from resumable_chat.protocols.ai_sdk.fold import UIMessageBuilder, fold_ui_messages
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -475,3 +477,35 @@ def test_fold_partial_tool_input_matches_client(index: int, handwritten: dict[st
     name = f"partial-{index}"
     assert_fold_matches(handwritten["streams"][name], handwritten["js"]["ai"][name])
     assert handwritten["js"]["ai-v5"][name]["ok"]
+
+
+def test_history_fold_time_grows_with_the_history_not_its_square() -> None:
+    """``/messages`` folds the chat's whole log on every load: eight times the turns take
+    about eight times as long (each upsert and answer scanned the history for its id: forty
+    times as long)."""
+    dialect = AiSdkDialect()
+
+    def turns(count: int) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for t in range(count):
+            question = {"id": f"u{t}", "role": "user", "parts": [{"type": "text", "text": "q"}]}
+            records += dialect.message_records(question)
+            records += [
+                {"type": "start", "messageId": f"a{t}"},
+                {"type": "text-start", "id": "t"},
+                {"type": "text-delta", "id": "t", "delta": "answer"},
+                {"type": "text-end", "id": "t"},
+                {"type": "finish"},
+            ]
+        return records
+
+    def cpu_s(records: list[dict[str, Any]]) -> float:
+        best = float("inf")
+        for _ in range(3):
+            began = time.process_time()
+            messages = dialect.fold(records)
+            best = min(best, time.process_time() - began)
+        assert len(messages) == len(records) // 3
+        return best
+
+    assert cpu_s(turns(4000)) / cpu_s(turns(500)) < 20

@@ -105,6 +105,9 @@ class UIMessageBuilder:
 
     def __init__(self, messages: Iterable[Mapping[str, Any]] | None = None) -> None:
         self._messages: list[dict[str, Any]] = []
+        #: index in _messages of the last message with each id (every id here is a string):
+        #: a lookup per upsert and per answer must not scan the history (O(messages²) fold)
+        self._last: dict[str, int] = {}
         self._answer: _Answer | None = None
         self.errors: list[dict[str, Any]] = []
         self.failed: dict[str, str] = {}
@@ -199,29 +202,29 @@ class UIMessageBuilder:
             copied["parts"] = []
         self._answer = None
         self.failed.pop(message_id, None)
-        for index in range(len(self._messages) - 1, -1, -1):
-            if self._messages[index].get("id") == message_id:
-                self._messages[index] = copied
-                del self._messages[index + 1 :]
-                return
-        self._messages.append(copied)
+        messages = self._messages
+        index = self._last.get(message_id)
+        if index is None:
+            self._last[message_id] = len(messages)
+            messages.append(copied)
+            return
+        messages[index] = copied
+        if index + 1 < len(messages):  # a message sent again: what followed it is dropped
+            del messages[index + 1 :]
+            self._last = {m["id"]: i for i, m in enumerate(messages)}
 
     def _open_answer(self, message_id: str | None) -> _Answer:
         target: dict[str, Any] | None = None
         if message_id is not None:
-            for message in reversed(self._messages):
-                if message.get("id") == message_id:
-                    target = message
-                    break
+            index = self._last.get(message_id)
+            if index is not None:
+                target = self._messages[index]
         elif self._messages and self._messages[-1].get("role") == "assistant":
             target = self._messages[-1]
         if target is None:
-            target = {
-                "id": message_id if message_id is not None else f"msg-{len(self._messages)}",
-                "metadata": UNDEFINED,
-                "role": "assistant",
-                "parts": [],
-            }
+            new_id = message_id if message_id is not None else f"msg-{len(self._messages)}"
+            target = {"id": new_id, "metadata": UNDEFINED, "role": "assistant", "parts": []}
+            self._last[new_id] = len(self._messages)
             self._messages.append(target)
         self._answer = _Answer(target)
         return self._answer
