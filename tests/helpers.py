@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,14 @@ def fuzz_settings(max_examples: int) -> Any:
         suppress_health_check=list(HealthCheck),
         database=None,
     )
+
+
+def min_cpu_s(call: Callable[[], object], repeat: int = 3) -> float:
+    """The least CPU time (s, ``time.process_time``) of ``repeat`` calls of ``call``: for
+    tests that compare how a cost grows with its input, as a ratio measured in one run."""
+    best = float("inf")
+    for _ in range(repeat):
+        began = time.process_time()
+        call()
+        best = min(best, time.process_time() - began)
+    return best

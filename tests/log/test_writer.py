@@ -300,17 +300,23 @@ class TimedBasin(MemoryBasin):
         return await super().append(stream, input)
 
 
+async def _spaced_writer(spacing_ms: float) -> tuple[TimedBasin, LogWriter]:
+    """A writer with ``append_spacing_ms`` on a claimed stream, its basin's notes cleared."""
+    basin = TimedBasin()
+    start = await _claimed(basin, "s")
+    basin.appends.clear()
+    writer = LogWriter(
+        basin, "s", fencing_token="session-t", match_seq_num=start, append_spacing_ms=spacing_ms
+    )
+    return basin, writer
+
+
 def test_a_busy_stream_gets_one_append_per_spacing_not_one_per_record() -> None:
     """A source yielding a record per loop turn: appends start at least append_spacing_ms
     apart and carry what queued meanwhile; the log holds every record in order."""
 
     async def main() -> tuple[list[tuple[float, int]], list[bytes]]:
-        basin = TimedBasin()
-        start = await _claimed(basin, "s")
-        basin.appends.clear()
-        writer = LogWriter(
-            basin, "s", fencing_token="session-t", match_seq_num=start, append_spacing_ms=5
-        )
+        basin, writer = await _spaced_writer(5)
         loop = asyncio.get_running_loop()
         until = loop.time() + 0.050
         i = 0
@@ -334,12 +340,7 @@ def test_records_further_apart_than_the_spacing_never_wait() -> None:
     submitted, as without spacing."""
 
     async def main() -> list[float]:
-        basin = TimedBasin()
-        start = await _claimed(basin, "s")
-        basin.appends.clear()
-        writer = LogWriter(
-            basin, "s", fencing_token="session-t", match_seq_num=start, append_spacing_ms=5
-        )
+        basin, writer = await _spaced_writer(5)
         loop = asyncio.get_running_loop()
         lags = []
         for i in range(10):
@@ -355,11 +356,7 @@ def test_records_further_apart_than_the_spacing_never_wait() -> None:
 
 def test_a_close_does_not_wait_out_the_spacing() -> None:
     async def main() -> float:
-        basin = TimedBasin()
-        start = await _claimed(basin, "s")
-        writer = LogWriter(
-            basin, "s", fencing_token="session-t", match_seq_num=start, append_spacing_ms=1000
-        )
+        basin, writer = await _spaced_writer(1000)
         writer.submit(AppendRecord(b"a"))
         await asyncio.sleep(0.1)  # the first append is done
         writer.submit(AppendRecord(b"b"))  # the writer waits 0.9 s more before this one

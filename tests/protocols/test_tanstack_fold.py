@@ -11,12 +11,11 @@ the recorded streams are tested in ``tests/sources/test_openai_tanstack.py``.
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 import pytest
 
-from helpers import key_order
+from helpers import key_order, min_cpu_s
 from resumable_chat.protocols.tanstack.dialect import TanStackDialect
 from resumable_chat.protocols.tanstack.fold import TanStackMessageBuilder, fold_tanstack_messages
 from tanstack_oracle import (
@@ -918,14 +917,6 @@ def test_history_fold_time_grows_with_the_history_not_its_square() -> None:
     eight times as long (each message lookup scanned the history: sixty times as long)."""
     dialect = TanStackDialect()
 
-    def cpu_s(chunks: list[dict[str, Any]]) -> float:
-        best = float("inf")
-        for _ in range(3):
-            began = time.process_time()
-            messages = dialect.fold(chunks)
-            best = min(best, time.process_time() - began)
-        assert len(messages) == len(chunks) // 4
-        return best
-
     short, long = _turns(250), _turns(2000)
-    assert cpu_s(long) / cpu_s(short) < 20
+    assert len(dialect.fold(long)) == 4000
+    assert min_cpu_s(lambda: dialect.fold(long)) / min_cpu_s(lambda: dialect.fold(short)) < 20
