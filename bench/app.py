@@ -16,6 +16,9 @@ Routes (the source's shape comes from the query string, see :class:`SourceShape`
 - ``GET /resumable/{chat_id}/stream[?from=N]``: ``chat.replay``.
 - ``GET /plain/{chat_id}/stream``: the floor of a follower (fixed frames, no storage).
 - ``DELETE /resumable/{chat_id}/stream``: ``chat.stop_session``.
+- ``GET /resumable/{chat_id}/log``: what the chat's log holds after its latest claim:
+  ``{"data": <data records>, "end": <the kind of the fence that ended it, or null>}``.
+- ``GET /ping``: 204 (the load generator opens its keep-alive connections with it).
 - ``GET /stats``: RSS (KiB), event-loop lag percentiles (ms) since the last
   ``POST /stats/reset``, running generations.
 
@@ -41,6 +44,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from resumable_chat import create_resumable_chat
 from resumable_chat.chat.producer import StopSignal, encode_chunk
+from resumable_chat.log.records import RecordKind, classify
+from resumable_chat.log.scan import read_range
 from resumable_chat.protocols.ai_sdk.dialect import AI_SDK_HEADERS
 from resumable_chat.s2 import HttpBasin, MemoryBasin
 from resumable_chat.s2.basin import Basin
@@ -239,6 +244,23 @@ def create_app(basin: Basin) -> FastAPI:
     async def stop(chat_id: str) -> Response:
         return await chat.stop_session(f"chat-{chat_id}")
 
+    @app.get("/resumable/{chat_id}/log")
+    async def log(chat_id: str) -> JSONResponse:
+        data, end = 0, None
+        for record in await read_range(basin, f"chat-{chat_id}", 0):
+            kind = classify(record)
+            if kind is RecordKind.CLAIM:
+                data, end = 0, None
+            elif kind is RecordKind.DATA:
+                data += 1
+            elif kind is not RecordKind.HEARTBEAT:
+                end = kind.value
+        return JSONResponse({"data": data, "end": end})
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        return Response(status_code=204)
+
     @app.get("/stats")
     async def stats() -> JSONResponse:
         gc.collect()
@@ -295,6 +317,7 @@ def main() -> None:
         log_level="warning",
         access_log=False,
         backlog=4096,
+        timeout_keep_alive=300,  # the load generator opens its connections ahead of a run
         timeout_graceful_shutdown=1,
     )
 

@@ -57,12 +57,29 @@ async def open_stream(
     """
     parsed = httpx.URL(url)
     reader, writer = await asyncio.open_connection(parsed.host, parsed.port, limit=1 << 20)
+    status, rest = await send_request(reader, writer, method, url)
+    return reader, writer, status, rest
+
+
+async def send_request(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    method: str,
+    url: str,
+    *,
+    close: bool = True,
+) -> tuple[int, bytes]:
+    """Send one request on an open connection and read the response head: the status and
+    the body bytes read with it. ``close``: ask the server to close after this response."""
+    parsed = httpx.URL(url)
     head = f"{method} {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\n"
     body = b""
     if method == "POST":
         body = BODY_BYTES
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
+    if close:
+        head += "Connection: close\r\n"
+    writer.write(head.encode() + b"\r\n" + body)
     data = b""
     while b"\r\n\r\n" not in data:
         piece = await reader.read(65536)
@@ -71,7 +88,41 @@ async def open_stream(
             raise ConnectionError(f"{method} {url}: connection closed before the response head")
         data += piece
     status_head, _, rest = data.partition(b"\r\n\r\n")
-    return reader, writer, int(status_head.split(b" ", 2)[1]), rest
+    return int(status_head.split(b" ", 2)[1]), rest
+
+
+async def accepted_connection(
+    base: str,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A keep-alive connection to ``base`` that the server has accepted: opened and used for
+    one ``GET /ping`` (204, no body), ready for the next request.
+
+    A browser or a proxy reuses its connections; a load test that opens one per request
+    measures the server's accept loop instead (uvloop accepts one connection per loop turn,
+    libuv PR #3696, so a burst of new connections waits seconds in the listen queue of a
+    busy process).
+    """
+    parsed = httpx.URL(base)
+    reader, writer = await asyncio.open_connection(parsed.host, parsed.port, limit=1 << 20)
+    status, rest = await send_request(reader, writer, "GET", f"{base}/ping", close=False)
+    if status != 204 or rest:
+        writer.close()
+        raise ConnectionError(f"GET {base}/ping: {status} {rest[:80]!r}")
+    return reader, writer
+
+
+async def accepted_connections(
+    bases: list[str], count: int, parallel: int = 100
+) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """``count`` accepted keep-alive connections, the i-th to ``bases[i % len(bases)]``,
+    at most ``parallel`` being opened at a time."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(index: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with gate:
+            return await accepted_connection(bases[index % len(bases)])
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
 #: The end of a chunked body (the last chunk has size 0). A server may keep the connection
@@ -322,33 +373,47 @@ async def _drain(http: httpx.AsyncClient, method: str, url: str) -> tuple[int, i
 
 
 async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
-    """``chats`` answers at once, paced at ``interval_ms``, each with a live POST and a follower.
+    """``chats`` answers at once, paced at ``interval_ms``; each stored answer is then checked
+    against the log (``GET /resumable/{id}/log``), and with ``with_follower`` each also has a
+    live follower joining after its first chunk.
 
-    Starts are spread over ``ramp_s``. Reports the server's event-loop lag over the run and
-    every answer whose live or follower stream missed a chunk.
+    Every connection is opened, accepted and kept alive before the first chat starts (see
+    :func:`accepted_connection`), then starts are spread over ``ramp_s``. Reports the
+    server's event-loop lag over the run, how late each chat's first chunk came after its
+    request (``start_p99_ms``), and every answer whose live stream, follower or log missed
+    a chunk.
     """
     query = f"n={args.n}&interval_ms={args.interval_ms}"
     expected = args.n + 5  # start, text-start, deltas, text-end, finish, [DONE]
+    stored = args.n + 5  # the turn's message, start, text-start, deltas, text-end, finish
     bases = args.bases.split(",") if args.bases else [args.base]
     route = "plain" if args.plain else "resumable"
-    async with client(args.chats * 2 + 4) as http:
+    following = args.with_follower and not args.plain
+    lives = await accepted_connections(bases, args.chats)
+    follows = await accepted_connections(bases, args.chats) if following else []
+    chat_ids = [new_id("c") for _ in range(args.chats)]
+    starts: list[float] = []
+    async with client(min(args.chats, 100) + 4) as http:
         for base in bases:
             await http.post(f"{base}/stats/reset")
 
         async def one(index: int) -> tuple[bool, str]:
             await asyncio.sleep(args.ramp_s * index / args.chats)
             base = bases[index % len(bases)]
-            chat_id = new_id("c")
+            chat_id = chat_ids[index]
             started = asyncio.Event()
 
             async def live() -> tuple[int, int]:
-                url = f"{base}/{route}/{chat_id}?{query}"
-                reader, writer, status, buf = await open_stream("POST", url)
+                reader, writer = lives[index]
                 try:
+                    at = time.perf_counter()
+                    url = f"{base}/{route}/{chat_id}?{query}"
+                    status, buf = await send_request(reader, writer, "POST", url)
                     while not buf:
                         buf = await reader.read(65536)
                         if not buf:
                             break
+                    starts.append((time.perf_counter() - at) * 1000)
                     started.set()
                     return status, await count_to_end(reader, buf)
                 finally:
@@ -356,27 +421,25 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
                     writer.close()
 
             async def follow() -> tuple[int, int]:
-                url = f"{base}/resumable/{chat_id}/stream"
-                reader, writer, status, buf = await open_stream("GET", url)
+                reader, writer = follows[index]
                 try:
+                    url = f"{base}/resumable/{chat_id}/stream"
+                    status, buf = await send_request(reader, writer, "GET", url)
                     return status, await count_to_end(reader, buf or await reader.read(65536))
                 finally:
                     writer.close()
 
             live_task = asyncio.create_task(live())
-            await started.wait()
-            if args.plain:  # a plain StreamingResponse has no followers
-                live_status, live_frames = await live_task
-                if live_status != 200 or live_frames != expected:
-                    return False, f"plain {live_status} {live_frames}/{expected}"
-                return True, ""
-            status, frames = await follow()
+            if following:
+                await started.wait()
+                status, frames = await follow()
+                # It joins after the first chunk and replays from `start`, so it sees all.
+                if status != 200 or frames != expected:
+                    live_task.cancel()
+                    return False, f"follower {status} {frames}/{expected}"
             live_status, live_frames = await live_task
             if live_status != 200 or live_frames != expected:
                 return False, f"live {live_status} {live_frames}/{expected}"
-            # The follower joins after the first chunk: it replays from `start`, so it sees all.
-            if status != 200 or frames != expected:
-                return False, f"follower {status} {frames}/{expected}"
             return True, ""
 
         start = time.perf_counter()
@@ -400,19 +463,37 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             prober.cancel()
         elapsed = time.perf_counter() - start
+        for _, writer in lives + follows:  # those a failed chat left open
+            writer.close()
         own_lag.sort()
         every = [(await http.get(f"{base}/stats")).json() for base in bases]
         stats = max(every, key=lambda st: st["lag_p99_ms"])  # the most loaded process
-    failures = [
-        repr(r) if isinstance(r, BaseException) else r[1]
-        for r in results
-        if not (isinstance(r, tuple) and r[0])
-    ]
+        failures = [
+            repr(r) if isinstance(r, BaseException) else r[1]
+            for r in results
+            if not (isinstance(r, tuple) and r[0])
+        ]
+        if not args.plain:  # after the run: what each chat's log holds
+
+            async def check(index: int) -> str:
+                base = bases[index % len(bases)]
+                log = (await http.get(f"{base}/resumable/{chat_ids[index]}/log")).json()
+                if log == {"data": stored, "end": "end"}:
+                    return ""
+                return f"log {log} (expected {stored} data records and an end)"
+
+            checks = await run_bounded(
+                [lambda i=i: check(i) for i in range(args.chats)], min(args.chats, 100)
+            )
+            failures += [c for c in checks if c]
+    starts.sort()
     return {
         "chats": args.chats,
+        "followers": following,
         "elapsed_s": elapsed,
         "failures": len(failures),
         "failure_examples": failures[:3],
+        "start_p99_ms": starts[int(len(starts) * 0.99)] if starts else None,
         "loadgen_lag_p99_ms": own_lag[int(len(own_lag) * 0.99)] if own_lag else 0.0,
         "loadgen_lag_max_ms": own_lag[-1] if own_lag else 0.0,
         **stats,
@@ -556,6 +637,9 @@ def main() -> None:
     parser.add_argument("--stop-base", default=None, help="stopping: DELETE on this instance")
     parser.add_argument("--bases", default=None, help="concurrent: spread chats over these")
     parser.add_argument("--plain", action="store_true", help="concurrent, resume: plain routes")
+    parser.add_argument(
+        "--with-follower", action="store_true", help="concurrent: a live follower per chat"
+    )
     parser.add_argument(
         "--early", action="store_true", help="ttfb: resumable with respond_before_claim"
     )

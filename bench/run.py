@@ -354,7 +354,7 @@ FULL = Sizes(
     lag_n=1000,
     fanout=200,
     concurrent_steps=(100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 3000),
-    scale_steps=(100, 200, 300, 400, 600, 800),
+    scale_steps=(25, 50, 75, 100, 150, 200, 300, 400, 600, 800),
     latency_count=20,
     concurrent_n=100,
     followers=1000,
@@ -391,9 +391,18 @@ def start_s2(procs: Processes, name: str, latency_ms: float = 0) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+#: A chat counts as carried only if its first chunk comes this soon after its request (p99,
+#: ms): over HTTP the claims of new chats queue behind the appends of running ones, with the
+#: event loop itself on time.
+CONCURRENT_START_P99_MS = 1000
+
+
 def best_concurrent(sizes: Sizes, steps: tuple[int, ...], **options: Any) -> tuple[int, str]:
-    """The most chats at 50 chunks/s (source yielding per chunk) with loop lag p99 <= 50 ms
-    and nothing lost, trying ``steps`` in order; and a note on the first failing step."""
+    """The most chats at 50 chunks/s (source yielding per chunk) with loop lag p99 <= 50 ms,
+    each chat's first chunk within :data:`CONCURRENT_START_P99_MS` of its request (p99) and
+    nothing lost (live stream, follower if any, and the log checked after the run),
+    trying ``steps`` in order; and a note on the first failing step. Every connection is
+    opened and accepted before a step starts (``loadgen.accepted_connection``)."""
     best, note = 0, ""
     for chats in steps:
         d = loadgen(
@@ -405,11 +414,17 @@ def best_concurrent(sizes: Sizes, steps: tuple[int, ...], **options: Any) -> tup
             timeout_s=sizes.concurrent_n / 50 * 3 + 30,
             **options,
         )
-        ok = d["failures"] == 0 and d["lag_p99_ms"] <= 50
+        start_ms = d["start_p99_ms"]
+        ok = (
+            d["failures"] == 0
+            and d["lag_p99_ms"] <= 50
+            and start_ms is not None
+            and start_ms <= CONCURRENT_START_P99_MS
+        )
         note = (
             f"at {chats}: loop lag p99 {fmt(d['lag_p99_ms'])} ms, {d['failures']} failed"
-            f" {d['failure_examples'][:1]}, load generator lag p99"
-            f" {fmt(d['loadgen_lag_p99_ms'])} ms"
+            f" {d['failure_examples'][:1]}, first chunk p99 {fmt(d['start_p99_ms'])} ms"
+            f" after the request, load generator lag p99 {fmt(d['loadgen_lag_p99_ms'])} ms"
         )
         if not ok:
             break
@@ -601,6 +616,18 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
         best, note = best_concurrent(sizes, sizes.concurrent_steps, base=base)
         add("embedded: concurrent generations at 50 chunks/s", best, "chats", ">= 1000", note)
         procs.stop(proc)
+        base, proc = start_app(procs, "app-memory-concurrent-followed")
+        followed, followed_note = best_concurrent(
+            sizes, sizes.concurrent_steps, base=base, with_follower=True
+        )
+        add(
+            "embedded: concurrent generations at 50 chunks/s, each with a live follower",
+            followed,
+            "chats",
+            None,
+            followed_note,
+        )
+        procs.stop(proc)
         base, proc = start_app(procs, "app-plain-concurrent")
         steps = sizes.concurrent_steps
         plain, plain_note = best_concurrent(sizes, steps, base=base, plain=True)
@@ -610,8 +637,7 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
             "ratio",
             ">= 0.8",
             f"plain {plain} ({plain_note})"
-            + (" (every step passed: a lower bound)" if plain == steps[-1] else "")
-            + "; ours carries a follower per chat too",
+            + (" (every step passed: a lower bound)" if plain == steps[-1] else ""),
         )
         procs.stop(proc)
 
