@@ -32,6 +32,7 @@ from resumable_chat.s2.records import (
     MAX_STREAM_NAME_BYTES,
     AppendAck,
     AppendInput,
+    AppendRecord,
     Header,
     ReadBatch,
     SequencedRecord,
@@ -57,6 +58,31 @@ def validate_stream_name(stream: str) -> None:
             status=422,
             code="invalid",
         )
+
+
+def _check_headers(record: AppendRecord) -> None:
+    """Raise ``S2InvalidError`` (422) for a record S2 rejects for its headers: a command
+    record that is not a valid fence or trim, or a header with an empty name (S2 REST v1
+    "command records")."""
+    if is_command_record(record):
+        if is_fence(record):
+            if len(record.body) > MAX_FENCING_TOKEN_BYTES:
+                raise S2InvalidError(
+                    "fencing token longer than 36 bytes", status=422, code="invalid"
+                )
+            try:
+                record.body.decode()
+            except UnicodeDecodeError:
+                raise S2InvalidError(
+                    "fencing token is not UTF-8", status=422, code="invalid"
+                ) from None
+        elif is_trim(record):
+            if len(record.body) != 8:
+                raise S2InvalidError("trim body must be 8 bytes", status=422, code="invalid")
+        else:
+            raise S2InvalidError("unknown command record", status=422, code="invalid")
+    elif any(name == b"" for name, _ in record.headers):
+        raise S2InvalidError("header name is empty", status=422, code="invalid")
 
 
 #: A stored record: ``(seq_num, timestamp, headers, body)``.
@@ -219,28 +245,11 @@ class MemoryBasin(Basin):
             )
         total = 0
         for record in records:
-            total += metered_bytes(record)
-            if is_command_record(record):
-                if is_fence(record):
-                    if len(record.body) > MAX_FENCING_TOKEN_BYTES:
-                        raise S2InvalidError(
-                            "fencing token longer than 36 bytes", status=422, code="invalid"
-                        )
-                    try:
-                        record.body.decode()
-                    except UnicodeDecodeError:
-                        raise S2InvalidError(
-                            "fencing token is not UTF-8", status=422, code="invalid"
-                        ) from None
-                elif is_trim(record):
-                    if len(record.body) != 8:
-                        raise S2InvalidError(
-                            "trim body must be 8 bytes", status=422, code="invalid"
-                        )
-                else:
-                    raise S2InvalidError("unknown command record", status=422, code="invalid")
-            elif any(name == b"" for name, _ in record.headers):
-                raise S2InvalidError("header name is empty", status=422, code="invalid")
+            if record.headers:
+                _check_headers(record)
+                total += metered_bytes(record)
+            else:  # a plain data record: nothing to check, 8 bytes of overhead
+                total += 8 + len(record.body)
         if total > MAX_BATCH_METERED_BYTES:
             raise S2InvalidError(
                 f"batch is {total} metered bytes; the limit is {MAX_BATCH_METERED_BYTES}",
@@ -253,25 +262,30 @@ class MemoryBasin(Basin):
         ):
             raise S2InvalidError("fencing token longer than 36 bytes", status=422, code="invalid")
 
-        state = self._get(stream, create=self.create_stream_on_append)
+        state = self._streams.get(stream)  # an existing stream's name was checked already
+        if state is None:
+            state = self._get(stream, create=self.create_stream_on_append)
         if input.fencing_token is not None and input.fencing_token != state.fencing_token:
             raise FencingTokenMismatchError(state.fencing_token)
         if input.match_seq_num is not None and input.match_seq_num != state.next_seq_num:
             raise SeqNumMismatchError(state.next_seq_num)
 
         arrival = self.clock.now_ms()
-        start = StreamPosition(state.next_seq_num, state.last_timestamp)
+        start_seq = state.next_seq_num
         first_ts: int | None = None
         trim_to: int | None = None
         for record in records:
             ts = arrival if record.timestamp is None else min(record.timestamp, arrival)
-            ts = max(ts, state.last_timestamp)
+            if ts < state.last_timestamp:
+                ts = state.last_timestamp
             seq = state.next_seq_num
             state.add((seq, ts, tuple(record.headers), bytes(record.body)))
             state.next_seq_num = seq + 1
             state.last_timestamp = ts
             if first_ts is None:
                 first_ts = ts
+            if not record.headers:
+                continue
             if is_fence(record):
                 state.fencing_token = record.body.decode()
             elif is_trim(record):
@@ -283,7 +297,7 @@ class MemoryBasin(Basin):
         state.wake()
         assert first_ts is not None
         end = StreamPosition(state.next_seq_num, state.last_timestamp)
-        return AppendAck(start=StreamPosition(start.seq_num, first_ts), end=end, tail=end)
+        return AppendAck(start=StreamPosition(start_seq, first_ts), end=end, tail=end)
 
     def _start_index(
         self,
