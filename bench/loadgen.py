@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import sys
 import time
@@ -156,6 +157,29 @@ async def first_chunk_ms(method: str, url: str, *, drain: bool = True) -> tuple[
     """
     start = time.perf_counter()
     reader, writer, status, buf = await open_stream(method, url)
+    return await _first_frame(reader, writer, status, buf, start, drain)
+
+
+async def first_chunk_on(
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], method: str, url: str
+) -> tuple[float, int]:
+    """Like :func:`first_chunk_ms` on an accepted keep-alive connection (see
+    :func:`accepted_connection`): the time runs from sending the request; the connection is
+    closed after the first frame."""
+    reader, writer = connection
+    start = time.perf_counter()
+    status, buf = await send_request(reader, writer, method, url)
+    return await _first_frame(reader, writer, status, buf, start, False)
+
+
+async def _first_frame(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    status: int,
+    buf: bytes,
+    start: float,
+    drain: bool,
+) -> tuple[float, int]:
     try:
         elapsed = -1.0
         if status == 200:
@@ -243,14 +267,17 @@ async def ttfb(args: argparse.Namespace) -> dict[str, Any]:
 
 async def resume(args: argparse.Namespace) -> dict[str, Any]:
     """Time to the first replayed chunk of a running answer, in rounds of ``concurrency``.
-    With ``--plain``, the same requests to the floor route (fixed frames, no storage)."""
+    With ``--plain``, the same requests to the floor route (fixed frames, no storage). With
+    ``--kept-alive``, each round's connections are opened and accepted first and the time
+    runs from the request (see :func:`accepted_connection`); else from the connect."""
     chat_id = new_id("r")
     route = "plain" if args.plain else "resumable"
     async with client(args.concurrency + 2) as http:
         held = Held(http, args.base, chat_id, f"n=5&hold_s={HOLD_S}")
         async with contextlib.nullcontext() if args.plain else held:
             await asyncio.sleep(args.join_after_s)  # a wait, not a synchronisation
-            url = f"{args.follow_base or args.base}/{route}/{chat_id}/stream"
+            base = args.follow_base or args.base
+            url = f"{base}/{route}/{chat_id}/stream"
 
             def job() -> Awaitable[tuple[float, int]]:
                 return first_chunk_ms("GET", url, drain=False)
@@ -259,7 +286,13 @@ async def resume(args: argparse.Namespace) -> dict[str, Any]:
             out: list[float] = []
             errors = 0
             for _ in range(args.rounds):
-                results = await asyncio.gather(*(job() for _ in range(args.concurrency)))
+                jobs: list[Awaitable[tuple[float, int]]]
+                if args.kept_alive:
+                    connections = await accepted_connections([base], args.concurrency)
+                    jobs = [first_chunk_on(c, "GET", url) for c in connections]
+                else:
+                    jobs = [job() for _ in range(args.concurrency)]
+                results = await asyncio.gather(*jobs)
                 out += [ms for ms, status in results if status == 200]
                 errors += sum(1 for _, status in results if status != 200)
     return {"ms": out, "errors": errors}
@@ -483,7 +516,7 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
                 return f"log {log} (expected {stored} data records and an end)"
 
             checks = await run_bounded(
-                [lambda i=i: check(i) for i in range(args.chats)], min(args.chats, 100)
+                [functools.partial(check, i) for i in range(args.chats)], min(args.chats, 100)
             )
             failures += [c for c in checks if c]
     starts.sort()
@@ -639,6 +672,9 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true", help="concurrent, resume: plain routes")
     parser.add_argument(
         "--with-follower", action="store_true", help="concurrent: a live follower per chat"
+    )
+    parser.add_argument(
+        "--kept-alive", action="store_true", help="resume: on connections opened beforehand"
     )
     parser.add_argument(
         "--early", action="store_true", help="ttfb: resumable with respond_before_claim"

@@ -512,24 +512,42 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                 pct(conc["ms"], 0.5),
                 "ms",
                 "<= 5" if label == "embedded" else "<= 20",
+                f"p99 {fmt(pct(conc['ms'], 0.99))} ms, {conc['errors']} errors; each on a new"
+                " connection",
+            )
+            conc = loadgen(
+                "resume",
+                base,
+                concurrency=50,
+                rounds=max(1, sizes.resume_count // 50),
+                warmup=5,
+                kept_alive=True,
+            )
+            add(
+                f"{label}: resume first chunk p50, 50 concurrent on open connections",
+                pct(conc["ms"], 0.5),
+                "ms",
+                "<= 5" if label == "embedded" else "<= 20",
                 f"p99 {fmt(pct(conc['ms'], 0.99))} ms, {conc['errors']} errors",
             )
-        floor = loadgen(
-            "resume",
-            mem,
-            concurrency=50,
-            rounds=max(1, sizes.resume_count // 50),
-            warmup=5,
-            plain=True,
-        )
-        add(
-            "floor: plain StreamingResponse follower, first chunk p50, 50 concurrent",
-            pct(floor["ms"], 0.5),
-            "ms",
-            None,
-            "the same requests answered with fixed frames by a Starlette StreamingResponse"
-            f" (no storage, no lookup) in the embedded app; {floor['errors']} errors",
-        )
+        for how, kept_alive in (("", False), (" on open connections", True)):
+            floor = loadgen(
+                "resume",
+                mem,
+                concurrency=50,
+                rounds=max(1, sizes.resume_count // 50),
+                warmup=5,
+                plain=True,
+                kept_alive=kept_alive,
+            )
+            add(
+                f"floor: plain StreamingResponse follower, first chunk p50, 50 concurrent{how}",
+                pct(floor["ms"], 0.5),
+                "ms",
+                None,
+                "the same requests answered with fixed frames by a Starlette StreamingResponse"
+                f" (no storage, no lookup) in the embedded app; {floor['errors']} errors",
+            )
 
     # 5. follower lag
     with results.section("follower lag"):
@@ -542,26 +560,45 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
             add(f"{label}: follower lag p50", pct(d["ms"], 0.5), "ms", goals[0], note)
             add(f"{label}: follower lag p99", pct(d["ms"], 0.99), "ms", goals[1], note)
 
-    # 6. 200 followers on one answer
+    # 6. 200 followers on one answer: each on a new connection (uvloop accepts one per loop
+    # turn, libuv PR #3696, so the burst also waits in the listen queue), and on connections
+    # opened beforehand (as from a proxy's pool or tabs that loaded the page): the app's part
     with results.section("200 followers on one answer"):
         for label, base, goal in (("embedded", mem, "<= 50"), ("http", http, "<= 100")):
-            d = loadgen("resume", base, concurrency=sizes.fanout, rounds=3, warmup=2)
-            add(
-                f"{label}: {sizes.fanout} followers, first chunk p99",
-                pct(d["ms"], 0.99),
-                "ms",
-                goal,
-                f"p50 {fmt(pct(d['ms'], 0.5))} ms, 3 bursts, {d['errors']} errors",
+            for how, kept_alive in (("", False), (" on open connections", True)):
+                d = loadgen(
+                    "resume",
+                    base,
+                    concurrency=sizes.fanout,
+                    rounds=3,
+                    warmup=2,
+                    kept_alive=kept_alive,
+                )
+                add(
+                    f"{label}: {sizes.fanout} followers{how}, first chunk p99",
+                    pct(d["ms"], 0.99),
+                    "ms",
+                    goal,
+                    f"p50 {fmt(pct(d['ms'], 0.5))} ms, 3 bursts, {d['errors']} errors",
+                )
+        for how, kept_alive in (("", False), (" on open connections", True)):
+            floor = loadgen(
+                "resume",
+                mem,
+                concurrency=sizes.fanout,
+                rounds=3,
+                warmup=2,
+                plain=True,
+                kept_alive=kept_alive,
             )
-        floor = loadgen("resume", mem, concurrency=sizes.fanout, rounds=3, warmup=2, plain=True)
-        add(
-            f"floor: {sizes.fanout} plain StreamingResponse followers, first chunk p99",
-            pct(floor["ms"], 0.99),
-            "ms",
-            None,
-            f"p50 {fmt(pct(floor['ms'], 0.5))} ms; fixed frames, no storage, in the embedded"
-            f" app; {floor['errors']} errors",
-        )
+            add(
+                f"floor: {sizes.fanout} plain StreamingResponse followers{how}, first chunk p99",
+                pct(floor["ms"], 0.99),
+                "ms",
+                None,
+                f"p50 {fmt(pct(floor['ms'], 0.5))} ms; fixed frames, no storage, in the embedded"
+                f" app; {floor['errors']} errors",
+            )
 
     # 7. history length
     with results.section("history length"):
@@ -820,6 +857,16 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                     "ms",
                     "lower",
                 )
+                ours_open, peer_open = paired(
+                    "resume", concurrency=sizes.fanout, rounds=2, warmup=2, kept_alive=True
+                )
+                results.versus(
+                    f"peer: {sizes.fanout} followers on open connections, first chunk p99",
+                    pct(pooled(peer_open, "ms"), 0.99),
+                    pct(pooled(ours_open, "ms"), 0.99),
+                    "ms",
+                    "lower",
+                )
                 ours_http = [
                     loadgen("resume", http, concurrency=sizes.fanout, rounds=2, warmup=2)
                     for _ in range(2)
@@ -828,6 +875,25 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                     f"peer: {sizes.fanout} followers, first chunk p99, ours over HTTP to S2",
                     pct(pooled(peer_runs, "ms"), 0.99),
                     pct(pooled(ours_http, "ms"), 0.99),
+                    "ms",
+                    "lower",
+                )
+                ours_http_open = [
+                    loadgen(
+                        "resume",
+                        http,
+                        concurrency=sizes.fanout,
+                        rounds=2,
+                        warmup=2,
+                        kept_alive=True,
+                    )
+                    for _ in range(2)
+                ]
+                results.versus(
+                    f"peer: {sizes.fanout} followers on open connections, first chunk p99,"
+                    " ours over HTTP to S2",
+                    pct(pooled(peer_open, "ms"), 0.99),
+                    pct(pooled(ours_http_open, "ms"), 0.99),
                     "ms",
                     "lower",
                 )
@@ -853,6 +919,12 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                     (f"peer: {sizes.fanout} followers, first chunk p99", "ms"),
                     (
                         f"peer: {sizes.fanout} followers, first chunk p99, ours over HTTP to S2",
+                        "ms",
+                    ),
+                    (f"peer: {sizes.fanout} followers on open connections, first chunk p99", "ms"),
+                    (
+                        f"peer: {sizes.fanout} followers on open connections, first chunk p99,"
+                        " ours over HTTP to S2",
                         "ms",
                     ),
                     ("peer: chunks/s, one follower", "chunks/s"),

@@ -3,6 +3,7 @@
 //   POST /plain/:id              the source as SSE, straight to the response
 //   POST /resumable/:id          ctx.resumableStream(id, makeStream)
 //   GET  /resumable/:id/stream   ctx.resumeExistingStream(id): 204 when none is running
+//   GET  /ping                   204
 // Query: n, size, first_ms, interval_ms, yield_every, hold_s (see bench/app.py SourceShape).
 // Usage: REDIS_URL=redis://127.0.0.1:6390 node server.mjs --port 8300
 import http from "node:http";
@@ -72,7 +73,9 @@ const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, "http://127.0.0.1");
   const parts = url.pathname.split("/").filter(Boolean);
   try {
-    if (req.method === "POST" && parts[0] === "plain" && parts.length === 2) {
+    if (req.method === "GET" && parts[0] === "ping" && parts.length === 1) {
+      res.writeHead(204).end(); // the load generator opens its keep-alive connections with it
+    } else if (req.method === "POST" && parts[0] === "plain" && parts.length === 2) {
       const body = await readBody(req);
       void body.messages.at(-1);
       await send(res, frames(shapeOf(url)));

@@ -62,6 +62,9 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
         "S2 Standard (400 ms): added first-chunk time",
         "S2 Standard (400 ms): stop latency from another instance",
         "ours over HTTP to S2",
+        "followers on open connections, first chunk p99",
+        "50 concurrent on open connections",
+        "each with a live follower",
     ):
         assert expected in names, expected
     assert "figures in" in done.stdout  # the table was printed
