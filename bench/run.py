@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -432,6 +432,39 @@ def best_concurrent(sizes: Sizes, steps: tuple[int, ...], **options: Any) -> tup
     return best, note
 
 
+#: How the load generator connects: a new connection per request, or connections opened and
+#: accepted beforehand (``loadgen.accepted_connection``); the suffix of the figure's name.
+CONNECTIONS = (("", False), (" on open connections", True))
+
+
+def add_resume_rows(
+    add: Callable[..., None],
+    base: str,
+    name: str,
+    quantile: float,
+    goal: str | None = None,
+    *,
+    plain: bool = False,
+    **options: Any,
+) -> None:
+    """One figure per way of connecting (:data:`CONNECTIONS`; ``name`` has a ``{how}`` slot
+    for it): the ``quantile`` of ``resume`` (``options``) on ``base``. With ``plain``, the
+    floor: the same requests to the route that answers with fixed frames (no lookup, no
+    storage)."""
+    for how, kept_alive in CONNECTIONS:
+        d = loadgen("resume", base, plain=plain, kept_alive=kept_alive, **options)
+        note = (
+            f"p50 {fmt(pct(d['ms'], 0.5))} ms, p99 {fmt(pct(d['ms'], 0.99))} ms,"
+            f" {d['errors']} errors"
+        )
+        if plain:
+            note += (
+                "; the same requests answered with fixed frames by a Starlette"
+                " StreamingResponse in the embedded app"
+            )
+        add(name.format(how=how), pct(d["ms"], quantile), "ms", goal, note)
+
+
 def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None:
     add = results.add
     s2_url = start_s2(procs, "s2")
@@ -496,9 +529,6 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
     with results.section("resume: time to first replayed chunk"):
         for label, base in (("embedded", mem), ("http", http)):
             seq = loadgen("resume", base, concurrency=1, rounds=sizes.resume_count, warmup=5)
-            conc = loadgen(
-                "resume", base, concurrency=50, rounds=max(1, sizes.resume_count // 50), warmup=5
-            )
             goal = "<= 2" if label == "embedded" else None
             add(
                 f"{label}: resume first chunk p50, sequential",
@@ -507,47 +537,26 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                 goal,
                 f"p99 {fmt(pct(seq['ms'], 0.99))} ms",
             )
-            add(
-                f"{label}: resume first chunk p50, 50 concurrent",
-                pct(conc["ms"], 0.5),
-                "ms",
-                "<= 5" if label == "embedded" else "<= 20",
-                f"p99 {fmt(pct(conc['ms'], 0.99))} ms, {conc['errors']} errors; each on a new"
-                " connection",
-            )
-            conc = loadgen(
-                "resume",
+            add_resume_rows(
+                add,
                 base,
-                concurrency=50,
-                rounds=max(1, sizes.resume_count // 50),
-                warmup=5,
-                kept_alive=True,
-            )
-            add(
-                f"{label}: resume first chunk p50, 50 concurrent on open connections",
-                pct(conc["ms"], 0.5),
-                "ms",
+                f"{label}: resume first chunk p50, 50 concurrent{{how}}",
+                0.5,
                 "<= 5" if label == "embedded" else "<= 20",
-                f"p99 {fmt(pct(conc['ms'], 0.99))} ms, {conc['errors']} errors",
-            )
-        for how, kept_alive in (("", False), (" on open connections", True)):
-            floor = loadgen(
-                "resume",
-                mem,
                 concurrency=50,
                 rounds=max(1, sizes.resume_count // 50),
                 warmup=5,
-                plain=True,
-                kept_alive=kept_alive,
             )
-            add(
-                f"floor: plain StreamingResponse follower, first chunk p50, 50 concurrent{how}",
-                pct(floor["ms"], 0.5),
-                "ms",
-                None,
-                "the same requests answered with fixed frames by a Starlette StreamingResponse"
-                f" (no storage, no lookup) in the embedded app; {floor['errors']} errors",
-            )
+        add_resume_rows(
+            add,
+            mem,
+            "floor: plain StreamingResponse follower, first chunk p50, 50 concurrent{how}",
+            0.5,
+            plain=True,
+            concurrency=50,
+            rounds=max(1, sizes.resume_count // 50),
+            warmup=5,
+        )
 
     # 5. follower lag
     with results.section("follower lag"):
@@ -565,40 +574,26 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
     # opened beforehand (as from a proxy's pool or tabs that loaded the page): the app's part
     with results.section("200 followers on one answer"):
         for label, base, goal in (("embedded", mem, "<= 50"), ("http", http, "<= 100")):
-            for how, kept_alive in (("", False), (" on open connections", True)):
-                d = loadgen(
-                    "resume",
-                    base,
-                    concurrency=sizes.fanout,
-                    rounds=3,
-                    warmup=2,
-                    kept_alive=kept_alive,
-                )
-                add(
-                    f"{label}: {sizes.fanout} followers{how}, first chunk p99",
-                    pct(d["ms"], 0.99),
-                    "ms",
-                    goal,
-                    f"p50 {fmt(pct(d['ms'], 0.5))} ms, 3 bursts, {d['errors']} errors",
-                )
-        for how, kept_alive in (("", False), (" on open connections", True)):
-            floor = loadgen(
-                "resume",
-                mem,
+            add_resume_rows(
+                add,
+                base,
+                f"{label}: {sizes.fanout} followers{{how}}, first chunk p99",
+                0.99,
+                goal,
                 concurrency=sizes.fanout,
                 rounds=3,
                 warmup=2,
-                plain=True,
-                kept_alive=kept_alive,
             )
-            add(
-                f"floor: {sizes.fanout} plain StreamingResponse followers{how}, first chunk p99",
-                pct(floor["ms"], 0.99),
-                "ms",
-                None,
-                f"p50 {fmt(pct(floor['ms'], 0.5))} ms; fixed frames, no storage, in the embedded"
-                f" app; {floor['errors']} errors",
-            )
+        add_resume_rows(
+            add,
+            mem,
+            f"floor: {sizes.fanout} plain StreamingResponse followers{{how}}, first chunk p99",
+            0.99,
+            plain=True,
+            concurrency=sizes.fanout,
+            rounds=3,
+            warmup=2,
+        )
 
     # 7. history length
     with results.section("history length"):
@@ -847,56 +842,20 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                     "ms",
                     "lower",
                 )
-                ours_runs, peer_runs = paired(
-                    "resume", concurrency=sizes.fanout, rounds=2, warmup=2
-                )
-                results.versus(
-                    f"peer: {sizes.fanout} followers, first chunk p99",
-                    pct(pooled(peer_runs, "ms"), 0.99),
-                    pct(pooled(ours_runs, "ms"), 0.99),
-                    "ms",
-                    "lower",
-                )
-                ours_open, peer_open = paired(
-                    "resume", concurrency=sizes.fanout, rounds=2, warmup=2, kept_alive=True
-                )
-                results.versus(
-                    f"peer: {sizes.fanout} followers on open connections, first chunk p99",
-                    pct(pooled(peer_open, "ms"), 0.99),
-                    pct(pooled(ours_open, "ms"), 0.99),
-                    "ms",
-                    "lower",
-                )
-                ours_http = [
-                    loadgen("resume", http, concurrency=sizes.fanout, rounds=2, warmup=2)
-                    for _ in range(2)
-                ]
-                results.versus(
-                    f"peer: {sizes.fanout} followers, first chunk p99, ours over HTTP to S2",
-                    pct(pooled(peer_runs, "ms"), 0.99),
-                    pct(pooled(ours_http, "ms"), 0.99),
-                    "ms",
-                    "lower",
-                )
-                ours_http_open = [
-                    loadgen(
-                        "resume",
-                        http,
-                        concurrency=sizes.fanout,
-                        rounds=2,
-                        warmup=2,
-                        kept_alive=True,
-                    )
-                    for _ in range(2)
-                ]
-                results.versus(
-                    f"peer: {sizes.fanout} followers on open connections, first chunk p99,"
-                    " ours over HTTP to S2",
-                    pct(pooled(peer_open, "ms"), 0.99),
-                    pct(pooled(ours_http_open, "ms"), 0.99),
-                    "ms",
-                    "lower",
-                )
+                for how, kept_alive in CONNECTIONS:
+                    fanout = {"concurrency": sizes.fanout, "rounds": 2, "warmup": 2}
+                    ours_runs, peer_runs = paired("resume", **fanout, kept_alive=kept_alive)
+                    ours_http = [
+                        loadgen("resume", http, **fanout, kept_alive=kept_alive) for _ in range(2)
+                    ]
+                    for suffix, ours in (("", ours_runs), (", ours over HTTP to S2", ours_http)):
+                        results.versus(
+                            f"peer: {sizes.fanout} followers{how}, first chunk p99{suffix}",
+                            pct(pooled(peer_runs, "ms"), 0.99),
+                            pct(pooled(ours, "ms"), 0.99),
+                            "ms",
+                            "lower",
+                        )
                 ours_runs, peer_runs = paired("throughput", n=sizes.throughput_n, size=100)
 
                 def rate(runs: list[Any]) -> float:
