@@ -80,6 +80,15 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Connections each of the basin's own ``httpx`` pools opens at most, and keeps idle at most.
+#: httpcore checks every idle pooled connection (a poll of its socket) each time a request
+#: starts or ends (httpcore PR #928, open), so idle connections cost CPU on every request: with
+#: up to 100 kept, 50 streams appending to an S2 that acknowledges in 40 ms spent half the
+#: app's CPU there and their claims queued for 1.5 s; with 20, claims took 0.1-0.2 s. A steady
+#: load's spare connections fit in 20; a burst beyond opens new ones.
+POOL_MAX_CONNECTIONS = 1000
+POOL_MAX_KEEPALIVE = 20
 #: Account endpoint of s2.dev (the SDKs' default; https://s2.dev/docs/api).
 DEFAULT_ACCOUNT_ENDPOINT: Final = "https://a.s2.dev"
 #: Basin endpoint template of s2.dev; ``{basin}`` is replaced by the basin name.
@@ -115,8 +124,9 @@ class HttpBasin(Basin):
         client: a shared ``httpx.AsyncClient`` to use for every request; when ``None`` the
             basin creates two and closes them in :meth:`aclose`: one for appends, unary reads
             and tail checks, and one for live read sessions (:meth:`follow`), so long-lived
-            sessions can never take the connections appends need. A passed client is never
-            closed here.
+            sessions can never take the connections appends need (each opens at most
+            :data:`POOL_MAX_CONNECTIONS` and keeps at most :data:`POOL_MAX_KEEPALIVE` idle). A
+            passed client is never closed here.
         max_attempts: tries per call, including the first (:class:`RetryPolicy`).
         create_missing_streams: an append, read or check-tail that gets 404
             ``stream_not_found`` creates the stream and retries once (as if the basin had
@@ -187,7 +197,9 @@ class HttpBasin(Basin):
 
     @staticmethod
     def _new_client() -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        limits = httpx.Limits(
+            max_connections=POOL_MAX_CONNECTIONS, max_keepalive_connections=POOL_MAX_KEEPALIVE
+        )
         return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
 
     # -- plumbing --------------------------------------------------------------------------
