@@ -797,6 +797,16 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
             )
             procs.stop(proc_a)
             procs.stop(proc_b)
+            base, proc = start_app(procs, f"app-{latency}ms-concurrent", url)
+            best, note = best_concurrent(sizes, sizes.scale_steps, base=base)
+            add(
+                f"{label}: concurrent generations at 50 chunks/s, one process",
+                best,
+                "chats",
+                None,
+                note,
+            )
+            procs.stop(proc)
 
     # 11. the peer, measured in alternation with ours (A/B/A/B) so load drift on the shared
     # machine hits both alike

@@ -65,6 +65,7 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
         "followers on open connections, first chunk p99",
         "50 concurrent on open connections",
         "each with a live follower",
+        "S2 Express (40 ms): concurrent generations at 50 chunks/s, one process",
     ):
         assert expected in names, expected
     assert "figures in" in done.stdout  # the table was printed
