@@ -12,6 +12,7 @@ import pytest
 from chat_helpers import chunks_of, parse_sse, text_answer, user_message
 
 from resumable_chat import create_resumable_chat
+from resumable_chat.clock import SystemClock
 from resumable_chat.log import read_range
 from resumable_chat.s2 import Basin, is_fence, is_terminal_fence, is_trim
 from resumable_chat.sources import ai_sdk_chunks, openai_chunks_from_jsonl
@@ -279,8 +280,22 @@ async def test_single_use_mode_trims_and_refuses_reuse(make_chat_app) -> None:  
         assert (await app.post("c1", [user_message("hi")])).status_code == 409
 
 
+class _AheadClock(SystemClock):
+    """The system clock, ``ahead_ms`` ahead: lease ages move on a test's word, not a sleep's."""
+
+    def __init__(self) -> None:
+        self.ahead_ms = 0
+
+    def now_ms(self) -> int:
+        return super().now_ms() + self.ahead_ms
+
+
 async def test_shared_mode_takes_over_a_silent_generation_after_the_lease(make_chat_app) -> None:  # type: ignore[no-untyped-def]
-    async with make_chat_app(mode="shared", lease_ms=200, trim_delay_ms=50) as app:
+    clock = _AheadClock()
+    # A lease far longer than the test runs, so only the clock below ages it; a short
+    # heartbeat keeps the takeover's confirmation window (real time) short.
+    options = {"lease_ms": 5000, "heartbeat_ms": 100, "clock": clock}
+    async with make_chat_app(mode="shared", trim_delay_ms=50, **options) as app:
         from resumable_chat.s2 import AppendInput, AppendRecord, fence_record
 
         # a crashed writer: a claim fence and one record, never closed
@@ -290,7 +305,7 @@ async def test_shared_mode_takes_over_a_silent_generation_after_the_lease(make_c
         )
         app.model.chunks = text_answer(WORDS)
         assert (await app.post("c1", [user_message("hi")])).status_code == 409
-        await asyncio.sleep(0.25)
+        clock.ahead_ms = 5000  # the crashed writer has now been silent for a lease
         assert (await app.post("c1", [user_message("hi")])).status_code == 200
         await _wait_done(app)
         # The new turn's history is its own at once; the dead turn is trimmed a while later.
