@@ -11,7 +11,8 @@ in ``bench/peer/``), is bounded in requests and time, and measures on its own cl
     python bench/loadgen.py memory --base ... --followers 1000
     python bench/loadgen.py history --base ... --short 10 --long 1000 --count 100
 
-Times are milliseconds. "First chunk" is the arrival of the first SSE ``data:`` frame.
+Times are milliseconds. "First chunk" is the arrival of the first SSE ``data:`` frame. Timed
+windows run with this process's garbage collector paused (:func:`client_gc_paused`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import gc
 import json
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -199,6 +201,20 @@ async def _first_frame(
         writer.close()
 
 
+@contextlib.contextmanager
+def client_gc_paused() -> Iterator[None]:
+    """No garbage collection in this process while timing: a full collection here pauses
+    every request in flight for 10-20 ms, which is the client's time, not the server's
+    (collected before, and after the block)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
+
 async def run_bounded(jobs: list[Callable[[], Awaitable[Any]]], concurrency: int) -> list[Any]:
     """Run ``jobs`` with at most ``concurrency`` at a time; results in job order."""
     results: list[Any] = [None] * len(jobs)
@@ -257,7 +273,8 @@ async def ttfb(args: argparse.Namespace) -> dict[str, Any]:
     warm = [job(k) for _ in range(args.warmup) for k in ("plain", "resumable")]
     await run_bounded(warm, args.concurrency)
     jobs = [job(k) for _ in range(args.count) for k in ("plain", "resumable")]
-    results = await run_bounded(jobs, args.concurrency)
+    with client_gc_paused():
+        results = await run_bounded(jobs, args.concurrency)
     # non-200 answers are errors, counted beside the latencies, never inside them
     plain = [ms for ms, status in results[0::2] if status == 200]
     resumable = [ms for ms, status in results[1::2] if status == 200]
@@ -292,7 +309,8 @@ async def resume(args: argparse.Namespace) -> dict[str, Any]:
                     jobs = [first_chunk_on(c, "GET", url) for c in connections]
                 else:
                     jobs = [job() for _ in range(args.concurrency)]
-                results = await asyncio.gather(*jobs)
+                with client_gc_paused():
+                    results = await asyncio.gather(*jobs)
                 out += [ms for ms, status in results if status == 200]
                 errors += sum(1 for _, status in results if status != 200)
     return {"ms": out, "errors": errors}
@@ -379,11 +397,12 @@ async def lag(args: argparse.Namespace) -> dict[str, Any]:
         post = asyncio.create_task(_drain(http, "POST", f"{args.base}/resumable/{chat_id}?{query}"))
         url = f"{args.follow_base or args.base}/resumable/{chat_id}/stream"
         await _wait_for_claim(http, url)  # the source waits 200 ms for its first chunk
-        async with http.stream("GET", url) as r:
-            status = r.status_code
-            rest = b""
-            async for piece in r.aiter_raw():
-                rest = parse_stamps(rest + piece, time.time_ns(), lags)
+        with client_gc_paused():
+            async with http.stream("GET", url) as r:
+                status = r.status_code
+                rest = b""
+                async for piece in r.aiter_raw():
+                    rest = parse_stamps(rest + piece, time.time_ns(), lags)
         await post
     return {"ms": lags, "status": status, "expected": args.n}
 
