@@ -383,8 +383,8 @@ async def test_a_local_follower_reads_the_log_when_its_writer_is_stuck() -> None
     generation = chat.running(STREAM)
     assert generation is not None
 
-    async def head_stored() -> bool:
-        return generation.writer.durable_seq_num == generation.writer.next_seq_num
+    async def head_stored() -> bool:  # the claim, start and text-start: the model waits
+        return generation.writer.durable_seq_num == generation.writer.next_seq_num == 3
 
     await eventually(head_stored)
     plan.lose_ack("append", times=None)  # every append lands; no acknowledgement comes back
