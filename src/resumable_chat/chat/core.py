@@ -345,14 +345,24 @@ class ResumableChat:
         claim is in flight, and a claim then lost (or failed) ends the response with the
         dialect's error terminal."""
         producer, signal = self._producer(stream_name, source, prelude=prelude, turn=turn)
+        prefetched = producer.prefetched
+        fetching = prefetched.fetching if prefetched is not None else None
+        if prefetched is not None and fetching is not None:
+            # The source's fetch gets the next loop turn before the claim starts: a model
+            # with its first chunk ready at once (a cached answer) then has it sent on that
+            # turn, before the claim's request is built and sent (the claim starts a turn
+            # later, microseconds against its S2 round trip).
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                await prefetched.aclose()
+                raise
         start = asyncio.ensure_future(
             self.engine.start(
                 stream_name, producer, signal=signal, wait_until=wait_until, new_chat=new_chat
             )
         )
-        prefetched = producer.prefetched
-        fetching = prefetched.fetching if prefetched is not None else None
-        if fetching is not None:
+        if fetching is not None and not fetching.done():
             try:
                 await asyncio.wait([start, fetching], return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:

@@ -116,10 +116,16 @@ class LiveChannel:
 
         On a busy answer (frames again within :data:`~resumable_chat.sse.COALESCE_WINDOW_S`
         of the last read) it gives the event loop one turn before reading, so a model that
-        yields a chunk per turn has its chunks sent several to one send."""
+        yields a chunk per turn has its chunks sent several to one send. Before the first
+        frame it lets the tasks already scheduled run once before it waits: the generation
+        started with the response then pushes the first frame in the same loop turn, which
+        the response sends at once instead of a turn later (under load a turn is every
+        other request's work)."""
         loop = asyncio.get_running_loop()
         last = -math.inf
         try:
+            if not self._frames and not self._closed:
+                await asyncio.sleep(0)
             while True:
                 if self._frames:
                     now = loop.time()
@@ -419,6 +425,11 @@ class ChatProducer(Producer):
         chunk_problem = self.dialect.chunk_problem
         self._begin(output)
         first = not self._sent_ahead
+        # yield once after the first chunk, so the response sends it on the next loop turn
+        # before this task takes the next ones: a source with several chunks ready at once (a
+        # cached answer, a burst from one network read) otherwise has the whole burst, and
+        # its end, produced before the client gets its first byte
+        hand_over = first and self.live is not None
         iterator = self._open()
         signal = output.signal
         try:
@@ -440,6 +451,9 @@ class ChatProducer(Producer):
                         self._emit(output, opening)
                 turn.observe(chunk)
                 self._emit(output, chunk)
+                if hand_over:
+                    hand_over = False
+                    await asyncio.sleep(0)
                 await output.wait_writable()
         finally:
             await close_source(iterator)
