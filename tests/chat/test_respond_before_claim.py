@@ -265,3 +265,34 @@ async def test_closing_the_chat_while_a_claim_is_held_ends_the_answer() -> None:
     body = b"".join([frame async for frame in response.body_iterator]).decode()
     ending = [json.loads(data) for _, data in parse_sse(body) if data != "[DONE]"][-1]
     assert ending == {"type": "error", "errorText": STORAGE_FAILED_TEXT}
+
+
+async def test_a_request_cancelled_before_its_claim_starts_closes_the_model() -> None:
+    """The source gets one loop turn before the claim starts (a first chunk ready at once is
+    sent before the claim's request is built); a request cancelled in that turn (the client
+    left) closes the model, starts no claim and leaves no task behind."""
+    basin = MemoryBasin()
+    chat = create_resumable_chat(basin=basin, respond_before_claim=True)
+    model = Model()
+    request = asyncio.create_task(
+        chat.make_resumable(
+            "chat-c1", lambda signal: model([], signal), message=user_message(), new_chat=True
+        )
+    )
+    await asyncio.sleep(0)  # the request runs up to the turn it gives the source
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    assert model.closed.is_set()
+    assert chat.running("chat-c1") is None
+    assert (await basin.check_tail("chat-c1")).seq_num == 0  # no claim was appended
+    assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    # the chat takes the turn again
+    model.more.set()
+    response = await chat.make_resumable(
+        "chat-c1", lambda signal: model([], signal), message=user_message(), new_chat=True
+    )
+    assert response.status_code == 200
+    body = b"".join([frame async for frame in response.body_iterator]).decode()
+    assert body.endswith("data: [DONE]\n\n") and model.calls == 2
+    await chat.aclose()
