@@ -177,9 +177,9 @@ def create_app(basin: Basin) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # as the README's deployment notes advise: the startup heap (about 67,000 objects of
-        # FastAPI, pydantic and the app) moved out of the collector's reach, so a full
-        # collection under load no longer pauses every request for 20-40 ms
+        # as the deployment guide advises (docs/guides/multi-instance.md): the startup heap
+        # (about 67,000 objects of FastAPI, pydantic and the app) moved out of the collector's
+        # reach, so a full collection under load no longer pauses every request for 20-40 ms
         gc.collect()
         gc.freeze()
         probe = asyncio.create_task(lag.run())
