@@ -142,13 +142,26 @@ class RecordingBasin(Basin):
     async def append(self, stream: str, input: AppendInput) -> AppendAck:
         await self._trip()
         ack = await self.inner.append(stream, input)
+        self._record(stream, input, ack)
+        return ack
+
+    def append_nowait(self, stream: str, input: AppendInput) -> AppendAck | None:
+        """Half the time (seeded) an embedded basin's synchronous append, so the writer's
+        path without its task runs under the same faults; else declined (``append``)."""
+        if self.instance in self.world.crashed or self.rng.random() < 0.5:
+            return None
+        ack = self.inner.append_nowait(stream, input)
+        if ack is not None:
+            self._record(stream, input, ack)
+        return ack
+
+    def _record(self, stream: str, input: AppendInput, ack: AppendAck) -> None:
         at = now_ms()
         batch = len(self.world.appended)
         for offset, record in enumerate(input.records):
             self.world.appended.append(
                 Appended(stream, ack.start.seq_num + offset, record, self.instance, at, batch)
             )
-        return ack
 
     async def read(self, stream: str, **kwargs: Any) -> ReadBatch:
         await self._trip()

@@ -5,6 +5,11 @@ One append in flight per stream; whatever is submitted meanwhile forms the next 
 empty batch for up to ``linger_ms``. Every batch carries the generation's fencing token and an
 exact ``match_seq_num`` (S2 REST v1 append conditions), so no other writer can interleave and a
 retried append cannot duplicate. Submitting is a deque append: the live path never waits on S2.
+On a basin that appends synchronously (:meth:`~resumable_chat.s2.basin.Basin.append_nowait`,
+the embedded basin) a record submitted to an idle writer is stored from a loop callback
+instead of by waking the writer's task (a chat-paced answer's per-chunk cost); whatever
+needs the task (the spacing, a linger, a heartbeat, a close, a fault, a stop or a takeover's
+412) falls back to it with the records kept in order.
 
 Faults: a transient failure (timeout, 408/429/5xx, a dropped connection) is retried with
 backoff for as long as the writer lives, so an answer whose writer stays alive is complete in
@@ -177,6 +182,10 @@ class LogWriter:
         self._last_append = 0.0
         self._last_start = -math.inf  # loop time the last append began
         self._spaced: asyncio.Future[None] | None = None  # the spacing wait, while it runs
+        #: the basin may append synchronously (the embedded basin: Basin.append_nowait)
+        self._nowait = type(basin).append_nowait is not Basin.append_nowait
+        self._parked = False  # the task waits for a record with nothing queued
+        self._flush: asyncio.Handle | None = None  # an append without the task, scheduled
         self.error: BaseException | None = None
         #: Called (in the writer's task) when another instance asked the generation to stop:
         #: at the failed append when the stop carries this generation's claim
@@ -232,7 +241,12 @@ class LogWriter:
         self._pending_bytes += size
         if self._task is None:
             self.start()
-        if not self._wakeup.is_set():
+        if self._wakeup.is_set():
+            pass  # the task is on its way
+        elif self._parked and self._nowait:
+            if self._flush is None:  # stored without waking the task (_append_soon)
+                self._flush = asyncio.get_running_loop().call_soon(self._append_soon)
+        else:
             self._wakeup.set()
         return seq
 
@@ -415,7 +429,11 @@ class LogWriter:
                 self._wakeup.clear()
                 if self.heartbeat_s is not None:
                     self._arm_heartbeat(loop)
-                await self._wakeup.wait()
+                self._parked = True
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    self._parked = False
                 continue
             if self.linger_s > 0 and not self._closing and len(self._queue) < self.batch_size:
                 deadline = loop.time() + self.linger_s
@@ -434,6 +452,44 @@ class LogWriter:
             if not await self._store(entries):
                 return
             self._last_append = loop.time()
+
+    def _append_soon(self) -> None:
+        """Store what was queued while the task was parked, in this callback, when the basin
+        appends synchronously (:meth:`Basin.append_nowait`) and nothing needs the task (the
+        spacing, a linger, a heartbeat, the close). Otherwise, when the basin declines, or
+        when the append fails (a condition mismatch: a stop or a takeover), the records go
+        back to the head of the queue and the task takes over, as if it had been woken."""
+        self._flush = None
+        loop = asyncio.get_running_loop()
+        if (
+            not self._parked
+            or self._wakeup.is_set()
+            or not self._queue
+            or self._closing
+            or self.error is not None
+            or self.linger_s > 0
+            or self._beat_now
+            or loop.time() < self._last_start + self.append_spacing_s
+        ):
+            self._wakeup.set()
+            return
+        entries = self._take_batch()
+        records = self._records(entries)
+        request = AppendInput(
+            records, match_seq_num=self._next_append_seq, fencing_token=self.fencing_token
+        )
+        try:
+            ack = self.basin.append_nowait(self.stream, request)
+        except Exception:  # the task retries it and tells the failures apart
+            ack = None
+        if ack is None:
+            self._queue.extendleft(reversed(entries))
+            self._wakeup.set()
+            return
+        self._last_start = self._last_append = loop.time()
+        self._acknowledged(ack, records, sum(entry[1] for entry in entries))
+        if self._queue:
+            self._wakeup.set()
 
     def _take_batch(self) -> list[_Entry]:
         batch: list[_Entry] = []
@@ -511,22 +567,26 @@ class LogWriter:
             except Exception as exc:
                 self._fail(exc)
                 return False
-            self._keep(ack.start.seq_num, ack.end.timestamp, records, size)
-            if self._listeners:
-                start, timestamp = ack.start.seq_num, ack.end.timestamp
-                self._publish(
-                    [
-                        SequencedRecord(start + i, timestamp, tuple(r.headers), r.body)
-                        for i, r in enumerate(records)
-                    ]
-                )
-            self._next_append_seq = ack.end.seq_num
-            self._pending_bytes -= size
-            if self._pending_bytes <= self.max_pending_bytes:
-                self._drained.set()
-            if self.on_durable is not None:
-                self.on_durable(self._next_append_seq)
+            self._acknowledged(ack, records, size)
             return True
+
+    def _acknowledged(self, ack: AppendAck, records: list[AppendRecord], size: int) -> None:
+        """Book a stored batch: kept, published to the listeners, the durable position."""
+        self._keep(ack.start.seq_num, ack.end.timestamp, records, size)
+        if self._listeners:
+            start, timestamp = ack.start.seq_num, ack.end.timestamp
+            self._publish(
+                [
+                    SequencedRecord(start + i, timestamp, tuple(r.headers), r.body)
+                    for i, r in enumerate(records)
+                ]
+            )
+        self._next_append_seq = ack.end.seq_num
+        self._pending_bytes -= size
+        if self._pending_bytes <= self.max_pending_bytes:
+            self._drained.set()
+        if self.on_durable is not None:
+            self.on_durable(self._next_append_seq)
 
     async def _backoff(self, delay: float) -> float:
         await asyncio.sleep(delay * (1 + self._rng.random() / 4))

@@ -45,6 +45,13 @@ class Basin(ABC):
         on failure nothing is written and a 412 error is raised.
         """
 
+    def append_nowait(self, stream: str, input: AppendInput) -> AppendAck | None:
+        """:meth:`append` done synchronously, when this basin can (one held in memory):
+        the same semantics, the same errors, and the ack. ``None`` when it cannot: nothing
+        was written, call :meth:`append`. The log writer uses it to store a chunk without
+        waking its task. Default: ``None``."""
+        return None
+
     @abstractmethod
     async def read(
         self,

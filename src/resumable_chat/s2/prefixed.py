@@ -58,6 +58,10 @@ class PrefixedBasin(Basin):
         """``inner.append`` on ``prefix + stream``."""
         return await self.inner.append(self.prefix + stream, input)
 
+    def append_nowait(self, stream: str, input: AppendInput) -> AppendAck | None:
+        """``inner.append_nowait`` on ``prefix + stream``."""
+        return self.inner.append_nowait(self.prefix + stream, input)
+
     async def read(
         self,
         stream: str,

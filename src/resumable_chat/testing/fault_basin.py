@@ -86,6 +86,17 @@ class FaultPlanBasin(Basin):
             raise S2UnavailableError("S2 append failed: the connection broke (ack lost)")
         return ack
 
+    def append_nowait(self, stream: str, input: AppendInput) -> AppendAck | None:
+        """``inner.append_nowait`` while no ``append`` fault of the plan could still fire
+        on ``stream`` and the basin has not crashed; else ``None`` (use :meth:`append`,
+        which applies them). No rule is counted here."""
+        if self._crashed.is_set() or any(
+            rule.kind in _CALL_FAULTS and not rule.exhausted and rule.matches("append", stream)
+            for rule in self.plan.rules
+        ):
+            return None
+        return self.inner.append_nowait(stream, input)
+
     async def read(
         self,
         stream: str,

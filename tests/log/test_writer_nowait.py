@@ -1,0 +1,171 @@
+"""The writer on a basin that appends synchronously (``Basin.append_nowait``, the embedded
+basin): records are stored without waking the writer's task, and everything that needs the
+task (a stop, a takeover, a fault, an overridden ``append``) still gets it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resumable_chat.log import FencedOutError
+from resumable_chat.log.records import SSE_ID_HEADER, stop_token
+from resumable_chat.log.writer import LogWriter
+from resumable_chat.s2 import AppendInput, AppendRecord, MemoryBasin, fence_record, is_fence
+from resumable_chat.s2.records import AppendAck, SequencedRecord
+from resumable_chat.testing.fault_basin import FaultPlanBasin
+from resumable_chat.testing.fault_plan import FaultPlan
+
+
+class NowaitCounting(MemoryBasin):
+    """The embedded basin, counting the appends it took synchronously and the others."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nowait: list[int] = []
+
+    def append_nowait(self, stream: str, input: AppendInput) -> AppendAck | None:
+        ack = super().append_nowait(stream, input)
+        if ack is not None:
+            self.nowait.append(len(input.records))
+        return ack
+
+
+async def _claimed(basin: MemoryBasin, token: str = "session-mine") -> int:
+    ack = await basin.append(
+        "s", AppendInput([fence_record(token)], match_seq_num=0, fencing_token="")
+    )
+    return ack.end.seq_num
+
+
+async def _stored(writer: LogWriter, seq_num: int) -> None:
+    """Wait until the writer has acknowledged every record before ``seq_num`` (its
+    listener says so)."""
+    done = asyncio.Event()
+
+    def heard(records: list[SequencedRecord] | None) -> None:
+        if records is None or records[-1].seq_num + 1 >= seq_num:
+            done.set()
+
+    if writer.durable_seq_num >= seq_num:
+        return
+    writer.listen(heard)
+    try:
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        writer.unlisten(heard)
+
+
+async def test_chat_paced_records_are_stored_synchronously_in_order() -> None:
+    basin = NowaitCounting()
+    writer = LogWriter(
+        basin,
+        "s",
+        fencing_token="session-mine",
+        match_seq_num=await _claimed(basin),
+        append_spacing_ms=0,
+    )
+    heard: list[bytes] = []
+    writer.listen(lambda records: heard.extend(r.body for r in records or ()))
+    for i in range(20):
+        seq = writer.submit(AppendRecord(b"%d" % i))
+        await _stored(writer, seq + 1)
+    await writer.close([fence_record("end-mine")])
+    bodies = [r.body for r in (await basin.read("s", seq_num=0, count=100)).records]
+    assert bodies[1:-1] == [b"%d" % i for i in range(20)]
+    assert heard[:20] == bodies[1:-1]
+    # the first record starts the task; the later ones never wake it
+    assert basin.nowait == [1] * 19
+
+
+async def test_a_stop_from_another_instance_is_adopted_by_the_task() -> None:
+    """The synchronous append meets the stop's 412: the task takes the records back, sees
+    the stop of its own claim and stores them after it, with the ids they were sent with."""
+    basin = NowaitCounting()
+    writer = LogWriter(
+        basin,
+        "s",
+        fencing_token="session-mine",
+        match_seq_num=await _claimed(basin),
+        append_spacing_ms=0,
+    )
+    stops: list[str] = []
+    writer.on_stop_requested = lambda: stops.append(writer.fencing_token)
+    await _stored(writer, writer.submit(AppendRecord(b"first")) + 1)
+    await basin.append(  # another instance's stop request
+        "s", AppendInput([fence_record(stop_token("session-mine"))], fencing_token="session-mine")
+    )
+    sent_as = writer.submit(AppendRecord(b"second")) + 1
+    await writer.close([fence_record("end-mine")])
+    assert stops == ["session-mine", stop_token("session-mine")]
+    records = (await basin.read("s", seq_num=0, count=100)).records
+    data = [r for r in records if not is_fence(r)]
+    assert [r.body for r in data] == [b"first", b"second"]
+    assert data[1].headers == ((SSE_ID_HEADER, str(sent_as).encode()),)
+    assert basin.nowait == []  # the first started the task; the second met the stop
+
+
+async def test_a_takeover_fences_the_writer_out_and_nothing_is_stored_after_it() -> None:
+    basin = MemoryBasin()
+    writer = LogWriter(
+        basin,
+        "s",
+        fencing_token="session-mine",
+        match_seq_num=await _claimed(basin),
+        append_spacing_ms=0,
+    )
+    await _stored(writer, writer.submit(AppendRecord(b"kept")) + 1)
+    await basin.append("s", AppendInput([fence_record("error-taken")]))
+    writer.submit(AppendRecord(b"dropped"))
+    with pytest.raises(FencedOutError):
+        await writer.close([fence_record("end-mine")])
+    records = (await basin.read("s", seq_num=0, count=100)).records
+    assert [r.body for r in records if not is_fence(r)] == [b"kept"]
+
+
+async def test_planned_append_faults_still_reach_the_writer() -> None:
+    """A fault plan's append rule makes the basin decline the synchronous path, so the fault
+    happens and the writer retries; once the rule is spent, appends are synchronous again."""
+    memory = NowaitCounting()
+    plan = FaultPlan()
+    basin = FaultPlanBasin(memory, plan)
+    writer = LogWriter(
+        basin,
+        "s",
+        fencing_token="session-mine",
+        match_seq_num=await _claimed(memory),
+        retry_base_ms=1,
+        append_spacing_ms=0,
+    )
+    await _stored(writer, writer.submit(AppendRecord(b"a")) + 1)
+    rule = plan.fail("append", status=503, times=1)
+    await _stored(writer, writer.submit(AppendRecord(b"b")) + 1)
+    assert rule.fired == 1 and memory.nowait == []
+    await _stored(writer, writer.submit(AppendRecord(b"c")) + 1)
+    assert memory.nowait == [1]
+    await writer.close()
+    records = (await memory.read("s", seq_num=0, count=100)).records
+    assert [r.body for r in records if not is_fence(r)] == [b"a", b"b", b"c"]
+
+
+async def test_a_subclass_that_overrides_append_is_always_called() -> None:
+    calls: list[int] = []
+
+    class Instrumented(MemoryBasin):
+        async def append(self, stream: str, input: AppendInput) -> AppendAck:
+            calls.append(len(input.records))
+            return await super().append(stream, input)
+
+    basin = Instrumented()
+    writer = LogWriter(
+        basin,
+        "s",
+        fencing_token="session-mine",
+        match_seq_num=await _claimed(basin),
+        append_spacing_ms=0,
+    )
+    for i in range(3):
+        await _stored(writer, writer.submit(AppendRecord(b"%d" % i)) + 1)
+    await writer.close()
+    assert calls == [1, 1, 1, 1]  # the claim and the three records
+    assert basin.append_nowait("s", AppendInput([AppendRecord(b"x")])) is None
