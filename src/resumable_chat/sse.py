@@ -166,7 +166,8 @@ class SseResponse(Response):
         self._on_shutdown = on_shutdown
         self._drain_s = shutdown_drain_s
         self._pump: asyncio.Task[Any] | None = None
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # held while a keep-alive comment is sent
+        self._sending = False  # a frame is being sent (the keep-alive then waits its turn)
         self._last_send = 0.0
         self._cut = False  # the pump was cancelled by this response (disconnect, shutdown)
         self._disconnected = False
@@ -193,9 +194,18 @@ class SseResponse(Response):
         try:
             await send(start)
             self._last_send = loop.time()
+            lock = self._lock
             async for frame in self.body_iterator:
-                async with self._lock:
-                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+                message = {"type": "http.response.body", "body": frame, "more_body": True}
+                if lock.locked():  # a keep-alive comment is being sent
+                    async with lock:
+                        await send(message)
+                else:
+                    self._sending = True
+                    try:
+                        await send(message)
+                    finally:
+                        self._sending = False
                 self._last_send = loop.time()
         except asyncio.CancelledError:
             if not self._cut or self._uncancel() > 0:
@@ -257,7 +267,11 @@ class SseResponse(Response):
                     async with asyncio.timeout(self._last_send + interval - loop.time()):
                         message = await receive()
             if message is None:
-                if loop.time() - self._last_send >= interval and not self._lock.locked():
+                if (
+                    loop.time() - self._last_send >= interval
+                    and not self._lock.locked()
+                    and not self._sending
+                ):
                     message = await self._send_keepalive(send)
                 if message is None:
                     continue

@@ -82,29 +82,37 @@ class LiveChannel:
     abandoned at shutdown, so the response ends with the dialect's done frame.
     """
 
-    __slots__ = ("_closed", "_detached", "_frames", "_ready", "complete")
+    __slots__ = ("_closed", "_detached", "_frames", "_waiter", "complete")
 
     def __init__(self) -> None:
         self._frames: list[bytes] = []
-        self._ready = asyncio.Event()
+        #: the reader's wait for a frame, while it waits
+        self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self._detached = False
         self.complete = False
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def push(self, frame: bytes) -> None:
         """Queue ``frame`` (SSE bytes) for the reader."""
         if self._detached or self._closed:
             return
         self._frames.append(frame)
-        if not self._ready.is_set():
-            self._ready.set()
+        if self._waiter is not None:
+            self._wake()
 
     def close(self, *, complete: bool = False) -> None:
         """No more frames; the reader ends after the queued ones (``complete``: see the
         class)."""
         self._closed = True
         self.complete = complete
-        self._ready.set()
+        self._wake()
 
     @property
     def closed(self) -> bool:
@@ -123,27 +131,31 @@ class LiveChannel:
         other request's work)."""
         loop = asyncio.get_running_loop()
         last = -math.inf
+        frames = self._frames
         try:
-            if not self._frames and not self._closed:
+            if not frames and not self._closed:
                 await asyncio.sleep(0)
             while True:
-                if self._frames:
+                if frames:
                     now = loop.time()
                     if now - last < COALESCE_WINDOW_S and not self._closed:
                         await asyncio.sleep(0)
                         now = loop.time()
                     last = now
-                    out = b"".join(self._frames)
-                    self._frames.clear()
+                    out = frames[0] if len(frames) == 1 else b"".join(frames)
+                    frames.clear()
                     yield out
                     continue
                 if self._closed:
                     return
-                self._ready.clear()
-                await self._ready.wait()
+                waiter = self._waiter = loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
         finally:
             self._detached = True
-            self._frames.clear()
+            frames.clear()
 
 
 class PrefetchedSource:
@@ -219,6 +231,11 @@ class PrefetchedSource:
             return
         self._next = following = self._fetch()
         following.add_done_callback(self._fetched)
+
+    def passthrough(self) -> AsyncIterator[Chunk] | None:
+        """The source's own iterator once nothing is fetched ahead or handed out any more
+        (every later chunk would only pass through this object), else ``None``."""
+        return self._iterator if self._next is None and self._ahead is None else None
 
     def __aiter__(self) -> PrefetchedSource:
         return self
@@ -431,9 +448,19 @@ class ChatProducer(Producer):
         # its end, produced before the client gets its first byte
         hand_over = first and self.live is not None
         iterator = self._open()
+        prefetched = iterator if isinstance(iterator, PrefetchedSource) else None
         signal = output.signal
+        writer = output.writer
         try:
-            async for chunk in iterator:
+            while True:
+                if prefetched is not None:
+                    inner = prefetched.passthrough()
+                    if inner is not None:  # read the source itself from now on
+                        iterator, prefetched = inner, None
+                try:
+                    chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
                 if signal.is_set():
                     return  # stopped or lost, and the source swallowed the cancel: drop it
                 if not isinstance(chunk, dict) or not isinstance(chunk.get("type"), str):
@@ -454,7 +481,8 @@ class ChatProducer(Producer):
                 if hand_over:
                     hand_over = False
                     await asyncio.sleep(0)
-                await output.wait_writable()
+                if writer.pending_bytes > writer.max_pending_bytes:
+                    await output.wait_writable()
         finally:
             await close_source(iterator)
         if first:

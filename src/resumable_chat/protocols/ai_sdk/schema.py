@@ -208,6 +208,10 @@ def chunk_problem(chunk: Mapping[str, Any], version: int = 6) -> str | None:
         A short sentence naming the type and the offending field, or ``None``.
     """
     kind = chunk["type"]
+    if (kind == "text-delta" or kind == "reasoning-delta") and (
+        type(chunk.get("delta")) is str and type(chunk.get("id")) is str
+    ):
+        return None  # the shape of nearly every chunk, checked without pydantic
     validators = _VALIDATORS_V7 if version >= 7 else _VALIDATORS
     validator: TypeAdapter[Any] | None = validators.get(kind)
     if validator is None:
