@@ -24,6 +24,7 @@ from resumable_chat.s2.records import AppendInput, ReadBatch, fence_record
 from resumable_chat.sse import DONE_FRAME, event_frame
 from resumable_chat.testing.fault_basin import FaultPlanBasin
 from resumable_chat.testing.fault_plan import FaultPlan
+from resumable_chat.testing.virtual_time import run_virtual
 
 WORDS = [f"w{i} " for i in range(60)]
 STREAM = "chat-fan"
@@ -398,3 +399,53 @@ async def test_a_local_follower_reads_the_log_when_its_writer_is_stuck() -> None
     plan.clear()
     await asyncio.wait_for(generation.task, 5)
     await chat.aclose()
+
+
+def test_a_follower_joining_a_writer_stuck_for_a_lease_reads_the_log_at_once() -> None:
+    """As above, but the follower comes after the writer has gone a lease without an
+    acknowledgement: the writer's own account says it is stuck, so the follower reads the
+    log at once rather than waiting a lease of its own (virtual time: exact)."""
+
+    async def main() -> float:
+        memory, plan = MemoryBasin(), FaultPlan()
+        chat = create_resumable_chat(
+            basin=FaultPlanBasin(memory, plan), lease_ms=300, heartbeat_ms=75
+        )
+        go = asyncio.Event()
+
+        async def model(signal: Any) -> Any:
+            yield {"type": "start", "messageId": "m1"}
+            yield {"type": "text-start", "id": "t"}
+            await go.wait()
+            yield {"type": "text-delta", "id": "t", "delta": "stored"}
+            yield {"type": "text-end", "id": "t"}
+            yield {"type": "finish"}
+
+        live = asyncio.create_task(_body(await chat.make_resumable(STREAM, model)))
+        generation = chat.running(STREAM)
+        assert generation is not None
+        writer = generation.writer
+
+        async def head_stored() -> bool:
+            return writer.durable_seq_num == writer.next_seq_num == 3
+
+        await eventually(head_stored)
+        plan.lose_ack("append", times=None)
+        unsure = plan.hold("read")
+        loop = asyncio.get_running_loop()
+        go.set()  # the rest is submitted in this turn, and never acknowledged
+        stuck_from = loop.time()
+        await live
+        await asyncio.sleep(stuck_from + 0.300 - loop.time())  # stuck for a lease now
+        joined = loop.time()
+        body = await _body(await chat.replay(STREAM))
+        took = loop.time() - joined
+        assert b"stored" in body and body.endswith(b"data: [DONE]\n\n")
+        assert not generation.task.done()
+        unsure.release()
+        plan.clear()
+        await asyncio.wait_for(generation.task, 5)
+        await chat.aclose()
+        return took
+
+    assert run_virtual(main()) < 0.050  # no lease of its own (300 ms)

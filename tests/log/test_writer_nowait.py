@@ -15,6 +15,7 @@ from resumable_chat.s2 import AppendInput, AppendRecord, MemoryBasin, fence_reco
 from resumable_chat.s2.records import AppendAck, SequencedRecord
 from resumable_chat.testing.fault_basin import FaultPlanBasin
 from resumable_chat.testing.fault_plan import FaultPlan
+from resumable_chat.testing.virtual_time import run_virtual
 
 
 class NowaitCounting(MemoryBasin):
@@ -169,3 +170,34 @@ async def test_a_subclass_that_overrides_append_is_always_called() -> None:
     await writer.close()
     assert calls == [1, 1, 1, 1]  # the claim and the three records
     assert basin.append_nowait("s", AppendInput([AppendRecord(b"x")])) is None
+
+
+def test_unacknowledged_since_tells_how_long_records_have_waited() -> None:
+    """``None`` with nothing pending; the submission time of the first pending record; the
+    time of the last acknowledgement while more wait (virtual time)."""
+
+    async def main() -> list[float | None]:
+        basin = MemoryBasin()
+        plan = FaultPlan()
+        faulty = FaultPlanBasin(basin, plan)
+        writer = LogWriter(
+            faulty, "s", fencing_token="session-mine", match_seq_num=await _claimed(basin)
+        )
+        loop = asyncio.get_running_loop()
+        seen = [writer.unacknowledged_since]
+        plan.delay("append", 0.010, times=2)
+        await asyncio.sleep(1)
+        t0 = loop.time()
+        writer.submit(AppendRecord(b"a"))  # in flight 10 ms
+        await asyncio.sleep(0.001)
+        writer.submit(AppendRecord(b"b"))  # waits for the next append
+        seen.append(writer.unacknowledged_since - t0)  # type: ignore[operator]
+        await _stored(writer, writer.durable_seq_num + 1)
+        seen.append(writer.unacknowledged_since - t0)  # type: ignore[operator]
+        await writer.close()
+        seen.append(writer.unacknowledged_since)
+        return seen
+
+    seen = run_virtual(main())
+    assert seen[0] is None and seen[1] == 0 and seen[3] is None
+    assert seen[2] is not None and abs(seen[2] - 0.010) < 1e-6  # the first ack, 10 ms on

@@ -112,18 +112,17 @@ class _Feed:
 
     async def _from_writer(self, basin: Basin, stream: str, start: int, writer: LogWriter) -> int:
         """Feed from the log up to where ``writer`` joins, then from ``writer`` until it
-        ends, or until it has held records unacknowledged for ``stuck_s`` (its appends keep
-        failing or their acknowledgements were lost: what it wrote may be in the log
-        already); returns the seq_num to follow the log from afterwards."""
+        ends, or until it has held records unacknowledged for ``stuck_s`` by its own account
+        (:attr:`LogWriter.unacknowledged_since`, which may begin before this reader joined):
+        its appends keep failing or their acknowledgements were lost, and what it wrote may
+        be in the log already. Returns the seq_num to follow the log from afterwards."""
         held: list[list[SequencedRecord]] = []  # acknowledged while we catch up
         catching_up = True
         position = start
         ended = asyncio.Event()
-        acks = 0
 
         def listener(records: list[SequencedRecord] | None) -> None:
-            nonlocal position, acks
-            acks += 1
+            nonlocal position
             if records is None:
                 ended.set()
             elif catching_up:
@@ -156,13 +155,18 @@ class _Feed:
             held.clear()
             catching_up = False
             while not ended.is_set():
-                seen = acks
-                with contextlib.suppress(TimeoutError):  # not wait_for: on Python 3.11
-                    async with asyncio.timeout(self._stuck_s):  # it can swallow a cancel
-                        await ended.wait()
-                if seen == acks and writer.durable_seq_num < writer.next_seq_num:
+                # stuck: records unacknowledged for stuck_s by the writer's own account, so
+                # a reader that joins a writer stuck for a while reads the log at once
+                since, stuck_s = writer.unacknowledged_since, self._stuck_s
+                wait: float | None = stuck_s
+                if stuck_s is not None and since is not None:
+                    wait = since + stuck_s - self._loop.time()
+                if wait is not None and wait <= 0:
                     logger.debug("%s: the writer is stuck; following the log instead", stream)
                     break
+                with contextlib.suppress(TimeoutError):  # not wait_for: on Python 3.11
+                    async with asyncio.timeout(wait):  # it can swallow a cancel
+                        await ended.wait()
             return position
         finally:
             writer.unlisten(listener)

@@ -172,6 +172,7 @@ class LogWriter:
         self._rng = rng if rng is not None else random.Random()
         self._queue: deque[_Entry] = deque()
         self._pending_bytes = 0
+        self._unacked_since: float | None = None  # loop time, see unacknowledged_since
         self._next_submit_seq = match_seq_num
         self._next_append_seq = match_seq_num
         self._wakeup = asyncio.Event()
@@ -217,6 +218,14 @@ class LogWriter:
         return self._pending_bytes
 
     @property
+    def unacknowledged_since(self) -> float | None:
+        """Event-loop time (s, ``loop.time()``) since which submitted records have waited
+        with no batch acknowledged (the later of the first one's submission and the last
+        acknowledgement), or ``None`` when every record is acknowledged or dropped. A
+        reader judges from it whether the writer is stuck (its appends keep failing)."""
+        return self._unacked_since
+
+    @property
     def running(self) -> bool:
         """True until the writer's task has ended (all stored, failed or abandoned)."""
         return self._task is None or not self._task.done()
@@ -239,6 +248,8 @@ class LogWriter:
             return seq
         self._queue.append((record, size, seq))
         self._pending_bytes += size
+        if self._unacked_since is None:
+            self._unacked_since = asyncio.get_running_loop().time()
         if self._task is None:
             self.start()
         if self._wakeup.is_set():
@@ -583,6 +594,7 @@ class LogWriter:
             )
         self._next_append_seq = ack.end.seq_num
         self._pending_bytes -= size
+        self._unacked_since = asyncio.get_running_loop().time() if self._pending_bytes > 0 else None
         if self._pending_bytes <= self.max_pending_bytes:
             self._drained.set()
         if self.on_durable is not None:
@@ -634,6 +646,7 @@ class LogWriter:
         dropped = len(self._queue)
         self._queue.clear()
         self._pending_bytes = 0
+        self._unacked_since = None
         self._drained.set()
         if isinstance(exc, FencedOutError):
             logger.info("%s; %d records dropped", exc, dropped)
