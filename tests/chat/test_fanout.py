@@ -361,44 +361,63 @@ async def test_a_follower_of_a_displaced_writer_gets_the_takeover_from_the_log()
     await owner.aclose()
 
 
-async def test_a_local_follower_reads_the_log_when_its_writer_is_stuck() -> None:
-    """The answering instance's writer stored the answer's end, but the acknowledgements were
-    lost and it cannot read back what landed (its reads are held): it is stuck, unsure. A
-    follower on that instance, fed by that writer, turns to the log after a lease without
-    acknowledgements and ends with the answer, instead of waiting on the writer."""
-    memory, plan = MemoryBasin(), FaultPlan()
-    chat = create_resumable_chat(basin=FaultPlanBasin(memory, plan), lease_ms=300, heartbeat_ms=75)
-    go = asyncio.Event()
+class _HeldAnswer:
+    """A chat (300 ms lease) on a fault plan, whose model holds after ``text-start`` until
+    :attr:`go` is set; :meth:`stick` makes its writer stuck, unsure: every append lands but
+    no acknowledgement comes back, and it cannot read back what landed (reads are held)."""
 
-    async def model(signal: Any) -> Any:
+    def __init__(self) -> None:
+        self.plan = FaultPlan()
+        self.chat = create_resumable_chat(
+            basin=FaultPlanBasin(MemoryBasin(), self.plan), lease_ms=300, heartbeat_ms=75
+        )
+        self.go = asyncio.Event()
+
+    async def model(self, signal: Any) -> Any:
         yield {"type": "start", "messageId": "m1"}
         yield {"type": "text-start", "id": "t"}
-        await go.wait()
+        await self.go.wait()
         yield {"type": "text-delta", "id": "t", "delta": "stored"}
         yield {"type": "text-end", "id": "t"}
         yield {"type": "finish"}
 
-    live = asyncio.create_task(_body(await chat.make_resumable(STREAM, model)))
-    follower = await chat.replay(STREAM)
-    followed = asyncio.create_task(_body(follower))
-    generation = chat.running(STREAM)
+    async def stick(self, generation: Any) -> Any:
+        """Once the head is stored (claim, start, text-start), fault the basin; returns the
+        rule holding reads."""
+        writer = generation.writer
+
+        async def head_stored() -> bool:
+            return writer.durable_seq_num == writer.next_seq_num == 3
+
+        await eventually(head_stored)
+        self.plan.lose_ack("append", times=None)
+        return self.plan.hold("read")
+
+    async def end(self, generation: Any, unsure: Any) -> None:
+        """The writer was still unsure; S2 heals and it ends."""
+        assert not generation.task.done()
+        unsure.release()
+        self.plan.clear()
+        await asyncio.wait_for(generation.task, 5)
+        await self.chat.aclose()
+
+
+async def test_a_local_follower_reads_the_log_when_its_writer_is_stuck() -> None:
+    """The answering instance's writer stored the answer's end, but the acknowledgements were
+    lost and it cannot read back what landed: it is stuck, unsure. A follower on that
+    instance, fed by that writer, turns to the log after a lease without acknowledgements and
+    ends with the answer, instead of waiting on the writer."""
+    held = _HeldAnswer()
+    live = asyncio.create_task(_body(await held.chat.make_resumable(STREAM, held.model)))
+    followed = asyncio.create_task(_body(await held.chat.replay(STREAM)))
+    generation = held.chat.running(STREAM)
     assert generation is not None
-
-    async def head_stored() -> bool:  # the claim, start and text-start: the model waits
-        return generation.writer.durable_seq_num == generation.writer.next_seq_num == 3
-
-    await eventually(head_stored)
-    plan.lose_ack("append", times=None)  # every append lands; no acknowledgement comes back
-    unsure = plan.hold("read")  # and the writer cannot read back what landed
-    go.set()
+    unsure = await held.stick(generation)
+    held.go.set()
     await live
     body = await asyncio.wait_for(followed, 5)
     assert b"stored" in body and body.endswith(b"data: [DONE]\n\n")
-    assert not generation.task.done()  # the writer is still unsure
-    unsure.release()
-    plan.clear()
-    await asyncio.wait_for(generation.task, 5)
-    await chat.aclose()
+    await held.end(generation, unsure)
 
 
 def test_a_follower_joining_a_writer_stuck_for_a_lease_reads_the_log_at_once() -> None:
@@ -407,45 +426,21 @@ def test_a_follower_joining_a_writer_stuck_for_a_lease_reads_the_log_at_once() -
     log at once rather than waiting a lease of its own (virtual time: exact)."""
 
     async def main() -> float:
-        memory, plan = MemoryBasin(), FaultPlan()
-        chat = create_resumable_chat(
-            basin=FaultPlanBasin(memory, plan), lease_ms=300, heartbeat_ms=75
-        )
-        go = asyncio.Event()
-
-        async def model(signal: Any) -> Any:
-            yield {"type": "start", "messageId": "m1"}
-            yield {"type": "text-start", "id": "t"}
-            await go.wait()
-            yield {"type": "text-delta", "id": "t", "delta": "stored"}
-            yield {"type": "text-end", "id": "t"}
-            yield {"type": "finish"}
-
-        live = asyncio.create_task(_body(await chat.make_resumable(STREAM, model)))
-        generation = chat.running(STREAM)
+        held = _HeldAnswer()
+        live = asyncio.create_task(_body(await held.chat.make_resumable(STREAM, held.model)))
+        generation = held.chat.running(STREAM)
         assert generation is not None
-        writer = generation.writer
-
-        async def head_stored() -> bool:
-            return writer.durable_seq_num == writer.next_seq_num == 3
-
-        await eventually(head_stored)
-        plan.lose_ack("append", times=None)
-        unsure = plan.hold("read")
+        unsure = await held.stick(generation)
         loop = asyncio.get_running_loop()
-        go.set()  # the rest is submitted in this turn, and never acknowledged
+        held.go.set()  # the rest is submitted in this turn, and never acknowledged
         stuck_from = loop.time()
         await live
         await asyncio.sleep(stuck_from + 0.300 - loop.time())  # stuck for a lease now
         joined = loop.time()
-        body = await _body(await chat.replay(STREAM))
+        body = await _body(await held.chat.replay(STREAM))
         took = loop.time() - joined
         assert b"stored" in body and body.endswith(b"data: [DONE]\n\n")
-        assert not generation.task.done()
-        unsure.release()
-        plan.clear()
-        await asyncio.wait_for(generation.task, 5)
-        await chat.aclose()
+        await held.end(generation, unsure)
         return took
 
     assert run_virtual(main()) < 0.050  # no lease of its own (300 ms)

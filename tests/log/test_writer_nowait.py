@@ -5,13 +5,14 @@ task (a stop, a takeover, a fault, an overridden ``append``) still gets it."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from resumable_chat.log import FencedOutError
 from resumable_chat.log.records import SSE_ID_HEADER, stop_token
 from resumable_chat.log.writer import LogWriter
-from resumable_chat.s2 import AppendInput, AppendRecord, MemoryBasin, fence_record, is_fence
+from resumable_chat.s2 import AppendInput, AppendRecord, Basin, MemoryBasin, fence_record, is_fence
 from resumable_chat.s2.records import AppendAck, SequencedRecord
 from resumable_chat.testing.fault_basin import FaultPlanBasin
 from resumable_chat.testing.fault_plan import FaultPlan
@@ -32,11 +33,25 @@ class NowaitCounting(MemoryBasin):
         return ack
 
 
-async def _claimed(basin: MemoryBasin, token: str = "session-mine") -> int:
+async def _claimed(basin: Basin, token: str = "session-mine") -> int:
     ack = await basin.append(
         "s", AppendInput([fence_record(token)], match_seq_num=0, fencing_token="")
     )
     return ack.end.seq_num
+
+
+async def _writer(basin: Basin, memory: MemoryBasin | None = None, **options: Any) -> LogWriter:
+    """A writer on ``basin`` of a stream claimed in ``memory`` (default: ``basin``), with no
+    append spacing (nothing waits on the clock)."""
+    claimed = await _claimed(memory if memory is not None else basin)
+    return LogWriter(
+        basin,
+        "s",
+        fencing_token="session-mine",
+        match_seq_num=claimed,
+        append_spacing_ms=0,
+        **options,
+    )
 
 
 async def _stored(writer: LogWriter, seq_num: int) -> None:
@@ -59,13 +74,7 @@ async def _stored(writer: LogWriter, seq_num: int) -> None:
 
 async def test_chat_paced_records_are_stored_synchronously_in_order() -> None:
     basin = NowaitCounting()
-    writer = LogWriter(
-        basin,
-        "s",
-        fencing_token="session-mine",
-        match_seq_num=await _claimed(basin),
-        append_spacing_ms=0,
-    )
+    writer = await _writer(basin)
     heard: list[bytes] = []
     writer.listen(lambda records: heard.extend(r.body for r in records or ()))
     for i in range(20):
@@ -83,13 +92,7 @@ async def test_a_stop_from_another_instance_is_adopted_by_the_task() -> None:
     """The synchronous append meets the stop's 412: the task takes the records back, sees
     the stop of its own claim and stores them after it, with the ids they were sent with."""
     basin = NowaitCounting()
-    writer = LogWriter(
-        basin,
-        "s",
-        fencing_token="session-mine",
-        match_seq_num=await _claimed(basin),
-        append_spacing_ms=0,
-    )
+    writer = await _writer(basin)
     stops: list[str] = []
     writer.on_stop_requested = lambda: stops.append(writer.fencing_token)
     await _stored(writer, writer.submit(AppendRecord(b"first")) + 1)
@@ -108,13 +111,7 @@ async def test_a_stop_from_another_instance_is_adopted_by_the_task() -> None:
 
 async def test_a_takeover_fences_the_writer_out_and_nothing_is_stored_after_it() -> None:
     basin = MemoryBasin()
-    writer = LogWriter(
-        basin,
-        "s",
-        fencing_token="session-mine",
-        match_seq_num=await _claimed(basin),
-        append_spacing_ms=0,
-    )
+    writer = await _writer(basin)
     await _stored(writer, writer.submit(AppendRecord(b"kept")) + 1)
     await basin.append("s", AppendInput([fence_record("error-taken")]))
     writer.submit(AppendRecord(b"dropped"))
@@ -130,14 +127,7 @@ async def test_planned_append_faults_still_reach_the_writer() -> None:
     memory = NowaitCounting()
     plan = FaultPlan()
     basin = FaultPlanBasin(memory, plan)
-    writer = LogWriter(
-        basin,
-        "s",
-        fencing_token="session-mine",
-        match_seq_num=await _claimed(memory),
-        retry_base_ms=1,
-        append_spacing_ms=0,
-    )
+    writer = await _writer(basin, memory, retry_base_ms=1)
     await _stored(writer, writer.submit(AppendRecord(b"a")) + 1)
     rule = plan.fail("append", status=503, times=1)
     await _stored(writer, writer.submit(AppendRecord(b"b")) + 1)
@@ -158,13 +148,7 @@ async def test_a_subclass_that_overrides_append_is_always_called() -> None:
             return await super().append(stream, input)
 
     basin = Instrumented()
-    writer = LogWriter(
-        basin,
-        "s",
-        fencing_token="session-mine",
-        match_seq_num=await _claimed(basin),
-        append_spacing_ms=0,
-    )
+    writer = await _writer(basin)
     for i in range(3):
         await _stored(writer, writer.submit(AppendRecord(b"%d" % i)) + 1)
     await writer.close()
