@@ -427,6 +427,9 @@ class LogWriter:
             if self._beat is not None:
                 self._beat.cancel()
                 self._beat = None
+            if self._flush is not None:  # an append without the task, due after its end
+                self._flush.cancel()
+                self._flush = None
 
     async def _loop(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
