@@ -46,10 +46,24 @@ class Basin(ABC):
         """
 
     def append_nowait(self, stream: str, input: AppendInput) -> AppendAck | None:
-        """:meth:`append` done synchronously, when this basin can (one held in memory):
-        the same semantics, the same errors, and the ack. ``None`` when it cannot: nothing
-        was written, call :meth:`append`. The log writer uses it to store a chunk without
-        waking its task. Default: ``None``."""
+        """:meth:`append` done synchronously, when this basin can (one held in memory).
+
+        Args:
+            stream: the stream name, as for :meth:`append`.
+            input: the batch, as for :meth:`append` (1 to 1000 records, at most 1 MiB
+                metered, optional ``fencing_token`` and ``match_seq_num`` conditions).
+
+        Returns:
+            the :class:`~resumable_chat.s2.records.AppendAck` once the batch is stored, or
+            ``None`` when this basin cannot append synchronously: nothing was written, call
+            :meth:`append`. The default returns ``None``; the log writer uses it to store a
+            chunk without waking its task.
+
+        Raises:
+            The errors :meth:`append` raises, before anything is written
+            (``FencingTokenMismatchError`` / ``SeqNumMismatchError`` for a failed condition,
+            ``S2InvalidError`` for a batch S2 would reject).
+        """
         return None
 
     @abstractmethod
