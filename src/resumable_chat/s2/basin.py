@@ -60,9 +60,10 @@ class Basin(ABC):
             chunk without waking its task.
 
         Raises:
-            The errors :meth:`append` raises, before anything is written
-            (``FencingTokenMismatchError`` / ``SeqNumMismatchError`` for a failed condition,
-            ``S2InvalidError`` for a batch S2 would reject).
+            FencingTokenMismatchError: the ``fencing_token`` condition failed (412, as
+                :meth:`append`); nothing was written.
+            SeqNumMismatchError: the ``match_seq_num`` condition failed; nothing was written.
+            S2InvalidError: a batch S2 would reject (422); nothing was written.
         """
         return None
 
