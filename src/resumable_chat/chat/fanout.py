@@ -79,7 +79,9 @@ class AnswerTap:
         self._max_frames = max_frames
         self._is_history = is_history
         self._waiters: list[asyncio.Future[None]] = []
-        self.task = asyncio.get_running_loop().create_task(
+        # kept: asking asyncio for the running loop costs a getpid() call on CPython 3.11
+        self._event_loop = asyncio.get_running_loop()
+        self.task = self._event_loop.create_task(
             self._read(engine), name=f"resumable-chat answer tap {stream}"
         )
 
@@ -126,7 +128,7 @@ class AnswerTap:
                 waiter.set_result(None)
 
     async def _changed(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = self._event_loop.create_future()
         self._waiters.append(waiter)
         await waiter
 

@@ -189,6 +189,9 @@ class LogWriter:
         self._nowait = type(basin).append_nowait is not Basin.append_nowait
         self._parked = False  # the task waits for a record with nothing queued
         self._flush: asyncio.Handle | None = None  # an append without the task, scheduled
+        #: the loop the task runs on (set by :meth:`start`): asking asyncio for the running
+        #: loop costs a getpid() system call each time on CPython 3.11 (its fork check)
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         self.error: BaseException | None = None
         #: Called (in the writer's task) when another instance asked the generation to stop:
         #: at the failed append when the stop carries this generation's claim
@@ -251,14 +254,16 @@ class LogWriter:
         self._queue.append((record, size, seq))
         self._pending_bytes += size
         if self._unacked_since is None:
-            self._unacked_since = asyncio.get_running_loop().time()
+            self._unacked_since = (self._event_loop or asyncio.get_running_loop()).time()
         if self._task is None:
             self.start()
         if self._wakeup.is_set():
             pass  # the task is on its way
         elif self._parked and self._nowait:
             if self._flush is None:  # stored without waking the task (_append_soon)
-                self._flush = asyncio.get_running_loop().call_soon(self._append_soon)
+                self._flush = (self._event_loop or asyncio.get_running_loop()).call_soon(
+                    self._append_soon
+                )
         else:
             self._wakeup.set()
         return seq
@@ -344,7 +349,7 @@ class LogWriter:
         """Start the writer's task now (it also starts with the first record), so heartbeats
         run before the model's first chunk. Idempotent; needs a running loop."""
         if self._task is None and not self._closing:
-            loop = asyncio.get_running_loop()
+            loop = self._event_loop = asyncio.get_running_loop()
             self._last_append = loop.time()
             self._task = loop.create_task(self._run(), name=f"resumable-chat writer {self.stream}")
             self._task.add_done_callback(self._ended)
@@ -494,7 +499,7 @@ class LogWriter:
         when the append fails (a condition mismatch: a stop or a takeover), the records go
         back to the head of the queue and the task takes over, as if it had been woken."""
         self._flush = None
-        loop = asyncio.get_running_loop()
+        loop = self._event_loop or asyncio.get_running_loop()
         if (
             not self._parked
             or self._wakeup.is_set()
@@ -617,7 +622,10 @@ class LogWriter:
             )
         self._next_append_seq = ack.end.seq_num
         self._pending_bytes -= size
-        self._unacked_since = asyncio.get_running_loop().time() if self._pending_bytes > 0 else None
+        if self._pending_bytes > 0:
+            self._unacked_since = (self._event_loop or asyncio.get_running_loop()).time()
+        else:
+            self._unacked_since = None
         if self._pending_bytes <= self.max_pending_bytes:
             self._drained.set()
         if self.on_durable is not None:
