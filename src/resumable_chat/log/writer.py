@@ -486,10 +486,10 @@ class LogWriter:
             spacing = self._last_start + self.append_spacing_s - loop.time()
             if spacing > 0 and not self._closing and len(self._queue) < self.batch_size:
                 await self._space(loop, spacing)
-            entries = self._take_batch()
+            entries, size = self._take_batch()
             self._last_start = loop.time()
             self._last_append = loop.time()
-            if not await self._store(entries):
+            if not await self._store(entries, size):
                 return
             self._last_append = loop.time()
 
@@ -513,7 +513,7 @@ class LogWriter:
         ):
             self._wakeup.set()
             return
-        entries = self._take_batch()
+        entries, size = self._take_batch()
         records = self._records(entries)
         request = AppendInput(
             records, match_seq_num=self._next_append_seq, fencing_token=self.fencing_token
@@ -527,11 +527,13 @@ class LogWriter:
             self._wakeup.set()
             return
         self._last_start = self._last_append = loop.time()
-        self._acknowledged(ack, records, sum(entry[1] for entry in entries))
+        self._acknowledged(ack, records, size)
         if self._queue:
             self._wakeup.set()
 
-    def _take_batch(self) -> list[_Entry]:
+    def _take_batch(self) -> tuple[list[_Entry], int]:
+        """The next batch off the queue (at most ``batch_size`` records and 1 MiB metered)
+        and its metered bytes."""
         batch: list[_Entry] = []
         used = 0
         queue = self._queue
@@ -542,7 +544,7 @@ class LogWriter:
             queue.popleft()
             batch.append(entry)
             used += entry[1]
-        return batch
+        return batch, used
 
     def _records(self, entries: list[_Entry]) -> list[AppendRecord]:
         """The batch as appended at ``_next_append_seq``: a data record stored later than
@@ -557,10 +559,10 @@ class LogWriter:
             seq += 1
         return out
 
-    async def _store(self, entries: list[_Entry]) -> bool:
-        """Append ``entries`` until stored; False when the writer failed (see :attr:`error`)."""
+    async def _store(self, entries: list[_Entry], size: int) -> bool:
+        """Append ``entries`` (``size`` metered bytes) until stored; False when the writer
+        failed (see :attr:`error`)."""
         records = self._records(entries)
-        size = sum(entry[1] for entry in entries)
         ambiguous = False
         delay = self._retry_base_s
         while True:
