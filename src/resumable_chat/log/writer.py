@@ -489,7 +489,9 @@ class LogWriter:
             entries, size = self._take_batch()
             self._last_start = loop.time()
             self._last_append = loop.time()
-            if not await self._store(entries, size):
+            stored = await self._store(entries, size)
+            del entries  # not kept alive by this frame while the task waits for the next
+            if not stored:
                 return
             self._last_append = loop.time()
 
