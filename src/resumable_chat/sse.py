@@ -4,15 +4,18 @@ Frames are built once as bytes (``id: <seq_num+1>\\ndata: <json>\\n\\n``) and st
 are sent verbatim on replay: no JSON re-encoding. :class:`SseResponse` sends ready frames as
 they come, with keep-alive comments on an idle stream, client-disconnect detection and a
 graceful end when the server shuts down, at the cost of one extra task per connection (it is
-the response every follower holds, so it is kept lean; see ``docs/concepts.md``).
+the response every follower holds, so it is kept lean; see ``docs/concepts.md``). The task
+that makes a frame may also send it itself while the response is idle
+(:meth:`SseResponse.send_now`), saving the response's task a wake-up per frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import signal
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Generator, Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -168,6 +171,14 @@ class SseResponse(Response):
         self._pump: asyncio.Task[Any] | None = None
         self._lock = asyncio.Lock()  # held while a keep-alive comment is sent
         self._sending = False  # a frame is being sent (the keep-alive then waits its turn)
+        self._send: Send | None = None  # the server's send, once the response has started
+        #: the context send_now() runs the server's send in (and finishes it in, when it
+        #: waits), one per response: a context variable set in a send is reset in the same
+        self._send_context: contextvars.Context | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        #: the rest of a send_now() that had to wait (a slow client), finished by a task
+        self._in_flight: asyncio.Task[None] | None = None
+        self._send_failure: Exception | None = None  # what a send_now() raised
         self._last_send = 0.0
         self._cut = False  # the pump was cancelled by this response (disconnect, shutdown)
         self._disconnected = False
@@ -186,7 +197,7 @@ class SseResponse(Response):
             await send(start)
             await send(_END)
             return
-        loop = asyncio.get_running_loop()
+        loop = self._event_loop = asyncio.get_running_loop()
         self._pump = asyncio.current_task()
         watch = _watch()
         watch.add(self)
@@ -194,8 +205,12 @@ class SseResponse(Response):
         try:
             await send(start)
             self._last_send = loop.time()
+            self._send_context = contextvars.copy_context()
+            self._send = send
             lock = self._lock
             async for frame in self.body_iterator:
+                if self._in_flight is not None:
+                    await self._settle_in_flight()
                 message = {"type": "http.response.body", "body": frame, "more_body": True}
                 if lock.locked():  # a keep-alive comment is being sent
                     async with lock:
@@ -207,9 +222,16 @@ class SseResponse(Response):
                     finally:
                         self._sending = False
                 self._last_send = loop.time()
+            if self._in_flight is not None:
+                await self._settle_in_flight()
         except asyncio.CancelledError:
             if not self._cut or self._uncancel() > 0:
                 raise
+            failure = self._send_failure  # a send_now() failed and cut the response
+            if failure is not None:
+                if self.on_error is None or not self.on_error(failure):
+                    raise failure from None
+                self._broken = True
         except OSError:  # the client left mid-send (ASGI 2.4 servers raise it from send)
             self._disconnected = True
         except Exception as exc:
@@ -218,15 +240,104 @@ class SseResponse(Response):
             self._broken = True
         finally:
             self._ending = True
+            self._send = None
             watch.responses.discard(self)
             for timer in self._timers:
                 timer.cancel()
             watcher.cancel()
-            await asyncio.wait([watcher])  # its end; a cancellation of ours still propagates
+            waits: list[asyncio.Task[None]] = [watcher]
+            if self._in_flight is not None:  # a send_now() still waiting: the response is cut
+                self._in_flight.cancel()
+                waits.append(self._in_flight)
+            await asyncio.wait(waits)  # their end; a cancellation of ours still propagates
             await self._close_frames()
         if not (self._disconnected or self._broken):
             with contextlib.suppress(OSError):
                 await send(_END)
+
+    def send_now(self, frame: bytes) -> bool:
+        """Send ``frame`` (whole SSE bytes) from the calling task, when the response is
+        idle: started, not sending, not ending.
+
+        The producer of a live answer calls it for each frame it makes while the response's
+        own task waits for the next one, so that task is not woken once per frame. The
+        server's ``send`` runs here up to its first wait (with uvicorn: the socket write,
+        unless the client is behind and the transport paused); a send that has to wait is
+        finished by a task of this response, and frames are then taken from ``frames`` in
+        order after it. A client gone mid-send ends the response as a disconnect does.
+        ASGI lets any task of the request call ``send`` (Starlette's ``StreamingResponse``
+        sends from a task of its own too). Each call runs ``send`` in one context kept by
+        the response, so a middleware that sets a context variable in ``send`` resets it in
+        the same context even when the send is finished by another task. When ``send``
+        yields to the event loop without waiting for anything (a middleware that passes
+        messages through a stream, such as Starlette's ``BaseHTTPMiddleware``), this and
+        every later call return False: such a send is cheaper from the response's task.
+
+        Args:
+            frame: the bytes of one or more SSE events.
+
+        Returns:
+            True when the frame is the server's (sent, or being sent); False when the
+            response is not ready for it (not started, already sending, a keep-alive
+            comment going out, ending): give it to ``frames`` instead. Never raises.
+        """
+        send = self._send
+        if send is None or self._sending or self._ending or self._cut or self._lock.locked():
+            return False
+        message: Message = {"type": "http.response.body", "body": frame, "more_body": True}
+        loop, context = self._event_loop, self._send_context
+        assert loop is not None and context is not None  # set with _send
+        steps = send(message).__await__()
+        try:
+            waits_for = context.run(steps.send, None)
+        except StopIteration:
+            self._last_send = loop.time()
+            return True
+        except OSError:
+            self._disconnected = True
+            self._cut_now()
+            return True
+        except (Exception, asyncio.CancelledError) as exc:
+            self._fail_send(exc)
+            return True
+        if waits_for is None:
+            # A bare yield: this send always takes a loop turn (a middleware passing messages
+            # through a stream, Starlette's BaseHTTPMiddleware): each send_now would cost a
+            # task, more than waking the response. The response sends the rest itself.
+            self._send = None
+        self._sending = True
+        self._in_flight = loop.create_task(
+            self._finish_send(_Resumed(steps, waits_for)), context=context
+        )
+        return True
+
+    async def _finish_send(self, rest: _Resumed) -> None:
+        """Run the rest of a :meth:`send_now` that had to wait."""
+        loop = asyncio.get_running_loop()
+        try:
+            await rest
+            self._last_send = loop.time()
+        except OSError:
+            self._disconnected = True
+            self._cut_now()
+        except Exception as exc:
+            self._fail_send(exc)
+        finally:
+            self._sending = False
+
+    def _fail_send(self, exc: BaseException) -> None:
+        """A :meth:`send_now` raised: the response ends as if its own send had raised."""
+        self._send_failure = (
+            exc if isinstance(exc, Exception) else RuntimeError(f"send was cancelled: {exc!r}")
+        )
+        self._cut_now()
+
+    async def _settle_in_flight(self) -> None:
+        """Wait for the rest of a :meth:`send_now` (our own cancel does not cancel it)."""
+        in_flight = self._in_flight
+        if in_flight is not None:
+            await asyncio.wait([in_flight])
+            self._in_flight = None
 
     def _uncancel(self) -> int:
         task = self._pump
@@ -289,6 +400,39 @@ class SseResponse(Response):
                 return {"type": "http.disconnect"}
             self._last_send = asyncio.get_running_loop().time()
         return None
+
+
+class _Resumed:
+    """Awaitable that finishes an awaitable whose first step already ran elsewhere.
+
+    ``steps`` is the iterator of the awaitable (``__await__()``) and ``waits_for`` what its
+    first ``send(None)`` yielded (an asyncio future, or ``None`` for a bare yield). Awaited
+    in a task, it hands every yield to that task and every result or exception back to the
+    awaitable, exactly as if the task had run it from the start (the ``asyncio.Task``
+    protocol, CPython ``Lib/asyncio/tasks.py``: a future with ``_asyncio_future_blocking``
+    set is waited on, ``None`` yields one loop turn)."""
+
+    __slots__ = ("_steps", "_waits_for")
+
+    def __init__(self, steps: Generator[Any, Any, Any], waits_for: Any) -> None:
+        self._steps = steps
+        self._waits_for = waits_for
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps, waits_for = self._steps, self._waits_for
+        while True:
+            try:
+                value = yield waits_for
+            except BaseException as exc:  # the task threw into us (a cancel): pass it on
+                try:
+                    waits_for = steps.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    waits_for = steps.send(value)
+                except StopIteration as stop:
+                    return stop.value
 
 
 def sse_response(

@@ -397,12 +397,14 @@ class ResumableChat:
 
         start.add_done_callback(claimed)
         assert producer.live is not None
-        return sse_response(
+        response = sse_response(
             self._live_frames(start, producer.live),
             headers=self.dialect.response_headers,
             keepalive_s=self.keepalive_s,
             on_shutdown=shutdown,
         )
+        producer.live.send_now = response.send_now
+        return response
 
     # -- public API ------------------------------------------------------------------------
 
@@ -540,12 +542,15 @@ class ResumableChat:
         its next turn the moment the answer ends then finds the chat free on every instance,
         and the chat's history holds the answer.
         """
-        return sse_response(
-            self._live_frames(generation, live_channel(generation)),
+        channel = live_channel(generation)
+        response = sse_response(
+            self._live_frames(generation, channel),
             headers=self.dialect.response_headers,
             keepalive_s=self.keepalive_s,
             on_shutdown=generation.stop,
         )
+        channel.send_now = response.send_now  # the producer sends while the response waits
+        return response
 
     async def _live_frames(
         self, generation: Generation | asyncio.Future[Generation], channel: LiveChannel

@@ -80,9 +80,24 @@ class LiveChannel:
     One reader. ``push`` never blocks; after the reader goes away, frames are dropped.
     ``complete``: the answer ended (stop, error and takeover included) rather than being
     abandoned at shutdown, so the response ends with the dialect's done frame.
+
+    With :attr:`send_now` set (the response's :meth:`~resumable_chat.sse.SseResponse.send_now`),
+    a frame pushed while the reader waits and nothing is queued is offered to it first, so
+    the pushing task sends it and the reader is not woken; frames that come back to back
+    (within :data:`~resumable_chat.sse.COALESCE_WINDOW_S` of the last send) are queued
+    instead, for the reader to send several at once.
     """
 
-    __slots__ = ("_closed", "_detached", "_frames", "_waiter", "complete")
+    __slots__ = (
+        "_closed",
+        "_detached",
+        "_event_loop",
+        "_frames",
+        "_last_send",
+        "_waiter",
+        "complete",
+        "send_now",
+    )
 
     def __init__(self) -> None:
         self._frames: list[bytes] = []
@@ -91,6 +106,10 @@ class LiveChannel:
         self._closed = False
         self._detached = False
         self.complete = False
+        #: offered each frame pushed while the reader waits: True when it took the frame
+        self.send_now: Callable[[bytes], bool] | None = None
+        self._last_send = -math.inf  # loop time of the last send (the reader's or send_now's)
+        self._event_loop: asyncio.AbstractEventLoop | None = None  # the reader's
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -103,9 +122,20 @@ class LiveChannel:
         """Queue ``frame`` (SSE bytes) for the reader."""
         if self._detached or self._closed:
             return
-        self._frames.append(frame)
+        frames = self._frames
         if self._waiter is not None:
+            send_now = self.send_now
+            if send_now is not None and not frames:
+                loop = self._event_loop
+                assert loop is not None  # set by the waiting reader
+                now = loop.time()
+                if now - self._last_send >= COALESCE_WINDOW_S and send_now(frame):
+                    self._last_send = now
+                    return
+            frames.append(frame)
             self._wake()
+            return
+        frames.append(frame)
 
     def close(self, *, complete: bool = False) -> None:
         """No more frames; the reader ends after the queued ones (``complete``: see the
@@ -129,8 +159,7 @@ class LiveChannel:
         started with the response then pushes the first frame in the same loop turn, which
         the response sends at once instead of a turn later (under load a turn is every
         other request's work)."""
-        loop = asyncio.get_running_loop()
-        last = -math.inf
+        loop = self._event_loop = asyncio.get_running_loop()
         frames = self._frames
         try:
             if not frames and not self._closed:
@@ -138,10 +167,10 @@ class LiveChannel:
             while True:
                 if frames:
                     now = loop.time()
-                    if now - last < COALESCE_WINDOW_S and not self._closed:
+                    if now - self._last_send < COALESCE_WINDOW_S and not self._closed:
                         await asyncio.sleep(0)
                         now = loop.time()
-                    last = now
+                    self._last_send = now
                     out = frames[0] if len(frames) == 1 else b"".join(frames)
                     frames.clear()
                     yield out
@@ -155,6 +184,7 @@ class LiveChannel:
                     self._waiter = None
         finally:
             self._detached = True
+            self.send_now = None
             frames.clear()
 
 
