@@ -270,3 +270,97 @@ async def test_a_response_cut_while_a_send_now_waits_cancels_that_send() -> None
     await asyncio.wait_for(task, 5)
     assert asgi.body == b""  # the waiting send was cancelled, not finished after the end
     assert frames.closed
+
+
+def held_answer(count: int, release: asyncio.Event, finished: asyncio.Event) -> Any:
+    """``big_answer`` that waits for ``release`` after its third delta."""
+
+    async def source(messages: list[dict[str, Any]], signal: StopSignal) -> AsyncIterator[Any]:
+        try:
+            yield {"type": "start", "messageId": "m1"}
+            yield {"type": "text-start", "id": "t"}
+            for i in range(count):
+                if i == 3:
+                    await release.wait()
+                yield {"type": "text-delta", "id": "t", "delta": f"{i:05d}" + "x" * BIG}
+                await asyncio.sleep(0.002)
+            yield {"type": "text-end", "id": "t"}
+            yield {"type": "finish", "finishReason": "stop"}
+        finally:
+            finished.set()
+
+    return source
+
+
+def check_contiguous(body: bytes, first_delta: int, count: int) -> list[int]:
+    """The SSE ids of ``body``, after checking: ids without gaps, the deltas from
+    ``first_delta`` to the last in order, ``[DONE]`` at the end."""
+    events = parse_sse(body.decode())
+    assert events[-1] == (None, "[DONE]")
+    ids = [int(i) for i, _ in events[:-1] if i is not None]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+    deltas = [d for _, d in events if '"text-delta"' in d]
+    got = [int(d[d.index('"delta":"') + 9 :][:5]) for d in deltas]
+    assert got == list(range(first_delta, count))
+    return ids
+
+
+async def test_followers_here_sent_from_the_tap_get_every_frame_once_however_they_read(
+    basin: Basin,
+) -> None:
+    count = 400
+    release, finished = asyncio.Event(), asyncio.Event()
+    chat = create_resumable_chat(basin=basin)
+    app = FastAPI()
+    app.include_router(ai_sdk_router(chat, held_answer(count, release, finished)))
+
+    async def read_all(reading: AsyncIterator[bytes], first: bytes) -> bytes:
+        body = first
+        async for piece in reading:
+            body += piece
+        return body
+
+    async def first_events(reading: AsyncIterator[bytes], n: int) -> bytes:
+        body = b""
+        while body.count(b"\n\n") < n:
+            body += await anext(reading)
+        return body
+
+    try:
+        async with (
+            serve_app(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as client,
+            client.stream(
+                "POST", "/api/chat", json={"id": "fan", "messages": [user_message()]}
+            ) as live,
+        ):
+            live_reading = live.aiter_raw()
+            live_first = await first_events(live_reading, 5)  # start ... third delta
+            cursor = int(parse_sse(live_first.decode())[2][0] or 0)  # after the first delta
+            async with (
+                client.stream("GET", "/api/chat/fan/stream") as fast,
+                client.stream("GET", "/api/chat/fan/stream", params={"from": cursor}) as resumed,
+                client.stream("GET", "/api/chat/fan/stream") as slow,
+            ):
+                readers = []
+                for stream in (fast, resumed, slow):
+                    assert stream.status_code == 200
+                    reading = stream.aiter_raw()
+                    readers.append((reading, await anext(reading)))
+                # all three wait on the tap now: release the rest of the answer
+                release.set()
+                tasks = [
+                    asyncio.create_task(read_all(reading, first)) for reading, first in readers[:2]
+                ]
+                live_task = asyncio.create_task(read_all(live_reading, live_first))
+                # the slow follower reads nothing until the model is done (~6 MB later)
+                await asyncio.wait_for(finished.wait(), 30)
+                fast_body, resumed_body = await asyncio.gather(*tasks)
+                slow_body = await read_all(*readers[2])
+                live_body = await live_task
+    finally:
+        await chat.aclose()
+    live_ids = check_contiguous(live_body, 0, count)
+    assert check_contiguous(fast_body, 0, count) == live_ids
+    assert check_contiguous(slow_body, 0, count) == live_ids
+    assert check_contiguous(resumed_body, 1, count)[0] == cursor + 1

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState, dialect_for
-from resumable_chat.chat.fanout import AnswerTaps
+from resumable_chat.chat.fanout import AnswerTaps, FrameSink
 from resumable_chat.chat.producer import (
     ChatProducer,
     LiveChannel,
@@ -681,6 +681,7 @@ class ResumableChat:
                 return _cursor_past_tail(from_seq_num, latest.tail.seq_num)
             answer_start = latest.data_start
         start = answer_start if from_seq_num is None else max(answer_start, from_seq_num)
+        sink = FrameSink()
         frames = self._taps.frames(
             stream_name,
             answer_start,
@@ -690,10 +691,13 @@ class ResumableChat:
             fallback=lambda seq_num: self._replay_frames(
                 stream_name, seq_num, skip_ids_through=from_seq_num
             ),
+            sink=sink,
         )
-        return sse_response(
+        response = sse_response(
             frames, headers=self.dialect.response_headers, keepalive_s=self.keepalive_s
         )
+        sink.send_now = response.send_now  # the tap sends new frames while the response waits
+        return response
 
     async def _session_replay(self, stream: str, from_seq_num: int | None) -> Response:
         """TanStack session replay (the behaviour of ``@s2-dev/resumable-stream``

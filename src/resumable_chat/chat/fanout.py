@@ -9,6 +9,10 @@ window (``max_frames``) has moved past a follower's position, that follower read
 itself from there, as it would without a tap. Followers on other instances have their own
 taps. The frames are the log's records (acknowledged appends) in log order, so what a
 follower sees is a contiguous slice of the log, exactly as when it reads the log itself.
+
+A follower whose response is idle gets the new frames sent by the tap's own task
+(:class:`FrameSink`, :meth:`~resumable_chat.sse.SseResponse.send_now`) instead of being woken
+to send them: one task step per stored batch for all of an answer's followers, not one each.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from resumable_chat.log import LogEngine, RecordKind
 from resumable_chat.sse import COALESCE_WINDOW_S, event_frame
 
-__all__ = ["DEFAULT_LINGER_S", "DEFAULT_MAX_FRAMES", "AnswerTap", "AnswerTaps"]
+__all__ = ["DEFAULT_LINGER_S", "DEFAULT_MAX_FRAMES", "AnswerTap", "AnswerTaps", "FrameSink"]
 
 #: Frames a tap keeps at most; past it, the oldest eighth is dropped (a follower behind
 #: them reads S2 itself).
@@ -35,6 +39,31 @@ DEFAULT_LINGER_S = 5.0
 #: ``fallback(seq_num)``: the answer's frames from ``seq_num`` read from the log directly,
 #: up to and including the done frame.
 Fallback = Callable[[int], AsyncIterator[bytes]]
+
+
+class FrameSink:
+    """Where a follower's frames may be sent from the tap's task: ``send_now`` is set to the
+    follower's response's :meth:`~resumable_chat.sse.SseResponse.send_now` once that response
+    exists (``None`` until then: the follower sends its frames itself)."""
+
+    __slots__ = ("send_now",)
+
+    def __init__(self) -> None:
+        self.send_now: Callable[[bytes], bool] | None = None
+
+
+class _Follower:
+    """One follower's place in a tap: the next seq_num it wants, the SSE ids it skips, the
+    loop time of its last send, its wait for new frames while it waits, its sink."""
+
+    __slots__ = ("last", "position", "sink", "skip_ids_through", "waiter")
+
+    def __init__(self, position: int, skip_ids_through: int | None, sink: FrameSink | None):
+        self.position = position
+        self.skip_ids_through = skip_ids_through
+        self.sink = sink
+        self.last = -math.inf
+        self.waiter: asyncio.Future[None] | None = None
 
 
 class AnswerTap:
@@ -78,7 +107,7 @@ class AnswerTap:
         self.followers = 0
         self._max_frames = max_frames
         self._is_history = is_history
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiting: list[_Follower] = []  # followers waiting for new frames
         # kept: asking asyncio for the running loop costs a getpid() call on CPython 3.11
         self._event_loop = asyncio.get_running_loop()
         self.task = self._event_loop.create_task(
@@ -122,15 +151,53 @@ class AnswerTap:
             del self.seq_nums[:extra], self.ids[:extra], self.frames[:extra]
 
     def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        """New frames (or the end): each waiting follower whose response is idle and whose
+        last send was not just now gets them sent from here and keeps waiting; the others
+        are woken to send them themselves (and so to send the end, or to fall back)."""
+        waiting, self._waiting = self._waiting, []
+        now = self._event_loop.time()
+        for follower in waiting:
+            waiter = follower.waiter
+            if waiter is None or waiter.done():
+                continue  # the follower left (its wait was cancelled)
+            sink = follower.sink
+            send_now = sink.send_now if sink is not None else None
+            if (
+                send_now is not None
+                and not self.done
+                and follower.position >= self.floor
+                and now - follower.last >= COALESCE_WINDOW_S
+            ):
+                data, position = self._next(follower)
+                if data is None or send_now(data):
+                    follower.position = position
+                    if data is not None:
+                        follower.last = now
+                    self._waiting.append(follower)
+                    continue
+            follower.waiter = None
+            waiter.set_result(None)
 
-    async def _changed(self) -> None:
-        waiter = self._event_loop.create_future()
-        self._waiters.append(waiter)
-        await waiter
+    def _next(self, follower: _Follower) -> tuple[bytes | None, int]:
+        """The frames the follower has not had yet (joined; ``None`` when none is due) and
+        the position past them; the follower's position must be ≥ ``floor``."""
+        first = bisect.bisect_left(self.seq_nums, follower.position)
+        if first >= len(self.frames):
+            return None, follower.position
+        batch = self.frames[first:]
+        skip = follower.skip_ids_through
+        if skip is not None:
+            ids = self.ids[first:]
+            batch = [f for f, i in zip(batch, ids, strict=True) if i > skip]
+        return (b"".join(batch) if batch else None), self.seq_nums[-1] + 1
+
+    async def _changed(self, follower: _Follower) -> None:
+        waiter = follower.waiter = self._event_loop.create_future()
+        self._waiting.append(follower)
+        try:
+            await waiter
+        finally:
+            follower.waiter = None
 
     async def follow(
         self,
@@ -139,6 +206,7 @@ class AnswerTap:
         skip_ids_through: int | None,
         done_frame: bytes | None,
         fallback: Fallback,
+        sink: FrameSink | None = None,
     ) -> AsyncIterator[bytes]:
         """The answer's frames from seq_num ``start`` (≥ the tap's ``start``), live, each
         wake-up's worth joined into one ``bytes``; after the terminal, ``done_frame``.
@@ -148,28 +216,25 @@ class AnswerTap:
             skip_ids_through: leave out frames whose SSE id is at most this (a resume cursor).
             done_frame: the dialect's end-of-stream frame (``None``: none).
             fallback: reads the log from a seq_num when the window has moved past it.
+            sink: where the tap's task may send frames while this iterator waits; what it
+                sends there is not yielded.
 
         Raises what ended the tap's follow (``LogGapError``, ``S2Error``). Ends without the
         done frame when the follow ended before a terminal (the stream was deleted).
         """
-        position = start
-        loop = asyncio.get_running_loop()
-        last = -math.inf  # loop time of the last yield
+        me = _Follower(start, skip_ids_through, sink)
+        loop = self._event_loop
         while True:
-            if position < self.floor:  # the window moved past us: read the log ourselves
-                async for data in fallback(position):
-                    yield data
+            if me.position < self.floor:  # the window moved past us: read the log ourselves
+                async for stored in fallback(me.position):
+                    yield stored
                 return
-            first = bisect.bisect_left(self.seq_nums, position)
-            if first < len(self.frames):
-                batch = self.frames[first:]
-                if skip_ids_through is not None:
-                    ids = self.ids[first:]
-                    batch = [f for f, i in zip(batch, ids, strict=True) if i > skip_ids_through]
-                position = self.seq_nums[-1] + 1
-                if batch:
-                    last = loop.time()
-                    yield b"".join(batch)
+            data, position = self._next(me)
+            if position != me.position:
+                me.position = position
+                if data is not None:
+                    me.last = loop.time()
+                    yield data
                 continue
             if self.done:
                 if self.error is not None:
@@ -177,8 +242,8 @@ class AnswerTap:
                 if self.ended and done_frame:
                     yield done_frame
                 return
-            await self._changed()
-            if loop.time() - last < COALESCE_WINDOW_S and not self.done:
+            await self._changed(me)
+            if loop.time() - me.last < COALESCE_WINDOW_S and not self.done:
                 await asyncio.sleep(0)  # busy answer: one more turn's frames in this send
 
     async def aclose(self) -> None:
@@ -263,6 +328,7 @@ class AnswerTaps:
         skip_ids_through: int | None,
         done_frame: bytes | None,
         fallback: Fallback,
+        sink: FrameSink | None = None,
     ) -> AsyncIterator[bytes]:
         """:meth:`AnswerTap.follow` on the tap of the answer of ``stream`` whose records
         start at ``answer_start`` (opened on first use)."""
@@ -270,7 +336,11 @@ class AnswerTaps:
         tap.followers += 1
         try:
             async for data in tap.follow(
-                start, skip_ids_through=skip_ids_through, done_frame=done_frame, fallback=fallback
+                start,
+                skip_ids_through=skip_ids_through,
+                done_frame=done_frame,
+                fallback=fallback,
+                sink=sink,
             ):
                 yield data
         finally:
