@@ -307,19 +307,37 @@ class Simulation:
         task.add_done_callback(self.client_tasks[instance].discard)
 
     async def _consume(self, view: View, response: Any, instance: int) -> None:
+        """Serve ``response`` as a server would (its ASGI call) to a client that reads at a
+        random pace (a send may wait: a client behind) and may hang up after some frames;
+        frames reach it from the response's task or from whichever task makes them
+        (``SseResponse.send_now``: the producer, a tap)."""
         disconnect_after = self.rng.randint(0, 12) if self.rng.random() < 0.25 else None
-        body = response.body_iterator
-        try:
-            async for data in body:
-                frames = parse_frames(data if isinstance(data, bytes) else str(data).encode())
-                view.frames.extend(frames)
+        gone = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] != "http.response.body":
+                return
+            # a client behind: the server waits for its buffer to drain before it writes
+            await asyncio.sleep(self.rng.choice((0, 0, 0, 0.001, 0.02)))
+            if gone.is_set():
+                raise OSError("the client hung up")  # as ASGI 2.4 servers do
+            data = message.get("body", b"")
+            if data:
+                view.frames.extend(parse_frames(data))
                 if disconnect_after is not None and len(view.frames) >= disconnect_after:
                     view.disconnected = True
-                    break
-                await asyncio.sleep(self.rng.choice((0, 0, 0, 0.001, 0.02)))
-            else:
+                    gone.set()
+                    return
+            if not message.get("more_body", False):
                 view.ended = True
                 view.ended_ms = now_ms()
+
+        try:
+            await response({"type": "http", "method": "GET"}, receive, send)
         except asyncio.CancelledError:
             view.cut = True
             raise
@@ -327,8 +345,6 @@ class Simulation:
             view.error = repr(exc)
         finally:
             view.done = bool(view.frames) and view.frames[-1][1] == "[DONE]"
-            with contextlib.suppress(Exception):
-                await body.aclose()
         if view.disconnected and view.kind == "live" and self.rng.random() < 0.7:
             # the client resumes right away from its last id, anywhere
             ids = [i for i, _ in view.frames if i is not None]
