@@ -287,17 +287,21 @@ class SseResponse(Response):
         message: Message = {"type": "http.response.body", "body": frame, "more_body": True}
         loop, context = self._event_loop, self._send_context
         assert loop is not None and context is not None  # set with _send
-        steps = send(message).__await__()
+        self._sending = True  # a frame pushed from within this send is queued, not sent
         try:
+            steps = send(message).__await__()
             waits_for = context.run(steps.send, None)
         except StopIteration:
+            self._sending = False
             self._last_send = loop.time()
             return True
         except OSError:
+            self._sending = False
             self._disconnected = True
             self._cut_now()
             return True
         except (Exception, asyncio.CancelledError) as exc:
+            self._sending = False
             self._fail_send(exc)
             return True
         if waits_for is None:
@@ -305,7 +309,6 @@ class SseResponse(Response):
             # through a stream, Starlette's BaseHTTPMiddleware): each send_now would cost a
             # task, more than waking the response. The response sends the rest itself.
             self._send = None
-        self._sending = True
         self._in_flight = loop.create_task(
             self._finish_send(_Resumed(steps, waits_for)), context=context
         )

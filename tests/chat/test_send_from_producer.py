@@ -204,6 +204,28 @@ async def test_send_now_sends_at_once_and_a_send_that_waits_keeps_the_order() ->
     assert frames.closed
 
 
+async def test_a_frame_offered_from_within_a_send_now_waits_its_turn() -> None:
+    class Reentrant(Scripted):
+        offered: list[bool]
+
+        async def send(self, message: dict[str, Any]) -> None:
+            if message.get("body") == b"a":  # something the send calls pushes a frame
+                self.offered.append(response.send_now(b"inner"))
+            await super().send(message)
+
+    frames = Frames()
+    asgi = Reentrant()
+    asgi.offered = []
+    response = SseResponse(frames, headers={}, keepalive_s=0)
+    task = await started(response, asgi)
+    assert response.send_now(b"a")
+    assert asgi.offered == [False]  # queued by its caller instead: "a" is still going out
+    frames.queue.put_nowait(b"inner")
+    frames.queue.put_nowait(None)
+    await asyncio.wait_for(task, 5)
+    assert asgi.body == b"ainner"
+
+
 async def test_a_send_that_always_yields_a_turn_is_left_to_the_response() -> None:
     class Yielding(Scripted):
         async def send(self, message: dict[str, Any]) -> None:
