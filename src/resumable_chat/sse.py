@@ -272,6 +272,9 @@ class SseResponse(Response):
         yields to the event loop without waiting for anything (a middleware that passes
         messages through a stream, such as Starlette's ``BaseHTTPMiddleware``), this and
         every later call return False: such a send is cheaper from the response's task.
+        Call it from a task, not a loop callback. A middleware whose ``send`` enters a
+        timeout or cancel scope (``asyncio.timeout``, ``anyio.fail_after``) would enter it
+        in the calling task; it then sees a waiting send end in another task.
 
         Args:
             frame: the bytes of one or more SSE events.

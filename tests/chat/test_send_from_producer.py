@@ -19,7 +19,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from helpers import parse_sse, user_message
 from resumable_chat import StopSignal, create_resumable_chat
 from resumable_chat.fastapi import ai_sdk_router
-from resumable_chat.s2 import Basin
+from resumable_chat.s2 import Basin, MemoryBasin
 from resumable_chat.sse import SseResponse
 from resumable_chat.testing.app_server import serve_app
 
@@ -386,3 +386,71 @@ async def test_followers_here_sent_from_the_tap_get_every_frame_once_however_the
     assert check_contiguous(fast_body, 0, count) == live_ids
     assert check_contiguous(slow_body, 0, count) == live_ids
     assert check_contiguous(resumed_body, 1, count)[0] == cursor + 1
+
+
+class TimeoutInSend:
+    """An ASGI middleware whose ``send`` runs under ``asyncio.timeout`` (needs a task)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def timed_send(message: Any) -> None:
+            async with asyncio.timeout(5):
+                await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
+class HeldClaimBasin(MemoryBasin):
+    """Holds the first append (the claim) until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def append(self, stream: str, input: Any) -> Any:
+        await self.release.wait()
+        return await super().append(stream, input)
+
+
+@pytest.mark.parametrize("respond_before_claim", [False, True])
+async def test_a_send_that_needs_a_task_works_before_and_after_the_claim(
+    respond_before_claim: bool,
+) -> None:
+    words = [f"w{i} " for i in range(20)]
+
+    async def source(messages: list[dict[str, Any]], signal: StopSignal) -> AsyncIterator[Any]:
+        yield {"type": "start", "messageId": "m1"}
+        yield {"type": "text-start", "id": "t"}
+        for word in words:
+            yield {"type": "text-delta", "id": "t", "delta": word}
+            await asyncio.sleep(0.002)
+        yield {"type": "text-end", "id": "t"}
+        yield {"type": "finish", "finishReason": "stop"}
+
+    basin = HeldClaimBasin()
+    chat = create_resumable_chat(basin=basin, respond_before_claim=respond_before_claim)
+    app = FastAPI()
+    app.include_router(ai_sdk_router(chat, source))
+    body = {"id": "timed", "messages": [user_message()]}
+    text = ""
+    try:
+        async with (
+            serve_app(TimeoutInSend(app)) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as client,
+        ):
+            if not respond_before_claim:
+                basin.release.set()  # the response starts only once the claim is stored
+            async with client.stream("POST", "/api/chat", json=body) as response:
+                assert response.status_code == 200
+                async for piece in response.aiter_text():
+                    text += piece
+                    if text.count('"text-delta"') >= 5:
+                        basin.release.set()  # sent before the claim: now let it land
+    finally:
+        await chat.aclose()
+    events = parse_sse(text)
+    assert events[-1] == (None, "[DONE]")
+    deltas = [d for _, d in events if '"text-delta"' in d]
+    assert "".join(d.split('"delta":"')[1].split('"')[0] for d in deltas) == "".join(words)

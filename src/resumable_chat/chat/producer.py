@@ -118,14 +118,16 @@ class LiveChannel:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def push(self, frame: bytes) -> None:
-        """Queue ``frame`` (SSE bytes) for the reader."""
+    def push(self, frame: bytes, *, direct: bool = True) -> None:
+        """Queue ``frame`` (SSE bytes) for the reader, or send it now through
+        :attr:`send_now` (see the class). ``direct=False`` always queues it: for a caller
+        that is not a task (a loop callback), where the server's ``send`` must not run."""
         if self._detached or self._closed:
             return
         frames = self._frames
         if self._waiter is not None:
             send_now = self.send_now
-            if send_now is not None and not frames:
+            if send_now is not None and direct and not frames:
                 loop = self._event_loop
                 assert loop is not None  # set by the waiting reader
                 now = loop.time()
@@ -405,15 +407,16 @@ class ChatProducer(Producer):
         if len(body) + 8 > MAX_BATCH_METERED_BYTES:
             return False
         turn = self.turn
+        # a loop callback (the fetch's end), not a task: the response's task sends these
         if not ahead:
             for opening in turn.opening(chunk):
                 turn.observe(opening)
                 opened = self._storage_form(opening)
                 ahead.append(encode_chunk(opened))
-                live.push(event_frame(encode_chunk(opening)))
+                live.push(event_frame(encode_chunk(opening)), direct=False)
         turn.observe(chunk)
         ahead.append(body)
-        live.push(event_frame(live_body))
+        live.push(event_frame(live_body), direct=False)
         return True
 
     def claim_failed(self, error_text: str) -> None:
@@ -424,10 +427,10 @@ class ChatProducer(Producer):
         live = self.live
         if live is None or live.closed:
             return
-        for chunk in self.turn.error_chunks(error_text):
-            live.push(event_frame(encode_chunk(chunk)))
+        for chunk in self.turn.error_chunks(error_text):  # from a loop callback: queued
+            live.push(event_frame(encode_chunk(chunk)), direct=False)
         if self.dialect.done_frame:
-            live.push(self.dialect.done_frame)
+            live.push(self.dialect.done_frame, direct=False)
         live.close()
 
     def _open(self) -> AsyncIterator[Any]:
