@@ -127,6 +127,7 @@ class Scripted:
         self.gate = asyncio.Event()
         self.held = asyncio.Event()
         self.started = asyncio.Event()
+        self.wrote = asyncio.Event()
 
     async def send(self, message: dict[str, Any]) -> None:
         body = message.get("body")
@@ -138,6 +139,13 @@ class Scripted:
             await self.gate.wait()
         self.messages.append(message)
         self.started.set()
+        self.wrote.set()
+
+    async def until_body(self, body: bytes) -> None:
+        """Wait until the bodies sent so far are ``body``."""
+        while self.body != body:
+            self.wrote.clear()
+            await self.wrote.wait()
 
     @property
     def body(self) -> bytes:
@@ -150,6 +158,7 @@ class Frames:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.closed = False
+        self.taken = asyncio.Event()  # set each time the response takes a frame
 
     def __aiter__(self) -> Frames:
         return self
@@ -158,6 +167,7 @@ class Frames:
         frame = await self.queue.get()
         if frame is None:
             raise StopAsyncIteration
+        self.taken.set()
         return frame
 
     async def aclose(self) -> None:
@@ -193,8 +203,7 @@ async def test_send_now_sends_at_once_and_a_send_that_waits_keeps_the_order() ->
     assert not response.send_now(b"c")  # one send at a time: the caller queues it instead
     frames.queue.put_nowait(b"c")
     frames.queue.put_nowait(None)
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await frames.taken.wait()  # the response has "c": a send of it would be in this step
     assert asgi.body == b"a"  # "c" waits behind "b"
     asgi.gate.set()
     await task
@@ -237,9 +246,7 @@ async def test_a_send_that_always_yields_a_turn_is_left_to_the_response() -> Non
     response = SseResponse(frames, headers={}, keepalive_s=0)
     task = await started(response, asgi)
     assert response.send_now(b"a")  # finished by a task after its loop turn
-    for _ in range(3):
-        await asyncio.sleep(0)
-    assert asgi.body == b"a"
+    await asyncio.wait_for(asgi.until_body(b"a"), 5)
     assert not response.send_now(b"b")  # from now on the response's task sends
     frames.queue.put_nowait(b"b")
     frames.queue.put_nowait(None)
