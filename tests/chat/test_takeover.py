@@ -17,9 +17,19 @@ import pytest
 
 from resumable_chat import create_resumable_chat
 from resumable_chat.chat.core import LOST_GENERATION_ERROR_TEXT, ResumableChat
+from resumable_chat.clock import LoopClock
 from resumable_chat.log import Ownership, RecordKind, classify, read_range
-from resumable_chat.s2 import Basin, SequencedRecord, is_fence, is_terminal_fence
-from resumable_chat.s2.records import AppendInput, is_stop_fence, trim_record
+from resumable_chat.log.scan import latest_generation
+from resumable_chat.log.takeover import close_lost
+from resumable_chat.s2 import Basin, MemoryBasin, SequencedRecord, is_fence, is_terminal_fence
+from resumable_chat.s2.records import (
+    AppendInput,
+    AppendRecord,
+    fence_record,
+    is_stop_fence,
+    trim_record,
+)
+from resumable_chat.testing.virtual_time import run_virtual
 
 LEASE = {"lease_ms": 400, "heartbeat_ms": 100}
 PROTOCOLS = ["ai-sdk", "tanstack"]
@@ -458,3 +468,48 @@ async def test_a_chat_whose_records_all_expired_takes_new_turns(basin: Basin, mo
     assert later.outcome == "end"
     assert _stored_chunks(await _records(basin, stream))[-1]["type"] == "finish"
     await chat.aclose()
+
+
+def test_a_turn_whose_claim_finds_the_lost_answer_closed_meanwhile_is_not_refused() -> None:
+    """Instance b's new turn finds a lost answer and watches it stay silent for the
+    confirmation window; instance a closes it during that window. The stream is free then:
+    b's turn must go ahead, not answer 409 (virtual time: the race is exact)."""
+
+    async def main() -> tuple[int, list[RecordKind]]:
+        basin = MemoryBasin(clock=LoopClock())
+        b = create_resumable_chat(
+            basin=basin, clock=LoopClock(), ownership=Ownership(), **LEASE
+        )  # confirmation window: two heartbeats, 200 ms
+        # a's answer, lost: its claim and a chunk, then nothing (a crashed)
+        await basin.append(
+            "chat-race",
+            AppendInput([fence_record("session-lost"), AppendRecord(b'{"type":"start"}')]),
+        )
+        await asyncio.sleep(0.5)  # virtual: past the lease
+
+        async def a_closes_it() -> None:
+            await asyncio.sleep(0.1)  # virtual: inside b's confirmation window
+            latest = await latest_generation(basin, "chat-race")
+            assert await close_lost(basin, "chat-race", latest, lambda stream, bodies: [])
+
+        async def model(signal: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
+            yield {"type": "text-start", "id": "t"}
+            yield {"type": "text-end", "id": "t"}
+
+        closing = asyncio.create_task(a_closes_it())
+        response = await b.make_resumable("chat-race", model)
+        await closing
+        if response.status_code == 200:
+            async for _ in response.body_iterator:  # type: ignore[attr-defined]
+                pass
+        await _ended(b, "chat-race")
+        kinds = [classify(r) for r in await _records(basin, "chat-race")]
+        await b.aclose()
+        return response.status_code, kinds
+
+    status, kinds = run_virtual(main())
+    assert status == 200
+    # a's claim and chunk, a's error terminal, then b's claim and its answer's end
+    assert kinds.count(RecordKind.CLAIM) == 2
+    assert kinds.index(RecordKind.ERROR) < kinds.index(RecordKind.CLAIM, 1)
+    assert kinds[-1] is RecordKind.END

@@ -171,7 +171,8 @@ class LogEngine:
         if not self.lease_expired(latest.tail.timestamp):
             return False
         if not await confirm_silence(self.basin, stream, latest.tail, self.config.confirm_s):
-            return False
+            # The tail moved: the writer came back, or another instance closed it meanwhile.
+            return not (await latest_generation(self.basin, stream)).active
         if await close_lost(self.basin, stream, latest, self.lost_terminal, rng=self.rng):
             return True
         return not (await latest_generation(self.basin, stream)).active
