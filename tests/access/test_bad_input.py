@@ -3,6 +3,7 @@ its answer with exactly one protocol error terminal, in the live response and in
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -196,4 +197,66 @@ async def test_a_message_too_large_to_store_gets_413_and_touches_nothing() -> No
         assert ok.status_code == 200 and model.calls == 1
         history = (await client.get("/api/chat/c1/messages")).json()
         assert [m["role"] for m in history] == ["user", "assistant"]
+    await chat.aclose()
+
+
+class _Finished:
+    """ASGI middleware: ``done`` is set when a request to the app has been handled (or
+    raised), so a test knows when the server is through with a request nobody answers."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.done = asyncio.Event()
+        self.errors: list[BaseException] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            self.errors.append(exc)
+            raise
+        finally:
+            self.done.set()
+
+
+@pytest.mark.parametrize(
+    ("protocol", "path"),
+    [("ai-sdk", "/api/chat"), ("tanstack", "/api/tanstack/chat")],
+)
+async def test_a_client_hanging_up_mid_body_is_not_a_server_error(
+    protocol: str, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that closes its connection while its request body is on the way (a tab
+    closed mid-upload) is a client disconnect: nothing is claimed or written, no exception
+    escapes to the server (uvicorn would log it as "Exception in ASGI application"), and
+    the next request to the same chat works."""
+    chat, model, basin, app = await _serve(protocol)
+    model.chunks = [{"type": "start"}, {"type": "finish"}]
+    finished = _Finished(app)
+    async with serve_app(finished) as url:
+        host, port = url.removeprefix("http://").split(":")
+        _reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 500\r\n\r\n".encode()
+            + b'{"id":"c1","messages":[{"id":"u1","role":"user","par'
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(finished.done.wait(), 10)
+        assert finished.errors == []
+        assert "Exception in ASGI application" not in caplog.text
+        assert model.calls == 0
+        for stream in basin.stream_names():
+            assert await read_range(basin, stream, 0) == [], f"{stream} was written"
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            body: dict[str, Any] = {"id": "c1", "messages": [USER]}
+            if protocol == "tanstack":
+                body["messages"] = [{"id": "u1", "role": "user", "content": "hi"}]
+            response = await client.post(path, json=body)
+            assert response.status_code in (200, 202), response.text
     await chat.aclose()

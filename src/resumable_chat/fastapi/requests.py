@@ -36,6 +36,7 @@ from fastapi import HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from resumable_chat.chat import MessageNotStorableError, not_storable_response
 from resumable_chat.log import LogGapError
@@ -314,7 +315,10 @@ def storage_route_class(policy: StorageErrorPolicy) -> type[APIRoute]:
     """An ``APIRoute`` class whose handler answers an escaping ``S2Error`` with
     ``policy.response`` (use it as ``APIRouter(route_class=...)``), and a message the log
     cannot keep (:class:`~resumable_chat.chat.MessageNotStorableError`) with 400/413. Other
-    exceptions (``HTTPException`` included) pass through untouched. An ``S2Error`` in the
+    exceptions (``HTTPException`` included) pass through untouched, except Starlette's
+    ``ClientDisconnect`` (the client hung up while its request body was on the way): that
+    gets a 400 nobody reads and a DEBUG line, not a server error with a traceback. An
+    ``S2Error`` in the
     body of an :class:`~resumable_chat.sse.SseResponse` that already began (a follower's read
     failing past its retries) is logged by the policy too, and a ``LogGapError`` (records
     trimmed under a follower that lagged that long) at INFO; either breaks the stream off
@@ -340,6 +344,16 @@ def storage_route_class(policy: StorageErrorPolicy) -> type[APIRoute]:
                     return policy.response(exc)
                 except MessageNotStorableError as exc:
                     return not_storable_response(exc)
+                except ClientDisconnect:
+                    logger.debug(
+                        "%s %s: the client left before its body arrived",
+                        request.method,
+                        request.url.path,
+                    )
+                    return JSONResponse(
+                        {"detail": "the client disconnected before its request body arrived"},
+                        status_code=400,
+                    )
                 if isinstance(response, SseResponse) and response.on_error is None:
                     response.on_error = body_error
                 return response
