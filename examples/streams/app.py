@@ -5,7 +5,7 @@ Run: ``python examples/streams/app.py --host 127.0.0.1 --port 8000``. Storage is
 
 - ``POST /api/streams/{id}`` → 200 ``text/event-stream``: a demo stream of SSE frames (or, with
   a JSON body ``{"text": "..."}``, that text word by word), persisted as it goes; 409
-  ``Stream already in use`` while it is being produced.
+  ``Stream already in use`` while it is being produced; 413 for a body over 1 MiB.
 - ``GET /api/streams/{id}?resumeAt=N`` → 200 ``text/event-stream``: the output from its start
   minus the first ``N`` characters, then live until it ends; 422 ``Stream is already done``
   once it has ended; 404 ``Stream not found`` when there never was such a stream.

@@ -123,6 +123,32 @@ async def test_post_with_a_text_body_and_delete(client: httpx.AsyncClient, basin
         assert await _status(client, "t1") is None
 
 
+async def test_an_oversized_post_body_gets_413_and_creates_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """The router reads at most ``max_body_bytes`` (1 MiB by default) of a POST body: over
+    it, with a ``Content-Length`` or chunked without one, the answer is 413 and no stream
+    is created; a body within it still reaches the source (``await request.json()``)."""
+    big = b'{"text": "' + b"x" * (1024 * 1024) + b'"}'
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    for name, content in (("sized", big), ("chunked", chunked())):
+        response = await client.post(
+            f"/api/streams/big-{name}",
+            content=content,
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 413, name
+        assert response.json() == {"detail": "body over 1048576 bytes"}
+        assert await _status(client, f"big-{name}") is None
+        assert (await client.get(f"/api/streams/big-{name}")).status_code == 404
+    ok = await client.post("/api/streams/small", json={"text": "still fine"})
+    assert ok.status_code == 200 and ok.text == "still fine"
+
+
 def test_the_script_runs_standalone(tmp_path: Path) -> None:
     """``python examples/streams/app.py --host 127.0.0.1 --port N`` on the embedded log."""
     port = free_port()

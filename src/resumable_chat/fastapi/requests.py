@@ -56,6 +56,7 @@ __all__ = [
     "authorize_chat",
     "decimal_cursor",
     "json_request_body",
+    "read_body",
     "readable_errors",
     "startup_check",
     "storage_errors",
@@ -147,14 +148,15 @@ def _nesting_exceeds(data: Any, limit: int) -> bool:
     return False
 
 
-async def validated_body(
-    request: Request, model: type[_Model], max_body_bytes: int
-) -> _Model | Response:
-    """The request body parsed into ``model``, or the 4xx JSON response that explains why not.
+async def read_body(request: Request, max_body_bytes: int) -> bytes | Response:
+    """The request body, read up to ``max_body_bytes`` (bytes), or the 413 JSON response
+    ``{"detail": "body over N bytes"}`` once it is over: checked on ``Content-Length`` before
+    reading and while reading (a chunked body has none), so an oversized body is never held
+    in memory whole. The body is then kept on the request: ``await request.body()`` and
+    ``await request.json()`` return it afterwards.
 
-    413 over ``max_body_bytes`` (bytes; checked on ``Content-Length`` and while reading),
-    400 for malformed JSON or JSON nested deeper than :data:`MAX_JSON_DEPTH`, 422 with
-    ``{"detail": [{loc, msg, type}]}`` for a wrong shape.
+    Raises Starlette's ``ClientDisconnect`` when the client leaves before the body arrived
+    (the routers' route class, :func:`storage_route_class`, answers it).
     """
     length = request.headers.get("content-length")
     too_big = JSONResponse({"detail": f"body over {max_body_bytes} bytes"}, status_code=413)
@@ -166,6 +168,24 @@ async def validated_body(
         body += piece
         if len(body) > max_body_bytes:
             return too_big
+    # Starlette's own cache of the body (``Request.body`` sets and reads it), so a later
+    # ``await request.body()`` returns what was read here instead of "stream consumed".
+    request._body = data = bytes(body)
+    return data
+
+
+async def validated_body(
+    request: Request, model: type[_Model], max_body_bytes: int
+) -> _Model | Response:
+    """The request body parsed into ``model``, or the 4xx JSON response that explains why not.
+
+    413 over ``max_body_bytes`` (bytes; checked on ``Content-Length`` and while reading),
+    400 for malformed JSON or JSON nested deeper than :data:`MAX_JSON_DEPTH`, 422 with
+    ``{"detail": [{loc, msg, type}]}`` for a wrong shape.
+    """
+    body = await read_body(request, max_body_bytes)
+    if isinstance(body, Response):
+        return body
     too_deep = JSONResponse(
         {"detail": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}, status_code=400
     )

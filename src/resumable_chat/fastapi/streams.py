@@ -33,8 +33,10 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from resumable_chat.fastapi.requests import (
+    DEFAULT_MAX_BODY_BYTES,
     Authorize,
     authorize_chat,
+    read_body,
     startup_check,
     storage_policy,
     storage_route_class,
@@ -129,6 +131,7 @@ def resumable_stream_router(
     prefix: str = "/api/streams",
     authorize: Authorize | None = None,
     check_storage: bool = True,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> APIRouter:
     """An ``APIRouter`` with the seeds' route pair (see the module docstring).
 
@@ -141,9 +144,11 @@ def resumable_stream_router(
             called before a stream is created or resumed; raises ``HTTPException`` to refuse.
         check_storage: the router's lifespan awaits ``context.check()`` at start-up (one
             cheap S2 request), so a misconfigured S2 stops the app; ``False`` skips it.
+        max_body_bytes: a larger POST body gets 413 ``{"detail": "body over N bytes"}``
+            before any of it is kept whole or a stream is claimed (bytes).
 
     Returns:
-        The router: ``POST {prefix}/{stream_id}`` (200 | 409) and
+        The router: ``POST {prefix}/{stream_id}`` (200 | 409 | 413) and
         ``GET {prefix}/{stream_id}?resumeAt=N`` (200 | 400 | 404 never existed | 422 done).
         Stream ids must match :data:`STREAM_ID_PATTERN` (else FastAPI answers 422 with a
         JSON validation error). S2 failures: 503 with ``Retry-After`` | 500 misconfigured.
@@ -156,7 +161,10 @@ def resumable_stream_router(
     @router.post(f"{prefix}/{{stream_id}}", response_model=None)
     async def create_stream(stream_id: StreamId, request: Request) -> Response:
         await authorize_chat(authorize, request, stream_id)
-        await request.body()  # cached, so the source may read it after the response starts
+        # kept on the request, so the source may read it after the response starts
+        body = await read_body(request, max_body_bytes)
+        if isinstance(body, Response):
+            return body
 
         def source() -> AsyncIterable[str] | Awaitable[AsyncIterable[str]]:
             return make_stream(stream_id, request)
