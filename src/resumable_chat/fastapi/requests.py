@@ -338,11 +338,11 @@ def storage_route_class(policy: StorageErrorPolicy) -> type[APIRoute]:
     exceptions (``HTTPException`` included) pass through untouched, except Starlette's
     ``ClientDisconnect`` (the client hung up while its request body was on the way): that
     gets a 400 nobody reads and a DEBUG line, not a server error with a traceback. An
-    ``S2Error`` in the
-    body of an :class:`~resumable_chat.sse.SseResponse` that already began (a follower's read
-    failing past its retries) is logged by the policy too, and a ``LogGapError`` (records
-    trimmed under a follower that lagged that long) at INFO; either breaks the stream off
-    instead of reaching the server as an exception with a traceback per follower."""
+    ``S2Error`` in the body of an :class:`~resumable_chat.sse.SseResponse` that already
+    began (a follower's read failing past its retries) is logged by the policy too, and a
+    ``LogGapError`` (records trimmed under a follower that lagged that long) at INFO;
+    either breaks the stream off instead of reaching the server as an exception with a
+    traceback per follower."""
 
     def body_error(exc: Exception) -> bool:
         if isinstance(exc, LogGapError):  # trimmed under a follower that lagged that long
