@@ -89,6 +89,22 @@ AI_SDK_BAD = [
     ("wrong type", "POST", "/api/chat", {"id": "c1", "messages": "hi"}, 422),
     ("message without id", "POST", "/api/chat", {"id": "c1", "messages": [{"role": "user"}]}, 422),
     ("id too long", "POST", "/api/chat", {"id": LONG_ID, "messages": [USER]}, 422),
+    *[
+        (
+            f"part {name}",
+            "POST",
+            "/api/chat",
+            {"id": "c1", "messages": [{**USER, "parts": [part]}]},
+            422,
+        )
+        for name, part in (
+            ("without type", {"text": "hi"}),
+            ("with an empty type", {"type": "", "text": "hi"}),
+            ("text null", {"type": "text", "text": None}),
+            ("text a number", {"type": "text", "text": 5}),
+            ("reasoning without text", {"type": "reasoning"}),
+        )
+    ],
     ("stream bad id", "GET", "/api/chat/a%20b/stream", None, 422),
     ("stream id too long", "GET", f"/api/chat/{LONG_ID}/stream", None, 422),
     ("stream from text", "GET", "/api/chat/c1/stream?from=abc", None, 422),

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.producer import StopSignal
@@ -42,6 +42,21 @@ class UIMessageModel(BaseModel):
     role: Literal["system", "user", "assistant"]
     parts: list[dict[str, Any]] = Field(default_factory=list)
     metadata: Any = None
+
+    @field_validator("parts")
+    @classmethod
+    def _typed_parts(cls, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each part names its ``type`` (a non-empty string), and a ``text`` or ``reasoning``
+        part carries its ``text`` as a string, as the AI SDK's own UIMessage schema demands
+        (``ai`` ``src/ui/validate-ui-messages.ts``); other keys and part types pass as sent.
+        Raises ``ValueError`` (a 422 naming the part) otherwise."""
+        for index, part in enumerate(parts):
+            kind = part.get("type")
+            if not isinstance(kind, str) or not kind:
+                raise ValueError(f"part {index} has no type (a non-empty string)")
+            if kind in ("text", "reasoning") and not isinstance(part.get("text"), str):
+                raise ValueError(f"part {index} ({kind}) needs its text as a string")
+        return parts
 
 
 class AiSdkChatRequest(BaseModel):
