@@ -179,10 +179,21 @@ async def validated_body(
 ) -> _Model | Response:
     """The request body parsed into ``model``, or the 4xx JSON response that explains why not.
 
-    413 over ``max_body_bytes`` (bytes; checked on ``Content-Length`` and while reading),
-    400 for malformed JSON or JSON nested deeper than :data:`MAX_JSON_DEPTH`, 422 with
-    ``{"detail": [{loc, msg, type}]}`` for a wrong shape.
+    415 when the request names a ``Content-Type`` that is not JSON (``application/json`` or
+    ``application/*+json``; none at all is read as JSON): the JS clients always send
+    ``application/json`` (``ai`` ``HttpChatTransport``, ``@tanstack/ai-client``
+    ``fetchServerSentEvents``), while a form or ``text/plain`` body is what another site can
+    send cross-origin without a CORS preflight (https://fetch.spec.whatwg.org/#cors-safelisted-request-header),
+    so it must not start a model call. 413 over ``max_body_bytes`` (bytes; checked on
+    ``Content-Length`` and while reading), 400 for malformed JSON or JSON nested deeper than
+    :data:`MAX_JSON_DEPTH`, 422 with ``{"detail": [{loc, msg, type}]}`` for a wrong shape.
     """
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _is_json_media_type(content_type):
+        return JSONResponse(
+            {"detail": f"Content-Type must be application/json, not {content_type[:100]!r}"},
+            status_code=415,
+        )
     body = await read_body(request, max_body_bytes)
     if isinstance(body, Response):
         return body
@@ -201,6 +212,15 @@ async def validated_body(
         return model.model_validate(data)
     except ValidationError as exc:
         return JSONResponse({"detail": readable_errors(exc)}, status_code=422)
+
+
+def _is_json_media_type(content_type: str) -> bool:
+    """True for ``application/json`` and ``application/<x>+json`` (RFC 6839), any
+    parameters and letter case."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def _refuse_constant(name: str) -> Any:
