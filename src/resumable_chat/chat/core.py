@@ -801,8 +801,9 @@ class ResumableChat:
         the running generation's claim token goes to the stream; the generating instance's
         writer sees it at its next append (within about a heartbeat when the model is
         silent), adopts it and stops its source. Either way the source's iterator is closed
-        (so is the model request), the answer ends with the protocol's stop terminal (AI SDK
-        ``finish``; TanStack ``RUN_FINISHED`` with the run's id) and an ``end-`` fence.
+        (so is the model request), the answer ends with the protocol's stop terminal (AI SDK:
+        its open parts and step closed, then ``abort``; TanStack ``RUN_FINISHED`` with the
+        run's id) and an ``end-`` fence.
 
         Returns 202 when a generation was running, 204 otherwise (``Cache-Control:
         no-store``); always 204 when ``enable_stop`` is off. Raises ``S2Error`` when S2 fails
