@@ -642,11 +642,13 @@ class ResumableChat:
 
         Returns:
             204 (``Cache-Control: no-store``) when no generation runs (one whose writer died
-            is closed first); 416 (text) when ``from_seq_num`` is past the stream's tail
-            (unless this process's live response may have sent it: live frames go out before
-            they are stored); otherwise 200 SSE with the stored bodies verbatim as
-            ``id: <id>`` + ``data:`` frames, ending after the generation's terminal fence with
-            ``data: [DONE]`` (AI SDK).
+            is closed first); 416 (text) when this process runs the answer and never sent
+            ``from_seq_num``; otherwise 200 SSE with the stored bodies verbatim as
+            ``id: <id>`` + ``data:`` frames after the cursor, ending after the generation's
+            terminal fence with ``data: [DONE]`` (AI SDK). A cursor past the log's tail while
+            another instance runs the answer is honoured: that instance sends live frames
+            before S2 stores them, so the log catches up with it; a cursor no instance sent
+            gets only the end.
 
         Raises:
             ValueError: ``from_seq_num`` is negative.
@@ -659,6 +661,7 @@ class ResumableChat:
         if self.mode == "session" and self.dialect.session_replay == "snapshot":
             return await self._session_replay(stream_name, from_seq_num)
         answer_start = self._taps.running_answer(stream_name, from_seq_num)
+        read_from = from_seq_num if from_seq_num is not None else 0
         local = self.engine.generation(stream_name)
         if answer_start is None and local is not None and local.writer.error is None:
             # This process runs the answer: where it starts is known without asking the log
@@ -673,14 +676,14 @@ class ResumableChat:
             latest = await self.engine.latest(stream_name, settle=True)
             if not latest.active:
                 return Response(status_code=204, headers=_NO_STORE)
-            if (
-                from_seq_num is not None
-                and from_seq_num > latest.tail.seq_num
-                and not self.engine.sent_live(stream_name, from_seq_num)
-            ):
-                return _cursor_past_tail(from_seq_num, latest.tail.seq_num)
             answer_start = latest.data_start
-        start = answer_start if from_seq_num is None else max(answer_start, from_seq_num)
+            if from_seq_num is not None and from_seq_num > latest.tail.seq_num:
+                # Another instance runs the answer and sends its live frames before S2
+                # stores them: a cursor from its response may be ahead of the log here by
+                # S2's latency (or by a backlog while S2 is slow). Read on from the tail,
+                # skipping what the client has; a cursor nobody sent sees only the end.
+                read_from = latest.tail.seq_num
+        start = answer_start if from_seq_num is None else max(answer_start, read_from)
         sink = FrameSink()
         frames = self._taps.frames(
             stream_name,
@@ -707,10 +710,15 @@ class ResumableChat:
                 tail = (await self.basin.check_tail(stream)).seq_num
             except StreamNotFoundError:
                 tail = 0
+            start = from_seq_num
             if from_seq_num > tail and not self.engine.sent_live(stream, from_seq_num):
-                return _cursor_past_tail(from_seq_num, tail)
+                # a run on another instance sends live before S2 stores: read on from the
+                # tail, skipping what the client has; with no run open the log is complete
+                if not (await self.engine.latest(stream)).active:
+                    return _cursor_past_tail(from_seq_num, tail)
+                start = tail
             frames = self._replay_frames(
-                stream, from_seq_num, until_closed=False, skip_ids_through=from_seq_num
+                stream, start, until_closed=False, skip_ids_through=from_seq_num
             )
         else:
             head, next_seq = await self._snapshot_head(stream)
