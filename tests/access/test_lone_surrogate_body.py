@@ -52,6 +52,12 @@ CASES = {
         '"parts":[{"type":"text","content":"cut emoji \\ud83d"}]}]}',
         "tanstack-c1",
     ),
+    "tanstack, AI SDK-shaped text part": (
+        "/api/tanstack/chat",
+        '{"id":"c1","messages":[{"id":"u1","role":"user",'
+        '"parts":[{"type":"text","text":"cut emoji \\ud83d"}]}]}',
+        "tanstack-c1",
+    ),
     "agui": (
         "/api/agui",
         '{"threadId":"t1","runId":"run-1","messages":[{"id":"u1","role":"user",'

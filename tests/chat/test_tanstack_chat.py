@@ -327,6 +327,20 @@ async def test_source_receives_non_text_parts_which_are_not_stored(make_tanstack
         assert "image" not in json.dumps(await _stored(app))
 
 
+async def test_an_ai_sdk_shaped_text_part_is_stored_as_the_source_saw_it(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    """``{"type": "text", "text": ...}`` (the AI SDK's shape) on the TanStack route: the
+    source and the stored history get the same text, as ``content``."""
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["ok"])
+        user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hello"}]}
+        assert (await app.post("c1", [user])).status_code == 202
+        await _idle(app)
+        seen = app.model.seen_messages[0][0]["parts"][0]
+        assert seen == {"type": "text", "text": "hello", "content": "hello"}
+        history = (await app.client.get("/api/tanstack/chat/c1/messages")).json()
+        assert history[0]["parts"] == [{"type": "text", "content": "hello"}]
+
+
 async def _serve_live(chat: Any, source: Any) -> str:
     import httpx
     from fastapi import FastAPI

@@ -265,6 +265,30 @@ class TanStackDialect(Dialect):
         """Turn state; ``message_id`` is unused (TanStack sources name their messages)."""
         return TanStackTurn()
 
+    def session_messages(self, messages: object) -> list[dict[str, Any]]:
+        """:func:`~resumable_chat.chat.dialect.normalize_messages`, then a ``text`` part
+        written the AI SDK way (a string ``text``, no string ``content``) gets ``content``
+        set to its ``text``.
+
+        TanStack's ``TextPart`` is ``{type: "text", content}`` (``@tanstack/ai``
+        ``src/types.ts``); the stored history (:meth:`message_records`) reads ``content``
+        only, while a source converting messages may read ``text``. Copying it makes the
+        source, the history and the storage check see the same text.
+        """
+        normalized = super().session_messages(messages)
+        for message in normalized:
+            parts = message.get("parts")
+            if not isinstance(parts, list):
+                continue
+            for part in parts:  # copies (normalize_messages)
+                if (
+                    part.get("type") == "text"
+                    and isinstance(part.get("text"), str)
+                    and not isinstance(part.get("content"), str)
+                ):
+                    part["content"] = part["text"]
+        return normalized
+
     def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
         """A user message as three text events; nothing for other roles
         (``@s2-dev/resumable-stream`` ``src/tanstack-ai.ts``)."""
