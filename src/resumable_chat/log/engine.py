@@ -32,7 +32,12 @@ from resumable_chat.log.records import (
 from resumable_chat.log.scan import LatestGeneration, latest_generation
 from resumable_chat.log.takeover import LostTerminal, close_lost, confirm_silence
 from resumable_chat.s2.basin import Basin
-from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
+from resumable_chat.s2.errors import (
+    FencingTokenMismatchError,
+    S2Error,
+    S2UnavailableError,
+    SeqNumMismatchError,
+)
 from resumable_chat.s2.records import AppendInput, fence_record, trim_record
 
 __all__ = ["CLOSE_GRACE_S", "MAX_SAFE_INTEGER", "LogConfig", "LogEngine", "Status"]
@@ -265,12 +270,14 @@ class LogEngine:
 
         A generation of this engine whose answer ended and whose terminal is being stored
         is waited for (up to a lease), so a turn sent right after the previous answer's end
-        does not get 409. ``wait_until`` gets the generation's task (serverless hosts); when it
-        raises, the generation is stopped (its stop terminal still stored) and the error
-        propagates.
+        does not get 409; when S2 has not stored it by then, ``S2UnavailableError`` (the
+        routes answer 503 with ``Retry-After``). ``wait_until`` gets the generation's task
+        (serverless hosts); when it raises, the generation is stopped (its stop terminal
+        still stored) and the error propagates.
 
         Raises :class:`StreamInUseError` (the producer is closed unread), ``S2Error`` (the
-        claim failed; the producer is closed) or ``RuntimeError`` after :meth:`aclose`.
+        claim failed, or the previous end is not stored; the producer is closed) or
+        ``RuntimeError`` after :meth:`aclose`.
         """
         if self._closed:
             await producer.aclose()
@@ -281,6 +288,14 @@ class LogEngine:
             if self._closed:
                 await producer.aclose()
                 raise RuntimeError("this engine is closed")
+            if self._local.get(stream) is running:
+                # The answer has ended, S2 has not stored its end yet: not a chat in use
+                # (409 tells the client to give up) but a slow S2 (503, try again).
+                await producer.aclose()
+                raise S2UnavailableError(
+                    f"the previous answer on {stream!r} is still being stored: S2 has not "
+                    f"acknowledged its end within {self.config.lease_ms} ms"
+                )
         if stream in self._local:
             await producer.aclose()
             raise StreamInUseError(stream)
