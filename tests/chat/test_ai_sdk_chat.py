@@ -192,6 +192,39 @@ async def test_on_error_chooses_the_error_text(make_chat_app) -> None:  # type: 
         assert chunks[-1] == {"type": "error", "errorText": "failed: RuntimeError"}
 
 
+async def test_an_event_source_reconnect_with_last_event_id_resumes_after_it(make_chat_app) -> None:  # type: ignore[no-untyped-def]
+    """A browser ``EventSource`` reconnects with ``Last-Event-ID``: the same as ``?from=``
+    (which wins when both are sent); a header that is not a cursor is a 400."""
+    async with make_chat_app() as app:
+        app.model.chunks = text_answer(WORDS)
+        app.model.hold_at = len(app.model.chunks) - 1
+        post = asyncio.create_task(app.post("c1", [user_message("hi")]))
+        await app.model.reached_hold.wait()
+        opened = asyncio.Semaphore(0)
+
+        async def replay(params: dict[str, int], headers: dict[str, str]) -> str:
+            url = "/api/chat/c1/stream"
+            async with app.client.stream("GET", url, params=params, headers=headers) as response:
+                assert response.status_code == 200
+                opened.release()
+                return (await response.aread()).decode()
+
+        by_header = asyncio.create_task(replay({}, {"Last-Event-ID": "3"}))
+        by_query = asyncio.create_task(replay({"from": 3}, {"Last-Event-ID": "1"}))
+        for _ in range(2):
+            await asyncio.wait_for(opened.acquire(), 10)
+        for bad in ("x", "-1", "²", "9" * 19):
+            header = {"Last-Event-ID": bad.encode()}
+            refused = await app.client.get("/api/chat/c1/stream", headers=header)
+            assert refused.status_code == 400 and "Last-Event-ID" in refused.json()["detail"]
+        app.model.gate.set()
+        live = [(int(i), d) for i, d in parse_sse((await post).text) if i is not None]
+        expected = [(i, d) for i, d in live if i > 3]
+        for task in (by_header, by_query):
+            got = [(int(i), d) for i, d in parse_sse(await task) if i is not None]
+            assert got == expected
+
+
 async def test_a_chunk_that_is_not_a_dict_is_an_error(make_chat_app) -> None:  # type: ignore[no-untyped-def]
     async with make_chat_app() as app:
         app.model.chunks = [{"type": "start", "messageId": "m"}, "oops"]  # type: ignore[list-item]

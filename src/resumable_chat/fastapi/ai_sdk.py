@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,6 +22,7 @@ from resumable_chat.fastapi.requests import (
     ChatId,
     authorize_chat,
     json_request_body,
+    resume_cursor,
     startup_check,
     storage_policy,
     storage_route_class,
@@ -105,7 +106,8 @@ def ai_sdk_router(
 
     Routes:
         ``POST {prefix}`` → 200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
-        ``GET {prefix}/{id}/stream`` → 200 replay SSE | 204 nothing running.
+        ``GET {prefix}/{id}/stream`` → 200 replay SSE (after the cursor ``?from=``, else
+        ``Last-Event-ID``) | 204 nothing running | 400 a ``Last-Event-ID`` not a cursor.
         ``DELETE {prefix}/{id}/stream`` → 202 stopped | 204 nothing running.
         ``GET {prefix}/{id}/messages`` → 200 JSON ``UIMessage[]`` folded from the log.
         Any route → 503 (``Retry-After``) while S2 is unavailable | 500 when misconfigured.
@@ -156,9 +158,11 @@ def ai_sdk_router(
         request: Request,
         chat_id: ChatId,
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> Response:
+        cursor = resume_cursor(from_, last_event_id)
         await authorize_chat(authorize, request, chat_id)
-        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+        return await chat.replay(stream_name(chat_id), from_seq_num=cursor)
 
     @router.delete(
         prefix + "/{chat_id}/stream",

@@ -58,6 +58,7 @@ __all__ = [
     "json_request_body",
     "read_body",
     "readable_errors",
+    "resume_cursor",
     "startup_check",
     "storage_errors",
     "storage_policy",
@@ -132,6 +133,32 @@ def decimal_cursor(value: str, *, max_digits: int = 18) -> int | None:
     if not value or len(value) > max_digits or not value.isascii() or not value.isdigit():
         return None
     return int(value)
+
+
+def resume_cursor(from_seq_num: int | None, last_event_id: str | None) -> int | None:
+    """The cursor a replay ``GET`` asks for: ``?from=`` when given, else the ``Last-Event-ID``
+    header, else ``None`` (from the start).
+
+    A browser ``EventSource`` reconnects with ``Last-Event-ID`` set to the last SSE ``id`` it
+    received (WHATWG HTML, "Server-sent events", "Processing model"); our ids are cursors,
+    so such a reconnect resumes after what the client has. An empty header counts as absent.
+
+    Args:
+        from_seq_num: the ``from`` query parameter (already validated ≥ 0), or ``None``.
+        last_event_id: the ``Last-Event-ID`` header, or ``None``.
+
+    Returns:
+        The cursor (an SSE id, ≥ 0), or ``None``.
+
+    Raises:
+        HTTPException: 400 when the header is not 1 to 18 ASCII digits.
+    """
+    if from_seq_num is not None or last_event_id is None or not last_event_id.strip():
+        return from_seq_num
+    cursor = decimal_cursor(last_event_id)
+    if cursor is None:
+        raise HTTPException(400, f"Last-Event-ID {last_event_id[:40]!r} is not a cursor of ours")
+    return cursor
 
 
 def _nesting_exceeds(data: Any, limit: int) -> bool:

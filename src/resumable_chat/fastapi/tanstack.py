@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,7 @@ from resumable_chat.fastapi.requests import (
     ChatId,
     authorize_chat,
     json_request_body,
+    resume_cursor,
     startup_check,
     storage_policy,
     storage_route_class,
@@ -92,7 +93,8 @@ def tanstack_router(
         background and is followed through replay) | 409 | 400/413/422 JSON.
         ``GET {prefix}/replay?id=<id>[&from=<cursor>]`` → SSE: without ``from`` one
         ``MESSAGES_SNAPSHOT`` of completed history, the running run raw, then live; with
-        ``from`` the raw records from there, then live. 416 for a cursor past the end.
+        ``from`` (or a ``Last-Event-ID`` header) the raw records from there, then live. 416
+        for a cursor past the end; 400 for a ``Last-Event-ID`` that is not a cursor.
         ``DELETE {prefix}`` ``{id}`` → 202 stopped | 204 nothing running.
         ``GET {prefix}/{id}/messages`` → 200 JSON ``UIMessage[]`` folded from the log.
         Any route → 503 (``Retry-After``) while S2 is unavailable | 500 when misconfigured.
@@ -128,9 +130,11 @@ def tanstack_router(
         request: Request,
         chat_id: Annotated[str, Query(alias="id", pattern=CHAT_ID_PATTERN)],
         from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> Response:
+        cursor = resume_cursor(from_, last_event_id)
         await authorize_chat(authorize, request, chat_id)
-        return await chat.replay(stream_name(chat_id), from_seq_num=from_)
+        return await chat.replay(stream_name(chat_id), from_seq_num=cursor)
 
     @router.delete(
         prefix,
