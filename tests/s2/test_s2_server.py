@@ -6,6 +6,7 @@ to the ``s2_server_url`` subprocess (ASGITransport buffers whole responses).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -264,3 +265,47 @@ async def test_raw_format_round_trip(asgi_client: MakeClient, value: str) -> Non
         read = (await client.get("/v1/streams/s/records?seq_num=0", headers=h)).json()
         assert read["records"][0]["headers"] == [["kind", "text ✓"]]
         assert read["records"][0]["body"] == "héllo"
+
+
+async def test_a_client_hanging_up_mid_append_body_is_not_a_server_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An S2 client whose connection drops while its append body is on the way (a process
+    killed mid-request): the server writes nothing and raises nothing (no "Exception in ASGI
+    application" traceback), and the stream takes the next append at seq_num 0."""
+    from resumable_chat.testing.app_server import serve_app
+    from resumable_chat.testing.s2_compat.app import create_app
+
+    errors: list[BaseException] = []
+    done = asyncio.Event()
+    s2 = create_app()
+
+    async def recorded(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await s2(scope, receive, send)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+        finally:
+            if scope["type"] == "http":
+                done.set()
+
+    async with serve_app(recorded) as url:
+        host, port = url.removeprefix("http://").split(":")
+        _reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /v1/streams/s/records HTTP/1.1\r\nHost: x\r\nS2-Basin: hangup-basin\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+            b'{"records":[{"body":"aGk'
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(done.wait(), 10)
+        assert errors == []
+        assert "Exception in ASGI application" not in caplog.text
+        async with httpx.AsyncClient(base_url=url, headers={"s2-basin": "hangup-basin"}) as client:
+            body = {"records": [{"body": "hi"}]}
+            appended = await client.post("/v1/streams/s/records", json=body)
+            assert appended.status_code == 200, appended.text
+            assert appended.json()["start"]["seq_num"] == 0

@@ -7,7 +7,7 @@ import gzip
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from resumable_chat.testing.s2_compat.model import (
     _DEFAULT_STREAM_CONFIG,
@@ -132,9 +132,15 @@ async def _request_body(request: Request) -> bytes:
     """The request body, decoded from ``Content-Encoding: gzip`` or ``zstd`` if so sent.
 
     Raises 400 ``bad_header`` for another encoding and 400 ``bad_json`` for a body that does
-    not decode.
+    not decode or never arrived whole (the client hung up mid-body: the answer goes nowhere,
+    but nothing is written and no exception reaches the ASGI server).
     """
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise _HttpError(
+            400, "bad_json", "the client hung up before its body was complete"
+        ) from None
     encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
     if encoding == "identity" or not raw:
         return raw
