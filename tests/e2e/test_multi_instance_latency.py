@@ -210,3 +210,46 @@ def test_use_chat_sending_its_next_turn_the_moment_an_answer_ends_is_answered(
     assert [m["role"] for m in result["messages"]] == ["user", "assistant"] * 3
     with b.client() as client:
         assert client.get(f"/api/chat/{chat}/messages").json() == result["messages"]
+
+
+def _sse_events(text: str) -> list[tuple[str | None, str]]:
+    events: list[tuple[str | None, str]] = []
+    for block in text.split("\n\n"):
+        lines = block.splitlines()
+        data = "\n".join(line[6:] for line in lines if line.startswith("data: "))
+        ids = [line[4:] for line in lines if line.startswith("id: ")]
+        if data:
+            events.append((ids[-1] if ids else None, data))
+    return events
+
+
+def test_a_cursor_from_the_live_answer_on_a_resumes_on_b_while_s2_lags(
+    standard_apps: tuple[ExampleApp, ExampleApp],
+) -> None:
+    """The live answer on A sends each chunk before S2 (400 ms) has stored it; a client that
+    reconnects to B with the last id it saw (``?from=``) gets the rest of the answer, not
+    416 "past the end" (which it got while the cursor was ahead of B's view of the log)."""
+    a, b = standard_apps
+    for round_ in range(3):
+        chat = f"slow-cursor-{uuid.uuid4().hex[:10]}"
+        body = {"id": chat, "messages": [_user_message(USER_TEXT)], "trigger": "submit-message"}
+        with (
+            a.client(timeout=30) as client_a,
+            client_a.stream("POST", "/api/chat", json=body) as live,
+        ):
+            assert live.status_code == 200
+            seen, lines = "", live.iter_text()
+            while len([i for i, _ in _sse_events(seen) if i is not None]) < 4:
+                seen += next(lines)
+            cut = seen.rindex("\n\n") + 2  # the cursor from whole events only
+            seen, rest = seen[:cut], seen[cut:]
+            cursor = int([i for i, _ in _sse_events(seen) if i is not None][-1])
+            with b.client(timeout=30) as client_b:
+                resumed = client_b.get(f"/api/chat/{chat}/stream", params={"from": cursor})
+            rest += "".join(lines)
+        assert resumed.status_code == 200, f"round {round_}: {resumed.status_code} {resumed.text}"
+        sent = _sse_events(seen + rest)
+        assert _sse_events(resumed.text) == [
+            (i, d) for i, d in sent if i is None or int(i) > cursor
+        ], f"round {round_}"
+        assert _sse_events(resumed.text)[-1] == (None, "[DONE]")
