@@ -42,6 +42,7 @@ import contextlib
 import logging
 import math
 import random
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -94,10 +95,8 @@ DEFAULT_APPEND_SPACING_MS = 1.0
 
 #: A queued record: the record, its metered size, the seq_num it was submitted at.
 _Entry = tuple[AppendRecord, int, int]
-#: Acknowledged records kept: seq_num of the first, S2's timestamp, the records, metered bytes.
-#: A record without headers is kept as its body alone: a tuple of ints and bytes, which the
-#: garbage collector stops tracking after its first look (see :meth:`LogWriter._keep`).
-_Kept = tuple[int, int, tuple[bytes | AppendRecord | SequencedRecord, ...], int]
+#: An acknowledged record kept: its body when it has no headers (see :meth:`LogWriter._keep`).
+_Kept = bytes | AppendRecord | SequencedRecord
 _NOT_FENCES = (RecordKind.DATA, RecordKind.HEARTBEAT)
 
 
@@ -204,7 +203,13 @@ class LogWriter:
         self.on_durable: Callable[[int], object] | None = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[AckedRecords] = []
-        self._kept: deque[_Kept] = deque()  # the newest acknowledged records, oldest first
+        # The newest acknowledged records, oldest first, from index _kept_head on (see _keep):
+        # the record (its body when it has no headers), S2's timestamp, metered bytes.
+        self._kept: list[_Kept] = []
+        self._kept_times = array("q")
+        self._kept_sizes = array("q")
+        self._kept_head = 0
+        self._kept_first = 0  # seq_num of _kept[_kept_head]
         self._kept_bytes = 0
 
     @property
@@ -289,49 +294,68 @@ class LogWriter:
         end = self._next_append_seq
         if seq_num >= end:
             return [] if seq_num == end else None
-        kept = self._kept
-        if not kept or kept[0][0] > seq_num:
+        kept, head, first = self._kept, self._kept_head, self._kept_first
+        if head >= len(kept) or first > seq_num:
             return None
+        times = self._kept_times
         out: list[SequencedRecord] = []
-        for start, timestamp, records, _ in kept:
-            if start + len(records) <= seq_num:
-                continue
-            for offset, record in enumerate(records):
-                position = start + offset
-                if position < seq_num:
-                    continue
-                if isinstance(record, bytes):
-                    out.append(SequencedRecord(position, timestamp, (), record))
-                elif isinstance(record, SequencedRecord):
-                    out.append(record)
-                else:
-                    out.append(
-                        SequencedRecord(position, timestamp, tuple(record.headers), record.body)
-                    )
+        for index in range(head + seq_num - first, len(kept)):
+            position = first + index - head
+            record = kept[index]
+            if isinstance(record, bytes):
+                out.append(SequencedRecord(position, times[index], (), record))
+            elif isinstance(record, SequencedRecord):
+                out.append(record)
+            else:
+                out.append(
+                    SequencedRecord(position, times[index], tuple(record.headers), record.body)
+                )
         return out
 
-    def _keep(self, start: int, timestamp: int, records: Sequence[AppendRecord], size: int) -> None:
-        """Keep a stored batch for :meth:`acknowledged_since`.
+    def _keep(
+        self, start: int, timestamp: int, records: Sequence[AppendRecord | SequencedRecord]
+    ) -> None:
+        """Keep stored records (seq_nums from ``start``, contiguous with those kept) for
+        :meth:`acknowledged_since`, then forget the oldest beyond :data:`KEPT_ACKED_BYTES`.
 
-        A record without headers (every chunk of an answer) is kept as its body: the entry is
-        then a tuple of ints and bytes, which CPython's collector untracks in its first young
-        collection, so the records kept by every running generation never reach the old
-        generation. Kept as ``AppendRecord`` objects in per-batch lists, they were up to 3
-        tracked objects per chunk: 300 answers at 50 chunks/s doubled the objects a full
-        collection visits (135,000 against 66,000), so those collections, which pause the
-        whole process, took longer and came more often.
+        Kept flat: a list of records (a record without headers, every chunk of an answer, as
+        its body: bytes, which the collector never tracks) and arrays of timestamps and sizes.
+        Keeping a record allocates no container, so a running answer brings the next young
+        collection no closer, and the records kept by every running generation never reach
+        the old generation. Kept as a tuple per batch, each chunk's append allocated two
+        containers that outlived it: at 400 concurrent answers that was a third of the young
+        collections, and kept as ``AppendRecord`` objects in per-batch lists, they were up to
+        three tracked objects per chunk (300 answers at 50 chunks/s doubled the objects a
+        full collection visits, 135,000 against 66,000).
         """
-        if len(records) == 1:
-            record = records[0]
-            kept: tuple[bytes | AppendRecord | SequencedRecord, ...] = (
-                (record,) if record.headers else (record.body,)
-            )
-        else:
-            kept = tuple(r if r.headers else r.body for r in records)
-        self._kept.append((start, timestamp, kept, size))
-        self._kept_bytes += size
-        while self._kept_bytes > KEPT_ACKED_BYTES and len(self._kept) > 1:
-            self._kept_bytes -= self._kept.popleft()[3]
+        kept, sizes = self._kept, self._kept_sizes
+        if start != self._kept_first + len(kept) - self._kept_head:  # first, or not contiguous
+            del kept[:], self._kept_times[:], sizes[:]
+            self._kept_head, self._kept_first, self._kept_bytes = 0, start, 0
+        added = 0
+        for record in records:
+            if record.headers:
+                kept.append(record)
+                size = metered_bytes(record)
+            else:
+                kept.append(record.body)
+                size = 8 + len(record.body)
+            sizes.append(size)
+            added += size
+        times = self._kept_times
+        for _ in records:
+            times.append(timestamp)
+        self._kept_bytes += added
+        head = self._kept_head
+        while self._kept_bytes > KEPT_ACKED_BYTES and head < len(kept) - 1:
+            self._kept_bytes -= sizes[head]
+            head += 1
+        if head != self._kept_head:
+            self._kept_first += head - self._kept_head
+            if head > 1024 and head * 2 > len(kept):  # compact: drop what was forgotten
+                del kept[:head], times[:head], sizes[:head]
+                head = 0
+            self._kept_head = head
 
     def unlisten(self, listener: AckedRecords) -> None:
         """Stop calling ``listener``; unknown listeners are ignored."""
@@ -616,7 +640,7 @@ class LogWriter:
 
     def _acknowledged(self, ack: AppendAck, records: list[AppendRecord], size: int) -> None:
         """Book a stored batch: kept, published to the listeners, the durable position."""
-        self._keep(ack.start.seq_num, ack.end.timestamp, records, size)
+        self._keep(ack.start.seq_num, ack.end.timestamp, records)
         if self._listeners:
             start, timestamp = ack.start.seq_num, ack.end.timestamp
             self._publish(
@@ -664,7 +688,7 @@ class LogWriter:
             if all(classify(r) is RecordKind.STOP for r in found):
                 self._publish(list(found))
                 for record in found:
-                    self._kept.append((record.seq_num, record.timestamp, (record,), 0))
+                    self._keep(record.seq_num, record.timestamp, (record,))
                 self._adopt_stop(fence_token(found[-1]), len(found))
                 return "stopped"
         tokens = [fence_token(r) for r in found if classify(r) not in _NOT_FENCES]

@@ -85,8 +85,11 @@ def _check_headers(record: AppendRecord) -> None:
         raise S2InvalidError("header name is empty", status=422, code="invalid")
 
 
-#: A stored record: ``(seq_num, timestamp, headers, body)``.
+#: A stored record as a reader gets it: ``(seq_num, timestamp, headers, body)``.
 _Stored = tuple[int, int, tuple[Header, ...], bytes]
+#: A record as kept: its body when it has no headers (every chunk of an answer), else
+#: ``(headers, body)``; seq_num and timestamp follow from its position.
+_Kept = bytes | tuple[tuple[Header, ...], bytes]
 #: Records per sealed block of a stream's storage.
 _BLOCK = 1024
 
@@ -95,15 +98,19 @@ _BLOCK = 1024
 class _Stream:
     """One stream's records and state.
 
-    Records are kept out of the garbage collector's way: each is a tuple of ints and bytes,
-    which CPython stops tracking after its first look, sealed in tuples of :data:`_BLOCK`
-    records (also untracked), with timestamps in an ``array``. A full collection then visits one
-    object per block instead of several per record: at 400,000 records a full collection took
-    ~100 ms with a tracked object per record, and paused every request of the process.
+    Records are kept out of the garbage collector's way: a record without headers is its
+    body (bytes: never tracked, and no new object), one with headers a tuple of bytes, which
+    CPython stops tracking after its first look; they are sealed in tuples of :data:`_BLOCK`
+    records (also untracked), with timestamps in an ``array`` and seq_nums implied by position.
+    A full collection then visits one object per block instead of several per record: at
+    400,000 records a full collection took ~100 ms with a tracked object per record, and paused
+    every request of the process. And an append allocates no container that outlives it, so it
+    brings the next young collection no closer (one kept tuple per record made an answer's
+    appends trigger one every ~700 chunks, with a full one every few hundred thousand).
     """
 
-    blocks: list[tuple[_Stored, ...]] = field(default_factory=list)  # sealed, _BLOCK each
-    open: list[_Stored] = field(default_factory=list)  # the newest, fewer than _BLOCK
+    blocks: list[tuple[_Kept, ...]] = field(default_factory=list)  # sealed, _BLOCK each
+    open: list[_Kept] = field(default_factory=list)  # the newest, fewer than _BLOCK
     dead: int = 0  # trimmed records still at the front of blocks[0]
     timestamps: array[int] = field(default_factory=lambda: array("q"))  # of live records
     next_seq_num: int = 0
@@ -128,9 +135,10 @@ class _Stream:
         """Index (among kept records) of the first record with seq_num ≥ ``seq_num``."""
         return max(0, seq_num - self.first_seq_num)
 
-    def add(self, stored: _Stored) -> None:
-        self.open.append(stored)
-        self.timestamps.append(stored[1])
+    def add(self, timestamp: int, headers: tuple[Header, ...], body: bytes) -> None:
+        """Keep the record at seq_num :attr:`next_seq_num` (the caller advances it)."""
+        self.open.append((headers, body) if headers else body)
+        self.timestamps.append(timestamp)
         if len(self.open) == _BLOCK:
             self.blocks.append(tuple(self.open))
             self.open = []
@@ -138,9 +146,11 @@ class _Stream:
     def get(self, index: int) -> _Stored:
         """The kept record at ``index`` (0 ≤ index < :attr:`count`)."""
         block, offset = divmod(index + self.dead, _BLOCK)
-        if block < len(self.blocks):
-            return self.blocks[block][offset]
-        return self.open[offset]
+        kept = self.blocks[block][offset] if block < len(self.blocks) else self.open[offset]
+        seq_num = self.next_seq_num - self.count + index
+        if isinstance(kept, bytes):
+            return (seq_num, self.timestamps[index], (), kept)
+        return (seq_num, self.timestamps[index], kept[0], kept[1])
 
     def drop(self, n: int) -> None:
         """Forget the ``n`` oldest kept records (a trim)."""
@@ -289,7 +299,7 @@ class MemoryBasin(Basin):
             if ts < state.last_timestamp:
                 ts = state.last_timestamp
             seq = state.next_seq_num
-            state.add((seq, ts, tuple(record.headers), bytes(record.body)))
+            state.add(ts, tuple(record.headers), bytes(record.body))
             state.next_seq_num = seq + 1
             state.last_timestamp = ts
             if first_ts is None:
