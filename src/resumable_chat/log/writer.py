@@ -45,6 +45,7 @@ import random
 from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import repeat
 
 from resumable_chat.log.errors import FencedOutError
 from resumable_chat.log.faults import is_transient
@@ -332,19 +333,25 @@ class LogWriter:
         if start != self._kept_first + len(kept) - self._kept_head:  # first, or not contiguous
             del kept[:], self._kept_times[:], sizes[:]
             self._kept_head, self._kept_first, self._kept_bytes = 0, start, 0
-        added = 0
-        for record in records:
+        if len(records) == 1:  # the common case under load: one chunk per append
+            record = records[0]
             if record.headers:
                 kept.append(record)
-                size = metered_bytes(record)
+                added = metered_bytes(record)
             else:
                 kept.append(record.body)
-                size = 8 + len(record.body)
-            sizes.append(size)
-            added += size
-        times = self._kept_times
-        for _ in records:
-            times.append(timestamp)
+                added = 8 + len(record.body)
+            sizes.append(added)
+            self._kept_times.append(timestamp)
+        else:
+            items = [r if r.headers else r.body for r in records]
+            kept.extend(items)
+            batch_sizes = [
+                8 + len(item) if isinstance(item, bytes) else metered_bytes(item) for item in items
+            ]
+            sizes.extend(batch_sizes)
+            added = sum(batch_sizes)
+            self._kept_times.extend(repeat(timestamp, len(items)))
         self._kept_bytes += added
         head = self._kept_head
         while self._kept_bytes > KEPT_ACKED_BYTES and head < len(kept) - 1:
@@ -353,7 +360,7 @@ class LogWriter:
         if head != self._kept_head:
             self._kept_first += head - self._kept_head
             if head > 1024 and head * 2 > len(kept):  # compact: drop what was forgotten
-                del kept[:head], times[:head], sizes[:head]
+                del kept[:head], self._kept_times[:head], sizes[:head]
                 head = 0
             self._kept_head = head
 
