@@ -324,8 +324,8 @@ class LogWriter:
         Keeping a record allocates no container, so a running answer brings the next young
         collection no closer, and the records kept by every running generation never reach
         the old generation. Kept as a tuple per batch, each chunk's append allocated two
-        containers that outlived it: at 400 concurrent answers that was a third of the young
-        collections, and kept as ``AppendRecord`` objects in per-batch lists, they were up to
+        containers that outlived it: with 400 concurrent answers, half the process's young
+        collections came from them; kept as ``AppendRecord`` objects in per-batch lists, they were up to
         three tracked objects per chunk (300 answers at 50 chunks/s doubled the objects a
         full collection visits, 135,000 against 66,000).
         """
