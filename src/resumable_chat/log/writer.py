@@ -325,9 +325,9 @@ class LogWriter:
         collection no closer, and the records kept by every running generation never reach
         the old generation. Kept as a tuple per batch, each chunk's append allocated two
         containers that outlived it: with 400 concurrent answers, half the process's young
-        collections came from them; kept as ``AppendRecord`` objects in per-batch lists, they were up to
-        three tracked objects per chunk (300 answers at 50 chunks/s doubled the objects a
-        full collection visits, 135,000 against 66,000).
+        collections came from them; kept as ``AppendRecord`` objects in per-batch lists,
+        they were up to three tracked objects per chunk (300 answers at 50 chunks/s doubled
+        the objects a full collection visits, 135,000 against 66,000).
         """
         kept, sizes = self._kept, self._kept_sizes
         if start != self._kept_first + len(kept) - self._kept_head:  # first, or not contiguous
