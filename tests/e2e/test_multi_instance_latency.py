@@ -23,6 +23,7 @@ import httpx
 import pytest
 from example_apps import ExampleApp, example_app, stop_process
 
+from helpers import parse_sse
 from resumable_chat.testing.app_server import free_port
 
 pytestmark = pytest.mark.timeout(180)
@@ -212,17 +213,6 @@ def test_use_chat_sending_its_next_turn_the_moment_an_answer_ends_is_answered(
         assert client.get(f"/api/chat/{chat}/messages").json() == result["messages"]
 
 
-def _sse_events(text: str) -> list[tuple[str | None, str]]:
-    events: list[tuple[str | None, str]] = []
-    for block in text.split("\n\n"):
-        lines = block.splitlines()
-        data = "\n".join(line[6:] for line in lines if line.startswith("data: "))
-        ids = [line[4:] for line in lines if line.startswith("id: ")]
-        if data:
-            events.append((ids[-1] if ids else None, data))
-    return events
-
-
 def test_a_cursor_from_the_live_answer_on_a_resumes_on_b_while_s2_lags(
     standard_apps: tuple[ExampleApp, ExampleApp],
 ) -> None:
@@ -239,17 +229,17 @@ def test_a_cursor_from_the_live_answer_on_a_resumes_on_b_while_s2_lags(
         ):
             assert live.status_code == 200
             seen, lines = "", live.iter_text()
-            while len([i for i, _ in _sse_events(seen) if i is not None]) < 4:
+            while len([i for i, _ in parse_sse(seen) if i is not None]) < 4:
                 seen += next(lines)
             cut = seen.rindex("\n\n") + 2  # the cursor from whole events only
             seen, rest = seen[:cut], seen[cut:]
-            cursor = int([i for i, _ in _sse_events(seen) if i is not None][-1])
+            cursor = int([i for i, _ in parse_sse(seen) if i is not None][-1])
             with b.client(timeout=30) as client_b:
                 resumed = client_b.get(f"/api/chat/{chat}/stream", params={"from": cursor})
             rest += "".join(lines)
         assert resumed.status_code == 200, f"round {round_}: {resumed.status_code} {resumed.text}"
-        sent = _sse_events(seen + rest)
-        assert _sse_events(resumed.text) == [
+        sent = parse_sse(seen + rest)
+        assert parse_sse(resumed.text) == [
             (i, d) for i, d in sent if i is None or int(i) > cursor
         ], f"round {round_}"
-        assert _sse_events(resumed.text)[-1] == (None, "[DONE]")
+        assert parse_sse(resumed.text)[-1] == (None, "[DONE]")
