@@ -513,3 +513,44 @@ def test_a_turn_whose_claim_finds_the_lost_answer_closed_meanwhile_is_not_refuse
     assert kinds.count(RecordKind.CLAIM) == 2
     assert kinds.index(RecordKind.ERROR) < kinds.index(RecordKind.CLAIM, 1)
     assert kinds[-1] is RecordKind.END
+
+
+async def test_a_stream_deleted_under_its_answer_is_reported_as_deleted_not_taken_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The chat's stream is deleted (and, by the writer's next append, made anew, empty)
+    while its answer runs: that is data loss, not another instance's takeover, and the log
+    says so at WARNING; the chat takes the next turn on the new stream."""
+    basin = MemoryBasin()
+    chat = create_resumable_chat(basin=basin)
+    more, reached = asyncio.Event(), asyncio.Event()
+
+    async def model(signal: Any) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "text-start", "id": "t"}
+        yield {"type": "text-delta", "id": "t", "delta": "a"}
+        reached.set()
+        await more.wait()
+        yield {"type": "text-delta", "id": "t", "delta": " b"}
+        yield {"type": "text-end", "id": "t"}
+        yield {"type": "finish"}
+
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+    try:
+        live = await chat.make_resumable("chat-d", model, message=user, new_chat=True)
+        generation = chat.running("chat-d")
+        assert generation is not None
+        await reached.wait()
+        await basin.delete_stream("chat-d")
+        more.set()
+        async for _ in live.body_iterator:
+            pass
+        await asyncio.wait_for(asyncio.shield(generation.task), 5)
+        assert isinstance(generation.writer.error, Exception)
+        assert getattr(generation.writer.error, "deleted", False)
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any("deleted or recreated" in m for m in warnings), warnings
+        assert not any("taken over" in r.getMessage() for r in caplog.records)
+        again = await chat.make_resumable("chat-d", model, message=user, new_chat=False)
+        assert again.status_code == 200
+    finally:
+        await chat.aclose()

@@ -17,13 +17,25 @@ class StreamInUseError(Exception):
 
 
 class FencedOutError(S2Error):
-    """Another instance wrote to the stream (a takeover's fence, or a foreign record): this
-    writer's generation is over. ``token``: the stream's fencing token it found, if known."""
+    """Another instance wrote to the stream (a takeover's fence, or a foreign record), or the
+    stream was deleted and made anew under the writer: this writer's generation is over.
+    ``token``: the stream's fencing token it found, if known; ``""`` (which no claim ever
+    sets, S2's default for a new stream) means the stream was deleted (:attr:`deleted`)."""
 
     def __init__(self, stream: str, token: str | None) -> None:
-        super().__init__(f"stream {stream!r} was taken over (its token is now {token!r})")
+        if token == "":
+            message = f"stream {stream!r} was deleted or recreated (its fencing token is empty)"
+        else:
+            message = f"stream {stream!r} was taken over (its token is now {token!r})"
+        super().__init__(message)
         self.stream = stream
         self.token = token
+
+    @property
+    def deleted(self) -> bool:
+        """True when the stream lost what the writer had stored: deleted and made anew (by
+        an append that created it, as ``create_stream_on_append`` does), not taken over."""
+        return self.token == ""
 
 
 class GenerationLostError(Exception):

@@ -319,8 +319,15 @@ class Generation:
         terminal = fence(ERROR_PREFIX if outcome == "error" else END_PREFIX, engine.rng)
         try:
             await writer.close([terminal])
-        except FencedOutError:
-            logger.info("generation on %s was taken over before it ended", self.stream)
+        except FencedOutError as exc:
+            if exc.deleted:
+                logger.warning(
+                    "the stream of the generation on %s was deleted before its answer ended; "
+                    "the answer is not stored",
+                    self.stream,
+                )
+            else:
+                logger.info("generation on %s was taken over before it ended", self.stream)
             return
         except S2Error as exc:
             await self._end_after_permanent_failure(exc)

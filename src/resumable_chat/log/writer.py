@@ -715,8 +715,10 @@ class LogWriter:
         self._pending_bytes = 0
         self._unacked_since = None
         self._drained.set()
-        if isinstance(exc, FencedOutError):
+        if isinstance(exc, FencedOutError) and not exc.deleted:
             logger.info("%s; %d records dropped", exc, dropped)
+        elif isinstance(exc, FencedOutError):
+            logger.warning("%s under a running answer; %d records dropped", exc, dropped)
         else:
             logger.warning(
                 "append to %s failed (%r); %d records dropped", self.stream, exc, dropped
