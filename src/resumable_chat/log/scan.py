@@ -30,8 +30,11 @@ async def read_range(
 ) -> list[SequencedRecord]:
     """All records with ``start <= seq_num < end`` (``end=None``: up to the current tail).
 
-    Loops over unary reads (≤ 1000 records / 1 MiB each). A missing stream is empty; records
-    trimmed below ``start`` are simply absent. Raises ``S2Error`` when S2 fails.
+    Loops over unary reads (≤ 1000 records / 1 MiB each), and stops at the read whose batch
+    reaches the tail it reports (S2 returns ``tail`` with a read that reaches recent records;
+    https://s2.dev/docs/api, read), so a range that fits one read costs one S2 round trip,
+    not a second read answered 416. A missing stream is empty; records trimmed below
+    ``start`` are simply absent. Raises ``S2Error`` when S2 fails.
     """
     out: list[SequencedRecord] = []
     cursor = start
@@ -45,6 +48,8 @@ async def read_range(
             break
         out.extend(batch.records)
         cursor = batch.records[-1].seq_num + 1
+        if batch.tail is not None and batch.tail.seq_num <= cursor:
+            break  # this read reached the tail: a next one would only be answered 416
     return out
 
 

@@ -579,6 +579,18 @@ class LogWriter:
             used += entry[1]
         return batch, used
 
+    def _top_up(self, entries: list[_Entry], size: int) -> int:
+        """Move queued records onto the batch ``entries`` (``size`` metered bytes) while it
+        stays within ``batch_size`` records and 1 MiB; return its new size."""
+        queue = self._queue
+        while queue and len(entries) < self.batch_size:
+            entry = queue[0]
+            if size + entry[1] > MAX_BATCH_METERED_BYTES:
+                break
+            entries.append(queue.popleft())
+            size += entry[1]
+        return size
+
     def _records(self, entries: list[_Entry]) -> list[AppendRecord]:
         """The batch as appended at ``_next_append_seq``: a data record stored later than
         the seq_num it was submitted at carries the id its live frame had."""
@@ -623,6 +635,9 @@ class LogWriter:
                 if isinstance(verdict, AppendAck):
                     ack = verdict
                 elif verdict == "stopped":
+                    # what was queued meanwhile (the stop terminal, the end fence) joins the
+                    # batch: one append, not one round trip more
+                    size = self._top_up(entries, size)
                     records = self._records(entries)  # positions moved: ids change
                     ambiguous = False
                     continue

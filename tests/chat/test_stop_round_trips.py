@@ -1,0 +1,149 @@
+"""What a stop from another instance and a history read cost in S2 round trips.
+
+On S2 Standard storage a round trip is about 400 ms (https://s2.dev/docs, storage classes),
+so every extra one is a user-visible wait: a stop button that takes seconds to end the
+answer, a page that loads its history late. Virtual time makes the counts exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from helpers import user_message
+from resumable_chat import StopSignal, create_resumable_chat
+from resumable_chat.log import RecordKind, classify, read_range
+from resumable_chat.s2 import MemoryBasin
+from resumable_chat.s2.basin import Basin
+from resumable_chat.s2.records import AppendAck, AppendInput, ReadBatch
+from resumable_chat.testing.fault_basin import FaultPlanBasin
+from resumable_chat.testing.fault_plan import FaultPlan
+from resumable_chat.testing.virtual_time import run_virtual
+
+LATENCY_S = 0.4  # S2 Standard
+
+
+class CallLog(FaultPlanBasin):
+    """The plan's faults, and a list of (start, end, operation, outcome) of every call."""
+
+    def __init__(self, basin: Basin, plan: FaultPlan) -> None:
+        super().__init__(basin, plan)
+        self.calls: list[tuple[float, float, str, str]] = []
+
+    async def append(self, stream: str, input: AppendInput) -> AppendAck:
+        start = asyncio.get_running_loop().time()
+        try:
+            ack = await super().append(stream, input)
+        except Exception as exc:
+            self._log(start, "append", type(exc).__name__)
+            raise
+        self._log(start, "append", "ok")
+        return ack
+
+    async def read(self, stream: str, **kwargs: Any) -> ReadBatch:  # type: ignore[override]
+        start = asyncio.get_running_loop().time()
+        try:
+            batch = await super().read(stream, **kwargs)
+        except Exception as exc:
+            self._log(start, "read", type(exc).__name__)
+            raise
+        self._log(start, "read", "ok")
+        return batch
+
+    def _log(self, start: float, operation: str, outcome: str) -> None:
+        self.calls.append((start, asyncio.get_running_loop().time(), operation, outcome))
+
+
+async def _model(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+    yield {"type": "start", "messageId": "m1"}
+    yield {"type": "text-start", "id": "t"}
+    for i in range(2000):
+        yield {"type": "text-delta", "id": "t", "delta": f"w{i} "}
+        await asyncio.sleep(0.02)
+    yield {"type": "text-end", "id": "t"}
+    yield {"type": "finish"}
+
+
+def test_a_remote_stop_ends_the_live_answer_within_three_round_trips_of_being_stored() -> None:
+    """The instance running the answer meets the stop at its next append (at most one round
+    trip), reads what follows its position (one), and stores its held chunks, the stop
+    terminal and the end fence in one append (one). It used to take five: the read went on
+    to a second read answered 416, and the terminal waited for an append of its own."""
+
+    async def main() -> tuple[float, float, float, list[tuple[float, float, str, str]], Any]:
+        storage = MemoryBasin()
+        plan = FaultPlan()
+        plan.delay((), LATENCY_S)
+        here = CallLog(storage, plan)
+        a = create_resumable_chat(basin=here)
+        b = create_resumable_chat(basin=FaultPlanBasin(storage, plan))
+        loop = asyncio.get_running_loop()
+        try:
+            live = await a.make_resumable("chat-s", _model, message=user_message(), new_chat=True)
+            body = b""
+            done_at: float | None = None
+
+            async def read_live() -> None:
+                nonlocal body, done_at
+                async for frame in live.body_iterator:  # type: ignore[attr-defined]
+                    body += frame
+                done_at = loop.time()
+
+            reader = asyncio.create_task(read_live())
+            await asyncio.sleep(3)  # 150 chunks in: the claim is far behind the tail
+            assert (await b.stop_session("chat-s")).status_code == 202
+            stored_at = loop.time()
+            await asyncio.wait_for(reader, 10)
+            assert done_at is not None
+            records = await read_range(storage, "chat-s", 0)
+            return stored_at, done_at, loop.time(), here.calls, (body, records)
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    stored_at, done_at, _, calls, (body, records) = run_virtual(main())
+    assert done_at - stored_at <= 3 * LATENCY_S + 0.05, (done_at - stored_at, calls[-4:])
+    after = [(op, outcome) for start, end, op, outcome in calls if end > stored_at]
+    assert after == [
+        ("append", "FencingTokenMismatchError"),
+        ("read", "ok"),
+        ("append", "ok"),
+    ]
+    assert b'"type":"abort"' in body and body.endswith(b"data: [DONE]\n\n")
+    kinds = [classify(r) for r in records]
+    assert kinds[-1] is RecordKind.END and RecordKind.STOP in kinds
+    assert records[-2].body == b'{"type":"abort"}'
+
+
+def test_a_short_chat_s_history_is_one_read() -> None:
+    """``load_messages`` of a log that fits one read costs one S2 round trip (the read
+    reports the tail it reached), not a second read answered 416."""
+
+    async def main() -> tuple[list[dict[str, Any]], list[tuple[float, float, str, str]]]:
+        storage = MemoryBasin()
+        plan = FaultPlan()
+        here = CallLog(storage, plan)
+        chat = create_resumable_chat(basin=here)
+
+        async def short(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+            yield {"type": "start", "messageId": "m1"}
+            yield {"type": "text-start", "id": "t"}
+            yield {"type": "text-delta", "id": "t", "delta": "hello"}
+            yield {"type": "text-end", "id": "t"}
+            yield {"type": "finish"}
+
+        try:
+            live = await chat.make_resumable("chat-h", short, message=user_message(), new_chat=True)
+            async for _ in live.body_iterator:  # type: ignore[attr-defined]
+                pass
+            plan.delay((), LATENCY_S)
+            here.calls.clear()
+            messages = await chat.load_messages("chat-h")
+            return messages, list(here.calls)
+        finally:
+            await chat.aclose()
+
+    messages, calls = run_virtual(main())
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert [(op, outcome) for _, _, op, outcome in calls] == [("read", "ok")]
