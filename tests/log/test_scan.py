@@ -86,3 +86,29 @@ async def test_records_too_large_for_one_read_take_the_two_step_way() -> None:
     assert latest.claim_token == "session-a" and latest.active
     assert latest.last is not None and latest.last.seq_num == TAIL_WINDOW
     assert latest.tail.seq_num == TAIL_WINDOW + 1
+    assert [r.seq_num for r in latest.since_claim] == list(range(1, TAIL_WINDOW + 1))
+
+
+async def test_the_records_since_the_claim_come_with_it() -> None:
+    """``since_claim`` is what a reader of the running answer would read next: every record
+    after the claim, in order, up to the tail; empty past one read's worth."""
+    basin = ReadCountingBasin()
+    await _append(basin, fence_record("session-a"), *_data(5), fence_record("end-a"))
+    await _append(basin, fence_record("session-b"), *_data(10))
+    latest = await latest_generation(basin, "s")
+    assert [r.seq_num for r in latest.since_claim] == list(range(8, 18))
+    await _append(basin, *_data(300))  # the claim is now behind the first window
+    basin.reads = 0
+    latest = await latest_generation(basin, "s")
+    assert basin.reads == 2
+    assert [r.seq_num for r in latest.since_claim] == list(range(8, latest.tail.seq_num))
+    await _append(basin, fence_record("stop-b"), *_data(1))  # a stop request is a record too
+    latest = await latest_generation(basin, "s")
+    assert latest.since_claim[-1].seq_num == latest.tail.seq_num - 1
+    for _ in range(4):
+        await _append(basin, *_data(300))
+    latest = await latest_generation(basin, "s")
+    assert latest.claim_token == "session-b" and latest.since_claim == ()
+    await _append(basin, fence_record("session-c"))
+    latest = await latest_generation(basin, "s")
+    assert latest.claim_token == "session-c" and latest.since_claim == ()

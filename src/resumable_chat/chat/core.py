@@ -662,6 +662,7 @@ class ResumableChat:
             return await self._session_replay(stream_name, from_seq_num)
         answer_start = self._taps.running_answer(stream_name, from_seq_num)
         read_from = from_seq_num if from_seq_num is not None else 0
+        known: tuple[SequencedRecord, ...] = ()  # the answer's records read already
         local = self.engine.generation(stream_name)
         if answer_start is None and local is not None and local.writer.error is None:
             # This process runs the answer: where it starts is known without asking the log
@@ -677,6 +678,7 @@ class ResumableChat:
             if not latest.active:
                 return Response(status_code=204, headers=_NO_STORE)
             answer_start = latest.data_start
+            known = latest.since_claim  # served at once; the follow starts after them
             if from_seq_num is not None and from_seq_num > latest.tail.seq_num:
                 # Another instance runs the answer and sends its live frames before S2
                 # stores them: a cursor from its response may be ahead of the log here by
@@ -695,6 +697,7 @@ class ResumableChat:
                 stream_name, seq_num, skip_ids_through=from_seq_num
             ),
             sink=sink,
+            known=known,
         )
         response = sse_response(
             frames, headers=self.dialect.response_headers, keepalive_s=self.keepalive_s

@@ -22,9 +22,10 @@ import bisect
 import contextlib
 import math
 from array import array
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from resumable_chat.log import LogEngine, RecordKind
+from resumable_chat.s2.records import SequencedRecord
 from resumable_chat.sse import COALESCE_WINDOW_S, event_frame
 
 __all__ = ["DEFAULT_LINGER_S", "DEFAULT_MAX_FRAMES", "AnswerTap", "AnswerTaps", "FrameSink"]
@@ -77,6 +78,9 @@ class AnswerTap:
         is_history: the dialect's test for stored records that are not part of the answer
             (a turn's user message); they are never sent.
         max_frames: frames (records) kept at most; older ones leave the window.
+        known: the answer's records from ``start`` on that the caller read already
+            (``LatestGeneration.since_claim``): the tap starts with them and reads the log
+            from after them, so its first followers need no S2 round trip more.
 
     ``seq_nums[i]``, ``ids[i]`` and ``frames[i]`` are the log position, SSE id and framed
     bytes of a kept data record; ``floor`` is the lowest seq_num from which every data record
@@ -92,6 +96,7 @@ class AnswerTap:
         is_history: Callable[[bytes], bool],
         *,
         max_frames: int = DEFAULT_MAX_FRAMES,
+        known: Sequence[SequencedRecord] = (),
     ) -> None:
         self.stream = stream
         self.start = start
@@ -111,11 +116,13 @@ class AnswerTap:
         # kept: asking asyncio for the running loop costs a getpid() call on CPython 3.11
         self._event_loop = asyncio.get_running_loop()
         self.task = self._event_loop.create_task(
-            self._read(engine), name=f"resumable-chat answer tap {stream}"
+            self._read(engine, known), name=f"resumable-chat answer tap {stream}"
         )
 
-    async def _read(self, engine: LogEngine) -> None:
-        follow = engine.follow(self.stream, self.start, until_closed=True, open_generation=True)
+    async def _read(self, engine: LogEngine, known: Sequence[SequencedRecord]) -> None:
+        follow = engine.follow(
+            self.stream, self.start, until_closed=True, open_generation=True, known=known
+        )
         try:
             async with contextlib.aclosing(follow) as batches:
                 async for events in batches:
@@ -292,12 +299,17 @@ class AnswerTaps:
             return None
         return tap.start if cursor is None or cursor <= tap.position else None
 
-    def _tap(self, stream: str, answer_start: int) -> AnswerTap:
+    def _tap(self, stream: str, answer_start: int, known: Sequence[SequencedRecord]) -> AnswerTap:
         key = (stream, answer_start)
         tap = self._taps.get(key)
         if tap is None or (tap.done and not tap.ended):  # a failed or cancelled tap: anew
             tap = AnswerTap(
-                self._engine, stream, answer_start, self._is_history, max_frames=self._max_frames
+                self._engine,
+                stream,
+                answer_start,
+                self._is_history,
+                max_frames=self._max_frames,
+                known=known,
             )
             self._taps[key] = self._newest[stream] = tap
             self._open.add(tap)
@@ -329,10 +341,12 @@ class AnswerTaps:
         done_frame: bytes | None,
         fallback: Fallback,
         sink: FrameSink | None = None,
+        known: Sequence[SequencedRecord] = (),
     ) -> AsyncIterator[bytes]:
         """:meth:`AnswerTap.follow` on the tap of the answer of ``stream`` whose records
-        start at ``answer_start`` (opened on first use)."""
-        tap = self._tap(stream, answer_start)
+        start at ``answer_start`` (opened on first use, starting from ``known``: see
+        :class:`AnswerTap`)."""
+        tap = self._tap(stream, answer_start, known)
         tap.followers += 1
         try:
             async for data in tap.follow(

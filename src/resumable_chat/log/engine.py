@@ -38,7 +38,7 @@ from resumable_chat.s2.errors import (
     S2UnavailableError,
     SeqNumMismatchError,
 )
-from resumable_chat.s2.records import AppendInput, fence_record, trim_record
+from resumable_chat.s2.records import AppendInput, SequencedRecord, fence_record, trim_record
 
 __all__ = ["CLOSE_GRACE_S", "MAX_SAFE_INTEGER", "LogConfig", "LogEngine", "Status"]
 
@@ -415,9 +415,10 @@ class LogEngine:
         open_generation: bool | None = None,
         skip_ids_through: int | None = None,
         from_oldest_kept: bool = False,
+        known: Sequence[SequencedRecord] = (),
     ) -> AsyncGenerator[list[LogEvent], None]:
         """Follow ``stream`` from ``start``, a list of events per read batch
-        (:func:`~.follow.follow_log`)."""
+        (:func:`~.follow.follow_log`; ``known``: records from ``start`` read already)."""
         return follow_log(
             self,
             stream,
@@ -426,6 +427,7 @@ class LogEngine:
             open_generation=open_generation,
             skip_ids_through=skip_ids_through,
             from_oldest_kept=from_oldest_kept,
+            known=known,
         )
 
     def opened(self, follow: _Follow) -> None:

@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -80,7 +80,8 @@ class _Feed:
     per batch; an exception when the follow failed; ``None`` when it ended).
 
     With ``writer`` (the local generation's), records come from it while it runs (see the
-    module docstring), then from the log."""
+    module docstring), then from the log. Without one, ``known`` records (read from ``start``
+    already, contiguous) come first and the log is followed from after them."""
 
     def __init__(
         self,
@@ -89,6 +90,7 @@ class _Feed:
         start: int,
         writer: LogWriter | None = None,
         stuck_s: float | None = None,
+        known: Sequence[SequencedRecord] = (),
     ) -> None:
         self.items: deque[list[SequencedRecord] | BaseException | None] = deque()
         self._loop = asyncio.get_running_loop()
@@ -97,6 +99,9 @@ class _Feed:
         self._timer: asyncio.TimerHandle | None = None
         self._timed_out = False
         self._stuck_s = stuck_s
+        if writer is None and known and known[0].seq_num == start:
+            self._put(list(known))  # the reader takes them at once, with no S2 round trip
+            start = known[-1].seq_num + 1
         self.task = self._loop.create_task(
             self._pull(basin, stream, start, writer), name=f"resumable-chat follow {stream}"
         )
@@ -259,6 +264,7 @@ async def follow_log(
     open_generation: bool | None = None,
     skip_ids_through: int | None = None,
     from_oldest_kept: bool = False,
+    known: Sequence[SequencedRecord] = (),
 ) -> AsyncGenerator[list[LogEvent], None]:
     """Follow ``stream`` from seq_num ``start``; see the module docstring.
 
@@ -275,6 +281,10 @@ async def follow_log(
             claim was trimmed away is read from its first kept record); otherwise a first
             record past ``start`` means records vanished there, and is a ``LogGapError``
             like any other gap.
+        known: records from ``start`` on, contiguous, that the caller read already (e.g.
+            :attr:`~.scan.LatestGeneration.since_claim`): yielded first, and the log is read
+            from after them. Ignored when this process runs the generation (its writer
+            serves the records) or when they do not begin at ``start``.
 
     Yields non-empty lists of :class:`LogEvent` in log order (one per read batch). Raises
     ``LogGapError`` when records vanish under it and ``S2Error`` for permanent S2 failures.
@@ -283,7 +293,7 @@ async def follow_log(
     lease_s = engine.config.lease_ms / 1000
     local = engine.generation(stream)
     writer = local.writer if local is not None else None
-    feed = _Feed(engine.basin, stream, start, writer, stuck_s=lease_s)
+    feed = _Feed(engine.basin, stream, start, writer, stuck_s=lease_s, known=known)
     engine.opened(feed)
     position = start
     delivered = False

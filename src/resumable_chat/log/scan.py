@@ -8,7 +8,7 @@ O(records since the latest claim), never O(history).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
 from resumable_chat.log.records import RecordKind, classify, fence_token
@@ -85,7 +85,10 @@ class LatestGeneration:
     terminal whose claim was trimmed away); ``token``: the stream's current fencing token (the
     newest fence of any kind, stop requests included; ``None`` when no fence is left to read,
     which is ``""`` for a never-fenced stream); ``tail``: the stream's tail at the time of the
-    read (its ``timestamp`` is the last record's, ms); ``last``: the last record.
+    read (its ``timestamp`` is the last record's, ms); ``last``: the last record;
+    ``since_claim``: the records after the claim up to the tail, oldest first, as this read
+    met them (at most :data:`SINCE_CLAIM_KEPT`; empty when there were more, or no claim), so
+    a reader of the running generation starts from them without reading them again.
     """
 
     claim: SequencedRecord | None
@@ -93,6 +96,7 @@ class LatestGeneration:
     token: str | None
     tail: StreamPosition
     last: SequencedRecord | None
+    since_claim: tuple[SequencedRecord, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -129,6 +133,10 @@ async def records_backwards(
         end = start
         window *= 4
 
+
+#: Records after the claim that :func:`latest_generation` keeps for a reader at most
+#: (``LatestGeneration.since_claim``): one S2 read's worth.
+SINCE_CLAIM_KEPT = 1000
 
 #: Records the first read of :func:`latest_generation` takes from the tail.
 TAIL_WINDOW = 64
@@ -179,13 +187,39 @@ async def latest_generation(basin: Basin, stream: str) -> LatestGeneration:
     if last is None:
         return LatestGeneration(None, None, "" if tail.seq_num == 0 else None, tail, None)
     scan = _BoundaryScan()
-    if not any(scan.done_after(record) for record in reversed(newest)):
+    met: list[SequencedRecord] = []  # newer than the boundary found, newest first
+    if not _scan(scan, reversed(newest), met):
         older = records_backwards(basin, stream, older_end, first_window=TAIL_WINDOW * 4)
         async with contextlib.aclosing(older) as records:
             async for record in records:
                 if scan.done_after(record):
                     break
-    return LatestGeneration(scan.claim, scan.terminal, scan.token, tail, last)
+                if len(met) <= SINCE_CLAIM_KEPT:
+                    met.append(record)
+    since_claim: tuple[SequencedRecord, ...] = ()
+    claim = scan.claim
+    if claim is not None and len(met) <= SINCE_CLAIM_KEPT:
+        met.reverse()
+        contiguous = not met or (
+            met[0].seq_num == claim.seq_num + 1
+            and met[-1].seq_num + 1 == tail.seq_num
+            and len(met) == tail.seq_num - met[0].seq_num
+        )
+        if contiguous:
+            since_claim = tuple(met)
+    return LatestGeneration(claim, scan.terminal, scan.token, tail, last, since_claim)
+
+
+def _scan(
+    scan: _BoundaryScan, records: Iterable[SequencedRecord], met: list[SequencedRecord]
+) -> bool:
+    """Feed ``records`` (newest first) to ``scan`` until it is done (True), adding those
+    newer than the boundary to ``met``."""
+    for record in records:
+        if scan.done_after(record):
+            return True
+        met.append(record)
+    return False
 
 
 class _BoundaryScan:

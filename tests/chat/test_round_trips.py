@@ -1,4 +1,5 @@
-"""What a stop from another instance and a history read cost in S2 round trips.
+"""What a stop from another instance, a refresh on another instance and a history read cost
+in S2 round trips.
 
 On S2 Standard storage a round trip is about 400 ms (https://s2.dev/docs, storage classes),
 so every extra one is a user-visible wait: a stop button that takes seconds to end the
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from helpers import user_message
 from resumable_chat import StopSignal, create_resumable_chat
@@ -147,3 +150,70 @@ def test_a_short_chat_s_history_is_one_read() -> None:
     messages, calls = run_virtual(main())
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert [(op, outcome) for _, _, op, outcome in calls] == [("read", "ok")]
+
+
+@pytest.mark.parametrize(("join_s", "cursor"), [(1.0, None), (1.0, 20), (4.0, None), (4.0, 150)])
+def test_a_refresh_on_another_instance_gets_its_first_chunk_one_round_trip_later(
+    join_s: float, cursor: int | None
+) -> None:
+    """Instance B looks for the running answer with one read from the tail (more, in growing
+    windows, when its claim lies further back) and sends what that read found at once; the
+    log is followed from after it. The first chunk used to wait for a second read. The
+    frames are those of a replay once the answer is over: same ids, same bodies."""
+
+    async def main() -> tuple[float, float, bytes, bytes, bytes]:
+        storage = MemoryBasin()
+        plan = FaultPlan()
+        plan.delay((), LATENCY_S)
+        a = create_resumable_chat(basin=FaultPlanBasin(storage, plan))
+        b = create_resumable_chat(basin=CallLog(storage, plan))
+        loop = asyncio.get_running_loop()
+
+        async def model(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+            yield {"type": "start", "messageId": "m1"}
+            yield {"type": "text-start", "id": "t"}
+            for i in range(300):
+                yield {"type": "text-delta", "id": "t", "delta": f"w{i} "}
+                await asyncio.sleep(0.02)
+            yield {"type": "text-end", "id": "t"}
+            yield {"type": "finish"}
+
+        try:
+            live = await a.make_resumable("chat-r", model, message=user_message(), new_chat=True)
+            live_body = b""
+
+            async def read_live() -> None:
+                nonlocal live_body
+                async for frame in live.body_iterator:  # type: ignore[attr-defined]
+                    live_body += frame
+
+            reader = asyncio.create_task(read_live())
+            await asyncio.sleep(join_s)
+            asked = loop.time()
+            resumed = await b.replay("chat-r", from_seq_num=cursor)
+            assert resumed.status_code == 200
+            frames = aiter(resumed.body_iterator)  # type: ignore[attr-defined]
+            body = await anext(frames)
+            first = loop.time()
+            async for frame in frames:
+                body += frame
+            await reader
+            again = await b.replay("chat-r", from_seq_num=cursor)  # the answer is over
+            assert again.status_code == 204
+            records = await read_range(storage, "chat-r", 0)
+            log = b"".join(
+                f"id: {r.seq_num + 1}\ndata: ".encode() + r.body + b"\n\n"
+                for r in records
+                if classify(r) is RecordKind.DATA and b'"ui-message"' not in r.body
+            )
+            return asked, first, body, live_body, log
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    asked, first, body, live_body, log = run_virtual(main())
+    windows = 1 if join_s < 1.2 else 2  # the claim among the last 64 records, or 256
+    assert first - asked <= windows * LATENCY_S + 0.01, first - asked
+    assert body.endswith(b"data: [DONE]\n\n") and live_body.endswith(b"data: [DONE]\n\n")
+    expected = log if cursor is None else log[log.index(f"id: {cursor + 1}\n".encode()) :]
+    assert body == expected + b"data: [DONE]\n\n"
