@@ -217,3 +217,47 @@ def test_a_refresh_on_another_instance_gets_its_first_chunk_one_round_trip_later
     assert body.endswith(b"data: [DONE]\n\n") and live_body.endswith(b"data: [DONE]\n\n")
     expected = log if cursor is None else log[log.index(f"id: {cursor + 1}\n".encode()) :]
     assert body == expected + b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("into_s", [2.0, 12.0, 30.0])
+def test_a_remote_stop_is_stored_within_two_round_trips_however_long_the_answer(
+    into_s: float,
+) -> None:
+    """The stopping instance reads the tail (one round trip); when the answer's claim is not
+    among those records, S2's answer to an append conditioned on a token nobody holds names
+    the claim's token (one more, instead of a read per window growing back to the claim);
+    then the stop fence (one). 100, 600 and 1,500 records into the answer: three round
+    trips; it used to be three, four and five."""
+
+    async def main() -> tuple[float, list[tuple[float, float, str, str]], int]:
+        storage = MemoryBasin()
+        plan = FaultPlan()
+        plan.delay((), LATENCY_S)
+        there = CallLog(storage, plan)
+        a = create_resumable_chat(basin=FaultPlanBasin(storage, plan))
+        b = create_resumable_chat(basin=there)
+        loop = asyncio.get_running_loop()
+        try:
+            live = await a.make_resumable("chat-l", _model, message=user_message(), new_chat=True)
+            reader = asyncio.create_task(_drain(live))
+            await asyncio.sleep(into_s)
+            asked = loop.time()
+            assert (await b.stop_session("chat-l")).status_code == 202
+            took = loop.time() - asked
+            await asyncio.wait_for(reader, 10)
+            records = await read_range(storage, "chat-l", 0)
+            return took, there.calls, len(records)
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    took, calls, stored = run_virtual(main())
+    assert took <= 3 * LATENCY_S + 0.01, (took, calls)
+    assert stored > into_s * 40  # the answer was that long
+
+
+async def _drain(response: Any) -> bytes:
+    body = b""
+    async for frame in response.body_iterator:
+        body += frame
+    return body

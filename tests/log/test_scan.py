@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from resumable_chat.log import latest_generation
-from resumable_chat.log.scan import TAIL_WINDOW
+from resumable_chat.log.scan import (
+    TAIL_WINDOW,
+    LatestGeneration,
+    OpenGeneration,
+    latest_generation,
+    latest_generation_or_token,
+)
 from resumable_chat.s2 import AppendInput, AppendRecord, MemoryBasin, fence_record, trim_record
 from resumable_chat.s2.records import ReadBatch
 
@@ -112,3 +117,52 @@ async def test_the_records_since_the_claim_come_with_it() -> None:
     await _append(basin, fence_record("session-c"))
     latest = await latest_generation(basin, "s")
     assert latest.claim_token == "session-c" and latest.since_claim == ()
+
+
+class CallCountingBasin(ReadCountingBasin):
+    """Counts reads and appends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appends = 0
+
+    async def append(self, stream: str, input: AppendInput) -> Any:
+        self.appends += 1
+        return await super().append(stream, input)
+
+
+async def test_the_token_of_a_long_open_generation_costs_one_read_and_one_rejected_append() -> None:
+    """For a stop request: when the claim lies behind the first read, S2's 412 names the
+    stream's token at once instead of reading back window by window; the log is unchanged."""
+    basin = CallCountingBasin()
+    await _append(basin, fence_record("session-a"), *_data(5), fence_record("end-a"))
+    await _append(basin, fence_record("session-b"))
+    for _ in range(4):
+        await _append(basin, *_data(300))
+    tail = await basin.check_tail("s")
+    basin.reads = basin.appends = 0
+    found = await latest_generation_or_token(basin, "s")
+    assert found == OpenGeneration("session-b", tail)
+    assert (basin.reads, basin.appends) == (1, 1)
+    assert await basin.check_tail("s") == tail  # the probe stored nothing
+    assert (await latest_generation(basin, "s")).claim_token == "session-b"
+
+    await _append(basin, fence_record("stop-b"), *_data(10))  # a stop among the last records
+    basin.reads = basin.appends = 0
+    found = await latest_generation_or_token(basin, "s")
+    assert isinstance(found, OpenGeneration) and found.token == "stop-b"
+    assert (basin.reads, basin.appends) == (1, 0)
+
+    await _append(basin, fence_record("end-b"))  # ended: the whole generation is read
+    found = await latest_generation_or_token(basin, "s")
+    assert isinstance(found, LatestGeneration) and not found.active
+    assert found.claim_token == "session-b"
+
+
+async def test_a_claim_among_the_last_records_needs_no_probe() -> None:
+    basin = CallCountingBasin()
+    await _append(basin, fence_record("session-a"), *_data(10))
+    basin.reads = basin.appends = 0
+    found = await latest_generation_or_token(basin, "s")
+    assert isinstance(found, LatestGeneration) and found.claim_token == "session-a"
+    assert (basin.reads, basin.appends) == (1, 0)

@@ -28,12 +28,15 @@ def replay_command(config: SimConfig) -> str:
 
 
 def config_for(seed: int, mode: Mode | None = None, early: bool | None = None) -> SimConfig:
-    """Seed ``seed``'s run: its claim mode cycles with the seed, and every other round of
-    modes answers before the claim is decided (``respond_before_claim``)."""
+    """Seed ``seed``'s run: its claim mode cycles with the seed, every other round of
+    modes answers before the claim is decided (``respond_before_claim``), and every other
+    round of those looks for the latest generation with a 2-record first read (long-answer
+    paths on short answers)."""
     return SimConfig(
         seed=seed,
         mode=mode or MODES[seed % len(MODES)],
         early=(seed // len(MODES)) % 2 == 1 if early is None else early,
+        tail_window=2 if (seed // (2 * len(MODES))) % 2 == 1 else SimConfig.tail_window,
     )
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import resumable_chat.log.engine as engine_module
+import resumable_chat.log.scan as scan_module
 from resumable_chat import create_resumable_chat
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.clock import LoopClock
@@ -61,6 +62,11 @@ class SimConfig:
     faults: bool = True
     #: every instance answers before its claim is decided (``respond_before_claim``)
     early: bool = False
+    #: records the first read from the tail takes when looking for the latest generation
+    #: (``resumable_chat.log.scan.TAIL_WINDOW``); a small one sends these short answers down
+    #: the paths of long ones (the claim behind the first read: the stop's token probe,
+    #: replays that start from records read back window by window)
+    tail_window: int = scan_module.TAIL_WINDOW
 
     @property
     def confirm_ms(self) -> int:
@@ -440,10 +446,12 @@ class Simulation:
 
     async def run(self) -> World:
         engine_module.close_lost = self._close_lost  # record who closes what
+        tail_window, scan_module.TAIL_WINDOW = scan_module.TAIL_WINDOW, self.config.tail_window
         try:
             return await self._run()
         finally:
             engine_module.close_lost = _CLOSE_LOST
+            scan_module.TAIL_WINDOW = tail_window
 
     async def _run(self) -> World:
         config, rng = self.config, self.rng

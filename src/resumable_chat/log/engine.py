@@ -23,13 +23,19 @@ from resumable_chat.log.follow import LogEvent, follow_log
 from resumable_chat.log.generation import Generation, Producer, StopSignal
 from resumable_chat.log.ownership import PROCESS_OWNERSHIP, Ownership
 from resumable_chat.log.records import (
+    CLAIM_PREFIX,
     MAX_SAFE_INTEGER,
     STOP_PREFIX,
     RecordKind,
     classify,
     stop_token,
 )
-from resumable_chat.log.scan import LatestGeneration, latest_generation
+from resumable_chat.log.scan import (
+    LatestGeneration,
+    OpenGeneration,
+    latest_generation,
+    latest_generation_or_token,
+)
 from resumable_chat.log.takeover import LostTerminal, close_lost, confirm_silence
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import (
@@ -361,7 +367,17 @@ class LogEngine:
             local = self._local.get(stream)
         if local is not None:
             return local.stop()
-        latest = await latest_generation(self.basin, stream)
+        found = await latest_generation_or_token(self.basin, stream)
+        if isinstance(found, OpenGeneration):  # a long answer: its claim is far behind
+            token = found.token
+            if token.startswith(STOP_PREFIX):
+                return True  # a stop request is already in the log
+            if not token.startswith(CLAIM_PREFIX):
+                return False  # it ended since (or a foreign writer fenced the stream)
+            if self.ownership.runs(token) or not self.lease_expired(found.tail.timestamp):
+                return await self._append_stop(stream, token)
+            found = await latest_generation(self.basin, stream)  # judged with its claim
+        latest = found
         claim = latest.claim_token
         if not latest.active or claim is None:
             return False
@@ -370,6 +386,11 @@ class LogEngine:
         if not self.ownership.runs(claim) and self.lease_expired(latest.tail.timestamp):
             if await self.close_if_lost(stream, latest):
                 return False
+        return await self._append_stop(stream, claim)
+
+    async def _append_stop(self, stream: str, claim: str) -> bool:
+        """Append the ``stop-`` fence of the generation claimed with ``claim``, conditioned
+        on that token; True when it landed or another stop did first."""
         request = AppendInput([fence_record(stop_token(claim))], fencing_token=claim)
         try:
             await self.basin.append(stream, request)

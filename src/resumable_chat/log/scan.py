@@ -13,13 +13,20 @@ from dataclasses import dataclass
 
 from resumable_chat.log.records import RecordKind, classify, fence_token
 from resumable_chat.s2.basin import Basin
-from resumable_chat.s2.errors import RangeNotSatisfiableError, StreamNotFoundError
-from resumable_chat.s2.records import SequencedRecord, StreamPosition
+from resumable_chat.s2.errors import (
+    FencingTokenMismatchError,
+    RangeNotSatisfiableError,
+    StreamNotFoundError,
+)
+from resumable_chat.s2.records import AppendInput, AppendRecord, SequencedRecord, StreamPosition
 
 __all__ = [
+    "PROBE_TOKEN",
     "LatestGeneration",
+    "OpenGeneration",
     "last_record",
     "latest_generation",
+    "latest_generation_or_token",
     "read_range",
     "records_backwards",
 ]
@@ -173,6 +180,51 @@ async def latest_generation(basin: Basin, stream: str) -> LatestGeneration:
     one S2 round trip; older records are read in windows growing ×4. Costs O(records since
     that fence). A missing stream is empty. Raises ``S2Error`` when S2 fails.
     """
+    found = await _latest(basin, stream, probe=False)
+    assert isinstance(found, LatestGeneration)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class OpenGeneration:
+    """The latest generation is open and its claim lies before the last :data:`TAIL_WINDOW`
+    records (none of them is a boundary fence): ``token`` is the stream's fencing token (the
+    claim's, or a stop request's) and ``tail`` the tail read with those records."""
+
+    token: str
+    tail: StreamPosition
+
+
+#: The fencing token of the append :func:`latest_generation_or_token` sends to learn the
+#: stream's token: none of ours (claims, stops, terminals) and no S2 default ever has it.
+PROBE_TOKEN = "resumable-chat-token-probe"
+
+
+async def latest_generation_or_token(
+    basin: Basin, stream: str
+) -> LatestGeneration | OpenGeneration:
+    """:func:`latest_generation`, or, when the claim lies further back than the first read
+    reaches (a long answer), the stream's fencing token instead: one append conditioned on
+    :data:`PROBE_TOKEN`, which S2 rejects with 412 and the current token
+    (https://s2.dev/docs/api, append: ``fencing_token_mismatch``). Two S2 round trips at
+    most, however long the answer, instead of a read per window; for a caller that needs
+    only the token (a stop request). Raises ``S2Error`` when S2 fails.
+    """
+    return await _latest(basin, stream, probe=True)
+
+
+async def _current_token(basin: Basin, stream: str) -> str | None:
+    """The stream's fencing token, from an append S2 rejects (``None`` in the impossible
+    case that it lands: the stream's token was :data:`PROBE_TOKEN`; it stored an empty
+    record, which readers skip like a heartbeat)."""
+    try:
+        await basin.append(stream, AppendInput([AppendRecord(b"")], fencing_token=PROBE_TOKEN))
+    except FencingTokenMismatchError as exc:
+        return exc.expected_fencing_token
+    return None
+
+
+async def _latest(basin: Basin, stream: str, *, probe: bool) -> LatestGeneration | OpenGeneration:
     newest: list[SequencedRecord] = []
     window = await _tail_window(basin, stream, TAIL_WINDOW)
     if window is None:
@@ -189,6 +241,12 @@ async def latest_generation(basin: Basin, stream: str) -> LatestGeneration:
     scan = _BoundaryScan()
     met: list[SequencedRecord] = []  # newer than the boundary found, newest first
     if not _scan(scan, reversed(newest), met):
+        if probe and newest and older_end > 0 and scan.terminal is None:
+            # open, its claim further back: a stop request among the records read names the
+            # token, else S2 tells it
+            token = scan.token if scan.token is not None else await _current_token(basin, stream)
+            if token is not None:
+                return OpenGeneration(token, tail)
         older = records_backwards(basin, stream, older_end, first_window=TAIL_WINDOW * 4)
         async with contextlib.aclosing(older) as records:
             async for record in records:
