@@ -206,9 +206,10 @@ async def latest_generation_or_token(
     """:func:`latest_generation`, or, when the claim lies further back than the first read
     reaches (a long answer), the stream's fencing token instead: one append conditioned on
     :data:`PROBE_TOKEN`, which S2 rejects with 412 and the current token
-    (https://s2.dev/docs/api, append: ``fencing_token_mismatch``). Two S2 round trips at
-    most, however long the answer, instead of a read per window; for a caller that needs
-    only the token (a stop request). Raises ``S2Error`` when S2 fails.
+    (https://s2.dev/docs/api, append: ``fencing_token_mismatch``). Two S2 round trips
+    however many records the answer has, instead of a read per window (records too large
+    for :data:`TAIL_WINDOW` of them in one read still take the windows); for a caller that
+    needs only the token (a stop request). Raises ``S2Error`` when S2 fails.
     """
     return await _latest(basin, stream, probe=True)
 
