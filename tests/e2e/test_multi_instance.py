@@ -139,18 +139,26 @@ def doomed_apps(s2_server_url: str, tmp_path: Any) -> Iterator[tuple[ExampleApp,
 # -- stop from the other instance ----------------------------------------------------------
 
 
-def test_ai_sdk_stop_on_b_stops_the_generation_on_a(two_apps: tuple[Any, Any]) -> None:
+#: A question the demo model repeats: an answer of about 200 chunks, so a stop after 80 of
+#: them finds the claim behind the stopping instance's first read of the tail (64 records).
+LONG_TEXT = " ".join(["Tell me about resumable streams once more"] * 18)
+
+
+@pytest.mark.parametrize(("text", "before_stop"), [(USER_TEXT, 3), (LONG_TEXT, 80)])
+def test_ai_sdk_stop_on_b_stops_the_generation_on_a(
+    two_apps: tuple[Any, Any], text: str, before_stop: int
+) -> None:
     a, b = two_apps
     chat = new_chat_id("multi-stop")
-    body = {"id": chat, "messages": [_user_message(USER_TEXT)], "trigger": "submit-message"}
+    body = {"id": chat, "messages": [_user_message(text)], "trigger": "submit-message"}
     live = SseReader(a.base_url, "POST", "/api/chat", json=body)
     live.start()
-    live.wait_for(lambda c: _deltas(c) >= 3, 10)
+    live.wait_for(lambda c: _deltas(c) >= before_stop, 20)
     follower = SseReader(b.base_url, "GET", f"/api/chat/{chat}/stream")
     follower.start()
     follower.opened.wait(10)
     assert follower.status == 200
-    follower.wait_for(lambda c: _deltas(c) >= 4, 10)
+    follower.wait_for(lambda c: _deltas(c) >= before_stop + 1, 10)
     with httpx.Client(base_url=b.base_url) as client:
         assert client.delete(f"/api/chat/{chat}/stream").status_code == 202
     for reader in (live, follower):

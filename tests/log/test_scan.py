@@ -12,6 +12,7 @@ from resumable_chat.log.scan import (
     latest_generation_or_token,
 )
 from resumable_chat.s2 import AppendInput, AppendRecord, MemoryBasin, fence_record, trim_record
+from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.records import ReadBatch
 
 
@@ -166,3 +167,13 @@ async def test_a_claim_among_the_last_records_needs_no_probe() -> None:
     found = await latest_generation_or_token(basin, "s")
     assert isinstance(found, LatestGeneration) and found.claim_token == "session-a"
     assert (basin.reads, basin.appends) == (1, 0)
+
+
+async def test_the_token_probe_over_http(basin: Basin) -> None:
+    """The probe's 412 carries the token on the bundled S2 server too (``HttpBasin`` reads
+    ``fencing_token_mismatch``), and it stores nothing."""
+    await basin.append("p", AppendInput([fence_record("session-h")]))
+    await basin.append("p", AppendInput(_data(TAIL_WINDOW + 10)))
+    tail = await basin.check_tail("p")
+    assert await latest_generation_or_token(basin, "p") == OpenGeneration("session-h", tail)
+    assert await basin.check_tail("p") == tail
