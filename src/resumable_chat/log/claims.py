@@ -71,11 +71,23 @@ class Claim:
 READ_BACK_MIN_S = 0.25
 
 
-async def _append_claim(basin: Basin, stream: str, request: AppendInput) -> AppendAck:
+async def _append_claim(engine: LogEngine, stream: str, request: AppendInput) -> AppendAck:
     """Append a claim fence; after a transient failure, read back whether it landed (its
     ack lost) before giving up, within what is left of the basin's deadline
     (:attr:`Basin.deadline_s`, at least :data:`READ_BACK_MIN_S`), so a route answers 503
-    within about one deadline when S2 hangs. Raises ``S2Error`` (412s as they come)."""
+    within about one deadline when S2 hangs. A claim given up on that may still land is left
+    to :meth:`LogEngine.abandoned_claim`. Raises ``S2Error`` (412s as they come)."""
+    try:
+        return await _append_or_read_back(engine.basin, stream, request)
+    except (FencingTokenMismatchError, SeqNumMismatchError):
+        raise
+    except S2Error as exc:
+        if is_transient(exc):
+            engine.abandoned_claim(stream, request)
+        raise
+
+
+async def _append_or_read_back(basin: Basin, stream: str, request: AppendInput) -> AppendAck:
     loop = asyncio.get_running_loop()
     began = loop.time()
     try:
@@ -130,7 +142,7 @@ async def claim_stream(
     if guess is not None and engine.config.mode != "single-use":
         request = AppendInput(batch, match_seq_num=guess[0], fencing_token=guess[1])
         try:
-            ack = await _append_claim(basin, stream, request)
+            ack = await _append_claim(engine, stream, request)
         except (FencingTokenMismatchError, SeqNumMismatchError):
             engine.forget_claim_hint(stream)  # a wrong guess: read, as without one
         else:
@@ -138,7 +150,7 @@ async def claim_stream(
     if engine.config.mode == "single-use":
         request = AppendInput(batch, match_seq_num=0, fencing_token="")
         try:
-            ack = await _append_claim(basin, stream, request)
+            ack = await _append_claim(engine, stream, request)
         except (FencingTokenMismatchError, SeqNumMismatchError) as exc:
             raise StreamInUseError(stream) from exc
         return Claim(token, ack.start.seq_num, ack.end.seq_num)
@@ -159,7 +171,7 @@ async def claim_stream(
             tail, condition = latest.tail, latest.token  # records of no generation (foreign)
         request = AppendInput(batch, match_seq_num=tail.seq_num, fencing_token=condition)
         try:
-            ack = await _append_claim(basin, stream, request)
+            ack = await _append_claim(engine, stream, request)
         except (FencingTokenMismatchError, SeqNumMismatchError) as exc:
             raise StreamInUseError(stream) from exc
         return Claim(token, ack.start.seq_num, ack.end.seq_num)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from resumable_chat.clock import SYSTEM_CLOCK, Clock
+from resumable_chat.log.abandoned import settle_abandoned_claim
 from resumable_chat.log.claims import MODES, Claim, Mode, claim_stream
 from resumable_chat.log.errors import StreamInUseError
 from resumable_chat.log.follow import LogEvent, follow_log
@@ -28,6 +29,7 @@ from resumable_chat.log.records import (
     STOP_PREFIX,
     RecordKind,
     classify,
+    fence_token,
     stop_token,
 )
 from resumable_chat.log.scan import (
@@ -46,7 +48,17 @@ from resumable_chat.s2.errors import (
 )
 from resumable_chat.s2.records import AppendInput, SequencedRecord, fence_record, trim_record
 
-__all__ = ["CLOSE_GRACE_S", "MAX_SAFE_INTEGER", "LogConfig", "LogEngine", "Status"]
+__all__ = [
+    "CLOSE_GRACE_S",
+    "MAX_ABANDONED_CLAIMS",
+    "MAX_SAFE_INTEGER",
+    "LogConfig",
+    "LogEngine",
+    "Status",
+]
+
+#: Abandoned claims one engine watches at most (:meth:`LogEngine.abandoned_claim`).
+MAX_ABANDONED_CLAIMS = 1000
 
 logger = logging.getLogger("resumable_chat.log")
 
@@ -163,6 +175,7 @@ class LogEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._claim_hints: dict[str, tuple[int, str]] = {}  # oldest first
+        self._abandoned: dict[str, str] = {}  # claim token -> stream (abandoned_claim)
         self._follows: set[_Follow] = set()  # the feeds of open follows (follow.py)
 
     # -- judging -------------------------------------------------------------------------
@@ -179,6 +192,10 @@ class LogEngine:
             return True
         if self.ownership.runs(latest.claim_token):
             return False
+        if latest.claim_token in self._abandoned:  # ours, answered 503: nobody runs it
+            if await self.close_abandoned(stream, latest):
+                return True
+            return not (await latest_generation(self.basin, stream)).active
         if not self.lease_expired(latest.tail.timestamp):
             return False
         if not await confirm_silence(self.basin, stream, latest.tail, self.config.confirm_s):
@@ -187,6 +204,36 @@ class LogEngine:
         if await close_lost(self.basin, stream, latest, self.lost_terminal, rng=self.rng):
             return True
         return not (await latest_generation(self.basin, stream)).active
+
+    async def close_abandoned(self, stream: str, latest: LatestGeneration) -> bool:
+        """Close ``latest``, a claim this process appended and gave up on (its turn got
+        an S2 error), at once with the takeover's terminal: nothing runs under it. Returns
+        True when this call closed it (conditioned on what ``latest`` read). Raises
+        ``S2Error``."""
+        return await close_lost(self.basin, stream, latest, self.lost_terminal, rng=self.rng)
+
+    def abandoned_claim(self, stream: str, request: AppendInput) -> None:
+        """The claim ``request`` on ``stream`` failed with a transient S2 error and may
+        still land: watch for it and close it as soon as it does
+        (:func:`~.abandoned.settle_abandoned_claim`, in a task this engine owns), and let
+        :meth:`close_if_lost` close it at once meanwhile. At most
+        :data:`MAX_ABANDONED_CLAIMS` are watched at a time (an outage fails many turns);
+        past that, a landed one waits for the takeover."""
+        if self._closed or len(self._abandoned) >= MAX_ABANDONED_CLAIMS or not request.records:
+            return
+        token = fence_token(request.records[0])
+        self._abandoned[token] = stream
+        task = asyncio.get_running_loop().create_task(
+            settle_abandoned_claim(self, stream, request),
+            name=f"resumable-chat abandoned claim {stream}",
+        )
+        self._tasks.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            self._abandoned.pop(token, None)
+
+        task.add_done_callback(done)
 
     async def judge(self, stream: str, position: int) -> bool:
         """For a reader at ``position`` that heard nothing for a lease: is a generation still
