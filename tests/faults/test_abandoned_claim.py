@@ -148,3 +148,45 @@ def test_a_claim_s2_never_stored_leaves_nothing_behind() -> None:
     status, records = run_virtual(main())
     assert status == 200
     assert [classify(r) for r in records].count(RecordKind.ERROR) == 0
+
+
+class FrozenS2(MemoryBasin):
+    """S2 frozen: every call waits the client's whole deadline, then fails."""
+
+    deadline_s = 10.0
+
+    async def append(self, stream: str, input: AppendInput) -> AppendAck:
+        await asyncio.sleep(self.deadline_s)
+        raise S2UnavailableError("S2 did not answer within the deadline")
+
+    async def read(self, stream: str, **kwargs: Any) -> ReadBatch:  # type: ignore[override]
+        await asyncio.sleep(self.deadline_s)
+        raise S2UnavailableError("S2 did not answer within the deadline")
+
+
+def test_a_stop_during_a_claim_s2_does_not_answer_fails_within_one_deadline() -> None:
+    """A DELETE that arrives while the turn's claim is in flight waits for that claim; when
+    the claim failed because S2 did not answer, the stop answers 503 then, instead of
+    spending a whole deadline more on S2 calls of its own (20 s in all, before)."""
+
+    async def main() -> float:
+        basin = FrozenS2(clock=CLOCK)
+        chat = create_resumable_chat(basin=basin, lease_ms=LEASE_MS, clock=CLOCK)
+        loop = asyncio.get_running_loop()
+        try:
+            turn = asyncio.create_task(
+                chat.make_resumable("chat-f", _model, message=user_message(), new_chat=True)
+            )
+            await asyncio.sleep(0.5)
+            asked = loop.time()
+            with pytest.raises(S2UnavailableError):
+                await chat.stop_session("chat-f")
+            took = loop.time() - asked
+            with pytest.raises(S2UnavailableError):
+                await turn
+            return took
+        finally:
+            await chat.aclose()
+
+    took = run_virtual(main())
+    assert took <= FrozenS2.deadline_s, took

@@ -20,6 +20,7 @@ from resumable_chat.clock import SYSTEM_CLOCK, Clock
 from resumable_chat.log.abandoned import settle_abandoned_claim
 from resumable_chat.log.claims import MODES, Claim, Mode, claim_stream
 from resumable_chat.log.errors import StreamInUseError
+from resumable_chat.log.faults import is_transient
 from resumable_chat.log.follow import LogEvent, follow_log
 from resumable_chat.log.generation import Generation, Producer, StopSignal
 from resumable_chat.log.ownership import PROCESS_OWNERSHIP, Ownership
@@ -127,13 +128,15 @@ class _Follow(Protocol):
 
 class _PendingClaim:
     """Stands in the local registry while a claim is in flight, so a stop is not lost;
-    ``settled`` is set once the claim is decided."""
+    ``settled`` is set once the claim is decided; ``failure`` is the S2 error it failed
+    with, if it did."""
 
-    __slots__ = ("settled", "stopped")
+    __slots__ = ("failure", "settled", "stopped")
 
     def __init__(self) -> None:
         self.stopped = False
         self.settled = asyncio.Event()
+        self.failure: S2Error | None = None
 
     def stop(self) -> bool:
         self.stopped = True
@@ -355,7 +358,9 @@ class LogEngine:
         pending = self._local[stream] = _PendingClaim()
         try:
             claim = await self.claim(stream, new_chat=new_chat, records=producer.claim_records())
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, S2Error):
+                pending.failure = exc
             await producer.aclose()
             raise
         finally:
@@ -411,6 +416,14 @@ class LogEngine:
             # is called); if it loses, the running generation is elsewhere: stop that one.
             local.stop()
             await local.settled.wait()
+            if local.failure is not None and is_transient(local.failure):
+                # S2 did not answer that claim within its deadline: the stop would wait as
+                # long again (the route's 503 comes now; the claim, if S2 stores it later,
+                # is closed by abandoned_claim)
+                raise S2UnavailableError(
+                    f"S2 did not answer the claim in flight on {stream!r}: the stop cannot "
+                    "be stored now"
+                ) from local.failure
             local = self._local.get(stream)
         if local is not None:
             return local.stop()
