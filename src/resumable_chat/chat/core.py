@@ -105,8 +105,9 @@ LOST_GENERATION_ERROR_TEXT = "The answer was interrupted: the server generating 
 
 
 def _cursor_past_tail(cursor: int, tail: int) -> Response:
-    return PlainTextResponse(
-        f"cursor {cursor} is past the end of the stream (next seq_num {tail})",
+    """416 with a JSON ``{"detail": ...}`` body, like every other 4xx of the routes."""
+    return JSONResponse(
+        {"detail": f"cursor {cursor} is past the end of the stream (next seq_num {tail})"},
         status_code=416,
         headers=_NO_STORE,
     )
@@ -642,7 +643,7 @@ class ResumableChat:
 
         Returns:
             204 (``Cache-Control: no-store``) when no generation runs (one whose writer died
-            is closed first); 416 (text) when this process runs the answer and never sent
+            is closed first); 416 (JSON ``detail``) when this process runs the answer and never sent
             ``from_seq_num``; otherwise 200 SSE with the stored bodies verbatim as
             ``id: <id>`` + ``data:`` frames after the cursor, ending after the generation's
             terminal fence with ``data: [DONE]`` (AI SDK). A cursor past the log's tail while
