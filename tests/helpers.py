@@ -10,7 +10,7 @@ import asyncio
 import importlib.util
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,24 @@ def key_order(value: Any) -> Any:
     if isinstance(value, list):
         return [key_order(v) for v in value]
     return None
+
+
+def paced_answer(words: int, pause_s: float = 0.0) -> Callable[[Any], AsyncIterator[Any]]:
+    """A model (a source factory) answering with AI SDK chunks: ``start``, ``text-start``,
+    ``words`` text-deltas ``"w0 "``, ``"w1 "``... each followed by a ``pause_s`` s pause,
+    ``text-end``, ``finish``."""
+
+    async def model(signal: Any) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "start", "messageId": "m1"}
+        yield {"type": "text-start", "id": "t"}
+        for i in range(words):
+            yield {"type": "text-delta", "id": "t", "delta": f"w{i} "}
+            if pause_s:
+                await asyncio.sleep(pause_s)
+        yield {"type": "text-end", "id": "t"}
+        yield {"type": "finish"}
+
+    return model
 
 
 def user_message(text: str = "hi", message_id: str = "u1") -> dict[str, Any]:

@@ -9,13 +9,12 @@ answer, a page that loads its history late. Virtual time makes the counts exact.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from helpers import user_message
-from resumable_chat import StopSignal, create_resumable_chat
+from helpers import paced_answer, user_message
+from resumable_chat import create_resumable_chat
 from resumable_chat.log import RecordKind, classify, read_range
 from resumable_chat.s2 import MemoryBasin
 from resumable_chat.s2.basin import Basin
@@ -58,14 +57,7 @@ class CallLog(FaultPlanBasin):
         self.calls.append((start, asyncio.get_running_loop().time(), operation, outcome))
 
 
-async def _model(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
-    yield {"type": "start", "messageId": "m1"}
-    yield {"type": "text-start", "id": "t"}
-    for i in range(2000):
-        yield {"type": "text-delta", "id": "t", "delta": f"w{i} "}
-        await asyncio.sleep(0.02)
-    yield {"type": "text-end", "id": "t"}
-    yield {"type": "finish"}
+_model = paced_answer(2000, 0.02)  # 40 s of answer at 50 chunks/s
 
 
 def test_a_remote_stop_ends_the_live_answer_within_three_round_trips_of_being_stored() -> None:
@@ -128,13 +120,7 @@ def test_a_short_chat_s_history_is_one_read() -> None:
         plan = FaultPlan()
         here = CallLog(storage, plan)
         chat = create_resumable_chat(basin=here)
-
-        async def short(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
-            yield {"type": "start", "messageId": "m1"}
-            yield {"type": "text-start", "id": "t"}
-            yield {"type": "text-delta", "id": "t", "delta": "hello"}
-            yield {"type": "text-end", "id": "t"}
-            yield {"type": "finish"}
+        short = paced_answer(1)
 
         try:
             live = await chat.make_resumable("chat-h", short, message=user_message(), new_chat=True)
@@ -168,15 +154,7 @@ def test_a_refresh_on_another_instance_gets_its_first_chunk_one_round_trip_later
         a = create_resumable_chat(basin=FaultPlanBasin(storage, plan))
         b = create_resumable_chat(basin=CallLog(storage, plan))
         loop = asyncio.get_running_loop()
-
-        async def model(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
-            yield {"type": "start", "messageId": "m1"}
-            yield {"type": "text-start", "id": "t"}
-            for i in range(300):
-                yield {"type": "text-delta", "id": "t", "delta": f"w{i} "}
-                await asyncio.sleep(0.02)
-            yield {"type": "text-end", "id": "t"}
-            yield {"type": "finish"}
+        model = paced_answer(300, 0.02)
 
         try:
             live = await a.make_resumable("chat-r", model, message=user_message(), new_chat=True)

@@ -11,13 +11,12 @@ answers, so the client's retry is accepted at once, on any instance.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from helpers import user_message
-from resumable_chat import StopSignal, create_resumable_chat
+from helpers import paced_answer, user_message
+from resumable_chat import create_resumable_chat
 from resumable_chat.clock import LoopClock
 from resumable_chat.log import Ownership, RecordKind, classify, read_range
 from resumable_chat.s2 import MemoryBasin
@@ -65,12 +64,7 @@ class HungS2(MemoryBasin):
                 pass  # its condition failed: S2 rejected it
 
 
-async def _model(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
-    yield {"type": "start", "messageId": "m1"}
-    yield {"type": "text-start", "id": "t"}
-    yield {"type": "text-delta", "id": "t", "delta": "hello"}
-    yield {"type": "text-end", "id": "t"}
-    yield {"type": "finish"}
+_model = paced_answer(1)
 
 
 @pytest.mark.parametrize("retry_on", ["same instance", "other instance"])

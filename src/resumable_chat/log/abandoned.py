@@ -66,9 +66,8 @@ async def settle_abandoned_claim(engine: LogEngine, stream: str, request: Append
         except StreamNotFoundError:
             return
         except S2Error as exc:
-            if is_transient(exc):
+            if _still_watching(exc, stream, "watching"):
                 continue
-            logger.info("watching the abandoned claim on %s failed: %r", stream, exc)
             return
         found = batch.records[0] if batch.records else None
         if found is None:
@@ -86,7 +85,14 @@ async def settle_abandoned_claim(engine: LogEngine, stream: str, request: Append
                     )
             return
         except S2Error as exc:
-            if is_transient(exc):
+            if _still_watching(exc, stream, "closing"):
                 continue
-            logger.info("closing the abandoned claim on %s failed: %r", stream, exc)
             return
+
+
+def _still_watching(exc: S2Error, stream: str, doing: str) -> bool:
+    """True for a transient ``exc`` (look again later); else log it: the watch ends."""
+    if is_transient(exc):
+        return True
+    logger.info("%s the abandoned claim on %s failed: %r", doing, stream, exc)
+    return False
