@@ -76,6 +76,7 @@ async def test_a_failed_follow_does_not_escape_as_an_asgi_exception(
             retry_base_s=0.005,
             retry_max_backoff_s=0.02,
             max_attempts=2,
+            deadline_s=0.5,  # a follow gives up after that long failing
         )
         chat = create_resumable_chat(protocol="tanstack", mode="session", basin=basin)
         app = FastAPI()

@@ -498,10 +498,52 @@ async def test_follow_gives_up_after_repeated_failures(make_http_basin: MakeBasi
         raise httpx.ConnectError("connection refused")
 
     transport = ScriptedTransport(script)
-    basin = make_http_basin(transport=transport, max_attempts=3)
+    basin = make_http_basin(transport=transport, max_attempts=3, deadline_s=0.01)
     with pytest.raises(S2UnavailableError):
         await collect(basin, "s", 1)
     assert len(transport.requests) == 3
+
+
+async def test_a_follow_rides_out_an_outage_shorter_than_the_deadline(
+    make_http_basin: MakeBasin,
+) -> None:
+    """The read session breaks and S2 is unreachable for 0.6 s, many more failed reconnects
+    than ``max_attempts``: the follow goes on where it was once S2 answers, missing nothing
+    (it gave up at the third failure, a few ms into the outage, before)."""
+    loop = asyncio.get_running_loop()
+    sessions = 0
+    down_until: float | None = None
+
+    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+        nonlocal sessions, down_until
+        if request.headers.get("accept") != "text/event-stream":
+            return await forward(request)
+        sessions += 1
+        if sessions == 1:  # cut in the middle of its second batch event
+            response = await forward(request)
+            cut = CutStream(response.stream, marker=b"event: batch", nth=2, cut_after=30)  # type: ignore[arg-type]
+            return httpx.Response(
+                response.status_code,
+                headers=response.headers,
+                stream=cut,
+                extensions=response.extensions,
+            )
+        if down_until is None:
+            down_until = loop.time() + 0.6
+        if loop.time() < down_until:
+            raise httpx.ConnectError("connection refused")
+        return await forward(request)
+
+    basin = make_http_basin(transport=ScriptedTransport(script), max_attempts=3, deadline_s=2.0)
+    for i in range(3):
+        await append(basin, "s", f"r{i}", match_seq_num=i)
+    follower = asyncio.create_task(collect(basin, "s", 6))
+    await asyncio.sleep(0.2)
+    for i in range(3, 6):
+        await append(basin, "s", f"r{i}", match_seq_num=i)
+    batches = await asyncio.wait_for(follower, 10)
+    assert seq_nums(batches) == list(range(6))  # nothing skipped, nothing repeated
+    assert sessions > 3 + 1  # more failed reconnects than max_attempts, then one that worked
 
 
 async def test_aclose_stops_live_follows(s2_server_url: str) -> None:

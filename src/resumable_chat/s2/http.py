@@ -482,11 +482,13 @@ class HttpBasin(Basin):
         ``data: [DONE]`` (the server ended the session). A dropped connection, an ``error``
         event, a retryable status or ``heartbeat_timeout_s`` of silence reconnects with an
         explicit ``seq_num=<last delivered + 1>`` (never ``Last-Event-ID``), so nothing is
-        skipped or repeated; ``max_attempts`` failures in a row without progress raise
-        ``S2UnavailableError``. On the first connection a start past the tail raises
-        ``RangeNotSatisfiableError`` unless ``clamp``, and any 4xx other than 408/429 fails
-        at once. The follow ends quietly (returns) when the server ends the session or the
-        stream disappears (deleted) after the first connection, or after :meth:`aclose`.
+        skipped or repeated; failures in a row without progress raise ``S2UnavailableError``
+        once there were ``max_attempts`` of them over at least ``deadline_s`` (a follower
+        rides out an outage as long as a unary call would, not just its first attempts). On
+        the first connection a start past the tail raises ``RangeNotSatisfiableError`` unless
+        ``clamp``, and any 4xx other than 408/429 fails at once. The follow ends quietly
+        (returns) when the server ends the session or the stream disappears (deleted) after
+        the first connection, or after :meth:`aclose`.
         """
         url = self._stream_url(stream, "/records")
         headers = {**self._stream_headers, "Accept": "text/event-stream"}
@@ -498,6 +500,7 @@ class HttpBasin(Basin):
         connected_once = False
         created = False
         failures = 0
+        failing_since = 0.0  # loop time of the first of the failures in a row
         while not self._closed:
             failure: AttemptFailure | None = None
             params: dict[str, str | int] = {"seq_num": next_seq}
@@ -552,7 +555,12 @@ class HttpBasin(Basin):
                 await self.create_stream(stream)
                 continue
             failures += 1
-            if not failure.retryable or failures >= self.retry.max_attempts:
+            now = asyncio.get_running_loop().time()
+            if failures == 1:
+                failing_since = now
+            if not failure.retryable or (
+                failures >= self.retry.max_attempts and now - failing_since >= self.deadline_s
+            ):
                 raise failure.final("read session", failures)
             logger.debug("follow %s: reconnecting at seq_num %d (%s)", stream, next_seq, error)
             await asyncio.sleep(self.retry.delay_s(failures, failure.retry_after_s))
