@@ -386,6 +386,18 @@ async def test_create_missing_streams(make_http_basin: MakeBasin) -> None:
 # -- follow over SSE -------------------------------------------------------------------------
 
 
+def _cut_in_batch(response: httpx.Response, nth: int) -> httpx.Response:
+    """``response`` (a read session) with its connection cut in the middle of its ``nth``
+    ``batch`` event."""
+    cut = CutStream(response.stream, marker=b"event: batch", nth=nth, cut_after=30)  # type: ignore[arg-type]
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=cut,
+        extensions=response.extensions,
+    )
+
+
 async def test_follow_resumes_after_dropped_connections(make_http_basin: MakeBasin) -> None:
     connections: list[httpx.Request] = []
 
@@ -396,14 +408,7 @@ async def test_follow_resumes_after_dropped_connections(make_http_basin: MakeBas
         connections.append(request)
         if len(connections) > 2:
             return response
-        # Cut the first two sessions in the middle of their 3rd batch event.
-        cut = CutStream(response.stream, marker=b"event: batch", nth=3, cut_after=30)  # type: ignore[arg-type]
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=cut,
-            extensions=response.extensions,
-        )
+        return _cut_in_batch(response, 3)  # the first two sessions, in their 3rd batch event
 
     basin = make_http_basin(transport=ScriptedTransport(script))
     total = 30
@@ -519,15 +524,8 @@ async def test_a_follow_rides_out_an_outage_shorter_than_the_deadline(
         if request.headers.get("accept") != "text/event-stream":
             return await forward(request)
         sessions += 1
-        if sessions == 1:  # cut in the middle of its second batch event
-            response = await forward(request)
-            cut = CutStream(response.stream, marker=b"event: batch", nth=2, cut_after=30)  # type: ignore[arg-type]
-            return httpx.Response(
-                response.status_code,
-                headers=response.headers,
-                stream=cut,
-                extensions=response.extensions,
-            )
+        if sessions == 1:
+            return _cut_in_batch(await forward(request), 2)
         if down_until is None:
             down_until = loop.time() + 0.6
         if loop.time() < down_until:
