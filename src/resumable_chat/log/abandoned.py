@@ -77,10 +77,11 @@ async def settle_abandoned_claim(engine: LogEngine, stream: str, request: Append
         try:
             latest = await latest_generation(engine.basin, stream)
             if latest.active and latest.claim_token == token:
-                if await engine.close_abandoned(stream, latest):
+                # close_if_lost closes a claim this engine watches at once
+                if await engine.close_if_lost(stream, latest):
                     logger.info(
-                        "closed the claim on %s that S2 stored after this instance had "
-                        "answered 503 for it",
+                        "closed the claim on %s that S2 stored after its turn failed on an "
+                        "S2 error",
                         stream,
                     )
             return

@@ -189,39 +189,32 @@ class LogEngine:
 
     async def close_if_lost(self, stream: str, latest: LatestGeneration) -> bool:
         """Close ``latest`` if it is lost (:mod:`.takeover`: not ours, a lease silent, and
-        silent through the confirmation window). Returns True when it is closed now (by us or
-        by someone else meanwhile), False while it stands. Raises ``S2Error``."""
+        silent through the confirmation window; or a claim this process gave up on,
+        :meth:`abandoned_claim`, at once: nothing runs under it). Returns True when it is
+        closed now (by us or by someone else meanwhile), False while it stands. Raises
+        ``S2Error``."""
         if not latest.active:
             return True
         if self.ownership.runs(latest.claim_token):
             return False
-        if latest.claim_token in self._abandoned:  # ours, answered 503: nobody runs it
-            if await self.close_abandoned(stream, latest):
-                return True
-            return not (await latest_generation(self.basin, stream)).active
-        if not self.lease_expired(latest.tail.timestamp):
-            return False
-        if not await confirm_silence(self.basin, stream, latest.tail, self.config.confirm_s):
-            # The tail moved: the writer came back, or another instance closed it meanwhile.
-            return not (await latest_generation(self.basin, stream)).active
+        if latest.claim_token not in self._abandoned:
+            if not self.lease_expired(latest.tail.timestamp):
+                return False
+            if not await confirm_silence(self.basin, stream, latest.tail, self.config.confirm_s):
+                # The tail moved: the writer came back, or another instance closed it.
+                return not (await latest_generation(self.basin, stream)).active
         if await close_lost(self.basin, stream, latest, self.lost_terminal, rng=self.rng):
             return True
         return not (await latest_generation(self.basin, stream)).active
-
-    async def close_abandoned(self, stream: str, latest: LatestGeneration) -> bool:
-        """Close ``latest``, a claim this process appended and gave up on (its turn got
-        an S2 error), at once with the takeover's terminal: nothing runs under it. Returns
-        True when this call closed it (conditioned on what ``latest`` read). Raises
-        ``S2Error``."""
-        return await close_lost(self.basin, stream, latest, self.lost_terminal, rng=self.rng)
 
     def abandoned_claim(self, stream: str, request: AppendInput) -> None:
         """The claim ``request`` on ``stream`` failed with a transient S2 error and may
         still land: watch for it and close it as soon as it does
         (:func:`~.abandoned.settle_abandoned_claim`, in a task this engine owns), and let
-        :meth:`close_if_lost` close it at once meanwhile. At most
+        :meth:`close_if_lost` close it at once while it is watched. At most
         :data:`MAX_ABANDONED_CLAIMS` are watched at a time (an outage fails many turns);
-        past that, a landed one waits for the takeover."""
+        past that, a landed one waits for the takeover. Never raises; no-op after
+        :meth:`aclose`."""
         if self._closed or len(self._abandoned) >= MAX_ABANDONED_CLAIMS or not request.records:
             return
         token = fence_token(request.records[0])

@@ -568,16 +568,7 @@ class LogWriter:
         """The next batch off the queue (at most ``batch_size`` records and 1 MiB metered)
         and its metered bytes."""
         batch: list[_Entry] = []
-        used = 0
-        queue = self._queue
-        while queue and len(batch) < self.batch_size:
-            entry = queue[0]
-            if batch and used + entry[1] > MAX_BATCH_METERED_BYTES:
-                break
-            queue.popleft()
-            batch.append(entry)
-            used += entry[1]
-        return batch, used
+        return batch, self._top_up(batch, 0)  # a record alone is within 1 MiB (submit)
 
     def _top_up(self, entries: list[_Entry], size: int) -> int:
         """Move queued records onto the batch ``entries`` (``size`` metered bytes) while it
