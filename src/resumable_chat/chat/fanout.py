@@ -37,6 +37,8 @@ DEFAULT_MAX_FRAMES = 50_000
 #: Seconds a tap stays open after its last follower left.
 DEFAULT_LINGER_S = 5.0
 
+_DATA = RecordKind.DATA
+
 #: ``fallback(seq_num)``: the answer's frames from ``seq_num`` read from the log directly,
 #: up to and including the done frame.
 Fallback = Callable[[int], AsyncIterator[bytes]]
@@ -124,15 +126,21 @@ class AnswerTap:
             self.stream, self.start, until_closed=True, open_generation=True, known=known
         )
         try:
+            is_history = self._is_history
+            add_seq_num, add_id, add_frame = (
+                self.seq_nums.append,
+                self.ids.append,
+                self.frames.append,
+            )
             async with contextlib.aclosing(follow) as batches:
                 async for events in batches:
                     self.position = events[-1].seq_num + 1
                     for event in events:
-                        if event.kind is RecordKind.DATA:
-                            if not self._is_history(event.body):
-                                self.seq_nums.append(event.seq_num)
-                                self.ids.append(event.id)
-                                self.frames.append(event_frame(event.body, event.id))
+                        if event.kind is _DATA:
+                            if not is_history(event.body):
+                                add_seq_num(event.seq_num)
+                                add_id(event.id)
+                                add_frame(event_frame(event.body, event.id))
                         elif event.kind.boundary:
                             self.ended = True
                             break  # what follows belongs to another generation

@@ -59,10 +59,14 @@ __all__ = ["LogEvent", "follow_log"]
 logger = logging.getLogger("resumable_chat.log")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LogEvent:
     """One record a reader acts on: ``kind`` (``DATA``, ``CLAIM``, ``END``, ``ERROR`` or
-    ``FOREIGN_FENCE``), its ``seq_num``, its SSE ``id`` (data records) and its ``body``."""
+    ``FOREIGN_FENCE``), its ``seq_num``, its SSE ``id`` (data records) and its ``body``.
+
+    Not frozen (one is made per record followed, and a frozen dataclass costs about three
+    times as much to construct); treat it as read-only. It compares by value.
+    """
 
     kind: RecordKind
     seq_num: int
@@ -70,6 +74,7 @@ class LogEvent:
     body: bytes
 
 
+_DATA = RecordKind.DATA
 _SKIPPED = frozenset(
     {RecordKind.HEARTBEAT, RecordKind.STOP, RecordKind.TRIM, RecordKind.OTHER_COMMAND}
 )
@@ -327,12 +332,16 @@ async def follow_log(
                     if events:
                         yield events
                     raise LogGapError(stream, position, record.seq_num)
-                kind = classify(record)
                 delivered = True
                 position = record.seq_num + 1
+                if not record.headers and record.body:  # a chunk, as a generation writes it
+                    if skip_ids_through is None or position > skip_ids_through:
+                        events.append(LogEvent(_DATA, record.seq_num, position, record.body))
+                    continue
+                kind = classify(record)
                 if kind in _SKIPPED:
                     continue
-                if kind is RecordKind.DATA:
+                if kind is _DATA:
                     sse_id = record_id(record)
                     if skip_ids_through is not None and sse_id <= skip_ids_through:
                         continue

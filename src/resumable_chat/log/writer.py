@@ -658,7 +658,7 @@ class LogWriter:
             start, timestamp = ack.start.seq_num, ack.end.timestamp
             self._publish(
                 [
-                    SequencedRecord(start + i, timestamp, tuple(r.headers), r.body)
+                    SequencedRecord(start + i, timestamp, r.headers, r.body)
                     for i, r in enumerate(records)
                 ]
             )

@@ -74,12 +74,16 @@ class StreamPosition:
     timestamp: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AppendRecord:
     """One record to append (S2 ``AppendRecord``).
 
     ``body`` and header names/values are bytes; ``timestamp`` is in ms, or ``None`` to let
     the stream's timestamping config choose (arrival time by default).
+
+    Not frozen, unlike this module's other types: one is made per stored chunk, and a frozen
+    dataclass costs about three times as much to construct (each field goes through
+    ``object.__setattr__``). Treat it as read-only; it compares by value and is not hashable.
     """
 
     body: bytes = b""
@@ -87,9 +91,13 @@ class AppendRecord:
     timestamp: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SequencedRecord:
-    """A record as read back (S2 ``SequencedRecord``): seq_num, timestamp (ms), headers, body."""
+    """A record as read back (S2 ``SequencedRecord``): seq_num, timestamp (ms), headers, body.
+
+    Not frozen, for the reason :class:`AppendRecord` gives (one per record read or followed);
+    treat it as read-only. It compares by value and is not hashable.
+    """
 
     seq_num: int
     timestamp: int
