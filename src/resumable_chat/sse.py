@@ -39,10 +39,12 @@ SHUTDOWN_POLL_S = 0.5
 #: Seconds a response is given to end by itself after ``on_shutdown()`` was called.
 SHUTDOWN_GRACE_S = 2.0
 
-#: Seconds within which a stream's frames count as coming back to back: a reader woken this
-#: soon after its last send gives the event loop one more turn before sending, so the frames
-#: of a model that yields a chunk per turn go out several to one send (one turn of latency,
-#: on busy streams only).
+#: Seconds within which a stream's frames count as coming back to back. A live response
+#: woken this soon after its last send waits until this long after it, so the frames of a
+#: model that yields a chunk per event-loop turn go out many to one send (at most this much
+#: latency, on busy streams only: a frame after a quiet spell is sent at once); a follower
+#: on the answering process, already fed a stored batch at a time, gives the loop one more
+#: turn instead.
 COALESCE_WINDOW_S = 0.001
 
 _KEEPALIVE = b": keep-alive\n\n"

@@ -197,8 +197,9 @@ class LiveChannel:
         """Yield everything queued since the last read, joined, until closed.
 
         On a busy answer (frames again within :data:`~resumable_chat.sse.COALESCE_WINDOW_S`
-        of the last read) it gives the event loop one turn before reading, so a model that
-        yields a chunk per turn has its chunks sent several to one send. Before the first
+        of the last read) it waits until that long after the last read, so a model that
+        yields a chunk per turn has its chunks sent many to one send (one send per chunk
+        or two was most of a burst's CPU) and none waits longer than the window. Before the first
         frame it lets the tasks already scheduled run once before it waits: the generation
         started with the response then pushes the first frame in the same loop turn, which
         the response sends at once instead of a turn later (under load a turn is every
@@ -212,7 +213,7 @@ class LiveChannel:
                 if frames:
                     now = loop.time()
                     if now - self._last_send < COALESCE_WINDOW_S and not self._closed:
-                        await asyncio.sleep(0)
+                        await asyncio.sleep(self._last_send + COALESCE_WINDOW_S - now)
                         now = loop.time()
                     self._last_send = now
                     out = frames[0] if len(frames) == 1 else b"".join(frames)

@@ -294,17 +294,19 @@ class MemoryBasin(Basin):
         start_seq = state.next_seq_num
         first_ts: int | None = None
         trim_to: int | None = None
+        add = state.add
         for record in records:
             ts = arrival if record.timestamp is None else min(record.timestamp, arrival)
             if ts < state.last_timestamp:
                 ts = state.last_timestamp
             seq = state.next_seq_num
-            state.add(ts, tuple(record.headers), bytes(record.body))
+            headers = record.headers
+            add(ts, tuple(headers) if headers else (), bytes(record.body))
             state.next_seq_num = seq + 1
             state.last_timestamp = ts
             if first_ts is None:
                 first_ts = ts
-            if not record.headers:
+            if not headers:
                 continue
             if is_fence(record):
                 state.fencing_token = record.body.decode()
