@@ -1,8 +1,11 @@
 """The S2 data model: records, positions, append input and acks, read batches.
 
-Plain frozen dataclasses, not pydantic models: these objects sit on the hot path of the
+Plain slotted dataclasses, not pydantic models: these objects sit on the hot path of the
 writer and of every replay, and the wire models (JSON with base64 bytes) live in
-:mod:`resumable_chat.s2.http` and the test server instead.
+:mod:`resumable_chat.s2.http` and the test server instead. They are not frozen either: a
+frozen dataclass costs about three times as much to construct (each field goes through
+``object.__setattr__``), and a stored chunk makes several. Treat them as read-only values;
+they compare by value and are not hashable.
 
 Shapes follow S2 REST v1 (``AppendRecord``, ``AppendInput``, ``AppendAck``,
 ``SequencedRecord``, ``ReadBatch``, ``StreamPosition``). Header names and values and record
@@ -62,7 +65,7 @@ MAX_FENCING_TOKEN_BYTES = 36
 MAX_STREAM_NAME_BYTES = 512
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamPosition:
     """A position in a stream: ``seq_num`` (records) and ``timestamp`` (ms since the epoch).
 
@@ -80,10 +83,6 @@ class AppendRecord:
 
     ``body`` and header names/values are bytes; ``timestamp`` is in ms, or ``None`` to let
     the stream's timestamping config choose (arrival time by default).
-
-    Not frozen, unlike this module's other types: one is made per stored chunk, and a frozen
-    dataclass costs about three times as much to construct (each field goes through
-    ``object.__setattr__``). Treat it as read-only; it compares by value and is not hashable.
     """
 
     body: bytes = b""
@@ -93,11 +92,7 @@ class AppendRecord:
 
 @dataclass(slots=True)
 class SequencedRecord:
-    """A record as read back (S2 ``SequencedRecord``): seq_num, timestamp (ms), headers, body.
-
-    Not frozen, for the reason :class:`AppendRecord` gives (one per record read or followed);
-    treat it as read-only. It compares by value and is not hashable.
-    """
+    """A record as read back (S2 ``SequencedRecord``): seq_num, timestamp (ms), headers, body."""
 
     seq_num: int
     timestamp: int
@@ -105,7 +100,7 @@ class SequencedRecord:
     body: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AppendInput:
     """One atomic append batch (S2 ``AppendInput``).
 
@@ -120,7 +115,7 @@ class AppendInput:
     fencing_token: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AppendAck:
     """Acknowledgement of an append (S2 ``AppendAck``).
 
@@ -134,7 +129,7 @@ class AppendAck:
     tail: StreamPosition
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReadBatch:
     """Records returned by one read (S2 ``ReadBatch``), in seq_num order.
 
