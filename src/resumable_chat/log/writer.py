@@ -96,6 +96,10 @@ DEFAULT_APPEND_SPACING_MS = 1.0
 
 #: A queued record: the record, its metered size, the seq_num it was submitted at.
 _Entry = tuple[AppendRecord, int, int]
+
+#: The retry jitter of writers given no ``rng``: one generator for all (seeding one per
+#: writer read 2.5 KB from the OS for every answer).
+_JITTER = random.Random()
 #: An acknowledged record kept: its body when it has no headers (see :meth:`LogWriter._keep`).
 _Kept = bytes | AppendRecord | SequencedRecord
 _NOT_FENCES = (RecordKind.DATA, RecordKind.HEARTBEAT)
@@ -130,7 +134,8 @@ class LogWriter:
             ``retry_max_ms``, with up to 25 % jitter.
         retry_max_ms: the longest backoff (ms). Keep it at or below the heartbeat, so that a
             writer lands within a heartbeat of S2's return.
-        rng: source of the jitter (seeded in simulations).
+        rng: source of the jitter (seeded in simulations); ``None``: one shared by every
+            writer of the process.
 
     Raises ``ValueError`` for a ``batch_size`` outside 1..1000, a negative ``linger_ms`` or
     ``append_spacing_ms``, or a ``heartbeat_ms`` that is not positive.
@@ -171,7 +176,7 @@ class LogWriter:
         self.heartbeat_s = None if heartbeat_ms is None else heartbeat_ms / 1000
         self._retry_base_s = retry_base_ms / 1000
         self._retry_max_s = retry_max_ms / 1000
-        self._rng = rng if rng is not None else random.Random()
+        self._rng = rng if rng is not None else _JITTER
         self._queue: deque[_Entry] = deque()
         self._pending_bytes = 0
         self._unacked_since: float | None = None  # loop time, see unacknowledged_since
