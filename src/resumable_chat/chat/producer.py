@@ -48,27 +48,31 @@ logger = logging.getLogger("resumable_chat.generation")
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+#: What ``JSONEncoder.iterencode`` passes CPython's C encoder factory after the ``markers``
+#: dict, for ``_encoder``'s settings: default, string encoder, indent, key and item
+#: separators, sort_keys, skipkeys, allow_nan.
+_C_ENCODER_ARGS = (
+    _encoder.default,
+    json.encoder.encode_basestring,
+    None,
+    ":",
+    ",",
+    False,
+    False,
+    False,
+)
+
+
 def _c_make_encoder_or_none() -> Callable[..., Any] | None:
     """CPython's C encoder factory (``json.encoder.c_make_encoder``) when it is there and
-    takes the arguments ``JSONEncoder.iterencode`` gives it in this Python (checked on a
-    sample), else ``None``."""
+    takes :data:`_C_ENCODER_ARGS` as ``JSONEncoder.iterencode`` gives them in this Python
+    (checked on a sample), else ``None``."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return None
     sample = {"type": "text-delta", "delta": "é\n", "n": [1, 2.5, None, True]}
     try:
-        encode = make(
-            {},
-            _encoder.default,
-            json.encoder.encode_basestring,
-            None,
-            ":",
-            ",",
-            False,
-            False,
-            False,
-        )
-        made = "".join(encode(sample, 0))
+        made = "".join(make({}, *_C_ENCODER_ARGS)(sample, 0))
     except Exception:
         return None
     return make if made == _encoder.encode(sample) else None
@@ -89,10 +93,7 @@ def encode_chunk(chunk: Chunk) -> bytes:
     """
     if _c_make_encoder is None:  # pragma: no cover - PyPy and other builds without _json
         return _encoder.encode(chunk).encode()
-    encode = _c_make_encoder(
-        {}, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
-    )
-    return "".join(encode(chunk, 0)).encode()
+    return "".join(_c_make_encoder({}, *_C_ENCODER_ARGS)(chunk, 0)).encode()
 
 
 def decode_chunk(body: bytes) -> Chunk | None:
@@ -198,12 +199,12 @@ class LiveChannel:
 
         On a busy answer (frames again within :data:`~resumable_chat.sse.COALESCE_WINDOW_S`
         of the last read) it waits until that long after the last read, so a model that
-        yields a chunk per turn has its chunks sent many to one send (one send per chunk
-        or two was most of a burst's CPU) and none waits longer than the window. Before the first
-        frame it lets the tasks already scheduled run once before it waits: the generation
-        started with the response then pushes the first frame in the same loop turn, which
-        the response sends at once instead of a turn later (under load a turn is every
-        other request's work)."""
+        yields a chunk per turn has its chunks sent many to one send and none waits longer
+        than the window (a send for every chunk or two was most of the CPU such an answer
+        cost). Before the first frame it lets the tasks already scheduled run once before it
+        waits: the generation started with the response then pushes the first frame in the
+        same loop turn, which the response sends at once instead of a turn later (under load
+        a turn is every other request's work)."""
         loop = self._event_loop = asyncio.get_running_loop()
         frames = self._frames
         try:
