@@ -146,13 +146,8 @@ async def _settle(chats: list[ResumableChat], ids: list[str]) -> None:
 
 def _busy_connections(basin: Basin) -> int:
     assert isinstance(basin, HttpBasin)
-    clients = [c for c in basin._clients if c is not None]  # the unary pools made so far
-    return sum(
-        1
-        for client in clients
-        for connection in client._transport._pool.connections  # type: ignore[attr-defined]
-        if not connection.is_idle()
-    )
+    pool = basin._client._transport._pool  # type: ignore[attr-defined]
+    return sum(1 for connection in pool.connections if not connection.is_idle())
 
 
 def _our_tasks() -> list[str]:

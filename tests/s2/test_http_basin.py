@@ -590,33 +590,3 @@ async def test_live_read_sessions_never_take_the_connections_appends_need(
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
         await basin.aclose()
-
-
-async def test_many_streams_spread_over_pools_and_aclose_closes_them_all(
-    s2_server_url: str,
-) -> None:
-    """httpcore scans a pool's every connection on each request start and end, so one pool
-    for hundreds of appending streams costs CPU per request that grows with them; each
-    stream's requests go to one of ``UNARY_POOLS`` pools (by name), all closed by
-    ``aclose``."""
-    from resumable_chat.s2.http import UNARY_POOLS
-
-    basin = HttpBasin(
-        unique_basin_name(),
-        access_token=None,
-        account_endpoint=s2_server_url,
-        basin_endpoint=s2_server_url,
-    )
-    streams = [f"s-{i}" for i in range(64)]
-    try:
-        for _ in range(3):  # each stream appends three times, all streams at once
-            acks = await asyncio.gather(
-                *(basin.append(s, AppendInput([AppendRecord(b"x")])) for s in streams)
-            )
-            assert all(ack.end.seq_num == acks[0].end.seq_num for ack in acks)
-        made = [c for c in basin._clients if c is not None]
-        assert 1 < len(made) <= UNARY_POOLS
-        assert basin._client_for("s-7") is basin._client_for("s-7")
-    finally:
-        await basin.aclose()
-    assert all(client.is_closed for client in made)

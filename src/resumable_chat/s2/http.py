@@ -89,14 +89,6 @@ logger = logging.getLogger(__name__)
 #: load's spare connections fit in 20; a burst beyond opens new ones.
 POOL_MAX_CONNECTIONS = 1000
 POOL_MAX_KEEPALIVE = 20
-#: Pools (``httpx`` clients) the basin's unary requests are spread over, by stream name.
-#: httpcore 1.0 scans every connection of a pool for every queued request each time a
-#: request starts or ends, and closes an idle connection whenever the pool holds more than
-#: ``max_keepalive_connections`` in all (busy ones included), so one pool serving hundreds
-#: of streams spends its time scanning and reconnecting: 200 streams appending 50 times a
-#: second through one pool got about 700 appends/s at 100 % CPU, p50 176 ms on a server
-#: 1 ms away. Each stream's requests go to one of these pools, a few dozen streams each.
-UNARY_POOLS = 16
 #: Account endpoint of s2.dev (the SDKs' default; https://s2.dev/docs/api).
 DEFAULT_ACCOUNT_ENDPOINT: Final = "https://a.s2.dev"
 #: Basin endpoint template of s2.dev; ``{basin}`` is replaced by the basin name.
@@ -130,12 +122,11 @@ class HttpBasin(Basin):
         basin_endpoint: base URL of stream requests (default ``https://{basin}.b.s2.dev``);
             without ``{basin}`` the ``S2-Basin`` header is sent on stream requests.
         client: a shared ``httpx.AsyncClient`` to use for every request; when ``None`` the
-            basin creates its own and closes them in :meth:`aclose`: up to
-            :data:`UNARY_POOLS` for appends, unary reads and tail checks (each stream's
-            requests go to one of them, by name), and one for live read sessions
-            (:meth:`follow`), so long-lived sessions can never take the connections appends
-            need (each opens at most :data:`POOL_MAX_CONNECTIONS` and keeps at most
-            :data:`POOL_MAX_KEEPALIVE` idle). A passed client is never closed here.
+            basin creates two and closes them in :meth:`aclose`: one for appends, unary reads
+            and tail checks, and one for live read sessions (:meth:`follow`), so long-lived
+            sessions can never take the connections appends need (each opens at most
+            :data:`POOL_MAX_CONNECTIONS` and keeps at most :data:`POOL_MAX_KEEPALIVE` idle). A
+            passed client is never closed here.
         max_attempts: tries per call, including the first (:class:`RetryPolicy`).
         create_missing_streams: an append, read or check-tail that gets 404
             ``stream_not_found`` creates the stream and retries once (as if the basin had
@@ -196,10 +187,7 @@ class HttpBasin(Basin):
         if "{basin}" not in template:
             self._stream_headers["S2-Basin"] = basin
         self._owns_client = client is None
-        self._ssl = httpx.create_ssl_context() if client is None else None  # one for all pools
-        self._clients: list[httpx.AsyncClient | None] = (
-            [client] if client is not None else [None] * UNARY_POOLS
-        )
+        self._client = client if client is not None else self._new_client()
         self._session_client = client if client is not None else self._new_client()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None  # where its clients' pools live
@@ -207,25 +195,12 @@ class HttpBasin(Basin):
     def __repr__(self) -> str:
         return f"HttpBasin(name={self.name!r}, endpoint={self._basin_url!r})"
 
-    def _new_client(self) -> httpx.AsyncClient:
+    @staticmethod
+    def _new_client() -> httpx.AsyncClient:
         limits = httpx.Limits(
             max_connections=POOL_MAX_CONNECTIONS, max_keepalive_connections=POOL_MAX_KEEPALIVE
         )
-        return httpx.AsyncClient(
-            limits=limits,
-            timeout=httpx.Timeout(30.0),
-            verify=self._ssl if self._ssl is not None else True,
-        )
-
-    def _client_for(self, stream: str | None) -> httpx.AsyncClient:
-        """The client (pool) of ``stream``'s unary requests (:data:`UNARY_POOLS`), made on
-        first use; account requests use the first."""
-        clients = self._clients
-        index = 0 if stream is None or len(clients) == 1 else hash(stream) % len(clients)
-        client = clients[index]
-        if client is None:
-            client = clients[index] = self._new_client()
-        return client
+        return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -241,7 +216,7 @@ class HttpBasin(Basin):
         if old is not None and old.is_running():
             raise RuntimeError("this HttpBasin is in use on another event loop that still runs")
         if old is not None and self._owns_client:
-            self._clients = [None] * UNARY_POOLS
+            self._client = self._new_client()
             self._session_client = self._new_client()
         self._loop = loop
 
@@ -262,7 +237,7 @@ class HttpBasin(Basin):
         """One HTTP exchange: the response on 2xx, else the classified failure."""
         self._on_this_loop()
         try:
-            response = await self._client_for(stream).request(
+            response = await self._client.request(
                 method,
                 url,
                 headers=headers,
@@ -737,7 +712,5 @@ class HttpBasin(Basin):
         self._closed = True
         if self._owns_client:
             self._on_this_loop()  # clients of a loop that is gone cannot be closed on this one
-            for client in self._clients:
-                if client is not None:
-                    await client.aclose()
+            await self._client.aclose()
             await self._session_client.aclose()
