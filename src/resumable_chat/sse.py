@@ -41,10 +41,11 @@ SHUTDOWN_GRACE_S = 2.0
 
 #: Seconds within which a stream's frames count as coming back to back. A live response
 #: woken this soon after its last send waits until this long after it, so the frames of a
-#: model that yields a chunk per event-loop turn go out many to one send (at most this much
-#: latency, on busy streams only: a frame after a quiet spell is sent at once); a follower
-#: on the answering process, already fed a stored batch at a time, gives the loop one more
-#: turn instead.
+#: model that yields a chunk per event-loop turn go out many to one send (about this much
+#: latency at most, on busy streams only: a frame after a quiet spell is sent at once; the
+#: loop's timers may fire up to a millisecond late, as uvloop's clock counts whole ones); a
+#: follower on the answering process, already fed a stored batch at a time, gives the loop
+#: one more turn instead.
 COALESCE_WINDOW_S = 0.001
 
 _KEEPALIVE = b": keep-alive\n\n"

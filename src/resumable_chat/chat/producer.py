@@ -199,9 +199,9 @@ class LiveChannel:
 
         On a busy answer (frames again within :data:`~resumable_chat.sse.COALESCE_WINDOW_S`
         of the last read) it waits until that long after the last read, so a model that
-        yields a chunk per turn has its chunks sent many to one send and none waits longer
-        than the window (a send for every chunk or two was most of the CPU such an answer
-        cost). Before the first frame it lets the tasks already scheduled run once before it
+        yields a chunk per turn has its chunks sent many to one send and none waits much
+        longer than the window (a send for every chunk or two was most of the CPU such an
+        answer cost). Before the first frame it lets the tasks already scheduled run once before it
         waits: the generation started with the response then pushes the first frame in the
         same loop turn, which the response sends at once instead of a turn later (under load
         a turn is every other request's work)."""

@@ -100,6 +100,7 @@ _Entry = tuple[AppendRecord, int, int]
 #: The retry jitter of writers given no ``rng``: one generator for all (seeding one per
 #: writer read 2.5 KB from the OS for every answer).
 _JITTER = random.Random()
+
 #: An acknowledged record kept: its body when it has no headers (see :meth:`LogWriter._keep`).
 _Kept = bytes | AppendRecord | SequencedRecord
 _NOT_FENCES = (RecordKind.DATA, RecordKind.HEARTBEAT)
