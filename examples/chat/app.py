@@ -94,9 +94,12 @@ def create_app(*, check_storage: bool | None = None) -> FastAPI:
         # Everything loaded so far lives as long as the process: moved out of the cyclic
         # collector's reach (https://docs.python.org/3/library/gc.html#gc.freeze), a full
         # collection under load walks only what requests made, not the whole startup heap
-        # (a 20-40 ms pause of every stream otherwise; README, Benchmarks).
+        # (a 20-40 ms pause of every stream otherwise; README, Benchmarks). Young collections
+        # a tenth as often: fewer full ones while many answers start (the deployment guide,
+        # docs/guides/multi-instance.md).
         gc.collect()
         gc.freeze()
+        gc.set_threshold(7000, 10, 10)
         try:
             yield
         finally:
