@@ -401,7 +401,9 @@ class LogEngine:
         goes to the stream; the writer there sees it at its next append
         (within a heartbeat when the model is silent), stops its model and adopts it. A lost
         generation is closed instead. Returns True when a running generation was asked to
-        stop (or already was), False when none runs. Raises ``S2Error``.
+        stop (or already was), False when none runs. Raises ``S2Error``;
+        ``S2UnavailableError`` at once when this process's claim in flight failed on a
+        transient S2 error (S2 is not answering: a stop would wait a deadline again).
         """
         local = self._local.get(stream)
         if isinstance(local, _PendingClaim):
