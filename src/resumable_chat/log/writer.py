@@ -256,7 +256,7 @@ class LogWriter:
         """
         if self._closing:
             raise WriterClosedError("the writer is closed")
-        size = metered_bytes(record) if record.headers else 8 + len(record.body)
+        size = metered_bytes(record)
         if size > MAX_BATCH_METERED_BYTES:
             raise ValueError(f"record is {size} metered bytes; S2 allows at most 1 MiB")
         seq = self._next_submit_seq
