@@ -467,3 +467,64 @@ def test_a_close_does_not_wait_out_the_spacing() -> None:
 def test_append_spacing_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="append_spacing_ms"):
         LogWriter(MemoryBasin(), "s", fencing_token="", match_seq_num=0, append_spacing_ms=-1)
+
+
+def test_wait_writable_holds_the_producer_until_stored_bytes_bring_it_under_the_limit() -> None:
+    """Bounded memory: past ``max_pending_bytes`` a producer waits, and goes on as soon as an
+    acknowledgement brings the unacknowledged bytes back under the limit, not before and not
+    a batch later (virtual time, 50 ms per append)."""
+
+    async def main() -> list[tuple[float, int]]:
+        basin = CountingBasin(delay_s=0.050)
+        claimed = await _claimed(basin, "s")
+        writer = LogWriter(
+            basin,
+            "s",
+            fencing_token="session-t",
+            match_seq_num=claimed,
+            append_spacing_ms=0,
+            max_pending_bytes=100,
+        )
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        seen = []
+        for _ in range(2):  # twice: the first wait must not leave the writer throttled
+            await asyncio.sleep(0.010)  # the writer waits for records
+            writer.submit(AppendRecord(b"x" * 40))  # 48 metered bytes
+            await asyncio.sleep(0.001)  # its append is in flight
+            for _ in range(4):
+                writer.submit(AppendRecord(b"x" * 40))  # 240 bytes pending in all
+            await writer.wait_writable()
+            seen.append((round(loop.time() - began, 6), writer.pending_bytes))
+        await writer.close()
+        assert basin.batches == [1, 1, 4, 1, 4]  # the claim, then ours
+        return seen
+
+    # 50 ms in: one record stored, 192 bytes still pending; 100 ms in: the other four
+    assert run_virtual(main()) == [(0.11, 0), (0.22, 0)]
+
+
+def test_wait_writable_returns_when_the_writer_fails() -> None:
+    """A producer held by backpressure is released when the writer fails (its records are
+    dropped, see ``LogWriter.error``) instead of waiting for ever."""
+
+    async def main() -> BaseException | None:
+        basin = CountingBasin(delay_s=0.050)
+        claimed = await _claimed(basin, "s")
+        writer = LogWriter(
+            basin,
+            "s",
+            fencing_token="session-t",
+            match_seq_num=claimed,
+            append_spacing_ms=0,
+            max_pending_bytes=100,
+        )
+        for _ in range(5):
+            writer.submit(AppendRecord(b"x" * 40))
+        await asyncio.sleep(0)
+        # another instance takes the stream over while our first append is in flight
+        await MemoryBasin.append(basin, "s", AppendInput([fence_record("session-other")]))
+        await asyncio.wait_for(writer.wait_writable(), 1)
+        return writer.error
+
+    assert isinstance(run_virtual(main()), FencedOutError)

@@ -81,6 +81,9 @@ async def test_client_timestamps_are_kept_and_made_monotonic(basin: Basin, strea
     assert ack.start.timestamp == base + 10
     batch = await basin.read(stream, seq_num=0)
     assert [r.timestamp for r in batch.records] == [base + 10, base + 10]
+    # a batch of one record (the embedded basin's own path) follows the same rule
+    alone = await basin.append(stream, AppendInput([AppendRecord(b"z", timestamp=base + 5)]))
+    assert (alone.start.timestamp, alone.end.timestamp) == (base + 10, base + 10)
 
 
 async def test_match_seq_num(basin: Basin, stream: str) -> None:
@@ -181,6 +184,12 @@ async def test_batch_limits(basin: Basin, stream: str) -> None:
     with pytest.raises(S2InvalidError):
         await basin.append(stream, AppendInput(over))
     assert (await basin.check_tail(stream)).seq_num == 1002
+    # one record alone has the same limit
+    ack = await basin.append(stream, AppendInput([AppendRecord(b"z" * (MiB - 8))]))
+    assert ack.end.seq_num == 1003
+    with pytest.raises(S2InvalidError):
+        await basin.append(stream, AppendInput([AppendRecord(b"z" * (MiB - 7))]))
+    assert (await basin.check_tail(stream)).seq_num == 1003
 
 
 # -- read ------------------------------------------------------------------------------------

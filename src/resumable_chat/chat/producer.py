@@ -406,8 +406,9 @@ class ChatProducer(Producer):
         if len(body) + 8 > MAX_BATCH_METERED_BYTES:
             output.append(body)  # raises the writer's ValueError: nothing was sent
         live_body = body if stored is chunk else encode_chunk(chunk)
-        live.push(event_frame(live_body, output.next_seq_num + 1))
-        output.append(body)
+        writer = output.writer
+        live.push(event_frame(live_body, writer.next_seq_num + 1))
+        writer.submit(AppendRecord(body))  # Output.append, one call less per chunk
 
     @property
     def prefetched(self) -> PrefetchedSource | None:

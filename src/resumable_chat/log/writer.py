@@ -187,6 +187,7 @@ class LogWriter:
         self._beat: asyncio.TimerHandle | None = None  # the heartbeat timer, when armed
         self._beat_now = False
         self._drained = asyncio.Event()
+        self._throttled = False  # someone waits in wait_writable
         self._closing = False
         self._last_append = 0.0
         self._last_start = -math.inf  # loop time the last append began
@@ -256,7 +257,7 @@ class LogWriter:
         """
         if self._closing:
             raise WriterClosedError("the writer is closed")
-        size = metered_bytes(record)
+        size = metered_bytes(record) if record.headers else 8 + len(record.body)
         if size > MAX_BATCH_METERED_BYTES:
             raise ValueError(f"record is {size} metered bytes; S2 allows at most 1 MiB")
         seq = self._next_submit_seq
@@ -396,6 +397,7 @@ class LogWriter:
         """Wait while more than ``max_pending_bytes`` are queued (bounded memory)."""
         while self._pending_bytes > self.max_pending_bytes and self.error is None:
             self._drained.clear()
+            self._throttled = True  # set _drained once back under the limit
             await self._drained.wait()
 
     async def close(self, final_records: Sequence[AppendRecord] = ()) -> None:
@@ -552,8 +554,13 @@ class LogWriter:
         ):
             self._wakeup.set()
             return
-        entries, size = self._take_batch()
-        records = self._records(entries)
+        queue = self._queue
+        if len(queue) == 1 and queue[0][2] == self._next_append_seq:  # one chunk, its own id
+            entries = [queue.popleft()]
+            size, records = entries[0][1], [entries[0][0]]
+        else:
+            entries, size = self._take_batch()
+            records = self._records(entries)
         request = AppendInput(
             records, match_seq_num=self._next_append_seq, fencing_token=self.fencing_token
         )
@@ -669,12 +676,13 @@ class LogWriter:
                 ]
             )
         self._next_append_seq = ack.end.seq_num
-        self._pending_bytes -= size
-        if self._pending_bytes > 0:
+        pending = self._pending_bytes = self._pending_bytes - size
+        if pending > 0:
             self._unacked_since = (self._event_loop or asyncio.get_running_loop()).time()
         else:
             self._unacked_since = None
-        if self._pending_bytes <= self.max_pending_bytes:
+        if self._throttled and pending <= self.max_pending_bytes:
+            self._throttled = False
             self._drained.set()
         if self.on_durable is not None:
             self.on_durable(self._next_append_seq)
