@@ -353,7 +353,11 @@ FULL = Sizes(
     throughput_n=100_000,
     lag_n=1000,
     fanout=200,
-    concurrent_steps=(100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 3000),
+    # 10% apart from 1,000 on, so the ratio to the plain route is good to about 10%
+    concurrent_steps=(
+        *(100, 200, 300, 400, 500, 600, 800, 1000, 1100, 1200, 1300, 1400),
+        *(1600, 1800, 2000, 2200, 2400, 2700, 3000),
+    ),
     scale_steps=(25, 50, 75, 100, 150, 200, 300, 400, 600, 800),
     latency_count=20,
     concurrent_n=100,
