@@ -469,22 +469,29 @@ def test_append_spacing_must_not_be_negative() -> None:
         LogWriter(MemoryBasin(), "s", fencing_token="", match_seq_num=0, append_spacing_ms=-1)
 
 
+async def _bounded_writer() -> tuple[CountingBasin, LogWriter]:
+    """A writer of a claimed stream on a basin taking 50 ms per append, no spacing, and at
+    most 100 bytes unacknowledged before producers wait."""
+    basin = CountingBasin(delay_s=0.050)
+    claimed = await _claimed(basin, "s")
+    writer = LogWriter(
+        basin,
+        "s",
+        fencing_token="session-t",
+        match_seq_num=claimed,
+        append_spacing_ms=0,
+        max_pending_bytes=100,
+    )
+    return basin, writer
+
+
 def test_wait_writable_holds_the_producer_until_stored_bytes_bring_it_under_the_limit() -> None:
     """Bounded memory: past ``max_pending_bytes`` a producer waits, and goes on as soon as an
     acknowledgement brings the unacknowledged bytes back under the limit, not before and not
     a batch later (virtual time, 50 ms per append)."""
 
     async def main() -> list[tuple[float, int]]:
-        basin = CountingBasin(delay_s=0.050)
-        claimed = await _claimed(basin, "s")
-        writer = LogWriter(
-            basin,
-            "s",
-            fencing_token="session-t",
-            match_seq_num=claimed,
-            append_spacing_ms=0,
-            max_pending_bytes=100,
-        )
+        basin, writer = await _bounded_writer()
         loop = asyncio.get_running_loop()
         began = loop.time()
         seen = []
@@ -509,16 +516,7 @@ def test_wait_writable_returns_when_the_writer_fails() -> None:
     dropped, see ``LogWriter.error``) instead of waiting for ever."""
 
     async def main() -> BaseException | None:
-        basin = CountingBasin(delay_s=0.050)
-        claimed = await _claimed(basin, "s")
-        writer = LogWriter(
-            basin,
-            "s",
-            fencing_token="session-t",
-            match_seq_num=claimed,
-            append_spacing_ms=0,
-            max_pending_bytes=100,
-        )
+        basin, writer = await _bounded_writer()
         for _ in range(5):
             writer.submit(AppendRecord(b"x" * 40))
         await asyncio.sleep(0)
