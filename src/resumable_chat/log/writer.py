@@ -187,7 +187,6 @@ class LogWriter:
         self._beat: asyncio.TimerHandle | None = None  # the heartbeat timer, when armed
         self._beat_now = False
         self._drained = asyncio.Event()
-        self._throttled = False  # someone waits in wait_writable
         self._closing = False
         self._last_append = 0.0
         self._last_start = -math.inf  # loop time the last append began
@@ -397,7 +396,6 @@ class LogWriter:
         """Wait while more than ``max_pending_bytes`` are queued (bounded memory)."""
         while self._pending_bytes > self.max_pending_bytes and self.error is None:
             self._drained.clear()
-            self._throttled = True  # set _drained once back under the limit
             await self._drained.wait()
 
     async def close(self, final_records: Sequence[AppendRecord] = ()) -> None:
@@ -681,9 +679,8 @@ class LogWriter:
             self._unacked_since = (self._event_loop or asyncio.get_running_loop()).time()
         else:
             self._unacked_since = None
-        if self._throttled and pending <= self.max_pending_bytes:
-            self._throttled = False
-            self._drained.set()
+        if pending <= self.max_pending_bytes and not self._drained.is_set():
+            self._drained.set()  # cleared only by a producer waiting in wait_writable
         if self.on_durable is not None:
             self.on_durable(self._next_append_seq)
 

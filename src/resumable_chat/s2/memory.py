@@ -272,26 +272,7 @@ class MemoryBasin(Basin):
                 total += metered_bytes(record)
             else:  # a plain data record: nothing to check, 8 bytes of overhead
                 total += 8 + len(record.body)
-        if total > MAX_BATCH_METERED_BYTES:
-            raise S2InvalidError(
-                f"batch is {total} metered bytes; the limit is {MAX_BATCH_METERED_BYTES}",
-                status=422,
-                code="invalid",
-            )
-        if (
-            input.fencing_token is not None
-            and len(input.fencing_token.encode()) > MAX_FENCING_TOKEN_BYTES
-        ):
-            raise S2InvalidError("fencing token longer than 36 bytes", status=422, code="invalid")
-
-        state = self._streams.get(stream)  # an existing stream's name was checked already
-        if state is None:
-            state = self._get(stream, create=self.create_stream_on_append)
-        if input.fencing_token is not None and input.fencing_token != state.fencing_token:
-            raise FencingTokenMismatchError(state.fencing_token)
-        if input.match_seq_num is not None and input.match_seq_num != state.next_seq_num:
-            raise SeqNumMismatchError(state.next_seq_num)
-
+        state = self._admit(stream, input, total)
         arrival = self.clock.now_ms()
         start_seq = state.next_seq_num
         first_ts: int | None = None
@@ -323,28 +304,36 @@ class MemoryBasin(Basin):
         end = StreamPosition(state.next_seq_num, state.last_timestamp)
         return AppendAck(start=StreamPosition(start_seq, first_ts), end=end, tail=end)
 
-    def _append_data(self, stream: str, input: AppendInput, record: AppendRecord) -> AppendAck:
-        """:meth:`_append` of a batch of one record without headers (a chunk of an answer:
-        the writer's common case), with the same checks and outcome, and no loop over the
-        batch."""
-        body = record.body
-        if 8 + len(body) > MAX_BATCH_METERED_BYTES:
+    def _admit(self, stream: str, input: AppendInput, metered: int) -> _Stream:
+        """The stream a batch of ``metered`` bytes (its records already checked) may be
+        appended to, after S2's checks in S2's order: the 1 MiB limit and the token's 36
+        bytes (422), then the stream (created or ``StreamNotFoundError``), then the
+        ``fencing_token`` and ``match_seq_num`` conditions (412)."""
+        if metered > MAX_BATCH_METERED_BYTES:
             raise S2InvalidError(
-                f"batch is {8 + len(body)} metered bytes; the limit is {MAX_BATCH_METERED_BYTES}",
+                f"batch is {metered} metered bytes; the limit is {MAX_BATCH_METERED_BYTES}",
                 status=422,
                 code="invalid",
             )
         token = input.fencing_token
         if token is not None and len(token.encode()) > MAX_FENCING_TOKEN_BYTES:
             raise S2InvalidError("fencing token longer than 36 bytes", status=422, code="invalid")
-        state = self._streams.get(stream)
+        state = self._streams.get(stream)  # an existing stream's name was checked already
         if state is None:
             state = self._get(stream, create=self.create_stream_on_append)
         if token is not None and token != state.fencing_token:
             raise FencingTokenMismatchError(state.fencing_token)
+        if input.match_seq_num is not None and input.match_seq_num != state.next_seq_num:
+            raise SeqNumMismatchError(state.next_seq_num)
+        return state
+
+    def _append_data(self, stream: str, input: AppendInput, record: AppendRecord) -> AppendAck:
+        """:meth:`_append` of a batch of one record without headers (a chunk of an answer:
+        the writer's common case), with the same checks and outcome, and no loop over the
+        batch."""
+        body = record.body
+        state = self._admit(stream, input, 8 + len(body))
         seq = state.next_seq_num
-        if input.match_seq_num is not None and input.match_seq_num != seq:
-            raise SeqNumMismatchError(seq)
         arrival = self.clock.now_ms()
         ts = arrival if record.timestamp is None else min(record.timestamp, arrival)
         if ts < state.last_timestamp:
