@@ -10,8 +10,10 @@ import logging
 import pytest
 from fault_helpers import FaultyS2
 
-from resumable_chat.s2 import S2AuthError, S2UnavailableError
-from resumable_chat.s2.records import AppendInput, AppendRecord
+from resumable_chat.log import LogConfig, LogEngine
+from resumable_chat.log.records import stop_token
+from resumable_chat.s2 import FencingTokenMismatchError, S2AuthError, S2UnavailableError
+from resumable_chat.s2.records import AppendInput, AppendRecord, fence_record
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -60,6 +62,55 @@ async def test_unguarded_append_with_lost_ack_is_not_retried(faulty_s2: FaultyS2
     with pytest.raises(S2UnavailableError, match="not retried"):
         await basin.append("s", batch("a"))
     assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"a"]
+
+
+async def test_fence_replacing_its_token_is_retried_not_duplicated(faulty_s2: FaultyS2) -> None:
+    """A stop request (a fence conditioned on the claim's token, setting another) whose ack
+    is lost: the retry is refused with 412 naming the stop's own token, and the log holds
+    it once (it used to give up with ``S2UnavailableError``: the route answered 503 to a
+    stop that had landed)."""
+    basin = faulty_s2.basin()
+    await basin.append("s", AppendInput([fence_record("session-a")], fencing_token=""))
+    faulty_s2.plan.lose_ack("append")
+    with pytest.raises(FencingTokenMismatchError) as caught:
+        await basin.append("s", AppendInput([fence_record("stop-a")], fencing_token="session-a"))
+    assert caught.value.expected_fencing_token == "stop-a"
+    assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"session-a", b"stop-a"]
+    assert faulty_s2.plan.requests["append"] == 3
+
+
+async def test_fence_replacing_its_token_is_retried_after_a_500(faulty_s2: FaultyS2) -> None:
+    basin = faulty_s2.basin()
+    await basin.append("s", AppendInput([fence_record("session-a")], fencing_token=""))
+    faulty_s2.plan.fail("append", status=500, times=2)
+    ack = await basin.append("s", AppendInput([fence_record("stop-a")], fencing_token="session-a"))
+    assert (ack.start.seq_num, ack.end.seq_num) == (1, 2)
+    assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"session-a", b"stop-a"]
+
+
+async def test_fence_keeping_its_token_is_not_retried(faulty_s2: FaultyS2) -> None:
+    """A fence that sets the token it is conditioned on would land twice: not retried."""
+    basin = faulty_s2.basin()
+    await basin.append("s", AppendInput([fence_record("session-a")], fencing_token=""))
+    faulty_s2.plan.lose_ack("append")
+    with pytest.raises(S2UnavailableError, match="not retried"):
+        await basin.append("s", AppendInput([fence_record("session-a")], fencing_token="session-a"))
+    assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"session-a", b"session-a"]
+
+
+async def test_stop_from_another_instance_survives_a_lost_ack(faulty_s2: FaultyS2) -> None:
+    """``request_stop`` on an instance that does not run the answer, its stop's ack lost:
+    it reports the stop as made (the route answers 202, not 503), written once."""
+    basin = faulty_s2.basin()
+    claim = "session-0123456789ab"
+    await basin.append("s", AppendInput([fence_record(claim)], match_seq_num=0, fencing_token=""))
+    await basin.append("s", AppendInput([AppendRecord(b'{"type":"start"}')], fencing_token=claim))
+    engine = LogEngine(faulty_s2.basin(basin.name), LogConfig())
+    faulty_s2.plan.lose_ack("append")
+    assert await engine.request_stop("s") is True
+    stored = [r.body for r in await faulty_s2.stored(basin, "s")]
+    assert stored == [claim.encode(), b'{"type":"start"}', stop_token(claim).encode()]
+    assert await engine.request_stop("s") is True  # a stop is already in the log
 
 
 async def test_unguarded_append_is_retried_after_429(faulty_s2: FaultyS2) -> None:

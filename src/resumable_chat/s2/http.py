@@ -108,6 +108,17 @@ def _wait_param(wait: float) -> int:
     return min(math.ceil(wait), _MAX_WAIT_S)
 
 
+def _moves_fencing_token(input: AppendInput) -> bool:
+    """Whether ``input`` is conditioned on a fencing token and sets another with a fence
+    command: once it lands, S2 refuses the same batch again (412 on the old token), so a
+    retry after an ambiguous failure cannot write it twice (S2 REST v1 append, "fence"
+    command records and ``fencing_token``)."""
+    if input.fencing_token is None:
+        return False
+    fences = [record.body for record in input.records if is_fence(record)]
+    return bool(fences) and fences[-1] != input.fencing_token.encode()
+
+
 # -- the basin -----------------------------------------------------------------------------
 
 
@@ -315,8 +326,12 @@ class HttpBasin(Basin):
         ``S2UnavailableError`` when retries ran out.
 
         Retries: with ``match_seq_num`` every retryable failure is retried (a retry cannot
-        duplicate); without it only failures that guarantee nothing was written (429, 502
-        ``hot_server``, 409 ``transaction_conflict``, connection never made). When a guarded
+        duplicate), and so is a batch conditioned on a ``fencing_token`` that it replaces with
+        a fence command (a ``stop-`` fence): once such a batch lands the token has changed, so
+        a retry is refused with 412 (``FencingTokenMismatchError`` naming the batch's own
+        fence) instead of writing it twice. Any other batch is retried only after failures
+        that guarantee nothing was written (429, 502 ``hot_server``, 409
+        ``transaction_conflict``, connection never made). When a guarded
         retry gets 412 after an ambiguous failure (500, timeout, dropped connection) and the
         412 says the batch may already be there, the range is read back: if it holds exactly
         the records sent (headers and body), the lost ack is rebuilt and returned.
@@ -325,7 +340,7 @@ class HttpBasin(Basin):
         return await self._creating(stream, lambda: self._append(stream, input, content))
 
     async def _append(self, stream: str, input: AppendInput, content: bytes) -> AppendAck:
-        guarded = input.match_seq_num is not None
+        guarded = input.match_seq_num is not None or _moves_fencing_token(input)
         headers = {**self._stream_headers, "Content-Type": _JSON}
         url = self._stream_url(stream, "/records")
         # A failure that may have written the batch makes a later 412 ambiguous.
@@ -367,7 +382,8 @@ class HttpBasin(Basin):
         if outcome.retryable and not (guarded or outcome.no_side_effect):
             raise S2UnavailableError(
                 f"S2 append failed ({outcome.error.message}) and was not retried: "
-                "without match_seq_num a retry could write the batch twice",
+                "without match_seq_num (or a fence replacing its fencing_token) a retry "
+                "could write the batch twice",
                 status=outcome.error.status,
                 code=outcome.error.code,
             )
