@@ -56,6 +56,28 @@ async def test_lost_ack_then_errors_is_still_detected(faulty_s2: FaultyS2) -> No
     assert [r.body for r in await faulty_s2.stored(basin, "s")] == [b"a"]
 
 
+async def test_lost_ack_with_a_stop_behind_it_is_recovered(faulty_s2: FaultyS2) -> None:
+    """A data batch lands, its ack is lost, and a stop request is written right behind it
+    before the retry: the retry's 412 names the stop's token, not the batch's; the batch is
+    read back and its ack returned (the writer used to be told it was fenced out)."""
+    basin = faulty_s2.basin()
+    claim = "session-0123456789ab"
+    await basin.append("s", AppendInput([fence_record(claim)], match_seq_num=0, fencing_token=""))
+    faulty_s2.plan.lose_ack("append")
+    held = faulty_s2.plan.hold("append", times=1)  # the retry waits here
+    sent = asyncio.create_task(
+        basin.append("s", AppendInput([AppendRecord(b"a")], match_seq_num=1, fencing_token=claim))
+    )
+    await faulty_s2.plan.wait_injected(2)
+    behind = AppendInput([fence_record(stop_token(claim))], fencing_token=claim)
+    await faulty_s2.server.memory_basin(basin.name).append("s", behind)
+    held.release()
+    ack = await sent
+    assert (ack.start.seq_num, ack.end.seq_num) == (1, 2)
+    stored = [r.body for r in await faulty_s2.stored(basin, "s")]
+    assert stored == [claim.encode(), b"a", stop_token(claim).encode()]
+
+
 async def test_unguarded_append_with_lost_ack_is_not_retried(faulty_s2: FaultyS2) -> None:
     basin = faulty_s2.basin()
     faulty_s2.plan.lose_ack("append")

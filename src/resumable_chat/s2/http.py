@@ -333,8 +333,10 @@ class HttpBasin(Basin):
         that guarantee nothing was written (429, 502 ``hot_server``, 409
         ``transaction_conflict``, connection never made). When a guarded
         retry gets 412 after an ambiguous failure (500, timeout, dropped connection) and the
-        412 says the batch may already be there, the range is read back: if it holds exactly
-        the records sent (headers and body), the lost ack is rebuilt and returned.
+        412 says the batch may already be there (the tail is past it, or the fencing token
+        changed: to the batch's own fence, or to a fence written after it), the range is read
+        back: if it holds exactly the records sent (headers and body), the lost ack is
+        rebuilt and returned.
         """
         content = encode_append_input(input)
         return await self._creating(stream, lambda: self._append(stream, input, content))
@@ -391,15 +393,15 @@ class HttpBasin(Basin):
 
     @staticmethod
     def _may_have_landed(input: AppendInput, error: S2Error) -> bool:
-        """Whether a 412 on a retry is explained by an earlier attempt having been written."""
+        """Whether a 412 on a retry may be explained by an earlier attempt having been
+        written: the tail is past the batch's end, or the fencing token changed (to the
+        batch's own fence, or to another writer's fence appended after the batch landed:
+        a stop request right behind it)."""
         if input.match_seq_num is None:
             return False
         if isinstance(error, SeqNumMismatchError):
             return error.expected_seq_num >= input.match_seq_num + len(input.records)
-        if isinstance(error, FencingTokenMismatchError):
-            fences = [r.body for r in input.records if is_fence(r)]
-            return bool(fences) and fences[-1] == error.expected_fencing_token.encode()
-        return False
+        return isinstance(error, FencingTokenMismatchError)
 
     async def _recover_lost_ack(self, stream: str, input: AppendInput) -> AppendAck | None:
         """Rebuild the ack of a batch found at ``match_seq_num``, or ``None`` if it is not there."""
