@@ -374,6 +374,54 @@ async def test_a_stop_of_a_later_generation_is_not_taken_for_ours() -> None:
     assert [r.body for r in stored if not is_fence(r)] == [b"after the stop"]
 
 
+class StopBehindLandedBasin(MemoryBasin):
+    """A basin whose next data append lands, is followed at once by a stop of the claim, and
+    is answered with the 412 of a retry that the basin made by itself (an ack lost on the
+    wire, as ``HttpBasin`` retries it)."""
+
+    def __init__(self, claim: str) -> None:
+        super().__init__()
+        self.claim = claim
+        self.armed = False
+
+    async def append(self, stream, input):  # type: ignore[no-untyped-def]
+        if not self.armed or input.fencing_token != self.claim:
+            return await super().append(stream, input)
+        self.armed = False
+        await super().append(stream, input)
+        stop = AppendInput([fence_record(stop_token(self.claim))], fencing_token=self.claim)
+        await super().append(stream, stop)
+        return await super().append(stream, input)  # the retry: FencingTokenMismatchError
+
+
+async def test_a_landed_batch_with_a_stop_behind_it_is_kept_and_the_stop_adopted() -> None:
+    """The basin's own retry of a batch whose ack was lost meets the stop written right
+    behind it: the writer finds its batch at its position, keeps it (not taken for another
+    writer's) and then adopts the stop; nothing is dropped or written twice."""
+    basin = StopBehindLandedBasin("session-mine")
+    start = await _claimed(basin, "s", "session-mine")
+    writer = LogWriter(basin, "s", fencing_token="session-mine", match_seq_num=start)
+    stops: list[str] = []
+    writer.on_stop_requested = lambda: stops.append(writer.fencing_token)
+    stored = asyncio.Event()
+    writer.listen(lambda records: stored.set())
+    basin.armed = True
+    writer.submit(AppendRecord(b"landed"))
+    await asyncio.wait_for(stored.wait(), 5)
+    writer.submit(AppendRecord(b"after the stop"))
+    await writer.close([fence_record("end-mine")])
+    assert writer.error is None
+    assert stops and stops[-1] == stop_token("session-mine")
+    records = (await basin.read("s", seq_num=0, count=10)).records
+    assert [(r.body, is_fence(r)) for r in records] == [
+        (b"session-mine", True),
+        (b"landed", False),
+        (stop_token("session-mine").encode(), True),
+        (b"after the stop", False),
+        (b"end-mine", True),
+    ]
+
+
 def test_stop_tokens_name_the_claim_within_the_token_limit() -> None:
     assert stop_token("session-AbCdEfGh12+/") == "stop-AbCdEfGh12+/"
     long = stop_token("session-" + "é" * 40)

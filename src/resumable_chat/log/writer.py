@@ -13,10 +13,11 @@ needs the task (the spacing, a linger, a heartbeat, a close, a fault, a stop or 
 
 Faults: a transient failure (timeout, 408/429/5xx, a dropped connection) is retried with
 backoff for as long as the writer lives, so an answer whose writer stays alive is complete in
-the log once S2 answers again; a retry after an ambiguous failure that meets a condition
-mismatch reads the range back to tell "our batch landed, its ack was lost" from "someone else
-wrote". A permanent failure (auth, invalid request, missing basin) or a takeover by another
-instance (a fence we did not write) ends the writer; :attr:`LogWriter.error` says why.
+the log once S2 answers again; a condition mismatch reads the range back to tell "our batch
+landed, its ack was lost" (after an ambiguous failure, ours or one the basin retried by itself)
+from "someone else wrote". A permanent failure (auth, invalid request, missing basin) or a
+takeover by another instance (a fence we did not write) ends the writer;
+:attr:`LogWriter.error` says why.
 
 A stop request from another instance is a ``stop-`` fence conditioned on our token. The writer
 notices it at its next append, adopts its token, keeps every record and calls
@@ -610,7 +611,6 @@ class LogWriter:
         """Append ``entries`` (``size`` metered bytes) until stored; False when the writer
         failed (see :attr:`error`)."""
         records = self._records(entries)
-        ambiguous = False
         delay = self._retry_base_s
         while True:
             request = AppendInput(
@@ -626,12 +626,11 @@ class LogWriter:
                 ):
                     self.on_stop_requested()  # now; the read below adopts the stop
                 try:
-                    verdict = await self._after_mismatch(records, ambiguous)
+                    verdict = await self._after_mismatch(records)
                 except S2Error as read_error:
                     if not is_transient(read_error):
                         self._fail(read_error)
                         return False
-                    ambiguous = True
                     delay = await self._backoff(delay)
                     continue
                 if isinstance(verdict, AppendAck):
@@ -641,7 +640,6 @@ class LogWriter:
                     # batch: one append, not one round trip more
                     size = self._top_up(entries, size)
                     records = self._records(entries)  # positions moved: ids change
-                    ambiguous = False
                     continue
                 else:
                     self._fail(FencedOutError(self.stream, verdict or _token_of(exc)))
@@ -653,7 +651,6 @@ class LogWriter:
                     self._fail(exc)
                     return False
                 logger.debug("append to %s failed (%r); retrying", self.stream, exc)
-                ambiguous = True
                 delay = await self._backoff(delay)
                 continue
             except Exception as exc:
@@ -688,9 +685,7 @@ class LogWriter:
         await asyncio.sleep(delay * (1 + self._rng.random() / 4))
         return min(delay * 2, self._retry_max_s)
 
-    async def _after_mismatch(
-        self, records: list[AppendRecord], ambiguous: bool
-    ) -> AppendAck | str | None:
+    async def _after_mismatch(self, records: list[AppendRecord]) -> AppendAck | str | None:
         """After a 412, read what follows our position and decide.
 
         Returns the rebuilt ack when our batch is there (an earlier attempt landed),
@@ -700,7 +695,10 @@ class LogWriter:
         """
         start = self._next_append_seq
         found = await read_range(self.basin, self.stream, start)
-        if ambiguous and len(found) >= len(records):
+        # Our batch at our position can only be ours (only we hold the token it was
+        # conditioned on): an earlier attempt landed, its ack lost, by our retry or by one the
+        # basin made itself before a stop or a takeover fenced the stream behind it.
+        if len(found) >= len(records):
             landed = found[: len(records)]
             if landed[0].seq_num == start and all(
                 sent.body == got.body and tuple(sent.headers) == tuple(got.headers)
