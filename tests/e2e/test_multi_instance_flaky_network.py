@@ -1,0 +1,279 @@
+"""Two instances of the example app racing on one S2 basin over a network that drops
+connections.
+
+Both instances reach the bundled S2 server through :class:`~flaky_network.FlakyProxy`,
+which resets 40 % of the connections after a random 0-8,000 bytes of the response: appends
+land with their ack lost, reads and read sessions break mid-answer, stop requests are cut.
+Every chat sends the same first message to A and B at once (two tabs), some are stopped from
+the other instance, some followed there. What a user sees must hold all the same:
+
+- one of the racing requests answers (200 / 202), the other gets 409; S2 trouble may answer
+  503 (``Retry-After``), never another 5xx;
+- the live answer ends properly (``finish`` or, after a stop, ``abort`` / ``RUN_FINISHED``),
+  and the history on both instances is exactly what the live client saw (nothing dropped
+  after a stop, no answer closed as crashed);
+- the next turn is accepted on the other instance right after the answer's end;
+- neither instance judged a live writer crashed or fenced it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from example_apps import ExampleApp, example_app, new_chat_id
+from flaky_network import FlakyProxy, flaky_proxy
+
+from helpers import parse_sse
+
+pytestmark = pytest.mark.timeout(240)
+
+SEED = 20261205
+#: Chats per round, all at once, and rounds.
+CONCURRENT, ROUNDS = 8, 3
+#: What a route may answer under S2 trouble besides its success and conflict answers.
+UNAVAILABLE = 503
+
+
+@pytest.fixture(scope="module")
+def flaky_pair(
+    s2_server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FlakyProxy, ExampleApp, ExampleApp]]:
+    """A and B on one basin behind one :class:`FlakyProxy` (cutting once both are up)."""
+    port = int(s2_server_url.rsplit(":", 1)[1])
+    log_dir = tmp_path_factory.mktemp("flaky")
+    with flaky_proxy(port, cut_share=0.4, max_bytes=8000, seed=SEED) as proxy:
+        env = {
+            "CHAT_TOKEN_DELAY_MS": "20",
+            "CHAT_LEASE_MS": "5000",
+            "S2_ACCESS_TOKEN": "test",
+            "S2_BASIN": f"flaky-{uuid.uuid4().hex[:12]}",
+            "S2_ACCOUNT_ENDPOINT": proxy.url,
+            "S2_BASIN_ENDPOINT": proxy.url,
+        }
+        with example_app(env, log_dir) as a, example_app(env, log_dir) as b:
+            proxy.cutting = True
+            yield proxy, a, b
+
+
+async def _retried(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    """``call()`` again while it answers 503 (as a client honouring ``Retry-After`` would)."""
+    for _ in range(20):
+        response = await call()
+        if response.status_code != UNAVAILABLE:
+            return response
+        await asyncio.sleep(0.2)
+    return response
+
+
+async def _sse(
+    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+) -> tuple[int, list[tuple[str | None, str]]]:
+    """Status and ``(id, data)`` events of one SSE response, read to its end."""
+    async with client.stream(method, url, **kwargs) as response:
+        text = "".join([piece async for piece in response.aiter_text()])
+        return response.status_code, parse_sse(text) if response.status_code == 200 else []
+
+
+def _chunks(events: list[tuple[str | None, str]]) -> list[dict[str, Any]]:
+    return [json.loads(data) for _, data in events if data.startswith("{")]
+
+
+def _text(chunks: list[dict[str, Any]], kind: str) -> str:
+    return "".join(c["delta"] for c in chunks if c["type"] == kind)
+
+
+def _answer_text(history: list[dict[str, Any]], key: str) -> str:
+    """The text of the history's last answer ("" when the turn has none: stopped before it
+    began)."""
+    last = history[-1]
+    if last["role"] != "assistant":
+        return ""
+    return "".join(p.get(key, "") for p in last["parts"] if p["type"] == "text")
+
+
+def _user(text: str, key: str) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex[:8], "role": "user", "parts": [{"type": "text", key: text}]}
+
+
+def _no_takeover(*apps: ExampleApp) -> None:
+    for app in apps:
+        log = app.log_tail(2_000_000)
+        for sign in ("wrote nothing for a lease", "was taken over", "Traceback"):
+            assert sign not in log, f"{app.base_url}: {sign!r}\n{app.log_tail()}"
+
+
+async def _ai_sdk_chat(
+    client: httpx.AsyncClient, a: ExampleApp, b: ExampleApp, rng: random.Random
+) -> str:
+    chat = new_chat_id("flaky")
+    first, second = (a, b) if rng.random() < 0.5 else (b, a)
+    body = {"id": chat, "messages": [_user("w0 w1 w2", "text")], "trigger": "submit-message"}
+    action = rng.choice(["none", "stop", "follow"])
+    stop_after = rng.uniform(0.2, 1.2)
+
+    async def post(app: ExampleApp, delay: float) -> tuple[int, list[tuple[str | None, str]]]:
+        await asyncio.sleep(delay)
+        return await _sse(client, "POST", f"{app.base_url}/api/chat", json=body)
+
+    async def side() -> tuple[int, list[tuple[str | None, str]]] | None:
+        await asyncio.sleep(stop_after)
+        if action == "stop":
+            url = f"{second.base_url}/api/chat/{chat}/stream"
+            stopped = await _retried(lambda: client.delete(url))
+            assert stopped.status_code in (202, 204), stopped.text
+            return None
+        if action == "follow":
+            return await _sse(client, "GET", f"{second.base_url}/api/chat/{chat}/stream")
+        return None
+
+    (one, two), followed = await asyncio.gather(
+        asyncio.gather(post(first, 0), post(second, rng.uniform(0, 0.03))), side()
+    )
+    statuses = sorted([one[0], two[0]])
+    assert set(statuses) <= {200, 409, UNAVAILABLE}, statuses
+    answered = [events for status, events in (one, two) if status == 200]
+    if len(answered) != 1:
+        # both 503, or a stop ended the first answer before the second request was decided
+        return f"{statuses}"
+    live = answered[0]
+    assert live[-1] == (None, "[DONE]"), live[-3:]
+    chunks = _chunks(live)
+    ending = chunks[-1]["type"]
+    assert ending in ("finish", "abort"), chunks[-3:]
+    text = _text(chunks, "text-delta")
+    if followed is not None and followed[0] == 200 and followed[1][-1:] == [(None, "[DONE]")]:
+        assert _text(_chunks(followed[1]), "text-delta") == text
+    histories = []
+    for app in (a, b):
+        url = f"{app.base_url}/api/chat/{chat}/messages"
+        response = await _retried(functools.partial(client.get, url))
+        assert response.status_code == 200, response.text
+        histories.append(response.json())
+    assert histories[0] == histories[1]
+    assert _answer_text(histories[0], "text") == text, ending
+    nxt = {"id": chat, "messages": [*histories[0], _user("next", "text")]}
+    url = f"{second.base_url}/api/chat"
+    status, events = await _retried_sse(client, url, nxt)
+    assert status == 200 and events[-1] == (None, "[DONE]"), (status, events[-3:])
+    return ending
+
+
+async def _retried_sse(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any]
+) -> tuple[int, list[tuple[str | None, str]]]:
+    for _ in range(20):
+        status, events = await _sse(client, "POST", url, json=body)
+        if status != UNAVAILABLE:
+            return status, events
+        await asyncio.sleep(0.2)
+    return status, events
+
+
+async def test_ai_sdk_racing_turns_stops_and_followers(
+    flaky_pair: tuple[FlakyProxy, ExampleApp, ExampleApp],
+) -> None:
+    proxy, a, b = flaky_pair
+    rng = random.Random(SEED)
+    outcomes: list[str] = []
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as client:
+        for _ in range(ROUNDS):
+            outcomes += await asyncio.gather(
+                *(_ai_sdk_chat(client, a, b, rng) for _ in range(CONCURRENT))
+            )
+    assert proxy.cuts > 0, "the proxy cut nothing"
+    assert outcomes.count("finish") + outcomes.count("abort") >= len(outcomes) // 2, outcomes
+    _no_takeover(a, b)
+
+
+async def _tanstack_chat(
+    client: httpx.AsyncClient, a: ExampleApp, b: ExampleApp, rng: random.Random
+) -> str:
+    chat = new_chat_id("flaky-ts")
+    first, second = (a, b) if rng.random() < 0.5 else (b, a)
+    watcher = rng.choice([a, b])
+    body = {"id": chat, "messages": [_user("w0 w1 w2", "content")]}
+    stop = rng.random() < 0.5
+
+    def ended(events: list[tuple[str | None, str]]) -> bool:
+        return any('"RUN_FINISHED"' in d or '"RUN_ERROR"' in d for _, d in events)
+
+    async def watch() -> tuple[int, list[tuple[str | None, str]]]:
+        url = f"{watcher.base_url}/api/tanstack/chat/replay?id={chat}"
+        events: list[tuple[str | None, str]] = []
+        async with client.stream("GET", url) as response:
+            if response.status_code != 200:
+                return response.status_code, []
+            text = ""
+            async for piece in response.aiter_text():
+                text += piece
+                events = parse_sse(text)
+                if ended(events):
+                    break
+        return 200, events
+
+    watching = asyncio.create_task(watch())
+    await asyncio.sleep(0.2)
+
+    async def post(app: ExampleApp, delay: float) -> int:
+        await asyncio.sleep(delay)
+        return (await client.post(f"{app.base_url}/api/tanstack/chat", json=body)).status_code
+
+    statuses = sorted(await asyncio.gather(post(first, 0), post(second, rng.uniform(0, 0.03))))
+    assert set(statuses) <= {202, 409, UNAVAILABLE}, statuses
+    if statuses.count(202) != 1:
+        watching.cancel()
+        return f"{statuses}"
+    if stop:
+        await asyncio.sleep(rng.uniform(0.2, 1.0))
+        url = f"{second.base_url}/api/tanstack/chat"
+        stopped = await _retried(lambda: client.request("DELETE", url, json={"id": chat}))
+        assert stopped.status_code in (202, 204), stopped.text
+    status, events = await asyncio.wait_for(watching, 60)
+    if status != 200:
+        assert status == UNAVAILABLE
+        return "watch 503"
+    assert ended(events), events[-3:]
+    chunks = _chunks(events)
+    started = next(i for i, c in enumerate(chunks) if c["type"] == "RUN_STARTED")
+    run = chunks[started:]
+    assert run[-1]["type"] == "RUN_FINISHED", run[-3:]
+    text = _text(run, "TEXT_MESSAGE_CONTENT")
+    histories = []
+    for app in (a, b):
+        url = f"{app.base_url}/api/tanstack/chat/{chat}/messages"
+        response = await _retried(functools.partial(client.get, url))
+        assert response.status_code == 200, response.text
+        histories.append(response.json())
+    assert histories[0] == histories[1]
+    assert _answer_text(histories[0], "content") == text
+    nxt = {"id": chat, "messages": [*histories[0], _user("next", "content")]}
+    url = f"{second.base_url}/api/tanstack/chat"
+    accepted = await _retried(lambda: client.post(url, json=nxt))
+    assert accepted.status_code == 202, accepted.text
+    return str(run[-1].get("finishReason"))
+
+
+async def test_tanstack_racing_runs_and_stops(
+    flaky_pair: tuple[FlakyProxy, ExampleApp, ExampleApp],
+) -> None:
+    proxy, a, b = flaky_pair
+    rng = random.Random(SEED + 1)
+    outcomes: list[str] = []
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as client:
+        for _ in range(ROUNDS):
+            outcomes += await asyncio.gather(
+                *(_tanstack_chat(client, a, b, rng) for _ in range(CONCURRENT))
+            )
+    assert proxy.cuts > 0, "the proxy cut nothing"
+    assert outcomes.count("stop") >= len(outcomes) // 2, outcomes
+    _no_takeover(a, b)
