@@ -16,6 +16,7 @@ import pytest
 from fault_helpers import FaultyS2, data_records, parse_sse, recorded_chat_app, recording
 
 from resumable_chat import ResumableChat
+from resumable_chat.log.ownership import Ownership
 from resumable_chat.s2.records import is_fence, is_terminal_fence
 from resumable_chat.testing.fault_plan import FaultPlan
 
@@ -170,3 +171,46 @@ async def test_s2_down_past_the_retry_budget(faulty_s2: FaultyS2) -> None:
         faulty_s2.plan.clear()
         again = await app.post("c1", "again")
         assert again.status_code == 200 and parse_sse(again.text)[-1] == (None, "[DONE]")
+
+
+async def test_a_stalled_append_does_not_let_another_instance_take_over(
+    faulty_s2: FaultyS2,
+) -> None:
+    """One append of a running answer hangs (S2 took the request and never answers: a
+    stalled connection) while a follower on another instance watches the lease. The writer
+    sends it again before its lease runs out, so the answer is not closed as crashed: the
+    follower gets the whole answer and the log holds it once, with its end fence."""
+    lease = {"lease_ms": 1500, "heartbeat_ms": 375}
+    basin = faulty_s2.basin()
+    other_basin = faulty_s2.basin(basin.name)
+    async with (
+        recorded_chat_app(basin, recording(LONG_TEXT), delay_ms=10, **lease) as app,
+        # another instance: it knows nothing of the generations this one runs
+        recorded_chat_app(
+            other_basin, recording(LONG_TEXT), ownership=Ownership(), **lease
+        ) as other,
+    ):
+        stalled = faulty_s2.plan.hold("append", skip=3, times=1)
+        try:
+            live_text = ""
+            following: asyncio.Task[list[tuple[str | None, str]]] | None = None
+            async with app.client.stream(
+                "POST", "/api/chat", json={"id": "c1", "messages": [_user("hi")]}
+            ) as response:
+                assert response.status_code == 200
+                async for text in response.aiter_text():
+                    live_text += text
+                    if following is None and "text-delta" in live_text:
+                        following = asyncio.create_task(follow(other.client, "c1"))
+            assert following is not None
+            assert faulty_s2.plan.count("latency") == 1, "no append was held"
+            followed = await asyncio.wait_for(following, 20)
+            await settled(app.chat, "chat-c1")
+        finally:
+            stalled.release()
+        live = parse_sse(live_text)
+        assert json.loads(live[-2][1])["type"] == "finish"
+        assert followed == live
+        stored = await faulty_s2.stored(basin, "chat-c1")
+        assert data_records(stored) == [data for _, data in live[:-1]]
+        assert is_terminal_fence(stored[-1]) and stored[-1].body.startswith(b"end-")

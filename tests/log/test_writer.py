@@ -574,3 +574,95 @@ def test_wait_writable_returns_when_the_writer_fails() -> None:
         return writer.error
 
     assert isinstance(run_virtual(main()), FencedOutError)
+
+
+class StallingBasin(MemoryBasin):
+    """A MemoryBasin whose appends take ``delay_s`` each, except the ones listed in
+    ``stall``: the n-th append (counting from 1) waits forever, after storing its batch when
+    ``lands`` (its answer lost on a stalled connection) or before (never sent)."""
+
+    def __init__(self, delay_s: float = 0.0, stall: frozenset[int] = frozenset(), *, lands: bool):
+        super().__init__()
+        self.delay_s = delay_s
+        self.stall = stall
+        self.lands = lands
+        self.calls: list[float] = []  # loop time each append began
+
+    async def append(self, stream, input):  # type: ignore[no-untyped-def]
+        self.calls.append(asyncio.get_running_loop().time())
+        if len(self.calls) in self.stall:
+            if self.lands:
+                await super().append(stream, input)
+            await asyncio.Event().wait()  # cancelled by the writer's bound
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return await super().append(stream, input)
+
+    def append_nowait(self, stream, input):  # type: ignore[no-untyped-def]
+        return None  # every append goes through append(), as over HTTP
+
+
+async def _stalling_writer(basin: StallingBasin) -> LogWriter:
+    claimed = await MemoryBasin.append(
+        basin, "s", AppendInput([fence_record("session-t")], match_seq_num=0, fencing_token="")
+    )
+    return LogWriter(
+        basin,
+        "s",
+        fencing_token="session-t",
+        match_seq_num=claimed.end.seq_num,
+        append_spacing_ms=0,
+        append_timeout_ms=2000,
+        retry_base_ms=50,
+    )
+
+
+@pytest.mark.parametrize("lands", [False, True], ids=["lost-request", "lost-answer"])
+def test_a_stalled_append_is_sent_again_before_the_lease_runs_out(lands: bool) -> None:
+    """The second append hangs (a stalled connection): 2 s later it is abandoned and sent
+    again, and the record is stored (once) about 2.05 s after it was submitted, not when a
+    basin-level deadline ends the stalled call; the writer goes on as before."""
+
+    async def main() -> tuple[float, list[bytes], int]:
+        basin = StallingBasin(stall=frozenset({2}), lands=lands)
+        writer = await _stalling_writer(basin)
+        loop = asyncio.get_running_loop()
+        stored: list[tuple[float, int]] = []
+        writer.listen(lambda records: records and stored.append((loop.time(), len(records))))
+        writer.submit(AppendRecord(b"a"))
+        await asyncio.sleep(0.1)
+        began = loop.time()
+        writer.submit(AppendRecord(b"b"))
+        await asyncio.sleep(5)
+        writer.submit(AppendRecord(b"c"))
+        await writer.close([fence_record("end-t")])
+        return stored[1][0] - began, await _bodies(basin, "s"), len(basin.calls)
+
+    took, bodies, calls = run_virtual(main())
+    assert 2.0 <= took < 2.2
+    assert bodies == [b"a", b"b", b"c"]
+    # a; b (abandoned); b again (when the first had landed: 412, read back); c with the end
+    assert calls == 4
+
+
+def test_a_uniformly_slow_basin_is_waited_for_after_one_abandoned_try() -> None:
+    """Every append takes 3 s, longer than the 2 s bound: each batch is sent again once and
+    then waited for, so records are stored (once each) instead of being abandoned forever."""
+
+    async def main() -> tuple[list[bytes], int]:
+        basin = StallingBasin(delay_s=3.0, lands=False)
+        writer = await _stalling_writer(basin)
+        for body in (b"a", b"b", b"c"):
+            writer.submit(AppendRecord(body))
+            await asyncio.sleep(10)
+        await writer.close([fence_record("end-t")])
+        return await _bodies(basin, "s"), len(basin.calls)
+
+    bodies, calls = run_virtual(main())
+    assert bodies == [b"a", b"b", b"c"]
+    assert calls == 8  # two tries for each of the three records and the end fence
+
+
+def test_append_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="append_timeout_ms"):
+        LogWriter(MemoryBasin(), "s", fencing_token="", match_seq_num=0, append_timeout_ms=0)

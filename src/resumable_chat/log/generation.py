@@ -166,6 +166,9 @@ class Generation:
             linger_ms=config.linger_ms,
             heartbeat_ms=config.heartbeat_ms,
             retry_max_ms=min(1000, config.heartbeat_ms),
+            # a request stuck on a stalled connection is sent again while half of what the
+            # lease leaves after a heartbeat remains, so the retry lands before the lease ends
+            append_timeout_ms=(config.lease_ms - config.heartbeat_ms) / 2,
             rng=engine.rng,
         )
         self.writer.on_stop_requested = self.stop

@@ -45,8 +45,9 @@ import math
 import random
 from array import array
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import repeat
+from typing import TypeVar
 
 from resumable_chat.log.errors import FencedOutError
 from resumable_chat.log.faults import is_transient
@@ -98,6 +99,8 @@ DEFAULT_APPEND_SPACING_MS = 1.0
 #: A queued record: the record, its metered size, the seq_num it was submitted at.
 _Entry = tuple[AppendRecord, int, int]
 
+_T = TypeVar("_T")
+
 #: The retry jitter of writers given no ``rng``: one generator for all (seeding one per
 #: writer read 2.5 KB from the OS for every answer).
 _JITTER = random.Random()
@@ -136,11 +139,17 @@ class LogWriter:
             ``retry_max_ms``, with up to 25 % jitter.
         retry_max_ms: the longest backoff (ms). Keep it at or below the heartbeat, so that a
             writer lands within a heartbeat of S2's return.
+        append_timeout_ms: ms (> 0) after which an append still unanswered (or the read-back
+            after a 412) is abandoned and sent again as a new request, once per batch (later
+            tries wait as long as the basin lets them): a request stuck on a stalled
+            connection must not keep the writer silent past its lease while S2 itself
+            answers. The abandoned request may still land; the new one is conditioned on the
+            same ``match_seq_num``, so the batch is stored once. ``None``: no bound here.
         rng: source of the jitter (seeded in simulations); ``None``: one shared by every
             writer of the process.
 
     Raises ``ValueError`` for a ``batch_size`` outside 1..1000, a negative ``linger_ms`` or
-    ``append_spacing_ms``, or a ``heartbeat_ms`` that is not positive.
+    ``append_spacing_ms``, or a ``heartbeat_ms`` or ``append_timeout_ms`` that is not positive.
     """
 
     def __init__(
@@ -157,6 +166,7 @@ class LogWriter:
         heartbeat_ms: float | None = None,
         retry_base_ms: float = 50,
         retry_max_ms: float = 1000,
+        append_timeout_ms: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_RECORDS:
@@ -167,6 +177,8 @@ class LogWriter:
             raise ValueError(f"append_spacing_ms must be ≥ 0, got {append_spacing_ms}")
         if heartbeat_ms is not None and not heartbeat_ms > 0:
             raise ValueError(f"heartbeat_ms must be > 0, got {heartbeat_ms}")
+        if append_timeout_ms is not None and not append_timeout_ms > 0:
+            raise ValueError(f"append_timeout_ms must be > 0, got {append_timeout_ms}")
         self.basin = basin
         self.stream = stream
         self.fencing_token = fencing_token
@@ -178,6 +190,7 @@ class LogWriter:
         self.heartbeat_s = None if heartbeat_ms is None else heartbeat_ms / 1000
         self._retry_base_s = retry_base_ms / 1000
         self._retry_max_s = retry_max_ms / 1000
+        self._append_timeout_s = None if append_timeout_ms is None else append_timeout_ms / 1000
         self._rng = rng if rng is not None else _JITTER
         self._queue: deque[_Entry] = deque()
         self._pending_bytes = 0
@@ -612,12 +625,18 @@ class LogWriter:
         failed (see :attr:`error`)."""
         records = self._records(entries)
         delay = self._retry_base_s
+        bounded = self._append_timeout_s is not None  # until this batch abandoned a call
         while True:
             request = AppendInput(
                 records, match_seq_num=self._next_append_seq, fencing_token=self.fencing_token
             )
             try:
-                ack = await self.basin.append(self.stream, request)
+                sent = await self._attempt(self.basin.append(self.stream, request), bounded)
+                if isinstance(sent, _Abandoned):
+                    bounded = False
+                    delay = await self._backoff(delay)
+                    continue
+                ack = sent
             except (FencingTokenMismatchError, SeqNumMismatchError) as exc:
                 if (
                     isinstance(exc, FencingTokenMismatchError)
@@ -626,7 +645,11 @@ class LogWriter:
                 ):
                     self.on_stop_requested()  # now; the read below adopts the stop
                 try:
-                    verdict = await self._after_mismatch(records)
+                    verdict = await self._attempt(self._after_mismatch(records), bounded)
+                    if isinstance(verdict, _Abandoned):
+                        bounded = False
+                        delay = await self._backoff(delay)
+                        continue
                 except S2Error as read_error:
                     if not is_transient(read_error):
                         self._fail(read_error)
@@ -658,6 +681,25 @@ class LogWriter:
                 return False
             self._acknowledged(ack, records, size)
             return True
+
+    async def _attempt(self, call: Awaitable[_T], bounded: bool) -> _T | _Abandoned:
+        """Await ``call``; when ``bounded``, give up on it after ``append_timeout_ms`` and
+        return :data:`_ABANDONED` (it is cancelled: a request on a stalled connection is
+        dropped with its connection)."""
+        timeout_s = self._append_timeout_s
+        if not bounded or timeout_s is None:
+            return await call
+        deadline = asyncio.timeout(timeout_s)
+        try:
+            async with deadline:
+                return await call
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            logger.debug(
+                "%s: no answer from S2 within %.3g s; sending again", self.stream, timeout_s
+            )
+            return _ABANDONED
 
     def _acknowledged(self, ack: AppendAck, records: list[AppendRecord], size: int) -> None:
         """Book a stored batch: kept, published to the listeners, the durable position."""
@@ -740,6 +782,13 @@ class LogWriter:
             )
         if self.on_failed is not None:
             self.on_failed(exc)
+
+
+class _Abandoned:
+    """What :meth:`LogWriter._attempt` returns for a call it gave up on."""
+
+
+_ABANDONED = _Abandoned()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
