@@ -214,3 +214,38 @@ async def test_a_stalled_append_does_not_let_another_instance_take_over(
         stored = await faulty_s2.stored(basin, "chat-c1")
         assert data_records(stored) == [data for _, data in live[:-1]]
         assert is_terminal_fence(stored[-1]) and stored[-1].body.startswith(b"end-")
+
+
+async def test_a_follower_whose_read_session_stalls_reads_on_over_a_new_one(
+    faulty_s2: FaultyS2,
+) -> None:
+    """A follower on another instance opens its read session and S2 never answers on it (a
+    stalled connection; the session's own heartbeat timeout is 30 s here). After a lease of
+    silence the follower reads on over a new session, and gets the whole answer long before
+    that timeout."""
+    lease = {"lease_ms": 1500, "heartbeat_ms": 375}
+    basin = faulty_s2.basin()
+    other_basin = faulty_s2.basin(basin.name, heartbeat_timeout_s=30.0)
+    async with (
+        recorded_chat_app(basin, recording(LONG_TEXT), delay_ms=10, **lease) as app,
+        recorded_chat_app(
+            other_basin, recording(LONG_TEXT), ownership=Ownership(), **lease
+        ) as other,
+    ):
+        stalled = faulty_s2.plan.hold("read_session", times=1)
+        try:
+            live_text = ""
+            following: asyncio.Task[list[tuple[str | None, str]]] | None = None
+            async with app.client.stream(
+                "POST", "/api/chat", json={"id": "c1", "messages": [_user("hi")]}
+            ) as response:
+                async for text in response.aiter_text():
+                    live_text += text
+                    if following is None and "text-delta" in live_text:
+                        following = asyncio.create_task(follow(other.client, "c1"))
+            assert following is not None
+            followed = await asyncio.wait_for(following, 15)
+            assert faulty_s2.plan.count("latency") == 1, "no read session was held"
+        finally:
+            stalled.release()
+        assert followed == parse_sse(live_text)

@@ -31,7 +31,9 @@ Lease watchdog: while a generation is open, a reader that hears nothing (no reco
 heartbeat) for ``lease_ms`` asks the engine to judge the generation
 (:meth:`LogEngine.close_if_lost`), in a task of its own; a lost one is closed with its error
 terminal, which then arrives through the follow like any record. The engine never judges a
-generation this process runs.
+generation this process runs. The reader also drops its read session for a new one from
+where it is: a session on a connection that stalled would otherwise hold it until the
+session's own heartbeat timeout.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class _Feed:
         self._timer: asyncio.TimerHandle | None = None
         self._timed_out = False
         self._stuck_s = stuck_s
+        self._basin, self._stream = basin, stream
+        self._retired: list[asyncio.Task[None]] = []  # pulls replaced by restart()
         if writer is None and known and known[0].seq_num == start:
             self._put(list(known))  # the reader takes them at once, with no S2 round trip
             start = known[-1].seq_num + 1
@@ -242,6 +246,23 @@ class _Feed:
         else:  # a later call moved the deadline: wait for that one
             self._timer = self._loop.call_at(self._deadline, self._fire, self._deadline)
 
+    def restart(self, start: int) -> None:
+        """Follow the log again from ``start`` on a new read session, dropping the one open:
+        it may be stalled (a connection S2 no longer answers on is noticed by the session's
+        own heartbeat timeout only after about 30 s; S2 pings every 5-15 s). Queued items
+        stay; records the reader has already come again and are skipped. No-op once the
+        follow has ended or failed."""
+        old = self.task
+        if old.done():
+            return
+        old.cancel()
+        self._retired.append(old)
+        old.add_done_callback(self._retired.remove)
+        self.task = self._loop.create_task(
+            self._pull(self._basin, self._stream, start, None),
+            name=f"resumable-chat follow {self._stream}",
+        )
+
     def end(self) -> None:
         """End the follow from outside (the engine is closing): stop reading; the reader gets
         what is queued, then the end."""
@@ -256,8 +277,8 @@ class _Feed:
         task = self.task
         if not task.done():
             task.cancel()
-        # Wait for the read session to be released even if we are being cancelled too.
-        await asyncio.shield(asyncio.wait([task]))
+        # Wait for the read sessions to be released even if we are being cancelled too.
+        await asyncio.shield(asyncio.wait([task, *self._retired]))
 
 
 async def follow_log(
@@ -315,6 +336,10 @@ async def follow_log(
             item = await feed.next(lease_s)
             if item is False:
                 if open_generation is not False and judging is None:
+                    # A live writer heartbeats: a lease of silence means it is gone, or our
+                    # read session stalled (its own heartbeat timeout is ~30 s): judge the
+                    # generation, and read on over a new session meanwhile.
+                    feed.restart(position)
                     judging = asyncio.get_running_loop().create_task(
                         engine.judge(stream, position), name=f"resumable-chat watchdog {stream}"
                     )
