@@ -176,6 +176,25 @@ async def test_every_call_has_an_overall_deadline(faulty_s2: FaultyS2, fault: st
     assert (await basin.check_tail("s")).seq_num in (0, 1)
 
 
+async def test_a_request_on_a_stalled_connection_is_sent_again_within_the_deadline(
+    faulty_s2: FaultyS2,
+) -> None:
+    """S2 takes a request and never answers it (a stalled connection): with the default
+    per-request timeout (5 s) the call gives up on it and asks again within its deadline
+    (10 s), instead of spending the whole deadline on it and failing."""
+    basin = faulty_s2.basin()
+    await basin.append("s", batch("a", match_seq_num=0))
+    stalled = faulty_s2.plan.hold("check_tail", times=1)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        assert (await basin.check_tail("s")).seq_num == 1
+    finally:
+        stalled.release()
+    assert 5.0 <= loop.time() - began < 7.0
+    assert faulty_s2.plan.requests["check_tail"] == 2
+
+
 async def test_reads_and_tail_are_retried(faulty_s2: FaultyS2) -> None:
     basin = faulty_s2.basin()
     await basin.append("s", batch("a", "b", match_seq_num=0))

@@ -146,7 +146,9 @@ class HttpBasin(Basin):
             retry_base_s * 2**(n-1))`` plus up to ``retry_base_s`` of jitter
             (:class:`RetryPolicy`).
         retry_max_backoff_s: the longest backoff between retries, in seconds.
-        timeout_s: per-request timeout in seconds (a unary read adds its ``wait``).
+        timeout_s: per-request timeout in seconds (a unary read adds its ``wait``): short
+            enough that a request stuck on a stalled connection is retried on another within
+            ``deadline_s``.
         deadline_s: the most one call may take in seconds, all its retries included (a unary
             read adds its ``wait``), so an outage surfaces as ``S2UnavailableError`` in bounded
             time; each attempt's timeout is cut to what is left of it.
@@ -172,7 +174,7 @@ class HttpBasin(Basin):
         create_missing_streams: bool = True,
         retry_base_s: float = 0.1,
         retry_max_backoff_s: float = 1.0,
-        timeout_s: float = 30.0,
+        timeout_s: float = 5.0,
         heartbeat_timeout_s: float = 30.0,
         deadline_s: float = 10.0,
     ) -> None:
