@@ -151,19 +151,39 @@ async def _ai_sdk_chat(
     text = _text(chunks, "text-delta")
     if followed is not None and followed[0] == 200 and followed[1][-1:] == [(None, "[DONE]")]:
         assert _text(_chunks(followed[1]), "text-delta") == text
-    histories = []
-    for app in (a, b):
-        url = f"{app.base_url}/api/chat/{chat}/messages"
-        response = await _retried(functools.partial(client.get, url))
-        assert response.status_code == 200, response.text
-        histories.append(response.json())
-    assert histories[0] == histories[1]
+    histories = await _histories(client, f"/api/chat/{chat}/messages", a, b)
     assert _answer_text(histories[0], "text") == text, ending
     nxt = {"id": chat, "messages": [*histories[0], _user("next", "text")]}
     url = f"{second.base_url}/api/chat"
     status, events = await _retried_sse(client, url, nxt)
     assert status == 200 and events[-1] == (None, "[DONE]"), (status, events[-3:])
     return ending
+
+
+async def _histories(
+    client: httpx.AsyncClient, path: str, a: ExampleApp, b: ExampleApp
+) -> list[list[dict[str, Any]]]:
+    """The chat's history (``GET path``) from A and from B, which must agree."""
+    histories = []
+    for app in (a, b):
+        response = await _retried(functools.partial(client.get, app.base_url + path))
+        assert response.status_code == 200, response.text
+        histories.append(response.json())
+    assert histories[0] == histories[1]
+    return histories
+
+
+Chat = Callable[[httpx.AsyncClient, ExampleApp, ExampleApp, random.Random], Awaitable[str]]
+
+
+async def _rounds(chat: Chat, a: ExampleApp, b: ExampleApp, rng: random.Random) -> list[str]:
+    """:data:`ROUNDS` rounds of :data:`CONCURRENT` chats at once; their outcomes."""
+    outcomes: list[str] = []
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as client:
+        for _ in range(ROUNDS):
+            outcomes += await asyncio.gather(*(chat(client, a, b, rng) for _ in range(CONCURRENT)))
+    return outcomes
 
 
 async def _retried_sse(
@@ -181,14 +201,7 @@ async def test_ai_sdk_racing_turns_stops_and_followers(
     flaky_pair: tuple[FlakyProxy, ExampleApp, ExampleApp],
 ) -> None:
     proxy, a, b = flaky_pair
-    rng = random.Random(SEED)
-    outcomes: list[str] = []
-    limits = httpx.Limits(max_connections=200)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as client:
-        for _ in range(ROUNDS):
-            outcomes += await asyncio.gather(
-                *(_ai_sdk_chat(client, a, b, rng) for _ in range(CONCURRENT))
-            )
+    outcomes = await _rounds(_ai_sdk_chat, a, b, random.Random(SEED))
     assert proxy.cuts > 0, "the proxy cut nothing"
     assert outcomes.count("finish") + outcomes.count("abort") >= len(outcomes) // 2, outcomes
     _no_takeover(a, b)
@@ -247,13 +260,7 @@ async def _tanstack_chat(
     run = chunks[started:]
     assert run[-1]["type"] == "RUN_FINISHED", run[-3:]
     text = _text(run, "TEXT_MESSAGE_CONTENT")
-    histories = []
-    for app in (a, b):
-        url = f"{app.base_url}/api/tanstack/chat/{chat}/messages"
-        response = await _retried(functools.partial(client.get, url))
-        assert response.status_code == 200, response.text
-        histories.append(response.json())
-    assert histories[0] == histories[1]
+    histories = await _histories(client, f"/api/tanstack/chat/{chat}/messages", a, b)
     assert _answer_text(histories[0], "content") == text
     nxt = {"id": chat, "messages": [*histories[0], _user("next", "content")]}
     url = f"{second.base_url}/api/tanstack/chat"
@@ -266,14 +273,7 @@ async def test_tanstack_racing_runs_and_stops(
     flaky_pair: tuple[FlakyProxy, ExampleApp, ExampleApp],
 ) -> None:
     proxy, a, b = flaky_pair
-    rng = random.Random(SEED + 1)
-    outcomes: list[str] = []
-    limits = httpx.Limits(max_connections=200)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as client:
-        for _ in range(ROUNDS):
-            outcomes += await asyncio.gather(
-                *(_tanstack_chat(client, a, b, rng) for _ in range(CONCURRENT))
-            )
+    outcomes = await _rounds(_tanstack_chat, a, b, random.Random(SEED + 1))
     assert proxy.cuts > 0, "the proxy cut nothing"
     assert outcomes.count("stop") >= len(outcomes) // 2, outcomes
     _no_takeover(a, b)

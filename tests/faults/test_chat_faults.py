@@ -13,7 +13,14 @@ import json
 
 import httpx
 import pytest
-from fault_helpers import FaultyS2, data_records, parse_sse, recorded_chat_app, recording
+from fault_helpers import (
+    FaultyS2,
+    RecordedChatApp,
+    data_records,
+    parse_sse,
+    recorded_chat_app,
+    recording,
+)
 
 from resumable_chat import ResumableChat
 from resumable_chat.log.ownership import Ownership
@@ -80,6 +87,25 @@ async def follow(client: httpx.AsyncClient, chat_id: str) -> list[tuple[str | No
     return parse_sse(response.text)
 
 
+async def _answer_followed(
+    app: RecordedChatApp, *others: RecordedChatApp
+) -> tuple[str, list[asyncio.Task[list[tuple[str | None, str]]]]]:
+    """Chat ``c1`` answered live on ``app`` (its whole SSE text), followed on each of
+    ``others`` from the first text delta on (the follows' tasks, in that order)."""
+    live_text = ""
+    followers: list[asyncio.Task[list[tuple[str | None, str]]]] = []
+    async with app.client.stream(
+        "POST", "/api/chat", json={"id": "c1", "messages": [_user("hi")]}
+    ) as response:
+        assert response.status_code == 200
+        async for text in response.aiter_text():
+            live_text += text
+            if not followers and "text-delta" in live_text:
+                followers = [asyncio.create_task(follow(o.client, "c1")) for o in others]
+    assert followers
+    return live_text, followers
+
+
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: s.__name__)
 async def test_recorded_answer_under_faults(faulty_s2: FaultyS2, schedule: object) -> None:
     """One follower on the answering instance (it takes the writer's acknowledged records)
@@ -91,20 +117,7 @@ async def test_recorded_answer_under_faults(faulty_s2: FaultyS2, schedule: objec
         recorded_chat_app(faulty_s2.basin(basin.name), recording(LONG_TEXT)) as other,
     ):
         schedule(faulty_s2.plan)  # type: ignore[operator]
-        followers: list[asyncio.Task[list[tuple[str | None, str]]]] = []
-        live_text = ""
-        async with app.client.stream(
-            "POST", "/api/chat", json={"id": "c1", "messages": [_user("hi")]}
-        ) as response:
-            assert response.status_code == 200
-            async for text in response.aiter_text():
-                live_text += text
-                if not followers and "text-delta" in live_text:
-                    followers = [
-                        asyncio.create_task(follow(client, "c1"))
-                        for client in (app.client, other.client)
-                    ]
-        assert followers
+        live_text, followers = await _answer_followed(app, app, other)
         here, there = await asyncio.wait_for(asyncio.gather(*followers), 20)
         await settled(app.chat, "chat-c1")
         live = parse_sse(live_text)
@@ -192,17 +205,7 @@ async def test_a_stalled_append_does_not_let_another_instance_take_over(
     ):
         stalled = faulty_s2.plan.hold("append", skip=3, times=1)
         try:
-            live_text = ""
-            following: asyncio.Task[list[tuple[str | None, str]]] | None = None
-            async with app.client.stream(
-                "POST", "/api/chat", json={"id": "c1", "messages": [_user("hi")]}
-            ) as response:
-                assert response.status_code == 200
-                async for text in response.aiter_text():
-                    live_text += text
-                    if following is None and "text-delta" in live_text:
-                        following = asyncio.create_task(follow(other.client, "c1"))
-            assert following is not None
+            live_text, [following] = await _answer_followed(app, other)
             assert faulty_s2.plan.count("latency") == 1, "no append was held"
             followed = await asyncio.wait_for(following, 20)
             await settled(app.chat, "chat-c1")
@@ -234,16 +237,7 @@ async def test_a_follower_whose_read_session_stalls_reads_on_over_a_new_one(
     ):
         stalled = faulty_s2.plan.hold("read_session", times=1)
         try:
-            live_text = ""
-            following: asyncio.Task[list[tuple[str | None, str]]] | None = None
-            async with app.client.stream(
-                "POST", "/api/chat", json={"id": "c1", "messages": [_user("hi")]}
-            ) as response:
-                async for text in response.aiter_text():
-                    live_text += text
-                    if following is None and "text-delta" in live_text:
-                        following = asyncio.create_task(follow(other.client, "c1"))
-            assert following is not None
+            live_text, [following] = await _answer_followed(app, other)
             followed = await asyncio.wait_for(following, 15)
             assert faulty_s2.plan.count("latency") == 1, "no read session was held"
         finally:

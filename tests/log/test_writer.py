@@ -335,17 +335,24 @@ async def test_a_writer_closed_before_writing_releases_its_listeners() -> None:
         assert got == [None], end
 
 
-async def test_a_stop_of_a_later_generation_is_not_taken_for_ours() -> None:
-    """Taken over, then the next generation was stopped: the stream's token is a stop that
-    names the other claim, so the writer neither stops early nor adopts it; it is fenced out.
-    A stop naming our claim is seen at the failed append (and again when adopted)."""
-    basin = MemoryBasin()
+async def _watched_writer(basin: MemoryBasin) -> tuple[LogWriter, list[str], asyncio.Event]:
+    """A writer of stream ``s`` claimed as ``session-mine``, the tokens it held each time it
+    was told of a stop, and an event set at each acknowledgement."""
     start = await _claimed(basin, "s", "session-mine")
     writer = LogWriter(basin, "s", fencing_token="session-mine", match_seq_num=start)
     stops: list[str] = []
     writer.on_stop_requested = lambda: stops.append(writer.fencing_token)
     stored = asyncio.Event()
     writer.listen(lambda records: stored.set())
+    return writer, stops, stored
+
+
+async def test_a_stop_of_a_later_generation_is_not_taken_for_ours() -> None:
+    """Taken over, then the next generation was stopped: the stream's token is a stop that
+    names the other claim, so the writer neither stops early nor adopts it; it is fenced out.
+    A stop naming our claim is seen at the failed append (and again when adopted)."""
+    basin = MemoryBasin()
+    writer, stops, stored = await _watched_writer(basin)
     writer.submit(AppendRecord(b"kept"))
     await asyncio.wait_for(stored.wait(), 5)  # acknowledged
     for token, condition in (
@@ -399,12 +406,7 @@ async def test_a_landed_batch_with_a_stop_behind_it_is_kept_and_the_stop_adopted
     behind it: the writer finds its batch at its position, keeps it (not taken for another
     writer's) and then adopts the stop; nothing is dropped or written twice."""
     basin = StopBehindLandedBasin("session-mine")
-    start = await _claimed(basin, "s", "session-mine")
-    writer = LogWriter(basin, "s", fencing_token="session-mine", match_seq_num=start)
-    stops: list[str] = []
-    writer.on_stop_requested = lambda: stops.append(writer.fencing_token)
-    stored = asyncio.Event()
-    writer.listen(lambda records: stored.set())
+    writer, stops, stored = await _watched_writer(basin)
     basin.armed = True
     writer.submit(AppendRecord(b"landed"))
     await asyncio.wait_for(stored.wait(), 5)
