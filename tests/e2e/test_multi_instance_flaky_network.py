@@ -24,7 +24,8 @@ import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -63,23 +64,81 @@ def flaky_pair(
             yield proxy, a, b
 
 
-async def _retried(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
-    """``call()`` again while it answers 503 (as a client honouring ``Retry-After`` would)."""
+Events = list[tuple[str | None, str]]
+
+
+T = TypeVar("T")
+
+
+def _status_code(response: httpx.Response) -> int:
+    return response.status_code
+
+
+async def _retried(
+    call: Callable[[], Awaitable[T]],
+    status: Callable[[T], int] = _status_code,
+) -> T:
+    """``call()`` again while its ``status`` is 503, as a client honouring ``Retry-After``
+    would (a fifth of the advised second: the test has many to make)."""
     for _ in range(20):
-        response = await call()
-        if response.status_code != UNAVAILABLE:
-            return response
+        result = await call()
+        if status(result) != UNAVAILABLE:
+            return result
         await asyncio.sleep(0.2)
-    return response
+    return result
+
+
+@dataclass
+class _Progress:
+    """``reached`` is set once a stream read with it (:func:`_sse`) has shown ``deltas``
+    text deltas (AI SDK ``text-delta``, TanStack ``TEXT_MESSAGE_CONTENT``): what a stop or a
+    follower waits for, instead of a time."""
+
+    deltas: int
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def saw(self, events: Events) -> None:
+        shown = sum('"text-delta"' in d or '"TEXT_MESSAGE_CONTENT"' in d for _, d in events)
+        if shown >= self.deltas:
+            self.reached.set()
 
 
 async def _sse(
-    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
-) -> tuple[int, list[tuple[str | None, str]]]:
-    """Status and ``(id, data)`` events of one SSE response, read to its end."""
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    progress: _Progress | None = None,
+    until: Callable[[Events], bool] | None = None,
+    **kwargs: Any,
+) -> tuple[int, Events]:
+    """Status and ``(id, data)`` events of one SSE response, read to its end (or until
+    ``until(events)`` holds), telling ``progress`` as it goes."""
     async with client.stream(method, url, **kwargs) as response:
-        text = "".join([piece async for piece in response.aiter_text()])
-        return response.status_code, parse_sse(text) if response.status_code == 200 else []
+        if response.status_code != 200:
+            return response.status_code, []
+        text = ""
+        events: Events = []
+        async for piece in response.aiter_text():
+            text += piece
+            if progress is None and until is None:
+                continue
+            events = parse_sse(text)
+            if progress is not None:
+                progress.saw(events)
+            if until is not None and until(events):
+                break
+        return 200, parse_sse(text)
+
+
+async def _either(event: asyncio.Event, task: asyncio.Future[Any]) -> bool:
+    """Wait until ``event`` is set or ``task`` is done; True when the event was set."""
+    waiting = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiting, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    return event.is_set()
 
 
 def _chunks(events: list[tuple[str | None, str]]) -> list[dict[str, Any]]:
@@ -117,14 +176,16 @@ async def _ai_sdk_chat(
     first, second = (a, b) if rng.random() < 0.5 else (b, a)
     body = {"id": chat, "messages": [_user("w0 w1 w2", "text")], "trigger": "submit-message"}
     action = rng.choice(["none", "stop", "follow"])
-    stop_after = rng.uniform(0.2, 1.2)
+    progress = _Progress(rng.randint(1, 30))  # the stop or the follow comes after this many
 
-    async def post(app: ExampleApp, delay: float) -> tuple[int, list[tuple[str | None, str]]]:
-        await asyncio.sleep(delay)
-        return await _sse(client, "POST", f"{app.base_url}/api/chat", json=body)
+    async def post(app: ExampleApp) -> tuple[int, Events]:
+        return await _sse(client, "POST", f"{app.base_url}/api/chat", progress=progress, json=body)
 
-    async def side() -> tuple[int, list[tuple[str | None, str]]] | None:
-        await asyncio.sleep(stop_after)
+    posts = asyncio.ensure_future(asyncio.gather(post(first), post(second)))
+
+    async def side() -> tuple[int, Events] | None:
+        if not await _either(progress.reached, posts):
+            return None  # no answer got that far
         if action == "stop":
             url = f"{second.base_url}/api/chat/{chat}/stream"
             stopped = await _retried(lambda: client.delete(url))
@@ -134,9 +195,7 @@ async def _ai_sdk_chat(
             return await _sse(client, "GET", f"{second.base_url}/api/chat/{chat}/stream")
         return None
 
-    (one, two), followed = await asyncio.gather(
-        asyncio.gather(post(first, 0), post(second, rng.uniform(0, 0.03))), side()
-    )
+    (one, two), followed = await asyncio.gather(posts, side())
     statuses = sorted([one[0], two[0]])
     assert set(statuses) <= {200, 409, UNAVAILABLE}, statuses
     answered = [events for status, events in (one, two) if status == 200]
@@ -155,7 +214,9 @@ async def _ai_sdk_chat(
     assert _answer_text(histories[0], "text") == text, ending
     nxt = {"id": chat, "messages": [*histories[0], _user("next", "text")]}
     url = f"{second.base_url}/api/chat"
-    status, events = await _retried_sse(client, url, nxt)
+    status, events = await _retried(
+        functools.partial(_sse, client, "POST", url, json=nxt), status=lambda got: got[0]
+    )
     assert status == 200 and events[-1] == (None, "[DONE]"), (status, events[-3:])
     return ending
 
@@ -186,17 +247,6 @@ async def _rounds(chat: Chat, a: ExampleApp, b: ExampleApp, rng: random.Random) 
     return outcomes
 
 
-async def _retried_sse(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any]
-) -> tuple[int, list[tuple[str | None, str]]]:
-    for _ in range(20):
-        status, events = await _sse(client, "POST", url, json=body)
-        if status != UNAVAILABLE:
-            return status, events
-        await asyncio.sleep(0.2)
-    return status, events
-
-
 async def test_ai_sdk_racing_turns_stops_and_followers(
     flaky_pair: tuple[FlakyProxy, ExampleApp, ExampleApp],
 ) -> None:
@@ -216,37 +266,23 @@ async def _tanstack_chat(
     body = {"id": chat, "messages": [_user("w0 w1 w2", "content")]}
     stop = rng.random() < 0.5
 
-    def ended(events: list[tuple[str | None, str]]) -> bool:
+    def ended(events: Events) -> bool:
         return any('"RUN_FINISHED"' in d or '"RUN_ERROR"' in d for _, d in events)
 
-    async def watch() -> tuple[int, list[tuple[str | None, str]]]:
-        url = f"{watcher.base_url}/api/tanstack/chat/replay?id={chat}"
-        events: list[tuple[str | None, str]] = []
-        async with client.stream("GET", url) as response:
-            if response.status_code != 200:
-                return response.status_code, []
-            text = ""
-            async for piece in response.aiter_text():
-                text += piece
-                events = parse_sse(text)
-                if ended(events):
-                    break
-        return 200, events
+    # the user message's echo is one TEXT_MESSAGE_CONTENT: the stop comes within the answer
+    progress = _Progress(rng.randint(2, 30))
+    url = f"{watcher.base_url}/api/tanstack/chat/replay?id={chat}"
+    watching = asyncio.ensure_future(_sse(client, "GET", url, progress=progress, until=ended))
 
-    watching = asyncio.create_task(watch())
-    await asyncio.sleep(0.2)
-
-    async def post(app: ExampleApp, delay: float) -> int:
-        await asyncio.sleep(delay)
+    async def post(app: ExampleApp) -> int:
         return (await client.post(f"{app.base_url}/api/tanstack/chat", json=body)).status_code
 
-    statuses = sorted(await asyncio.gather(post(first, 0), post(second, rng.uniform(0, 0.03))))
+    statuses = sorted(await asyncio.gather(post(first), post(second)))
     assert set(statuses) <= {202, 409, UNAVAILABLE}, statuses
     if statuses.count(202) != 1:
         watching.cancel()
         return f"{statuses}"
-    if stop:
-        await asyncio.sleep(rng.uniform(0.2, 1.0))
+    if stop and await _either(progress.reached, watching):
         url = f"{second.base_url}/api/tanstack/chat"
         stopped = await _retried(lambda: client.request("DELETE", url, json={"id": chat}))
         assert stopped.status_code in (202, 204), stopped.text
