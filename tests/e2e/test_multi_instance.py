@@ -9,6 +9,8 @@ but S2 connects A and B.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 import uuid
@@ -283,6 +285,72 @@ def test_tanstack_sigkill_mid_run_ends_the_subscription_run_with_run_error(
     assert again.status_code == 202
     follower.wait_for(lambda c: c[-1]["type"] == "RUN_FINISHED", 20)
     follower.close()
+
+
+def _text(chunks: list[dict[str, Any]]) -> str:
+    return "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
+
+
+def _stored_text(message: dict[str, Any]) -> str:
+    return "".join(p.get("text", "") for p in message["parts"] if p["type"] == "text")
+
+
+def test_a_frozen_instance_is_taken_over_and_writes_nothing_when_it_wakes(
+    doomed_apps: tuple[Any, Any],
+) -> None:
+    """A zombie writer: A freezes mid-answer (SIGSTOP, as a stalled VM or a blocked event loop
+    would) for longer than the lease. B closes the answer as lost and answers the next turn.
+    When A wakes (SIGCONT) it is fenced out: its live client ends with the lost error, none of
+    what A produced after the takeover reaches the log, and the chat works on both instances."""
+    a, b = doomed_apps
+    chat = new_chat_id("multi-freeze")
+    body = {"id": chat, "messages": [_user_message(USER_TEXT)], "trigger": "submit-message"}
+    live = SseReader(a.base_url, "POST", "/api/chat", json=body)
+    live.start()
+    live.wait_for(lambda c: _deltas(c) >= 3, 10)
+    follower = SseReader(b.base_url, "GET", f"/api/chat/{chat}/stream")
+    follower.start()
+    follower.wait_for(lambda c: _deltas(c) >= 5, 10)
+    os.kill(a.process.pid, signal.SIGSTOP)
+    try:
+        follower.wait_for(lambda c: c[-1]["type"] == "error", LEASE_MS / 1000 + 5)
+        history = httpx.get(f"{b.base_url}/api/chat/{chat}/messages", timeout=10).json()
+        again = {
+            "id": chat,
+            "messages": [*history, _user_message("And again?")],
+            "trigger": "submit-message",
+        }
+        second = SseReader(b.base_url, "POST", "/api/chat", json=again)
+        second.start()
+        assert second.finished.wait(20) and second.status == 200
+        assert second.chunks()[-1]["type"] == "finish"
+    finally:
+        os.kill(a.process.pid, signal.SIGCONT)
+    assert live.finished.wait(10), "the frozen instance's live answer did not end"
+    chunks = live.chunks()
+    assert chunks[-1] == {"type": "error", "errorText": LOST_GENERATION_ERROR_TEXT}
+    assert live.events[-1][1] == "[DONE]"
+    # The log holds the answer up to the takeover (a prefix of what A sent live), then B's turn.
+    with httpx.Client(timeout=10) as client:
+        on_a = client.get(f"{a.base_url}/api/chat/{chat}/messages").json()
+        on_b = client.get(f"{b.base_url}/api/chat/{chat}/messages").json()
+    assert on_a == on_b
+    assert [m["role"] for m in on_b] == ["user", "assistant", "user", "assistant"]
+    assert on_b[1]["metadata"] == {"error": LOST_GENERATION_ERROR_TEXT}
+    stored = _stored_text(on_b[1])
+    assert stored == _text(follower.chunks())
+    assert _text(chunks).startswith(stored)
+    assert _stored_text(on_b[3]) == _text(second.chunks())
+    # A takes the next turn.
+    third = {
+        "id": chat,
+        "messages": [*on_a, _user_message("Once more?")],
+        "trigger": "submit-message",
+    }
+    last = SseReader(a.base_url, "POST", "/api/chat", json=third)
+    last.start()
+    assert last.finished.wait(20) and last.status == 200
+    assert last.chunks()[-1]["type"] == "finish"
 
 
 # -- the real JS clients across the two instances ------------------------------------------
