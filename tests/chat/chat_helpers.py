@@ -10,6 +10,9 @@ from typing import Any
 
 from helpers import parse_sse, user_message  # noqa: F401  (re-exported)
 from resumable_chat import StopSignal
+from resumable_chat.protocols.ai_sdk.dialect import AiSdkDialect
+
+_AI_SDK = AiSdkDialect()
 
 
 @dataclass
@@ -63,6 +66,12 @@ def text_answer(words: list[str], message_id: str = "m1") -> list[dict[str, Any]
         {"type": "finish-step"},
         {"type": "finish", "finishReason": "stop"},
     ]
+
+
+def as_sent(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``chunks`` as the ``ai-sdk`` dialect sends and stores them: ``finish`` without
+    ``finishReason`` (``AiSdkDialect.client_form``, for ``ai`` 5.0.0 to 5.0.91)."""
+    return [_AI_SDK.client_form(chunk) for chunk in chunks]
 
 
 def chunks_of(text: str) -> list[dict[str, Any]]:

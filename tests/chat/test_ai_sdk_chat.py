@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from chat_helpers import chunks_of, parse_sse, text_answer, user_message
+from chat_helpers import as_sent, chunks_of, parse_sse, text_answer, user_message
 
 from resumable_chat import create_resumable_chat
 from resumable_chat.clock import SystemClock
@@ -63,7 +63,7 @@ async def test_live_answer_then_replay_then_204(make_chat_app) -> None:  # type:
         assert live.headers["content-type"].startswith("text/event-stream")
         assert live.headers["x-vercel-ai-ui-message-stream"] == "v1"
         assert live.text.endswith("data: [DONE]\n\n")
-        assert chunks_of(live.text) == text_answer(WORDS)
+        assert chunks_of(live.text) == as_sent(text_answer(WORDS))
         # the replay is the whole answer from its start chunk, with the same ids
         assert parse_sse(replay_text) == parse_sse(live.text)
         await _wait_done(app)
@@ -399,7 +399,7 @@ async def test_replay_of_a_recorded_answer_from_every_cut_point(make_chat_app, r
         replays = await _open_replays(app, list(range(tail + 1)))
         app.model.gate.set()
         live = [(int(i), d) for i, d in parse_sse((await post).text) if i is not None]
-        assert [json.loads(d) for _, d in live] == recorded
+        assert [json.loads(d) for _, d in live] == as_sent(recorded)
         for k, task in enumerate(replays):
             got = [(int(i), d) for i, d in parse_sse(await task) if i is not None]
             assert got == [(i, d) for i, d in live if i - 1 >= k], f"cut at {k}"

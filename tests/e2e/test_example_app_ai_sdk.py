@@ -24,7 +24,7 @@ from helpers import demo_text
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "openai-streams"
 
-PACKAGES = pytest.mark.parametrize("package", ["ai", "ai-v5", "ai-v7"])
+PACKAGES = pytest.mark.parametrize("package", ["ai", "ai-v5", "ai-v5-0", "ai-v7"])
 USER_TEXT = "Tell me about resumable streams"
 
 Driver = Callable[..., dict[str, Any]]
@@ -101,7 +101,7 @@ def test_send_receives_full_answer_and_history(
     result = driver(demo_app, "send", package=package, chat=chat_id, text=USER_TEXT)
 
     assert (result["status"], result["error"]) == ("ready", None)
-    assert result["finishReason"] == "stop"
+    assert result["finishReason"] is None  # ai-sdk dialect: finish has no finishReason
     assert result["requests"] == [
         {"method": "POST", "url": f"{demo_app.base_url}/api/chat", "status": 200}
     ]
@@ -161,18 +161,17 @@ def check_mid_answer_resume(
         {"method": "GET", "url": f"{app.base_url}/api/chat/{chat_id}/stream", "status": 200}
     ]
     assert (second["status"], second["error"]) == ("ready", None)
-    assert second["finishReason"] == "stop"
+    assert second["finishReason"] is None
     assert second["chunkTypes"][0] == "start"
     assert second["chunkTypes"].count("start") == 1
     assistants = [m for m in second["messages"] if m["role"] == "assistant"]
     assert len(assistants) == 1, second["messages"]
     assert assistants[0] == answer
     if seed == "server":
-        # Seeded like a refreshed page: history from the server, with the partial answer.
-        seeded_user, seeded_answer = second["seed"]
-        assert seeded_user["id"] == user["id"]
-        assert seeded_answer["id"] == answer["id"]
-        assert_partial(text_of(seeded_answer), full_text)
+        # Seeded like a refreshed page: history from the server, which holds the question
+        # but leaves the running answer to the resume (so no client version shows it twice).
+        (seeded_user,) = second["seed"]
+        assert seeded_user == user
         assert [m["id"] for m in second["messages"]] == [user["id"], answer["id"]]
     else:
         assert second["messages"] == [answer]
@@ -203,7 +202,9 @@ def test_second_client_resumes_mid_answer(
 @PACKAGES
 def test_resume_when_idle_is_204(demo_app: Any, driver: Driver, chat_id: str, package: str) -> None:
     result = driver(demo_app, "resume", package=package, chat=chat_id)
-    assert (result["status"], result["error"], result["messages"]) == ("ready", None, [])
+    # (ai 5.0.0 itself leaves its status at "submitted" after a 204; later 5.0.x fixed that)
+    ready = "submitted" if package == "ai-v5-0" else "ready"
+    assert (result["status"], result["error"], result["messages"]) == (ready, None, [])
     assert [r["status"] for r in result["requests"]] == [204]
 
 

@@ -1,4 +1,4 @@
-// Drive a running chat server with the REAL Vercel AI SDK client (`ai` or `ai-v5`): an
+// Drive a running chat server with the REAL Vercel AI SDK client (`ai` 6, `ai-v5` = 5.0.277, `ai-v5-0` = 5.0.0, `ai-v7`): an
 // `AbstractChat` subclass with an in-memory ChatState and `DefaultChatTransport`, as `useChat`
 // uses them, over real HTTP. Prints ONE JSON line on stdout and exits 0 when the scenario ran
 // (the caller asserts on the fields); usage errors exit 2, a scenario timeout exits 3 (the JSON
@@ -8,7 +8,7 @@
 //   node aisdk_chat_driver.mjs <scenario> --base http://127.0.0.1:PORT --chat ID [options]
 //
 // Options (all scenarios):
-//   --package ai|ai-v5|ai-v7  client package (default ai; ai-v7 runs under Node 22)
+//   --package ai|ai-v5|ai-v5-0|ai-v7  client package (default ai; ai-v7 runs under Node 22)
 //   --api PATH             transport `api` path (default /api/chat)
 //   --timeout-ms N         give up after N ms (default 30000)
 //
@@ -42,7 +42,7 @@
 // driver itself failed (exception, timeout); client-side chat errors are in `error`.
 
 import { runDriver } from "./driver_main.mjs";
-const PACKAGES = new Set(["ai", "ai-v5", "ai-v7"]);
+const PACKAGES = new Set(["ai", "ai-v5", "ai-v5-0", "ai-v7"]);
 const SCENARIOS = new Set(["send", "resume", "send-resume", "post-raw"]);
 
 class UsageError extends Error {}
@@ -62,7 +62,7 @@ function parseArgs(argv) {
     opts[key.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = value;
   }
   if (!PACKAGES.has(opts.package)) {
-    throw new UsageError(`--package must be ai, ai-v5 or ai-v7, got ${JSON.stringify(opts.package)}`);
+    throw new UsageError(`--package must be ai, ai-v5, ai-v5-0 or ai-v7, got ${JSON.stringify(opts.package)}`);
   }
   if (!opts.base) throw new UsageError("--base http://host:port is required");
   if (!opts.chat && scenario !== "post-raw") throw new UsageError("--chat ID is required");

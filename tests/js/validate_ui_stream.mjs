@@ -2,7 +2,7 @@
 // real `ai` client, network-free.
 //
 // Usage:
-//   node validate_ui_stream.mjs [ai|ai-v5]            < body.sse
+//   node validate_ui_stream.mjs [ai|ai-v5|ai-v5-0]          < body.sse
 //     -> one JSON line {ok, error, message, finishReason, status, errorChunks, chunkTypes, displayed}
 //   node validate_ui_stream.mjs --batch ai,ai-v5       < streams.json   (a JSON array of SSE bodies)
 //     -> one JSON line {"ai": [result, ...], "ai-v5": [result, ...]}
@@ -30,7 +30,7 @@
 
 import { readFileSync } from "node:fs";
 
-const PACKAGES = new Set(["ai", "ai-v5", "ai-v7"]);
+const PACKAGES = new Set(["ai", "ai-v5", "ai-v5-0", "ai-v7"]);
 
 function parseArgs(argv) {
   let batch = false;
@@ -44,7 +44,7 @@ function parseArgs(argv) {
   }
   for (const p of packages) {
     if (!PACKAGES.has(p)) {
-      throw new Error(`unknown client package ${JSON.stringify(p)} (expected ai, ai-v5 or ai-v7)`);
+      throw new Error(`unknown client package ${JSON.stringify(p)} (expected ai, ai-v5, ai-v5-0 or ai-v7)`);
     }
   }
   return { batch, packages };

@@ -113,6 +113,26 @@ def _cursor_past_tail(cursor: int, tail: int) -> Response:
     )
 
 
+def _without_running_answer(
+    records: list[SequencedRecord], is_history_record: Callable[[bytes], bool]
+) -> list[SequencedRecord]:
+    """``records`` without the answer of the latest generation when it is still running (no
+    closing fence after its claim): its data records other than history records (the stored
+    turn message) are left out."""
+    for index in range(len(records) - 1, -1, -1):
+        kind = classify(records[index])
+        if kind.closes:
+            return records
+        if kind is RecordKind.CLAIM:
+            running = [
+                r
+                for r in records[index:]
+                if classify(r) is not RecordKind.DATA or is_history_record(r.body)
+            ]
+            return records[:index] + running
+    return records
+
+
 def _chunks(records: list[SequencedRecord]) -> list[Chunk]:
     out: list[Chunk] = []
     for record in records:
@@ -827,20 +847,36 @@ class ResumableChat:
         stopped = await self.engine.request_stop(stream_name)
         return Response(status_code=202 if stopped else 204, headers=_NO_STORE)
 
-    async def load_messages(self, stream_name: str) -> list[dict[str, Any]]:
+    async def load_messages(
+        self, stream_name: str, *, include_running: bool | None = None
+    ) -> list[dict[str, Any]]:
         """Fold every stored chunk of ``stream_name`` into the client's messages.
 
         For the AI SDK: ``UIMessage`` dicts (user messages included), as the client's
         ``processUIMessageStream`` would build them. A missing stream gives ``[]``. Reads the
         whole log (O(history)); in shared mode the history is the latest generation (the
-        turn it answers and the answer). Raises ``S2Error`` when S2 fails and
-        ``RuntimeError`` after :meth:`aclose`.
+        turn it answers and the answer).
+
+        Args:
+            stream_name: the chat's S2 stream.
+            include_running: whether the answer of a generation still running (claimed, no
+                terminal fence yet) is folded in; its stored turn message always is.
+                ``None``: the dialect's choice (:attr:`Dialect.history_includes_running`):
+                left out for the AI SDK, whose ``useChat({resume: true})`` replays it (the
+                AI SDK's own persistence pattern: history holds finished answers, the
+                resume brings the running one), folded in for TanStack.
+
+        Raises ``S2Error`` when S2 fails and ``RuntimeError`` after :meth:`aclose`.
         """
         self._check_open()
         records = await read_range(self.basin, stream_name, 0)
         if self.mode == "shared":  # the latest generation only (the rest awaits its trim)
             claims = [i for i, r in enumerate(records) if classify(r) is RecordKind.CLAIM]
             records = records[claims[-1] :] if claims else records
+        if include_running is None:
+            include_running = self.dialect.history_includes_running
+        if not include_running:
+            records = _without_running_answer(records, self.dialect.is_history_record)
         return self.dialect.fold(_chunks(records))
 
     async def aclose(self, *, drain_timeout_s: float = 10.0) -> None:

@@ -88,12 +88,24 @@ class Dialect(ABC):
     #: ``MESSAGES_SNAPSHOT``, then the running answer, then follows every later turn (TanStack).
     session_replay: str = "answer"
 
+    #: Whether :meth:`~resumable_chat.ResumableChat.load_messages` folds the answer of a
+    #: generation still running into history (``True``), or leaves it to the client's resume
+    #: (``False``: the AI SDK, many of whose clients add a resumed answer's parts to the
+    #: partial one they hold).
+    history_includes_running: bool = True
+
     @abstractmethod
     def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
         """Records stored before an answer so history rebuilds from the log alone."""
 
     def storage_form(self, chunk: Chunk) -> Chunk:
         """The chunk as stored (default: unchanged; the same object means one encoding)."""
+        return chunk
+
+    def client_form(self, chunk: Chunk) -> Chunk:
+        """A chunk the source yielded (one :meth:`chunk_problem` accepts) as every client
+        version of the protocol accepts it: what is sent live and stored. Default:
+        unchanged (the same object)."""
         return chunk
 
     def snapshot_frame(self, messages: list[dict[str, Any]]) -> Chunk:

@@ -444,6 +444,7 @@ class ChatProducer(Producer):
         try:
             if self.dialect.chunk_problem(chunk) is not None:
                 return False
+            chunk = self.dialect.client_form(chunk)
             stored = self._storage_form(chunk)
             body = encode_chunk(stored)
             live_body = body if stored is chunk else encode_chunk(chunk)
@@ -518,6 +519,7 @@ class ChatProducer(Producer):
         """Store the prelude, emit the announcement, then pump the source (see the class)."""
         turn = self.turn
         chunk_problem = self.dialect.chunk_problem
+        client_form = self.dialect.client_form
         self._begin(output)
         first = not self._sent_ahead
         # yield once after the first chunk, so the response sends it on the next loop turn
@@ -549,6 +551,7 @@ class ChatProducer(Producer):
                 problem = chunk_problem(chunk)
                 if problem is not None:
                     raise SourceError(f"the source yielded a chunk the client rejects: {problem}")
+                chunk = client_form(chunk)
                 if first:
                     first = False
                     for opening in turn.opening(chunk):

@@ -1,12 +1,16 @@
 """The Vercel AI SDK dialect: UI message stream headers, terminals and history.
 
-Wire facts (``ai`` 5.0.92 to 7.x, ``packages/ai/src/ui-message-stream/``):
+Wire facts (``ai`` 5.0.0 to 7.x, ``packages/ai/src/ui-message-stream/``):
 
 - headers are ``UI_MESSAGE_STREAM_HEADERS``; a response ends with ``data: [DONE]``;
 - every answer starts with ``start`` carrying a ``messageId`` (a resumed stream without one
   duplicates the assistant message, A.7); on a tool-result continuation it is the continued
   assistant message's id (A.4);
 - the error terminal is ``{"type":"error","errorText":...}``;
+- ``finish`` goes out without ``finishReason`` to ``ai`` 5 and 6 clients
+  (:meth:`AiSdkDialect.client_form`): ``ai`` 5.0.0 to 5.0.91 reject the key (strict
+  schemas), later ones take it as optional. ``ai`` 5.0.0 to 5.0.6 also lack
+  ``tool-input-error``, which the sources send for a tool call whose arguments are not JSON;
 - a stopped answer closes its open text/reasoning parts and step, then ``abort``: what the
   AI SDK's own ``streamText`` ends an aborted stream with in every version
   (``toUIMessageStream`` enqueues ``{"type":"abort"}`` and closes; ``ai`` 5.0
@@ -186,6 +190,12 @@ class AiSdkDialect(Dialect):
     name = "ai-sdk"
     response_headers = AI_SDK_HEADERS
     done_frame = DONE_FRAME
+    #: ``GET /messages`` leaves a running answer out (``useChat({resume: true})`` replays
+    #: it): ``ai`` 5.0.0 to 5.0.23x, 6.0.0 to 6.0.2xx and the first 7.0 releases
+    #: (``Chat.makeRequest``) resume onto the last assistant message they hold, so a partial
+    #: answer in history would be shown twice; later clients replace it. The turn's own
+    #: message stays.
+    history_includes_running = False
 
     def __init__(self, version: int = 6) -> None:
         if version not in (5, 6, 7):
@@ -199,6 +209,21 @@ class AiSdkDialect(Dialect):
     def chunk_problem(self, chunk: Chunk) -> str | None:
         """The client's ``uiMessageChunkSchema`` rules (:mod:`.schema`) for its version."""
         return chunk_problem(chunk, self.version)
+
+    def client_form(self, chunk: Chunk) -> Chunk:
+        """For ``ai`` 5 and 6 clients, ``finish`` without ``finishReason``; other chunks
+        unchanged (the same object).
+
+        ``ai`` 5.0.0 to 5.0.91 parse every chunk with ``z.strictObject`` schemas whose
+        ``finish`` has only ``messageMetadata`` (``packages/ai/src/ui-message-stream/
+        ui-message-chunks.ts`` at ``ai@5.0.91``), so a ``finishReason`` key makes them reject
+        the whole answer; later 5.x and 6.x clients treat it as optional (their ``onFinish``
+        then gets ``finishReason: undefined``). ``ai`` 7 clients keep it: they need
+        ``"interrupted"`` (:meth:`AiSdkTurn.lost_chunks`).
+        """
+        if self.version < 7 and chunk["type"] == "finish" and "finishReason" in chunk:
+            return {key: value for key, value in chunk.items() if key != "finishReason"}
+        return chunk
 
     def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
         """``[{"type":"ui-message","message":message}]``."""
