@@ -356,7 +356,7 @@ def test_a_frozen_instance_is_taken_over_and_writes_nothing_when_it_wakes(
 # -- the real JS clients across the two instances ------------------------------------------
 
 
-@pytest.mark.parametrize("package", ["ai", "ai-v5"])
+@pytest.mark.parametrize("package", ["ai", "ai-v5", "ai-v5-0"])
 def test_ai_sdk_client_resumes_on_b_an_answer_generated_on_a(
     two_apps: tuple[Any, Any], driver: Callable[..., dict[str, Any]], package: str
 ) -> None:

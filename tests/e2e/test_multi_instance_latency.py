@@ -166,7 +166,7 @@ def test_the_next_turn_sent_when_the_answer_ends_is_accepted_on_either_instance(
         assert roles == ["user", "assistant", "user", "assistant"], f"round {round_}"
 
 
-@pytest.mark.parametrize("package", ["ai", "ai-v7"])
+@pytest.mark.parametrize("package", ["ai", "ai-v5-0", "ai-v7"])
 def test_a_reload_on_the_other_instance_early_in_an_answer_shows_the_question(
     standard_apps: tuple[ExampleApp, ExampleApp],
     driver: Callable[..., dict[str, Any]],
@@ -194,7 +194,7 @@ def test_a_reload_on_the_other_instance_early_in_an_answer_shows_the_question(
     assert second["messages"] == first["messages"]
 
 
-@pytest.mark.parametrize("package", ["ai", "ai-v5", "ai-v7"])
+@pytest.mark.parametrize("package", ["ai", "ai-v5", "ai-v5-0", "ai-v7"])
 def test_use_chat_sending_its_next_turn_the_moment_an_answer_ends_is_answered(
     express_apps: tuple[ExampleApp, ExampleApp],
     driver: Callable[..., dict[str, Any]],
