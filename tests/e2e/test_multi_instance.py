@@ -212,14 +212,9 @@ def test_tanstack_stop_on_b_stops_the_run_on_a(two_apps: tuple[Any, Any]) -> Non
         time.sleep(0.05)
 
 
-# -- crash takeover ------------------------------------------------------------------------
-
-
-def test_ai_sdk_sigkill_mid_answer_ends_the_followers_answer_with_an_error(
-    doomed_apps: tuple[Any, Any],
-) -> None:
-    a, b = doomed_apps
-    chat = new_chat_id("multi-kill")
+def _answer_on_a_followed_on_b(a: Any, b: Any, prefix: str) -> tuple[str, SseReader, SseReader]:
+    """A new chat's first answer, live on A, followed from B; returns once B has 5 deltas."""
+    chat = new_chat_id(prefix)
     body = {"id": chat, "messages": [_user_message(USER_TEXT)], "trigger": "submit-message"}
     live = SseReader(a.base_url, "POST", "/api/chat", json=body)
     live.start()
@@ -227,6 +222,32 @@ def test_ai_sdk_sigkill_mid_answer_ends_the_followers_answer_with_an_error(
     follower = SseReader(b.base_url, "GET", f"/api/chat/{chat}/stream")
     follower.start()
     follower.wait_for(lambda c: _deltas(c) >= 5, 10)
+    return chat, live, follower
+
+
+def _next_turn(app: Any, chat: str, history: list[dict[str, Any]], text: str) -> SseReader:
+    """POST the next turn on ``app`` and wait until its answer finished normally."""
+    body = {
+        "id": chat,
+        "messages": [*history, _user_message(text)],
+        "trigger": "submit-message",
+    }
+    turn = SseReader(app.base_url, "POST", "/api/chat", json=body)
+    turn.start()
+    assert turn.finished.wait(20)
+    assert turn.status == 200
+    assert turn.chunks()[-1]["type"] == "finish"
+    return turn
+
+
+# -- crash takeover ------------------------------------------------------------------------
+
+
+def test_ai_sdk_sigkill_mid_answer_ends_the_followers_answer_with_an_error(
+    doomed_apps: tuple[Any, Any],
+) -> None:
+    a, b = doomed_apps
+    chat, _, follower = _answer_on_a_followed_on_b(a, b, "multi-kill")
     a.process.kill()  # SIGKILL: no terminal, no fence, no goodbye
     killed_at = time.monotonic()
     a.process.wait(10)
@@ -244,16 +265,7 @@ def test_ai_sdk_sigkill_mid_answer_ends_the_followers_answer_with_an_error(
     # The chat is not locked: a new turn on B runs to its end.
     history = httpx.get(f"{b.base_url}/api/chat/{chat}/messages").json()
     assert history[-1]["metadata"] == lost
-    again = {
-        "id": chat,
-        "messages": [*history, _user_message("And again?")],
-        "trigger": "submit-message",
-    }
-    second = SseReader(b.base_url, "POST", "/api/chat", json=again)
-    second.start()
-    assert second.finished.wait(20)
-    assert second.status == 200
-    assert second.chunks()[-1]["type"] == "finish"
+    _next_turn(b, chat, history, "And again?")
 
 
 def test_tanstack_sigkill_mid_run_ends_the_subscription_run_with_run_error(
@@ -303,27 +315,12 @@ def test_a_frozen_instance_is_taken_over_and_writes_nothing_when_it_wakes(
     When A wakes (SIGCONT) it is fenced out: its live client ends with the lost error, none of
     what A produced after the takeover reaches the log, and the chat works on both instances."""
     a, b = doomed_apps
-    chat = new_chat_id("multi-freeze")
-    body = {"id": chat, "messages": [_user_message(USER_TEXT)], "trigger": "submit-message"}
-    live = SseReader(a.base_url, "POST", "/api/chat", json=body)
-    live.start()
-    live.wait_for(lambda c: _deltas(c) >= 3, 10)
-    follower = SseReader(b.base_url, "GET", f"/api/chat/{chat}/stream")
-    follower.start()
-    follower.wait_for(lambda c: _deltas(c) >= 5, 10)
+    chat, live, follower = _answer_on_a_followed_on_b(a, b, "multi-freeze")
     os.kill(a.process.pid, signal.SIGSTOP)
     try:
         follower.wait_for(lambda c: c[-1]["type"] == "error", LEASE_MS / 1000 + 5)
         history = httpx.get(f"{b.base_url}/api/chat/{chat}/messages", timeout=10).json()
-        again = {
-            "id": chat,
-            "messages": [*history, _user_message("And again?")],
-            "trigger": "submit-message",
-        }
-        second = SseReader(b.base_url, "POST", "/api/chat", json=again)
-        second.start()
-        assert second.finished.wait(20) and second.status == 200
-        assert second.chunks()[-1]["type"] == "finish"
+        second = _next_turn(b, chat, history, "And again?")
     finally:
         os.kill(a.process.pid, signal.SIGCONT)
     assert live.finished.wait(10), "the frozen instance's live answer did not end"
@@ -341,16 +338,7 @@ def test_a_frozen_instance_is_taken_over_and_writes_nothing_when_it_wakes(
     assert stored == _text(follower.chunks())
     assert _text(chunks).startswith(stored)
     assert _stored_text(on_b[3]) == _text(second.chunks())
-    # A takes the next turn.
-    third = {
-        "id": chat,
-        "messages": [*on_a, _user_message("Once more?")],
-        "trigger": "submit-message",
-    }
-    last = SseReader(a.base_url, "POST", "/api/chat", json=third)
-    last.start()
-    assert last.finished.wait(20) and last.status == 200
-    assert last.chunks()[-1]["type"] == "finish"
+    _next_turn(a, chat, on_a, "Once more?")  # A takes the next turn
 
 
 # -- the real JS clients across the two instances ------------------------------------------
