@@ -6,9 +6,13 @@ client accepts.
 missing a required field or carrying a wrong type, makes the client throw. :func:`chunk_problem`
 applies the same rules on the server, so a source that yields such a chunk ends its answer
 with one proper ``error`` chunk instead of breaking the client. Objects are loose (extra keys
-are allowed, as the zod objects are not strict), ``z.unknown()`` fields (``input``,
-``output``, ``data``, metadata) accept anything including absence, optional fields may be
-absent but not ``null``, and provider/tool metadata are not checked further.
+are allowed, as in the newest clients; ``ai`` 5.0.0 to 5.0.2xx and 6.0.0 to 6.0.2xx use
+``z.strictObject`` and refuse them, so a source meant for those clients sends only the keys
+their schema lists; the dialect drops the one our sources add, ``finish.finishReason``,
+:meth:`~resumable_chat.protocols.ai_sdk.dialect.AiSdkDialect.client_form`),
+``z.unknown()`` fields (``input``, ``output``, ``data``, metadata) accept anything including
+absence, optional fields may be absent but not ``null``, and provider/tool metadata are not
+checked further.
 """
 
 from __future__ import annotations
