@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 from chat_helpers import chunks_of, text_answer, user_message
 
+from helpers import recordings
 from js_client import run_ui_stream_validator_batch
 from resumable_chat.protocols.ai_sdk.dialect import AiSdkDialect
 from resumable_chat.sources import ai_sdk_chunks, openai_chunks_from_jsonl
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "openai-streams"
+FIXTURES, RECORDINGS, _ = recordings("openai-streams")
 #: The newest 6.x, the newest 5.x and the first 5.x release.
 CLIENTS = ("ai", "ai-v5", "ai-v5-0")
 
@@ -42,12 +42,11 @@ def test_finish_goes_out_without_finish_reason_to_ai_5_and_6_clients() -> None:
 async def test_recorded_answers_through_the_chat_reach_every_ai_5_and_6_client(
     make_chat_app,  # type: ignore[no-untyped-def]
 ) -> None:
-    recordings = sorted(FIXTURES.glob("*.jsonl"))
-    if not recordings:
+    if not RECORDINGS:
         pytest.skip(f"recorded streams not found at {FIXTURES} (../shared is absent)")
     bodies: list[str] = []
     async with make_chat_app() as app:
-        for k, path in enumerate(recordings):
+        for k, path in enumerate(RECORDINGS):
             source = openai_chunks_from_jsonl(path)
             app.model.chunks = [c async for c in ai_sdk_chunks(source, message_id=f"a{k}")]
             response = await app.post(f"c{k}", [user_message("hi")])
@@ -58,7 +57,7 @@ async def test_recorded_answers_through_the_chat_reach_every_ai_5_and_6_client(
             bodies.append(response.text)
     results = run_ui_stream_validator_batch(bodies, packages=CLIENTS)
     for package in CLIENTS:
-        for path, body, result in zip(recordings, bodies, results[package], strict=True):
+        for path, body, result in zip(RECORDINGS, bodies, results[package], strict=True):
             assert result["ok"], (package, path.name, result["error"])
             texts = [
                 json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")
