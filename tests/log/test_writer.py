@@ -424,6 +424,29 @@ async def test_a_landed_batch_with_a_stop_behind_it_is_kept_and_the_stop_adopted
     ]
 
 
+async def test_records_moved_by_an_adopted_stop_still_fit_s2_batches() -> None:
+    """A stop from another instance lands while a full batch (1 MiB metered) waits: the
+    records move one position and each gains an ``sse-id`` header, so the batch no longer
+    fits one S2 append. It is cut again (S2 would refuse it with 422 and the answer would
+    end without its records or its terminal): every record is stored, with the id it was
+    sent with, and the stop and the end follow."""
+    basin = MemoryBasin()
+    writer, stops, _ = await _watched_writer(basin)
+    await basin.append(
+        "s", AppendInput([fence_record(stop_token("session-mine"))], fencing_token="session-mine")
+    )
+    bodies = [b"%04d" % i + b"x" * 1036 for i in range(1000)]  # 1,048 metered bytes each
+    ids = [writer.submit(AppendRecord(body)) + 1 for body in bodies]
+    await writer.close([fence_record("end-mine")])
+    assert writer.error is None
+    assert stops and stops[-1] == stop_token("session-mine")
+    records = await read_range(basin, "s", 0)  # more than one read's 1 MiB
+    data = [r for r in records if not is_fence(r)]
+    assert [r.body for r in data] == bodies
+    assert [dict(r.headers).get(b"sse-id") for r in data] == [str(i).encode() for i in ids]
+    assert [r.body for r in records if is_fence(r)][-1] == b"end-mine"
+
+
 def test_stop_tokens_name_the_claim_within_the_token_limit() -> None:
     assert stop_token("session-AbCdEfGh12+/") == "stop-AbCdEfGh12+/"
     long = stop_token("session-" + "é" * 40)

@@ -25,6 +25,7 @@ import random
 import secrets
 
 from resumable_chat.s2.records import (
+    MAX_BATCH_METERED_BYTES,
     MAX_FENCING_TOKEN_BYTES,
     AppendRecord,
     SequencedRecord,
@@ -38,6 +39,7 @@ __all__ = [
     "CLAIM_PREFIX",
     "END_PREFIX",
     "ERROR_PREFIX",
+    "MAX_DATA_BODY_BYTES",
     "MAX_SAFE_INTEGER",
     "SSE_ID_HEADER",
     "STOP_PREFIX",
@@ -62,6 +64,11 @@ MAX_SAFE_INTEGER = 9007199254740991
 #: Header of a data record stored later than the id its live frame carried (a remote stop's
 #: fence landed before it); the value is that id in ASCII digits.
 SSE_ID_HEADER = b"sse-id"
+#: The largest body (bytes) of a data record that always fits one S2 record: 1 MiB metered
+#: (S2's per-record limit, https://s2.dev/docs/platform/limits) less the record's 8 bytes
+#: and an ``sse-id`` header with a 20-digit id (2 + 6 + 20), which the writer adds to a
+#: record a remote stop moved. Larger chunks are cut into records of at most this size.
+MAX_DATA_BODY_BYTES = MAX_BATCH_METERED_BYTES - 8 - (2 + len(SSE_ID_HEADER) + 20)
 
 
 class RecordKind(enum.Enum):

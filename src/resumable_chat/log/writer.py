@@ -99,6 +99,17 @@ DEFAULT_APPEND_SPACING_MS = 1.0
 #: A queued record: the record, its metered size, the seq_num it was submitted at.
 _Entry = tuple[AppendRecord, int, int]
 
+
+def _moved_bytes(entry: _Entry, seq_num: int) -> int:
+    """Metered bytes ``entry`` gains when stored at ``seq_num``: the ``sse-id`` header that
+    :meth:`LogWriter._records` adds to a record stored at another position than it was
+    submitted at (2 + name + value; counted for every kind of record, a bound)."""
+    submitted = entry[2]
+    if submitted == seq_num:
+        return 0
+    return 2 + len(SSE_ID_HEADER) + len(str(submitted + 1))
+
+
 _T = TypeVar("_T")
 
 #: The retry jitter of writers given no ``rng``: one generator for all (seeding one per
@@ -593,19 +604,49 @@ class LogWriter:
         """The next batch off the queue (at most ``batch_size`` records and 1 MiB metered)
         and its metered bytes."""
         batch: list[_Entry] = []
-        return batch, self._top_up(batch, 0)  # a record alone is within 1 MiB (submit)
+        return batch, self._top_up(batch, 0)  # the first record always goes
 
     def _top_up(self, entries: list[_Entry], size: int) -> int:
-        """Move queued records onto the batch ``entries`` (``size`` metered bytes) while it
-        stays within ``batch_size`` records and 1 MiB; return its new size."""
+        """Move queued records onto the batch ``entries`` (``size`` metered bytes as
+        submitted) while it stays within ``batch_size`` records and 1 MiB metered as it will
+        be appended at ``_next_append_seq`` (a record moved by an adopted stop gains an
+        ``sse-id`` header: :func:`_moved_bytes`); return its new size as submitted (what
+        :attr:`pending_bytes` counts)."""
         queue = self._queue
+        seq = self._next_append_seq + len(entries)
+        metered = self._metered(entries)
         while queue and len(entries) < self.batch_size:
             entry = queue[0]
-            if size + entry[1] > MAX_BATCH_METERED_BYTES:
+            grown = entry[1] + _moved_bytes(entry, seq)
+            if metered + grown > MAX_BATCH_METERED_BYTES and entries:
                 break
             entries.append(queue.popleft())
+            metered += grown
             size += entry[1]
+            seq += 1
         return size
+
+    def _metered(self, entries: list[_Entry]) -> int:
+        """Metered bytes of the batch ``entries`` appended at ``_next_append_seq``."""
+        seq = self._next_append_seq
+        return sum(entry[1] + _moved_bytes(entry, seq + i) for i, entry in enumerate(entries))
+
+    def _refit(self, entries: list[_Entry], size: int) -> int:
+        """The batch ``entries`` (``size`` bytes as submitted) after an adopted stop moved
+        its position: its tail back at the head of the queue while the records, grown by
+        their ``sse-id`` headers, are over 1 MiB metered (the first one always stays), then
+        topped up (:meth:`_top_up`); its new size as submitted."""
+        seq = self._next_append_seq
+        metered = 0
+        for i, entry in enumerate(entries):
+            metered += entry[1] + _moved_bytes(entry, seq + i)
+            if metered > MAX_BATCH_METERED_BYTES and i > 0:
+                back = entries[i:]
+                del entries[i:]
+                self._queue.extendleft(reversed(back))
+                size -= sum(moved[1] for moved in back)
+                break
+        return self._top_up(entries, size)
 
     def _records(self, entries: list[_Entry]) -> list[AppendRecord]:
         """The batch as appended at ``_next_append_seq``: a data record stored later than
@@ -661,7 +702,7 @@ class LogWriter:
                 elif verdict == "stopped":
                     # what was queued meanwhile (the stop terminal, the end fence) joins the
                     # batch: one append, not one round trip more
-                    size = self._top_up(entries, size)
+                    size = self._refit(entries, size)
                     records = self._records(entries)  # positions moved: ids change
                     continue
                 else:

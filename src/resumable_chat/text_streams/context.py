@@ -115,9 +115,10 @@ from resumable_chat.log import (
     read_range,
 )
 from resumable_chat.log import engine as log_engine
+from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import S2ConfigError
-from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, MAX_BATCH_RECORDS
+from resumable_chat.s2.records import MAX_BATCH_RECORDS
 
 __all__ = [
     "BATCH_SIZE_ENV",
@@ -161,8 +162,9 @@ DEFAULT_LINGER_MS = 500.0
 #: is "failed". A live producer writes a heartbeat after ``lease_ms / 4`` of silence.
 DEFAULT_LEASE_MS = 10_000
 
-#: Largest body of one record (bytes): S2's 1 MiB metered limit minus the 8-byte overhead.
-_MAX_BODY_BYTES = MAX_BATCH_METERED_BYTES - 8
+#: Largest body of one record (bytes): S2's 1 MiB metered limit less the 8-byte overhead and
+#: room for the writer's ``sse-id`` header (:data:`MAX_DATA_BODY_BYTES`).
+_MAX_BODY_BYTES = MAX_DATA_BODY_BYTES
 #: Characters per piece when a chunk is split (≤ 4 UTF-8 bytes per character).
 _PIECE_CHARS = _MAX_BODY_BYTES // 4
 #: Claim attempts before giving up under contention (each one follows a lost race).
