@@ -22,13 +22,20 @@ from resumable_chat.chat.dialect import (
     dialect_for,
     normalize_messages,
     register_dialect,
+    split_text_field,
 )
-from resumable_chat.chat.producer import StopSignal, decode_chunk, encode_chunk
+from resumable_chat.chat.producer import (
+    ChunkTooLargeError,
+    StopSignal,
+    decode_chunk,
+    encode_chunk,
+)
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",
     "LOST_GENERATION_ERROR_TEXT",
     "Chunk",
+    "ChunkTooLargeError",
     "Dialect",
     "MessageNotStorableError",
     "MessageTooLargeError",
@@ -43,4 +50,5 @@ __all__ = [
     "normalize_messages",
     "not_storable_response",
     "register_dialect",
+    "split_text_field",
 ]

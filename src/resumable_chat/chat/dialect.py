@@ -8,6 +8,7 @@ beyond handing it to the dialect's :class:`TurnState`.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "dialect_for",
     "normalize_messages",
     "register_dialect",
+    "split_text_field",
 ]
 
 #: A chunk is a plain JSON object in the protocol's shape (AI SDK ``UIMessageChunk``,
@@ -102,6 +104,29 @@ class Dialect(ABC):
         """The chunk as stored (default: unchanged; the same object means one encoding)."""
         return chunk
 
+    def split_chunk(
+        self, chunk: Chunk, max_bytes: int, stored_size: Callable[[Chunk], int]
+    ) -> list[Chunk] | None:
+        """``chunk`` cut into consecutive chunks a client folds into the same message part,
+        each ``stored_size`` at most ``max_bytes`` bytes; or ``None`` when the chunk's type
+        cannot be cut (the default for every type).
+
+        The chat core asks this for a chunk too large for one S2 record (1 MiB metered,
+        S2's per-record limit, https://s2.dev/docs/platform/limits); a chunk that cannot be
+        cut ends the answer with :class:`~resumable_chat.chat.producer.ChunkTooLargeError`.
+        A dialect cuts the chunks whose text the client concatenates (deltas), with
+        :func:`split_text_field`.
+
+        Args:
+            chunk: a chunk in client form (:meth:`client_form`).
+            max_bytes: the most bytes each piece may take as stored.
+            stored_size: bytes of a chunk as stored (its :meth:`storage_form`, encoded).
+
+        Returns:
+            two or more chunks, or ``None``.
+        """
+        return None
+
     def client_form(self, chunk: Chunk) -> Chunk:
         """A chunk the source yielded (one :meth:`chunk_problem` accepts) as every client
         version of the protocol accepts it: what is sent live and stored. Default:
@@ -129,6 +154,67 @@ class Dialect(ABC):
         """True when the stored record ``body`` opens a run (a session replay's first load
         sends the running run raw from there). Default: no record does."""
         return False
+
+
+#: The most bytes compact JSON writes for one character of a string: a control character
+#: is escaped as ``\u001f`` (6 bytes); with ``ensure_ascii=False`` any other code point is
+#: at most 4 UTF-8 bytes.
+_MAX_JSON_BYTES_PER_CHAR = 6
+
+
+def _json_string_bytes(text: str) -> int:
+    """Bytes of ``text`` inside compact UTF-8 JSON, quotes left out."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
+def split_text_field(
+    chunk: Chunk, field: str, max_bytes: int, stored_size: Callable[[Chunk], int]
+) -> list[Chunk] | None:
+    """``chunk`` as copies whose string ``field`` holds consecutive pieces of its text, each
+    copy at most ``max_bytes`` bytes as ``stored_size`` measures it; the pieces joined are
+    the text. ``None`` when ``field`` is not a string of two or more characters or when even
+    an empty ``field`` leaves no room for one character.
+
+    Pieces are cut between characters (code points, so never inside a UTF-8 sequence), each
+    as long as fits: one character more would not. Only the text added to a piece is
+    encoded (escapes do not depend on their neighbours), so a piece of 1 MiB costs about one
+    encoding of itself. Raises ``UnicodeEncodeError`` for a lone surrogate in the text
+    (JSON cannot store it as UTF-8).
+    """
+    text = chunk.get(field)
+    if not isinstance(text, str) or len(text) < 2:
+        return None
+    room = max_bytes - stored_size({**chunk, field: ""})
+    if room < _MAX_JSON_BYTES_PER_CHAR:
+        return None
+    pieces: list[Chunk] = []
+    start = 0
+    while start < len(text):
+        end = _piece_end(text, start, room)
+        pieces.append({**chunk, field: text[start:end]})
+        start = end
+    return pieces
+
+
+def _piece_end(text: str, start: int, room: int) -> int:
+    """The end of the longest piece of ``text`` from ``start`` whose JSON takes at most
+    ``room`` bytes (at least one character: ``room`` holds any one)."""
+    end, size = start, 0
+    while end < len(text):
+        left = room - size
+        if left < _MAX_JSON_BYTES_PER_CHAR:  # a character or two more, one at a time
+            grown = _json_string_bytes(text[end])
+            if grown > left:
+                break
+            size, end = size + grown, end + 1
+            continue
+        grown = _json_string_bytes(text[end : end + left])  # one byte each, if it fits
+        if grown <= left:
+            size, end = size + grown, min(len(text), end + left)
+            continue
+        step = left // _MAX_JSON_BYTES_PER_CHAR  # fits whatever the characters are
+        size, end = size + _json_string_bytes(text[end : end + step]), end + step
+    return end
 
 
 _ROLES = ("system", "user", "assistant")

@@ -28,11 +28,13 @@ from resumable_chat.log.generation import (
     StopSignal,
     close_source,
 )
+from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, AppendRecord, metered_bytes
 from resumable_chat.sse import COALESCE_WINDOW_S, event_frame
 
 __all__ = [
     "ChatProducer",
+    "ChunkTooLargeError",
     "LiveChannel",
     "PrefetchedSource",
     "SourceError",
@@ -109,6 +111,29 @@ def decode_chunk(body: bytes) -> Chunk | None:
 class SourceError(TypeError):
     """The source yielded something that is not a chunk (a ``dict`` with a string ``type``),
     or a chunk the client's schema rejects (:meth:`Dialect.chunk_problem`)."""
+
+
+class ChunkTooLargeError(SourceError, ValueError):
+    """The source yielded a chunk that no S2 record can hold (over 1 MiB metered as stored,
+    S2's per-record limit: https://s2.dev/docs/platform/limits) and the dialect cannot cut
+    into smaller ones (:meth:`Dialect.split_chunk`: deltas are cut, a tool output or a data
+    part is not). The answer ends with the protocol's error chunk; nothing of that chunk is
+    sent or stored.
+
+    Attributes:
+        chunk_type: the chunk's ``type``.
+        size: its stored size in bytes (compact UTF-8 JSON).
+    """
+
+    def __init__(self, chunk_type: str, size: int) -> None:
+        super().__init__(
+            f"the source yielded a {chunk_type!r} chunk of {size} bytes as stored; a record "
+            f"holds at most {MAX_DATA_BODY_BYTES} and this chunk type cannot be cut into "
+            "smaller chunks: keep such values smaller (store large data elsewhere and send a "
+            "reference)"
+        )
+        self.chunk_type = chunk_type
+        self.size = size
 
 
 SourceFactory = Callable[[StopSignal], AsyncIterable[Chunk]]
@@ -397,18 +422,42 @@ class ChatProducer(Producer):
     def _emit(self, output: Output, chunk: Chunk) -> None:
         stored = self._storage_form(chunk)
         body = encode_chunk(stored)
+        if len(body) > MAX_DATA_BODY_BYTES:
+            for piece, piece_body in self._split(chunk, len(body)):
+                self._emit_encoded(output, piece, piece_body)
+            return
+        self._emit_encoded(output, chunk, body, stored is chunk)
+
+    def _emit_encoded(
+        self, output: Output, chunk: Chunk, body: bytes, live_is_stored: bool = False
+    ) -> None:
+        """Send ``chunk`` live and store ``body`` (its stored form, encoded; the live frame
+        reuses it when ``live_is_stored``)."""
         live = self.live
         if live is None:
             output.append(body)
             return
         # The live frame is queued before the record, so the response's task wakes before
         # the writer's: the client never waits behind the encoding of an S2 append.
-        if len(body) + 8 > MAX_BATCH_METERED_BYTES:
-            output.append(body)  # raises the writer's ValueError: nothing was sent
-        live_body = body if stored is chunk else encode_chunk(chunk)
+        live_body = body if live_is_stored else encode_chunk(chunk)
         writer = output.writer
         live.push(event_frame(live_body, writer.next_seq_num + 1))
         writer.submit(AppendRecord(body))  # Output.append, one call less per chunk
+
+    def _split(self, chunk: Chunk, size: int) -> list[tuple[Chunk, bytes]]:
+        """``chunk`` (``size`` bytes as stored, too many for a record) cut by the dialect
+        into chunks that each fit one, each with its stored body; raises
+        :class:`ChunkTooLargeError` when the dialect cannot cut it or a piece does not fit."""
+        storage_form = self._storage_form
+        pieces = self.dialect.split_chunk(
+            chunk, MAX_DATA_BODY_BYTES, lambda piece: len(encode_chunk(storage_form(piece)))
+        )
+        if pieces is None:
+            raise ChunkTooLargeError(chunk["type"], size)
+        encoded = [(piece, encode_chunk(storage_form(piece))) for piece in pieces]
+        if any(len(body) > MAX_DATA_BODY_BYTES for _, body in encoded):
+            raise ChunkTooLargeError(chunk["type"], size)
+        return encoded
 
     @property
     def prefetched(self) -> PrefetchedSource | None:
@@ -450,8 +499,8 @@ class ChatProducer(Producer):
             live_body = body if stored is chunk else encode_chunk(chunk)
         except Exception:  # run() meets the same error and reports it
             return False
-        if len(body) + 8 > MAX_BATCH_METERED_BYTES:
-            return False
+        if len(body) > MAX_DATA_BODY_BYTES:
+            return False  # run() cuts it or fails on it
         turn = self.turn
         # a loop callback (the fetch's end), not a task: the response's task sends these
         if not ahead:

@@ -32,10 +32,10 @@ The turn's user message (or the continued assistant message) is stored before th
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from resumable_chat.chat.dialect import Chunk, Dialect, TurnState
+from resumable_chat.chat.dialect import Chunk, Dialect, TurnState, split_text_field
 from resumable_chat.protocols.ai_sdk.schema import chunk_problem
 from resumable_chat.sse import DONE_FRAME
 
@@ -51,6 +51,14 @@ AI_SDK_HEADERS: Mapping[str, str] = {
 }
 
 _MESSAGE_RECORD_PREFIX = b'{"type":"ui-message"'
+
+#: The chunks whose text the client appends to a part, and the field holding it
+#: (``processUIMessageStream`` in ``packages/ai/src/ui/process-ui-message-stream.ts``).
+_DELTA_FIELDS = {
+    "text-delta": "delta",
+    "reasoning-delta": "delta",
+    "tool-input-delta": "inputTextDelta",
+}
 
 
 def new_message_id() -> str:
@@ -224,6 +232,16 @@ class AiSdkDialect(Dialect):
         if self.version < 7 and chunk["type"] == "finish" and "finishReason" in chunk:
             return {key: value for key, value in chunk.items() if key != "finishReason"}
         return chunk
+
+    def split_chunk(
+        self, chunk: Chunk, max_bytes: int, stored_size: Callable[[Chunk], int]
+    ) -> list[Chunk] | None:
+        """A ``text-delta`` or ``reasoning-delta`` cut into consecutive ``delta`` pieces, a
+        ``tool-input-delta`` into ``inputTextDelta`` pieces (the client appends each to the
+        part's text or to the tool input's text, so the pieces make the same message);
+        ``None`` for every other chunk. See :meth:`Dialect.split_chunk`."""
+        field = _DELTA_FIELDS.get(chunk["type"])
+        return None if field is None else split_text_field(chunk, field, max_bytes, stored_size)
 
     def message_records(self, message: Mapping[str, Any]) -> list[Chunk]:
         """``[{"type":"ui-message","message":message}]``."""

@@ -30,10 +30,16 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from resumable_chat.chat.dialect import Chunk, Dialect, TurnState, normalize_messages
+from resumable_chat.chat.dialect import (
+    Chunk,
+    Dialect,
+    TurnState,
+    normalize_messages,
+    split_text_field,
+)
 from resumable_chat.chat.producer import decode_chunk
 
 __all__ = [
@@ -245,6 +251,11 @@ class TanStackTurn(TurnState):
         return out
 
 
+#: The chunks whose ``delta`` the client appends to text, a thinking step or a tool call's
+#: arguments.
+_DELTA_CHUNKS = frozenset({"TEXT_MESSAGE_CONTENT", "REASONING_MESSAGE_CONTENT", "TOOL_CALL_ARGS"})
+
+
 class TanStackDialect(Dialect):
     """TanStack AI ``StreamChunk`` events (``protocol="tanstack"``)."""
 
@@ -301,6 +312,34 @@ class TanStackDialect(Dialect):
         if chunk.get("type") == "TEXT_MESSAGE_CONTENT" and "content" in chunk:
             return {k: v for k, v in chunk.items() if k != "content"}
         return chunk
+
+    def split_chunk(
+        self, chunk: Chunk, max_bytes: int, stored_size: Callable[[Chunk], int]
+    ) -> list[Chunk] | None:
+        """A ``TEXT_MESSAGE_CONTENT``, ``REASONING_MESSAGE_CONTENT`` or ``TOOL_CALL_ARGS``
+        cut into consecutive ``delta`` pieces (``StreamProcessor`` appends each delta to the
+        text, the thinking step or the tool call's arguments: ``@tanstack/ai``
+        ``dist/esm/activities/chat/stream/processor.js``); ``None`` for every other chunk. The
+        running ``content`` of a ``TEXT_MESSAGE_CONTENT`` (sent live, not stored) becomes
+        the text up to the end of each piece when it ends with the delta, as a source that
+        sent the pieces itself would have set it; otherwise only the last piece keeps it.
+        See :meth:`Dialect.split_chunk`."""
+        if chunk["type"] not in _DELTA_CHUNKS:
+            return None
+        pieces = split_text_field(chunk, "delta", max_bytes, stored_size)
+        content = chunk.get("content")
+        if pieces is None or content is None:
+            return pieces
+        delta: str = chunk["delta"]
+        if isinstance(content, str) and content.endswith(delta):
+            end = len(content) - len(delta)
+            for piece in pieces:
+                end += len(piece["delta"])
+                piece["content"] = content[:end]
+        else:
+            for piece in pieces[:-1]:
+                del piece["content"]
+        return pieces
 
     def is_history_record(self, body: bytes) -> bool:
         """Nothing is hidden from TanStack replays."""

@@ -1,0 +1,249 @@
+"""Chunks larger than one S2 record (1 MiB metered).
+
+A delta (AI SDK ``text-delta``, ``reasoning-delta``, ``tool-input-delta``; TanStack
+``TEXT_MESSAGE_CONTENT``, ``REASONING_MESSAGE_CONTENT``, ``TOOL_CALL_ARGS``) is cut into
+consecutive deltas, each its own record and SSE event: the client folds them into the same
+text. A chunk that cannot be cut (a tool output, a data part) ends the answer with the error
+chunk; nothing of it is sent or stored. Before, any chunk over 1 MiB ended the answer with
+the error chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from chat_helpers import chunks_of, parse_sse, tanstack_run, tanstack_user, user_message
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import eventually
+from js_client import run_ui_stream_validator_batch
+from resumable_chat.chat import ChunkTooLargeError, encode_chunk, split_text_field
+from resumable_chat.log.records import MAX_DATA_BODY_BYTES
+from resumable_chat.log.scan import read_range
+from resumable_chat.protocols.tanstack.dialect import TanStackDialect
+
+#: 1.3 million characters of every kind JSON writes differently: ASCII, a quote and a
+#: backslash (2 bytes), a control character (6), a 2-byte letter and an emoji (4 bytes).
+BIG_TEXT = ("plain ascii text " * 4 + 'q"b\\s\x01 é 🙂\n') * 15_000
+BIG_REASONING = "why " * 300_000
+
+
+def _stored_size(chunk: dict[str, Any]) -> int:
+    return len(encode_chunk(chunk))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(st.characters(exclude_categories=("Cs",)), min_size=2, max_size=300),
+    max_bytes=st.integers(min_value=48, max_value=200),
+)
+def test_pieces_join_to_the_text_and_each_fits(text: str, max_bytes: int) -> None:
+    chunk = {"type": "text-delta", "id": "t", "delta": text}
+    pieces = split_text_field(chunk, "delta", max_bytes, _stored_size)
+    assert pieces is not None
+    assert "".join(p["delta"] for p in pieces) == text
+    for index, piece in enumerate(pieces):
+        assert piece["delta"] and {**piece, "delta": ""} == {**chunk, "delta": ""}
+        assert _stored_size(piece) <= max_bytes
+        if index < len(pieces) - 1:  # as long as fits: one character more would not
+            longer = {**piece, "delta": piece["delta"] + pieces[index + 1]["delta"][0]}
+            assert _stored_size(longer) > max_bytes
+
+
+def test_what_cannot_be_cut_is_left_alone() -> None:
+    assert split_text_field({"type": "x", "delta": "a"}, "delta", 100, _stored_size) is None
+    assert split_text_field({"type": "x", "delta": 5}, "delta", 100, _stored_size) is None
+    no_room = {"type": "x", "id": "y" * 100, "delta": "abc"}
+    assert split_text_field(no_room, "delta", 100, _stored_size) is None
+
+
+def test_tanstack_pieces_carry_the_running_content_up_to_their_end() -> None:
+    dialect = TanStackDialect()
+    chunk = {
+        "type": "TEXT_MESSAGE_CONTENT",
+        "messageId": "a1",
+        "delta": "0123456789" * 20,
+        "content": "before " + "0123456789" * 20,
+    }
+
+    def stored(piece: dict[str, Any]) -> int:
+        return _stored_size(dialect.storage_form(piece))
+
+    pieces = dialect.split_chunk(chunk, 120, stored)
+    assert pieces is not None and len(pieces) > 1
+    assert "".join(p["delta"] for p in pieces) == chunk["delta"]
+    text = "before "
+    for piece in pieces:
+        text += piece["delta"]
+        assert piece["content"] == text
+        assert stored(piece) <= 120
+    # a content that does not end with the delta stays on the last piece only
+    odd = dialect.split_chunk({**chunk, "content": "unrelated"}, 120, stored)
+    assert odd is not None
+    assert ["content" in p for p in odd] == [False] * (len(odd) - 1) + [True]
+    args = {"type": "TOOL_CALL_ARGS", "toolCallId": "c1", "delta": "{" + '"k":1,' * 40 + "}"}
+    cut = dialect.split_chunk(args, 120, stored)
+    assert cut is not None and "".join(p["delta"] for p in cut) == args["delta"]
+    result = {"type": "TOOL_CALL_RESULT", "toolCallId": "c1", "content": "x" * 500}
+    assert dialect.split_chunk(result, 120, stored) is None
+
+
+def _answer() -> list[dict[str, Any]]:
+    return [
+        {"type": "start", "messageId": "a1"},
+        {"type": "reasoning-start", "id": "r"},
+        {"type": "reasoning-delta", "id": "r", "delta": BIG_REASONING},
+        {"type": "reasoning-end", "id": "r"},
+        {"type": "text-start", "id": "t"},
+        {"type": "text-delta", "id": "t", "delta": BIG_TEXT},
+        {"type": "text-delta", "id": "t", "delta": " end"},
+        {"type": "text-end", "id": "t"},
+        {"type": "finish"},
+    ]
+
+
+async def test_a_delta_over_one_record_is_cut_and_the_answer_is_whole(make_chat_app) -> None:  # type: ignore[no-untyped-def]
+    """Live, in the log, in history and for the real AI SDK client, the answer is whole: the
+    deltas joined are the source's text; every record fits S2; a resume from the id of the
+    first piece gets the rest of the text."""
+    async with make_chat_app() as app:
+        app.model.chunks = _answer()
+        app.model.hold_at = 6  # after the big text-delta
+        body = {"id": "c1", "messages": [user_message("hi")]}
+        async with app.client.stream("POST", "/api/chat", json=body) as response:
+            assert response.status_code == 200
+            text, first_piece, parts = "", None, response.aiter_text()
+            async for part in parts:
+                text += part
+                events = parse_sse(text.rpartition("\n\n")[0] + "\n\n")
+                pieces = [i for i, d in events if d.startswith('{"type":"text-delta"')]
+                if pieces:
+                    first_piece = pieces[0]
+                    break
+            await app.model.reached_hold.wait()
+            async with app.client.stream(
+                "GET", "/api/chat/c1/stream", headers={"Last-Event-ID": str(first_piece)}
+            ) as resumed:
+                assert resumed.status_code == 200
+                app.model.gate.set()
+                rest = chunks_of((await resumed.aread()).decode())
+            async for part in parts:
+                text += part
+        sent = chunks_of(text)
+
+        texts = [c["delta"] for c in sent if c["type"] == "text-delta"]
+        assert "".join(texts) == BIG_TEXT + " end"
+        assert len(texts) > 2 and all(len(t) < len(BIG_TEXT) for t in texts)
+        reasoning = [c["delta"] for c in sent if c["type"] == "reasoning-delta"]
+        assert "".join(reasoning) == BIG_REASONING and len(reasoning) > 1
+        assert not [c for c in sent if c["type"] == "error"]
+        ids = [int(i) for i, data in parse_sse(text) if i is not None]
+        assert ids == sorted(set(ids))
+        assert "".join(c["delta"] for c in rest if c["type"] == "text-delta") == "".join(texts[1:])
+
+        stored = await read_range(app.basin, "chat-c1", 0)
+        assert all(len(r.body) <= MAX_DATA_BODY_BYTES for r in stored)
+        history = (await app.client.get("/api/chat/c1/messages")).json()
+        parts = history[-1]["parts"]
+        assert [p.get("text") for p in parts if p["type"] == "text"] == [BIG_TEXT + " end"]
+        assert [p.get("text") for p in parts if p["type"] == "reasoning"] == [BIG_REASONING]
+
+    result = run_ui_stream_validator_batch([text], packages=("ai",))["ai"][0]
+    assert result["ok"], result["error"]
+    shown = [p["text"] for p in result["message"]["parts"] if p["type"] == "text"]
+    assert shown == [BIG_TEXT + " end"]
+
+
+async def test_a_chunk_that_cannot_be_cut_ends_the_answer_with_the_error_chunk(
+    make_chat_app,  # type: ignore[no-untyped-def]
+) -> None:
+    """A tool output over one record: the answer ends with the error chunk (``on_error``
+    gets :class:`ChunkTooLargeError`), nothing of the output is sent or stored, history
+    shows the error, and the next turn is answered."""
+    errors: list[BaseException] = []
+
+    def on_error(exc: BaseException) -> str:
+        errors.append(exc)
+        return "too large to keep"
+
+    async with make_chat_app(on_error=on_error) as app:
+        app.model.chunks = [
+            {"type": "start", "messageId": "a1"},
+            {"type": "tool-input-available", "toolCallId": "c", "toolName": "big", "input": {}},
+            {"type": "tool-output-available", "toolCallId": "c", "output": "x" * 1_100_000},
+            {"type": "finish"},
+        ]
+        first = user_message("hi")
+        response = await app.post("c1", [first])
+        assert response.status_code == 200
+        sent = chunks_of(response.text)
+        assert [c["type"] for c in sent][-2:] == ["message-metadata", "error"]
+        assert not [c for c in sent if c["type"] == "tool-output-available"]
+        assert response.text.endswith("data: [DONE]\n\n")
+        assert sent[-1]["errorText"] == "too large to keep"
+        assert [type(e) for e in errors] == [ChunkTooLargeError]
+        assert "'tool-output-available'" in str(errors[0])
+        stored = await read_range(app.basin, "chat-c1", 0)
+        assert all(b"tool-output-available" not in r.body for r in stored)
+        history = (await app.client.get("/api/chat/c1/messages")).json()
+        assert history[-1]["metadata"]["error"]
+
+        app.model.chunks = [
+            {"type": "start", "messageId": "a2"},
+            {"type": "text-start", "id": "t"},
+            {"type": "text-delta", "id": "t", "delta": "fine"},
+            {"type": "text-end", "id": "t"},
+            {"type": "finish"},
+        ]
+        history_ids = [m["id"] for m in history]
+        assert history_ids[-1] == "a1"
+        again = await app.client.post(
+            "/api/chat",
+            json={"id": "c1", "messages": [*history, user_message("again", "u2")]},
+        )
+        assert again.status_code == 200, again.text
+        assert [c["type"] for c in chunks_of(again.text)][-1] == "finish"
+        assert json.dumps(chunks_of(again.text)).count("fine") == 1
+
+
+async def test_large_answers_resume_over_http(make_chat_app) -> None:  # type: ignore[no-untyped-def]
+    """The whole answer is readable from the log by a resume that starts at its beginning."""
+    async with make_chat_app() as app:
+        app.model.chunks = _answer()
+        app.model.hold_at = 8  # before text-end
+        post = asyncio.create_task(app.post("c1", [user_message("hi")]))
+        await app.model.reached_hold.wait()
+        async with app.client.stream("GET", "/api/chat/c1/stream") as resumed:
+            assert resumed.status_code == 200
+            app.model.gate.set()
+            replayed = chunks_of((await resumed.aread()).decode())
+        live = chunks_of((await post).text)
+        assert replayed == live
+
+
+async def test_a_tanstack_delta_over_one_record_is_cut(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    """TanStack: the run is stored as deltas that fit S2 and history holds the whole text."""
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["start ", BIG_TEXT])
+        response = await app.post("c1", [tanstack_user("hi")])
+        assert response.status_code == 202
+
+        async def answered() -> list[dict[str, Any]] | None:
+            history = (await app.client.get("/api/tanstack/chat/c1/messages")).json()
+            return (
+                history
+                if history[-1]["role"] == "assistant" and not app.chat.engine.running
+                else None
+            )
+
+        await eventually(answered)
+        history = (await app.client.get("/api/tanstack/chat/c1/messages")).json()
+        text = [p["content"] for p in history[-1]["parts"] if p["type"] == "text"]
+        assert text == ["start " + BIG_TEXT]
+        stored = await read_range(app.basin, "tanstack-c1", 0)
+        deltas = [json.loads(r.body) for r in stored if b'"TEXT_MESSAGE_CONTENT"' in r.body]
+        assert len(deltas) > 3 and all("content" not in d for d in deltas)
+        assert all(len(r.body) <= MAX_DATA_BODY_BYTES for r in stored)
