@@ -61,6 +61,8 @@ class RawPathRoute(Route):
         self.methods = None if methods is None else {m.upper() for m in methods}
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Starlette's match, made on the undecoded ``raw_path`` (so an escaped ``/`` in a
+        stream name stays inside its path parameter), query string left out."""
         raw = scope.get("raw_path")
         if scope["type"] == "http" and isinstance(raw, bytes):
             # raw_path carries no query string per ASGI, but some test transports add it
