@@ -14,13 +14,20 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from chat_helpers import chunks_of, parse_sse, tanstack_run, tanstack_user, user_message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import eventually
 from js_client import run_ui_stream_validator_batch
-from resumable_chat.chat import ChunkTooLargeError, encode_chunk, split_text_field
+from resumable_chat.chat import (
+    ChunkTooLargeError,
+    MessageTooLargeError,
+    encode_chunk,
+    split_text_field,
+)
+from resumable_chat.chat.core import _storable
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.log.scan import read_range
 from resumable_chat.protocols.tanstack.dialect import TanStackDialect
@@ -247,3 +254,17 @@ async def test_a_tanstack_delta_over_one_record_is_cut(make_tanstack_app) -> Non
         deltas = [json.loads(r.body) for r in stored if b'"TEXT_MESSAGE_CONTENT"' in r.body]
         assert len(deltas) > 3 and all("content" not in d for d in deltas)
         assert all(len(r.body) <= MAX_DATA_BODY_BYTES for r in stored)
+
+
+def test_a_stored_message_leaves_room_for_the_sse_id_header() -> None:
+    """The turn's message is refused (413 from the routes) once its record would not fit
+    S2 with the ``sse-id`` header a remote stop can add to it, not only past 1 MiB."""
+
+    def record(text: str) -> dict[str, Any]:
+        part = {"type": "text", "text": text}
+        return {"type": "ui-message", "message": {"id": "u1", "role": "user", "parts": [part]}}
+
+    room = MAX_DATA_BODY_BYTES - len(encode_chunk(record("")))
+    assert [len(b) for b in _storable([record("a" * room)])] == [MAX_DATA_BODY_BYTES]
+    with pytest.raises(MessageTooLargeError, match="S2 record"):
+        _storable([record("a" * (room + 1))])

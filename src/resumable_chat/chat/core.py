@@ -45,6 +45,7 @@ from resumable_chat.log import (
     read_range,
     record_id,
 )
+from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import StreamNotFoundError
 from resumable_chat.s2.prefixed import PrefixedBasin, check_stream_prefix
@@ -90,7 +91,7 @@ class MessageTooLargeError(MessageNotStorableError):
     def __init__(self, metered_bytes: int) -> None:
         super().__init__(
             f"the message is {metered_bytes} bytes when stored; one S2 record holds at most "
-            f"{MAX_BATCH_METERED_BYTES} bytes"
+            f"{MAX_BATCH_METERED_BYTES} bytes ({MAX_DATA_BODY_BYTES} of JSON)"
         )
         self.metered_bytes = metered_bytes
 
@@ -1049,9 +1050,8 @@ def _storable(chunks: list[Chunk]) -> list[bytes]:
             body = encode_chunk(chunk)
         except ValueError as exc:  # UnicodeEncodeError (a lone surrogate), NaN
             raise MessageNotStorableError(f"the message cannot be stored: {exc}") from None
-        size = metered_bytes(AppendRecord(body))
-        if size > MAX_BATCH_METERED_BYTES:
-            raise MessageTooLargeError(size)
+        if len(body) > MAX_DATA_BODY_BYTES:  # room for the sse-id header of a moved record
+            raise MessageTooLargeError(metered_bytes(AppendRecord(body)))
         bodies.append(body)
     return bodies
 
