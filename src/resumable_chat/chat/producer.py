@@ -419,29 +419,27 @@ class ChatProducer(Producer):
         self._ahead: list[bytes] | None = None
         self._sent_ahead = False
 
-    def _emit(self, output: Output, chunk: Chunk) -> None:
-        stored = self._storage_form(chunk)
-        body = encode_chunk(stored)
-        if len(body) > MAX_DATA_BODY_BYTES:
-            for piece, piece_body in self._split(chunk, len(body)):
-                self._emit_encoded(output, piece, piece_body)
-            return
-        self._emit_encoded(output, chunk, body, stored is chunk)
-
-    def _emit_encoded(
-        self, output: Output, chunk: Chunk, body: bytes, live_is_stored: bool = False
-    ) -> None:
-        """Send ``chunk`` live and store ``body`` (its stored form, encoded; the live frame
-        reuses it when ``live_is_stored``)."""
+    def _emit(self, output: Output, chunk: Chunk, body: bytes | None = None) -> None:
+        """Send ``chunk`` live and store it; ``body``: its stored form, already encoded (a
+        piece of a chunk too large for one record, :meth:`_split`)."""
+        if body is None:
+            stored = self._storage_form(chunk)
+            body = encode_chunk(stored)
+            if len(body) > MAX_DATA_BODY_BYTES:
+                for piece, piece_body in self._split(chunk, len(body)):
+                    self._emit(output, piece, piece_body)
+                return
+            live_body = body if stored is chunk else None
+        else:
+            live_body = None
         live = self.live
         if live is None:
             output.append(body)
             return
         # The live frame is queued before the record, so the response's task wakes before
         # the writer's: the client never waits behind the encoding of an S2 append.
-        live_body = body if live_is_stored else encode_chunk(chunk)
         writer = output.writer
-        live.push(event_frame(live_body, writer.next_seq_num + 1))
+        live.push(event_frame(live_body or encode_chunk(chunk), writer.next_seq_num + 1))
         writer.submit(AppendRecord(body))  # Output.append, one call less per chunk
 
     def _split(self, chunk: Chunk, size: int) -> list[tuple[Chunk, bytes]]:
