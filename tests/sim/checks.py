@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,16 @@ from resumable_chat.log.records import SSE_ID_HEADER
 TAKER_CHUNKS = ("start", "text-end", "reasoning-end", "finish-step", "message-metadata", "error")
 #: Lag allowed between a terminal reaching the log and a follower delivering it (ms).
 SLACK_MS = 1500
+
+
+def _clip(frames: Sequence[tuple[int | None, str]]) -> list[tuple[int | None, str]]:
+    """``frames`` with each body cut to 80 characters, for messages (``SimConfig.big``)."""
+    return [(i, body if len(body) <= 80 else body[:77] + "...") for i, body in frames]
+
+
+def _short(deltas: list[str]) -> list[str]:
+    """``deltas`` without their padding (``SimConfig.big``), for messages."""
+    return [d.split("~")[0] for d in deltas]
 
 
 @dataclass
@@ -210,12 +221,12 @@ class Checker:
             self.fail(f"{where}: SSE ids not strictly increasing: {ids}")
         uids = {d.split(".")[0] for d in gen.deltas}
         if len(uids) > 1:
-            self.fail(f"{where}: deltas of several models interleave: {gen.deltas}")
+            self.fail(f"{where}: deltas of several models interleave: {_short(gen.deltas)}")
         if uids:
             uid = uids.pop()
             expected = [f"{uid}.{i}" for i in range(len(gen.deltas))]
-            if gen.deltas != expected:
-                self.fail(f"{where}: deltas out of order or repeated: {gen.deltas}")
+            if [d.split("~")[0] for d in gen.deltas] != expected:  # padding: SimConfig.big
+                self.fail(f"{where}: deltas out of order or repeated: {_short(gen.deltas)}")
             if self.world.model_instance.get(uid) != gen.claimer:
                 self.fail(f"{where}: model {uid} ran on {self.world.model_instance.get(uid)}")
 
@@ -262,7 +273,7 @@ class Checker:
         )
         frames = [(i, body) for i, body in view.frames if body != "[DONE]"]
         if any(i is None for i, _ in frames):
-            self.fail(f"{name}: a frame without an id: {frames}")
+            self.fail(f"{name}: a frame without an id: {_clip(frames)}")
             return
         gen = self._gen_of(view)
         if gen is None:
@@ -272,7 +283,8 @@ class Checker:
         expected = [f for f in gen.frames if view.cursor is None or f[0] > view.cursor]
         if frames != expected[: len(frames)]:
             self.fail(
-                f"{name}: not a contiguous slice of the log:\n  got {frames}\n  log {expected}"
+                f"{name}: not a contiguous slice of the log:\n  got {_clip(frames)}\n"
+                f"  log {_clip(expected)}"
             )
             return
         if view.cut or view.disconnected or view.error:
@@ -362,14 +374,19 @@ class Checker:
             self.fail(f"{name}: the live response did not end ({view.error})")
             return
         if with_ids != gen.frames:
-            self.fail(f"{name}: live differs from the log:\n  live {with_ids}\n  log  {gen.frames}")
+            self.fail(
+                f"{name}: live differs from the log:\n  live {_clip(with_ids)}\n"
+                f"  log  {_clip(gen.frames)}"
+            )
         if not view.done:
             self.fail(f"{name}: ended without [DONE]")
 
     def _check_lost_claim(self, name: str, view: View) -> None:
         """A live answer begun before its claim, which the claim then lost (or failed)."""
         if any(i is not None for i, _ in view.frames):
-            self.fail(f"{name}: its claim was lost, yet it sent frames with ids: {view.frames}")
+            self.fail(
+                f"{name}: its claim was lost, yet it sent frames with ids: {_clip(view.frames)}"
+            )
         if view.cut or view.disconnected:
             return
         if view.error or not view.ended or not view.done:
@@ -399,8 +416,8 @@ class Checker:
                 for uid in uids:
                     if gen.deltas != self.world.produced.get(uid, []):
                         self.fail(
-                            f"{where}: the log holds {gen.deltas}, the model produced "
-                            f"{self.world.produced.get(uid)}"
+                            f"{where}: the log holds {_short(gen.deltas)}, the model produced "
+                            f"{_short(self.world.produced.get(uid, []))}"
                         )
 
     def _orphan(self, gen: Gen) -> bool:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import resumable_chat.log.engine as engine_module
 import resumable_chat.log.scan as scan_module
 from resumable_chat import create_resumable_chat
+from resumable_chat.chat import encode_chunk
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.clock import LoopClock
 from resumable_chat.log import Ownership, StopSignal
@@ -33,6 +34,7 @@ from resumable_chat.log.takeover import close_lost as _CLOSE_LOST
 from resumable_chat.s2 import Basin, MemoryBasin
 from resumable_chat.s2.errors import S2Error
 from resumable_chat.s2.records import (
+    MAX_BATCH_METERED_BYTES,
     AppendAck,
     AppendInput,
     AppendRecord,
@@ -67,6 +69,11 @@ class SimConfig:
     #: the paths of long ones (the claim behind the first read: the stop's token probe,
     #: replays that start from records read back window by window)
     tail_window: int = scan_module.TAIL_WINDOW
+    #: every delta is padded after a ``~`` to 1/2, 1/3 or 1/4 of S2's 1 MiB per append as
+    #: stored (a few bytes under it): records queued while an append is in flight fill
+    #: batches exactly, and a batch that a remote stop moved no longer fits until it is cut
+    #: again (its records gain ``sse-id`` headers)
+    big: bool = False
 
     @property
     def confirm_ms(self) -> int:
@@ -123,6 +130,15 @@ class World:
     heal_ms: float = 0.0
     settled_ms: float = 0.0
     unfinished: list[str] = field(default_factory=list)
+
+
+def _padded(delta: str, share: int) -> str:
+    """``delta`` + ``~`` + padding, so that its ``text-delta`` record takes
+    ``MAX_BATCH_METERED_BYTES // share`` metered bytes: ``share`` of them fill one append
+    with fewer than ``share`` bytes to spare."""
+    chunk = {"type": "text-delta", "id": "t", "delta": delta + "~"}
+    body = MAX_BATCH_METERED_BYTES // share - 8  # a record's metered overhead
+    return delta + "~" + "x" * (body - len(encode_chunk(chunk)))
 
 
 def now_ms() -> float:
@@ -288,6 +304,7 @@ class Simulation:
         length = rng.randint(1, 8)
         fails = rng.random() < 0.05
         silent = rng.random() < 0.1
+        share = rng.choice((2, 3, 4))
 
         async def model(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
             yield {"type": "text-start", "id": "t"}
@@ -297,6 +314,8 @@ class Simulation:
                     pause = rng.uniform(0.5, 3.0) * self.config.lease_ms / 1000
                 await asyncio.sleep(pause)
                 delta = f"{uid}.{i}"
+                if self.config.big:
+                    delta = _padded(delta, share)
                 produced.append(delta)
                 yield {"type": "text-delta", "id": "t", "delta": delta}
                 if fails and i == length // 2:
