@@ -32,7 +32,7 @@ from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.log.scan import read_range
 from resumable_chat.protocols.tanstack.dialect import TanStackDialect
 
-#: 1.3 million characters of every kind JSON writes differently: ASCII, a quote and a
+#: 1.2 million characters of every kind JSON writes differently: ASCII, a quote and a
 #: backslash (2 bytes), a control character (6), a 2-byte letter and an emoji (4 bytes).
 BIG_TEXT = ("plain ascii text " * 4 + 'q"b\\s\x01 é 🙂\n') * 15_000
 BIG_REASONING = "why " * 300_000
