@@ -601,8 +601,8 @@ class LogWriter:
             self._wakeup.set()
 
     def _take_batch(self) -> tuple[list[_Entry], int]:
-        """The next batch off the queue (at most ``batch_size`` records and 1 MiB metered)
-        and its metered bytes."""
+        """The next batch off the queue (at most ``batch_size`` records and 1 MiB metered as
+        appended, :meth:`_top_up`) and its size as submitted."""
         batch: list[_Entry] = []
         return batch, self._top_up(batch, 0)  # the first record always goes
 
