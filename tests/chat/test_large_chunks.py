@@ -19,7 +19,6 @@ from chat_helpers import chunks_of, parse_sse, tanstack_run, tanstack_user, user
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import eventually
 from js_client import run_ui_stream_validator_batch
 from resumable_chat.chat import (
     ChunkTooLargeError,
@@ -238,15 +237,22 @@ async def test_a_tanstack_delta_over_one_record_is_cut(make_tanstack_app) -> Non
         response = await app.post("c1", [tanstack_user("hi")])
         assert response.status_code == 202
 
-        async def answered() -> list[dict[str, Any]] | None:
-            history = (await app.client.get("/api/tanstack/chat/c1/messages")).json()
-            return (
-                history
-                if history[-1]["role"] == "assistant" and not app.chat.engine.running
-                else None
-            )
-
-        await eventually(answered)
+        # the session replay: a snapshot holding the answer once the run has finished, or
+        # the running run live up to its RUN_FINISHED
+        params = {"id": "c1"}
+        async with app.client.stream("GET", "/api/tanstack/chat/replay", params=params) as live:
+            assert live.status_code == 200
+            seen = ""
+            async for text in live.aiter_text():
+                seen += text
+                events = [json.loads(d) for _, d in parse_sse(seen.rpartition("\n\n")[0])]
+                if any(e["type"] == "RUN_FINISHED" for e in events) or any(
+                    m["role"] == "assistant"
+                    for e in events
+                    if e["type"] == "MESSAGES_SNAPSHOT"
+                    for m in e["messages"]
+                ):
+                    break
         history = (await app.client.get("/api/tanstack/chat/c1/messages")).json()
         text = [p["content"] for p in history[-1]["parts"] if p["type"] == "text"]
         assert text == ["start " + BIG_TEXT]
