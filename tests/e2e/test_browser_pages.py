@@ -364,3 +364,74 @@ def test_error_and_stop_stay_visible_after_a_reload(
         ("user", ERROR_QUESTION),
         ("user", STOP_QUESTION),
     ]
+
+
+# -- a reload as the answer ends: history and resume are two requests ------------------------
+
+AI_SDK_PAGES = [p for p in PAGES if p.protocol == "ai-sdk"]
+
+
+def _hold_until_answer_ended(app: Any, chat_id: str) -> None:
+    """Return once the chat's answer has ended and the resume route says so (204).
+
+    Follows the answer with the route the page resumes from (a replay, read to its end), then
+    asks again; a 200 (the answer's generation not yet cleared) is read to its end too.
+    """
+    url = f"{app.base_url}/api/chat/{chat_id}/stream"
+    with httpx.Client(timeout=30) as client:
+        for _ in range(20):
+            with client.stream("GET", url) as response:
+                if response.status_code == 204:
+                    return
+                assert response.status_code == 200, response.status_code
+                for _chunk in response.iter_bytes():
+                    pass
+    pytest.fail("the resume route still replays an answer that ended")
+
+
+@pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES])
+def test_a_reload_as_the_answer_ends_still_shows_it(
+    page: ChatPage,
+    browser_app: Any,
+    react_skip_reason: str | None,
+    browser: BrowserContext,
+    answers: dict[str, str],
+    chat_id: str,
+) -> None:
+    """The AI SDK pages load the history (which leaves the running answer out) and resume the
+    running answer in two requests. A reload whose resume reaches the server just after the
+    answer ended gets 204: the page still ends with the whole answer, once (it fetches the
+    history again), not with the question alone. The page's first resume is held until the
+    answer has ended, so the race is taken every time."""
+    if page.react and react_skip_reason:
+        pytest.skip(react_skip_reason)
+    shots = SCREENSHOTS / f"{page.name}-reload-at-the-end"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    tab = ChatTab(browser.new_page(), "tab", shots)
+    held: list[str] = []
+
+    def hold_first_resume(route: Any) -> None:
+        if route.request.method == "GET" and not held:
+            held.append(route.request.url)
+            _hold_until_answer_ended(browser_app, chat_id)
+        route.continue_()
+
+    try:
+        tab.open(f"{browser_app.base_url}{page.path}?chat={chat_id}")
+        tab.send(FIRST_QUESTION)
+        tab.wait_streaming(FIRST_QUESTION)
+        tab.page.route(f"**/api/chat/{chat_id}/stream", hold_first_resume)
+        tab.reload()
+        done = tab.wait_settled(FIRST_QUESTION)
+        tab.screenshot("01-after-reload")
+    except Exception:
+        tab.screenshot("failure")
+        raise
+    finally:
+        tab.page.close()
+    assert held, "the page never resumed"
+    expected = [("user", FIRST_QUESTION), ("assistant", answers[FIRST_QUESTION])]
+    assert _texts(done) == expected, _texts(done)
+    assert _stored_texts(browser_app, page, chat_id) == expected
+    assert tab.errors == [], tab.errors

@@ -5,11 +5,12 @@
 //   DELETE /api/chat/{id}/stream     stop the running answer, for every tab (202 | 204)
 //   GET    /api/chat/{id}/messages   the chat's history, rebuilt from the log
 //
-// A reload mid-answer: the history (with the partial answer) seeds `useChat`, then
-// `resume: true` GETs the running answer, which replays from its `start` chunk and replaces
-// the partial message (same message id), so nothing shows twice. A second tab: while idle,
-// the page asks for a running answer every FOLLOW_POLL_MS, so an answer started in another
-// tab streams here too; its question comes with the history fetched when it starts.
+// A reload mid-answer: the history (the finished answers and the running answer's question)
+// seeds `useChat`, then `resume: true` GETs the running answer, which replays from its
+// `start` chunk. When the answer ended between the two requests, that GET finds nothing
+// running (204) and the page fetches the history again, now with the answer. A second tab:
+// while idle, the page asks for a running answer every FOLLOW_POLL_MS, so an answer started
+// in another tab streams here too; its question comes with the history fetched when it starts.
 //
 // How an answer ended shows on it, the same live and after a reload: the server keeps it in
 // the message's metadata (`{stopped: true}` or `{error: "<text>"}`); an error chunk a source
@@ -90,13 +91,23 @@ function AiSdkChat({ chatId, initialMessages, initialNote }) {
   const sendFailed = useRef(false);
   const postStatus = useRef(null); // HTTP status of this tab's last POST (null: no answer)
   const lastError = useRef(null);
+  const resumedOnce = useRef(false);
+  const refreshHistory = useRef(() => {});
   const transport = useMemo(
     () =>
       new DefaultChatTransport({
         api: API,
         fetch: async (input, init) => {
           const response = await fetch(input, init);
-          if ((init?.method ?? "GET").toUpperCase() === "POST") postStatus.current = response.status;
+          const method = (init?.method ?? "GET").toUpperCase();
+          if (method === "POST") postStatus.current = response.status;
+          if (method === "GET" && !resumedOnce.current) {
+            // The first resume after the history was fetched. The history leaves a running
+            // answer out; when that answer ended between the two requests, this GET finds
+            // nothing running (204) and the answer is in neither: fetch the history again.
+            resumedOnce.current = true;
+            if (response.status === 204) refreshHistory.current();
+          }
           return response;
         },
       }),
@@ -130,6 +141,11 @@ function AiSdkChat({ chatId, initialMessages, initialNote }) {
     },
   });
   const running = status === "submitted" || status === "streaming";
+  refreshHistory.current = () =>
+    fetchHistory(chatId).then(
+      (history) => setMessages((mine) => mergeHistory(history, mine)),
+      () => {},
+    );
 
   // While idle, follow an answer started elsewhere (204 while nothing runs).
   useEffect(() => {
