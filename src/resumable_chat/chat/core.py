@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from resumable_chat.chat.dialect import DEFAULT_ERROR_TEXT, Chunk, Dialect, TurnState, dialect_for
 from resumable_chat.chat.fanout import AnswerTaps, FrameSink
+from resumable_chat.chat.history_tags import history_tag, tag_matches
 from resumable_chat.chat.producer import (
     ChatProducer,
     LiveChannel,
@@ -53,6 +54,7 @@ from resumable_chat.s2.records import (
     MAX_BATCH_METERED_BYTES,
     AppendRecord,
     SequencedRecord,
+    StreamPosition,
     metered_bytes,
 )
 from resumable_chat.sse import DEFAULT_KEEPALIVE_S, event_frame, sse_response
@@ -100,6 +102,8 @@ Protocol = Literal["ai-sdk", "ai-sdk-v7", "tanstack"]
 WaitUntil = Callable[[Awaitable[None]], Any]
 
 _NO_STORE = {"Cache-Control": "no-store"}
+#: The history route's responses: kept, but checked again (``If-None-Match``) before each use.
+_NO_CACHE = {"Cache-Control": "no-cache"}
 
 #: The error text that closes a generation whose writer crashed (when no ``on_error`` is set).
 LOST_GENERATION_ERROR_TEXT = "The answer was interrupted: the server generating it stopped."
@@ -134,13 +138,15 @@ def _without_running_answer(
     return records
 
 
-def _chunks(records: list[SequencedRecord]) -> list[Chunk]:
+def _chunks(records: list[SequencedRecord], dialect: Dialect) -> list[Chunk]:
+    """The chunks of the data records, as the history fold takes them
+    (:meth:`Dialect.history_chunk`)."""
     out: list[Chunk] = []
     for record in records:
         if classify(record) is RecordKind.DATA:
             chunk = decode_chunk(record.body)
             if chunk is not None:
-                out.append(chunk)
+                out.append(dialect.history_chunk(chunk, record.timestamp))
     return out
 
 
@@ -775,7 +781,7 @@ class ResumableChat:
                 raw_from = index
                 break
         head: list[bytes] = []
-        messages = self.dialect.fold(_chunks(records[:raw_from]))
+        messages = self.dialect.fold(_chunks(records[:raw_from], self.dialect))
         if messages:
             cursor = records[raw_from].seq_num if raw_from < len(records) else next_seq
             head.append(event_frame(encode_chunk(self.dialect.snapshot_frame(messages)), cursor))
@@ -870,7 +876,55 @@ class ResumableChat:
         Raises ``S2Error`` when S2 fails and ``RuntimeError`` after :meth:`aclose`.
         """
         self._check_open()
+        messages, _ = await self._read_history(stream_name, include_running)
+        return messages
+
+    async def messages_response(
+        self, stream_name: str, *, if_none_match: str | None = None
+    ) -> Response:
+        """The history route's response: :meth:`load_messages` as JSON, with an ``ETag``.
+
+        The tag names the log's tail (:func:`~resumable_chat.chat.history_tags.history_tag`):
+        the log only grows, so the same tag means the same history. Sent with
+        ``Cache-Control: no-cache``, so a browser asks again each time, with the tag in
+        ``If-None-Match`` (RFC 9110 §13.1.2, weak comparison), and a page polling the history
+        costs one S2 check-tail while nothing changed instead of a read of the whole log.
+
+        Args:
+            stream_name: the chat's S2 stream.
+            if_none_match: the request's ``If-None-Match`` header, if any.
+
+        Returns:
+            304 (no body, the ``ETag``) when ``if_none_match`` names the current tag;
+            otherwise 200 JSON: the messages (``UIMessage`` dicts for the AI SDK), the
+            running answer left out or folded in as :meth:`load_messages` decides.
+
+        Raises ``S2Error`` when S2 fails and ``RuntimeError`` after :meth:`aclose`.
+        """
+        self._check_open()
+        if if_none_match is not None:
+            try:
+                tail = await self.basin.check_tail(stream_name)
+            except StreamNotFoundError:
+                tail = StreamPosition(0, 0)
+            tag = history_tag(tail)
+            if tag_matches(if_none_match, tag):
+                return Response(status_code=304, headers={"ETag": tag, **_NO_CACHE})
+        messages, tail = await self._read_history(stream_name, None)
+        return JSONResponse(messages, headers={"ETag": history_tag(tail), **_NO_CACHE})
+
+    async def _read_history(
+        self, stream_name: str, include_running: bool | None
+    ) -> tuple[list[dict[str, Any]], StreamPosition]:
+        """:meth:`load_messages`, and the tail its read implies (after its last record; the
+        tail's timestamp is that record's)."""
         records = await read_range(self.basin, stream_name, 0)
+        last = records[-1] if records else None
+        tail = (
+            StreamPosition(0, 0)
+            if last is None
+            else StreamPosition(last.seq_num + 1, last.timestamp)
+        )
         if self.mode == "shared":  # the latest generation only (the rest awaits its trim)
             claims = [i for i, r in enumerate(records) if classify(r) is RecordKind.CLAIM]
             records = records[claims[-1] :] if claims else records
@@ -878,7 +932,7 @@ class ResumableChat:
             include_running = self.dialect.history_includes_running
         if not include_running:
             records = _without_running_answer(records, self.dialect.is_history_record)
-        return self.dialect.fold(_chunks(records))
+        return self.dialect.fold(_chunks(records, self.dialect)), tail
 
     async def aclose(self, *, drain_timeout_s: float = 10.0) -> None:
         """Wait up to ``drain_timeout_s`` (s) for running generations, stop the rest, close.

@@ -104,6 +104,20 @@ class Dialect(ABC):
         """The chunk as stored (default: unchanged; the same object means one encoding)."""
         return chunk
 
+    def history_chunk(self, chunk: Chunk, stored_ms: int) -> Chunk:
+        """A stored chunk as the history fold (:meth:`fold`) takes it.
+
+        Args:
+            chunk: the chunk decoded from its record (a fresh dict: it may be changed).
+            stored_ms: the record's S2 timestamp (ms since the epoch, given when it was
+                appended), the same on every read, so a fold that needs a time for a chunk
+                without one stays the same fold after fold.
+
+        Returns:
+            the chunk to fold. Default: ``chunk`` unchanged.
+        """
+        return chunk
+
     def split_chunk(
         self, chunk: Chunk, max_bytes: int, stored_size: Callable[[Chunk], int]
     ) -> list[Chunk] | None:

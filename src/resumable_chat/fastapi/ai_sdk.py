@@ -109,7 +109,9 @@ def ai_sdk_router(
         ``GET {prefix}/{id}/stream`` → 200 replay SSE (after the cursor ``?from=``, else
         ``Last-Event-ID``) | 204 nothing running | 400 a ``Last-Event-ID`` not a cursor.
         ``DELETE {prefix}/{id}/stream`` → 202 stopped | 204 nothing running.
-        ``GET {prefix}/{id}/messages`` → 200 JSON ``UIMessage[]`` folded from the log.
+        ``GET {prefix}/{id}/messages`` → 200 JSON ``UIMessage[]`` folded from the log, with
+        an ``ETag`` naming the log's tail | 304 when ``If-None-Match`` names it (nothing was
+        appended since; :meth:`~resumable_chat.ResumableChat.messages_response`).
         Any route → 503 (``Retry-After``) while S2 is unavailable | 500 when misconfigured.
     """
     router = APIRouter(
@@ -174,9 +176,18 @@ def ai_sdk_router(
         await authorize_chat(authorize, request, chat_id)
         return await chat.stop_session(stream_name(chat_id))
 
-    @router.get(prefix + "/{chat_id}/messages")
-    async def chat_messages(request: Request, chat_id: ChatId) -> list[dict[str, Any]]:
+    @router.get(
+        prefix + "/{chat_id}/messages",
+        response_class=Response,
+        response_model=list[dict[str, Any]],
+        responses={304: {"description": "The history is the one the If-None-Match tag names"}},
+    )
+    async def chat_messages(
+        request: Request,
+        chat_id: ChatId,
+        if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+    ) -> Response:
         await authorize_chat(authorize, request, chat_id)
-        return await chat.load_messages(stream_name(chat_id))
+        return await chat.messages_response(stream_name(chat_id), if_none_match=if_none_match)
 
     return router

@@ -321,7 +321,7 @@ class DurableRuns:
                 continue
             chunk = decode_chunk(record.body)
             if chunk is not None:
-                chunks.append(chunk)
+                chunks.append(self.chat.dialect.history_chunk(chunk, record.timestamp))
         messages = apply_approval_responses(self.chat.dialect.fold(chunks), chunks)
         latest = chunks[claimed_at:] if fence is not None else []
         active_run: dict[str, str] | None = None

@@ -41,6 +41,7 @@ from resumable_chat.chat.dialect import (
     split_text_field,
 )
 from resumable_chat.chat.producer import decode_chunk
+from resumable_chat.protocols.js_values import valid_ms
 
 __all__ = [
     "TANSTACK_HEADERS",
@@ -379,6 +380,17 @@ class TanStackDialect(Dialect):
                 message["metadata"] = {**(metadata or {})}
                 message["metadata"].setdefault("error", error_text)
         return messages
+
+    def history_chunk(self, chunk: Chunk, stored_ms: int) -> Chunk:
+        """``chunk`` with its record's S2 timestamp (ms) as ``timestamp`` when it has no
+        valid one of its own (a source that leaves it out): the fold takes ``createdAt`` of
+        the messages a chunk creates, and the time in the ids it makes, from ``timestamp``,
+        so every fold of a log is the same (the client, ``StreamProcessor`` of
+        ``@tanstack/ai``, uses its clock as it reads the chunk, about the time it was stored).
+        """
+        if valid_ms(chunk.get("timestamp")) is None:
+            chunk["timestamp"] = stored_ms
+        return chunk
 
     def snapshot_frame(self, messages: list[dict[str, Any]]) -> Chunk:
         """``{"type":"MESSAGES_SNAPSHOT","timestamp":<ms>,"messages":[...]}``."""
