@@ -435,3 +435,74 @@ def test_a_reload_as_the_answer_ends_still_shows_it(
     assert _texts(done) == expected, _texts(done)
     assert _stored_texts(browser_app, page, chat_id) == expected
     assert tab.errors == [], tab.errors
+
+
+# -- an idle tab shows a turn it never saw running -------------------------------------------
+
+SHORT_QUESTION = "Quick one?"
+
+
+@pytest.fixture(scope="module")
+def short_answer_app(
+    start_app: Callable[..., Any],
+    react_skip_reason: str | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Any:
+    """The example app replaying one short recorded answer for every question."""
+    folder = tmp_path_factory.mktemp("short-recordings")
+    done = {**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    (folder / "0-short.jsonl").write_text(_recorded(["Short ", "and ", "done."], [done]))
+    return start_app(CHAT_RECORDINGS=str(folder), CHAT_TOKEN_DELAY_MS="5")
+
+
+@pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES])
+def test_an_idle_tab_shows_a_turn_that_ended_between_its_polls(
+    page: ChatPage,
+    short_answer_app: Any,
+    react_skip_reason: str | None,
+    browser: BrowserContext,
+    chat_id: str,
+) -> None:
+    """A tab left open on a chat asks every 1.5 s whether an answer runs; an answer that
+    starts and ends between two of its polls (a short one from another tab) is never seen
+    running there. The tab still shows the turn: each poll that finds nothing running asks
+    for the history again (304 while unchanged). Tab B's polls are all answered "nothing
+    runs" here, so the answer is never followed live and only the history can bring it."""
+    if page.react and react_skip_reason:
+        pytest.skip(react_skip_reason)
+    shots = SCREENSHOTS / f"{page.name}-idle-tab"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    url = f"{short_answer_app.base_url}{page.path}?chat={chat_id}"
+    tab_a = ChatTab(browser.new_page(), "tab-a", shots)
+    tab_b = ChatTab(browser.new_page(), "tab-b", shots)
+    polls: list[str] = []
+
+    def nothing_runs(route: Any) -> None:
+        if route.request.method != "GET":
+            route.continue_()
+            return
+        polls.append(route.request.url)
+        route.fulfill(status=204, headers={"Cache-Control": "no-store"})
+
+    try:
+        tab_b.page.route(f"**/api/chat/{chat_id}/stream", nothing_runs)
+        tab_a.open(url)
+        tab_b.open(url)
+        tab_a.send(SHORT_QUESTION)
+        sent = tab_a.wait_settled(SHORT_QUESTION)
+        shown = tab_b.wait_settled(SHORT_QUESTION)
+        tab_b.screenshot("01-turn-shown")
+    except Exception:
+        for tab in (tab_a, tab_b):
+            tab.screenshot("failure")
+        raise
+    finally:
+        tab_a.page.close()
+        tab_b.page.close()
+    expected = [("user", SHORT_QUESTION), ("assistant", "Short and done.")]
+    assert _texts(sent) == expected, _texts(sent)
+    assert _texts(shown) == expected, _texts(shown)
+    assert _stored_texts(short_answer_app, page, chat_id) == expected
+    assert polls, "tab B never polled"
+    assert tab_a.errors == [] and tab_b.errors == [], (tab_a.errors, tab_b.errors)

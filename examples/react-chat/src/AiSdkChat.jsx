@@ -7,10 +7,12 @@
 //
 // A reload mid-answer: the history (the finished answers and the running answer's question)
 // seeds `useChat`, then `resume: true` GETs the running answer, which replays from its
-// `start` chunk. When the answer ended between the two requests, that GET finds nothing
-// running (204) and the page fetches the history again, now with the answer. A second tab:
-// while idle, the page asks for a running answer every FOLLOW_POLL_MS, so an answer started
-// in another tab streams here too; its question comes with the history fetched when it starts.
+// `start` chunk. A second tab: while idle, the page asks for a running answer every
+// FOLLOW_POLL_MS, so an answer started in another tab streams here too; its question comes
+// with the history fetched when it starts. Whenever that GET finds nothing running (204),
+// the page asks for the history again (a 304 while it is unchanged), so an answer that ended
+// between two requests (a short one from another tab, or one that ended just as this page
+// loaded) shows all the same.
 //
 // How an answer ended shows on it, the same live and after a reload: the server keeps it in
 // the message's metadata (`{stopped: true}` or `{error: "<text>"}`); an error chunk a source
@@ -27,9 +29,15 @@ const STOPPING = "stopping…";
 const PAGE = { title: "React · AI SDK", page: "/react/", protocol: "ai-sdk" };
 
 async function fetchHistory(chatId) {
+  return (await fetchTaggedHistory(chatId)).messages;
+}
+
+/** The history and its ETag. The server answers the browser's If-None-Match with 304 while
+ * nothing was appended, so asking again is cheap; the tag tells whether anything changed. */
+async function fetchTaggedHistory(chatId) {
   const response = await fetch(`${API}/${encodeURIComponent(chatId)}/messages`);
   if (!response.ok) throw new Error(`history: HTTP ${response.status}`);
-  return response.json();
+  return { tag: response.headers.get("etag"), messages: await response.json() };
 }
 
 /** `history` in its order, with the messages `current` already has kept as they are (they may
@@ -91,8 +99,8 @@ function AiSdkChat({ chatId, initialMessages, initialNote }) {
   const sendFailed = useRef(false);
   const postStatus = useRef(null); // HTTP status of this tab's last POST (null: no answer)
   const lastError = useRef(null);
-  const resumedOnce = useRef(false);
   const refreshHistory = useRef(() => {});
+  const historyTag = useRef(null);
   const transport = useMemo(
     () =>
       new DefaultChatTransport({
@@ -101,13 +109,11 @@ function AiSdkChat({ chatId, initialMessages, initialNote }) {
           const response = await fetch(input, init);
           const method = (init?.method ?? "GET").toUpperCase();
           if (method === "POST") postStatus.current = response.status;
-          if (method === "GET" && !resumedOnce.current) {
-            // The first resume after the history was fetched. The history leaves a running
-            // answer out; when that answer ended between the two requests, this GET finds
-            // nothing running (204) and the answer is in neither: fetch the history again.
-            resumedOnce.current = true;
-            if (response.status === 204) refreshHistory.current();
-          }
+          // A resume (on mount, or the idle poll) that finds nothing running: the history
+          // leaves a running answer out, so an answer that ended since the history was
+          // fetched (between two polls, or between the history and the first resume) is
+          // in neither. Fetch the history again; it is merged in when it changed.
+          if (method === "GET" && response.status === 204) refreshHistory.current();
           return response;
         },
       }),
@@ -142,10 +148,11 @@ function AiSdkChat({ chatId, initialMessages, initialNote }) {
   });
   const running = status === "submitted" || status === "streaming";
   refreshHistory.current = () =>
-    fetchHistory(chatId).then(
-      (history) => setMessages((mine) => mergeHistory(history, mine)),
-      () => {},
-    );
+    fetchTaggedHistory(chatId).then(({ tag, messages: history }) => {
+      if (tag !== null && tag === historyTag.current) return;
+      historyTag.current = tag;
+      setMessages((mine) => mergeHistory(history, mine));
+    }, () => {});
 
   // While idle, follow an answer started elsewhere (204 while nothing runs).
   useEffect(() => {
