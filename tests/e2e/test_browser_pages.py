@@ -22,6 +22,7 @@ npm are not.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -165,6 +166,28 @@ def _texts(state: PageState) -> list[tuple[str, str]]:
     return [(m.role, m.text) for m in state.messages]
 
 
+@contextlib.contextmanager
+def _tabs(browser: BrowserContext, shots_name: str, *names: str) -> Iterator[list[ChatTab]]:
+    """Tabs named ``names``, their screenshots in ``SCREENSHOTS/<shots_name>`` (emptied
+    first). A step that fails saves each tab's "failure" screenshot; the tabs are closed at
+    the end, and then no tab may have seen a page error."""
+    shots = SCREENSHOTS / shots_name
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    tabs = [ChatTab(browser.new_page(), name, shots) for name in names]
+    try:
+        yield tabs
+    except Exception:
+        for tab in tabs:
+            tab.screenshot("failure")
+        raise
+    finally:
+        for tab in tabs:
+            tab.page.close()
+    errors = {tab.name: tab.errors for tab in tabs if tab.errors}
+    assert not errors, errors
+
+
 def _assert_one_partial_answer(state: PageState, full: str, what: str) -> None:
     """The page shows the question and one partial answer (no copy of the answer)."""
     assert [m.role for m in state.messages] == ["user", "assistant"], f"{what}: {state}"
@@ -200,22 +223,9 @@ def test_page_streams_resumes_follows_and_stops(
 ) -> None:
     if page.react and react_skip_reason:
         pytest.skip(react_skip_reason)
-    shots = SCREENSHOTS / page.name
-    shutil.rmtree(shots, ignore_errors=True)
-    shots.mkdir(parents=True)
     url = f"{browser_app.base_url}{page.path}?chat={chat_id}"
-    tab_a = ChatTab(browser.new_page(), "tab-a", shots)
-    tab_b = ChatTab(browser.new_page(), "tab-b", shots)
-    try:
+    with _tabs(browser, page.name, "tab-a", "tab-b") as (tab_a, tab_b):
         _scenario(page, browser_app, chat_id, url, tab_a, tab_b, answers)
-    except Exception:
-        for tab in (tab_a, tab_b):
-            tab.screenshot("failure")
-        raise
-    finally:
-        tab_a.page.close()
-        tab_b.page.close()
-    assert tab_a.errors == [] and tab_b.errors == [], (tab_a.errors, tab_b.errors)
 
 
 def _scenario(
@@ -280,6 +290,7 @@ def _scenario(
 ERROR_QUESTION = "Will this one fail?"
 STOP_QUESTION = "Tell me a long story"
 _CHUNK = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+_DONE = {**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
 
 
 def _recorded(deltas: list[str], tail: list[dict[str, Any]]) -> str:
@@ -297,13 +308,28 @@ def outcome_app(
 ) -> Any:
     """The example app replaying two recordings in turn: answer 2k fails mid-way (the
     provider's in-stream error object), answer 2k+1 is long enough to be stopped."""
-    folder = tmp_path_factory.mktemp("recordings")
     error = {"error": {"message": "upstream overloaded", "code": "overloaded"}}
-    (folder / "0-error.jsonl").write_text(_recorded(["Half ", "an ", "answer"], [error]))
     words = [f"word{i} " for i in range(300)]
-    done = {**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    (folder / "1-long.jsonl").write_text(_recorded(words, [done]))
-    return start_app(CHAT_RECORDINGS=str(folder), CHAT_TOKEN_DELAY_MS="25")
+    recordings = {
+        "0-error": _recorded(["Half ", "an ", "answer"], [error]),
+        "1-long": _recorded(words, [_DONE]),
+    }
+    return _replaying_app(start_app, tmp_path_factory, recordings, token_delay_ms=25)
+
+
+def _replaying_app(
+    start_app: Callable[..., Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    recordings: dict[str, str],
+    *,
+    token_delay_ms: int,
+) -> Any:
+    """The example app answering each question with the next of ``recordings`` (name →
+    :func:`_recorded` text, replayed in name order), ``token_delay_ms`` (ms) per chunk."""
+    folder = tmp_path_factory.mktemp("recordings")
+    for name, text in recordings.items():
+        (folder / f"{name}.jsonl").write_text(text)
+    return start_app(CHAT_RECORDINGS=str(folder), CHAT_TOKEN_DELAY_MS=str(token_delay_ms))
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
@@ -320,11 +346,7 @@ def test_error_and_stop_stay_visible_after_a_reload(
     server's history says the same: each question once, ``metadata.error`` / ``stopped``."""
     if page.react and react_skip_reason:
         pytest.skip(react_skip_reason)
-    shots = SCREENSHOTS / f"{page.name}-outcomes"
-    shutil.rmtree(shots, ignore_errors=True)
-    shots.mkdir(parents=True)
-    tab = ChatTab(browser.new_page(), "tab", shots)
-    try:
+    with _tabs(browser, f"{page.name}-outcomes", "tab") as (tab,):
         tab.open(f"{outcome_app.base_url}{page.path}?chat={chat_id}")
         tab.send(ERROR_QUESTION)
         failed = tab.wait_ended(ERROR_QUESTION, "error")
@@ -350,12 +372,6 @@ def test_error_and_stop_stay_visible_after_a_reload(
         tab.screenshot("04-stopped-after-reload")
         assert again.messages == stopped.messages, (again, stopped)
         assert again.messages[-1].error is None
-    except Exception:
-        tab.screenshot("failure")
-        raise
-    finally:
-        tab.page.close()
-    assert tab.errors == [], tab.errors
     history = httpx.get(outcome_app.base_url + page.messages_route(chat_id), timeout=10).json()
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"], history
     assert history[1]["metadata"]["error"] == reloaded.messages[-1].error
@@ -405,10 +421,6 @@ def test_a_reload_as_the_answer_ends_still_shows_it(
     answer has ended, so the race is taken every time."""
     if page.react and react_skip_reason:
         pytest.skip(react_skip_reason)
-    shots = SCREENSHOTS / f"{page.name}-reload-at-the-end"
-    shutil.rmtree(shots, ignore_errors=True)
-    shots.mkdir(parents=True)
-    tab = ChatTab(browser.new_page(), "tab", shots)
     held: list[str] = []
 
     def hold_first_resume(route: Any) -> None:
@@ -417,7 +429,7 @@ def test_a_reload_as_the_answer_ends_still_shows_it(
             _hold_until_answer_ended(browser_app, chat_id)
         route.continue_()
 
-    try:
+    with _tabs(browser, f"{page.name}-reload-at-the-end", "tab") as (tab,):
         tab.open(f"{browser_app.base_url}{page.path}?chat={chat_id}")
         tab.send(FIRST_QUESTION)
         tab.wait_streaming(FIRST_QUESTION)
@@ -425,16 +437,10 @@ def test_a_reload_as_the_answer_ends_still_shows_it(
         tab.reload()
         done = tab.wait_settled(FIRST_QUESTION)
         tab.screenshot("01-after-reload")
-    except Exception:
-        tab.screenshot("failure")
-        raise
-    finally:
-        tab.page.close()
     assert held, "the page never resumed"
     expected = [("user", FIRST_QUESTION), ("assistant", answers[FIRST_QUESTION])]
     assert _texts(done) == expected, _texts(done)
     assert _stored_texts(browser_app, page, chat_id) == expected
-    assert tab.errors == [], tab.errors
 
 
 # -- an idle tab shows a turn it never saw running -------------------------------------------
@@ -449,10 +455,8 @@ def short_answer_app(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Any:
     """The example app replaying one short recorded answer for every question."""
-    folder = tmp_path_factory.mktemp("short-recordings")
-    done = {**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    (folder / "0-short.jsonl").write_text(_recorded(["Short ", "and ", "done."], [done]))
-    return start_app(CHAT_RECORDINGS=str(folder), CHAT_TOKEN_DELAY_MS="5")
+    recordings = {"0-short": _recorded(["Short ", "and ", "done."], [_DONE])}
+    return _replaying_app(start_app, tmp_path_factory, recordings, token_delay_ms=5)
 
 
 @pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES])
@@ -470,12 +474,7 @@ def test_an_idle_tab_shows_a_turn_that_ended_between_its_polls(
     runs" here, so the answer is never followed live and only the history can bring it."""
     if page.react and react_skip_reason:
         pytest.skip(react_skip_reason)
-    shots = SCREENSHOTS / f"{page.name}-idle-tab"
-    shutil.rmtree(shots, ignore_errors=True)
-    shots.mkdir(parents=True)
     url = f"{short_answer_app.base_url}{page.path}?chat={chat_id}"
-    tab_a = ChatTab(browser.new_page(), "tab-a", shots)
-    tab_b = ChatTab(browser.new_page(), "tab-b", shots)
     polls: list[str] = []
 
     def nothing_runs(route: Any) -> None:
@@ -485,7 +484,7 @@ def test_an_idle_tab_shows_a_turn_that_ended_between_its_polls(
         polls.append(route.request.url)
         route.fulfill(status=204, headers={"Cache-Control": "no-store"})
 
-    try:
+    with _tabs(browser, f"{page.name}-idle-tab", "tab-a", "tab-b") as (tab_a, tab_b):
         tab_b.page.route(f"**/api/chat/{chat_id}/stream", nothing_runs)
         tab_a.open(url)
         tab_b.open(url)
@@ -493,16 +492,8 @@ def test_an_idle_tab_shows_a_turn_that_ended_between_its_polls(
         sent = tab_a.wait_settled(SHORT_QUESTION)
         shown = tab_b.wait_settled(SHORT_QUESTION)
         tab_b.screenshot("01-turn-shown")
-    except Exception:
-        for tab in (tab_a, tab_b):
-            tab.screenshot("failure")
-        raise
-    finally:
-        tab_a.page.close()
-        tab_b.page.close()
     expected = [("user", SHORT_QUESTION), ("assistant", "Short and done.")]
     assert _texts(sent) == expected, _texts(sent)
     assert _texts(shown) == expected, _texts(shown)
     assert _stored_texts(short_answer_app, page, chat_id) == expected
     assert polls, "tab B never polled"
-    assert tab_a.errors == [] and tab_b.errors == [], (tab_a.errors, tab_b.errors)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.producer import StopSignal
+from resumable_chat.fastapi.history_route import add_history_route
 from resumable_chat.fastapi.requests import (
     CHAT_ID_PATTERN,
     DEFAULT_MAX_BODY_BYTES,
@@ -176,18 +177,6 @@ def ai_sdk_router(
         await authorize_chat(authorize, request, chat_id)
         return await chat.stop_session(stream_name(chat_id))
 
-    @router.get(
-        prefix + "/{chat_id}/messages",
-        response_class=Response,
-        response_model=list[dict[str, Any]],
-        responses={304: {"description": "The history is the one the If-None-Match tag names"}},
-    )
-    async def chat_messages(
-        request: Request,
-        chat_id: ChatId,
-        if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
-    ) -> Response:
-        await authorize_chat(authorize, request, chat_id)
-        return await chat.messages_response(stream_name(chat_id), if_none_match=if_none_match)
+    add_history_route(router, prefix + "/{chat_id}/messages", chat, stream_name, authorize)
 
     return router

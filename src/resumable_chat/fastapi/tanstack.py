@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.producer import StopSignal
+from resumable_chat.fastapi.history_route import add_history_route
 from resumable_chat.fastapi.requests import (
     CHAT_ID_PATTERN,
     DEFAULT_MAX_BODY_BYTES,
     Authorize,
-    ChatId,
     authorize_chat,
     json_request_body,
     resume_cursor,
@@ -152,19 +152,7 @@ def tanstack_router(
         await authorize_chat(authorize, request, req.id)
         return await chat.stop_session(stream_name(req.id))
 
-    @router.get(
-        prefix + "/{chat_id}/messages",
-        response_class=Response,
-        response_model=list[dict[str, Any]],
-        responses={304: {"description": "The history is the one the If-None-Match tag names"}},
-    )
-    async def chat_messages(
-        request: Request,
-        chat_id: ChatId,
-        if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
-    ) -> Response:
-        await authorize_chat(authorize, request, chat_id)
-        return await chat.messages_response(stream_name(chat_id), if_none_match=if_none_match)
+    add_history_route(router, prefix + "/{chat_id}/messages", chat, stream_name, authorize)
 
     return router
 
