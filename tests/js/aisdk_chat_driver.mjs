@@ -11,6 +11,9 @@
 //   --package ai|ai-v5|ai-v5-0|ai-v7  client package (default ai; ai-v7 runs under Node 22)
 //   --api PATH             transport `api` path (default /api/chat)
 //   --timeout-ms N         give up after N ms (default 30000)
+//   --body last-message    POST `{id, message}` (the newest message only) through
+//                          `prepareSendMessagesRequest`, as the AI SDK docs show for a server
+//                          that keeps the history; default: the transport's whole body
 //
 // Scenarios:
 //   send         `sendMessage({text})` and wait until the chat settles.
@@ -65,6 +68,9 @@ function parseArgs(argv) {
     throw new UsageError(`--package must be ai, ai-v5, ai-v5-0 or ai-v7, got ${JSON.stringify(opts.package)}`);
   }
   if (!opts.base) throw new UsageError("--base http://host:port is required");
+  if (opts.body !== undefined && opts.body !== "last-message") {
+    throw new UsageError(`--body must be last-message, got ${JSON.stringify(opts.body)}`);
+  }
   if (!opts.chat && scenario !== "post-raw") throw new UsageError("--chat ID is required");
   for (const key of ["timeoutMs", "stopAfterDeltas", "resumeAfterDeltas"]) {
     if (opts[key] !== undefined) {
@@ -137,6 +143,7 @@ function makeClient(mod, opts, { messages = [], onChunk = () => {} } = {}) {
 
   const recordingFetch = async (input, init = {}) => {
     const entry = { method: init.method ?? "GET", url: String(input), status: null };
+    if (typeof init.body === "string") entry.bodyKeys = Object.keys(JSON.parse(init.body));
     record.requests.push(entry);
     const response = await fetch(input, init);
     entry.status = response.status;
@@ -151,7 +158,15 @@ function makeClient(mod, opts, { messages = [], onChunk = () => {} } = {}) {
 
   const chat = new DriverChat({
     id: opts.chat,
-    transport: new TappedTransport({ api: opts.base + opts.api, fetch: recordingFetch }),
+    transport: new TappedTransport({
+      api: opts.base + opts.api,
+      fetch: recordingFetch,
+      ...(opts.body === "last-message" && {
+        prepareSendMessagesRequest: ({ id, messages: sent }) => ({
+          body: { id, message: sent[sent.length - 1] },
+        }),
+      }),
+    }),
     onError: (error) => record.errors.push(error),
     onFinish: (event) => {
       record.finish = event;

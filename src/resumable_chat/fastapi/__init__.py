@@ -24,6 +24,7 @@ from resumable_chat.fastapi.ai_sdk import (
     AiSdkSource,
     UIMessageModel,
     ai_sdk_router,
+    with_history,
 )
 from resumable_chat.fastapi.requests import (
     CHAT_ID_PATTERN,
@@ -65,4 +66,5 @@ __all__ = [
     "resumable_stream_router",
     "stream_response",
     "tanstack_router",
+    "with_history",
 ]

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.producer import StopSignal
@@ -30,7 +30,7 @@ from resumable_chat.fastapi.requests import (
     validated_body,
 )
 
-__all__ = ["AiSdkChatRequest", "AiSdkSource", "UIMessageModel", "ai_sdk_router"]
+__all__ = ["AiSdkChatRequest", "AiSdkSource", "UIMessageModel", "ai_sdk_router", "with_history"]
 
 logger = logging.getLogger("resumable_chat.fastapi")
 
@@ -62,14 +62,50 @@ class UIMessageModel(BaseModel):
 
 
 class AiSdkChatRequest(BaseModel):
-    """The POST body of ``DefaultChatTransport``: ``{id, messages, trigger, messageId?}``."""
+    """The POST body of ``DefaultChatTransport``: ``{id, messages, trigger, messageId?}``,
+    or ``{id, message}`` with only the newest message, the body the AI SDK docs give for
+    ``prepareSendMessagesRequest`` when the server keeps the history ("Send Custom Body from
+    useChat", https://ai-sdk.dev/cookbook/next/send-custom-body-from-use-chat). Exactly one
+    of ``messages`` and ``message``; anything else is a 422."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str = Field(pattern=CHAT_ID_PATTERN)
-    messages: list[UIMessageModel] = Field(min_length=1)
+    messages: list[UIMessageModel] | None = Field(default=None, min_length=1)
+    message: UIMessageModel | None = None
     trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
     messageId: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of_messages_or_message(self) -> AiSdkChatRequest:
+        """``messages`` (the whole conversation) or ``message`` (the newest one), not both
+        and not neither. Raises ``ValueError`` (a 422) otherwise."""
+        if (self.messages is None) == (self.message is None):
+            raise ValueError("send either messages (the conversation) or message (the newest one)")
+        return self
+
+
+def with_history(history: list[dict[str, Any]], message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conversation a ``{id, message}`` request stands for: the chat's stored ``history``
+    (``UIMessage`` dicts, as :meth:`~resumable_chat.ResumableChat.load_messages` gives them)
+    with ``message`` at its end.
+
+    A message whose id is already in the history takes the place of that message, and the
+    messages after it are dropped, as the client dropped them: ``regenerate()`` sends the
+    last user message again (its old answer goes), and a tool result continues the
+    assistant message it belongs to (the client's copy, with the outputs, replaces it).
+
+    Args:
+        history: the stored messages, oldest first.
+        message: the request's message.
+
+    Returns:
+        a new list: the history up to the message's id (or all of it), then ``message``.
+    """
+    for index, stored in enumerate(history):
+        if stored.get("id") == message["id"]:
+            return [*history[:index], message]
+    return [*history, message]
 
 
 #: ``source(messages, signal)``: the model's chunks for the turn; ``messages`` are the
@@ -92,9 +128,13 @@ def ai_sdk_router(
     Args:
         chat: a ``ResumableChat`` built with ``protocol="ai-sdk"``.
         source: called once per accepted POST with the request's messages and the stop
-            signal; returns the answer's ``UIMessageChunk`` dicts. Its first chunk is fetched
-            while the claim is in flight (the chat's ``overlap_claim``, on by default); a
-            claim lost to another instance closes it unread.
+            signal; returns the answer's ``UIMessageChunk`` dicts. A body with only the
+            newest ``message`` (``prepareSendMessagesRequest`` returning ``{id, message}``,
+            which keeps long chats under ``max_body_bytes``) gets the stored history with
+            that message at its end (:func:`with_history`; one read of the chat's log).
+            Its first chunk is fetched while the claim is in flight (the chat's
+            ``overlap_claim``, on by default); a claim lost to another instance closes it
+            unread.
         prefix: the transport's ``api`` path.
         stream_name: chat id → S2 stream name.
         max_body_bytes: larger POST bodies get 413 (bytes).
@@ -106,7 +146,8 @@ def ai_sdk_router(
             ``False`` skips it (the routes then answer 500 or 503 per request).
 
     Routes:
-        ``POST {prefix}`` → 200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
+        ``POST {prefix}`` ``{id, messages, trigger?, messageId?}`` or ``{id, message}`` →
+        200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
         ``GET {prefix}/{id}/stream`` → 200 replay SSE (after the cursor ``?from=``, else
         ``Last-Event-ID``) | 204 nothing running | 400 a ``Last-Event-ID`` not a cursor.
         ``DELETE {prefix}/{id}/stream`` → 202 stopped | 204 nothing running.
@@ -134,7 +175,11 @@ def ai_sdk_router(
         if isinstance(req, Response):
             return req
         await authorize_chat(authorize, request, req.id)
-        messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        if req.message is not None:  # the newest message only: the rest is in the log
+            history = await chat.load_messages(stream_name(req.id))
+            messages = with_history(history, req.message.model_dump(exclude_none=True))
+        else:
+            messages = [m.model_dump(exclude_none=True) for m in req.messages or ()]
         last = messages[-1]
         message_id = last["id"] if last["role"] == "assistant" else None
 
