@@ -143,7 +143,9 @@ function makeClient(mod, opts, { messages = [], onChunk = () => {} } = {}) {
 
   const recordingFetch = async (input, init = {}) => {
     const entry = { method: init.method ?? "GET", url: String(input), status: null };
-    if (typeof init.body === "string") entry.bodyKeys = Object.keys(JSON.parse(init.body));
+    if (opts.body !== undefined && typeof init.body === "string") {
+      entry.bodyKeys = Object.keys(JSON.parse(init.body)); // which body the transport sent
+    }
     record.requests.push(entry);
     const response = await fetch(input, init);
     entry.status = response.status;
