@@ -497,3 +497,64 @@ def test_an_idle_tab_shows_a_turn_that_ended_between_its_polls(
     assert _texts(shown) == expected, _texts(shown)
     assert _stored_texts(short_answer_app, page, chat_id) == expected
     assert polls, "tab B never polled"
+
+
+# -- a question sent the moment the page opens goes with the conversation --------------------
+
+
+@pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES])
+def test_a_question_sent_as_the_page_opens_goes_with_the_history(
+    page: ChatPage,
+    short_answer_app: Any,
+    react_skip_reason: str | None,
+    browser: BrowserContext,
+    chat_id: str,
+) -> None:
+    """On a chat with a finished turn, the page's history request is held while a user types
+    a question and presses Enter. The plain page keeps its composer and sends once the
+    history came (with it: the next turn of the same chat); the React page shows no composer
+    until then (nothing typed is lost when the chat mounts). Either way the page ends with
+    both turns, as the server stores them."""
+    if page.react and react_skip_reason:
+        pytest.skip(react_skip_reason)
+    body = {
+        "id": chat_id,
+        "messages": [
+            {"id": "u-1", "role": "user", "parts": [{"type": "text", "text": SHORT_QUESTION}]}
+        ],
+    }
+    first = httpx.post(f"{short_answer_app.base_url}/api/chat", json=body, timeout=30)
+    assert first.status_code == 200 and first.text.rstrip().endswith("data: [DONE]")
+    held: list[Any] = []
+
+    def hold_history(route: Any) -> None:
+        if route.request.method == "GET" and not held:
+            held.append(route)  # continued below, once the question is typed
+            return
+        route.continue_()
+
+    second = "And another?"
+    with _tabs(browser, f"{page.name}-send-at-open", "tab") as (tab,):
+        tab.page.route(f"**/api/chat/{chat_id}/messages", hold_history)
+        with tab.page.expect_request(lambda request: request.url.endswith("/messages")):
+            tab.page.goto(f"{short_answer_app.base_url}{page.path}?chat={chat_id}")
+        tab.page.evaluate("1")  # the route handler has run
+        assert len(held) == 1
+        if page.react:
+            assert tab.page.locator("#input").count() == 0, "a composer before the history"
+            held[0].continue_()
+            tab.send(second)
+        else:
+            tab.page.fill("#input", second)
+            tab.page.press("#input", "Enter")
+            held[0].continue_()
+        done = tab.wait_settled(second)
+        tab.screenshot("01-second-turn")
+    expected = [
+        ("user", SHORT_QUESTION),
+        ("assistant", "Short and done."),
+        ("user", second),
+        ("assistant", "Short and done."),
+    ]
+    assert _texts(done) == expected, _texts(done)
+    assert _stored_texts(short_answer_app, page, chat_id) == expected

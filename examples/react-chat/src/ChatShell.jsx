@@ -5,7 +5,9 @@
 //
 // The element ids and classes (#log, .msg.user / .msg.assistant, .streaming, #status, #input,
 // #send, #stop, #chat-id) are the ones the plain pages of examples/chat use, so the browser
-// tests drive all four pages the same way.
+// tests drive all four pages the same way. The composer is there once the page can send
+// (`onSend` given): a page still loading its history shows none, so nothing typed then is
+// lost when the chat mounts.
 import { useState } from "react";
 
 // The other pages of the example app. A link to a page of the same protocol keeps the chat id
@@ -27,7 +29,7 @@ export function ChatShell({ title, page, protocol, chatId, items, status, runnin
   const submit = async (event) => {
     event.preventDefault();
     const value = text.trim();
-    if (!value || running || !onSend) return;
+    if (!value || running) return;
     setText("");
     const sent = await onSend(value);
     if (sent === false) setText((current) => current || value); // not sent: give it back
@@ -66,22 +68,24 @@ export function ChatShell({ title, page, protocol, chatId, items, status, runnin
           </div>
         ))}
       </main>
-      <form id="form" onSubmit={submit}>
-        <input
-          id="input"
-          autoComplete="off"
-          placeholder="Say something…"
-          required
-          value={text}
-          onChange={(event) => setText(event.target.value)}
-        />
-        <button id="send" type="submit" disabled={running || !onSend}>
-          Send
-        </button>
-        <button id="stop" type="button" disabled={!running} onClick={onStop}>
-          Stop
-        </button>
-      </form>
+      {onSend ? (
+        <form id="form" onSubmit={submit}>
+          <input
+            id="input"
+            autoComplete="off"
+            placeholder="Say something…"
+            required
+            value={text}
+            onChange={(event) => setText(event.target.value)}
+          />
+          <button id="send" type="submit" disabled={running}>
+            Send
+          </button>
+          <button id="stop" type="button" disabled={!running} onClick={onStop}>
+            Stop
+          </button>
+        </form>
+      ) : null}
     </>
   );
 }
