@@ -71,6 +71,16 @@ async def served_chat(
             await chat.aclose(drain_timeout_s=2)
 
 
+async def send_newest_only(app: Served, package: str, **options: Any) -> dict[str, Any]:
+    """The driver's ``send`` scenario on chat ``c1`` with ``--body last-message``; its result
+    once the chat settled ready, without an error."""
+    result = await asyncio.to_thread(
+        run_driver, app, "send", package=package, chat="c1", body="last-message", **options
+    )
+    assert (result["status"], result["error"]) == ("ready", None)
+    return result
+
+
 def _ids(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(m["id"], m["role"]) for m in messages]
 
@@ -80,16 +90,7 @@ async def test_the_client_sends_its_newest_message_and_the_model_gets_the_chat(
     basin: Basin, package: str
 ) -> None:
     async with served_chat(basin) as (app, model, client):
-        result = await asyncio.to_thread(
-            run_driver,
-            app,
-            "send",
-            package=package,
-            chat="c1",
-            texts=["one", "two", "three"],
-            body="last-message",
-        )
-        assert (result["status"], result["error"]) == ("ready", None)
+        result = await send_newest_only(app, package, texts=["one", "two", "three"])
         posts = [r for r in result["requests"] if r["method"] == "POST"]
         assert [(r["status"], r["bodyKeys"]) for r in posts] == [(200, ["id", "message"])] * 3
         # each turn's model call got the whole conversation: the stored turns, then the new one
@@ -111,17 +112,7 @@ async def test_a_regenerated_answer_replaces_the_old_one_in_what_the_model_gets(
     basin: Basin, package: str
 ) -> None:
     async with served_chat(basin) as (app, model, client):
-        result = await asyncio.to_thread(
-            run_driver,
-            app,
-            "send",
-            package=package,
-            chat="c1",
-            text="hi",
-            regenerate=1,
-            body="last-message",
-        )
-        assert (result["status"], result["error"]) == ("ready", None)
+        result = await send_newest_only(app, package, text="hi", regenerate=1)
         (user, old), (same_user, new) = result["firstMessages"], result["messages"]
         assert same_user == user and (old["id"], new["id"]) == ("a1", "a2")
         # the re-sent question took its own place: the old answer is not in the model's input

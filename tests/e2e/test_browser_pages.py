@@ -125,6 +125,16 @@ def react_skip_reason(chromium: str) -> str | None:
     return _build_react()
 
 
+@pytest.fixture
+def page(request: pytest.FixtureRequest, react_skip_reason: str | None) -> ChatPage:
+    """The page under test (parametrized indirectly); a React page skips, saying why, when
+    the React example cannot be built."""
+    chat_page: ChatPage = request.param
+    if chat_page.react and react_skip_reason:
+        pytest.skip(react_skip_reason)
+    return chat_page
+
+
 @pytest.fixture(scope="module")
 def browser_app(start_app: Callable[..., Any], react_skip_reason: str | None) -> Any:
     """The example app (demo model, embedded log) serving the freshly built React example."""
@@ -212,17 +222,14 @@ def _nothing_running(app: Any, page: ChatPage, chat_id: str) -> None:
     assert response.status_code == 204, (response.status_code, response.text[:500])
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES], indirect=True)
 def test_page_streams_resumes_follows_and_stops(
     page: ChatPage,
     browser_app: Any,
-    react_skip_reason: str | None,
     browser: BrowserContext,
     answers: dict[str, str],
     chat_id: str,
 ) -> None:
-    if page.react and react_skip_reason:
-        pytest.skip(react_skip_reason)
     url = f"{browser_app.base_url}{page.path}?chat={chat_id}"
     with _tabs(browser, page.name, "tab-a", "tab-b") as (tab_a, tab_b):
         _scenario(page, browser_app, chat_id, url, tab_a, tab_b, answers)
@@ -332,11 +339,10 @@ def _replaying_app(
     return start_app(CHAT_RECORDINGS=str(folder), CHAT_TOKEN_DELAY_MS=str(token_delay_ms))
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES], indirect=True)
 def test_error_and_stop_stay_visible_after_a_reload(
     page: ChatPage,
     outcome_app: Any,
-    react_skip_reason: str | None,
     browser: BrowserContext,
     chat_id: str,
 ) -> None:
@@ -344,8 +350,6 @@ def test_error_and_stop_stay_visible_after_a_reload(
     sent", never given back to resend) and shows the same after a reload; a stopped answer
     shows "stopped", live and after a reload, and the status does not stay "stopping…". The
     server's history says the same: each question once, ``metadata.error`` / ``stopped``."""
-    if page.react and react_skip_reason:
-        pytest.skip(react_skip_reason)
     with _tabs(browser, f"{page.name}-outcomes", "tab") as (tab,):
         tab.open(f"{outcome_app.base_url}{page.path}?chat={chat_id}")
         tab.send(ERROR_QUESTION)
@@ -405,11 +409,10 @@ def _hold_until_answer_ended(app: Any, chat_id: str) -> None:
     pytest.fail("the resume route still replays an answer that ended")
 
 
-@pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES])
+@pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES], indirect=True)
 def test_a_reload_as_the_answer_ends_still_shows_it(
     page: ChatPage,
     browser_app: Any,
-    react_skip_reason: str | None,
     browser: BrowserContext,
     answers: dict[str, str],
     chat_id: str,
@@ -419,8 +422,6 @@ def test_a_reload_as_the_answer_ends_still_shows_it(
     answer ended gets 204: the page still ends with the whole answer, once (it fetches the
     history again), not with the question alone. The page's first resume is held until the
     answer has ended, so the race is taken every time."""
-    if page.react and react_skip_reason:
-        pytest.skip(react_skip_reason)
     held: list[str] = []
 
     def hold_first_resume(route: Any) -> None:
@@ -459,11 +460,10 @@ def short_answer_app(
     return _replaying_app(start_app, tmp_path_factory, recordings, token_delay_ms=5)
 
 
-@pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES])
+@pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES], indirect=True)
 def test_an_idle_tab_shows_a_turn_that_ended_between_its_polls(
     page: ChatPage,
     short_answer_app: Any,
-    react_skip_reason: str | None,
     browser: BrowserContext,
     chat_id: str,
 ) -> None:
@@ -472,8 +472,6 @@ def test_an_idle_tab_shows_a_turn_that_ended_between_its_polls(
     running there. The tab still shows the turn: each poll that finds nothing running asks
     for the history again (304 while unchanged). Tab B's polls are all answered "nothing
     runs" here, so the answer is never followed live and only the history can bring it."""
-    if page.react and react_skip_reason:
-        pytest.skip(react_skip_reason)
     url = f"{short_answer_app.base_url}{page.path}?chat={chat_id}"
     polls: list[str] = []
 
@@ -502,11 +500,10 @@ def test_an_idle_tab_shows_a_turn_that_ended_between_its_polls(
 # -- a question sent the moment the page opens goes with the conversation --------------------
 
 
-@pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES])
+@pytest.mark.parametrize("page", AI_SDK_PAGES, ids=[p.name for p in AI_SDK_PAGES], indirect=True)
 def test_a_question_sent_as_the_page_opens_goes_with_the_history(
     page: ChatPage,
     short_answer_app: Any,
-    react_skip_reason: str | None,
     browser: BrowserContext,
     chat_id: str,
 ) -> None:
@@ -515,8 +512,6 @@ def test_a_question_sent_as_the_page_opens_goes_with_the_history(
     history came (with it: the next turn of the same chat); the React page shows no composer
     until then (nothing typed is lost when the chat mounts). Either way the page ends with
     both turns, as the server stores them."""
-    if page.react and react_skip_reason:
-        pytest.skip(react_skip_reason)
     body = {
         "id": chat_id,
         "messages": [
