@@ -63,17 +63,18 @@ def _text_of(message: Mapping[str, Any]) -> str:
 def tanstack_to_openai_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """TanStack ``UIMessage`` dicts → OpenAI chat-completions ``messages`` (a new list).
 
-    Text parts (``{"type": "text", "content"}``) become ``content``. An assistant's
-    ``tool-call`` parts become ``tool_calls``; each call with an ``output`` (or a matching
-    ``tool-result`` part) is followed by a ``role: "tool"`` message. Thinking and media
-    parts are not sent; other roles are skipped.
+    Text parts (``{"type": "text", "content"}``) become ``content``; a user's image, audio
+    and document parts go with it as the library's ``to_openai_messages`` sends them. An
+    assistant's ``tool-call`` parts become ``tool_calls``; each call with an ``output`` (or a
+    matching ``tool-result`` part) is followed by a ``role: "tool"`` message. Thinking parts
+    are not sent; other roles are skipped.
     """
     out: list[dict[str, Any]] = []
     for message in messages:
         role = message.get("role")
         parts = [p for p in message.get("parts") or [] if isinstance(p, Mapping)]
         if role in ("system", "user"):
-            out.append({"role": role, "content": _text_of(message)})
+            out.extend(to_openai_messages([message]))
             continue
         if role != "assistant":
             continue

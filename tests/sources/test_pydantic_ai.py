@@ -8,6 +8,7 @@ as the live one (both assembled by the real ``ai`` client), and a stop must canc
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -243,3 +244,48 @@ async def test_a_tanstack_stop_cancels_the_agent_run() -> None:
     assert text and "".join(WORDS).startswith(text) and len(text) < len("".join(WORDS))
     stored = "".join(p["content"] for p in history[-1]["parts"] if p["type"] == "text")
     assert stored == text
+
+
+async def test_a_tanstack_users_attachments_reach_the_agent() -> None:
+    """A user's image (data and URL) and PDF go to the agent as pydantic-ai content, through
+    the AG-UI input content ``tanstack_agent_source`` builds."""
+    from pydantic_ai.messages import BinaryContent, ImageUrl, ModelRequest, UserPromptPart
+
+    seen: list[Any] = []
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        seen.extend(messages)
+        yield "Seen."
+
+    app, chat = _tanstack_app(Agent(FunctionModel(stream_function=stream)))
+    png, pdf = "iVBORw0KGgo=", "JVBERi0xLjQK"
+    parts = [
+        {"type": "text", "content": "what are these?"},
+        {"type": "image", "source": {"type": "data", "value": png, "mimeType": "image/png"}},
+        {"type": "image", "source": {"type": "url", "value": "https://example.com/cat.jpg"}},
+        {
+            "type": "document",
+            "source": {"type": "data", "value": pdf, "mimeType": "application/pdf"},
+        },
+    ]
+    user = {"id": "u1", "role": "user", "parts": parts}
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as client:
+        posted = await client.post("/api/tanstack/chat", json={"id": "t-att", "messages": [user]})
+        assert posted.status_code == 202
+
+        async def answered() -> bool:
+            messages = (await client.get("/api/tanstack/chat/t-att/messages")).json()
+            return len(messages) == 2 and "Seen." in str(messages[1]["parts"])
+
+        await eventually(answered)
+    await chat.aclose()
+    (request,) = [m for m in seen if isinstance(m, ModelRequest)]
+    (prompt,) = [p for p in request.parts if isinstance(p, UserPromptPart)]
+    content = list(prompt.content)
+    assert content[0] == "what are these?"
+    image, linked, document = content[1:]
+    assert isinstance(image, BinaryContent) and image.media_type == "image/png"
+    assert image.data == base64.b64decode(png)
+    assert isinstance(linked, ImageUrl) and linked.url == "https://example.com/cat.jpg"
+    assert isinstance(document, BinaryContent) and document.media_type == "application/pdf"
+    assert document.data == base64.b64decode(pdf)

@@ -107,7 +107,8 @@ def tanstack_agent_source(
 
     Returns:
         ``source(messages, signal)``: ``messages`` are TanStack ``UIMessage`` dicts (text
-        parts with ``content``, ``tool-call`` / ``tool-result`` parts); yields
+        parts with ``content``, ``tool-call`` / ``tool-result`` parts; a user's ``image``,
+        ``audio`` and ``document`` parts go to the agent as AG-UI input content); yields
         ``StreamChunk`` dicts. A stop closes the source and cancels the agent run.
 
     Raises:
@@ -153,12 +154,52 @@ def _agui_messages(openai_messages: list[dict[str, Any]]) -> list[dict[str, Any]
         if message["role"] == "tool":
             entry["content"] = message["content"]
             entry["toolCallId"] = message["tool_call_id"]
+        elif isinstance(message.get("content"), list):  # a user's text and attachments
+            entry["content"] = [_agui_input(part) for part in message["content"]]
         else:
             entry["content"] = message.get("content") or ""
         if message.get("tool_calls"):
             entry["toolCalls"] = message["tool_calls"]
         out.append(entry)
     return out
+
+
+#: ``input_audio.format`` → its media type.
+_AUDIO_MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+
+
+def _agui_input(part: dict[str, Any]) -> dict[str, Any]:
+    """A chat-completions user content part (text, ``image_url``, ``input_audio``, ``file``:
+    what :func:`~resumable_chat.sources.openai_messages.to_openai_messages` gives) → AG-UI
+    ``InputContent``: ``text``, and ``image`` / ``audio`` / ``document`` with a ``data`` or
+    ``url`` source (AG-UI 1.0, https://docs.ag-ui.com/concepts/messages), or, with an
+    ``ag-ui-protocol`` before 1.0, ``binary``."""
+    from resumable_chat.sources.attachments import parse_data_url
+
+    kind = part["type"]
+    if kind == "text":
+        return {"type": "text", "text": part["text"]}
+    if kind == "image_url":
+        url: str = part["image_url"]["url"]
+        media_kind, data = "image", parse_data_url(url)
+        media_type = data[0] if data else "image/*"
+    elif kind == "input_audio":
+        audio = part["input_audio"]
+        media_kind, media_type = "audio", _AUDIO_MEDIA_TYPES[audio["format"]]
+        url = f"data:{media_type};base64,{audio['data']}"
+        data = (media_type, audio["data"])
+    else:  # file: a PDF as a data URL
+        media_kind, media_type = "document", "application/pdf"
+        url = part["file"]["file_data"]
+        data = parse_data_url(url)
+    try:
+        from ag_ui.core import ImageInputContent  # noqa: F401  (AG-UI 1.0)
+    except ImportError:  # the one media part before 1.0
+        return {"type": "binary", "mimeType": media_type, "url": url}
+    if data is None:
+        return {"type": media_kind, "source": {"type": "url", "value": url}}
+    source = {"type": "data", "value": data[1], "mimeType": media_type}
+    return {"type": media_kind, "source": source}
 
 
 class _TanStackShape:
