@@ -28,6 +28,7 @@ source sent itself. No terminal carries an internal marker (no made-up ``model``
 
 from __future__ import annotations
 
+import copy
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -70,7 +71,19 @@ def user_message_events(message: Mapping[str, Any], timestamp: int | None = None
 
     ``text`` is the concatenation of the ``content`` of ``text`` parts (a string ``content``
     field on the message is used when it has no parts); the CONTENT event is left out when
-    the text is empty. ``timestamp`` in ms (default now). Non-text parts are not stored.
+    the text is empty. ``timestamp`` in ms (default now).
+
+    A message with other parts than text (the ``image``, ``audio``, ``video`` and
+    ``document`` parts of a user's attachments, ``@tanstack/ai`` ``MessagePart``) also keeps
+    all its parts (text parts as ``{"type": "text", "content"}``, the others as sent) in a
+    ``parts`` field of the START event, which the history fold
+    (:meth:`TanStackDialect.fold`) gives the message back: ``StreamProcessor`` reads only
+    the fields it knows of a ``TEXT_MESSAGE_START``, and the text events alone would lose
+    the attachments on the next load. Such a message has a CONTENT event only when its one
+    text part is its last part: the client that sent the message receives its events too,
+    and a CONTENT event would add the text again after an attachment (a client that joins
+    the running answer then shows the message without text until its next load). A
+    text-only message is stored exactly as ``@s2-dev/resumable-stream`` stores it.
     """
     t = _now_ms() if timestamp is None else timestamp
     message_id = message.get("id")
@@ -81,9 +94,23 @@ def user_message_events(message: Mapping[str, Any], timestamp: int | None = None
     )
     if not text and not message.get("parts") and isinstance(message.get("content"), str):
         text = message["content"]
-    events: list[Chunk] = [
-        {"type": "TEXT_MESSAGE_START", "timestamp": t, "messageId": message_id, "role": "user"}
-    ]
+    start: Chunk = {"type": "TEXT_MESSAGE_START", "timestamp": t, "messageId": message_id}
+    start["role"] = "user"
+    parts = [p for p in message.get("parts") or [] if isinstance(p, Mapping)]
+    if any(p.get("type") != "text" for p in parts):
+        kept = start["parts"] = [
+            dict(p) if p.get("type") != "text" else {"type": "text", "content": p["content"]}
+            for p in parts
+            if p.get("type") != "text" or isinstance(p.get("content"), str)
+        ]
+        texts = [i for i, p in enumerate(kept) if p["type"] == "text"]
+        if texts != [len(kept) - 1]:
+            # The sender's client holds the message already, and a CONTENT event replaces
+            # its last part only when that is its one text part, else appends a second
+            # copy of the text (``updateTextPart``, ``@tanstack/ai``
+            # ``activities/chat/stream/message-updaters.js``).
+            text = ""
+    events: list[Chunk] = [start]
     if text:
         events.append(
             {"type": "TEXT_MESSAGE_CONTENT", "timestamp": t, "messageId": message_id, "delta": text}
@@ -363,15 +390,28 @@ class TanStackDialect(Dialect):
         stored thread.
 
         ``createdAt`` comes from the chunks' timestamps, so every fold of a log is the same.
+        A user message stored with its attachments (:func:`user_message_events`) gets all
+        its parts back, as the client sent them.
         """
         from resumable_chat.protocols.tanstack.fold import TanStackMessageBuilder
 
         builder = TanStackMessageBuilder(created_at_from_chunks=True)
+        sent_parts: dict[str, list[Any]] = {}  # user messages stored with all their parts
         for chunk in chunks:
             if chunk.get("type") == "TEXT_MESSAGE_START" and chunk.get("role") == "user":
                 builder.resend(chunk.get("messageId"))
+                message_id, parts = chunk.get("messageId"), chunk.get("parts")
+                if isinstance(message_id, str):
+                    sent_parts.pop(message_id, None)
+                    if isinstance(parts, list) and all(isinstance(p, dict) for p in parts):
+                        sent_parts[message_id] = parts
             builder.add(chunk)
         messages = builder.messages
+        for message in messages:
+            message_id = message.get("id")
+            parts = sent_parts.get(message_id) if isinstance(message_id, str) else None
+            if parts is not None and message.get("role") == "user":
+                message["parts"] = copy.deepcopy(parts)
         for message in messages:
             message_id = message.get("id")
             error_text = builder.failed.get(message_id) if isinstance(message_id, str) else None
