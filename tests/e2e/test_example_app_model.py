@@ -9,6 +9,7 @@ OpenAI-compatible server on 127.0.0.1 (``OPENAI_BASE_URL``): nothing leaves the 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import threading
@@ -32,12 +33,18 @@ pytestmark = pytest.mark.timeout(120)
 FAIL = "please fail"
 
 
+#: The bodies of the requests the fake model received, in order.
+RECEIVED: list[dict[str, Any]] = []
+
+
 def fake_openai() -> Starlette:
     """``POST /v1/chat/completions``: streams ANSWER after 0.3 s, or answers 401 (as OpenAI
-    does without a valid key) when the last message is FAIL."""
+    does without a valid key) when the last message is FAIL. Keeps each body in
+    :data:`RECEIVED`."""
 
     async def completions(request: Request) -> Response:
         body = await request.json()
+        RECEIVED.append(body)
         if body["messages"][-1]["content"] == FAIL:
             error = {"message": "Incorrect API key provided", "type": "invalid_request_error"}
             return JSONResponse({"error": {**error, "code": "invalid_api_key"}}, 401)
@@ -121,3 +128,75 @@ async def test_the_log_says_a_failed_model_call_failed(model_app: Any) -> None:
     assert "was stopped" not in log
     assert "cost map fetch" not in log  # offline: litellm's own copy of its cost map
     assert "model: litellm model openai/gpt-4o-mini" in log
+
+
+#: A 1×1 PNG and a PDF header, as the data URLs a page reads attached files into.
+PNG_B64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"
+    "AAAABJRU5ErkJggg=="
+)
+PNG_URL = "data:image/png;base64," + PNG_B64
+PDF_URL = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4\n%%EOF\n").decode()
+
+
+def _model_request_with(text: str) -> dict[str, Any]:
+    """The one request the fake model got whose last message holds ``text``."""
+    found = [b for b in RECEIVED if text in json.dumps(b["messages"][-1])]
+    assert len(found) == 1, [b["messages"][-1] for b in RECEIVED]
+    return found[0]
+
+
+def test_files_attached_in_the_ai_sdk_client_reach_the_model_and_the_history(
+    model_app: Any, driver: Any, chat_id: str
+) -> None:
+    files = [
+        {"type": "file", "mediaType": "image/png", "filename": "dot.png", "url": PNG_URL},
+        {"type": "file", "mediaType": "application/pdf", "filename": "a.pdf", "url": PDF_URL},
+        {"type": "file", "mediaType": "text/plain", "url": "data:text/plain;base64,aGk="},
+    ]
+    text = f"what is in these files? ({chat_id})"
+    sent = driver(model_app, "send", chat=chat_id, text=text, files=files)
+    assert (sent["status"], sent["error"]) == ("ready", None)
+
+    assert _model_request_with(text)["messages"][-1] == {
+        "role": "user",
+        "content": [  # the client puts the files before the text
+            {"type": "image_url", "image_url": {"url": PNG_URL}},
+            {"type": "file", "file": {"filename": "a.pdf", "file_data": PDF_URL}},
+            {"type": "text", "text": text},
+        ],  # a text file has no chat-completions form
+    }
+    with httpx.Client(base_url=model_app.base_url, timeout=10) as http:
+        history = http.get(f"/api/chat/{chat_id}/messages").json()
+    assert history[0]["parts"] == sent["messages"][0]["parts"]
+    assert [p["type"] for p in history[0]["parts"]] == ["file", "file", "file", "text"]
+    assert history[1]["role"] == "assistant" and "".join(ANSWER) in json.dumps(history[1])
+
+
+@pytest.mark.parametrize(
+    "package", ["@tanstack/ai-client", "tanstack-ai-client-v010"], ids=["v033", "v010"]
+)
+def test_files_attached_in_the_tanstack_client_reach_the_model_and_the_history(
+    model_app: Any, tanstack_driver: Any, chat_id: str, package: str
+) -> None:
+    text = f"what is in this picture? ({chat_id})"
+    image = {"type": "image", "source": {"type": "data", "value": PNG_B64, "mimeType": "image/png"}}
+    content = [{"type": "text", "content": text}, image]
+    sent = tanstack_driver(model_app, "send", package=package, chat=chat_id, content=content)
+    client = sent["client"]
+    assert (client["status"], client["error"]) == ("ready", None)
+
+    assert _model_request_with(text)["messages"][-1] == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": text},
+            {"type": "image_url", "image_url": {"url": PNG_URL}},
+        ],
+    }
+    with httpx.Client(base_url=model_app.base_url, timeout=10) as http:
+        history = http.get(f"/api/tanstack/chat/{chat_id}/messages").json()
+    assert history[0]["parts"] == content == client["messages"][0]["parts"]
+    # a new tab's first load: the snapshot has the picture too
+    later = tanstack_driver(model_app, "subscribe", package=package, chat=chat_id)["client"]
+    assert later["chunkTypes"] == ["MESSAGES_SNAPSHOT"]
+    assert later["messages"][0]["parts"] == content

@@ -20,6 +20,9 @@
 //                --text T              the user text (default "hello")
 //                --texts JSON          several turns instead, each sent the moment the one
 //                                      before settled (as `sendAutomaticallyWhen` does)
+//                --files JSON          `FileUIPart`s sent with each text
+//                                      (`sendMessage({text, files})`, as a page does with the
+//                                      files a user attached)
 //                --messages JSON       initial chat messages (history), default []
 //                --stop-after-deltas N after N text-delta chunks, `DELETE {api}/{id}/stream`
 //                                      (plain fetch, the page's Stop button); the chat keeps
@@ -235,8 +238,9 @@ async function scenarioSend(mod, opts, out) {
     });
   }
   const texts = opts.texts ? parseJson("texts", opts.texts) : [opts.text ?? "hello"];
+  const files = opts.files ? parseJson("files", opts.files) : undefined;
   for (const text of texts) {
-    await client.chat.sendMessage({ text });
+    await client.chat.sendMessage(files ? { text, files } : { text });
     if (client.chat.status !== "ready") break; // the turn failed: no next turn
   }
   let firstMessages = null;

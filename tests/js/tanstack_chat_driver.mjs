@@ -18,7 +18,9 @@
 // Scenarios:
 //   send       `sendMessage(--text)` and wait until the run finished (sendMessage settles after
 //              the terminal chunk arrives on the subscription). --texts JSON: several turns,
-//              one after the other, on the same client.
+//              one after the other, on the same client. --content JSON: send
+//              `{content: <parts>}` instead (a multimodal message: text and image, audio,
+//              video or document parts).
 //   reload     `sendMessage(--text)`, then `reload()` (TanStack's "regenerate the last answer":
 //              the messages after the last user message are dropped and that user message is
 //              sent again, same id), each awaited until its run finished. Reports the
@@ -238,6 +240,10 @@ function generatingCycle(record) {
 async function scenarioSend(ctx, out) {
   const c = makeClient(ctx);
   out.result = () => ({ client: c.result() });
+  if (ctx.opts.content) {
+    await c.client.sendMessage({ content: JSON.parse(ctx.opts.content) });
+    return { client: c.result() };
+  }
   const texts = ctx.opts.texts ? JSON.parse(ctx.opts.texts) : [ctx.opts.text];
   for (const text of texts) await c.client.sendMessage(text);
   return { client: c.result() };
