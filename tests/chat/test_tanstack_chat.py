@@ -332,6 +332,25 @@ async def test_an_attachment_reaches_the_source_and_stays_in_the_history(make_ta
         assert history[1]["parts"] == [{"type": "text", "content": "ok"}]
 
 
+async def test_a_tab_that_loads_mid_answer_gets_the_attachment_in_its_snapshot(
+    make_tanstack_app,
+) -> None:  # type: ignore[no-untyped-def]
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["ok"])
+        app.model.hold_at = 2  # the run has started; its answer is held
+        image = {"type": "image", "source": {"type": "url", "value": "https://x/y.png"}}
+        user = tanstack_user("look")
+        user["parts"].append(image)
+        await app.post("c1", [user])
+        await app.model.reached_hold.wait()
+        async with app.client.stream("GET", "/api/tanstack/chat/replay?id=c1") as replay:
+            first = await anext(line async for line in replay.aiter_lines() if line[:5] == "data:")
+        app.model.gate.set()
+        snapshot = json.loads(first[5:])
+        assert snapshot["type"] == "MESSAGES_SNAPSHOT"
+        assert snapshot["messages"][0]["parts"] == [{"type": "text", "content": "look"}, image]
+
+
 async def test_an_ai_sdk_shaped_text_part_is_stored_as_the_source_saw_it(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
     """``{"type": "text", "text": ...}`` (the AI SDK's shape) on the TanStack route: the
     source and the stored history get the same text, as ``content``."""

@@ -81,9 +81,10 @@ def user_message_events(message: Mapping[str, Any], timestamp: int | None = None
     the fields it knows of a ``TEXT_MESSAGE_START``, and the text events alone would lose
     the attachments on the next load. Such a message has a CONTENT event only when its one
     text part is its last part: the client that sent the message receives its events too,
-    and a CONTENT event would add the text again after an attachment (a client that joins
-    the running answer then shows the message without text until its next load). A
-    text-only message is stored exactly as ``@s2-dev/resumable-stream`` stores it.
+    and a CONTENT event would add the text again after an attachment (a client that was
+    already following the chat then shows the message without text until its next load;
+    one that loads later gets it whole in its snapshot). A text-only message is stored
+    exactly as ``@s2-dev/resumable-stream`` stores it.
     """
     t = _now_ms() if timestamp is None else timestamp
     message_id = message.get("id")
