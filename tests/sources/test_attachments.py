@@ -149,6 +149,7 @@ def test_responses_input_has_input_image_and_input_file_parts() -> None:
         _file("application/pdf", PDF, filename="a.pdf"),
         _file("application/pdf", "https://example.com/b.pdf"),
         _file("audio/wav", WAV),  # Responses takes no audio here
+        _file("application/pdf", "Data:application/pdf,%25PDF"),  # not base64
         {
             "type": "image",
             "source": {"type": "url", "value": "https://x/y.png"},

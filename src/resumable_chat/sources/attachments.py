@@ -216,7 +216,7 @@ def responses_content_part(attachment: Attachment, index: int) -> dict[str, Any]
     if media_type != "application/pdf":
         return None
     if parse_data_url(url) is None:
-        if url.startswith(("data:", "DATA:")):
+        if url[:5].lower() == "data:":  # not base64
             return None
         return {"type": "input_file", "file_url": url}
     filename = attachment.filename or f"part-{index}.pdf"
