@@ -22,6 +22,10 @@ Faults: the basin's follow resumes dropped read sessions itself (``HttpBasin`` r
 the next seq_num); when it gives up, its error is raised here, so a reader never hangs on a
 log it cannot read (its client resumes later; the generation itself is not judged for it).
 
+A chunk stored in several records (:mod:`~resumable_chat.log.fragments`) is yielded as one
+data event, with the last fragment's seq_num and SSE id, once its last fragment is read; a
+chunk cut off by a claim or terminal is not yielded.
+
 Records missing in the middle (trimmed or expired under the reader) raise
 :class:`~resumable_chat.log.errors.LogGapError` instead of being skipped silently (single-use
 and shared modes trim a while after a generation ends, so only a reader that lags that long
@@ -47,6 +51,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from resumable_chat.log.errors import LogGapError
+from resumable_chat.log.fragments import FragmentJoiner
 from resumable_chat.log.records import RecordKind, classify, record_id
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import RangeNotSatisfiableError, StreamNotFoundError
@@ -323,6 +328,7 @@ async def follow_log(
     engine.opened(feed)
     position = start
     delivered = False
+    joiner = FragmentJoiner()
     # The watchdog judges in its own task, so a slow S2 never holds up delivery.
     judging: asyncio.Task[bool] | None = None
     try:
@@ -360,9 +366,16 @@ async def follow_log(
                 delivered = True
                 position = record.seq_num + 1
                 if not record.headers and record.body:  # a chunk, as a generation writes it
+                    if joiner.pending_from is not None:
+                        joiner.add(record)  # the unfinished chunk before it is dropped
                     if skip_ids_through is None or position > skip_ids_through:
                         events.append(LogEvent(_DATA, record.seq_num, position, record.body))
                     continue
+                if record.headers:
+                    whole = joiner.add(record)  # a chunk stored in fragments, joined
+                    if whole is None:
+                        continue
+                    record = whole
                 kind = classify(record)
                 if kind in _SKIPPED:
                     continue

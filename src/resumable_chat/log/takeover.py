@@ -22,6 +22,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 
+from resumable_chat.log.fragments import join_fragments
 from resumable_chat.log.records import ERROR_PREFIX, RecordKind, classify, fence
 from resumable_chat.log.scan import LatestGeneration, read_range
 from resumable_chat.s2.basin import Basin
@@ -70,7 +71,8 @@ async def close_lost(
     if not latest.active:
         return False
     records = await read_range(basin, stream, latest.data_start, latest.tail.seq_num)
-    bodies = [r.body for r in records if classify(r) is RecordKind.DATA]
+    whole, _ = join_fragments(records)  # a chunk cut off mid-fragments was never stored
+    bodies = [r.body for r in whole if classify(r) is RecordKind.DATA]
     final = [*terminal(stream, bodies), fence(ERROR_PREFIX, rng)]
     request = AppendInput(final, match_seq_num=latest.tail.seq_num, fencing_token=latest.token)
     try:

@@ -656,7 +656,7 @@ class LogWriter:
         for record, _, submitted in entries:
             if submitted != seq and classify(record) is RecordKind.DATA:
                 header = (SSE_ID_HEADER, str(submitted + 1).encode())
-                record = AppendRecord(record.body, (header,), record.timestamp)
+                record = AppendRecord(record.body, (*record.headers, header), record.timestamp)
             out.append(record)
             seq += 1
         return out
