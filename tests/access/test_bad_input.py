@@ -30,11 +30,13 @@ class Model:
     def __init__(self) -> None:
         self.chunks: list[Any] = []
         self.calls = 0
+        self.seen: list[list[dict[str, Any]]] = []  # the messages of each call
 
     async def stream(
         self, messages: list[dict[str, Any]], signal: StopSignal
     ) -> AsyncIterator[Any]:
         self.calls += 1
+        self.seen.append(messages)
         for chunk in self.chunks:
             if isinstance(chunk, Exception):
                 raise chunk
@@ -186,14 +188,43 @@ async def test_misbehaving_tanstack_source_ends_with_one_run_error(bad: Any) -> 
     assert len(errors) == 1 and stored[-1] is errors[0] and errors[0]["runId"] == "r1"
 
 
-async def test_a_message_too_large_to_store_gets_413_and_touches_nothing() -> None:
-    """Under the body limit, over one S2 record once stored: ``1e15`` (4 bytes in the request)
-    is stored as ``1000000000000000.0`` (18 bytes), so this 1,000,103-byte body would be a
-    3.8 MB record. Refused before anything is claimed; the next turn works."""
-    body = (
-        b'{"id":"c1","messages":[{"id":"u1","role":"user",'
-        b'"parts":[{"type":"text","text":"hi","x":[' + b",".join([b"1e15"] * 200_000) + b"]}]}]}"
-    )
+#: Under the body limit, over three S2 records once stored: ``1e15`` (4 bytes in the
+#: request) is stored as ``1000000000000000.0`` (18 bytes), so this 1,000,103-byte body is a
+#: 3.8 MB record.
+SWELLING_BODY = (
+    b'{"id":"c1","messages":[{"id":"u1","role":"user",'
+    b'"parts":[{"type":"text","text":"hi","x":[' + b",".join([b"1e15"] * 200_000) + b"]}]}]}"
+)
+
+
+async def test_a_message_over_one_record_is_stored_in_fragments() -> None:
+    """The message goes to the source and into history whole (stored in four records)."""
+    basin, model = MemoryBasin(), Model()
+    model.chunks = [{"type": "start"}, {"type": "finish"}]
+    chat = create_resumable_chat(protocol="ai-sdk", basin=basin)
+    app = FastAPI()
+    app.include_router(ai_sdk_router(chat, model.stream))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.post(
+            "/api/chat", content=SWELLING_BODY, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 200, response.text[-300:]
+        assert len(model.seen[0][-1]["parts"][0]["x"]) == 200_000
+        history = (await client.get("/api/chat/c1/messages")).json()
+        assert [m["role"] for m in history] == ["user", "assistant"]
+        assert history[0]["parts"][0]["x"] == [1e15] * 200_000
+        stored = await read_range(basin, "chat-c1", 0)
+        assert sum(1 for r in stored if r.headers and r.headers[0][0] == b"rc-part") == 4
+    await chat.aclose()
+
+
+async def test_a_message_too_large_to_store_gets_413_and_touches_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over the records a message may span (two here): refused before anything is claimed;
+    the next turn works."""
+    monkeypatch.setattr("resumable_chat.log.fragments.MAX_FRAGMENTS", 2)
+    body = SWELLING_BODY
     assert len(body) < 1024 * 1024
     basin, model = MemoryBasin(), Model()
     model.chunks = [{"type": "start"}, {"type": "finish"}]

@@ -163,12 +163,84 @@ async def test_a_delta_over_one_record_is_cut_and_the_answer_is_whole(make_chat_
     assert shown == [BIG_TEXT + " end"]
 
 
-async def test_a_chunk_that_cannot_be_cut_ends_the_answer_with_the_error_chunk(
+#: A generated image's worth of base64: a tool output no dialect can cut, over two records.
+BIG_OUTPUT = {"image": "iVBORw0KGgo" * 250_000}
+
+
+def _tool_answer(output: Any) -> list[dict[str, Any]]:
+    return [
+        {"type": "start", "messageId": "a1"},
+        {"type": "tool-input-available", "toolCallId": "c", "toolName": "draw", "input": {}},
+        {"type": "tool-output-available", "toolCallId": "c", "output": output},
+        {"type": "text-start", "id": "t"},
+        {"type": "text-delta", "id": "t", "delta": "drawn"},
+        {"type": "text-end", "id": "t"},
+        {"type": "finish"},
+    ]
+
+
+async def test_a_chunk_that_cannot_be_cut_is_stored_in_fragments(make_chat_app) -> None:  # type: ignore[no-untyped-def]
+    """A tool output over one record (a generated image): sent live as one chunk, stored in
+    fragment records that each fit S2, and whole for a resume that starts before it, for
+    a resume from the id it was sent with (nothing again), in history and for the real AI
+    SDK client. Before, the answer ended with the error chunk."""
+    async with make_chat_app() as app:
+        app.model.chunks = _tool_answer(BIG_OUTPUT)
+        app.model.hold_at = 3  # after the tool output
+        body = {"id": "c1", "messages": [user_message("draw")]}
+        async with app.client.stream("POST", "/api/chat", json=body) as response:
+            assert response.status_code == 200
+            text, parts = "", response.aiter_text()
+            async for part in parts:
+                text += part
+                if '"tool-output-available"' in part or '"tool-output-available"' in text:
+                    break
+            await app.model.reached_hold.wait()
+            input_id = next(
+                i for i, d in parse_sse(text.rpartition("\n\n")[0]) if '"tool-input-av' in d
+            )
+            async with app.client.stream("GET", "/api/chat/c1/stream") as from_start:
+                async with app.client.stream(
+                    "GET", "/api/chat/c1/stream", headers={"Last-Event-ID": str(input_id)}
+                ) as from_before:
+                    app.model.gate.set()
+                    async for part in parts:
+                        text += part
+                    replayed = chunks_of((await from_start.aread()).decode())
+                    after_input = chunks_of((await from_before.aread()).decode())
+        sent = chunks_of(text)
+        assert [c["type"] for c in sent] == [c["type"] for c in _tool_answer(None)]
+        (output,) = [c["output"] for c in sent if c["type"] == "tool-output-available"]
+        assert output == BIG_OUTPUT
+        assert replayed == sent
+        assert after_input == sent[2:]  # from after the tool input
+        events = parse_sse(text)
+        output_id = next(int(i) for i, d in events if '"tool-output-available"' in d)
+        async with app.client.stream(
+            "GET", "/api/chat/c1/stream", headers={"Last-Event-ID": str(output_id)}
+        ) as after_output:
+            assert after_output.status_code in (200, 204)  # 204: the answer has ended
+
+        stored = await read_range(app.basin, "chat-c1", 0)
+        fragments = [r for r in stored if r.headers and r.headers[0][0] == b"rc-part"]
+        assert len(fragments) >= 2 and all(len(r.body) <= MAX_DATA_BODY_BYTES for r in stored)
+        assert output_id == fragments[-1].seq_num + 1  # the live id is the last fragment's
+        history = (await app.client.get("/api/chat/c1/messages")).json()
+        (tool,) = [p for p in history[-1]["parts"] if p["type"] == "tool-draw"]
+        assert tool["output"] == BIG_OUTPUT and tool["state"] == "output-available"
+
+    result = run_ui_stream_validator_batch([text], packages=("ai",))["ai"][0]
+    assert result["ok"], result["error"]
+
+
+async def test_a_chunk_over_the_fragment_limit_ends_the_answer_with_the_error_chunk(
     make_chat_app,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A tool output over one record: the answer ends with the error chunk (``on_error``
-    gets :class:`ChunkTooLargeError`), nothing of the output is sent or stored, history
-    shows the error, and the next turn is answered."""
+    """A tool output over the records one chunk may span: the answer ends with the error
+    chunk (``on_error`` gets :class:`ChunkTooLargeError`), nothing of the output is sent or
+    stored, history shows the error, and the next turn is answered."""
+    monkeypatch.setattr("resumable_chat.log.fragments.MAX_FRAGMENTS", 2)
     errors: list[BaseException] = []
 
     def on_error(exc: BaseException) -> str:
@@ -179,7 +251,7 @@ async def test_a_chunk_that_cannot_be_cut_ends_the_answer_with_the_error_chunk(
         app.model.chunks = [
             {"type": "start", "messageId": "a1"},
             {"type": "tool-input-available", "toolCallId": "c", "toolName": "big", "input": {}},
-            {"type": "tool-output-available", "toolCallId": "c", "output": "x" * 1_100_000},
+            {"type": "tool-output-available", "toolCallId": "c", "output": "x" * 2_200_000},
             {"type": "finish"},
         ]
         first = user_message("hi")
@@ -194,6 +266,7 @@ async def test_a_chunk_that_cannot_be_cut_ends_the_answer_with_the_error_chunk(
         assert "'tool-output-available'" in str(errors[0])
         stored = await read_range(app.basin, "chat-c1", 0)
         assert all(b"tool-output-available" not in r.body for r in stored)
+        assert all(b"xxxx" not in r.body for r in stored)
         history = (await app.client.get("/api/chat/c1/messages")).json()
         assert history[-1]["metadata"]["error"]
 
@@ -262,6 +335,57 @@ async def test_a_tanstack_delta_over_one_record_is_cut(make_tanstack_app) -> Non
         assert all(len(r.body) <= MAX_DATA_BODY_BYTES for r in stored)
 
 
+async def test_a_tanstack_tool_result_over_one_record_is_stored_in_fragments(
+    make_tanstack_app,
+) -> None:  # type: ignore[no-untyped-def]
+    """TanStack: a ``TOOL_CALL_RESULT`` too large for one record (no dialect cuts it) is in
+    history whole, and in the snapshot a new tab loads."""
+    content = json.dumps(BIG_OUTPUT)
+    async with make_tanstack_app() as app:
+        app.model.chunks = [
+            {"type": "RUN_STARTED", "runId": "r1", "threadId": "t"},
+            {
+                "type": "TOOL_CALL_START",
+                "toolCallId": "tc",
+                "toolCallName": "draw",
+                "parentMessageId": "a1",
+            },
+            {"type": "TOOL_CALL_ARGS", "toolCallId": "tc", "delta": "{}"},
+            {"type": "TOOL_CALL_END", "toolCallId": "tc", "toolCallName": "draw"},
+            {"type": "TOOL_CALL_RESULT", "toolCallId": "tc", "messageId": "a1", "content": content},
+            *tanstack_run(["drawn"])[1:],
+        ]
+        assert (await app.post("c1", [tanstack_user("draw")])).status_code == 202
+        async with app.client.stream(
+            "GET", "/api/tanstack/chat/replay", params={"id": "c1"}
+        ) as live:
+            seen = ""
+            async for text in live.aiter_text():
+                seen += text
+                events = [json.loads(d) for _, d in parse_sse(seen.rpartition("\n\n")[0])]
+                if any(e["type"] == "RUN_FINISHED" for e in events) or any(
+                    m["role"] == "assistant"
+                    for e in events
+                    if e["type"] == "MESSAGES_SNAPSHOT"
+                    for m in e["messages"]
+                ):
+                    break
+        results = [e["content"] for e in events if e["type"] == "TOOL_CALL_RESULT"] + [
+            p["content"]
+            for e in events
+            if e["type"] == "MESSAGES_SNAPSHOT"
+            for m in e["messages"]
+            for p in m["parts"]
+            if p["type"] == "tool-result"
+        ]
+        assert results == [content]
+        history = (await app.client.get("/api/tanstack/chat/c1/messages")).json()
+        (call,) = [p for p in history[-1]["parts"] if p["type"] == "tool-call"]
+        assert call["output"] == BIG_OUTPUT
+        stored = await read_range(app.basin, "tanstack-c1", 0)
+        assert all(len(r.body) <= MAX_DATA_BODY_BYTES for r in stored)
+
+
 def test_a_stored_message_leaves_room_for_the_sse_id_header() -> None:
     """The turn's message is refused (413 from the routes) once its record would not fit
     S2 with the ``sse-id`` header a remote stop can add to it, not only past 1 MiB."""
@@ -274,3 +398,60 @@ def test_a_stored_message_leaves_room_for_the_sse_id_header() -> None:
     assert [len(b) for b in _storable([record("a" * room)])] == [MAX_DATA_BODY_BYTES]
     with pytest.raises(MessageTooLargeError, match="S2 record"):
         _storable([record("a" * (room + 1))])
+
+
+#: A photo's worth of data URL: a message holding it is over three S2 records.
+BIG_PHOTO = "data:image/jpeg;base64," + "/9j/4AAQSkZJRgABAQ" * 180_000
+
+
+async def _serve_with_body_limit(protocol: str, basin: Any, model: Any, limit: int) -> Any:
+    from fastapi import FastAPI
+
+    from resumable_chat import create_resumable_chat
+    from resumable_chat.fastapi import ai_sdk_router, tanstack_router
+
+    chat = create_resumable_chat(protocol=protocol, basin=basin)
+    app = FastAPI()
+    router = ai_sdk_router if protocol == "ai-sdk" else tanstack_router
+    app.include_router(router(chat, model.stream, max_body_bytes=limit))
+    return chat, app
+
+
+@pytest.mark.parametrize("protocol", ["ai-sdk", "tanstack"])
+async def test_a_message_with_attachments_over_one_record_is_stored_whole(
+    basin: Any, protocol: str
+) -> None:
+    """A router that accepts large bodies: a user message with a 3 MB photo is stored in
+    fragment records, reaches the source and comes back whole in history."""
+    import httpx
+    from chat_helpers import ScriptedModel
+
+    from resumable_chat import create_resumable_chat
+    from resumable_chat.testing.app_server import serve_app
+
+    model = ScriptedModel()
+    chat, app = await _serve_with_body_limit(protocol, basin, model, 8 * 1024 * 1024)
+    if protocol == "ai-sdk":
+        model.chunks = [{"type": "start"}, {"type": "finish"}]
+        photo = {"type": "file", "mediaType": "image/jpeg", "url": BIG_PHOTO}
+        user = user_message("what is this?")
+        path, stream = "/api/chat", "chat-p1"
+    else:
+        model.chunks = tanstack_run(["a photo"])
+        photo = {"type": "image", "source": {"type": "url", "value": BIG_PHOTO}}
+        user = tanstack_user("what is this?")
+        path, stream = "/api/tanstack/chat", "tanstack-p1"
+    user["parts"].append(photo)
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as client:
+        response = await client.post(path, json={"id": "p1", "messages": [user]})
+        assert response.status_code in (200, 202), response.text[-300:]
+        await chat.aclose(drain_timeout_s=10)  # the answer has ended and is stored
+        assert model.seen_messages[0][-1]["parts"][-1] == photo
+    reader = create_resumable_chat(protocol=protocol, basin=basin)  # another instance
+    history = await reader.load_messages(stream)
+    await reader.aclose()
+    assert history[0]["parts"][-1] == photo
+    assert history[-1]["role"] == "assistant"
+    stored = await read_range(basin, stream, 0)
+    assert sum(1 for r in stored if r.headers and r.headers[0][0] == b"rc-part") >= 3
+    assert all(len(r.body) <= MAX_DATA_BODY_BYTES for r in stored)

@@ -46,12 +46,12 @@ from resumable_chat.log import (
     read_range,
     record_id,
 )
+from resumable_chat.log.fragments import MAX_FRAGMENTS, fragment_records, join_fragments
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import StreamNotFoundError
 from resumable_chat.s2.prefixed import PrefixedBasin, check_stream_prefix
 from resumable_chat.s2.records import (
-    MAX_BATCH_METERED_BYTES,
     AppendRecord,
     SequencedRecord,
     StreamPosition,
@@ -82,8 +82,10 @@ class MessageNotStorableError(ValueError):
 
 
 class MessageTooLargeError(MessageNotStorableError):
-    """The turn's message is larger, as the record that stores it, than one S2 record may be
-    (1 MiB metered, S2 REST v1 limits), so it cannot be kept in the log.
+    """The turn's message is larger, as stored, than the records one chunk may span
+    (:data:`~resumable_chat.log.fragments.MAX_FRAGMENTS` records of 1 MiB metered, S2 REST v1
+    limits), so it cannot be kept in the log. (A message over one record is stored in
+    fragment records, :mod:`resumable_chat.log.fragments`.)
 
     ``metered_bytes``: the record's size. :meth:`ResumableChat.make_resumable` and
     :meth:`ResumableChat.make_session_response` answer it with 413 before anything is claimed
@@ -92,8 +94,8 @@ class MessageTooLargeError(MessageNotStorableError):
 
     def __init__(self, metered_bytes: int) -> None:
         super().__init__(
-            f"the message is {metered_bytes} bytes when stored; one S2 record holds at most "
-            f"{MAX_BATCH_METERED_BYTES} bytes ({MAX_DATA_BODY_BYTES} of JSON)"
+            f"the message is {metered_bytes} bytes when stored; it may take at most "
+            f"{MAX_FRAGMENTS} S2 records of {MAX_DATA_BODY_BYTES} bytes of JSON"
         )
         self.metered_bytes = metered_bytes
 
@@ -765,8 +767,10 @@ class ResumableChat:
         start (:meth:`Dialect.is_run_start`). Read before the response starts, so an S2
         failure is an error the route can answer (503), not a 200 that breaks off.
         """
-        records = await read_range(self.basin, stream, 0)
+        records, pending_from = join_fragments(await read_range(self.basin, stream, 0))
         next_seq = records[-1].seq_num + 1 if records else 0
+        if pending_from is not None:  # the log ends inside a chunk: follow from its start
+            next_seq = pending_from
         active_from = len(records)
         for index in range(len(records) - 1, -1, -1):
             kind = classify(records[index])
@@ -925,6 +929,7 @@ class ResumableChat:
             if last is None
             else StreamPosition(last.seq_num + 1, last.timestamp)
         )
+        records, _ = join_fragments(records)
         if self.mode == "shared":  # the latest generation only (the rest awaits its trim)
             claims = [i for i, r in enumerate(records) if classify(r) is RecordKind.CLAIM]
             records = records[claims[-1] :] if claims else records
@@ -1095,16 +1100,17 @@ def create_resumable_chat(
 
 
 def _storable(chunks: list[Chunk]) -> list[bytes]:
-    """``chunks`` as the records that store them; raises :class:`MessageNotStorableError`
-    when one does not encode as UTF-8 JSON (a lone surrogate, ``NaN``) and
-    :class:`MessageTooLargeError` when one is over S2's record limit."""
+    """``chunks`` as the bodies of the records that store them (a body over one record is
+    stored in fragments); raises :class:`MessageNotStorableError` when one does not encode as
+    UTF-8 JSON (a lone surrogate, ``NaN``) and :class:`MessageTooLargeError` when one needs
+    more records than a chunk may span."""
     bodies: list[bytes] = []
     for chunk in chunks:
         try:
             body = encode_chunk(chunk)
         except ValueError as exc:  # UnicodeEncodeError (a lone surrogate), NaN
             raise MessageNotStorableError(f"the message cannot be stored: {exc}") from None
-        if len(body) > MAX_DATA_BODY_BYTES:  # room for the sse-id header of a moved record
+        if len(body) > MAX_DATA_BODY_BYTES and fragment_records(body) is None:
             raise MessageTooLargeError(metered_bytes(AppendRecord(body)))
         bodies.append(body)
     return bodies

@@ -127,7 +127,9 @@ class Dialect(ABC):
 
         The chat core asks this for a chunk too large for one S2 record (1 MiB metered,
         S2's per-record limit, https://s2.dev/docs/platform/limits); a chunk that cannot be
-        cut ends the answer with :class:`~resumable_chat.chat.producer.ChunkTooLargeError`.
+        cut goes out whole and is stored in fragment records
+        (:mod:`resumable_chat.log.fragments`), or, over their limit, ends the answer with
+        :class:`~resumable_chat.chat.producer.ChunkTooLargeError`.
         A dialect cuts the chunks whose text the client concatenates (deltas), with
         :func:`split_text_field`.
 

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from resumable_chat.chat.dialect import Chunk, Dialect, TurnState
 from resumable_chat.log import generation as log_generation
+from resumable_chat.log.fragments import MAX_FRAGMENTS, fragment_records
 from resumable_chat.log.generation import (
     Generation,
     Outcome,
@@ -114,11 +115,13 @@ class SourceError(TypeError):
 
 
 class ChunkTooLargeError(SourceError, ValueError):
-    """The source yielded a chunk that no S2 record can hold (over 1 MiB metered as stored,
-    S2's per-record limit: https://s2.dev/docs/platform/limits) and the dialect cannot cut
-    into smaller ones (:meth:`Dialect.split_chunk`: deltas are cut, a tool output or a data
-    part is not). The answer ends with the protocol's error chunk; nothing of that chunk is
-    sent or stored.
+    """The source yielded a chunk too large to store: over the 64 records
+    (:data:`~resumable_chat.log.fragments.MAX_FRAGMENTS`, about 64 MiB as stored) that one
+    chunk may span, when the dialect cannot cut it into smaller chunks
+    (:meth:`Dialect.split_chunk`: deltas are cut, a tool output or a data part is not), or a
+    piece the dialect cut still over one record (1 MiB metered, S2's per-record limit:
+    https://s2.dev/docs/platform/limits). The answer ends with the protocol's error chunk;
+    nothing of that chunk is sent or stored.
 
     Attributes:
         chunk_type: the chunk's ``type``.
@@ -127,10 +130,10 @@ class ChunkTooLargeError(SourceError, ValueError):
 
     def __init__(self, chunk_type: str, size: int) -> None:
         super().__init__(
-            f"the source yielded a {chunk_type!r} chunk of {size} bytes as stored; a record "
-            f"holds at most {MAX_DATA_BODY_BYTES} and this chunk type cannot be cut into "
-            "smaller chunks: keep such values smaller (store large data elsewhere and send a "
-            "reference)"
+            f"the source yielded a {chunk_type!r} chunk of {size} bytes as stored; a chunk "
+            f"that cannot be cut into smaller chunks is stored in at most {MAX_FRAGMENTS} "
+            f"records of {MAX_DATA_BODY_BYTES} bytes: keep such values smaller (store large "
+            "data elsewhere and send a reference)"
         )
         self.chunk_type = chunk_type
         self.size = size
@@ -426,7 +429,11 @@ class ChatProducer(Producer):
             stored = self._storage_form(chunk)
             body = encode_chunk(stored)
             if len(body) > MAX_DATA_BODY_BYTES:
-                for piece, piece_body in self._split(chunk, len(body)):
+                pieces = self._split(chunk, len(body))
+                if pieces is None:
+                    self._emit_fragments(output, chunk, body if stored is chunk else None, body)
+                    return
+                for piece, piece_body in pieces:
                     self._emit(output, piece, piece_body)
                 return
             live_body = body if stored is chunk else None
@@ -442,16 +449,35 @@ class ChatProducer(Producer):
         live.push(event_frame(live_body or encode_chunk(chunk), writer.next_seq_num + 1))
         writer.submit(AppendRecord(body))  # Output.append, one call less per chunk
 
-    def _split(self, chunk: Chunk, size: int) -> list[tuple[Chunk, bytes]]:
+    def _emit_fragments(
+        self, output: Output, chunk: Chunk, live_body: bytes | None, body: bytes
+    ) -> None:
+        """Send ``chunk`` live as one event and store its stored form ``body`` (too large for
+        one record, and of a type the dialect cannot cut) in fragment records
+        (:mod:`resumable_chat.log.fragments`); the event's SSE id is the last fragment's.
+        ``live_body``: the live form already encoded, if it is ``body``. Raises
+        :class:`ChunkTooLargeError` when it needs more records than a chunk may span."""
+        records = fragment_records(body)
+        if records is None:
+            raise ChunkTooLargeError(chunk["type"], len(body))
+        writer = output.writer
+        live = self.live
+        if live is not None:
+            last_id = writer.next_seq_num + len(records)
+            live.push(event_frame(live_body or encode_chunk(chunk), last_id))
+        for record in records:
+            writer.submit(record)
+
+    def _split(self, chunk: Chunk, size: int) -> list[tuple[Chunk, bytes]] | None:
         """``chunk`` (``size`` bytes as stored, too many for a record) cut by the dialect
-        into chunks that each fit one, each with its stored body; raises
-        :class:`ChunkTooLargeError` when the dialect cannot cut it or a piece does not fit."""
+        into chunks that each fit one, each with its stored body; ``None`` when the dialect
+        cannot cut it; raises :class:`ChunkTooLargeError` when a piece does not fit."""
         storage_form = self._storage_form
         pieces = self.dialect.split_chunk(
             chunk, MAX_DATA_BODY_BYTES, lambda piece: len(encode_chunk(storage_form(piece)))
         )
         if pieces is None:
-            raise ChunkTooLargeError(chunk["type"], size)
+            return None
         encoded = [(piece, encode_chunk(storage_form(piece))) for piece in pieces]
         if any(len(body) > MAX_DATA_BODY_BYTES for _, body in encoded):
             raise ChunkTooLargeError(chunk["type"], size)
@@ -551,7 +577,11 @@ class ChatProducer(Producer):
             return
         self._begun = True
         for body in self._prelude:
-            output.append(body)
+            if len(body) > MAX_DATA_BODY_BYTES:  # a message with large attachments
+                for record in fragment_records(body) or ():  # its size was checked
+                    output.writer.submit(record)
+            else:
+                output.append(body)
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             cast(PrefetchedSource, self._source).stop_ahead()

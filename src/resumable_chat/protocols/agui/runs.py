@@ -27,6 +27,7 @@ from resumable_chat.chat.core import ResumableChat, WaitUntil
 from resumable_chat.chat.dialect import Chunk, TurnState
 from resumable_chat.chat.producer import StopSignal, decode_chunk
 from resumable_chat.log import Generation, RecordKind, classify, latest_generation, read_range
+from resumable_chat.log.fragments import join_fragments
 from resumable_chat.log.scan import records_backwards
 from resumable_chat.protocols.agui.dialect import RUN_ACCEPTED, apply_approval_responses
 from resumable_chat.s2.errors import (
@@ -306,7 +307,7 @@ class DurableRuns:
         latest run ended waiting on interrupts (``RUN_FINISHED.outcome``), else ``None``;
         ``page: {"truncated": False}`` (the whole history, always).
         """
-        records = await read_range(self.basin, stream, 0)
+        records, _ = join_fragments(await read_range(self.basin, stream, 0))
         chunks: list[Chunk] = []
         claimed_at = 0  # index in ``chunks`` where the latest generation starts
         fence: SequencedRecord | None = None  # the latest claim or terminal fence
