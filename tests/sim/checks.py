@@ -77,6 +77,16 @@ class Gen:
         return self.terminal_ms
 
 
+def _fragment(item: Appended) -> tuple[int, int] | None:
+    """``(index, count)`` of a fragment record (``rc-part: <index>/<count>``), else ``None``:
+    read here from the header as stored, not through the readers' joiner."""
+    for name, value in item.record.headers:
+        if name == b"rc-part":
+            index, count = value.split(b"/")
+            return int(index), int(count)
+    return None
+
+
 def _sse_id(item: Appended) -> int:
     for name, value in item.record.headers:
         if name == SSE_ID_HEADER:
@@ -143,9 +153,14 @@ class Checker:
         for stream, log in sorted(streams.items()):
             gens = self.generations.setdefault(stream, [])
             current: Gen | None = None
+            fragments: list[Appended] = []  # of a chunk stored in several records, so far
             for seq in sorted(log):
                 item = log[seq]
                 kind = classify(item.record)
+                if fragments and (
+                    kind.boundary or (kind is RecordKind.DATA and not _fragment(item))
+                ):
+                    fragments = []  # cut off: readers never show it
                 if kind is RecordKind.CLAIM:
                     if current is not None and current.terminal is None:
                         self.fail(
@@ -172,7 +187,20 @@ class Checker:
                     current.writer_times.append((item.at_ms, item.batch))
                 if kind is not RecordKind.DATA:
                     continue
-                body = item.record.body.decode()
+                part = _fragment(item)
+                if part is not None:
+                    index, count = part
+                    if index != len(fragments) or count < 2:
+                        self.fail(f"{stream}@{seq}: fragment {index}/{count} out of order")
+                        fragments = []
+                        continue
+                    fragments.append(item)
+                    if len(fragments) < count:
+                        continue
+                    body = b"".join(f.record.body for f in fragments).decode()
+                    item, fragments = fragments[-1], []  # a chunk takes its last record's id
+                else:
+                    body = item.record.body.decode()
                 if body.startswith('{"type":"ui-message"'):
                     continue
                 sse_id = _sse_id(item)

@@ -72,7 +72,9 @@ class SimConfig:
     #: every delta is padded after a ``~`` to 1/2, 1/3 or 1/4 of S2's 1 MiB per append as
     #: stored (a few bytes under it): records queued while an append is in flight fill
     #: batches exactly, and a batch that a remote stop moved no longer fits until it is cut
-    #: again (its records gain ``sse-id`` headers)
+    #: again (its records gain ``sse-id`` headers); and one ``data-blob`` chunk of 1-2.5 MB
+    #: per answer, which no dialect cuts: stored in fragment records that a stop may split
+    #: and a takeover may cut off
     big: bool = False
 
     @property
@@ -305,6 +307,9 @@ class Simulation:
         fails = rng.random() < 0.05
         silent = rng.random() < 0.1
         share = rng.choice((2, 3, 4))
+        blob = (
+            (rng.randrange(length), rng.randint(1_100_000, 2_600_000)) if self.config.big else None
+        )
 
         async def model(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
             yield {"type": "text-start", "id": "t"}
@@ -318,6 +323,9 @@ class Simulation:
                     delta = _padded(delta, share)
                 produced.append(delta)
                 yield {"type": "text-delta", "id": "t", "delta": delta}
+                if blob is not None and i == blob[0]:
+                    # a part no dialect cuts, over one record: stored in fragments
+                    yield {"type": "data-blob", "data": f"{uid}.{i}:" + "b" * blob[1]}
                 if fails and i == length // 2:
                     raise RuntimeError("model failed")
             yield {"type": "text-end", "id": "t"}
