@@ -447,6 +447,31 @@ async def test_records_moved_by_an_adopted_stop_still_fit_s2_batches() -> None:
     assert [r.body for r in records if is_fence(r)][-1] == b"end-mine"
 
 
+async def test_fragments_moved_by_an_adopted_stop_join_with_the_id_they_were_sent_with() -> None:
+    """A stop lands while a chunk's fragments wait: each moves one position and gains an
+    ``sse-id`` header beside its ``rc-part`` one, still fits a record, and the fragments
+    join to the chunk with the id its live frame carried (the last fragment's as submitted)."""
+    from resumable_chat.log.fragments import fragment_records, join_fragments
+    from resumable_chat.log.records import record_id
+
+    basin = MemoryBasin()
+    writer, stops, _ = await _watched_writer(basin)
+    await basin.append(
+        "s", AppendInput([fence_record(stop_token("session-mine"))], fencing_token="session-mine")
+    )
+    body = bytes(range(256)) * 9_000
+    fragments = fragment_records(body)
+    assert fragments is not None
+    live_id = [writer.submit(record) for record in fragments][-1] + 1
+    await writer.close([fence_record("end-mine")])
+    assert writer.error is None and stops
+    joined, pending = join_fragments(await read_range(basin, "s", 0))
+    assert pending is None
+    (chunk,) = [r for r in joined if not is_fence(r)]
+    assert chunk.body == body and record_id(chunk) == live_id
+    assert chunk.seq_num == live_id  # stored one position later than it was sent
+
+
 def test_stop_tokens_name_the_claim_within_the_token_limit() -> None:
     assert stop_token("session-AbCdEfGh12+/") == "stop-AbCdEfGh12+/"
     long = stop_token("session-" + "é" * 40)
