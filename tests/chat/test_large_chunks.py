@@ -386,9 +386,13 @@ async def test_a_tanstack_tool_result_over_one_record_is_stored_in_fragments(
         assert all(len(r.body) <= MAX_DATA_BODY_BYTES for r in stored)
 
 
-def test_a_stored_message_leaves_room_for_the_sse_id_header() -> None:
-    """The turn's message is refused (413 from the routes) once its record would not fit
-    S2 with the ``sse-id`` header a remote stop can add to it, not only past 1 MiB."""
+def test_a_stored_message_leaves_room_for_the_sse_id_header(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A turn's message whose record would not fit S2 with the ``sse-id`` header a remote
+    stop can add to it (not only one past 1 MiB) is stored in fragments; one over the
+    records a message may span is refused (413 from the routes)."""
+    from resumable_chat.log.fragments import fragment_records
 
     def record(text: str) -> dict[str, Any]:
         part = {"type": "text", "text": text}
@@ -396,7 +400,10 @@ def test_a_stored_message_leaves_room_for_the_sse_id_header() -> None:
 
     room = MAX_DATA_BODY_BYTES - len(encode_chunk(record("")))
     assert [len(b) for b in _storable([record("a" * room)])] == [MAX_DATA_BODY_BYTES]
-    with pytest.raises(MessageTooLargeError, match="S2 record"):
+    (body,) = _storable([record("a" * (room + 1))])
+    assert len(fragment_records(body) or []) == 2
+    monkeypatch.setattr("resumable_chat.log.fragments.MAX_FRAGMENTS", 1)
+    with pytest.raises(MessageTooLargeError, match="S2 records"):
         _storable([record("a" * (room + 1))])
 
 
