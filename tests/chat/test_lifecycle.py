@@ -44,9 +44,9 @@ async def _stop_and_drain(
 ) -> tuple[Generation, bytes]:
     """Stop ``chat-1`` (202), then read the rest of its live response and wait for its
     generation to end (bounded by 5 s: a failure ends, it is not a synchronisation)."""
-    assert (await chat.stop_session("chat-1")).status_code == 202
     generation = chat.running("chat-1")
     assert generation is not None
+    assert (await chat.stop_session("chat-1")).status_code == 202
     async with asyncio.timeout(5):
         rest = b"".join([frame async for frame in frames])
         await generation.task

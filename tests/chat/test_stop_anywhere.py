@@ -263,3 +263,40 @@ async def test_a_stop_during_a_losing_claim_stops_the_generation_that_holds_the_
     assert frames[-1] == {"type": "abort"}
     await a.aclose()
     await b.aclose()
+
+
+@pytest.mark.parametrize(("stop_on", "post_on"), [("b", "b"), ("b", "a"), ("a", "b")])
+async def test_a_turn_sent_right_after_a_stop_is_answered_on_either_instance(
+    basin: Any, stop_on: str, post_on: str
+) -> None:
+    """A's model is quiet (waiting for its first token), so A's writer learns of B's stop
+    only at its next heartbeat. A turn sent the moment the stop answered 202 waits for A to
+    end the stopped answer and is answered, wherever the stop and the turn land (before, it
+    got 409 until A had written its end: about a second on S2 Standard)."""
+    chats = {
+        name: create_resumable_chat(
+            protocol="ai-sdk", basin=basin, ownership=Ownership(), lease_ms=2000, heartbeat_ms=400
+        )
+        for name in ("a", "b")
+    }
+    quiet = asyncio.Event()
+
+    async def waiting_model(signal: asyncio.Event) -> Any:
+        yield {"type": "start", "messageId": "m1"}
+        await quiet.wait()  # never set: the model has not answered when the stop comes
+
+    async def next_model(signal: asyncio.Event) -> Any:
+        yield {"type": "start", "messageId": "m2"}
+        yield {"type": "finish"}
+
+    generation, live = await _answering(chats["a"], "chat-s", waiting_model)
+    assert (await chats[stop_on].stop_session("chat-s")).status_code == 202
+    response = await chats[post_on].make_resumable("chat-s", next_model)
+    assert response.status_code == 200, getattr(response, "body", b"")[:200]
+    assert (await live).rstrip().endswith('data: {"type":"abort"}')  # the stopped answer
+    await generation.task
+    for chat in chats.values():
+        await chat.aclose()
+    records = await read_range(basin, "chat-s", 0)
+    claims = [r for r in records if classify(r) is RecordKind.CLAIM]
+    assert len(claims) == 2 and records[-1].body.startswith(b"end-")

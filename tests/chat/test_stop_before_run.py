@@ -45,11 +45,12 @@ async def tanstack_source(
 
 
 async def _stopped_before_it_ran(chat: Any, stream: str) -> list[dict[str, Any]]:
-    """Stop ``stream`` before its generation's task first ran; its history once it ended."""
-    assert (await chat.stop_session(stream)).status_code == 202
+    """Stop ``stream`` before its generation's task first ran; its history once it ended
+    (the 202 comes once the stopped answer's end is stored)."""
     generation = chat.running(stream)
-    assert generation is not None
-    await asyncio.wait_for(generation.task, 10)
+    assert generation is not None and not generation.task.done()
+    assert (await chat.stop_session(stream)).status_code == 202
+    assert generation.task.done()
     messages: list[dict[str, Any]] = await chat.load_messages(stream)
     return messages
 

@@ -18,7 +18,13 @@ the caller answers 409 before the model is called (claim rules of ``@s2-dev/resu
   replaced finish reading first. Readers of the history see the latest generation only.
 
 A generation without a terminal fence blocks the claim until it is judged lost
-(:mod:`.takeover`), which closes it; the claim is then tried again.
+(:mod:`.takeover`), which closes it; the claim is then tried again. A generation that is
+being stopped (the stream's token is a ``stop-`` fence: another request asked it to stop and
+its writer has not written its end yet) is waited for instead, up to a lease: its writer
+adopts the stop at its next append (a chunk, or a heartbeat when the model is quiet) and ends
+it, so a turn sent right after a stop's 202 gets its answer rather than 409, on whichever
+instance either request lands. When it has not ended by then, the claim goes on as for any
+open generation (409, or the takeover of a writer that is gone).
 
 One round trip instead of two: when the engine already knows what the stream's end should be
 (it stored the previous answer's terminal itself: tail and token), or the caller says the chat
@@ -38,7 +44,7 @@ from typing import TYPE_CHECKING, Literal
 
 from resumable_chat.log.errors import StreamInUseError
 from resumable_chat.log.faults import is_transient
-from resumable_chat.log.records import CLAIM_PREFIX, classify, fence, fence_token
+from resumable_chat.log.records import CLAIM_PREFIX, STOP_PREFIX, classify, fence, fence_token
 from resumable_chat.log.scan import last_record, latest_generation
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
@@ -115,6 +121,25 @@ async def _append_or_read_back(basin: Basin, stream: str, request: AppendInput) 
         return AppendAck(at, end, batch.tail or end)
 
 
+async def _await_close(basin: Basin, stream: str, start: int, timeout_s: float) -> None:
+    """Return once a closing fence (a terminal) is among the records from seq_num ``start``
+    on, or after ``timeout_s`` seconds, or when a read fails (the claim then reads again and
+    meets the failure or the stream as it is). Long-polls S2 (reads with ``wait``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    position = start
+    while (left := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(left):
+                batch = await basin.read(stream, seq_num=position, clamp=True, wait=min(left, 60))
+        except (S2Error, TimeoutError):
+            return
+        for record in batch.records:
+            if classify(record).closes:
+                return
+            position = record.seq_num + 1
+
+
 async def claim_stream(
     engine: LogEngine, stream: str, *, new_chat: bool = False, records: Sequence[bytes] = ()
 ) -> Claim:
@@ -154,6 +179,7 @@ async def claim_stream(
         except (FencingTokenMismatchError, SeqNumMismatchError) as exc:
             raise StreamInUseError(stream) from exc
         return Claim(token, ack.start.seq_num, ack.end.seq_num)
+    waited = False
     for _ in range(_ROUNDS):
         last, tail = await last_record(basin, stream)
         condition: str | None
@@ -165,6 +191,11 @@ async def claim_stream(
             # Is a generation open under the last record? Read back to its claim: O(answer).
             latest = await latest_generation(basin, stream)
             if latest.active:
+                if not waited and (latest.token or "").startswith(STOP_PREFIX):
+                    waited = True  # being stopped: wait for its end, then read again
+                    lease_s = engine.config.lease_ms / 1000
+                    await _await_close(basin, stream, latest.tail.seq_num, lease_s)
+                    continue
                 if not await engine.close_if_lost(stream, latest):
                     raise StreamInUseError(stream)
                 continue  # closed: read again

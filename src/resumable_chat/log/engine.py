@@ -317,12 +317,13 @@ class LogEngine:
 
         ``new_chat``: the caller expects an unused stream (see :func:`~.claims.claim_stream`).
 
-        A generation of this engine whose answer ended and whose terminal is being stored
-        is waited for (up to a lease), so a turn sent right after the previous answer's end
-        does not get 409; when S2 has not stored it by then, ``S2UnavailableError`` (the
-        routes answer 503 with ``Retry-After``). ``wait_until`` gets the generation's task
-        (serverless hosts); when it raises, the generation is stopped (its stop terminal
-        still stored) and the error propagates.
+        A generation of this engine whose answer ended or is being stopped (here, or by a
+        ``stop-`` fence another instance appended, which is checked with one S2 read) is
+        waited for (up to a lease), so a turn sent right after the previous answer's end or a
+        stop's 202 does not get 409; when S2 has not stored its end by then,
+        ``S2UnavailableError`` (the routes answer 503 with ``Retry-After``). ``wait_until``
+        gets the generation's task (serverless hosts); when it raises, the generation is
+        stopped (its stop terminal still stored) and the error propagates.
 
         Raises :class:`StreamInUseError` (the producer is closed unread), ``S2Error`` (the
         claim failed, or the previous end is not stored; the producer is closed) or
@@ -332,7 +333,14 @@ class LogEngine:
             await producer.aclose()
             raise RuntimeError("this engine is closed")
         running = self._local.get(stream)
-        if isinstance(running, Generation) and running.outcome is not None:
+        if isinstance(running, Generation) and running.outcome is None and not running.stopping:
+            # busy, unless another instance asked it to stop (its writer adopts that at its
+            # next append): then stop it now and wait for its end like any ending answer
+            if not await self._stop_requested(stream):
+                await producer.aclose()
+                raise StreamInUseError(stream)
+            running.stop()
+        if isinstance(running, Generation) and (running.outcome is not None or running.stopping):
             await asyncio.wait([running.task], timeout=self.config.lease_ms / 1000)
             if self._closed:
                 await producer.aclose()
@@ -390,6 +398,15 @@ class LogEngine:
         if isinstance(pending, _PendingClaim):
             await pending.settled.wait()
 
+    async def _stop_requested(self, stream: str) -> bool:
+        """Whether the stream's fencing token is a ``stop-`` fence (a stop request for the
+        generation this process runs on it, not adopted yet); False when S2 cannot tell."""
+        try:
+            found = await latest_generation_or_token(self.basin, stream)
+        except S2Error:
+            return False
+        return (found.token or "").startswith(STOP_PREFIX)
+
     async def request_stop(self, stream: str) -> bool:
         """Stop the generation on ``stream``, wherever it runs.
 
@@ -421,7 +438,16 @@ class LogEngine:
                 ) from local.failure
             local = self._local.get(stream)
         if local is not None:
-            return local.stop()
+            stopped = local.stop()
+            if (
+                stopped
+                and isinstance(local, Generation)
+                and asyncio.current_task() is not local.task
+            ):
+                # answered once the stopped answer's end is stored (up to a lease), so the
+                # next turn, on any instance, finds the chat free
+                await asyncio.wait([local.task], timeout=self.config.lease_ms / 1000)
+            return stopped
         found = await latest_generation_or_token(self.basin, stream)
         if isinstance(found, OpenGeneration):  # a long answer: its claim is far behind
             token = found.token

@@ -203,6 +203,11 @@ class Generation:
         self.writer.cancel()  # cancelled while storing its terminal: the writer goes too
         self.engine.ownership.discard(self.claim.token)
 
+    @property
+    def stopping(self) -> bool:
+        """True once the generation was asked to stop (its answer is ending)."""
+        return self._stopping
+
     def stop(self) -> bool:
         """Ask the generation to stop. True when its source was still running (the answer
         ends with the stop terminal), False when it had already ended."""
