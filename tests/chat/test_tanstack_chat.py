@@ -442,3 +442,29 @@ async def test_history_of_chunks_without_timestamps_is_the_same_on_every_load(
         assert created == f"{stamp}.{start.timestamp % 1000:03d}Z"
         snapshots = [json.loads((await app.replay_frames("c1", 1))[0][1]) for _ in range(2)]
         assert snapshots[0]["messages"] == snapshots[1]["messages"] == loads[0]
+
+
+async def test_a_cursor_this_log_never_reached_ends_with_the_running_run(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    """A tab's cursor from a log that was reset (past this log's tail) while a run is live:
+    the replay ends with that run, skipping what the cursor covers, instead of following
+    forever and showing later runs from their middle; the reconnect then gets 416 (the
+    adapter loads from scratch)."""
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["one"])
+        await app.post("c1", [tanstack_user("first")])
+        await _idle(app)
+        stale = (await app.basin.check_tail("tanstack-c1")).seq_num + 50
+        app.model.chunks = tanstack_run(["two"], run_id="r2", message_id="a2")
+        app.model.hold_at = 2
+        app.model.reached_hold.clear()
+        app.model.gate.clear()
+        await app.post("c1", [tanstack_user("second", "u2")])
+        await app.model.reached_hold.wait()
+        params = {"id": "c1", "from": str(stale)}
+        async with app.client.stream("GET", "/api/tanstack/chat/replay", params=params) as replay:
+            assert replay.status_code == 200
+            app.model.gate.set()
+            body = (await replay.aread()).decode()  # ends when the run ends
+        assert "TEXT_MESSAGE_CONTENT" not in body  # all of it is at or below the cursor
+        again = await app.client.get("/api/tanstack/chat/replay", params=params)
+        assert again.status_code == 416

@@ -743,15 +743,18 @@ class ResumableChat:
                 tail = (await self.basin.check_tail(stream)).seq_num
             except StreamNotFoundError:
                 tail = 0
-            start = from_seq_num
+            start, ahead = from_seq_num, False
             if from_seq_num > tail and not self.engine.sent_live(stream, from_seq_num):
                 # a run on another instance sends live before S2 stores: read on from the
                 # tail, skipping what the client has; with no run open the log is complete
                 if not (await self.engine.latest(stream)).active:
                     return _cursor_past_tail(from_seq_num, tail)
-                start = tail
+                start, ahead = tail, True
+            # ahead: only to the running run's end, so a cursor that this log never reached
+            # (a tab of a log that was reset) is not followed forever, skipping everything:
+            # the client's reconnect then finds the run over and gets 416
             frames = self._replay_frames(
-                stream, start, until_closed=False, skip_ids_through=from_seq_num
+                stream, start, until_closed=ahead, skip_ids_through=from_seq_num
             )
         else:
             head, next_seq = await self._snapshot_head(stream)
