@@ -31,8 +31,9 @@ __all__ = ["SETTLE_FOR_LEASES", "settle_abandoned_claim"]
 
 logger = logging.getLogger("resumable_chat.log")
 
-#: How long :func:`settle_abandoned_claim` keeps looking, in leases: a claim that lands later
-#: than that is closed by the takeover like any silent generation.
+#: How long :func:`settle_abandoned_claim` keeps looking after S2 last failed to answer, in
+#: leases: a claim that lands later than that is closed by the takeover like any silent
+#: generation.
 SETTLE_FOR_LEASES = 2
 
 #: First and longest pause between two looks (s).
@@ -45,7 +46,8 @@ async def settle_abandoned_claim(engine: LogEngine, stream: str, request: Append
     ``stream``, and close it at once if it does (see the module docstring).
 
     Looks at the claim's position (``request.match_seq_num``) with one read, at growing
-    pauses (0.1 s to 1 s), for :data:`SETTLE_FOR_LEASES` leases at most. S2 errors are
+    pauses (0.1 s to 1 s), until :data:`SETTLE_FOR_LEASES` leases have passed since S2 last
+    failed to answer (so however long S2 hangs, the watch outlasts it). S2 errors are
     retried while transient and end the watch otherwise (logged); it never raises.
     """
     position = request.match_seq_num
@@ -54,7 +56,8 @@ async def settle_abandoned_claim(engine: LogEngine, stream: str, request: Append
     claim = request.records[0]
     token = fence_token(claim)
     loop = asyncio.get_running_loop()
-    until = loop.time() + SETTLE_FOR_LEASES * engine.config.lease_ms / 1000
+    settle_s = SETTLE_FOR_LEASES * engine.config.lease_ms / 1000
+    until = loop.time() + settle_s
     pause = _FIRST_PAUSE_S
     while loop.time() < until:
         await asyncio.sleep(pause)
@@ -67,6 +70,7 @@ async def settle_abandoned_claim(engine: LogEngine, stream: str, request: Append
             return
         except S2Error as exc:
             if _still_watching(exc, stream, "watching"):
+                until = max(until, loop.time() + settle_s)  # S2 is still down: watch on
                 continue
             return
         found = batch.records[0] if batch.records else None
