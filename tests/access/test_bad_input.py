@@ -4,6 +4,7 @@ its answer with exactly one protocol error terminal, in the live response and in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -197,9 +198,11 @@ SWELLING_BODY = (
 )
 
 
-async def test_a_message_over_one_record_is_stored_in_fragments() -> None:
-    """The message goes to the source and into history whole (stored in four records)."""
-    basin, model = MemoryBasin(), Model()
+@contextlib.asynccontextmanager
+async def _swelling_turn(
+    basin: MemoryBasin, model: Model
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.Response]]:
+    """An AI SDK app on ``basin`` answered by ``model``, and its answer to SWELLING_BODY."""
     model.chunks = [{"type": "start"}, {"type": "finish"}]
     chat = create_resumable_chat(protocol="ai-sdk", basin=basin)
     app = FastAPI()
@@ -208,6 +211,14 @@ async def test_a_message_over_one_record_is_stored_in_fragments() -> None:
         response = await client.post(
             "/api/chat", content=SWELLING_BODY, headers={"content-type": "application/json"}
         )
+        yield client, response
+    await chat.aclose()
+
+
+async def test_a_message_over_one_record_is_stored_in_fragments() -> None:
+    """The message goes to the source and into history whole (stored in four records)."""
+    basin, model = MemoryBasin(), Model()
+    async with _swelling_turn(basin, model) as (client, response):
         assert response.status_code == 200, response.text[-300:]
         assert len(model.seen[0][-1]["parts"][0]["x"]) == 200_000
         history = (await client.get("/api/chat/c1/messages")).json()
@@ -215,7 +226,6 @@ async def test_a_message_over_one_record_is_stored_in_fragments() -> None:
         assert history[0]["parts"][0]["x"] == [1e15] * 200_000
         stored = await read_range(basin, "chat-c1", 0)
         assert sum(1 for r in stored if r.headers and r.headers[0][0] == b"rc-part") == 4
-    await chat.aclose()
 
 
 async def test_a_message_too_large_to_store_gets_413_and_touches_nothing(
@@ -224,17 +234,9 @@ async def test_a_message_too_large_to_store_gets_413_and_touches_nothing(
     """Over the records a message may span (two here): refused before anything is claimed;
     the next turn works."""
     monkeypatch.setattr("resumable_chat.log.fragments.MAX_FRAGMENTS", 2)
-    body = SWELLING_BODY
-    assert len(body) < 1024 * 1024
+    assert len(SWELLING_BODY) < 1024 * 1024
     basin, model = MemoryBasin(), Model()
-    model.chunks = [{"type": "start"}, {"type": "finish"}]
-    chat = create_resumable_chat(protocol="ai-sdk", basin=basin)
-    app = FastAPI()
-    app.include_router(ai_sdk_router(chat, model.stream))
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
-        response = await client.post(
-            "/api/chat", content=body, headers={"content-type": "application/json"}
-        )
+    async with _swelling_turn(basin, model) as (client, response):
         assert response.status_code == 413, response.text[-300:]
         assert "S2 record" in response.json()["detail"]
         assert model.calls == 0
@@ -243,7 +245,6 @@ async def test_a_message_too_large_to_store_gets_413_and_touches_nothing(
         assert ok.status_code == 200 and model.calls == 1
         history = (await client.get("/api/chat/c1/messages")).json()
         assert [m["role"] for m in history] == ["user", "assistant"]
-    await chat.aclose()
 
 
 class _Finished:

@@ -303,6 +303,26 @@ async def test_large_answers_resume_over_http(make_chat_app) -> None:  # type: i
         assert replayed == live
 
 
+async def _replay_until_answered(client: Any, chat_id: str) -> list[dict[str, Any]]:
+    """The events of a TanStack session replay of ``chat_id`` until the answer is in them: a
+    snapshot holding it once the run has finished, or the running run up to RUN_FINISHED."""
+    params = {"id": chat_id}
+    async with client.stream("GET", "/api/tanstack/chat/replay", params=params) as live:
+        assert live.status_code == 200
+        seen = ""
+        async for text in live.aiter_text():
+            seen += text
+            events = [json.loads(d) for _, d in parse_sse(seen.rpartition("\n\n")[0])]
+            if any(e["type"] == "RUN_FINISHED" for e in events) or any(
+                m["role"] == "assistant"
+                for e in events
+                if e["type"] == "MESSAGES_SNAPSHOT"
+                for m in e["messages"]
+            ):
+                return events
+    raise AssertionError(f"the replay ended without the answer: {seen[-300:]}")
+
+
 async def test_a_tanstack_delta_over_one_record_is_cut(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
     """TanStack: the run is stored as deltas that fit S2 and history holds the whole text."""
     async with make_tanstack_app() as app:
@@ -312,20 +332,7 @@ async def test_a_tanstack_delta_over_one_record_is_cut(make_tanstack_app) -> Non
 
         # the session replay: a snapshot holding the answer once the run has finished, or
         # the running run live up to its RUN_FINISHED
-        params = {"id": "c1"}
-        async with app.client.stream("GET", "/api/tanstack/chat/replay", params=params) as live:
-            assert live.status_code == 200
-            seen = ""
-            async for text in live.aiter_text():
-                seen += text
-                events = [json.loads(d) for _, d in parse_sse(seen.rpartition("\n\n")[0])]
-                if any(e["type"] == "RUN_FINISHED" for e in events) or any(
-                    m["role"] == "assistant"
-                    for e in events
-                    if e["type"] == "MESSAGES_SNAPSHOT"
-                    for m in e["messages"]
-                ):
-                    break
+        await _replay_until_answered(app.client, "c1")
         history = (await app.client.get("/api/tanstack/chat/c1/messages")).json()
         text = [p["content"] for p in history[-1]["parts"] if p["type"] == "text"]
         assert text == ["start " + BIG_TEXT]
@@ -356,20 +363,7 @@ async def test_a_tanstack_tool_result_over_one_record_is_stored_in_fragments(
             *tanstack_run(["drawn"])[1:],
         ]
         assert (await app.post("c1", [tanstack_user("draw")])).status_code == 202
-        async with app.client.stream(
-            "GET", "/api/tanstack/chat/replay", params={"id": "c1"}
-        ) as live:
-            seen = ""
-            async for text in live.aiter_text():
-                seen += text
-                events = [json.loads(d) for _, d in parse_sse(seen.rpartition("\n\n")[0])]
-                if any(e["type"] == "RUN_FINISHED" for e in events) or any(
-                    m["role"] == "assistant"
-                    for e in events
-                    if e["type"] == "MESSAGES_SNAPSHOT"
-                    for m in e["messages"]
-                ):
-                    break
+        events = await _replay_until_answered(app.client, "c1")
         results = [e["content"] for e in events if e["type"] == "TOOL_CALL_RESULT"] + [
             p["content"]
             for e in events
