@@ -471,7 +471,8 @@ class ResumableChat:
 
         Raises:
             StreamInUseError: a generation holds the stream (HTTP 409).
-            MessageTooLargeError: a ``prelude`` chunk is over one S2 record (nothing claimed).
+            MessageTooLargeError: a ``prelude`` chunk is over the 64 S2 records a chunk may
+                span (nothing claimed; one over a single record is stored in fragments).
             MessageNotStorableError: a ``prelude`` chunk does not encode as UTF-8 JSON.
             S2Error: S2 failed during the claim.
             RuntimeError: the chat is closed.
@@ -523,7 +524,7 @@ class ResumableChat:
             holds the stream (with ``respond_before_claim``, when that is known before the
             model's first chunk; a claim lost later ends the 200 with the dialect's error
             terminal instead); 413
-            JSON ``{"detail"}`` when ``message`` is larger stored than one S2 record, 400
+            JSON ``{"detail"}`` when ``message`` is larger stored than 64 S2 records, 400
             when it cannot be stored as UTF-8 JSON (nothing is claimed or stored). A client
             that disconnects does not stop the generation or its persistence.
 
@@ -625,7 +626,7 @@ class ResumableChat:
             is persisted (as ``@s2-dev/resumable-stream`` does), with it at once; 409
             ``Stream already in use`` while a generation runs (the running one stays
             stoppable); 413 JSON ``{"detail"}`` when the last message is larger stored than
-            one S2 record, 400 when it cannot be stored as UTF-8 JSON (nothing is claimed
+            64 S2 records, 400 when it cannot be stored as UTF-8 JSON (nothing is claimed
             or stored).
 
         Raises:
