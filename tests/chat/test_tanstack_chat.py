@@ -452,7 +452,9 @@ async def test_a_cursor_this_log_never_reached_ends_with_the_running_run(make_ta
     async with make_tanstack_app() as app:
         app.model.chunks = tanstack_run(["one"])
         await app.post("c1", [tanstack_user("first")])
-        await _idle(app)
+        first = app.chat.running("tanstack-c1")
+        if first is not None:
+            await first.task  # the first run has ended and is stored
         stale = (await app.basin.check_tail("tanstack-c1")).seq_num + 50
         app.model.chunks = tanstack_run(["two"], run_id="r2", message_id="a2")
         app.model.hold_at = 2
