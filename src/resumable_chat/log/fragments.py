@@ -95,6 +95,10 @@ class FragmentJoiner:
     def add(self, record: SequencedRecord) -> SequencedRecord | None:
         """Take the next record of the log.
 
+        Args:
+            record: the record after the one given last (records in log order, contiguous
+                but for what the caller skips; the joiner never reads S2).
+
         Returns:
             ``record`` itself when it is not a fragment (a claim or terminal also drops an
             unfinished chunk; a stop, heartbeat or trim leaves it pending); the joined record
@@ -134,6 +138,9 @@ class FragmentJoiner:
 
 def join_fragments(records: Iterable[SequencedRecord]) -> tuple[list[SequencedRecord], int | None]:
     """``records`` (contiguous, in log order) with every stored chunk whole.
+
+    Args:
+        records: sequenced records as S2 returned them (e.g. :func:`~.scan.read_range`).
 
     Returns:
         The records, each chunk stored in fragments as one record (see the module
