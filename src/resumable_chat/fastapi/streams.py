@@ -10,6 +10,9 @@ The route pair of the seeds' examples (``@s2-dev/resumable-stream`` README, Verc
   ``text/event-stream`` with the stored output (minus ``N`` characters), then live; 422
   ``Stream is already done`` (text) when the stream is done; 404 ``Stream not found`` (text)
   when no stream with that id ever existed; 400 for a ``resumeAt`` that is not an integer ≥ 0.
+- either route answers 400 (text) for an id starting with ``chat-``, ``tanstack-`` or
+  ``agui-``: those name the chat routers' logs, which a text stream must never read or replace
+  (:data:`~resumable_chat.text_streams.RESERVED_STREAM_ID_PREFIXES`).
 
 Why 404 and 422 differ: Vercel ``resumable-stream``'s ``resumeExistingStream`` returns
 ``null`` for a stream that is done and ``undefined`` for one that does not exist (its README,
@@ -42,6 +45,8 @@ from resumable_chat.fastapi.requests import (
     storage_route_class,
 )
 from resumable_chat.text_streams.context import (
+    RESERVED_STREAM_ID_PREFIXES,
+    ReservedStreamIdError,
     ResumableStream,
     ResumableStreamContext,
     StreamActiveError,
@@ -82,6 +87,14 @@ async def _body(stream: ResumableStream) -> AsyncIterator[bytes]:
     async with contextlib.aclosing(stream):
         async for chunk in stream:
             yield chunk.encode()
+
+
+def _reserved(stream_id: str) -> Response | None:
+    """400 with the reason when ``stream_id`` names a chat's log
+    (:class:`~resumable_chat.text_streams.ReservedStreamIdError`), else ``None``."""
+    if stream_id.startswith(RESERVED_STREAM_ID_PREFIXES):
+        return PlainTextResponse(str(ReservedStreamIdError(stream_id)), status_code=400)
+    return None
 
 
 def stream_response(
@@ -148,10 +161,13 @@ def resumable_stream_router(
             before any of it is kept whole or a stream is claimed (bytes).
 
     Returns:
-        The router: ``POST {prefix}/{stream_id}`` (200 | 409 | 413) and
+        The router: ``POST {prefix}/{stream_id}`` (200 | 400 | 409 | 413) and
         ``GET {prefix}/{stream_id}?resumeAt=N`` (200 | 400 | 404 never existed | 422 done).
         Stream ids must match :data:`STREAM_ID_PATTERN` (else FastAPI answers 422 with a
-        JSON validation error). S2 failures: 503 with ``Retry-After`` | 500 misconfigured.
+        JSON validation error); an id starting with ``chat-``, ``tanstack-`` or ``agui-``
+        names a chat's log and gets 400 (text,
+        :data:`~resumable_chat.text_streams.RESERVED_STREAM_ID_PREFIXES`) before
+        ``authorize`` is called. S2 failures: 503 with ``Retry-After`` | 500 misconfigured.
     """
     router = APIRouter(
         route_class=storage_route_class(storage_policy(context.basin)),
@@ -160,6 +176,9 @@ def resumable_stream_router(
 
     @router.post(f"{prefix}/{{stream_id}}", response_model=None)
     async def create_stream(stream_id: StreamId, request: Request) -> Response:
+        refused = _reserved(stream_id)
+        if refused is not None:
+            return refused
         await authorize_chat(authorize, request, stream_id)
         # kept on the request, so the source may read it after the response starts
         body = await read_body(request, max_body_bytes)
@@ -177,6 +196,9 @@ def resumable_stream_router(
 
     @router.get(f"{prefix}/{{stream_id}}", response_model=None)
     async def resume_stream(stream_id: StreamId, request: Request) -> Response:
+        refused = _reserved(stream_id)
+        if refused is not None:
+            return refused
         await authorize_chat(authorize, request, stream_id)
         try:
             resume_at = parse_resume_at(request.query_params.get("resumeAt"))

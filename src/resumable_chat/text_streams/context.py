@@ -96,7 +96,7 @@ from collections.abc import (
     Mapping,
 )
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from resumable_chat.clock import SYSTEM_CLOCK, Clock
 from resumable_chat.log import (
@@ -173,6 +173,31 @@ _CLAIM_ATTEMPTS = 5
 
 class ResumableStreamError(Exception):
     """Base class of the errors of this module (S2 failures stay ``S2Error`` subclasses)."""
+
+
+#: Stream ids a text stream may not take: the chat routers name their S2 streams
+#: ``chat-<id>`` (AI SDK), ``tanstack-<id>`` (TanStack and AG-UI threads) and
+#: ``agui-run-<id>`` (the AG-UI run index) by default, so a text stream with such an id would
+#: be a chat's log, readable and replaceable (its history trimmed) by whoever can name a
+#: text stream. Case-sensitive, as S2 stream names are.
+RESERVED_STREAM_ID_PREFIXES: Final = ("chat-", "tanstack-", "agui-")
+
+
+class ReservedStreamIdError(ResumableStreamError, ValueError):
+    """A stream id starts with one of :data:`RESERVED_STREAM_ID_PREFIXES`: it names a chat's
+    log, not a text stream. Refused whatever the ``key_prefix`` (a chat may use the same
+    prefix: ``create_resumable_chat(stream_prefix=...)``). The FastAPI router answers 400.
+
+    ``stream_id`` is the id.
+    """
+
+    def __init__(self, stream_id: str) -> None:
+        reserved = ", ".join(repr(prefix) for prefix in RESERVED_STREAM_ID_PREFIXES)
+        super().__init__(
+            f"stream id {stream_id[:100]!r} is reserved: ids starting with {reserved} name "
+            "the chat logs of resumable-chat's chat routers; choose another id"
+        )
+        self.stream_id = stream_id
 
 
 class StreamActiveError(ResumableStreamError):
@@ -462,10 +487,13 @@ class ResumableStreamContext:
     def stream_name(self, stream_id: str) -> str:
         """The S2 stream holding ``stream_id``: ``key_prefix + stream_id``.
 
-        Raises ``ValueError`` for an empty ``stream_id``.
+        Raises ``ValueError`` for an empty ``stream_id``, :class:`ReservedStreamIdError` (a
+        ``ValueError``) for one starting with :data:`RESERVED_STREAM_ID_PREFIXES`.
         """
         if not stream_id:
             raise ValueError("stream_id must not be empty")
+        if stream_id.startswith(RESERVED_STREAM_ID_PREFIXES):
+            raise ReservedStreamIdError(stream_id)
         return self.key_prefix + stream_id
 
     def _check_open(self) -> None:
@@ -565,7 +593,8 @@ class ResumableStreamContext:
             - ``None`` when the stream is ``"done"`` (``make_stream`` is not called).
 
         Raises:
-            ValueError: an empty ``stream_id`` or a negative ``resume_at``.
+            ValueError: an empty or reserved ``stream_id`` (:class:`ReservedStreamIdError`),
+                or a negative ``resume_at``.
             S2Error: the store failed (never reported as done).
             ResumableStreamError: the claim kept losing races (extreme contention).
             RuntimeError: the context is closed.
@@ -598,7 +627,8 @@ class ResumableStreamContext:
 
         Raises:
             StreamActiveError: a live producer holds the id (the FastAPI helper answers 409).
-            ValueError: an empty ``stream_id`` or a negative ``resume_at``.
+            ValueError: an empty or reserved ``stream_id`` (:class:`ReservedStreamIdError`),
+                or a negative ``resume_at``.
             S2Error: the store failed.
             ResumableStreamError: the claim kept losing races.
             RuntimeError: the context is closed.
@@ -633,7 +663,8 @@ class ResumableStreamContext:
             - ``None`` when the stream is ``"done"`` or does not exist.
 
         Raises:
-            ValueError: an empty ``stream_id`` or a negative ``resume_at``.
+            ValueError: an empty or reserved ``stream_id`` (:class:`ReservedStreamIdError`),
+                or a negative ``resume_at``.
             S2Error: the store failed, before or while reading (never a silent ``None`` or a
                 hang: upstream bugs #312 and #194).
             RuntimeError: the context is closed.
@@ -655,7 +686,7 @@ class ResumableStreamContext:
         exact rules. Costs O(records of the latest generation) to read, never O(history).
 
         Raises:
-            ValueError: an empty ``stream_id``.
+            ValueError: an empty or reserved ``stream_id`` (:class:`ReservedStreamIdError`).
             S2Error: the store failed.
             RuntimeError: the context is closed.
         """
@@ -674,7 +705,7 @@ class ResumableStreamContext:
         docstring).
 
         Raises:
-            ValueError: an empty ``stream_id``.
+            ValueError: an empty or reserved ``stream_id`` (:class:`ReservedStreamIdError`).
             S2Error: the store failed.
             RuntimeError: the context is closed.
         """
