@@ -312,8 +312,10 @@ async def test_a_client_hanging_up_mid_body_is_not_a_server_error(
 @pytest.mark.parametrize("protocol", ["ai-sdk", "tanstack"])
 async def test_a_body_sent_as_a_form_or_text_is_415_and_starts_nothing(protocol: str) -> None:
     """Only JSON bodies are read (``application/json``, ``application/*+json``, or no
-    ``Content-Type``): a ``text/plain`` or form body is what another site can post
-    cross-origin without a CORS preflight, so it gets 415 and starts no model call."""
+    ``Content-Type`` from outside a browser): a ``text/plain`` or form body, or one without a
+    type from a browser (``fetch`` of a ``Blob`` or ``ArrayBuffer``), is what another site
+    can post cross-origin without a CORS preflight, so it gets 415 and starts no model
+    call."""
     chat, model, basin, app = await _serve(protocol)
     model.chunks = [{"type": "start"}, {"type": "finish"}]
     path = "/api/chat" if protocol == "ai-sdk" else "/api/tanstack/chat"
@@ -324,19 +326,22 @@ async def test_a_body_sent_as_a_form_or_text_is_415_and_starts_nothing(protocol:
     )
     body = json.dumps({"id": "c1", "messages": [message]}).encode()
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
-        for content_type in (
-            "text/plain;charset=UTF-8",
-            "application/x-www-form-urlencoded",
-            "multipart/form-data; boundary=x",
-        ):
-            response = await client.post(path, content=body, headers={"content-type": content_type})
-            assert response.status_code == 415, (content_type, response.text)
+        refused: list[dict[str, str]] = [
+            {"content-type": "text/plain;charset=UTF-8"},
+            {"content-type": "application/x-www-form-urlencoded"},
+            {"content-type": "multipart/form-data; boundary=x"},
+            {"origin": "https://elsewhere.example"},  # a browser's fetch of a Blob, no type
+            {"sec-fetch-mode": "no-cors", "sec-fetch-site": "cross-site"},
+        ]
+        for headers in refused:
+            response = await client.post(path, content=body, headers=headers)
+            assert response.status_code == 415, (headers, response.text)
             assert "application/json" in response.json()["detail"]
             stop = await client.request(
                 "DELETE",
                 path if protocol == "tanstack" else "/api/chat/c1/stream",
                 content=b'{"id": "c1"}',
-                headers={"content-type": content_type},
+                headers=headers,
             )
             assert stop.status_code == (415 if protocol == "tanstack" else 204), stop.text
         assert model.calls == 0
@@ -345,7 +350,8 @@ async def test_a_body_sent_as_a_form_or_text_is_415_and_starts_nothing(protocol:
         for chat_id, headers in (
             ("c1", {"content-type": "application/json; charset=utf-8"}),
             ("c2", {"content-type": "application/vnd.api+json"}),
-            ("c3", {}),  # no Content-Type: read as JSON
+            ("c3", {}),  # no Content-Type and not from a browser: read as JSON
+            ("c4", {"content-type": "application/json", "origin": "https://app.example"}),
         ):
             ok_body = body.replace(b'"c1"', f'"{chat_id}"'.encode(), 1)
             response = await client.post(path, content=ok_body, headers=headers)

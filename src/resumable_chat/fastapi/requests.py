@@ -207,16 +207,26 @@ async def validated_body(
     """The request body parsed into ``model``, or the 4xx JSON response that explains why not.
 
     415 when the request names a ``Content-Type`` that is not JSON (``application/json`` or
-    ``application/*+json``; none at all is read as JSON): the JS clients always send
-    ``application/json`` (``ai`` ``HttpChatTransport``, ``@tanstack/ai-client``
-    ``fetchServerSentEvents``), while a form or ``text/plain`` body is what another site can
-    send cross-origin without a CORS preflight (https://fetch.spec.whatwg.org/#cors-safelisted-request-header),
-    so it must not start a model call. 413 over ``max_body_bytes`` (bytes; checked on
+    ``application/*+json``), or names none and comes from a browser (it carries ``Origin``
+    or ``Sec-Fetch-Mode``; a request with neither, from a script or ``curl``, is read as
+    JSON): the JS clients always send ``application/json`` (``ai`` ``HttpChatTransport``,
+    ``@tanstack/ai-client`` ``fetchServerSentEvents``), while a form or ``text/plain`` body,
+    or a ``Blob`` or ``ArrayBuffer`` body without a type (sent with no ``Content-Type``), is
+    what another site can send cross-origin without a CORS preflight
+    (https://fetch.spec.whatwg.org/#cors-safelisted-request-header), so it must not start a
+    model call. 413 over ``max_body_bytes`` (bytes; checked on
     ``Content-Length`` and while reading), 400 for malformed JSON or JSON nested deeper than
     :data:`MAX_JSON_DEPTH`, 422 with ``{"detail": [{loc, msg, type}]}`` for a wrong shape.
     """
-    content_type = request.headers.get("content-type")
-    if content_type is not None and not _is_json_media_type(content_type):
+    headers = request.headers
+    content_type = headers.get("content-type")
+    if content_type is None:
+        if "origin" in headers or "sec-fetch-mode" in headers:
+            return JSONResponse(
+                {"detail": "Content-Type must be application/json, and the request has none"},
+                status_code=415,
+            )
+    elif not _is_json_media_type(content_type):
         return JSONResponse(
             {"detail": f"Content-Type must be application/json, not {content_type[:100]!r}"},
             status_code=415,
