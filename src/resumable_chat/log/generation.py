@@ -8,7 +8,11 @@ is its :data:`Outcome`:
 - ``"end"``: the producer finished; ``end-`` fence.
 - ``"stopped"``: a stop (here, or a ``stop-`` fence from another instance that the writer
   adopted) cancelled the producer; it appends its stop terminal; ``end-`` fence.
-- ``"error"``: the producer raised; it appends its error terminal; ``error-`` fence.
+- ``"error"``: the producer raised, or S2 refused its records for good (auth, an invalid
+  request, a missing basin: the writer failed with an error that retrying cannot cure, and
+  the source is cancelled, as a stop cancels it); it appends its error terminal; ``error-``
+  fence (tried once after such a failure). The live answer thus ends with the error the log
+  holds instead of running on to an end no reader of the log will ever see.
 - ``"lost"``: another instance took the stream over (after a lease of silence in the log);
   the writer is fenced out, the producer's live side ends with its error terminal, which is
   not stored (the taker stored its own).
@@ -177,6 +181,8 @@ class Generation:
         self.outcome: Outcome | None = None
         self._stopping = False
         self._lost = False
+        #: the writer's permanent failure (not a takeover) that ended the answer, if any
+        self._storage_error: BaseException | None = None
         self._running = False
         self._finished = False
         self._abandoned = False  # given up on by abandon(): its end stores nothing
@@ -258,12 +264,37 @@ class Generation:
         return cursor <= self.writer.next_seq_num
 
     def _writer_failed(self, error: BaseException) -> None:
-        if isinstance(error, FencedOutError) and self.outcome is None:
+        """The writer gave up: a takeover (``FencedOutError``) makes the answer lost; any
+        other failure (S2 refused the records for good) ends it with the error terminal,
+        unless it is already ending (stopped, lost, ended)."""
+        if self.outcome is not None or self._lost:
+            return
+        if isinstance(error, FencedOutError):
             self._lost = True
-            self.signal.set()
-            if self._running:
-                self.task.cancel("lost")
-                self._cancel_again_later()
+        elif self._stopping or self._storage_error is not None:
+            return
+        else:
+            self._storage_error = error
+        self.signal.set()
+        if self._running:
+            self.task.cancel("lost" if self._lost else "storage failed")
+            self._cancel_again_later()
+
+    def _ended_early(self) -> bool:
+        """True when a stop, a takeover or a storage failure cancelled the source."""
+        return self._stopping or self._lost or self._storage_error is not None
+
+    def _early_outcome(self, output: Output) -> Outcome:
+        """The outcome of an answer cut short (:meth:`_ended_early`), its terminal chunks
+        emitted: lost (none: the taker stored its own), failed storage (the error terminal,
+        live only), or stopped (the stop terminal)."""
+        if self._lost:
+            return "lost"
+        if self._storage_error is not None:
+            self.producer.failed(self._storage_error, output)
+            return "error"
+        self.producer.stopped(output)
+        return "stopped"
 
     async def _run(self) -> None:
         task = asyncio.current_task()
@@ -272,41 +303,37 @@ class Generation:
         self.writer.start()  # heartbeats while the model is silent, from the claim on
         outcome: Outcome
         try:
-            if self._lost:
-                outcome = "lost"
-            elif self._stopping:
-                outcome = "stopped"
-                producer.stopped(output)
+            if self._ended_early():
+                outcome = self._early_outcome(output)
             else:
                 self._running = True
                 try:
                     await producer.run(output)
-                    if self._stopping or self._lost:
-                        # The source swallowed the cancel of a stop or takeover; the producer
-                        # returned at its next chunk (Producer.run): end as the cancel would.
+                    if self._ended_early():
+                        # The source swallowed the cancel of a stop, takeover or storage
+                        # failure; the producer returned at its next chunk (Producer.run): end
+                        # as the cancel would.
                         while task.cancelling():
                             task.uncancel()
                     if self._abandoned:
                         outcome = "abandoned"  # left behind by aclose: store nothing
-                    elif self._lost:
-                        outcome = "lost"
-                    elif self._stopping:
-                        outcome = "stopped"
-                        producer.stopped(output)
+                    elif self._ended_early():
+                        outcome = self._early_outcome(output)
                     else:
                         outcome = "end"
                 except asyncio.CancelledError:
-                    if self._abandoned or not (self._stopping or self._lost):
+                    if self._abandoned or not self._ended_early():
                         await self._abandon()
                         raise
                     while task.cancelling():
                         task.uncancel()
-                    outcome = "lost" if self._lost else "stopped"
-                    if outcome == "stopped":
-                        producer.stopped(output)
+                    outcome = self._early_outcome(output)
                 except Exception as exc:
                     if self._abandoned:
                         outcome = "abandoned"
+                    elif self._storage_error is not None:
+                        # the source raised on its cancel (storage failed): that error stands
+                        outcome = self._early_outcome(output)
                     else:
                         outcome = "error"
                         logger.warning("source of %s failed: %r", self.stream, exc)
