@@ -32,7 +32,11 @@ is new (its first turn: tail 0, token ``""``), the claim is first appended condi
 guess alone. S2 accepts it only if the stream's tail and token are exactly the guessed ones,
 which is a state with no open generation, so the claim is as safe as one conditioned on a
 read; when the guess is wrong (412), the claim goes the two-round-trip way above, as if the
-guess had never been made.
+guess had never been made, with one difference: when S2's 412 names a claim's token (a
+generation was open when the guessed claim arrived), a read that finds that the stream has
+since ended with ``end-`` answers 409, as a read at the guessed claim's arrival would have
+(without it, a turn sent to two instances at once was answered twice whenever the winner's
+answer ended before the loser read the log).
 """
 
 from __future__ import annotations
@@ -44,7 +48,14 @@ from typing import TYPE_CHECKING, Literal
 
 from resumable_chat.log.errors import StreamInUseError
 from resumable_chat.log.faults import is_transient
-from resumable_chat.log.records import CLAIM_PREFIX, STOP_PREFIX, classify, fence, fence_token
+from resumable_chat.log.records import (
+    CLAIM_PREFIX,
+    STOP_PREFIX,
+    RecordKind,
+    classify,
+    fence,
+    fence_token,
+)
 from resumable_chat.log.scan import last_record, latest_generation
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import FencingTokenMismatchError, S2Error, SeqNumMismatchError
@@ -164,12 +175,17 @@ async def claim_stream(
     guess = engine.claim_hint(stream)
     if guess is None and new_chat:
         guess = (0, "")
+    #: a generation was open when the guessed claim reached S2 (its 412 named its claim)
+    raced = False
     if guess is not None and engine.config.mode != "single-use":
         request = AppendInput(batch, match_seq_num=guess[0], fencing_token=guess[1])
         try:
             ack = await _append_claim(engine, stream, request)
-        except (FencingTokenMismatchError, SeqNumMismatchError):
+        except FencingTokenMismatchError as exc:
             engine.forget_claim_hint(stream)  # a wrong guess: read, as without one
+            raced = (exc.expected_fencing_token or "").startswith(CLAIM_PREFIX)
+        except SeqNumMismatchError:
+            engine.forget_claim_hint(stream)
         else:
             return Claim(token, ack.start.seq_num, ack.end.seq_num)
     if engine.config.mode == "single-use":
@@ -186,6 +202,13 @@ async def claim_stream(
         if last is None:
             condition = "" if tail.seq_num == 0 else None
         elif classify(last).closes:
+            if raced and not waited and classify(last) is RecordKind.END:
+                # A generation was open when this claim reached S2 and has ended since, by
+                # itself: it answered a turn sent while this one was on its way, which a claim
+                # conditioned on a read would have met running (409). Claiming on top of its
+                # end would answer the same moment twice (two tabs, or a turn sent to two
+                # instances). A lost one, closed since with ``error-``, is claimed as usual.
+                raise StreamInUseError(stream)
             condition = fence_token(last)
         else:
             # Is a generation open under the last record? Read back to its claim: O(answer).

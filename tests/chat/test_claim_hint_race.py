@@ -1,0 +1,81 @@
+"""Two instances racing one turn, when the one that served the previous turn claims on its
+remembered end of the log (one round trip) and loses: it must answer 409, as a claim
+conditioned on a read does, even when the winner's whole answer has ended by the time it
+looks again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from helpers import user_message
+from resumable_chat import create_resumable_chat
+from resumable_chat.chat.producer import live_channel
+from resumable_chat.log import Ownership, RecordKind, classify, read_range
+from resumable_chat.s2 import MemoryBasin
+from resumable_chat.testing.fault_basin import FaultPlanBasin
+from resumable_chat.testing.fault_plan import FaultPlan
+
+
+def answer(text: str, go: asyncio.Event | None = None) -> Any:
+    async def model(signal: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "start"}
+        yield {"type": "text-start", "id": "t"}
+        if go is not None:
+            await go.wait()
+        yield {"type": "text-delta", "id": "t", "delta": text}
+        yield {"type": "text-end", "id": "t"}
+        yield {"type": "finish"}
+
+    return model
+
+
+async def body_of(chat: Any, stream: str, response: Any) -> str:
+    """The live response's frames until it ends (the answer's end is then stored)."""
+    generation = chat.running(stream)
+    assert generation is not None
+    out = b"".join([frame async for frame in live_channel(generation).frames()])
+    await generation.task
+    return out.decode()
+
+
+async def test_a_hinted_claim_that_lost_the_race_is_409_after_the_winner_ended() -> None:
+    memory = MemoryBasin()
+    plan = FaultPlan()
+    a = create_resumable_chat(
+        protocol="ai-sdk", basin=FaultPlanBasin(memory, plan), ownership=Ownership()
+    )
+    b = create_resumable_chat(protocol="ai-sdk", basin=memory, ownership=Ownership())
+    stream = "chat-x"
+
+    first = await a.make_resumable(
+        stream, answer("one"), message=user_message("1", "u1"), new_chat=True
+    )
+    assert first.status_code == 200 and '"one"' in await body_of(a, stream, first)
+    assert a.engine.claim_hint(stream) is not None  # A claims the next turn in one round trip
+
+    # the same turn reaches both instances: A's claim is slow to reach S2, B claims first
+    held_append = plan.hold("append", times=1)
+    held_read = plan.hold("read", times=1)
+    turn = user_message("2", "u2")
+    racing = asyncio.create_task(a.make_resumable(stream, answer("A's"), message=turn))
+    await plan.wait_injected(1, "latency")
+    go = asyncio.Event()
+    won = await b.make_resumable(stream, answer("B's", go), message=turn)
+    assert won.status_code == 200
+    held_append.release()  # refused: B's claim holds the stream
+    await plan.wait_injected(2, "latency")  # A now reads the log again, slowly
+    go.set()
+    assert '"B\'s"' in await body_of(b, stream, won)  # B's answer has ended and is stored
+    held_read.release()
+
+    lost = await racing
+    assert lost.status_code == 409
+    claims = [r for r in await read_range(memory, stream, 0) if classify(r) is RecordKind.CLAIM]
+    assert len(claims) == 2, "the turn was answered twice"
+
+    later = await a.make_resumable(stream, answer("three"), message=user_message("3", "u3"))
+    assert later.status_code == 200 and '"three"' in await body_of(a, stream, later)
+    await a.aclose()
+    await b.aclose()
