@@ -75,6 +75,24 @@ TANSTACK_BAD = [
     ),
     ("id too long", "POST", "/api/tanstack/chat", {"id": LONG_ID, "messages": [USER]}, 422),
     ("id characters", "POST", "/api/tanstack/chat", {"id": "a/b", "messages": [USER]}, 422),
+    *[  # parts that could not be stored or shown: refused, not dropped (an empty prompt)
+        (
+            f"tanstack {name}",
+            "POST",
+            "/api/tanstack/chat",
+            {"id": "c1", "messages": [{"id": "u1", "role": "user", **message}]},
+            422,
+        )
+        for name, message in (
+            ("part without type", {"parts": [{"content": "hi"}]}),
+            ("part type a number", {"parts": [{"type": 5, "content": "hi"}]}),
+            ("text part content a number", {"parts": [{"type": "text", "content": 5}]}),
+            ("thinking part without content", {"parts": [{"type": "thinking"}]}),
+            ("content a number", {"content": 5}),
+            ("content part without type", {"content": [{"content": "hi"}]}),
+            ("content part not an object", {"content": ["hi"]}),
+        )
+    ],
     ("oversized", "POST", "/api/tanstack/chat", {"id": "c1", "messages": [USER] * 100}, 413),
     ("stop malformed", "DELETE", "/api/tanstack/chat", b"{", 400),
     ("stop missing id", "DELETE", "/api/tanstack/chat", {}, 422),

@@ -546,6 +546,10 @@ async def test_bad_requests_get_a_readable_4xx_and_write_nothing(
         assert (await client.get(API, params={"offset": "-1"})).status_code == 400
         assert (await client.get(API, params={"offset": "x", "runId": "r"})).status_code == 400
         assert (await client.get(API, params={"threadId": "bad id"})).status_code == 422
+        for message in ({**user("hi"), "id": 7}, {"id": "m1", "content": "hi"}):
+            unnamed = await app.post("t1", "run-a", [message])
+            assert unnamed.status_code == 422, message
+            assert unnamed.json()["detail"][0]["loc"] == ["messages"]
         assert await read_range(app.basin, "tanstack-t1", 0) == []
         assert app.model.calls == 0
 

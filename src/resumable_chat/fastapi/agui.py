@@ -37,7 +37,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.producer import StopSignal
@@ -98,6 +98,20 @@ class RunAgentInputModel(BaseModel):
     tools: list[dict[str, Any]] = Field(default_factory=list)
     context: list[Any] = Field(default_factory=list)
     forwardedProps: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("messages")
+    @classmethod
+    def _identified_messages(cls, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each message has a string ``id`` and a non-empty string ``role``, as every AG-UI
+        message type requires (``@ag-ui/core`` ``src/types.ts``, ``MessageSchema``); the ids
+        key the stored history. Raises ``ValueError`` (a 422 naming the message)."""
+        for index, message in enumerate(messages):
+            if not isinstance(message.get("id"), str):
+                raise ValueError(f"message {index} has no id (a string)")
+            role = message.get("role")
+            if not isinstance(role, str) or not role:
+                raise ValueError(f"message {index} has no role (a non-empty string)")
+        return messages
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.producer import StopSignal
@@ -32,13 +32,52 @@ logger = logging.getLogger("resumable_chat.fastapi")
 
 
 class TanStackMessageModel(BaseModel):
-    """A TanStack ``UIMessage`` (``{id, role, parts}``; extra keys are kept)."""
+    """A TanStack ``UIMessage`` (``{id, role, parts}``), or a ``ModelMessage`` with its
+    ``content`` instead of parts (a string, ``null`` or a list of content parts); extra keys
+    are kept."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str = Field(min_length=1, max_length=200)
     role: Literal["system", "user", "assistant"]
     parts: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("parts")
+    @classmethod
+    def _typed_parts(cls, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each part names its ``type`` (a non-empty string), and a ``text`` or ``thinking``
+        part carries its ``content`` as a string, as TanStack AI's ``MessagePart`` types
+        demand (``@tanstack/ai`` ``src/types.ts``: ``TextPart``, ``ThinkingPart``; the AI
+        SDK's ``text`` key is taken for it too); other keys and part types pass as sent.
+        Raises ``ValueError`` (a 422 naming the part) otherwise, rather than storing a
+        message whose parts would be dropped."""
+        _check_parts(parts, "part")
+        return parts
+
+    @model_validator(mode="after")
+    def _typed_content(self) -> TanStackMessageModel:
+        """A ``ModelMessage``'s ``content``, when sent, is a string, ``null`` or a list of
+        content parts checked as :meth:`_typed_parts` checks parts. Raises ``ValueError``."""
+        extra = self.model_extra or {}
+        content = extra.get("content")
+        if "content" in extra and not isinstance(content, str | list | None):
+            raise ValueError("content must be a string, null or a list of content parts")
+        if isinstance(content, list):
+            if not all(isinstance(part, dict) for part in content):
+                raise ValueError("content parts must be objects")
+            _check_parts(content, "content part")
+        return self
+
+
+def _check_parts(parts: list[dict[str, Any]], what: str) -> None:
+    for index, part in enumerate(parts):
+        kind = part.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"{what} {index} has no type (a non-empty string)")
+        if kind in ("text", "thinking") and not (
+            isinstance(part.get("content"), str) or isinstance(part.get("text"), str)
+        ):
+            raise ValueError(f"{what} {index} ({kind}) needs its content as a string")
 
 
 class TanStackChatRequest(BaseModel):
