@@ -205,6 +205,21 @@ async def test_reads_and_tail_are_retried(faulty_s2: FaultyS2) -> None:
     assert [r.body for r in got.records] == [b"a", b"b"]
 
 
+async def test_a_read_whose_body_came_cut_is_read_again(faulty_s2: FaultyS2) -> None:
+    """A 200 whose JSON was cut on its way (a ``Content-Length`` that matches the cut body,
+    as a mangling proxy sends it) is retried like a dropped connection, not raised: a route
+    answered 503 at once."""
+    basin = faulty_s2.basin()
+    await basin.append("s", batch("a", "b", match_seq_num=0))
+    faulty_s2.plan.garble("read", times=2)
+    got = await basin.read("s", seq_num=0, count=10)
+    assert [r.body for r in got.records] == [b"a", b"b"]
+    assert faulty_s2.plan.injected == [("read", "garble")] * 2
+    faulty_s2.plan.garble("read", times=None)  # a body that is never valid is an outage
+    with pytest.raises(S2UnavailableError, match="malformed ReadBatch"):
+        await basin.read("s", seq_num=0, count=10)
+
+
 @pytest.mark.parametrize("fault", ["cut", "cut_mid_event", "error"])
 async def test_follow_survives_cut_sessions(faulty_s2: FaultyS2, fault: str) -> None:
     basin = faulty_s2.basin()

@@ -276,8 +276,12 @@ class HttpBasin(Basin):
         content: bytes | None = None,
         timeout_s: float | None = None,
         retry_codes: frozenset[str] = frozenset(),
+        check: Callable[[httpx.Response], S2Error | None] | None = None,
     ) -> httpx.Response:
-        """An idempotent request with retries; ``retry_codes`` adds retryable S2 codes."""
+        """An idempotent request with retries; ``retry_codes`` adds retryable S2 codes;
+        ``check`` is called with each 2xx response and returns the error of a body that
+        cannot be used (cut or garbled on its way), which is retried like a dropped
+        connection."""
         hdrs = headers if headers is not None else self._stream_headers
         budget = self.deadline_s + (timeout_s - self._timeout_s if timeout_s else 0.0)
 
@@ -293,6 +297,10 @@ class HttpBasin(Basin):
             )
             if isinstance(outcome, AttemptFailure) and outcome.error.code in retry_codes:
                 outcome.retryable = True
+            elif check is not None and isinstance(outcome, httpx.Response):
+                unusable = check(outcome)
+                if unusable is not None:
+                    return AttemptFailure(unusable, retryable=True)
             return outcome
 
         outcome, attempts = await retrying(
@@ -445,7 +453,9 @@ class HttpBasin(Basin):
         is rounded up, capped at 60) is always sent, so the read long-polls only when asked.
         Raises ``RangeNotSatisfiableError`` (416: start past the tail, or at the tail with
         ``wait=0``, even with ``clamp``), ``StreamNotFoundError``, ``S2InvalidError`` (422,
-        e.g. two start parameters), ``S2UnavailableError``.
+        e.g. two start parameters), ``S2UnavailableError`` (also when every attempt's body
+        was not a valid ``ReadBatch``: a body cut or garbled on its way is read again, as a
+        dropped connection is).
         """
         params: dict[str, str | int] = {}
         for key, value in (
@@ -466,13 +476,30 @@ class HttpBasin(Basin):
         headers = {**self._stream_headers, "Accept": _JSON}
         timeout = self._timeout_s + wait_s
 
+        decoded: list[ReadBatch] = []
+
+        def check(response: httpx.Response) -> S2Error | None:
+            try:
+                decoded[:] = [decode_batch(response.content)]
+            except S2Error as exc:
+                logger.warning("read of %s: %s; reading again", stream, exc.message)
+                return exc
+            return None
+
         async def call() -> httpx.Response:
             return await self._call(
-                "read", "GET", url, stream=stream, headers=headers, params=params, timeout_s=timeout
+                "read",
+                "GET",
+                url,
+                stream=stream,
+                headers=headers,
+                params=params,
+                timeout_s=timeout,
+                check=check,
             )
 
-        response = await self._creating(stream, call)
-        return decode_batch(response.content)
+        await self._creating(stream, call)
+        return decoded[0]
 
     async def check_tail(self, stream: str) -> StreamPosition:
         """The stream's tail (S2 REST v1 ``GET /streams/{stream}/records/tail``).

@@ -16,7 +16,9 @@ the first that fires decides. Build one per test and serve it in the test's even
 The faults are those S2 clients must survive (https://s2.dev/docs/api, errors): added latency,
 500/503, 429 with
 ``retry-after-ms``, 408, a connection that breaks after an append was written (the ack is
-lost), SSE read sessions cut between events or in the middle of one, and ``error`` events.
+lost), a body cut short on its way (with a ``Content-Length`` that matches what is left, as
+a proxy that mangles answers sends it), SSE read sessions cut between events or in the middle
+of one, and ``error`` events.
 :meth:`outage` fails everything until :meth:`end_outage`. ``injected`` records what fired.
 """
 
@@ -35,7 +37,7 @@ from resumable_chat.testing.s2_server import Faults, SessionFault, drop_connecti
 
 __all__ = ["FaultPlan", "FaultRule"]
 
-FaultKind = Literal["latency", "status", "lose_ack", "session"]
+FaultKind = Literal["latency", "status", "lose_ack", "garble", "session"]
 
 _CODES = {408: "request_timeout", 429: "rate_limited", 500: "storage", 503: "unavailable"}
 
@@ -48,7 +50,8 @@ class FaultRule:
       serve), ``"status"``
       (answer ``status`` with an S2 error body, and ``retry-after-ms`` when
       ``retry_after_ms`` is set, without touching the log), ``"lose_ack"`` (serve the
-      request, then break the connection before the response is complete) or ``"session"``
+      request, then break the connection before the response is complete), ``"garble"``
+      (serve the request, then answer with the first half of its body) or ``"session"``
       (do ``session_fault`` to an SSE event).
     - ``operations``: the S2 operation ids it applies to (empty: every operation).
     - ``streams``: only requests on these stream names (empty: any).
@@ -189,6 +192,19 @@ class FaultPlan(Faults):
         """Serve matching requests (the append is written), then break the connection."""
         return self.add(FaultRule("lose_ack", _ops(operations), frozenset(), skip, times))
 
+    def garble(
+        self,
+        operations: str | Collection[str] = "read",
+        *,
+        skip: int = 0,
+        times: int | None = 1,
+    ) -> FaultRule:
+        """Serve matching requests, then answer with the first half of the response body and
+        a ``Content-Length`` to match (the status and other headers as served): the client
+        gets a complete HTTP answer whose JSON is cut. Streaming answers (read sessions) are
+        left alone."""
+        return self.add(FaultRule("garble", _ops(operations), frozenset(), skip, times))
+
     def cut_session(
         self,
         fault: SessionFault = "cut",
@@ -252,10 +268,11 @@ class FaultPlan(Faults):
         return None
 
     async def before_request(self, request: Request, operation: str) -> Response | None:
-        """Latency and status faults; remembers a ``lose_ack`` for :meth:`after_request`."""
+        """Latency and status faults; remembers a ``lose_ack`` or ``garble`` for
+        :meth:`after_request`."""
         self.requests[operation] = self.requests.get(operation, 0) + 1
         stream = _stream_of(request)
-        rule = self.firing(operation, stream, ("latency", "status", "lose_ack"))
+        rule = self.firing(operation, stream, ("latency", "status", "lose_ack", "garble"))
         if rule is None:
             return None
         if rule.kind == "latency":
@@ -264,8 +281,8 @@ class FaultPlan(Faults):
             else:
                 await asyncio.sleep(rule.latency_s)
             return None
-        if rule.kind == "lose_ack":
-            request.state.lose_ack = True
+        if rule.kind in ("lose_ack", "garble"):
+            setattr(request.state, rule.kind, True)
             return None
         headers = {}
         if rule.retry_after_ms is not None:
@@ -274,9 +291,14 @@ class FaultPlan(Faults):
         return JSONResponse(body, rule.status, headers=headers)
 
     async def after_request(self, request: Request, operation: str, response: Response) -> Response:
-        """Break the connection of a request marked by a ``lose_ack`` rule."""
+        """Break the connection of a request marked by a ``lose_ack`` rule; cut the body of
+        one marked by a ``garble`` rule."""
         if getattr(request.state, "lose_ack", False):
             return drop_connection(response)
+        body = getattr(response, "body", None)
+        if getattr(request.state, "garble", False) and isinstance(body, bytes):
+            headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+            return Response(body[: len(body) // 2], response.status_code, headers=headers)
         return response
 
     async def event_fault(self, request: Request, event: str, index: int) -> SessionFault | None:
