@@ -9,6 +9,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from helpers import user_message
 from resumable_chat import create_resumable_chat
 from resumable_chat.chat.producer import live_channel
@@ -77,5 +79,55 @@ async def test_a_hinted_claim_that_lost_the_race_is_409_after_the_winner_ended()
 
     later = await a.make_resumable(stream, answer("three"), message=user_message("3", "u3"))
     assert later.status_code == 200 and '"three"' in await body_of(a, stream, later)
+    await a.aclose()
+    await b.aclose()
+
+
+@pytest.mark.parametrize("loser", ["stale hint", "no hint"])
+async def test_a_turn_answered_once_is_409_for_its_late_duplicate(loser: str) -> None:
+    """The same turn reaches A and B; B's read of the log is slow, A's quick answer ends
+    before it: B finds the chat idle, but its latest answer answered this very message, so
+    B answers 409 (``once_per_message``), whatever B remembered of the log."""
+    memory = MemoryBasin()
+    plan = FaultPlan()
+    a = create_resumable_chat(protocol="ai-sdk", basin=memory, ownership=Ownership())
+    b = create_resumable_chat(
+        protocol="ai-sdk", basin=FaultPlanBasin(memory, plan), ownership=Ownership()
+    )
+    stream = "chat-x"
+    first = b if loser == "stale hint" else a
+    opened = await first.make_resumable(
+        stream, answer("one"), message=user_message("1", "u1"), new_chat=True
+    )
+    assert opened.status_code == 200 and '"one"' in await body_of(first, stream, opened)
+    if loser == "stale hint":  # A answers a turn after B's: B's remembered end is stale
+        second = await a.make_resumable(stream, answer("two"), message=user_message("2", "u2"))
+        assert second.status_code == 200 and '"two"' in await body_of(a, stream, second)
+
+    turn = user_message("3", "u3")
+    held_read = plan.hold("read", times=1)
+    racing = asyncio.create_task(
+        b.make_resumable(stream, answer("B's"), message=turn, once_per_message=True)
+    )
+    await plan.wait_injected(1, "latency")
+    won = await a.make_resumable(stream, answer("A's"), message=turn, once_per_message=True)
+    assert won.status_code == 200 and '"A\'s"' in await body_of(a, stream, won)
+    held_read.release()
+    assert (await racing).status_code == 409
+    answers = [m for m in await a.load_messages(stream) if m["role"] == "assistant"]
+    assert [p.get("text") for m in answers for p in m["parts"] if p["type"] == "text"][-1] == (
+        "A's"
+    )
+
+    # the same instance, sent again after its own answer: 409 as well, in one round trip
+    again = await a.make_resumable(stream, answer("again"), message=turn, once_per_message=True)
+    assert again.status_code == 409
+    # a new answer to the same message is another matter (regenerate): answered
+    regenerated = await b.make_resumable(stream, answer("re"), message=turn)
+    assert regenerated.status_code == 200 and '"re"' in await body_of(b, stream, regenerated)
+    # A remembers its own answer to the message, which is no longer the latest: it reads
+    late = await a.make_resumable(stream, answer("late"), message=turn, once_per_message=True)
+    assert late.status_code == 200, "decided on what A remembered, not on the log"
+    await body_of(a, stream, late)
     await a.aclose()
     await b.aclose()

@@ -47,7 +47,7 @@ from resumable_chat.log import (
     record_id,
 )
 from resumable_chat.log.fragments import MAX_FRAGMENTS, fragment_records, join_fragments
-from resumable_chat.log.records import MAX_DATA_BODY_BYTES
+from resumable_chat.log.records import MAX_DATA_BODY_BYTES, turn_key
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import StreamNotFoundError
 from resumable_chat.s2.prefixed import PrefixedBasin, check_stream_prefix
@@ -308,6 +308,7 @@ class ResumableChat:
         announce: list[Chunk] | None = None,
         prefetch: bool = False,
         new_chat: bool = False,
+        once: bool = False,
     ) -> Generation:
         """Claim and start a generation (``StreamInUseError`` on a conflict).
 
@@ -323,9 +324,15 @@ class ResumableChat:
             live=live,
             announce=announce,
             prefetch=prefetch,
+            once=once,
         )
         return await self.engine.start(
-            stream_name, producer, signal=signal, wait_until=wait_until, new_chat=new_chat
+            stream_name,
+            producer,
+            signal=signal,
+            wait_until=wait_until,
+            new_chat=new_chat,
+            turn_key=producer.turn_key,
         )
 
     def _producer(
@@ -338,8 +345,10 @@ class ResumableChat:
         live: bool = True,
         announce: list[Chunk] | None = None,
         prefetch: bool = True,
+        once: bool = False,
     ) -> tuple[ChatProducer, StopSignal]:
-        """The producer of a new generation, and its stop signal (see :meth:`_start`)."""
+        """The producer of a new generation, and its stop signal (see :meth:`_start`);
+        ``once``: the turn (its ``prelude``) is answered once per message."""
         self._check_open()
         stored = _storable(prelude or [])  # encoded once, checked before the claim
         signal = StopSignal()
@@ -356,6 +365,7 @@ class ResumableChat:
             announce=announce,
             live=live,
             signal=signal,
+            turn_key=turn_key(stored) if once and stored else None,
         )
         return producer, signal
 
@@ -368,13 +378,16 @@ class ResumableChat:
         prelude: list[Chunk] | None,
         turn: TurnState,
         new_chat: bool,
+        once: bool = False,
     ) -> Response:
         """:meth:`make_resumable` with ``respond_before_claim``: the claim and the model's
         first chunk race; whichever comes first decides the answer. The claim: 200 (or 409)
         as without the option. The first chunk: 200 at once, the chunks go live while the
         claim is in flight, and a claim then lost (or failed) ends the response with the
         dialect's error terminal."""
-        producer, signal = self._producer(stream_name, source, prelude=prelude, turn=turn)
+        producer, signal = self._producer(
+            stream_name, source, prelude=prelude, turn=turn, once=once
+        )
         prefetched = producer.prefetched
         fetching = prefetched.fetching if prefetched is not None else None
         if prefetched is not None and fetching is not None:
@@ -389,7 +402,12 @@ class ResumableChat:
                 raise
         start = asyncio.ensure_future(
             self.engine.start(
-                stream_name, producer, signal=signal, wait_until=wait_until, new_chat=new_chat
+                stream_name,
+                producer,
+                signal=signal,
+                wait_until=wait_until,
+                new_chat=new_chat,
+                turn_key=producer.turn_key,
             )
         )
         if fetching is not None and not fetching.done():
@@ -496,6 +514,7 @@ class ResumableChat:
         message: Mapping[str, Any] | None = None,
         message_id: str | None = None,
         new_chat: bool = False,
+        once_per_message: bool = False,
     ) -> Response:
         """Claim ``stream_name``, then stream ``chunks`` live and persist them.
 
@@ -515,6 +534,13 @@ class ResumableChat:
                 probably unused: the claim is first tried in one S2 round trip (conditioned
                 on an empty stream) instead of two; a wrong guess costs one round trip more.
                 The routers set it from the request's messages.
+            once_per_message: ``message`` is answered once: when the chat's latest answer
+                ended (stopped included; not failed) having answered exactly this message
+                (the same stored bytes), the request gets 409 instead of a second answer. A
+                duplicate of one request (two tabs, one turn sent to two instances, a retry)
+                that arrives after the other's whole answer is then refused. The AI SDK
+                router sets it for ``submit-message`` requests, not for
+                ``regenerate-message``, which asks for a new answer to the same message.
 
         Returns:
             200 SSE: every chunk as ``id: <seq_num+1>`` + ``data: <json>`` as the model
@@ -543,6 +569,7 @@ class ResumableChat:
                     prelude=prelude,
                     turn=turn,
                     new_chat=new_chat,
+                    once=once_per_message,
                 )
             generation = await self._start(
                 stream_name,
@@ -553,6 +580,7 @@ class ResumableChat:
                 live=True,
                 prefetch=self.overlap_claim,
                 new_chat=new_chat,
+                once=once_per_message,
             )
         except StreamInUseError:
             return PlainTextResponse(IN_USE_TEXT, status_code=409)

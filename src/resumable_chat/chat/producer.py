@@ -391,6 +391,8 @@ class ChatProducer(Producer):
         announce: chunks stored and sent right after the prelude, before the source opens.
         live: keep a :class:`LiveChannel` for a live response (``False`` for 202 replies).
         signal: the stop signal the source sees.
+        turn_key: the turn's key when it is answered once per message
+            (:func:`~resumable_chat.log.records.turn_key` of ``prelude``), else ``None``.
     """
 
     def __init__(
@@ -405,8 +407,10 @@ class ChatProducer(Producer):
         announce: list[Chunk] | None = None,
         live: bool = True,
         signal: StopSignal,
+        turn_key: str | None = None,
     ) -> None:
         self._source = source
+        self.turn_key = turn_key
         self.dialect = dialect
         self.turn = turn
         self._storage_form = dialect.storage_form

@@ -147,7 +147,11 @@ def ai_sdk_router(
 
     Routes:
         ``POST {prefix}`` ``{id, messages, trigger?, messageId?}`` or ``{id, message}`` →
-        200 live SSE | 409 ``Stream already in use`` | 400/413/422 JSON.
+        200 live SSE | 409 ``Stream already in use`` (an answer runs, or, for a body
+        naming ``trigger: "submit-message"`` (``DefaultChatTransport`` sends it), the
+        chat's latest answer already answered this very message:
+        ``once_per_message`` of :meth:`~resumable_chat.ResumableChat.make_resumable`) |
+        400/413/422 JSON.
         ``GET {prefix}/{id}/stream`` → 200 replay SSE (after the cursor ``?from=``, else
         ``Last-Event-ID``) | 204 nothing running | 400 a ``Last-Event-ID`` not a cursor.
         ``DELETE {prefix}/{id}/stream`` → 202 stopped | 204 nothing running.
@@ -192,6 +196,10 @@ def ai_sdk_router(
             message=last,
             message_id=message_id,
             new_chat=len(messages) == 1,
+            # a second copy of this request (two tabs, two instances, a retry) gets 409 even
+            # when it comes after the first one's whole answer; regenerate asks for another,
+            # and a body without its trigger (a custom {id, message}) cannot tell them apart
+            once_per_message="trigger" in req.model_fields_set and req.trigger == "submit-message",
         )
 
     @router.get(

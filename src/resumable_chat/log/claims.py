@@ -52,6 +52,7 @@ from resumable_chat.log.records import (
     CLAIM_PREFIX,
     STOP_PREFIX,
     RecordKind,
+    answered_turn,
     classify,
     fence,
     fence_token,
@@ -152,7 +153,12 @@ async def _await_close(basin: Basin, stream: str, start: int, timeout_s: float) 
 
 
 async def claim_stream(
-    engine: LogEngine, stream: str, *, new_chat: bool = False, records: Sequence[bytes] = ()
+    engine: LogEngine,
+    stream: str,
+    *,
+    new_chat: bool = False,
+    records: Sequence[bytes] = (),
+    turn_key: str | None = None,
 ) -> Claim:
     """Claim ``stream`` for a new generation in the engine's mode.
 
@@ -160,7 +166,12 @@ async def claim_stream(
     first tried in one round trip conditioned on an empty stream (see the module docstring).
     ``records``: bodies of data records appended in the same atomic batch right after the
     fence (the turn's message; together at most 1 MiB metered with it); the generation's
-    own records start after them (:attr:`Claim.start_seq_num`).
+    own records start after them (:attr:`Claim.start_seq_num`). ``turn_key``: the turn is
+    answered once per message (:func:`~.records.turn_key`): when the stream's latest answer
+    ended (``end-``) having answered the same turn, whether S2's 412 to a guessed claim or
+    the read names that terminal, the claim is refused. A duplicate of the request (two tabs,
+    or one turn sent to two instances) that reaches S2 after the other's whole answer thus
+    gets 409 instead of answering the turn again.
 
     Returns the :class:`Claim`. Raises :class:`StreamInUseError` when a generation holds the
     stream (live, or this process's own however long it has been silent) or a concurrent
@@ -177,13 +188,18 @@ async def claim_stream(
         guess = (0, "")
     #: a generation was open when the guessed claim reached S2 (its 412 named its claim)
     raced = False
+    if guess is not None and turn_key is not None and answered_turn(guess[1]) == turn_key:
+        guess = None  # this process's last answer there answered this turn: read what is now
     if guess is not None and engine.config.mode != "single-use":
         request = AppendInput(batch, match_seq_num=guess[0], fencing_token=guess[1])
         try:
             ack = await _append_claim(engine, stream, request)
         except FencingTokenMismatchError as exc:
             engine.forget_claim_hint(stream)  # a wrong guess: read, as without one
-            raced = (exc.expected_fencing_token or "").startswith(CLAIM_PREFIX)
+            current = exc.expected_fencing_token or ""
+            if turn_key is not None and answered_turn(current) == turn_key:
+                raise StreamInUseError(stream) from exc  # this turn was answered meanwhile
+            raced = current.startswith(CLAIM_PREFIX)
         except SeqNumMismatchError:
             engine.forget_claim_hint(stream)
         else:
@@ -210,6 +226,8 @@ async def claim_stream(
                 # instances). A lost one, closed since with ``error-``, is claimed as usual.
                 raise StreamInUseError(stream)
             condition = fence_token(last)
+            if turn_key is not None and answered_turn(condition) == turn_key:
+                raise StreamInUseError(stream)  # the latest answer answered this very turn
         else:
             # Is a generation open under the last record? Read back to its claim: O(answer).
             latest = await latest_generation(basin, stream)

@@ -280,11 +280,18 @@ class LogEngine:
         return entry if isinstance(entry, Generation) else None
 
     async def claim(
-        self, stream: str, *, new_chat: bool = False, records: Sequence[bytes] = ()
+        self,
+        stream: str,
+        *,
+        new_chat: bool = False,
+        records: Sequence[bytes] = (),
+        turn_key: str | None = None,
     ) -> Claim:
         """Claim ``stream`` (:func:`~.claims.claim_stream`), storing ``records`` (data
         record bodies) in the claim's append."""
-        return await claim_stream(self, stream, new_chat=new_chat, records=records)
+        return await claim_stream(
+            self, stream, new_chat=new_chat, records=records, turn_key=turn_key
+        )
 
     def claim_hint(self, stream: str) -> tuple[int, str] | None:
         """``(tail seq_num, fencing token)`` of ``stream`` right after the last terminal this
@@ -312,10 +319,14 @@ class LogEngine:
         signal: StopSignal | None = None,
         wait_until: WaitUntil | None = None,
         new_chat: bool = False,
+        turn_key: str | None = None,
     ) -> Generation:
         """Claim ``stream`` and run ``producer`` as its new generation.
 
         ``new_chat``: the caller expects an unused stream (see :func:`~.claims.claim_stream`).
+        ``turn_key``: the turn is answered once (:func:`~.records.turn_key` of its message):
+        the claim is refused when the stream's latest answer ended having answered it, and
+        this answer's ``end-`` terminal carries it (see :func:`~.claims.claim_stream`).
 
         A generation of this engine whose answer ended or is being stopped (here, or by a
         ``stop-`` fence another instance appended, which is checked with one S2 read) is
@@ -358,7 +369,9 @@ class LogEngine:
             raise StreamInUseError(stream)
         pending = self._local[stream] = _PendingClaim()
         try:
-            claim = await self.claim(stream, new_chat=new_chat, records=producer.claim_records())
+            claim = await self.claim(
+                stream, new_chat=new_chat, records=producer.claim_records(), turn_key=turn_key
+            )
         except BaseException as exc:
             if isinstance(exc, S2Error):
                 pending.failure = exc
@@ -368,7 +381,7 @@ class LogEngine:
             if self._local.get(stream) is pending:
                 del self._local[stream]
             pending.settled.set()  # waiters run after the generation below is registered
-        generation = Generation(self, stream, claim, producer, signal=signal)
+        generation = Generation(self, stream, claim, producer, signal=signal, turn_key=turn_key)
         if pending.stopped:
             generation.stop()
         self._local[stream] = generation

@@ -154,8 +154,11 @@ class Generation:
         producer: Producer,
         *,
         signal: StopSignal | None = None,
+        turn_key: str | None = None,
     ) -> None:
         self.engine = engine
+        #: the answered turn's key, carried by an ``end-`` terminal (answered once per message)
+        self.turn_key = turn_key
         self.stream = stream
         self.claim = claim
         self.producer = producer
@@ -351,7 +354,10 @@ class Generation:
         if outcome == "lost":
             await writer.aclose()
             return
-        terminal = fence(ERROR_PREFIX if outcome == "error" else END_PREFIX, engine.rng)
+        if outcome == "error":
+            terminal = fence(ERROR_PREFIX, engine.rng)
+        else:
+            terminal = fence(END_PREFIX, engine.rng, turn_key=self.turn_key)
         try:
             await writer.close([terminal])
         except FencedOutError as exc:

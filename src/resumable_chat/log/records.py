@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import base64
 import enum
+import hashlib
 import random
 import secrets
+from collections.abc import Sequence
 
 from resumable_chat.s2.records import (
     MAX_BATCH_METERED_BYTES,
@@ -43,12 +45,15 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "SSE_ID_HEADER",
     "STOP_PREFIX",
+    "TURN_KEY_SEPARATOR",
     "RecordKind",
+    "answered_turn",
     "classify",
     "fence_token",
     "new_token",
     "record_id",
     "stop_token",
+    "turn_key",
 ]
 
 #: Token prefix of a claim fence (a generation starts).
@@ -162,9 +167,38 @@ def stop_token(claim_token: str) -> str:
 
 
 def fence(
-    prefix: str, rng: random.Random | None = None, timestamp: int | None = None
+    prefix: str,
+    rng: random.Random | None = None,
+    timestamp: int | None = None,
+    *,
+    turn_key: str | None = None,
 ) -> AppendRecord:
     """A fence record with a fresh token of ``prefix`` (4 random bytes for terminals and
-    stops, 8 for claims, as upstream). ``timestamp``: ms, or ``None`` for arrival time."""
+    stops, 8 for claims, as upstream). ``timestamp``: ms, or ``None`` for arrival time.
+    ``turn_key``: the answered turn's key (:func:`turn_key`), appended as ``.<key>`` (a
+    terminal of an answer given once per message; readers look at the prefix only)."""
     size = 8 if prefix in (CLAIM_PREFIX, STOP_PREFIX) else 4
-    return fence_record(new_token(prefix, size, rng), timestamp)
+    token = new_token(prefix, size, rng)
+    if turn_key is not None:
+        token = f"{token}{TURN_KEY_SEPARATOR}{turn_key}"
+    return fence_record(token, timestamp)
+
+
+#: Between a terminal token's random part (standard base64: never a dot) and a turn key.
+TURN_KEY_SEPARATOR = "."
+
+
+def turn_key(message_records: Sequence[bytes]) -> str:
+    """A short key (12 characters of URL-safe base64, 72 bits of SHA-256) naming a turn by
+    its stored message records (bytes as stored), for terminals of answers given once per
+    message (``LogEngine.start(turn_key=...)``)."""
+    digest = hashlib.sha256(b"\x00".join(message_records)).digest()
+    return base64.urlsafe_b64encode(digest[:9]).decode()
+
+
+def answered_turn(token: str) -> str | None:
+    """The turn key an ``end-`` terminal's token carries (see :func:`fence`), or ``None``
+    (another kind of token, or a terminal of an answer not given once per message)."""
+    if not token.startswith(END_PREFIX) or TURN_KEY_SEPARATOR not in token:
+        return None
+    return token.rpartition(TURN_KEY_SEPARATOR)[2] or None
