@@ -11,11 +11,11 @@ import pytest
 
 from helpers import eventually
 from resumable_chat import create_resumable_chat
-from resumable_chat.chat.producer import live_channel
+from resumable_chat.chat.producer import encode_chunk, live_channel
 from resumable_chat.log import Ownership, RecordKind, classify, read_range, record_id
 from resumable_chat.log.records import stop_token
 from resumable_chat.s2 import MemoryBasin, is_terminal_fence
-from resumable_chat.s2.records import is_stop_fence
+from resumable_chat.s2.records import AppendInput, AppendRecord, fence_record, is_stop_fence
 from resumable_chat.testing.fault_basin import FaultPlanBasin
 from resumable_chat.testing.fault_plan import FaultPlan
 
@@ -300,3 +300,59 @@ async def test_a_turn_sent_right_after_a_stop_is_answered_on_either_instance(
     records = await read_range(basin, "chat-s", 0)
     claims = [r for r in records if classify(r) is RecordKind.CLAIM]
     assert len(claims) == 2 and records[-1].body.startswith(b"end-")
+
+
+async def test_a_first_load_snapshot_is_before_a_run_whose_records_a_stop_moved() -> None:
+    """A stop fence landed before the running run's first records were stored, so they sit
+    one position later and keep the ids their live frames carried (``sse-id``). The
+    snapshot's id must come before the run's ``RUN_STARTED``: a tab that reconnects from the
+    snapshot's id gets the run from its start, ``RUN_STARTED`` included."""
+    basin = MemoryBasin()
+    chat = create_resumable_chat(protocol="tanstack", basin=basin, ownership=Ownership())
+
+    async def first_turn(signal: asyncio.Event) -> Any:
+        yield {"type": "RUN_STARTED", "runId": "r1", "threadId": "t"}
+        yield {"type": "TEXT_MESSAGE_START", "messageId": "a1", "role": "assistant"}
+        yield {"type": "TEXT_MESSAGE_CONTENT", "messageId": "a1", "delta": "one"}
+        yield {"type": "TEXT_MESSAGE_END", "messageId": "a1"}
+        yield {"type": "RUN_FINISHED", "runId": "r1", "finishReason": "stop"}
+
+    await chat.make_resumable("tanstack-t", first_turn)
+    generation = chat.running("tanstack-t")
+    assert generation is not None
+    await generation.task
+    # the next run as a writer stores it when a stop fence got in before its first records
+    tail = (await basin.check_tail("tanstack-t")).seq_num
+    moved = [
+        {"type": "RUN_STARTED", "runId": "r2", "threadId": "t"},
+        {"type": "TEXT_MESSAGE_START", "messageId": "a2", "role": "assistant"},
+    ]
+    await basin.append(
+        "tanstack-t",
+        AppendInput(
+            [
+                fence_record("session-AAAAAAAAAAA="),
+                fence_record("stop-AAAAAAAAAAA="),
+                *(
+                    AppendRecord(encode_chunk(chunk), ((b"sse-id", str(tail + 2 + i).encode()),))
+                    for i, chunk in enumerate(moved)
+                ),
+            ]
+        ),
+    )
+    response = await chat.replay("tanstack-t")
+    head = b""
+    async for frames in response.body_iterator:  # type: ignore[attr-defined]
+        head += frames
+        if b"a2" in head:
+            break
+    events = _sse(head)
+    (snapshot_id, snapshot), (run_id, run) = events[0], events[1]
+    assert json.loads(snapshot)["type"] == "MESSAGES_SNAPSHOT"
+    assert json.loads(run)["type"] == "RUN_STARTED" and run_id == tail + 2
+    assert snapshot_id is not None and snapshot_id < run_id
+    again = await chat.replay("tanstack-t", from_seq_num=snapshot_id)
+    async for frames in again.body_iterator:  # type: ignore[attr-defined]
+        assert json.loads(_sse(frames)[0][1])["type"] == "RUN_STARTED"
+        break
+    await chat.aclose()

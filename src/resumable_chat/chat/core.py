@@ -819,7 +819,9 @@ class ResumableChat:
         head: list[bytes] = []
         messages = self.dialect.fold(_chunks(records[:raw_from], self.dialect))
         if messages:
-            cursor = records[raw_from].seq_num if raw_from < len(records) else next_seq
+            # the id just before the run's first record: a reconnect from it gets the run
+            # whole (a record a stop moved keeps the lower id its live frame carried)
+            cursor = record_id(records[raw_from]) - 1 if raw_from < len(records) else next_seq
             head.append(event_frame(encode_chunk(self.dialect.snapshot_frame(messages)), cursor))
         for record in records[raw_from:]:
             if classify(record) is RecordKind.DATA:
