@@ -24,7 +24,7 @@ from fastapi import FastAPI, HTTPException, Request
 from resumable_chat import ResumableChat, create_resumable_chat
 from resumable_chat.chat.producer import StopSignal
 from resumable_chat.fastapi.agui import AgUiRun, agui_router
-from resumable_chat.log import RecordKind, classify, read_range
+from resumable_chat.log import Ownership, RecordKind, classify, read_range
 from resumable_chat.protocols.agui.dialect import (
     AgUiTurn,
     apply_approval_responses,
@@ -32,8 +32,10 @@ from resumable_chat.protocols.agui.dialect import (
     run_prelude,
     wire_to_ui_messages,
 )
-from resumable_chat.s2 import AppendInput, AppendRecord, Basin, fence_record, is_fence
+from resumable_chat.s2 import AppendInput, AppendRecord, Basin, MemoryBasin, fence_record, is_fence
 from resumable_chat.testing.app_server import serve_app
+from resumable_chat.testing.fault_basin import FaultPlanBasin
+from resumable_chat.testing.fault_plan import FaultPlan
 
 API = "/api/agui"
 WORDS = ["hel", "lo", " the", "re"]
@@ -653,3 +655,54 @@ async def test_a_join_is_authorized_before_it_tells_whether_the_run_exists(
         unknown = await app.client.get(API, params={"offset": "-1", "runId": "run-unknown"})
         assert known.status_code == unknown.status_code == 403
         assert known.json() == unknown.json()
+
+
+async def test_a_run_is_visible_to_joins_and_hydration_as_soon_as_it_is_claimed() -> None:
+    """The run's ``run.accepted`` is stored in the claim's own append: while S2 holds every
+    later append of the run, a join by run id on another instance finds the run (not 404)
+    and hydration reports it active."""
+    memory = MemoryBasin()
+    plan = FaultPlan()
+    model = ScriptedModel()
+    model.chunks = tanstack_run(WORDS)
+    chat_a = create_resumable_chat(
+        protocol="tanstack", basin=FaultPlanBasin(memory, plan), ownership=Ownership()
+    )
+    chat_b = create_resumable_chat(protocol="tanstack", basin=memory, ownership=Ownership())
+
+    def source(run: AgUiRun, signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        return model.stream(run.messages, signal)
+
+    app_a, app_b = FastAPI(), FastAPI()
+    app_a.include_router(agui_router(chat_a, source, check_storage=False))
+    app_b.include_router(agui_router(chat_b, source, check_storage=False))
+    held = plan.hold("append", skip=2)  # the run index's entry and the claim go through
+    body = {"threadId": "t1", "runId": "run-a", "messages": [user("hi")]}
+    async with (
+        serve_app(app_a) as url_a,
+        serve_app(app_b) as url_b,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        async with client.stream("POST", f"{url_a}{API}", json=body) as live:
+            assert live.status_code == 200
+            texts = live.aiter_text()
+            async for text in texts:
+                if "run.accepted" in text:
+                    break
+            hydrated = (await client.get(f"{url_b}{API}", params={"threadId": "t1"})).json()
+            assert hydrated["activeRun"] == {"runId": "run-a"}
+            async with client.stream(
+                "GET", f"{url_b}{API}", params={"offset": "-1", "runId": "run-a"}
+            ) as joined:
+                assert joined.status_code == 200
+                first = ""
+                async for text in joined.aiter_text():
+                    first += text
+                    if "\n\n" in first:
+                        break
+                assert events(first)[0][1]["name"] == "run.accepted"
+            held.release()
+            rest = "".join([text async for text in texts])
+            assert "RUN_FINISHED" in rest
+    await chat_a.aclose()
+    await chat_b.aclose()

@@ -418,6 +418,8 @@ class ChatProducer(Producer):
         self._lost_text = lost_text
         self._prelude = prelude or []
         self._announce = announce or []
+        #: how many of the announced chunks the claim's append stored (see claim_records)
+        self._announced_with_claim = 0
         self.signal = signal
         self.live = LiveChannel() if live else None
         self._opened = False
@@ -564,14 +566,24 @@ class ChatProducer(Producer):
         return aiter(source)
 
     def claim_records(self) -> list[bytes]:
-        """The prelude (the turn's message), to be stored in the claim's own append when it
-        fits there with the fence (1 MiB metered in all); else it is stored first thing by
-        :meth:`run` (or before an early stop or error terminal)."""
+        """The prelude (the turn's message), then the announced chunks, to be stored in the
+        claim's own append when they fit there with the fence (1 MiB metered in all), so no
+        reader ever sees the claim without them (an AG-UI run's ``run.accepted``, which
+        joins look the run up by); what does not fit is stored first thing by :meth:`run`
+        (or before an early stop or error terminal)."""
         size = sum(metered_bytes(AppendRecord(body)) for body in self._prelude)
-        if not self._prelude or size + _FENCE_ROOM > MAX_BATCH_METERED_BYTES:
+        if size + _FENCE_ROOM > MAX_BATCH_METERED_BYTES:
             return []
-        prelude, self._prelude = self._prelude, []
-        return prelude
+        records, self._prelude = self._prelude, []
+        if self._announce:
+            announced = [encode_chunk(self._storage_form(chunk)) for chunk in self._announce]
+            more = sum(metered_bytes(AppendRecord(body)) for body in announced)
+            if size + more + _FENCE_ROOM <= MAX_BATCH_METERED_BYTES and all(
+                len(body) <= MAX_DATA_BODY_BYTES for body in announced
+            ):
+                records += announced
+                self._announced_with_claim = len(announced)
+        return records
 
     def _begin(self, output: Output) -> None:
         """Store the prelude (unless the claim did) and emit the announcement, once: in
@@ -592,9 +604,14 @@ class ChatProducer(Producer):
             for body in ahead:
                 output.append(body)
             self._sent_ahead = bool(ahead)
-        for chunk in self._announce:
+        stored_with_claim = self._announced_with_claim
+        first_id = output.writer.next_seq_num - stored_with_claim + 1  # ids of those records
+        for index, chunk in enumerate(self._announce):
             self.turn.observe(chunk)
-            self._emit(output, chunk)
+            if index >= stored_with_claim:
+                self._emit(output, chunk)
+            elif self.live is not None:  # stored with the claim: sent live only
+                self.live.push(event_frame(encode_chunk(chunk), first_id + index))
 
     async def run(self, output: Output) -> None:
         """Store the prelude, emit the announcement, then pump the source (see the class)."""
