@@ -131,3 +131,34 @@ async def test_a_turn_answered_once_is_409_for_its_late_duplicate(loser: str) ->
     await body_of(a, stream, late)
     await a.aclose()
     await b.aclose()
+
+
+async def test_a_claim_that_read_an_answer_running_is_409_once_that_answer_has_ended() -> None:
+    """B reads the log while A's answer runs; its next read (back to the answer's claim) is
+    slow and finds the answer ended: B answers 409, as if it had read the log only once
+    (without it, B answered a turn sent while A's ran, on top of it)."""
+    memory = MemoryBasin()
+    plan = FaultPlan()
+    a = create_resumable_chat(protocol="ai-sdk", basin=memory, ownership=Ownership())
+    b = create_resumable_chat(
+        protocol="ai-sdk", basin=FaultPlanBasin(memory, plan), ownership=Ownership()
+    )
+    stream = "chat-x"
+    go = asyncio.Event()
+    running = await a.make_resumable(
+        stream, answer("A's", go), message=user_message("1", "u1"), new_chat=True
+    )
+    assert running.status_code == 200
+    held = plan.hold("read", skip=1, times=1)  # B's first read is served, its second held
+    racing = asyncio.create_task(
+        b.make_resumable(stream, answer("B's"), message=user_message("2", "u2"))
+    )
+    await plan.wait_injected(1, "latency")
+    go.set()
+    assert '"A\'s"' in await body_of(a, stream, running)
+    held.release()
+    assert (await racing).status_code == 409
+    claims = [r for r in await read_range(memory, stream, 0) if classify(r) is RecordKind.CLAIM]
+    assert len(claims) == 1
+    await a.aclose()
+    await b.aclose()

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from simulation import Appended, View, World
 
 from resumable_chat.chat.core import IN_USE_TEXT, STORAGE_FAILED_TEXT
 from resumable_chat.log import RecordKind, classify
-from resumable_chat.log.records import SSE_ID_HEADER
+from resumable_chat.log.records import SSE_ID_HEADER, answered_turn, fence_token, turn_key
 
 #: Chunk types a takeover's error terminal may hold (the dialect closes open parts first).
 TAKER_CHUNKS = ("start", "text-end", "reasoning-end", "finish-step", "message-metadata", "error")
@@ -66,6 +67,8 @@ class Gen:
     terminal_ms: float | None = None
 
     taker: int | None = None  # the instance that closed it as lost, if one did
+    message: bytes | None = None  # the turn's stored message record, if it has one
+    terminal_token: str | None = None
 
     @property
     def taken_over(self) -> bool:
@@ -178,6 +181,7 @@ class Checker:
                         self.fail(f"{stream}@{seq}: {kind.value} record outside a generation")
                     continue
                 if kind.terminal:
+                    current.terminal_token = fence_token(item.record)
                     current.terminal = kind
                     current.terminal_by = item.instance
                     current.terminal_ms = item.at_ms
@@ -202,6 +206,7 @@ class Checker:
                 else:
                     body = item.record.body.decode()
                 if body.startswith('{"type":"ui-message"'):
+                    current.message = body.encode()
                     continue
                 sse_id = _sse_id(item)
                 current.frames.append((sse_id, body))
@@ -210,6 +215,15 @@ class Checker:
                 chunk = json.loads(body)
                 if chunk.get("type") == "text-delta":
                     current.deltas.append(chunk["delta"])
+            for before, after in itertools.pairwise(gens):
+                # a message answered once: never the next answer's message too
+                key = answered_turn(before.terminal_token or "")
+                if key is not None and after.message is not None:
+                    if turn_key([after.message]) == key:
+                        self.fail(
+                            f"{stream}: the message answered by the generation claimed at "
+                            f"{before.claim_seq} was answered again by {after.claim_seq}"
+                        )
             for gen in gens:
                 gen.taker = self.world.takeovers.get((stream, gen.claim_seq))
                 if gen.taker is None and gen.terminal is RecordKind.ERROR:

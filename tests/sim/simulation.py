@@ -386,15 +386,27 @@ class Simulation:
             if target is not None:
                 self._spawn(target, self._follow(target, view.stream, cursor))
 
-    async def _turn(self, instance: int, stream: str) -> None:
+    async def _turn(
+        self, instance: int, stream: str, copy_of: dict[str, Any] | None = None
+    ) -> None:
+        """One turn; ``copy_of``: the message of a turn sent again (answered once per
+        message), as two tabs or a turn sent to two instances do."""
         uid, model = self._model(instance)
         view = View("live", instance, stream, now_ms(), model=uid)
         self.world.views.append(view)
-        message = {"id": f"u-{uid}", "role": "user", "parts": [{"type": "text", "text": uid}]}
+        if copy_of is None:
+            message = {"id": f"u-{uid}", "role": "user", "parts": [{"type": "text", "text": uid}]}
+            once = self.rng.random() < 0.3
+            if once and self.rng.random() < 0.5:  # the same request on another instance too
+                other = self._alive_instance()
+                if other is not None:
+                    self._spawn(other, self._turn(other, stream, copy_of=message))
+        else:
+            message, once = copy_of, True
         new_chat = self.rng.random() < 0.5  # a one-round-trip claim, right or wrong
         try:
             response = await self.chats[instance].make_resumable(
-                stream, model, message=message, new_chat=new_chat
+                stream, model, message=message, new_chat=new_chat, once_per_message=once
             )
         except S2Error as exc:
             view.status = f"s2:{type(exc).__name__}"

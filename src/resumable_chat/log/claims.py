@@ -36,7 +36,14 @@ guess had never been made, with one difference: when S2's 412 names a claim's to
 generation was open when the guessed claim arrived), a read that finds that the stream has
 since ended with ``end-`` answers 409, as a read at the guessed claim's arrival would have
 (without it, a turn sent to two instances at once was answered twice whenever the winner's
-answer ended before the loser read the log).
+answer ended before the loser read the log). The same holds on the read path: a claimer whose
+read found a generation open answers 409 when a later read (back to that generation's claim,
+or after judging it) finds it ended by itself, instead of claiming on top of its end.
+
+Answered once per message (``turn_key``): an ``end-`` terminal may carry the key of the turn
+it answered (:func:`~.records.fence`); a claim with the same key is refused when the stream's
+latest terminal, as read (or as S2's 412 names it), carries it. The claim stays conditioned on
+that very terminal, so the check and the append cannot be separated by another answer.
 """
 
 from __future__ import annotations
@@ -219,15 +226,14 @@ async def claim_stream(
             condition = "" if tail.seq_num == 0 else None
         elif classify(last).closes:
             if raced and not waited and classify(last) is RecordKind.END:
-                # A generation was open when this claim reached S2 and has ended since, by
-                # itself: it answered a turn sent while this one was on its way, which a claim
-                # conditioned on a read would have met running (409). Claiming on top of its
-                # end would answer the same moment twice (two tabs, or a turn sent to two
-                # instances). A lost one, closed since with ``error-``, is claimed as usual.
+                # A generation was open when this claim reached S2 (or when it read the log)
+                # and has ended since, by itself: it answered a turn sent while this one was
+                # on its way, which a claim conditioned on that moment would have met running
+                # (409). Claiming on top of its end would answer the same moment twice (two
+                # tabs, or a turn sent to two instances). A lost one, closed since with
+                # ``error-``, is claimed as usual.
                 raise StreamInUseError(stream)
             condition = fence_token(last)
-            if turn_key is not None and answered_turn(condition) == turn_key:
-                raise StreamInUseError(stream)  # the latest answer answered this very turn
         else:
             # Is a generation open under the last record? Read back to its claim: O(answer).
             latest = await latest_generation(basin, stream)
@@ -239,8 +245,19 @@ async def claim_stream(
                     continue
                 if not await engine.close_if_lost(stream, latest):
                     raise StreamInUseError(stream)
+                raced = True  # it was open: if it ended by itself meanwhile, see above
                 continue  # closed: read again
+            terminal = latest.terminal
+            if (
+                terminal is not None
+                and terminal.seq_num >= tail.seq_num  # open at the read above, ended since
+                and not waited
+                and classify(terminal) is RecordKind.END
+            ):
+                raise StreamInUseError(stream)
             tail, condition = latest.tail, latest.token  # records of no generation (foreign)
+        if turn_key is not None and answered_turn(condition or "") == turn_key:
+            raise StreamInUseError(stream)  # the latest answer answered this very turn
         request = AppendInput(batch, match_seq_num=tail.seq_num, fencing_token=condition)
         try:
             ack = await _append_claim(engine, stream, request)
