@@ -59,6 +59,22 @@ def paced_answer(words: int, pause_s: float = 0.0) -> Callable[[Any], AsyncItera
     return model
 
 
+def text_answer(
+    text: Callable[[list[dict[str, Any]]], str],
+) -> Callable[[list[dict[str, Any]], Any], AsyncIterator[dict[str, Any]]]:
+    """A router source (``source(messages, signal)``) answering one AI SDK text part at once:
+    ``text(messages)``."""
+
+    async def source(messages: list[dict[str, Any]], signal: Any) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "start"}
+        yield {"type": "text-start", "id": "t"}
+        yield {"type": "text-delta", "id": "t", "delta": text(messages)}
+        yield {"type": "text-end", "id": "t"}
+        yield {"type": "finish"}
+
+    return source
+
+
 def user_message(text: str = "hi", message_id: str = "u1") -> dict[str, Any]:
     """An AI SDK ``UIMessage`` from the user with one text part."""
     return {"id": message_id, "role": "user", "parts": [{"type": "text", "text": text}]}

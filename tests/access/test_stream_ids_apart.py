@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from helpers import user_message
+from helpers import text_answer, user_message
 from resumable_chat import StopSignal, create_resumable_chat, create_resumable_stream_context
 from resumable_chat.fastapi import ai_sdk_router, tanstack_router
 from resumable_chat.fastapi.streams import resumable_stream_router
@@ -20,16 +20,6 @@ from resumable_chat.testing.app_server import serve_app
 from resumable_chat.text_streams import RESERVED_STREAM_ID_PREFIXES, ReservedStreamIdError
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def ai_sdk_model(
-    messages: list[dict[str, Any]], signal: StopSignal
-) -> AsyncIterator[dict[str, Any]]:
-    yield {"type": "start"}
-    yield {"type": "text-start", "id": "t"}
-    yield {"type": "text-delta", "id": "t", "delta": "the answer"}
-    yield {"type": "text-end", "id": "t"}
-    yield {"type": "finish"}
 
 
 async def tanstack_model(
@@ -51,7 +41,7 @@ async def test_the_stream_router_cannot_read_or_replace_a_chat() -> None:
         yield "data: text\n\n"
 
     app = FastAPI()
-    app.include_router(ai_sdk_router(chat, ai_sdk_model))
+    app.include_router(ai_sdk_router(chat, text_answer(lambda _: "the answer")))
     app.include_router(tanstack_router(tanstack, tanstack_model))
     app.include_router(resumable_stream_router(streams, make_stream))
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:

@@ -33,6 +33,22 @@ def answer(text: str, go: asyncio.Event | None = None) -> Any:
     return model
 
 
+def two_instances(slow: str) -> tuple[MemoryBasin, FaultPlan, Any, Any]:
+    """Two chat instances on one basin; the ``slow`` one ("a" or "b") reaches it through a
+    fault plan (the test holds its calls)."""
+    memory = MemoryBasin()
+    plan = FaultPlan()
+    chats = [
+        create_resumable_chat(
+            protocol="ai-sdk",
+            basin=FaultPlanBasin(memory, plan) if name == slow else memory,
+            ownership=Ownership(),
+        )
+        for name in ("a", "b")
+    ]
+    return memory, plan, chats[0], chats[1]
+
+
 async def body_of(chat: Any, stream: str, response: Any) -> str:
     """The live response's frames until it ends (the answer's end is then stored)."""
     generation = chat.running(stream)
@@ -43,12 +59,7 @@ async def body_of(chat: Any, stream: str, response: Any) -> str:
 
 
 async def test_a_hinted_claim_that_lost_the_race_is_409_after_the_winner_ended() -> None:
-    memory = MemoryBasin()
-    plan = FaultPlan()
-    a = create_resumable_chat(
-        protocol="ai-sdk", basin=FaultPlanBasin(memory, plan), ownership=Ownership()
-    )
-    b = create_resumable_chat(protocol="ai-sdk", basin=memory, ownership=Ownership())
+    memory, plan, a, b = two_instances("a")
     stream = "chat-x"
 
     first = await a.make_resumable(
@@ -88,12 +99,7 @@ async def test_a_turn_answered_once_is_409_for_its_late_duplicate(loser: str) ->
     """The same turn reaches A and B; B's read of the log is slow, A's quick answer ends
     before it: B finds the chat idle, but its latest answer answered this very message, so
     B answers 409 (``once_per_message``), whatever B remembered of the log."""
-    memory = MemoryBasin()
-    plan = FaultPlan()
-    a = create_resumable_chat(protocol="ai-sdk", basin=memory, ownership=Ownership())
-    b = create_resumable_chat(
-        protocol="ai-sdk", basin=FaultPlanBasin(memory, plan), ownership=Ownership()
-    )
+    _memory, plan, a, b = two_instances("b")
     stream = "chat-x"
     first = b if loser == "stale hint" else a
     opened = await first.make_resumable(
@@ -137,12 +143,7 @@ async def test_a_claim_that_read_an_answer_running_is_409_once_that_answer_has_e
     """B reads the log while A's answer runs; its next read (back to the answer's claim) is
     slow and finds the answer ended: B answers 409, as if it had read the log only once
     (without it, B answered a turn sent while A's ran, on top of it)."""
-    memory = MemoryBasin()
-    plan = FaultPlan()
-    a = create_resumable_chat(protocol="ai-sdk", basin=memory, ownership=Ownership())
-    b = create_resumable_chat(
-        protocol="ai-sdk", basin=FaultPlanBasin(memory, plan), ownership=Ownership()
-    )
+    memory, plan, a, b = two_instances("b")
     stream = "chat-x"
     go = asyncio.Event()
     running = await a.make_resumable(

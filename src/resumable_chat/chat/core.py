@@ -326,6 +326,17 @@ class ResumableChat:
             prefetch=prefetch,
             once=once,
         )
+        return await self._claim_and_run(stream_name, producer, signal, wait_until, new_chat)
+
+    async def _claim_and_run(
+        self,
+        stream_name: str,
+        producer: ChatProducer,
+        signal: StopSignal,
+        wait_until: WaitUntil | None,
+        new_chat: bool,
+    ) -> Generation:
+        """``engine.start`` of ``producer``'s generation (its turn key with it)."""
         return await self.engine.start(
             stream_name,
             producer,
@@ -401,14 +412,7 @@ class ResumableChat:
                 await prefetched.aclose()
                 raise
         start = asyncio.ensure_future(
-            self.engine.start(
-                stream_name,
-                producer,
-                signal=signal,
-                wait_until=wait_until,
-                new_chat=new_chat,
-                turn_key=producer.turn_key,
-            )
+            self._claim_and_run(stream_name, producer, signal, wait_until, new_chat)
         )
         if fetching is not None and not fetching.done():
             try:
