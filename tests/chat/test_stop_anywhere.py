@@ -302,11 +302,15 @@ async def test_a_turn_sent_right_after_a_stop_is_answered_on_either_instance(
     assert len(claims) == 2 and records[-1].body.startswith(b"end-")
 
 
-async def test_a_first_load_snapshot_is_before_a_run_whose_records_a_stop_moved() -> None:
+@pytest.mark.parametrize("loaded", ["after the moved records", "before the moved records"])
+async def test_a_first_load_snapshot_is_before_a_run_whose_records_a_stop_moved(
+    loaded: str,
+) -> None:
     """A stop fence landed before the running run's first records were stored, so they sit
     one position later and keep the ids their live frames carried (``sse-id``). The
-    snapshot's id must come before the run's ``RUN_STARTED``: a tab that reconnects from the
-    snapshot's id gets the run from its start, ``RUN_STARTED`` included."""
+    snapshot's id must come before the run's ``RUN_STARTED``, whether the tab loads once
+    they are stored or while the log still ends with the stop fence: a tab that reconnects
+    from the snapshot's id gets the run from its start, ``RUN_STARTED`` included."""
     basin = MemoryBasin()
     chat = create_resumable_chat(protocol="tanstack", basin=basin, ownership=Ownership())
 
@@ -323,34 +327,34 @@ async def test_a_first_load_snapshot_is_before_a_run_whose_records_a_stop_moved(
     await generation.task
     # the next run as a writer stores it when a stop fence got in before its first records
     tail = (await basin.check_tail("tanstack-t")).seq_num
-    moved = [
-        {"type": "RUN_STARTED", "runId": "r2", "threadId": "t"},
-        {"type": "TEXT_MESSAGE_START", "messageId": "a2", "role": "assistant"},
-    ]
-    await basin.append(
-        "tanstack-t",
-        AppendInput(
-            [
-                fence_record("session-AAAAAAAAAAA="),
-                fence_record("stop-AAAAAAAAAAA="),
-                *(
-                    AppendRecord(encode_chunk(chunk), ((b"sse-id", str(tail + 2 + i).encode()),))
-                    for i, chunk in enumerate(moved)
-                ),
-            ]
-        ),
+    moved = AppendInput(
+        [
+            AppendRecord(encode_chunk(chunk), ((b"sse-id", str(tail + 2 + i).encode()),))
+            for i, chunk in enumerate(
+                [
+                    {"type": "RUN_STARTED", "runId": "r2", "threadId": "t"},
+                    {"type": "TEXT_MESSAGE_START", "messageId": "a2", "role": "assistant"},
+                ]
+            )
+        ]
     )
+    fences = [fence_record("session-AAAAAAAAAAA="), fence_record("stop-AAAAAAAAAAA=")]
+    await basin.append("tanstack-t", AppendInput(fences))
+    if loaded == "after the moved records":
+        await basin.append("tanstack-t", moved)
     response = await chat.replay("tanstack-t")
-    head = b""
-    async for frames in response.body_iterator:  # type: ignore[attr-defined]
-        head += frames
-        if b"a2" in head:
-            break
+    frames_in = response.body_iterator  # type: ignore[attr-defined]
+    head = await anext(frames_in)
+    if loaded == "before the moved records":
+        await basin.append("tanstack-t", moved)
+    while b"a2" not in head:
+        head += await anext(frames_in)
     events = _sse(head)
     (snapshot_id, snapshot), (run_id, run) = events[0], events[1]
     assert json.loads(snapshot)["type"] == "MESSAGES_SNAPSHOT"
     assert json.loads(run)["type"] == "RUN_STARTED" and run_id == tail + 2
     assert snapshot_id is not None and snapshot_id < run_id
+    await frames_in.aclose()
     again = await chat.replay("tanstack-t", from_seq_num=snapshot_id)
     async for frames in again.body_iterator:  # type: ignore[attr-defined]
         assert json.loads(_sse(frames)[0][1])["type"] == "RUN_STARTED"

@@ -825,7 +825,14 @@ class ResumableChat:
         if messages:
             # the id just before the run's first record: a reconnect from it gets the run
             # whole (a record a stop moved keeps the lower id its live frame carried)
-            cursor = record_id(records[raw_from]) - 1 if raw_from < len(records) else next_seq
+            if raw_from < len(records):
+                cursor = record_id(records[raw_from]) - 1
+            else:  # none stored yet: those a stop fence at the end moves keep lower ids
+                cursor = next_seq
+                for record in reversed(records[active_from:]):
+                    if classify(record) is not RecordKind.STOP:
+                        break
+                    cursor = min(cursor, record.seq_num)
             head.append(event_frame(encode_chunk(self.dialect.snapshot_frame(messages)), cursor))
         for record in records[raw_from:]:
             if classify(record) is RecordKind.DATA:
