@@ -543,8 +543,10 @@ class ResumableChat:
                 (the same stored bytes), the request gets 409 instead of a second answer. A
                 duplicate of one request (two tabs, one turn sent to two instances, a retry)
                 that arrives after the other's whole answer is then refused. The AI SDK
-                router sets it for ``submit-message`` requests, not for
-                ``regenerate-message``, which asks for a new answer to the same message.
+                router sets it for bodies naming ``trigger: "submit-message"`` (as
+                ``DefaultChatTransport`` sends them, ``ai`` ``src/ui/http-chat-transport.ts``),
+                not for ``regenerate-message``, which asks for a new answer to the same
+                message, nor for bodies without a trigger, which cannot be told from one.
 
         Returns:
             200 SSE: every chunk as ``id: <seq_num+1>`` + ``data: <json>`` as the model

@@ -288,7 +288,8 @@ class LogEngine:
         turn_key: str | None = None,
     ) -> Claim:
         """Claim ``stream`` (:func:`~.claims.claim_stream`), storing ``records`` (data
-        record bodies) in the claim's append."""
+        record bodies) in the claim's append; ``turn_key``: refuse when the latest answer
+        answered this turn (see there). Raises ``StreamInUseError`` or ``S2Error``."""
         return await claim_stream(
             self, stream, new_chat=new_chat, records=records, turn_key=turn_key
         )
