@@ -137,18 +137,30 @@ CHUNKED_END = b"\r\n0\r\n\r\n"
 async def count_to_end(reader: asyncio.StreamReader, buf: bytes = b"") -> int:
     """Read to the end of the (chunked) response: how many SSE ``data:`` frames it had.
     ``buf``: what was read of the body already (empty: nothing yet)."""
+    frames, _ = await count_to_end_timed(reader, buf)
+    return frames
+
+
+async def count_to_end_timed(
+    reader: asyncio.StreamReader, buf: bytes = b"", mark: int = 0
+) -> tuple[int, float | None]:
+    """:func:`count_to_end`, and when (``time.perf_counter()``, s) the response had ``mark``
+    ``data:`` frames (``None``: it never had that many, or ``mark`` is 0)."""
     frames = 0
     carry = b""
+    reached: float | None = None
     piece = buf or await reader.read(1 << 18)
     while piece:
         chunk = carry + piece
         frames += chunk.count(b"data: ")
         carry = chunk[-7:]
         frames -= carry.count(b"data: ")
+        if mark and reached is None and frames + carry.count(b"data: ") >= mark:
+            reached = time.perf_counter()
         if chunk.endswith(CHUNKED_END) or chunk == b"0\r\n\r\n":
             break
         piece = await reader.read(1 << 18)
-    return frames + carry.count(b"data: ")
+    return frames + carry.count(b"data: "), reached
 
 
 async def first_chunk_ms(method: str, url: str, *, drain: bool = True) -> tuple[float, int]:
@@ -445,6 +457,7 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
     follows = await accepted_connections(bases, args.chats) if following else []
     chat_ids = [new_id("c") for _ in range(args.chats)]
     starts: list[float] = []
+    paces: list[float] = []  # each live answer's first-to-last chunk time over the paced time
     async with client(min(args.chats, 100) + 4) as http:
         for base in bases:
             await http.post(f"{base}/stats/reset")
@@ -465,9 +478,15 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
                         buf = await reader.read(65536)
                         if not buf:
                             break
-                    starts.append((time.perf_counter() - at) * 1000)
+                    first = time.perf_counter()
+                    starts.append((first - at) * 1000)
                     started.set()
-                    return status, await count_to_end(reader, buf)
+                    # paced: from the first delta to the last (frames 3 and n + 2)
+                    frames, last = await count_to_end_timed(reader, buf, args.n + 2)
+                    if args.interval_ms > 0 and args.n > 1 and last is not None:
+                        paced = (args.n - 1) * args.interval_ms / 1000
+                        paces.append((last - first) / paced)
+                    return status, frames
                 finally:
                     started.set()
                     writer.close()
@@ -539,6 +558,7 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
             )
             failures += [c for c in checks if c]
     starts.sort()
+    paces.sort()
     return {
         "chats": args.chats,
         "followers": following,
@@ -546,6 +566,8 @@ async def concurrent(args: argparse.Namespace) -> dict[str, Any]:
         "failures": len(failures),
         "failure_examples": failures[:3],
         "start_p99_ms": starts[int(len(starts) * 0.99)] if starts else None,
+        "pace_p50": paces[len(paces) // 2] if paces else None,
+        "pace_p99": paces[int(len(paces) * 0.99)] if paces else None,
         "loadgen_lag_p99_ms": own_lag[int(len(own_lag) * 0.99)] if own_lag else 0.0,
         "loadgen_lag_max_ms": own_lag[-1] if own_lag else 0.0,
         **stats,

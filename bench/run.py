@@ -353,10 +353,10 @@ FULL = Sizes(
     throughput_n=100_000,
     lag_n=1000,
     fanout=200,
-    # 10% apart from 1,000 on, so the ratio to the plain route is good to about 10%
+    # about 10% apart from 400 on, so the ratio to the plain route is good to about 10%
     concurrent_steps=(
-        *(100, 200, 300, 400, 500, 600, 800, 1000, 1100, 1200, 1300, 1400),
-        *(1600, 1800, 2000, 2200, 2400, 2700, 3000),
+        *(100, 200, 300, 400, 450, 500, 550, 600, 650, 700, 775, 850, 950, 1050, 1150),
+        *(1250, 1400, 1550, 1700, 1900, 2100, 2300, 2500),
     ),
     scale_steps=(25, 50, 75, 100, 150, 200, 300, 400, 600, 800),
     latency_count=20,
@@ -400,40 +400,59 @@ def start_s2(procs: Processes, name: str, latency_ms: float = 0) -> str:
 #: event loop itself on time.
 CONCURRENT_START_P99_MS = 1000
 
+#: A chat counts as carried at 50 chunks/s only if its answer keeps that pace: the time from
+#: its first to its last chunk over the paced time (99 intervals of 20 ms), p99. An event loop
+#: with every core spent keeps its lag low by running every ready callback late, so the lag
+#: alone lets a saturated process "carry" twice the chats at half the pace.
+CONCURRENT_PACE_P99 = 1.1
+
 
 def best_concurrent(sizes: Sizes, steps: tuple[int, ...], **options: Any) -> tuple[int, str]:
     """The most chats at 50 chunks/s (source yielding per chunk) with loop lag p99 <= 50 ms,
-    each chat's first chunk within :data:`CONCURRENT_START_P99_MS` of its request (p99) and
-    nothing lost (live stream, follower if any, and the log checked after the run),
-    trying ``steps`` in order; and a note on the first failing step. Every connection is
-    opened and accepted before a step starts (``loadgen.accepted_connection``)."""
+    each chat's first chunk within :data:`CONCURRENT_START_P99_MS` of its request (p99), the
+    answers at that pace (:data:`CONCURRENT_PACE_P99`) and nothing lost (live stream, follower
+    if any, and the log checked after the run), trying ``steps`` in order, a failing step once
+    more (this VM's speed moves between minutes); and a note on the last step tried. Every
+    connection is opened and accepted before a step starts (``loadgen.accepted_connection``)."""
     best, note = 0, ""
     for chats in steps:
-        d = loadgen(
-            "concurrent",
-            chats=chats,
-            n=sizes.concurrent_n,
-            interval_ms=20,
-            ramp_s=1,
-            timeout_s=sizes.concurrent_n / 50 * 3 + 30,
-            **options,
-        )
-        start_ms = d["start_p99_ms"]
-        ok = (
-            d["failures"] == 0
-            and d["lag_p99_ms"] <= 50
-            and start_ms is not None
-            and start_ms <= CONCURRENT_START_P99_MS
-        )
-        note = (
-            f"at {chats}: loop lag p99 {fmt(d['lag_p99_ms'])} ms, {d['failures']} failed"
-            f" {d['failure_examples'][:1]}, first chunk p99 {fmt(d['start_p99_ms'])} ms"
-            f" after the request, load generator lag p99 {fmt(d['loadgen_lag_p99_ms'])} ms"
-        )
+        for _attempt in range(2):
+            ok, note = concurrent_step(sizes, chats, **options)
+            if ok:
+                break
         if not ok:
             break
         best = chats
     return best, note
+
+
+def concurrent_step(sizes: Sizes, chats: int, **options: Any) -> tuple[bool, str]:
+    """One step of :func:`best_concurrent`: whether ``chats`` answers were carried, and how."""
+    d = loadgen(
+        "concurrent",
+        chats=chats,
+        n=sizes.concurrent_n,
+        interval_ms=20,
+        ramp_s=1,
+        timeout_s=sizes.concurrent_n / 50 * 3 + 30,
+        **options,
+    )
+    start_ms, pace = d["start_p99_ms"], d["pace_p99"]
+    ok = (
+        d["failures"] == 0
+        and d["lag_p99_ms"] <= 50
+        and start_ms is not None
+        and start_ms <= CONCURRENT_START_P99_MS
+        and pace is not None
+        and pace <= CONCURRENT_PACE_P99
+    )
+    note = (
+        f"at {chats}: loop lag p99 {fmt(d['lag_p99_ms'])} ms, {d['failures']} failed"
+        f" {d['failure_examples'][:1]}, first chunk p99 {fmt(start_ms)} ms after the request,"
+        f" answer time p99 {fmt(pace)}× the paced time, load generator lag p99"
+        f" {fmt(d['loadgen_lag_p99_ms'])} ms"
+    )
+    return ok, note
 
 
 #: How the load generator connects: a new connection per request, or connections opened and
