@@ -105,6 +105,31 @@ async def eventually(
         await asyncio.sleep(every_s)
 
 
+async def all_stored(chat: Any, stream: str, timeout_s: float = 5.0) -> None:
+    """Wait (on the writer's acknowledgements, not time) until the generation running on
+    ``stream`` in ``chat`` (a ``ResumableChat``) has stored every record handed to its
+    writer so far; at once when none runs there."""
+    generation = chat.running(stream)
+    if generation is None:
+        return
+    writer = generation.writer
+    target = writer.next_seq_num
+    if writer.durable_seq_num >= target:
+        return
+    done = asyncio.get_running_loop().create_future()
+
+    def heard(records: Any) -> None:
+        if (records is None or records[-1].seq_num + 1 >= target) and not done.done():
+            done.set_result(None)
+
+    if writer.listen(heard) is None:
+        return  # the writer has ended: all it will store is stored
+    try:
+        await asyncio.wait_for(done, timeout_s)
+    finally:
+        writer.unlisten(heard)
+
+
 # -- the example app's demo model ----------------------------------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import json
 import pytest
 from chat_helpers import chunks_of, text_answer, user_message
 
-from helpers import recordings
+from helpers import all_stored, recordings
 from js_client import run_ui_stream_validator_batch
 from resumable_chat.protocols.ai_sdk.dialect import AiSdkDialect
 from resumable_chat.sources import ai_sdk_chunks, openai_chunks_from_jsonl
@@ -78,6 +78,7 @@ async def test_history_leaves_a_running_answer_to_the_resume(make_chat_app) -> N
         question = user_message("hi")
         post = asyncio.create_task(app.post("c1", [question]))
         await app.model.reached_hold.wait()
+        await all_stored(app.chat, "chat-c1")  # "a " is in the log
         running = (await app.client.get("/api/chat/c1/messages")).json()
         assert running == [question]
         with_answer = await app.chat.load_messages("chat-c1", include_running=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from chat_helpers import text_answer
 
-from helpers import eventually
+from helpers import all_stored, eventually
 from resumable_chat import StopSignal, create_resumable_chat
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.fanout import AnswerTaps
@@ -109,25 +109,7 @@ async def _stored(chat: ResumableChat, gate: Gate, steps: int) -> None:
     """Wait (on events, not time) until the producer has taken ``steps`` chunks and the
     writer of ``chat`` has stored everything handed to it."""
     await gate.taken_at_least(steps)
-    generation = chat.running(STREAM)
-    if generation is None:
-        return
-    writer = generation.writer
-    target = writer.next_seq_num
-    if writer.durable_seq_num >= target:
-        return
-    done = asyncio.get_running_loop().create_future()
-
-    def heard(records: Any) -> None:
-        if (records is None or records[-1].seq_num + 1 >= target) and not done.done():
-            done.set_result(None)
-
-    if writer.listen(heard) is None:
-        return
-    try:
-        await asyncio.wait_for(done, 5)
-    finally:
-        writer.unlisten(heard)
+    await all_stored(chat, STREAM)
 
 
 async def _stored_frames(basin: MemoryBasin, after: int | None = None) -> bytes:

@@ -33,6 +33,7 @@ from resumable_chat.log import Ownership, StopSignal
 from resumable_chat.log.takeover import close_lost as _CLOSE_LOST
 from resumable_chat.s2 import Basin, MemoryBasin
 from resumable_chat.s2.errors import S2Error
+from resumable_chat.s2.pacing import AppendPacing
 from resumable_chat.s2.records import (
     MAX_BATCH_METERED_BYTES,
     AppendAck,
@@ -246,6 +247,8 @@ class Simulation:
         recording = RecordingBasin(
             memory, self.world, index, random.Random(self.rng.getrandbits(64))
         )
+        if self.rng.random() < 0.5:  # appends cost a request each: the writers share a budget
+            recording.pacing = AppendPacing(self.rng.choice([20, 100, 1000]))
         faulty = FaultPlanBasin(recording, self.plan)
         chat = create_resumable_chat(
             protocol="ai-sdk",

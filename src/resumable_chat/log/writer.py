@@ -2,9 +2,12 @@
 
 One append in flight per stream; whatever is submitted meanwhile forms the next batch (at most
 ``batch_size`` records and 1 MiB metered); an optional linger holds the first record of an
-empty batch for up to ``linger_ms``. Every batch carries the generation's fencing token and an
-exact ``match_seq_num`` (S2 REST v1 append conditions), so no other writer can interleave and a
-retried append cannot duplicate. Submitting is a deque append: the live path never waits on S2.
+empty batch for up to ``linger_ms``, and two appends start at least ``append_spacing_ms``
+apart, or further when the basin's append budget is shared by many writers
+(:mod:`resumable_chat.s2.pacing`), unless a whole batch waits. Every batch carries the
+generation's fencing token and an exact ``match_seq_num`` (S2 REST v1 append conditions), so
+no other writer can interleave and a retried append cannot duplicate. Submitting is a deque
+append: the live path never waits on S2.
 On a basin that appends synchronously (:meth:`~resumable_chat.s2.basin.Basin.append_nowait`,
 the embedded basin) a record submitted to an idle writer is stored from a loop callback
 instead of by waking the writer's task (a chat-paced answer's per-chunk cost); whatever
@@ -96,6 +99,10 @@ KEPT_ACKED_BYTES = 1024 * 1024
 #: instead of one per chunk; appends further apart than this never wait.
 DEFAULT_APPEND_SPACING_MS = 1.0
 
+#: Queued metered bytes (submitted, not acknowledged) at which the next append no longer
+#: waits for its spacing: S2's limit of one batch (1 MiB).
+BATCH_BYTES = MAX_BATCH_METERED_BYTES
+
 #: A queued record: the record, its metered size, the seq_num it was submitted at.
 _Entry = tuple[AppendRecord, int, int]
 
@@ -142,7 +149,9 @@ class LogWriter:
         linger_ms: ms (≥ 0) the first record of an empty batch may wait for more.
         append_spacing_ms: ms (≥ 0) at least between the starts of two appends (see
             :data:`DEFAULT_APPEND_SPACING_MS`): a batch due sooner waits, collecting more
-            records, unless the writer is closing or the batch is full; 0: no spacing.
+            records, unless the writer is closing or the batch is full; 0: no spacing. The
+            basin's :attr:`~resumable_chat.s2.basin.Basin.pacing`, when it has one, may space
+            them further (the writer joins it while its task runs).
         max_pending_bytes: metered bytes queued before :meth:`wait_writable` waits.
         heartbeat_ms: ms (> 0) of idleness after which an empty record is appended; ``None``:
             no heartbeat.
@@ -294,6 +303,9 @@ class LogWriter:
             self._unacked_since = (self._event_loop or asyncio.get_running_loop()).time()
         if self._task is None:
             self.start()
+        spaced = self._spaced
+        if spaced is not None and not spaced.done() and self._batch_full():
+            spaced.set_result(None)  # a whole batch waits: append it now
         if self._wakeup.is_set():
             pass  # the task is on its way
         elif self._parked and self._nowait:
@@ -405,6 +417,9 @@ class LogWriter:
             listener(records)
 
     def _ended(self, _: object) -> None:
+        pacing = self.basin.pacing
+        if pacing is not None:
+            pacing.leave()
         self._publish(None)
         self._listeners.clear()
 
@@ -416,6 +431,9 @@ class LogWriter:
             self._last_append = loop.time()
             self._task = loop.create_task(self._run(), name=f"resumable-chat writer {self.stream}")
             self._task.add_done_callback(self._ended)
+            pacing = self.basin.pacing
+            if pacing is not None:  # left in _ended, once the task is done
+                pacing.join()
 
     async def wait_writable(self) -> None:
         """Wait while more than ``max_pending_bytes`` are queued (bounded memory)."""
@@ -492,6 +510,23 @@ class LogWriter:
             handle.cancel()
             self._spaced = None
 
+    def _spacing_s(self) -> float:
+        """Seconds at least between the starts of two appends: ``append_spacing_ms``, or the
+        basin's pacing when that is longer (:mod:`resumable_chat.s2.pacing`), the pacing
+        held to half the heartbeat, so a busy answer's records stay as close together as an
+        idle one's heartbeats (a lease is at least two heartbeats)."""
+        pacing = self.basin.pacing
+        if pacing is None:
+            return self.append_spacing_s
+        paced = pacing.spacing_s()
+        if self.heartbeat_s is not None:
+            paced = min(paced, self.heartbeat_s / 2)
+        return max(self.append_spacing_s, paced)
+
+    def _batch_full(self) -> bool:
+        """Enough is queued for a whole batch (``batch_size`` records, or 1 MiB metered)."""
+        return len(self._queue) >= self.batch_size or self._pending_bytes >= BATCH_BYTES
+
     def _beat_due(self, armed_for: float) -> None:
         """The heartbeat timer fired (armed for ``_last_append`` == ``armed_for``)."""
         self._beat = None
@@ -545,8 +580,8 @@ class LogWriter:
                         break
                     self._wakeup.clear()
                     await self._idle(remaining)
-            spacing = self._last_start + self.append_spacing_s - loop.time()
-            if spacing > 0 and not self._closing and len(self._queue) < self.batch_size:
+            spacing = self._last_start + self._spacing_s() - loop.time()
+            if spacing > 0 and not self._closing and not self._batch_full():
                 await self._space(loop, spacing)
             entries, size = self._take_batch()
             self._last_start = loop.time()
@@ -573,7 +608,7 @@ class LogWriter:
             or self.error is not None
             or self.linger_s > 0
             or self._beat_now
-            or loop.time() < self._last_start + self.append_spacing_s
+            or loop.time() < self._last_start + self._spacing_s()
         ):
             self._wakeup.set()
             return

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 from types import TracebackType
 
+from resumable_chat.s2.pacing import AppendPacing
 from resumable_chat.s2.records import AppendAck, AppendInput, ReadBatch, StreamPosition
 
 __all__ = ["Basin"]
@@ -35,6 +36,11 @@ class Basin(ABC):
     #: once). Callers that make a second call on the first one's behalf (a claim reading
     #: back whether its append landed) keep both within it.
     deadline_s: float | None = None
+
+    #: The append budget this process's writers share on this basin
+    #: (:class:`~resumable_chat.s2.pacing.AppendPacing`), when appends cost a request each
+    #: (``HttpBasin``); ``None``: no budget (the embedded basin appends in memory).
+    pacing: AppendPacing | None = None
 
     @abstractmethod
     async def append(self, stream: str, input: AppendInput) -> AppendAck:

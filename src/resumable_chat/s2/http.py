@@ -48,6 +48,7 @@ from resumable_chat.s2.errors import (
     StreamNotFoundError,
 )
 from resumable_chat.s2.names import check_basin_name
+from resumable_chat.s2.pacing import DEFAULT_APPENDS_PER_S, AppendPacing
 from resumable_chat.s2.records import (
     AppendAck,
     AppendInput,
@@ -154,12 +155,18 @@ class HttpBasin(Basin):
             time; each attempt's timeout is cut to what is left of it.
         heartbeat_timeout_s: a live follow that hears nothing (no batch, no ping) for this
             many seconds reconnects; S2 pings every 5-15 s.
+        appends_per_s: append batches per second that this process's log writers share on
+            this basin before each spaces its appends further apart
+            (:mod:`resumable_chat.s2.pacing`; default :data:`DEFAULT_APPENDS_PER_S`, 200);
+            ``None``: no budget, each writer appends as soon as its last append was
+            acknowledged.
 
     Raises:
         S2NameError: ``basin`` is not a valid S2 basin name (8 to 48 of ``a-z 0-9 -``, no
             leading or trailing hyphen; :mod:`resumable_chat.s2.names`). It is a
             ``ValueError``.
-        ValueError: ``max_attempts`` below 1.
+        ValueError: ``max_attempts`` below 1, ``deadline_s`` or ``appends_per_s`` not
+            positive.
     """
 
     def __init__(
@@ -177,6 +184,7 @@ class HttpBasin(Basin):
         timeout_s: float = 5.0,
         heartbeat_timeout_s: float = 30.0,
         deadline_s: float = 10.0,
+        appends_per_s: float | None = DEFAULT_APPENDS_PER_S,
     ) -> None:
         check_basin_name(basin)
         if max_attempts < 1:
@@ -184,6 +192,7 @@ class HttpBasin(Basin):
         if not deadline_s > 0:
             raise ValueError("deadline_s must be > 0")
         self.deadline_s: float = deadline_s
+        self.pacing = None if appends_per_s is None else AppendPacing(appends_per_s)
         self.name = basin
         self.retry = RetryPolicy(max_attempts, retry_base_s, retry_max_backoff_s)
         self.create_missing_streams = create_missing_streams

@@ -48,6 +48,7 @@ class PrefixedBasin(Basin):
     def __init__(self, inner: Basin, prefix: str) -> None:
         self.inner = inner
         self.deadline_s = inner.deadline_s
+        self.pacing = inner.pacing  # one budget for the basin, whatever the view
         self.prefix = check_stream_prefix(prefix)
         self.name = inner.name
 

@@ -46,6 +46,7 @@ class FaultPlanBasin(Basin):
         self.plan = plan
         self.name = basin.name
         self.deadline_s = basin.deadline_s
+        self.pacing = basin.pacing
         self.reconnect_s = reconnect_s
         self._crashed = asyncio.Event()
 
