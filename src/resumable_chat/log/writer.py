@@ -225,6 +225,7 @@ class LogWriter:
         self._last_append = 0.0
         self._last_start = -math.inf  # loop time the last append began
         self._spaced: asyncio.Future[None] | None = None  # the spacing wait, while it runs
+        self._pacing = basin.pacing  # the basin's append budget, if it has one
         #: the basin may append synchronously (the embedded basin: Basin.append_nowait)
         self._nowait = type(basin).append_nowait is not Basin.append_nowait
         self._parked = False  # the task waits for a record with nothing queued
@@ -417,7 +418,7 @@ class LogWriter:
             listener(records)
 
     def _ended(self, _: object) -> None:
-        pacing = self.basin.pacing
+        pacing = self._pacing
         if pacing is not None:
             pacing.leave()
         self._publish(None)
@@ -431,7 +432,7 @@ class LogWriter:
             self._last_append = loop.time()
             self._task = loop.create_task(self._run(), name=f"resumable-chat writer {self.stream}")
             self._task.add_done_callback(self._ended)
-            pacing = self.basin.pacing
+            pacing = self._pacing
             if pacing is not None:  # left in _ended, once the task is done
                 pacing.join()
 
@@ -515,7 +516,7 @@ class LogWriter:
         basin's pacing when that is longer (:mod:`resumable_chat.s2.pacing`), the pacing
         held to half the heartbeat, so a busy answer's records stay as close together as an
         idle one's heartbeats (a lease is at least two heartbeats)."""
-        pacing = self.basin.pacing
+        pacing = self._pacing
         if pacing is None:
             return self.append_spacing_s
         paced = pacing.spacing_s()
@@ -608,7 +609,9 @@ class LogWriter:
             or self.error is not None
             or self.linger_s > 0
             or self._beat_now
-            or loop.time() < self._last_start + self._spacing_s()
+            or loop.time()
+            < self._last_start
+            + (self.append_spacing_s if self._pacing is None else self._spacing_s())
         ):
             self._wakeup.set()
             return
