@@ -105,6 +105,15 @@ async def eventually(
         await asyncio.sleep(every_s)
 
 
+async def body_text(response: Any) -> str:
+    """The whole body of a streaming ``response`` (a Starlette response with a
+    ``body_iterator``: the live answer, a replay), read to its end and decoded."""
+    out = b""
+    async for frame in response.body_iterator:
+        out += frame if isinstance(frame, bytes) else frame.encode()
+    return out.decode()
+
+
 async def all_stored(chat: Any, stream: str, timeout_s: float = 5.0) -> None:
     """Wait (on the writer's acknowledgements, not time) until the generation running on
     ``stream`` in ``chat`` (a ``ResumableChat``) has stored every record handed to its

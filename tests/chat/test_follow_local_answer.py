@@ -14,20 +14,13 @@ from typing import Any
 
 import pytest
 
-from helpers import parse_sse, user_message
+from helpers import body_text, parse_sse, user_message
 from resumable_chat import StopSignal, create_resumable_chat
 from resumable_chat.s2 import MemoryBasin
 from resumable_chat.testing.fault_basin import FaultPlanBasin
 from resumable_chat.testing.fault_plan import FaultPlan
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def body_of(response: Any) -> str:
-    out = b""
-    async for frame in response.body_iterator:
-        out += frame
-    return out.decode()
 
 
 async def test_a_follower_here_joins_while_s2_reads_are_held() -> None:
@@ -62,7 +55,7 @@ async def test_a_follower_here_joins_while_s2_reads_are_held() -> None:
         assert b'"delta":"a"' in first
         reads.release()
         more.set()
-        rest, sent = await asyncio.gather(body_of(follower), body_of(live))
+        rest, sent = await asyncio.gather(body_text(follower), body_text(live))
         followed = first.decode() + rest
     finally:
         await chat.aclose()
