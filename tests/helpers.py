@@ -105,6 +105,26 @@ async def eventually(
         await asyncio.sleep(every_s)
 
 
+async def append_lags(
+    writer: Any, last_append_at: Callable[[], float], records: int = 10, every_s: float = 0.020
+) -> list[float]:
+    """Submit ``records`` records to ``writer`` (a ``LogWriter``), one every ``every_s``
+    seconds (a chat-paced model), then close it; returns how long (s, loop time) each record
+    waited before the append that carries it began, ``last_append_at()`` being the loop time
+    the basin's latest append began."""
+    from resumable_chat.s2 import AppendRecord
+
+    loop = asyncio.get_running_loop()
+    lags = []
+    for i in range(records):
+        submitted = loop.time()
+        writer.submit(AppendRecord(b"%d" % i))
+        await asyncio.sleep(every_s)
+        lags.append(last_append_at() - submitted)
+    await writer.close()
+    return lags
+
+
 async def body_text(response: Any) -> str:
     """The whole body of a streaming ``response`` (a Starlette response with a
     ``body_iterator``: the live answer, a replay), read to its end and decoded."""

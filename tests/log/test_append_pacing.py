@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from helpers import append_lags
 from resumable_chat.log.writer import LogWriter
 from resumable_chat.s2 import AppendInput, AppendRecord, HttpBasin, MemoryBasin, fence_record
 from resumable_chat.s2.pacing import DEFAULT_APPENDS_PER_S, MAX_SPACING_S, AppendPacing
@@ -90,15 +91,7 @@ def test_one_answer_is_not_slowed() -> None:
     async def main() -> list[float]:
         basin = PacedBasin(DEFAULT_APPENDS_PER_S)
         writer = await _writer(basin, "s")
-        loop = asyncio.get_running_loop()
-        lags = []
-        for i in range(10):
-            submitted = loop.time()
-            writer.submit(AppendRecord(b"%d" % i))
-            await asyncio.sleep(0.020)
-            lags.append(basin.appends["s"][-1][0] - submitted)
-        await writer.close()
-        return lags
+        return await append_lags(writer, lambda: basin.appends["s"][-1][0])
 
     assert run_virtual(main()) == [0.0] * 10
 

@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 
+from helpers import append_lags
 from resumable_chat.log import FencedOutError
 from resumable_chat.log.records import stop_token
 from resumable_chat.log.scan import read_range
@@ -532,15 +533,7 @@ def test_records_further_apart_than_the_spacing_never_wait() -> None:
 
     async def main() -> list[float]:
         basin, writer = await _spaced_writer(5)
-        loop = asyncio.get_running_loop()
-        lags = []
-        for i in range(10):
-            submitted = loop.time()
-            writer.submit(AppendRecord(b"%d" % i))
-            await asyncio.sleep(0.020)
-            lags.append(basin.appends[-1][0] - submitted)
-        await writer.close()
-        return lags
+        return await append_lags(writer, lambda: basin.appends[-1][0])
 
     assert run_virtual(main()) == [0.0] * 10
 
