@@ -99,10 +99,6 @@ KEPT_ACKED_BYTES = 1024 * 1024
 #: instead of one per chunk; appends further apart than this never wait.
 DEFAULT_APPEND_SPACING_MS = 1.0
 
-#: Queued metered bytes (submitted, not acknowledged) at which the next append no longer
-#: waits for its spacing: S2's limit of one batch (1 MiB).
-BATCH_BYTES = MAX_BATCH_METERED_BYTES
-
 #: A queued record: the record, its metered size, the seq_num it was submitted at.
 _Entry = tuple[AppendRecord, int, int]
 
@@ -525,8 +521,9 @@ class LogWriter:
         return max(self.append_spacing_s, paced)
 
     def _batch_full(self) -> bool:
-        """Enough is queued for a whole batch (``batch_size`` records, or 1 MiB metered)."""
-        return len(self._queue) >= self.batch_size or self._pending_bytes >= BATCH_BYTES
+        """Enough is queued for a whole batch (``batch_size`` records, or S2's 1 MiB metered)."""
+        queued = self._pending_bytes  # nothing is in flight while the writer spaces its appends
+        return len(self._queue) >= self.batch_size or queued >= MAX_BATCH_METERED_BYTES
 
     def _beat_due(self, armed_for: float) -> None:
         """The heartbeat timer fired (armed for ``_last_append`` == ``armed_for``)."""
