@@ -26,7 +26,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import httpx
@@ -685,6 +685,22 @@ SCENARIOS = {
 }
 
 
+def run_scenario(scenario: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run ``scenario`` on uvloop when it is installed (the ``bench`` extra's
+    ``uvicorn[standard]`` brings it), else on asyncio's own loop.
+
+    The load generator shares the machine with the server it measures, and its own loop is
+    part of every time it takes: asyncio's selector loop spent about 30 µs of this process's
+    CPU per SSE frame read, uvloop 16-20 µs, and 50 concurrent resumes measured
+    8.2-11.0 ms at p50 on asyncio's loop against 6.6 ms on uvloop (the server unchanged).
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows, or the bench extra not installed
+        return asyncio.run(scenario)
+    return uvloop.run(scenario)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
@@ -721,7 +737,7 @@ def main() -> None:
         "--early", action="store_true", help="ttfb: resumable with respond_before_claim"
     )
     args = parser.parse_args()
-    result = asyncio.run(SCENARIOS[args.scenario](args))
+    result = run_scenario(SCENARIOS[args.scenario](args))
     json.dump(result, sys.stdout)
 
 
