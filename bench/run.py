@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -358,7 +359,9 @@ FULL = Sizes(
         *(100, 200, 300, 400, 450, 500, 550, 600, 650, 700, 775, 850, 950, 1050, 1150),
         *(1250, 1400, 1550, 1700, 1900, 2100, 2300, 2500),
     ),
-    scale_steps=(25, 50, 75, 100, 125, 150, 175, 200, 250, 300, 400, 600),
+    # about 7% apart from 175 on: one process carries about 175-200 on 2 cores, two share
+    # them with the S2 server and the load generator
+    scale_steps=(25, 50, 100, 150, 175, 190, 205, 220, 235, 250, 270, 290, 310, 400, 600),
     latency_count=20,
     concurrent_n=100,
     followers=1000,
@@ -384,15 +387,34 @@ SMOKE = Sizes(
 )
 
 
-def start_s2(procs: Processes, name: str, latency_ms: float = 0) -> str:
-    """The bundled S2 server in its own process, its appends and reads ``latency_ms`` late."""
+def start_s2(
+    procs: Processes, name: str, latency_ms: float = 0
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """The bundled S2 server in its own process, its appends and reads ``latency_ms`` late:
+    its URL and its process."""
     port = free_port()
     argv = [PYTHON, "-m", "resumable_chat.testing.s2_server", "--host", "127.0.0.1"]
     argv += ["--port", str(port)]
     if latency_ms:
         argv += ["--append-latency-ms", str(latency_ms), "--read-latency-ms", str(latency_ms)]
-    wait_port(port, procs.start(name, argv))
-    return f"http://127.0.0.1:{port}"
+    proc = procs.start(name, argv)
+    wait_port(port, proc)
+    return f"http://127.0.0.1:{port}", proc
+
+
+def cpu_s(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds (user + system) ``proc`` has used so far, from Linux's
+    ``/proc/<pid>/stat`` (fields 14 and 15, in clock ticks)."""
+    with open(f"/proc/{proc.pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's waited-for children so far: the load
+    generator's, around one :func:`loadgen` call."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 #: A chat counts as carried only if its first chunk comes this soon after its request (p99,
@@ -426,8 +448,18 @@ def best_concurrent(sizes: Sizes, steps: tuple[int, ...], **options: Any) -> tup
     return best, note
 
 
-def concurrent_step(sizes: Sizes, chats: int, **options: Any) -> tuple[bool, str]:
-    """One step of :func:`best_concurrent`: whether ``chats`` answers were carried, and how."""
+def concurrent_step(
+    sizes: Sizes,
+    chats: int,
+    *,
+    watch: dict[str, subprocess.Popen[bytes]] | None = None,
+    **options: Any,
+) -> tuple[bool, str]:
+    """One step of :func:`best_concurrent`: whether ``chats`` answers were carried, and how.
+    ``watch``: processes (by name) whose CPU seconds over the step the note gives, with the
+    load generator's and the wall time (where a machine's cores went)."""
+    watched = {name: cpu_s(proc) for name, proc in (watch or {}).items()}
+    children, wall = children_cpu_s(), time.perf_counter()
     d = loadgen(
         "concurrent",
         chats=chats,
@@ -452,6 +484,14 @@ def concurrent_step(sizes: Sizes, chats: int, **options: Any) -> tuple[bool, str
         f" answer time p99 {fmt(pace)}× the paced time, load generator lag p99"
         f" {fmt(d['loadgen_lag_p99_ms'])} ms"
     )
+    if watch:
+        used = ", ".join(
+            f"{name} {cpu_s(proc) - watched[name]:.1f}" for name, proc in watch.items()
+        )
+        note += (
+            f"; CPU s over the step: {used}, load generator {children_cpu_s() - children:.1f},"
+            f" in {time.perf_counter() - wall:.1f} s on {os.cpu_count()} cores"
+        )
     return ok, note
 
 
@@ -490,7 +530,7 @@ def add_resume_rows(
 
 def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None:
     add = results.add
-    s2_url = start_s2(procs, "s2")
+    s2_url, s2_proc = start_s2(procs, "s2")
     mem, _ = start_app(procs, "app-memory")
     http, _ = start_app(procs, "app-http", s2_url)
     warm = max(5, sizes.ttfb_count // 20)
@@ -698,10 +738,19 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
 
     # 9b. scale-out: N app processes on one S2 server, nothing shared but the basin
     with results.section("scale-out over S2"):
+        carried: dict[int, int] = {}
         for workers in (1, 2):
             apps = [start_app(procs, f"app-scale-{workers}-{i}", s2_url) for i in range(workers)]
             bases = ",".join(b for b, _ in apps)
-            best, note = best_concurrent(sizes, sizes.scale_steps, base=apps[0][0], bases=bases)
+            watch = {f"app {i + 1}": proc for i, (_, proc) in enumerate(apps)}
+            best, note = best_concurrent(
+                sizes,
+                sizes.scale_steps,
+                base=apps[0][0],
+                bases=bases,
+                watch={**watch, "S2 server": s2_proc},
+            )
+            carried[workers] = best
             add(
                 f"http: concurrent generations at 50 chunks/s, {workers} process(es)",
                 best,
@@ -711,6 +760,14 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
             )
             for _, proc in apps:
                 procs.stop(proc)
+        # one step of scale_steps is about 7 %: the total grew if it is a step or more up
+        add(
+            "http: concurrent generations, 2 processes over 1",
+            div(carried[2], carried[1]),
+            "ratio",
+            ">= 1.05",
+            f"{carried[2]} vs {carried[1]} chats, on one machine's cores (see the CPU notes)",
+        )
 
     # 10. MESSAGES_SNAPSHOT fold
     with results.section("MESSAGES_SNAPSHOT fold"):
@@ -734,7 +791,7 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
     # reads) 40 ms (S2 Express) or 400 ms (S2 Standard) late; two app processes on it
     for latency, storage in ((40, "Express"), (400, "Standard")):
         with results.section(f"S2 {storage} latency ({latency} ms)"):
-            url = start_s2(procs, f"s2-{latency}ms", latency)
+            url, _ = start_s2(procs, f"s2-{latency}ms", latency)
             (a, proc_a), (b, proc_b) = (
                 start_app(procs, f"app-{latency}ms-a", url),
                 start_app(procs, f"app-{latency}ms-b", url),
