@@ -20,17 +20,30 @@ from resumable_chat.testing.virtual_time import run_virtual
 
 
 class NowaitCounting(MemoryBasin):
-    """The embedded basin, counting the appends it took synchronously and the others."""
+    """The embedded basin, noting the size of each append it took synchronously (a batch,
+    or one record alone: ``one_at_a_time`` counts those)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.nowait: list[int] = []
+        self.one_at_a_time = 0
 
     def append_nowait(self, stream: str, input: AppendInput) -> AppendAck | None:
         ack = super().append_nowait(stream, input)
         if ack is not None:
             self.nowait.append(len(input.records))
         return ack
+
+    def append_body_nowait(
+        self, stream: str, body: bytes, *, match_seq_num: int, fencing_token: str
+    ) -> int | None:
+        timestamp = super().append_body_nowait(
+            stream, body, match_seq_num=match_seq_num, fencing_token=fencing_token
+        )
+        if timestamp is not None:
+            self.nowait.append(1)
+            self.one_at_a_time += 1
+        return timestamp
 
 
 async def _claimed(basin: Basin, token: str = "session-mine") -> int:
@@ -86,6 +99,79 @@ async def test_chat_paced_records_are_stored_synchronously_in_order() -> None:
     assert heard[:20] == bodies[1:-1]
     # the first record starts the task; the later ones never wake it
     assert basin.nowait == [1] * 19
+
+
+async def test_a_chunk_to_an_idle_writer_is_stored_before_submit_returns() -> None:
+    """A record without headers submitted to a parked writer is stored and heard by the
+    writer's listeners within ``submit`` (one record, no batch): no loop turn in between."""
+    basin = NowaitCounting()
+    writer = await _writer(basin)
+    await _stored(writer, writer.submit(AppendRecord(b"first")) + 1)  # starts the task
+    await asyncio.sleep(0)  # the task parks
+    heard: list[tuple[int, bytes]] = []
+    writer.listen(lambda records: heard.extend((r.seq_num, r.body) for r in records or ()))
+    before = basin.one_at_a_time
+    seq = writer.submit(AppendRecord(b"second"))
+    assert writer.durable_seq_num == seq + 1 and heard == [(seq, b"second")]
+    assert basin.one_at_a_time == before + 1
+    assert writer.acknowledged_since(seq) is not None  # kept for a follower's catch-up
+    assert [r.body for r in writer.acknowledged_since(seq) or ()] == [b"second"]
+    await writer.close([fence_record("end-mine")])
+    records = (await basin.read("s", seq_num=0, count=100)).records
+    assert [r.body for r in records[1:-1]] == [b"first", b"second"]
+    assert records[seq].timestamp >= records[seq - 1].timestamp
+
+
+def test_records_submitted_together_still_go_in_one_batch_after_the_spacing() -> None:
+    """With the default spacing (1 ms), the first of several records submitted at once is
+    stored alone in ``submit``; the others wait for the spacing and go in one batch
+    (virtual time)."""
+
+    async def main() -> tuple[list[int], list[bytes]]:
+        basin = NowaitCounting()
+        writer = LogWriter(
+            basin, "s", fencing_token="session-mine", match_seq_num=await _claimed(basin)
+        )
+        writer.start()
+        await asyncio.sleep(0.01)  # the task parks, long after any append
+        batches: list[int] = []
+        writer.listen(lambda records: batches.append(len(records or ())))
+        for i in range(5):
+            writer.submit(AppendRecord(b"%d" % i))
+        await writer.close()
+        records = (await basin.read("s", seq_num=1, count=100)).records
+        return batches, [r.body for r in records]
+
+    batches, bodies = run_virtual(main())
+    assert batches == [1, 4, 0]  # the last: the writer ended
+    assert bodies == [b"0", b"1", b"2", b"3", b"4"]
+
+
+async def test_records_the_one_record_path_cannot_take_go_the_usual_way() -> None:
+    """A record with headers, one with its own timestamp and one submitted while a linger
+    holds the batch are stored by the other paths, in order."""
+    basin = NowaitCounting()
+    writer = await _writer(basin)
+    await _stored(writer, writer.submit(AppendRecord(b"first")) + 1)
+    await asyncio.sleep(0)
+    before = basin.one_at_a_time
+    writer.submit(AppendRecord(b"headed", ((b"k", b"v"),)))
+    writer.submit(AppendRecord(b"stamped", timestamp=1))
+    await _stored(writer, writer.next_seq_num)
+    other = NowaitCounting()
+    lingering = await _writer(other, linger_ms=1)
+    await _stored(lingering, lingering.submit(AppendRecord(b"first")) + 1)
+    await asyncio.sleep(0)
+    await _stored(lingering, lingering.submit(AppendRecord(b"held")) + 1)
+    await writer.close()
+    await lingering.close()
+    assert basin.one_at_a_time == before and other.one_at_a_time == 0
+    records = (await basin.read("s", seq_num=1, count=100)).records
+    assert [(r.body, r.headers) for r in records] == [
+        (b"first", ()),
+        (b"headed", ((b"k", b"v"),)),
+        (b"stamped", ()),
+    ]
 
 
 async def test_a_stop_from_another_instance_is_adopted_by_the_task() -> None:

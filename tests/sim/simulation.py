@@ -167,7 +167,7 @@ class RecordingBasin(Basin):
     async def append(self, stream: str, input: AppendInput) -> AppendAck:
         await self._trip()
         ack = await self.inner.append(stream, input)
-        self._record(stream, input, ack)
+        self._record(stream, input.records, ack.start.seq_num)
         return ack
 
     def append_nowait(self, stream: str, input: AppendInput) -> AppendAck | None:
@@ -177,15 +177,29 @@ class RecordingBasin(Basin):
             return None
         ack = self.inner.append_nowait(stream, input)
         if ack is not None:
-            self._record(stream, input, ack)
+            self._record(stream, input.records, ack.start.seq_num)
         return ack
 
-    def _record(self, stream: str, input: AppendInput, ack: AppendAck) -> None:
+    def append_body_nowait(
+        self, stream: str, body: bytes, *, match_seq_num: int, fencing_token: str
+    ) -> int | None:
+        """Half the time (seeded) the embedded basin's one-record synchronous append (the
+        writer's path for a chunk at a time); else declined (the writer's other paths)."""
+        if self.instance in self.world.crashed or self.rng.random() < 0.5:
+            return None
+        timestamp = self.inner.append_body_nowait(
+            stream, body, match_seq_num=match_seq_num, fencing_token=fencing_token
+        )
+        if timestamp is not None:
+            self._record(stream, [AppendRecord(body)], match_seq_num)
+        return timestamp
+
+    def _record(self, stream: str, records: list[AppendRecord], start: int) -> None:
         at = now_ms()
         batch = len(self.world.appended)
-        for offset, record in enumerate(input.records):
+        for offset, record in enumerate(records):
             self.world.appended.append(
-                Appended(stream, ack.start.seq_num + offset, record, self.instance, at, batch)
+                Appended(stream, start + offset, record, self.instance, at, batch)
             )
 
     async def read(self, stream: str, **kwargs: Any) -> ReadBatch:

@@ -8,11 +8,14 @@ apart, or further when the basin's append budget is shared by many writers
 generation's fencing token and an exact ``match_seq_num`` (S2 REST v1 append conditions), so
 no other writer can interleave and a retried append cannot duplicate. Submitting is a deque
 append: the live path never waits on S2.
-On a basin that appends synchronously (:meth:`~resumable_chat.s2.basin.Basin.append_nowait`,
-the embedded basin) a record submitted to an idle writer is stored from a loop callback
-instead of by waking the writer's task (a chat-paced answer's per-chunk cost); whatever
-needs the task (the spacing, a linger, a heartbeat, a close, a fault, a stop or a takeover's
-412) falls back to it with the records kept in order.
+On a basin that appends synchronously (the embedded basin) the writer's task is not woken
+for a chat-paced answer's chunks: a record without headers submitted to an idle writer is
+stored within :meth:`LogWriter.submit`
+(:meth:`~resumable_chat.s2.basin.Basin.append_body_nowait`: one record, no batch or ack
+objects), and records queued otherwise are stored from a loop callback
+(:meth:`~resumable_chat.s2.basin.Basin.append_nowait`); whatever needs the task (the
+spacing, a linger, a heartbeat, a close, a fault, a stop or a takeover's 412) falls back to
+it with the records kept in order.
 
 Faults: a transient failure (timeout, 408/429/5xx, a dropped connection) is retried with
 backoff for as long as the writer lives, so an answer whose writer stays alive is complete in
@@ -226,6 +229,13 @@ class LogWriter:
         self._nowait = type(basin).append_nowait is not Basin.append_nowait
         self._parked = False  # the task waits for a record with nothing queued
         self._flush: asyncio.Handle | None = None  # an append without the task, scheduled
+        #: one record appended synchronously with no batch or ack objects, when the basin
+        #: can (Basin.append_body_nowait: the embedded basin)
+        self._fast = (
+            basin.append_body_nowait
+            if type(basin).append_body_nowait is not Basin.append_body_nowait
+            else None
+        )
         #: the loop the task runs on (set by :meth:`start`): asking asyncio for the running
         #: loop costs a getpid() system call each time on CPython 3.11 (its fork check)
         self._event_loop: asyncio.AbstractEventLoop | None = None
@@ -279,7 +289,9 @@ class LogWriter:
         return self._task is None or not self._task.done()
 
     def submit(self, record: AppendRecord) -> int:
-        """Queue ``record`` for the next batch and return the seq_num it will get.
+        """Queue ``record`` for the next batch and return the seq_num it will get (on the
+        embedded basin, a record without headers submitted to an idle writer is stored
+        before this returns: see the module docstring).
 
         Never blocks and never raises S2 errors; after the writer failed the record is dropped
         (see :attr:`error`). Raises :class:`WriterClosedError` after :meth:`close` and
@@ -287,6 +299,31 @@ class LogWriter:
         """
         if self._closing:
             raise WriterClosedError("the writer is closed")
+        fast = self._fast
+        if (
+            fast is not None
+            and self._parked
+            and not record.headers
+            and record.timestamp is None
+            and not self._queue
+            and self._flush is None
+            and not self._wakeup.is_set()
+            and not self._beat_now
+            and self.error is None
+            and self.linger_s == 0
+        ):
+            # what _append_soon would do at once, without a callback, a batch or an ack
+            seq = self._next_submit_seq
+            loop = self._event_loop
+            assert loop is not None  # set by start(), before the task parks
+            now = loop.time()
+            if seq == self._next_append_seq and now >= self._last_start + self._spacing_s():
+                timestamp = fast(
+                    self.stream, record.body, match_seq_num=seq, fencing_token=self.fencing_token
+                )
+                if timestamp is not None:
+                    self._stored_one(seq, timestamp, record, now)
+                    return seq
         size = metered_bytes(record) if record.headers else 8 + len(record.body)
         if size > MAX_BATCH_METERED_BYTES:
             raise ValueError(f"record is {size} metered bytes; S2 allows at most 1 MiB")
@@ -313,6 +350,19 @@ class LogWriter:
         else:
             self._wakeup.set()
         return seq
+
+    def _stored_one(self, seq: int, timestamp: int, record: AppendRecord, now: float) -> None:
+        """Book ``record`` (no headers), which the basin stored synchronously at ``seq``
+        (:meth:`submit`), as :meth:`_acknowledged` books a batch; ``now``: loop time."""
+        self._next_submit_seq = self._next_append_seq = seq + 1
+        self._last_start = self._last_append = now
+        self._keep(seq, timestamp, (record,))
+        if self._listeners:
+            self._publish([SequencedRecord(seq, timestamp, (), record.body)])
+        if not self._drained.is_set():
+            self._drained.set()
+        if self.on_durable is not None:
+            self.on_durable(seq + 1)
 
     def listen(self, listener: AckedRecords) -> int | None:
         """Call ``listener`` with every record acknowledged from now on (see

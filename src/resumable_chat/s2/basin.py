@@ -73,6 +73,28 @@ class Basin(ABC):
         """
         return None
 
+    def append_body_nowait(
+        self, stream: str, body: bytes, *, match_seq_num: int, fencing_token: str
+    ) -> int | None:
+        """Append one record without headers synchronously, when this basin can and every
+        condition holds: a batch of just that record, conditioned on ``match_seq_num`` and
+        ``fencing_token`` (S2 REST v1 append conditions), with no batch or ack objects.
+
+        Args:
+            stream: the stream name, as for :meth:`append`.
+            body: the record's body (bytes).
+            match_seq_num: the seq_num the record must get (the stream's tail).
+            fencing_token: the token the stream must hold.
+
+        Returns:
+            the record's timestamp (ms) once it is stored at ``match_seq_num``; ``None``
+            when this basin cannot append synchronously or anything is not as required (a
+            condition fails, the stream is missing, the record is too large): nothing was
+            written, and :meth:`append` of the same batch gives S2's answer. Never raises.
+            The default returns ``None``; the log writer uses it to store a chunk at a time.
+        """
+        return None
+
     @abstractmethod
     async def read(
         self,

@@ -255,6 +255,31 @@ class MemoryBasin(Basin):
             return None
         return self._append(stream, input)
 
+    def append_body_nowait(
+        self, stream: str, body: bytes, *, match_seq_num: int, fencing_token: str
+    ) -> int | None:
+        """:meth:`Basin.append_body_nowait`: the record is stored at once when the stream
+        exists, holds ``fencing_token``, has its tail at ``match_seq_num`` and the record
+        fits a batch; else ``None`` (nothing written; :meth:`append` raises what S2 would).
+        Also ``None`` in a subclass that overrides :meth:`append`."""
+        state = self._streams.get(stream)
+        if (
+            state is None
+            or state.next_seq_num != match_seq_num
+            or state.fencing_token != fencing_token
+            or len(body) > MAX_BATCH_METERED_BYTES - 8
+            or type(self).append is not MemoryBasin.append
+        ):
+            return None
+        ts = self.clock.now_ms()
+        if ts < state.last_timestamp:
+            ts = state.last_timestamp
+        state.add(ts, (), bytes(body))
+        state.next_seq_num = match_seq_num + 1
+        state.last_timestamp = ts
+        state.wake()
+        return ts
+
     def _append(self, stream: str, input: AppendInput) -> AppendAck:
         records = input.records
         if len(records) == 1 and not records[0].headers:

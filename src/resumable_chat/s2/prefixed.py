@@ -63,6 +63,14 @@ class PrefixedBasin(Basin):
         """``inner.append_nowait`` on ``prefix + stream``."""
         return self.inner.append_nowait(self.prefix + stream, input)
 
+    def append_body_nowait(
+        self, stream: str, body: bytes, *, match_seq_num: int, fencing_token: str
+    ) -> int | None:
+        """``inner.append_body_nowait`` on ``prefix + stream``."""
+        return self.inner.append_body_nowait(
+            self.prefix + stream, body, match_seq_num=match_seq_num, fencing_token=fencing_token
+        )
+
     async def read(
         self,
         stream: str,

@@ -91,12 +91,27 @@ class FaultPlanBasin(Basin):
         """``inner.append_nowait`` while no ``append`` fault of the plan could still fire
         on ``stream`` and the basin has not crashed; else ``None`` (use :meth:`append`,
         which applies them). No rule is counted here."""
-        if self._crashed.is_set() or any(
-            rule.kind in _CALL_FAULTS and not rule.exhausted and rule.matches("append", stream)
-            for rule in self.plan.rules
-        ):
+        if self._appends_may_fault(stream):
             return None
         return self.inner.append_nowait(stream, input)
+
+    def append_body_nowait(
+        self, stream: str, body: bytes, *, match_seq_num: int, fencing_token: str
+    ) -> int | None:
+        """``inner.append_body_nowait`` under the same rule as :meth:`append_nowait`."""
+        if self._appends_may_fault(stream):
+            return None
+        return self.inner.append_body_nowait(
+            stream, body, match_seq_num=match_seq_num, fencing_token=fencing_token
+        )
+
+    def _appends_may_fault(self, stream: str) -> bool:
+        """True when an ``append`` fault of the plan could still fire on ``stream`` or the
+        basin has crashed (no rule is counted here)."""
+        return self._crashed.is_set() or any(
+            rule.kind in _CALL_FAULTS and not rule.exhausted and rule.matches("append", stream)
+            for rule in self.plan.rules
+        )
 
     async def read(
         self,
