@@ -143,6 +143,18 @@ class _Stream:
             self.blocks.append(tuple(self.open))
             self.open = []
 
+    def add_body(self, timestamp: int, body: bytes) -> int:
+        """Keep a record without headers at the tail, timestamped ``timestamp`` (ms) or the
+        last record's timestamp if that is later (S2 keeps a stream's timestamps
+        non-decreasing); wake the readers; return the timestamp it got."""
+        if timestamp < self.last_timestamp:
+            timestamp = self.last_timestamp
+        self.add(timestamp, (), bytes(body))
+        self.next_seq_num += 1
+        self.last_timestamp = timestamp
+        self.wake()
+        return timestamp
+
     def get(self, index: int) -> _Stored:
         """The kept record at ``index`` (0 ≤ index < :attr:`count`)."""
         block, offset = divmod(index + self.dead, _BLOCK)
@@ -271,14 +283,7 @@ class MemoryBasin(Basin):
             or type(self).append is not MemoryBasin.append
         ):
             return None
-        ts = self.clock.now_ms()
-        if ts < state.last_timestamp:
-            ts = state.last_timestamp
-        state.add(ts, (), bytes(body))
-        state.next_seq_num = match_seq_num + 1
-        state.last_timestamp = ts
-        state.wake()
-        return ts
+        return state.add_body(self.clock.now_ms(), body)
 
     def _append(self, stream: str, input: AppendInput) -> AppendAck:
         records = input.records
@@ -360,13 +365,9 @@ class MemoryBasin(Basin):
         state = self._admit(stream, input, 8 + len(body))
         seq = state.next_seq_num
         arrival = self.clock.now_ms()
-        ts = arrival if record.timestamp is None else min(record.timestamp, arrival)
-        if ts < state.last_timestamp:
-            ts = state.last_timestamp
-        state.add(ts, (), bytes(body))
-        state.next_seq_num = seq + 1
-        state.last_timestamp = ts
-        state.wake()
+        ts = state.add_body(
+            arrival if record.timestamp is None else min(record.timestamp, arrival), body
+        )
         end = StreamPosition(seq + 1, ts)
         return AppendAck(StreamPosition(seq, ts), end, end)
 
