@@ -85,6 +85,16 @@ async def _stored(writer: LogWriter, seq_num: int) -> None:
         writer.unlisten(heard)
 
 
+async def _parked(writer: LogWriter) -> None:
+    """Give the loop the turns the writer's task takes to finish its append and park (it
+    waits for a record then); no clock involved."""
+    for _ in range(10):
+        if writer._parked:
+            return
+        await asyncio.sleep(0)  # one loop turn, not a timed wait
+    raise AssertionError("the writer's task did not park")
+
+
 async def test_chat_paced_records_are_stored_synchronously_in_order() -> None:
     basin = NowaitCounting()
     writer = await _writer(basin)
@@ -107,7 +117,7 @@ async def test_a_chunk_to_an_idle_writer_is_stored_before_submit_returns() -> No
     basin = NowaitCounting()
     writer = await _writer(basin)
     await _stored(writer, writer.submit(AppendRecord(b"first")) + 1)  # starts the task
-    await asyncio.sleep(0)  # the task parks
+    await _parked(writer)
     heard: list[tuple[int, bytes]] = []
     writer.listen(lambda records: heard.extend((r.seq_num, r.body) for r in records or ()))
     before = basin.one_at_a_time
@@ -153,7 +163,7 @@ async def test_records_the_one_record_path_cannot_take_go_the_usual_way() -> Non
     basin = NowaitCounting()
     writer = await _writer(basin)
     await _stored(writer, writer.submit(AppendRecord(b"first")) + 1)
-    await asyncio.sleep(0)
+    await _parked(writer)
     before = basin.one_at_a_time
     writer.submit(AppendRecord(b"headed", ((b"k", b"v"),)))
     writer.submit(AppendRecord(b"stamped", timestamp=1))
@@ -161,7 +171,7 @@ async def test_records_the_one_record_path_cannot_take_go_the_usual_way() -> Non
     other = NowaitCounting()
     lingering = await _writer(other, linger_ms=1)
     await _stored(lingering, lingering.submit(AppendRecord(b"first")) + 1)
-    await asyncio.sleep(0)
+    await _parked(lingering)
     await _stored(lingering, lingering.submit(AppendRecord(b"held")) + 1)
     await writer.close()
     await lingering.close()
