@@ -145,7 +145,9 @@ class SseResponse(Response):
 
     Per connection it runs one task besides the request's own: it waits for the client's
     disconnect (which ends the response and closes ``frames`` at once, even while no frame
-    is due) and sends the keep-alive comments. A ``HEAD`` request gets the headers only.
+    is due). The keep-alive comments hang on one loop timer, moved on lazily (a send only
+    stamps its time; the timer, when it fires, looks at the stamp), and each comment is sent
+    by a short task of its own. A ``HEAD`` request gets the headers only.
     The body ends with an empty ``more_body: false`` message (the HTTP/1.1 chunked
     terminator) when ``frames`` ends or the server shuts down.
     """
@@ -187,6 +189,9 @@ class SseResponse(Response):
         self._disconnected = False
         self._ending = False  # the pump is past its frames: nothing may cancel it now
         self._timers: list[asyncio.TimerHandle] = []
+        #: when the next keep-alive comment may be due (a loop timer, not a timeout per wait)
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None  # a comment being sent
         self._broken = False  # frames failed and on_error took it: end without the terminator
         #: Called with an exception ``frames`` raised after the response began; True means
         #: handled: the response then breaks off (no chunked terminator, so the client sees
@@ -204,10 +209,12 @@ class SseResponse(Response):
         self._pump = asyncio.current_task()
         watch = _watch()
         watch.add(self)
-        watcher = loop.create_task(self._watch_client(receive, send))
+        watcher = loop.create_task(self._watch_client(receive))
         try:
             await send(start)
             self._last_send = loop.time()
+            if self._keepalive_s > 0:
+                self._arm_keepalive(send)
             self._send_context = contextvars.copy_context()
             self._send = send
             lock = self._lock
@@ -247,8 +254,13 @@ class SseResponse(Response):
             watch.responses.discard(self)
             for timer in self._timers:
                 timer.cancel()
+            if self._keepalive_timer is not None:
+                self._keepalive_timer.cancel()
             watcher.cancel()
             waits: list[asyncio.Task[None]] = [watcher]
+            if self._keepalive_task is not None:  # a comment still being sent: cut
+                self._keepalive_task.cancel()
+                waits.append(self._keepalive_task)
             if self._in_flight is not None:  # a send_now() still waiting: the response is cut
                 self._in_flight.cancel()
                 waits.append(self._in_flight)
@@ -373,42 +385,59 @@ class SseResponse(Response):
         self._timers.append(loop.call_later(self._drain_s, callback))
         self._timers.append(loop.call_later(self._drain_s + SHUTDOWN_GRACE_S, self._cut_now))
 
-    async def _watch_client(self, receive: Receive, send: Send) -> None:
-        """Wait for the client's disconnect; send a keep-alive comment whenever
-        ``keepalive_s`` passed without a frame."""
-        loop = asyncio.get_running_loop()
-        interval = self._keepalive_s
+    async def _watch_client(self, receive: Receive) -> None:
+        """Wait for the client's disconnect, then end the response."""
         while True:
-            message: Message | None = None
-            if interval <= 0:
-                message = await receive()
-            else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._last_send + interval - loop.time()):
-                        message = await receive()
-            if message is None:
-                if (
-                    loop.time() - self._last_send >= interval
-                    and not self._lock.locked()
-                    and not self._sending
-                ):
-                    message = await self._send_keepalive(send)
-                if message is None:
-                    continue
+            message = await receive()
             if message["type"] == "http.disconnect":
                 self._disconnected = True
                 self._cut_now()
                 return
 
-    async def _send_keepalive(self, send: Send) -> Message | None:
-        """Send one comment; a disconnect message when the client has gone."""
-        async with self._lock:
-            try:
-                await send({"type": "http.response.body", "body": _KEEPALIVE, "more_body": True})
-            except OSError:
-                return {"type": "http.disconnect"}
-            self._last_send = asyncio.get_running_loop().time()
-        return None
+    def _arm_keepalive(self, send: Send) -> None:
+        """Look again when ``keepalive_s`` will have passed since the last send."""
+        loop = self._event_loop
+        assert loop is not None  # set before the response starts
+        self._keepalive_timer = loop.call_at(
+            self._last_send + self._keepalive_s, self._keepalive_due, send
+        )
+
+    def _keepalive_due(self, send: Send) -> None:
+        """The keep-alive timer fired: send a comment if ``keepalive_s`` passed without a
+        send, else look again later (a loop callback: the comment is sent by a task)."""
+        self._keepalive_timer = None
+        loop = self._event_loop
+        if self._ending or self._cut or loop is None:
+            return
+        now = loop.time()
+        if now < self._last_send + self._keepalive_s:  # a frame went out since
+            self._arm_keepalive(send)
+        elif self._sending or self._lock.locked():  # a send waits on a slow client
+            self._keepalive_timer = loop.call_at(now + self._keepalive_s, self._keepalive_due, send)
+        else:
+            self._keepalive_task = loop.create_task(self._send_keepalive(send))
+
+    async def _send_keepalive(self, send: Send) -> None:
+        """Send one comment, then arm the timer again; a client gone mid-send ends the
+        response as a disconnect does."""
+        try:
+            async with self._lock:
+                try:
+                    await send(
+                        {"type": "http.response.body", "body": _KEEPALIVE, "more_body": True}
+                    )
+                except OSError:
+                    self._disconnected = True
+                    self._cut_now()
+                    return
+                except Exception as exc:  # as a send_now() that raised: the response ends
+                    self._fail_send(exc)
+                    return
+                self._last_send = asyncio.get_running_loop().time()
+        finally:
+            self._keepalive_task = None
+        if not (self._ending or self._cut):
+            self._arm_keepalive(send)
 
 
 class _Resumed:
