@@ -21,6 +21,8 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from resumable_chat.tasks import forget_cancellation
+
 __all__ = [
     "COALESCE_WINDOW_S",
     "DEFAULT_KEEPALIVE_S",
@@ -344,6 +346,7 @@ class SseResponse(Response):
         self._in_flight = loop.create_task(
             self._finish_send(_Resumed(steps, waits_for)), context=context
         )
+        self._in_flight.add_done_callback(forget_cancellation)  # cut mid-send: no cycle
         return True
 
     async def _finish_send(self, rest: _Resumed) -> None:

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from resumable_chat.log import LogEngine, RecordKind
 from resumable_chat.s2.records import SequencedRecord
 from resumable_chat.sse import COALESCE_WINDOW_S, event_frame
+from resumable_chat.tasks import forget_cancellation
 
 __all__ = ["DEFAULT_LINGER_S", "DEFAULT_MAX_FRAMES", "AnswerTap", "AnswerTaps", "FrameSink"]
 
@@ -120,6 +121,7 @@ class AnswerTap:
         self.task = self._event_loop.create_task(
             self._read(engine, known), name=f"resumable-chat answer tap {stream}"
         )
+        self.task.add_done_callback(forget_cancellation)  # see resumable_chat.tasks
 
     async def _read(self, engine: LogEngine, known: Sequence[SequencedRecord]) -> None:
         follow = engine.follow(

@@ -56,6 +56,7 @@ from resumable_chat.log.records import RecordKind, classify, record_id
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import RangeNotSatisfiableError, StreamNotFoundError
 from resumable_chat.s2.records import MAX_BATCH_RECORDS, SequencedRecord
+from resumable_chat.tasks import forget_cancellation
 
 if TYPE_CHECKING:
     from resumable_chat.log.engine import LogEngine
@@ -119,6 +120,7 @@ class _Feed:
         self.task = self._loop.create_task(
             self._pull(basin, stream, start, writer), name=f"resumable-chat follow {stream}"
         )
+        self.task.add_done_callback(forget_cancellation)  # see resumable_chat.tasks
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -267,6 +269,7 @@ class _Feed:
             self._pull(self._basin, self._stream, start, None),
             name=f"resumable-chat follow {self._stream}",
         )
+        self.task.add_done_callback(forget_cancellation)
 
     def end(self) -> None:
         """End the follow from outside (the engine is closing): stop reading; the reader gets

@@ -38,6 +38,7 @@ from resumable_chat.log.records import (
 from resumable_chat.log.writer import LogWriter
 from resumable_chat.s2.errors import S2Error
 from resumable_chat.s2.records import AppendInput, AppendRecord
+from resumable_chat.tasks import forget_cancellation
 
 if TYPE_CHECKING:
     from resumable_chat.log.claims import Claim
@@ -205,6 +206,7 @@ class Generation:
             self.producer.finished(self.outcome)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        forget_cancellation(task)  # abandoned: no cycle through its traceback (see there)
         if self._again is not None:
             self._again.cancel()
         # A task cancelled before its first step never ran _run: end its live side here.

@@ -77,6 +77,7 @@ from resumable_chat.s2.records import (
     StreamPosition,
     metered_bytes,
 )
+from resumable_chat.tasks import forget_cancellation
 
 __all__ = [
     "DEFAULT_MAX_PENDING_BYTES",
@@ -463,12 +464,19 @@ class LogWriter:
         for listener in list(self._listeners):
             listener(records)
 
-    def _ended(self, _: object) -> None:
+    def _ended(self, task: asyncio.Task[None] | None) -> None:
         pacing = self._pacing
         if pacing is not None:
             pacing.leave()
         self._publish(None)
         self._listeners.clear()
+        # Nothing is called back from now on: let go of the callbacks (bound methods of the
+        # generation that owns this writer), so the two are freed by reference counting when
+        # the answer ends, not at a full collection of the cyclic garbage collector with every
+        # record they hold (see resumable_chat.tasks).
+        self.on_stop_requested = self.on_failed = self.on_durable = None
+        if task is not None:
+            forget_cancellation(task)
 
     def start(self) -> None:
         """Start the writer's task now (it also starts with the first record), so heartbeats
