@@ -64,6 +64,15 @@ async def paced(
     await then_wait.wait()
 
 
+async def one_frame_then_silence(closed: asyncio.Event) -> AsyncIterator[bytes]:
+    """One frame, then nothing; ``closed`` is set when the response closes the iterator."""
+    try:
+        yield b"a"
+        await asyncio.Event().wait()
+    finally:
+        closed.set()
+
+
 def serve(response: SseResponse, client: Client) -> asyncio.Task[None]:
     return asyncio.get_running_loop().create_task(
         response({"type": "http", "method": "GET"}, client.receive, client.send)  # type: ignore[arg-type]
@@ -117,18 +126,12 @@ def test_no_comment_while_a_frame_waits_on_a_slow_client() -> None:
 
 def test_a_comment_the_client_is_gone_for_ends_the_response_quietly() -> None:
     async def main() -> tuple[list[dict[str, Any]], bool]:
-        client, done = Client(), asyncio.Event()
+        client = Client()
         client.comment_fails = OSError("connection reset")
         closed = asyncio.Event()
-
-        async def frames() -> AsyncIterator[bytes]:
-            try:
-                yield b"a"
-                await done.wait()
-            finally:
-                closed.set()
-
-        task = serve(SseResponse(frames(), headers={}, keepalive_s=15), client)
+        task = serve(
+            SseResponse(one_frame_then_silence(closed), headers={}, keepalive_s=15), client
+        )
         await task  # ends by itself, at the failed comment
         return client.messages, closed.is_set()
 
@@ -162,17 +165,11 @@ def test_a_comment_whose_send_raises_ends_the_response_as_a_failed_send(handled:
 
 def test_a_disconnect_while_silent_ends_the_response_at_once() -> None:
     async def main() -> tuple[float, bool]:
-        client, done = Client(), asyncio.Event()
+        client = Client()
         closed = asyncio.Event()
-
-        async def frames() -> AsyncIterator[bytes]:
-            try:
-                yield b"a"
-                await done.wait()
-            finally:
-                closed.set()
-
-        task = serve(SseResponse(frames(), headers={}, keepalive_s=15), client)
+        task = serve(
+            SseResponse(one_frame_then_silence(closed), headers={}, keepalive_s=15), client
+        )
         await asyncio.sleep(7)
         client.gone.set()
         await task
