@@ -16,17 +16,29 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from chat_helpers import text_answer, user_message
+from chat_helpers import tanstack_run, tanstack_user, text_answer, user_message
 
 from resumable_chat.tasks import forget_cancellation
 
 WORDS = [f"w{i} " for i in range(8)]
 
 
-async def _answer_ended(app: Any, chat_id: str) -> None:
-    generation = app.chat.engine.generation(f"chat-{chat_id}")
+async def _answer_ended(app: Any, chat_id: str, prefix: str = "chat") -> None:
+    generation = app.chat.engine.generation(f"{prefix}-{chat_id}")
     if generation is not None:
         await asyncio.wait_for(asyncio.wait([generation.task]), 10)
+
+
+def _ours(garbage: list[Any]) -> list[str]:
+    """The classes of the package's own objects (its test kit aside) among ``garbage``."""
+    return sorted(
+        {
+            type(o).__qualname__
+            for o in garbage
+            if type(o).__module__.startswith("resumable_chat")
+            and not type(o).__module__.startswith("resumable_chat.testing")
+        }
+    )
 
 
 async def _read_all(app: Any, chat_id: str) -> str:
@@ -108,14 +120,7 @@ async def test_an_ended_answer_leaves_no_cycle_of_the_package(
             await CASES[case](app, "c1")
             await _answer_ended(app, "c1")
             gc.collect()
-            ours = sorted(
-                {
-                    type(o).__qualname__
-                    for o in gc.garbage
-                    if type(o).__module__.startswith("resumable_chat")
-                    and not type(o).__module__.startswith("resumable_chat.testing")
-                }
-            )
+            ours = _ours(gc.garbage)
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
@@ -147,3 +152,31 @@ async def test_a_cancelled_task_held_by_its_owner_is_freed_with_it() -> None:
     finally:
         gc.enable()
     assert freed == {False: False, True: True}  # without it: the cycle through the traceback
+
+
+@pytest.mark.parametrize("closed_mid_run", [False, True])
+async def test_a_tanstack_session_run_and_its_replay_leave_no_cycle(
+    make_tanstack_app: Any, closed_mid_run: bool
+) -> None:
+    async with make_tanstack_app() as app:
+        app.model.chunks = tanstack_run(["one"], run_id="r0")
+        await app.post("warm", [tanstack_user("hi")])
+        await _answer_ended(app, "warm", prefix="tanstack")
+        app.model.chunks = tanstack_run(WORDS, run_id="r1")
+        app.model.hold_at = 4 if closed_mid_run else None
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            assert (await app.post("c1", [tanstack_user("hi")])).status_code == 202
+            if closed_mid_run:  # snapshot, then the run's first chunks live; then it leaves
+                await app.model.reached_hold.wait()
+                await app.replay_frames("c1", 3)
+                app.model.gate.set()
+            await _answer_ended(app, "c1", prefix="tanstack")
+            await app.replay_frames("c1", 1)  # the snapshot of the whole chat
+            gc.collect()
+            ours = _ours(gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    assert ours == []
