@@ -436,25 +436,28 @@ class SseResponse(Response):
 
     async def _send_keepalive(self, send: Send) -> None:
         """Send one comment, then arm the timer again; a client gone mid-send ends the
-        response as a disconnect does."""
+        response as a disconnect does. Nothing is sent when a frame went out, or began to,
+        since the timer found the comment due (a task that ran first in this loop turn): one
+        send at a time, and a frame is sign of life enough."""
+        loop = asyncio.get_running_loop()
         try:
-            async with self._lock:
-                try:
-                    await send(
-                        {"type": "http.response.body", "body": _KEEPALIVE, "more_body": True}
-                    )
-                except OSError:
-                    self._disconnected = True
-                    self._cut_now()
-                    return
-                except Exception as exc:  # as a send_now() that raised: the response ends
-                    self._fail_send(exc)
-                    return
-                self._last_send = asyncio.get_running_loop().time()
+            if not self._sending and loop.time() >= self._last_send + self._keepalive_s:
+                async with self._lock:
+                    try:
+                        await send(
+                            {"type": "http.response.body", "body": _KEEPALIVE, "more_body": True}
+                        )
+                    except OSError:
+                        self._disconnected = True
+                        self._cut_now()
+                        return
+                    except Exception as exc:  # as a send_now() that raised: the response ends
+                        self._fail_send(exc)
+                        return
+                    self._last_send = loop.time()
         finally:
             self._keepalive_task = None
-        if not (self._ending or self._cut):
-            self._arm_keepalive(send)
+        self._keepalive_due(send)  # when the next one is due (or now + keepalive_s: a send waits)
 
 
 class _Resumed:

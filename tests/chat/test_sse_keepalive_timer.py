@@ -177,3 +177,43 @@ def test_a_disconnect_while_silent_ends_the_response_at_once() -> None:
 
     ended_at, closed = run_virtual(main())
     assert ended_at == 7 and closed
+
+
+def test_no_comment_goes_out_beside_a_frame_pushed_after_it_was_found_due() -> None:
+    """The comment is found due by the timer and sent by a task of its own; a frame pushed
+    in between (any task that runs first in that loop turn) whose send waits on the client
+    puts the comment off: one send at a time."""
+
+    async def main() -> tuple[list[tuple[float, bytes]], list[str]]:
+        client = Client()
+        client.hold = b"slow"
+        sends: list[str] = []  # the server's send, entered and left
+        inner = client.send
+
+        async def send(message: dict[str, Any]) -> None:
+            body = message.get("body") or b""
+            sends.append(f"enter {body!r}")
+            await inner(message)
+            sends.append(f"leave {body!r}")
+
+        client.send = send  # type: ignore[method-assign]
+        response = SseResponse(one_frame_then_silence(asyncio.Event()), headers={}, keepalive_s=15)
+        task = serve(response, client)
+        loop = asyncio.get_running_loop()
+        # after the timer's callback (15 s) in the same loop turn (within the clock's
+        # resolution), before the comment's task runs: a push whose send waits until 30 s
+        pushed: list[bool] = []
+        loop.call_at(15 + 1e-10, lambda: pushed.append(response.send_now(b"slow")))
+        await asyncio.sleep(30)
+        client.release.set()
+        await asyncio.sleep(20)
+        client.gone.set()
+        await task
+        assert pushed == [True]
+        return client.sent, sends
+
+    sent, sends = run_virtual(main())
+    pairs = list(zip(sends[::2], sends[1::2], strict=True))
+    assert all(a.startswith("enter") and b.startswith("leave") for a, b in pairs), sends
+    assert [body for _, body in sent] == [b"a", b"slow", COMMENT]
+    assert sent[-1][0] - sent[-2][0] == pytest.approx(15)  # 15 s after the frame's send ended
