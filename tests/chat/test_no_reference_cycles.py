@@ -10,9 +10,10 @@ collects with ``gc.DEBUG_SAVEALL``, which keeps what a collection found unreacha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,16 +30,28 @@ async def _answer_ended(app: Any, chat_id: str, prefix: str = "chat") -> None:
         await asyncio.wait_for(asyncio.wait([generation.task]), 10)
 
 
-def _ours(garbage: list[Any]) -> list[str]:
-    """The classes of the package's own objects (its test kit aside) among ``garbage``."""
-    return sorted(
-        {
-            type(o).__qualname__
-            for o in garbage
-            if type(o).__module__.startswith("resumable_chat")
-            and not type(o).__module__.startswith("resumable_chat.testing")
-        }
-    )
+@contextlib.contextmanager
+def package_garbage() -> Iterator[list[str]]:
+    """Collect, then keep what the collector finds unreachable from then on
+    (``gc.DEBUG_SAVEALL``); on leaving, the list given holds the classes of the package's
+    own objects (its test kit aside) among it."""
+    found: list[str] = []
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield found
+        gc.collect()
+        found += sorted(
+            {
+                type(o).__qualname__
+                for o in gc.garbage
+                if type(o).__module__.startswith("resumable_chat")
+                and not type(o).__module__.startswith("resumable_chat.testing")
+            }
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
 
 
 async def _read_all(app: Any, chat_id: str) -> str:
@@ -114,16 +127,9 @@ async def test_an_ended_answer_leaves_no_cycle_of_the_package(
         await finished(app, "warm")  # first-use state (caches, the basin's client) is not ours
         await _answer_ended(app, "warm")
         app.model.chunks = text_answer(WORDS)
-        gc.collect()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
+        with package_garbage() as ours:
             await CASES[case](app, "c1")
             await _answer_ended(app, "c1")
-            gc.collect()
-            ours = _ours(gc.garbage)
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
     assert ours == []
 
 
@@ -164,9 +170,7 @@ async def test_a_tanstack_session_run_and_its_replay_leave_no_cycle(
         await _answer_ended(app, "warm", prefix="tanstack")
         app.model.chunks = tanstack_run(WORDS, run_id="r1")
         app.model.hold_at = 4 if closed_mid_run else None
-        gc.collect()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
+        with package_garbage() as ours:
             assert (await app.post("c1", [tanstack_user("hi")])).status_code == 202
             if closed_mid_run:  # snapshot, then the run's first chunks live; then it leaves
                 await app.model.reached_hold.wait()
@@ -174,9 +178,4 @@ async def test_a_tanstack_session_run_and_its_replay_leave_no_cycle(
                 app.model.gate.set()
             await _answer_ended(app, "c1", prefix="tanstack")
             await app.replay_frames("c1", 1)  # the snapshot of the whole chat
-            gc.collect()
-            ours = _ours(gc.garbage)
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
     assert ours == []
