@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import importlib.util
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +265,27 @@ def min_cpu_s(call: Callable[[], object], repeat: int = 3) -> float:
         call()
         best = min(best, time.process_time() - began)
     return best
+
+
+@contextlib.contextmanager
+def package_garbage() -> Iterator[list[str]]:
+    """Collect, then keep what the collector finds unreachable from then on
+    (``gc.DEBUG_SAVEALL``); on leaving, the list given holds the classes of the package's
+    own objects (its test kit aside) among it."""
+    found: list[str] = []
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield found
+        gc.collect()
+        found += sorted(
+            {
+                type(o).__qualname__
+                for o in gc.garbage
+                if type(o).__module__.startswith("resumable_chat")
+                and not type(o).__module__.startswith("resumable_chat.testing")
+            }
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()

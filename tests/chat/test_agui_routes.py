@@ -21,6 +21,7 @@ import pytest
 from chat_helpers import ScriptedModel, parse_sse, tanstack_run
 from fastapi import FastAPI, HTTPException, Request
 
+from helpers import package_garbage
 from resumable_chat import ResumableChat, create_resumable_chat
 from resumable_chat.chat.producer import StopSignal
 from resumable_chat.fastapi.agui import AgUiRun, agui_router
@@ -706,3 +707,35 @@ async def test_a_run_is_visible_to_joins_and_hydration_as_soon_as_it_is_claimed(
             assert "RUN_FINISHED" in rest
     await chat_a.aclose()
     await chat_b.aclose()
+
+
+@pytest.mark.parametrize("how", ["read", "reconnected", "joined"])
+async def test_an_ended_run_leaves_no_cycle_of_the_package(make_agui_app, how: str) -> None:  # type: ignore[no-untyped-def]
+    """Read to its end, its connection dropped and re-POSTed with ``Last-Event-ID``, or
+    joined by run id: the run's state is freed by reference counting when it ends (see
+    ``tests/chat/test_no_reference_cycles.py``)."""
+    async with make_agui_app() as app:
+        app.model.chunks = tanstack_run(["warm"])
+        await app.post("t0", "run-w", [user("hi")])
+        await idle(app)
+        app.model.chunks = tanstack_run(WORDS)
+        with package_garbage() as ours:
+            if how == "reconnected":
+                app.model.hold_at = 4
+                body = {"threadId": "t1", "runId": "run-a", "messages": [user("hi")]}
+                headers = {"X-Run-Id": "run-a"}
+                request = app.client.build_request("POST", API, json=body, headers=headers)
+                seen = await first_events(app, request, 4)
+                headers["Last-Event-ID"] = str(seen[-1][0])
+                again = app.client.build_request("POST", API, json=body, headers=headers)
+                resumed = asyncio.create_task(first_events(app, again, 100))
+                await app.model.reached_hold.wait()
+                app.model.gate.set()
+                await resumed
+            else:
+                assert (await app.post("t1", "run-a", [user("hi")])).status_code == 200
+            await idle(app)
+            if how == "joined":
+                joined = await app.client.get(API, params={"offset": "-1", "runId": "run-a"})
+                assert joined.status_code == 200
+    assert ours == []

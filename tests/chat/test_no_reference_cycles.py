@@ -10,15 +10,15 @@ collects with ``gc.DEBUG_SAVEALL``, which keeps what a collection found unreacha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from chat_helpers import tanstack_run, tanstack_user, text_answer, user_message
 
+from helpers import package_garbage
 from resumable_chat.tasks import forget_cancellation
 
 WORDS = [f"w{i} " for i in range(8)]
@@ -28,30 +28,6 @@ async def _answer_ended(app: Any, chat_id: str, prefix: str = "chat") -> None:
     generation = app.chat.engine.generation(f"{prefix}-{chat_id}")
     if generation is not None:
         await asyncio.wait_for(asyncio.wait([generation.task]), 10)
-
-
-@contextlib.contextmanager
-def package_garbage() -> Iterator[list[str]]:
-    """Collect, then keep what the collector finds unreachable from then on
-    (``gc.DEBUG_SAVEALL``); on leaving, the list given holds the classes of the package's
-    own objects (its test kit aside) among it."""
-    found: list[str] = []
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        yield found
-        gc.collect()
-        found += sorted(
-            {
-                type(o).__qualname__
-                for o in gc.garbage
-                if type(o).__module__.startswith("resumable_chat")
-                and not type(o).__module__.startswith("resumable_chat.testing")
-            }
-        )
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
 
 
 async def _read_all(app: Any, chat_id: str) -> str:

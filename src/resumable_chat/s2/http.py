@@ -321,7 +321,10 @@ class HttpBasin(Basin):
         )
         if isinstance(outcome, httpx.Response):
             return outcome
-        raise outcome.final(op, attempts)
+        try:
+            raise outcome.final(op, attempts)
+        finally:
+            del outcome  # the error's traceback keeps this frame: no cycle back to the error
 
     async def _creating(self, stream: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call``; on ``StreamNotFoundError`` create the stream and run it once more."""
@@ -399,7 +402,10 @@ class HttpBasin(Basin):
             if ack is not None:
                 logger.info("append to %s: ack was lost, the batch is in the log", stream)
                 return ack
-            raise outcome.error
+            try:
+                raise outcome.error
+            finally:
+                del outcome  # no cycle through the traceback (see _call)
         if outcome.retryable and not (guarded or outcome.no_side_effect):
             raise S2UnavailableError(
                 f"S2 append failed ({outcome.error.message}) and was not retried: "
@@ -408,7 +414,10 @@ class HttpBasin(Basin):
                 status=outcome.error.status,
                 code=outcome.error.code,
             )
-        raise outcome.final("append", attempts)
+        try:
+            raise outcome.final("append", attempts)
+        finally:
+            del outcome  # no cycle through the traceback (see _call)
 
     @staticmethod
     def _may_have_landed(input: AppendInput, error: S2Error) -> bool:
@@ -617,7 +626,10 @@ class HttpBasin(Basin):
             if not failure.retryable or (
                 failures >= self.retry.max_attempts and now - failing_since >= self.deadline_s
             ):
-                raise failure.final("read session", failures)
+                try:
+                    raise failure.final("read session", failures)
+                finally:
+                    del failure, error  # no cycle through the traceback (see _call)
             logger.debug("follow %s: reconnecting at seq_num %d (%s)", stream, next_seq, error)
             await asyncio.sleep(self.retry.delay_s(failures, failure.retry_after_s))
 
