@@ -429,7 +429,7 @@ class SseResponse(Response):
         now = loop.time()
         if now < self._last_send + self._keepalive_s:  # a frame went out since
             self._arm_keepalive(send)
-        elif self._sending or self._lock.locked():  # a send waits on a slow client
+        elif self._sending:  # a frame's send waits on a slow client: look again later
             self._keepalive_timer = loop.call_at(now + self._keepalive_s, self._keepalive_due, send)
         else:
             self._keepalive_task = loop.create_task(self._send_keepalive(send))
