@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -33,9 +34,9 @@ def reference(chunk: Any) -> bytes:
 @pytest.fixture(params=["c-encoder", "json-module"])
 def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "json-module":
-        monkeypatch.setattr(producer, "_c_make_encoder", None)
+        monkeypatch.setattr(producer, "_c_encoder", None)
     else:
-        assert producer._c_make_encoder is not None, "CPython's C encoder was not picked up"
+        assert producer._c_encoder is not None, "CPython's C encoder was not picked up"
     return str(request.param)
 
 
@@ -66,3 +67,22 @@ def test_a_failed_encode_leaves_nothing_behind(encoder: str) -> None:
         encode_chunk(chunk)
     shared["a"].pop()
     assert encode_chunk(chunk) == reference(chunk)
+
+
+def test_deep_nesting_and_a_circular_reference_are_told_apart(encoder: str) -> None:
+    """Nesting deeper than the recursion limit raises ``RecursionError``, as the json module
+    does; a circular reference, however deep in the chunk, ``ValueError``; and the next
+    chunk is encoded as usual."""
+    deep: list[Any] = []
+    for _ in range(sys.getrecursionlimit() * 2):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        reference({"type": "data-x", "data": deep})
+    with pytest.raises(RecursionError):
+        encode_chunk({"type": "data-x", "data": deep})
+    loop: list[Any] = [1]
+    loop.append({"back": loop})
+    with pytest.raises(ValueError, match="Circular reference"):
+        encode_chunk({"type": "data-x", "data": [[{"x": loop}]]})
+    shallow = {"type": "data-x", "data": [[[1]], {"a": [None]}]}
+    assert encode_chunk(shallow) == reference(shallow)

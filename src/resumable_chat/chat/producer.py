@@ -83,20 +83,33 @@ def _c_make_encoder_or_none() -> Callable[..., Any] | None:
 
 _c_make_encoder = _c_make_encoder_or_none()
 
+#: The C encoder without a circular-reference check (``markers`` None, as
+#: ``json.dumps(check_circular=False)`` makes it): it keeps no state between calls, so one
+#: serves every chunk; ``None`` where :data:`_c_make_encoder` is.
+_c_encoder = None if _c_make_encoder is None else _c_make_encoder(None, *_C_ENCODER_ARGS)
+
 
 def encode_chunk(chunk: Chunk) -> bytes:
     """Compact UTF-8 JSON of one chunk, as stored and as sent (``JSON.stringify`` style).
 
     Raises ``TypeError`` for a value JSON cannot hold, ``ValueError`` for NaN or infinity and
-    for a circular reference, ``UnicodeEncodeError`` for a lone surrogate (as
+    for a circular reference, ``RecursionError`` for nesting deeper than the interpreter's
+    recursion limit, ``UnicodeEncodeError`` for a lone surrogate (as
     ``json.JSONEncoder(ensure_ascii=False, allow_nan=False)`` would). On CPython the C encoder
     is called directly, as ``JSONEncoder.iterencode`` does, without its Python layers (about
-    a third of the cost of a small chunk); a fresh ``markers`` dict each call keeps the
-    circular-reference check exact after a failed encode.
+    a third of the cost of a small chunk), and without the circular-reference check, which
+    costs a fresh ``markers`` dict and a lookup per container: a circular chunk recurses to
+    the recursion limit instead, and only then is the chunk encoded again with the check, to
+    tell a circular reference (``ValueError``) from deep nesting (``RecursionError``).
     """
-    if _c_make_encoder is None:  # pragma: no cover - PyPy and other builds without _json
+    encoder = _c_encoder
+    if encoder is None:  # pragma: no cover - PyPy and other builds without _json
         return _encoder.encode(chunk).encode()
-    return "".join(_c_make_encoder({}, *_C_ENCODER_ARGS)(chunk, 0)).encode()
+    try:
+        return "".join(encoder(chunk, 0)).encode()
+    except RecursionError:
+        assert _c_make_encoder is not None  # set with _c_encoder
+        return "".join(_c_make_encoder({}, *_C_ENCODER_ARGS)(chunk, 0)).encode()
 
 
 def decode_chunk(body: bytes) -> Chunk | None:
