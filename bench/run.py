@@ -436,16 +436,34 @@ def best_concurrent(sizes: Sizes, steps: tuple[int, ...], **options: Any) -> tup
     if any, and the log checked after the run), trying ``steps`` in order, a failing step once
     more (this VM's speed moves between minutes); and a note on the last step tried. Every
     connection is opened and accepted before a step starts (``loadgen.accepted_connection``)."""
-    best, note = 0, ""
+    return best_concurrent_side_by_side(sizes, steps, {"": options})[""]
+
+
+def best_concurrent_side_by_side(
+    sizes: Sizes, steps: tuple[int, ...], contenders: dict[str, dict[str, Any]]
+) -> dict[str, tuple[int, str]]:
+    """:func:`best_concurrent` for several servers at once (``contenders``: name → the
+    options of :func:`concurrent_step`), step by step: at each step every server that has
+    not failed yet tries it (a failing try once more) before any tries the next. This VM's
+    speed moves between minutes; run one after the other, two servers compared by a ratio
+    would each be measured in a different minute. Returns name → (chats, note)."""
+    best = dict.fromkeys(contenders, 0)
+    notes = dict.fromkeys(contenders, "")
+    trying = list(contenders)
     for chats in steps:
-        for _attempt in range(2):
-            ok, note = concurrent_step(sizes, chats, **options)
+        for name in list(trying):
+            ok = False
+            for _attempt in range(2):
+                ok, notes[name] = concurrent_step(sizes, chats, **contenders[name])
+                if ok:
+                    break
             if ok:
-                break
-        if not ok:
+                best[name] = chats
+            else:
+                trying.remove(name)
+        if not trying:
             break
-        best = chats
-    return best, note
+    return {name: (best[name], notes[name]) for name in contenders}
 
 
 def concurrent_step(
@@ -705,16 +723,29 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
         )
         procs.stop(proc)
 
-    # 9. concurrent generations (a fresh server), against a plain StreamingResponse
+    # 9. concurrent generations (a fresh server), against a plain StreamingResponse: both
+    # servers step up side by side, so the ratio compares them in the same minutes
     with results.section("concurrent generations (a fresh server)"):
+        steps = sizes.concurrent_steps
         base, proc = start_app(procs, "app-memory-concurrent")
-        best, note = best_concurrent(sizes, sizes.concurrent_steps, base=base)
-        add("embedded: concurrent generations at 50 chunks/s", best, "chats", ">= 1000", note)
-        procs.stop(proc)
-        base, proc = start_app(procs, "app-memory-concurrent-followed")
-        followed, followed_note = best_concurrent(
-            sizes, sizes.concurrent_steps, base=base, with_follower=True
+        plain_base, plain_proc = start_app(procs, "app-plain-concurrent")
+        side = best_concurrent_side_by_side(
+            sizes, steps, {"ours": {"base": base}, "plain": {"base": plain_base, "plain": True}}
         )
+        (best, note), (plain, plain_note) = side["ours"], side["plain"]
+        add("embedded: concurrent generations at 50 chunks/s", best, "chats", ">= 1000", note)
+        add(
+            "embedded: concurrent generations, ratio to a plain StreamingResponse",
+            div(best, plain),
+            "ratio",
+            ">= 0.8",
+            f"plain {plain} ({plain_note}), stepped up side by side"
+            + (" (every step passed: a lower bound)" if plain == steps[-1] else ""),
+        )
+        procs.stop(proc)
+        procs.stop(plain_proc)
+        base, proc = start_app(procs, "app-memory-concurrent-followed")
+        followed, followed_note = best_concurrent(sizes, steps, base=base, with_follower=True)
         add(
             "embedded: concurrent generations at 50 chunks/s, each with a live follower",
             followed,
@@ -723,33 +754,32 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
             followed_note,
         )
         procs.stop(proc)
-        base, proc = start_app(procs, "app-plain-concurrent")
-        steps = sizes.concurrent_steps
-        plain, plain_note = best_concurrent(sizes, steps, base=base, plain=True)
-        add(
-            "embedded: concurrent generations, ratio to a plain StreamingResponse",
-            div(best, plain),
-            "ratio",
-            ">= 0.8",
-            f"plain {plain} ({plain_note})"
-            + (" (every step passed: a lower bound)" if plain == steps[-1] else ""),
-        )
-        procs.stop(proc)
 
     # 9b. scale-out: N app processes on one S2 server, nothing shared but the basin
     with results.section("scale-out over S2"):
+        # both set-ups step up side by side (see best_concurrent_side_by_side)
+        setups = {
+            workers: [start_app(procs, f"app-scale-{workers}-{i}", s2_url) for i in range(workers)]
+            for workers in (1, 2)
+        }
+        side = best_concurrent_side_by_side(
+            sizes,
+            sizes.scale_steps,
+            {
+                str(workers): {
+                    "base": apps[0][0],
+                    "bases": ",".join(b for b, _ in apps),
+                    "watch": {
+                        **{f"app {i + 1}": proc for i, (_, proc) in enumerate(apps)},
+                        "S2 server": s2_proc,
+                    },
+                }
+                for workers, apps in setups.items()
+            },
+        )
         carried: dict[int, int] = {}
-        for workers in (1, 2):
-            apps = [start_app(procs, f"app-scale-{workers}-{i}", s2_url) for i in range(workers)]
-            bases = ",".join(b for b, _ in apps)
-            watch = {f"app {i + 1}": proc for i, (_, proc) in enumerate(apps)}
-            best, note = best_concurrent(
-                sizes,
-                sizes.scale_steps,
-                base=apps[0][0],
-                bases=bases,
-                watch={**watch, "S2 server": s2_proc},
-            )
+        for workers, apps in setups.items():
+            best, note = side[str(workers)]
             carried[workers] = best
             add(
                 f"http: concurrent generations at 50 chunks/s, {workers} process(es)",
