@@ -752,7 +752,12 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
         base, proc = start_app(procs, "app-memory-concurrent")
         plain_base, plain_proc = start_app(procs, "app-plain-concurrent")
         side = best_concurrent_side_by_side(
-            sizes, steps, {"ours": {"base": base}, "plain": {"base": plain_base, "plain": True}}
+            sizes,
+            steps,
+            {
+                "ours": {"base": base, "watch": {"app": proc}},
+                "plain": {"base": plain_base, "plain": True, "watch": {"app": plain_proc}},
+            },
         )
         (best, note), (plain, plain_note) = side["ours"], side["plain"]
         add("embedded: concurrent generations at 50 chunks/s", best, "chats", ">= 1000", note)
