@@ -16,6 +16,7 @@ from resumable_chat.log.writer import KEPT_ACKED_BYTES, LogWriter, WriterClosedE
 from resumable_chat.s2 import (
     AppendInput,
     AppendRecord,
+    Basin,
     MemoryBasin,
     SequencedRecord,
     fence_record,
@@ -38,6 +39,14 @@ class CountingBasin(MemoryBasin):
         ack = await super().append(stream, input)
         self.batches.append(len(input.records))
         return ack
+
+
+class AckedBasin(MemoryBasin):
+    """A MemoryBasin that stores nothing at submit (no ``append_body_nowait``): every
+    record goes in a batch and is acknowledged, as over HTTP, so the writer keeps its window
+    of acknowledged records (on the embedded basin the log itself is in memory)."""
+
+    append_body_nowait = Basin.append_body_nowait
 
 
 async def _claimed(basin: MemoryBasin, stream: str, token: str = "session-t") -> int:
@@ -198,7 +207,7 @@ async def test_acknowledged_records_kept_in_memory_equal_the_log() -> None:
     """``acknowledged_since`` gives what the log holds from a position (the writer's batches
     and an adopted stop request, with their seq_nums and headers) while the writer keeps it
     all; past :data:`KEPT_ACKED_BYTES` the oldest are dropped and it says ``None``."""
-    basin = MemoryBasin()
+    basin = AckedBasin()
     start = await _claimed(basin, "s")
     writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
     writer.submit(AppendRecord(b"a"))
@@ -235,7 +244,7 @@ async def test_kept_records_add_nothing_for_the_garbage_collector_to_visit() -> 
     stored chunk leaves no object the cyclic collector tracks: full collections, which pause
     the whole process, cost the same with 2,000 chunks kept as with none. Records with
     headers (an id moved by a stop) are kept as they are and still read back as the log."""
-    basin = MemoryBasin()
+    basin = AckedBasin()
     start = await _claimed(basin, "s")
     writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
 
@@ -269,7 +278,7 @@ async def test_the_kept_window_slides_and_still_equals_the_log() -> None:
     """Far past :data:`KEPT_ACKED_BYTES` (the window forgets thousands of records and
     compacts), in batches of every size: from any position still kept, the records read back
     as the log holds them; from one forgotten, ``None``."""
-    basin = MemoryBasin()
+    basin = AckedBasin()
     start = await _claimed(basin, "s")
     writer = LogWriter(basin, "s", fencing_token="session-t", match_seq_num=start)
     body = b"y" * 200

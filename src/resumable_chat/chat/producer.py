@@ -466,7 +466,7 @@ class ChatProducer(Producer):
         # the writer's: the client never waits behind the encoding of an S2 append.
         writer = output.writer
         live.push(event_frame(live_body or encode_chunk(chunk), writer.next_seq_num + 1))
-        writer.submit(AppendRecord(body))  # Output.append, one call less per chunk
+        writer.submit_body(body)  # Output.append, one call less per chunk
 
     def _emit_fragments(
         self, output: Output, chunk: Chunk, live_body: bytes | None, body: bytes

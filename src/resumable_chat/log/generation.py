@@ -37,7 +37,7 @@ from resumable_chat.log.records import (
 )
 from resumable_chat.log.writer import LogWriter
 from resumable_chat.s2.errors import S2Error
-from resumable_chat.s2.records import AppendInput, AppendRecord
+from resumable_chat.s2.records import AppendInput
 from resumable_chat.tasks import forget_cancellation
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Output:
     def append(self, body: bytes) -> int:
         """Queue a data record with ``body`` (never blocks) and return its seq_num; its SSE
         id is that + 1. Raises ``ValueError`` for a record over 1 MiB metered."""
-        return self.writer.submit(AppendRecord(body))
+        return self.writer.submit_body(body)
 
     @property
     def next_seq_num(self) -> int:

@@ -39,7 +39,8 @@ Listeners (:meth:`LogWriter.listen`) get every record as S2 acknowledged it, in 
 its seq_num: the writer's own batches and the stop requests it adopted. A reader on the same
 process follows the generation from them instead of reading S2 again; the newest
 :data:`KEPT_ACKED_BYTES` of them stay in memory (:meth:`LogWriter.acknowledged_since`), so a
-reader that joins late catches up without a read either.
+reader that joins late catches up without a read either. (Not on a basin that stores a record
+as it is submitted, the embedded one: its log is in this process already.)
 """
 
 from __future__ import annotations
@@ -298,16 +299,20 @@ class LogWriter:
         (see :attr:`error`). Raises :class:`WriterClosedError` after :meth:`close` and
         ``ValueError`` for a record over 1 MiB metered.
         """
-        if self._closing:
-            raise WriterClosedError("the writer is closed")
+        if record.headers or record.timestamp is not None:
+            return self._enqueue(record)
+        return self.submit_body(record.body)
+
+    def submit_body(self, body: bytes) -> int:
+        """:meth:`submit` of a record of ``body`` alone (no headers, no timestamp): what
+        every chunk of an answer is. Returns its seq_num; raises as :meth:`submit`."""
         fast = self._fast
         if (
             fast is not None
             and self._parked
-            and not record.headers
-            and record.timestamp is None
             and not self._queue
             and self._flush is None
+            and not self._closing
             and not self._wakeup.is_set()
             and not self._beat_now
             and self.error is None
@@ -320,11 +325,17 @@ class LogWriter:
             now = loop.time()
             if seq == self._next_append_seq and now >= self._last_start + self._spacing_s():
                 timestamp = fast(
-                    self.stream, record.body, match_seq_num=seq, fencing_token=self.fencing_token
+                    self.stream, body, match_seq_num=seq, fencing_token=self.fencing_token
                 )
                 if timestamp is not None:
-                    self._stored_one(seq, timestamp, record, now)
+                    self._stored_one(seq, timestamp, body, now)
                     return seq
+        return self._enqueue(AppendRecord(body))
+
+    def _enqueue(self, record: AppendRecord) -> int:
+        """:meth:`submit` by the task: queued for its next batch."""
+        if self._closing:
+            raise WriterClosedError("the writer is closed")
         size = metered_bytes(record) if record.headers else 8 + len(record.body)
         if size > MAX_BATCH_METERED_BYTES:
             raise ValueError(f"record is {size} metered bytes; S2 allows at most 1 MiB")
@@ -352,14 +363,19 @@ class LogWriter:
             self._wakeup.set()
         return seq
 
-    def _stored_one(self, seq: int, timestamp: int, record: AppendRecord, now: float) -> None:
-        """Book ``record`` (no headers), which the basin stored synchronously at ``seq``
-        (:meth:`submit`), as :meth:`_acknowledged` books a batch; ``now``: loop time."""
+    def _stored_one(self, seq: int, timestamp: int, body: bytes, now: float) -> None:
+        """Book the record of ``body`` alone, which the basin stored synchronously at ``seq``
+        (:meth:`submit_body`), as :meth:`_acknowledged` books a batch; ``now``: loop time."""
         self._next_submit_seq = self._next_append_seq = seq + 1
         self._last_start = self._last_append = now
-        self._keep(seq, timestamp, (record,))
+        # Not kept (_keep): this basin holds the log in this process, and a reader that
+        # joins late reads it there as fast. What was kept is no longer contiguous with
+        # what is stored: forgotten, so acknowledged_since never returns a gap.
+        if self._kept:
+            del self._kept[:], self._kept_times[:], self._kept_sizes[:]
+            self._kept_head = self._kept_bytes = 0
         if self._listeners:
-            self._publish([SequencedRecord(seq, timestamp, (), record.body)])
+            self._publish([SequencedRecord(seq, timestamp, (), body)])
         if not self._drained.is_set():
             self._drained.set()
         if self.on_durable is not None:
