@@ -31,14 +31,16 @@ def config_for(seed: int, mode: Mode | None = None, early: bool | None = None) -
     """Seed ``seed``'s run: its claim mode cycles with the seed, every other round of
     modes answers before the claim is decided (``respond_before_claim``), and every other
     round of those looks for the latest generation with a 2-record first read (long-answer
-    paths on short answers), and one seed in twenty pads every delta to hundreds of KB
-    (batches cut by S2's 1 MiB)."""
+    paths on short answers), every other round of those lets a live response fall only 64
+    bytes behind before it reads the rest from the log, and one seed in twenty pads every
+    delta to hundreds of KB (batches cut by S2's 1 MiB)."""
     return SimConfig(
         seed=seed,
         mode=mode or MODES[seed % len(MODES)],
         early=(seed // len(MODES)) % 2 == 1 if early is None else early,
         tail_window=2 if (seed // (2 * len(MODES))) % 2 == 1 else SimConfig.tail_window,
         big=seed % 20 == 19,
+        live_backlog_bytes=64 if (seed // (4 * len(MODES))) % 2 == 1 else None,
     )
 
 

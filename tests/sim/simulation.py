@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import resumable_chat.chat.producer as producer_module
 import resumable_chat.log.engine as engine_module
 import resumable_chat.log.scan as scan_module
 from resumable_chat import create_resumable_chat
@@ -77,6 +78,11 @@ class SimConfig:
     #: per answer, which no dialect cuts: stored in fragment records that a stop may split
     #: and a takeover may cut off
     big: bool = False
+    #: bytes a live response may fall behind by before it reads the rest of its answer from
+    #: the log (``resumable_chat.chat.producer.LIVE_BACKLOG_BYTES``); a small one sends the
+    #: clients that are behind (a send that waits) down that path, mid-answer, under the same
+    #: faults, stops and takeovers
+    live_backlog_bytes: int | None = None
 
     @property
     def confirm_ms(self) -> int:
@@ -253,6 +259,11 @@ class Simulation:
         self.all_clients: set[asyncio.Task[None]] = set()
         self.models = 0
         self.streams: list[str] = []
+        # how long a client's send may wait (s): a client behind; with a small live backlog,
+        # sometimes long enough for the live answer to run ahead of it by many chunks
+        self._send_waits: tuple[float, ...] = (0, 0, 0, 0.001, 0.02)
+        if config.live_backlog_bytes is not None:
+            self._send_waits += (0.3,)
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -372,7 +383,7 @@ class Simulation:
             if message["type"] != "http.response.body":
                 return
             # a client behind: the server waits for its buffer to drain before it writes
-            await asyncio.sleep(self.rng.choice((0, 0, 0, 0.001, 0.02)))
+            await asyncio.sleep(self.rng.choice(self._send_waits))
             if gone.is_set():
                 raise OSError("the client hung up")  # as ASGI 2.4 servers do
             data = message.get("body", b"")
@@ -503,11 +514,15 @@ class Simulation:
     async def run(self) -> World:
         engine_module.close_lost = self._close_lost  # record who closes what
         tail_window, scan_module.TAIL_WINDOW = scan_module.TAIL_WINDOW, self.config.tail_window
+        backlog = producer_module.LIVE_BACKLOG_BYTES
+        if self.config.live_backlog_bytes is not None:
+            producer_module.LIVE_BACKLOG_BYTES = self.config.live_backlog_bytes
         try:
             return await self._run()
         finally:
             engine_module.close_lost = _CLOSE_LOST
             scan_module.TAIL_WINDOW = tail_window
+            producer_module.LIVE_BACKLOG_BYTES = backlog
 
     async def _run(self) -> World:
         config, rng = self.config, self.rng

@@ -46,10 +46,11 @@ from resumable_chat.log import (
     read_range,
     record_id,
 )
+from resumable_chat.log.faults import is_transient
 from resumable_chat.log.fragments import MAX_FRAGMENTS, fragment_records, join_fragments
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES, turn_key
 from resumable_chat.s2.basin import Basin
-from resumable_chat.s2.errors import StreamNotFoundError
+from resumable_chat.s2.errors import S2Error, StreamNotFoundError
 from resumable_chat.s2.prefixed import PrefixedBasin, check_stream_prefix
 from resumable_chat.s2.records import (
     AppendRecord,
@@ -109,6 +110,12 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 
 #: The error text that closes a generation whose writer crashed (when no ``on_error`` is set).
 LOST_GENERATION_ERROR_TEXT = "The answer was interrupted: the server generating it stopped."
+
+
+#: Seconds a live response that reads the rest of its answer from the log (its client fell
+#: behind: :class:`~resumable_chat.chat.producer.LiveChannel`) retries transient S2 failures
+#: since the last frame it sent, before it breaks off.
+LIVE_LOG_RETRY_S = 30.0
 
 
 def _cursor_past_tail(cursor: int, tail: int) -> Response:
@@ -235,6 +242,7 @@ class ResumableChat:
             ownership=ownership,
             rng=rng,
         )
+        self._rng = rng if rng is not None else random.Random()  # retry jitter
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it serves
         self._taps = AnswerTaps(self.engine, self.dialect.is_history_record)
@@ -606,6 +614,13 @@ class ResumableChat:
         at most a lease (one or two S2 round trips after the last chunk): a client that sends
         its next turn the moment the answer ends then finds the chat free on every instance,
         and the chat's history holds the answer.
+
+        A client that reads slower than the model writes is not waited for (the model and
+        the log never are): its frames wait in memory, up to
+        :data:`~resumable_chat.chat.producer.LIVE_BACKLOG_BYTES` (1 MiB) while it is still
+        being sent the ones before; past that, the response reads the rest of the answer
+        from the log at the client's pace, from the last frame it was sent, as
+        :meth:`replay` with that cursor would (stored bodies, the same SSE ids).
         """
         channel = live_channel(generation)
         response = sse_response(
@@ -626,17 +641,57 @@ class ResumableChat:
         lost or failed has ended the response itself (:meth:`ChatProducer.claim_failed`)."""
         async for frames in channel.frames():
             yield frames
-        if not channel.complete:
+        behind = channel.behind_from
+        if behind is None and not channel.complete:
             return  # abandoned at shutdown: no done frame
         if isinstance(generation, asyncio.Future):
             if not generation.done() or generation.cancelled() or generation.exception():
                 return
             generation = generation.result()
+        if behind is not None:
+            async for frames in self._live_rest_from_log(generation, behind):
+                yield frames
+            return
         # generation.task ends once the terminal fence is acknowledged (or the writer gave
         # up); it is not cancelled when this response is (asyncio.wait never cancels).
         await asyncio.wait([generation.task], timeout=self.lease_ms / 1000)
         if self.dialect.done_frame:
             yield self.dialect.done_frame
+
+    async def _live_rest_from_log(
+        self, generation: Generation, cursor: int
+    ) -> AsyncIterator[bytes]:
+        """The rest of a live answer whose client fell too far behind (:class:`LiveChannel`):
+        its frames from the log after SSE id ``cursor`` (``0``: from the answer's start), as
+        a reconnect with that cursor gets them, then the done frame. S2 failures that may pass
+        (:func:`~resumable_chat.log.faults.is_transient`) are retried from the last frame
+        sent, after 0.1 s doubling to 2 s (each wait between half and all of that), for at
+        most :data:`LIVE_LOG_RETRY_S` from the first failure since a frame was sent; then, or
+        on a permanent failure, the error is raised (the response breaks off)."""
+        loop = asyncio.get_running_loop()
+        failing_since: float | None = None
+        retry = 0
+        while True:
+            start = cursor or generation.claim.start_seq_num
+            try:
+                async for frames, last_id in self._replay_batches(
+                    generation.stream, start, skip_ids_through=cursor or None
+                ):
+                    yield frames
+                    cursor = max(cursor, last_id)
+                    failing_since, retry = None, 0
+                return
+            except S2Error as exc:
+                now = loop.time()
+                failing_since = now if failing_since is None else failing_since
+                if not is_transient(exc) or now - failing_since >= LIVE_LOG_RETRY_S:
+                    raise
+                logger.debug(
+                    "%s: reading the rest of a live answer failed: %r", generation.stream, exc
+                )
+            retry += 1
+            delay = min(2.0, 0.1 * 2 ** (retry - 1))
+            await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
 
     async def make_session_response(
         self,
@@ -858,7 +913,23 @@ class ResumableChat:
     ) -> AsyncIterator[bytes]:
         """Stored data records from ``start`` as SSE frames, live; end at the generation's
         terminal when ``until_closed`` (then the dialect's done frame)."""
+        async for frames, _ in self._replay_batches(
+            stream, start, until_closed=until_closed, skip_ids_through=skip_ids_through
+        ):
+            yield frames
+
+    async def _replay_batches(
+        self,
+        stream: str,
+        start: int,
+        *,
+        until_closed: bool = True,
+        skip_ids_through: int | None = None,
+    ) -> AsyncIterator[tuple[bytes, int]]:
+        """:meth:`_replay_frames`, each batch of frames with the SSE id of the last data
+        record read so far (``0`` before any)."""
         is_history = self.dialect.is_history_record
+        last_id = 0
         follow = self.engine.follow(
             stream,
             start,
@@ -872,17 +943,18 @@ class ResumableChat:
                 frames: list[bytes] = []
                 for event in events:
                     if event.kind is RecordKind.DATA:
+                        last_id = event.id
                         if not is_history(event.body):
                             frames.append(event_frame(event.body, event.id))
                     elif until_closed and event.kind.boundary:
                         ended = True
                         break
                 if frames:
-                    yield b"".join(frames)
+                    yield b"".join(frames), last_id
                 if ended:
                     break
         if ended and self.dialect.done_frame:
-            yield self.dialect.done_frame
+            yield self.dialect.done_frame, last_id
 
     async def stop_session(self, stream_name: str) -> Response:
         """Stop the generation running on ``stream_name``, in this process or another.

@@ -158,6 +158,21 @@ SourceFactory = Callable[[StopSignal], AsyncIterable[Chunk]]
 _FENCE_ROOM = 1024
 
 
+#: Bytes of frames a live response may fall behind its answer by (made but not yet handed to
+#: the server's ``send``) before it stops taking frames from the producer and reads the rest
+#: of the answer from the log instead, from the last frame it was handed, as a follower does
+#: (:meth:`LiveChannel.behind_from`): a client that stops reading costs the server this much
+#: memory, not the whole answer, and loses nothing.
+LIVE_BACKLOG_BYTES = 1024 * 1024
+
+
+class _Unknown:
+    """The position of a frame without an SSE id (sent before the claim was decided)."""
+
+
+_UNKNOWN = _Unknown()
+
+
 class LiveChannel:
     """The live branch of the tee: frames for one response, buffered until it reads them.
 
@@ -170,20 +185,43 @@ class LiveChannel:
     the pushing task sends it and the reader is not woken; frames that come back to back
     (within :data:`~resumable_chat.sse.COALESCE_WINDOW_S` of the last send) are queued
     instead, for the reader to send several at once.
+
+    Bounded: when more than ``max_backlog_bytes`` of frames wait while the reader is still
+    sending the ones it took (a client that stopped reading), they are dropped and so is
+    every later frame;
+    :meth:`frames` then ends and :attr:`behind_from` says where the reader's frames stopped,
+    for it to read the rest from the log. Not while the last frame handed over has no SSE
+    id (sent before the claim was decided): there is no position to read from then.
+
+    Args:
+        max_backlog_bytes: bytes, ≥ 1; ``None``: :data:`LIVE_BACKLOG_BYTES`.
+
+    Raises:
+        ValueError: ``max_backlog_bytes`` < 1.
     """
 
     __slots__ = (
+        "_backlog",
+        "_behind",
         "_closed",
         "_detached",
         "_event_loop",
         "_frames",
+        "_handed",
+        "_in_send",
         "_last_send",
+        "_max_backlog",
+        "_queued_at",
         "_waiter",
         "complete",
         "send_now",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, max_backlog_bytes: int | None = None) -> None:
+        if max_backlog_bytes is None:
+            max_backlog_bytes = LIVE_BACKLOG_BYTES  # read now: a test may set it
+        if max_backlog_bytes < 1:
+            raise ValueError(f"max_backlog_bytes must be ≥ 1, got {max_backlog_bytes}")
         self._frames: list[bytes] = []
         #: the reader's wait for a frame, while it waits
         self._waiter: asyncio.Future[None] | None = None
@@ -194,6 +232,13 @@ class LiveChannel:
         self.send_now: Callable[[bytes], bool] | None = None
         self._last_send = -math.inf  # loop time of the last send (the reader's or send_now's)
         self._event_loop: asyncio.AbstractEventLoop | None = None  # the reader's
+        self._max_backlog = max_backlog_bytes
+        self._backlog = 0  # bytes in _frames
+        # SSE id of the last frame queued / handed to the reader (None: none yet)
+        self._queued_at: int | _Unknown | None = None
+        self._handed: int | _Unknown | None = None
+        self._behind = False
+        self._in_send = False  # the reader has handed frames to the server and not come back
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -202,12 +247,14 @@ class LiveChannel:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def push(self, frame: bytes, *, direct: bool = True) -> None:
+    def push(self, frame: bytes, cursor: int | None = None, *, direct: bool = True) -> None:
         """Queue ``frame`` (SSE bytes) for the reader, or send it now through
-        :attr:`send_now` (see the class). ``direct=False`` always queues it: for a caller
-        that is not a task (a loop callback), where the server's ``send`` must not run."""
-        if self._detached or self._closed:
+        :attr:`send_now` (see the class). ``cursor``: the frame's SSE id (``None`` for a
+        frame without one). ``direct=False`` always queues it: for a caller that is not a
+        task (a loop callback), where the server's ``send`` must not run."""
+        if self._detached or self._closed or self._behind:
             return
+        at: int | _Unknown = _UNKNOWN if cursor is None else cursor
         frames = self._frames
         if self._waiter is not None:
             send_now = self.send_now
@@ -217,11 +264,34 @@ class LiveChannel:
                 now = loop.time()
                 if now - self._last_send >= COALESCE_WINDOW_S and send_now(frame):
                     self._last_send = now
+                    self._handed = at
                     return
             frames.append(frame)
+            self._backlog += len(frame)
+            self._queued_at = at
             self._wake()
             return
         frames.append(frame)
+        self._queued_at = at
+        self._backlog += len(frame)
+        if (
+            self._in_send
+            and self._backlog > self._max_backlog
+            and not isinstance(self._handed, _Unknown)
+        ):
+            self._behind = True  # the reader reads the log from where its frames stopped
+            frames.clear()
+            self._backlog = 0
+            self._wake()
+
+    @property
+    def behind_from(self) -> int | None:
+        """``None`` while the reader gets every frame; once it fell too far behind (see the
+        class), the SSE id of the last frame it was handed (``0``: none yet), from which
+        the answer must be read on from the log."""
+        if not self._behind:
+            return None
+        return self._handed if isinstance(self._handed, int) else 0
 
     def close(self, *, complete: bool = False) -> None:
         """No more frames; the reader ends after the queued ones (``complete``: see the
@@ -252,15 +322,23 @@ class LiveChannel:
             if not frames and not self._closed:
                 await asyncio.sleep(0)
             while True:
+                if self._behind:
+                    return
                 if frames:
                     now = loop.time()
                     if now - self._last_send < COALESCE_WINDOW_S and not self._closed:
                         await asyncio.sleep(self._last_send + COALESCE_WINDOW_S - now)
                         now = loop.time()
+                        if self._behind:
+                            return
                     self._last_send = now
                     out = frames[0] if len(frames) == 1 else b"".join(frames)
                     frames.clear()
+                    self._backlog = 0
+                    self._handed = self._queued_at
+                    self._in_send = True
                     yield out
+                    self._in_send = False
                     continue
                 if self._closed:
                     return
@@ -465,7 +543,8 @@ class ChatProducer(Producer):
         # The live frame is queued before the record, so the response's task wakes before
         # the writer's: the client never waits behind the encoding of an S2 append.
         writer = output.writer
-        live.push(event_frame(live_body or encode_chunk(chunk), writer.next_seq_num + 1))
+        cursor = writer.next_seq_num + 1
+        live.push(event_frame(live_body or encode_chunk(chunk), cursor), cursor)
         writer.submit_body(body)  # Output.append, one call less per chunk
 
     def _emit_fragments(
@@ -483,7 +562,7 @@ class ChatProducer(Producer):
         live = self.live
         if live is not None:
             last_id = writer.next_seq_num + len(records)
-            live.push(event_frame(live_body or encode_chunk(chunk), last_id))
+            live.push(event_frame(live_body or encode_chunk(chunk), last_id), last_id)
         for record in records:
             writer.submit(record)
 
@@ -624,7 +703,7 @@ class ChatProducer(Producer):
             if index >= stored_with_claim:
                 self._emit(output, chunk)
             elif self.live is not None:  # stored with the claim: sent live only
-                self.live.push(event_frame(encode_chunk(chunk), first_id + index))
+                self.live.push(event_frame(encode_chunk(chunk), first_id + index), first_id + index)
 
     async def run(self, output: Output) -> None:
         """Store the prelude, emit the announcement, then pump the source (see the class)."""

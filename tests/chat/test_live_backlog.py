@@ -1,0 +1,157 @@
+"""A live client that stops reading costs the server a bounded amount of memory, and loses
+nothing: past ``LIVE_BACKLOG_BYTES`` of frames waiting for it, its response stops taking
+frames from the model and reads the rest of the answer from the log at the client's pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import tracemalloc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from helpers import parse_sse, user_message
+from resumable_chat import StopSignal, create_resumable_chat
+from resumable_chat.chat.producer import LIVE_BACKLOG_BYTES, LiveChannel
+from resumable_chat.fastapi import ai_sdk_router
+from resumable_chat.s2 import Basin
+from resumable_chat.sse import event_frame
+from resumable_chat.testing.app_server import serve_app
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _take(frames: AsyncIterator[bytes]) -> bytes:
+    return await anext(frames)
+
+
+async def test_frames_past_the_backlog_while_the_reader_sends_are_dropped_and_say_where() -> None:
+    channel = LiveChannel(max_backlog_bytes=100)
+    reader = channel.frames()
+    first = asyncio.ensure_future(_take(reader))
+    await asyncio.sleep(0)  # the reader waits for a frame
+    channel.push(b"id: 5\n", 5, direct=False)
+    assert await first == b"id: 5\n"  # handed over: the reader is "sending" it now
+    channel.push(b"x" * 60, 6)
+    assert channel.behind_from is None
+    channel.push(b"y" * 60, 7)  # 120 bytes wait behind a send: too far behind
+    assert channel.behind_from == 5  # the last id the reader was handed
+    channel.push(b"z", 8)  # dropped: the reader reads the log from 5 on
+    with pytest.raises(StopAsyncIteration):
+        await anext(reader)
+    assert channel.behind_from == 5
+
+
+async def test_a_burst_while_the_reader_is_not_sending_is_never_cut() -> None:
+    """A source that makes many frames in one loop turn (a cached answer), or a chunk larger
+    than the bound, while the reader is not in a send: all of it is sent."""
+    channel = LiveChannel(max_backlog_bytes=100)
+    reader = channel.frames()
+    for i in range(50):
+        channel.push(b"%d:" % i + b"x" * 50, i + 1)
+    channel.close(complete=True)
+    assert b"".join([frames async for frames in reader]).count(b":") == 50
+    assert channel.behind_from is None
+
+
+async def test_no_position_no_cut_after_a_frame_without_an_id() -> None:
+    """Frames sent before the claim was decided have no SSE id: with one of them the last
+    handed over, there is no position to read the log from, so nothing is dropped."""
+    channel = LiveChannel(max_backlog_bytes=10)
+    reader = channel.frames()
+    first = asyncio.ensure_future(_take(reader))
+    await asyncio.sleep(0)
+    channel.push(b"data: ahead\n\n", direct=False)
+    await first
+    for i in range(20):
+        channel.push(b"y" * 20, i + 1)
+    assert channel.behind_from is None
+    channel.close(complete=True)
+    assert len(await anext(reader)) == 400
+
+
+def test_the_bound_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_backlog_bytes"):
+        LiveChannel(max_backlog_bytes=0)
+
+
+DELTA = 16 * 1024
+
+
+def paced_answer(count: int, finished: asyncio.Event) -> Any:
+    async def source(messages: list[dict[str, Any]], signal: StopSignal) -> AsyncIterator[Any]:
+        try:
+            yield {"type": "start", "messageId": "m1"}
+            yield {"type": "text-start", "id": "t"}
+            for i in range(count):
+                yield {"type": "text-delta", "id": "t", "delta": f"{i:05d}" + "x" * DELTA}
+                await asyncio.sleep(0)
+            yield {"type": "text-end", "id": "t"}
+            yield {"type": "finish", "finishReason": "stop"}
+        finally:
+            finished.set()
+
+    return source
+
+
+def _lines(function: Any) -> tuple[str, range]:
+    lines, first = inspect.getsourcelines(function)
+    return inspect.getsourcefile(function) or "", range(first, first + len(lines))
+
+
+def live_frame_bytes(snapshot: tracemalloc.Snapshot) -> int:
+    """Bytes still held that were made as live frames (in ``event_frame`` and the live
+    channel's joins; not the chunks' bodies, which the embedded log holds)."""
+    places = [_lines(event_frame), _lines(LiveChannel.frames)]
+    return sum(
+        stat.size
+        for stat in snapshot.statistics("lineno")
+        if any(
+            stat.traceback[0].filename == file and stat.traceback[0].lineno in lines
+            for file, lines in places
+        )
+    )
+
+
+async def test_a_client_that_stops_reading_holds_a_bounded_backlog_and_loses_nothing(
+    basin: Basin,
+) -> None:
+    """A 20 MB answer while the client reads nothing: the server holds about the bound of
+    its frames (not the answer), and once the client reads again it gets every chunk once,
+    in order, with the SSE ids the log gives them, then ``[DONE]``."""
+    count = 1200
+    finished = asyncio.Event()
+    chat = create_resumable_chat(basin=basin)
+    app = FastAPI()
+    app.include_router(ai_sdk_router(chat, paced_answer(count, finished)))
+    body = {"id": "stalled", "messages": [user_message()]}
+    tracemalloc.start()
+    try:
+        async with (
+            serve_app(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=60) as client,
+            client.stream("POST", "/api/chat", json=body) as live,
+        ):
+            assert live.status_code == 200
+            reading = live.aiter_raw()
+            received = await anext(reading)
+            await asyncio.wait_for(finished.wait(), 60)  # ~20 MB made, none of it read
+            held = live_frame_bytes(tracemalloc.take_snapshot())
+            tracemalloc.stop()
+            async for piece in reading:
+                received += piece
+    finally:
+        tracemalloc.stop()
+        await chat.aclose()
+    assert held < 3 * LIVE_BACKLOG_BYTES < count * DELTA // 6, held  # not the ~20 MB made
+    events = parse_sse(received.decode())
+    assert events[-1] == (None, "[DONE]")
+    ids = [int(i) for i, _ in events[:-1] if i is not None]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # none lost, none repeated
+    deltas = [d for _, d in events if '"text-delta"' in d]
+    assert [d[d.index('"delta":"') + 9 :][:5] for d in deltas] == [f"{i:05d}" for i in range(count)]
