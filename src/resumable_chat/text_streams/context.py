@@ -115,9 +115,10 @@ from resumable_chat.log import (
     read_range,
 )
 from resumable_chat.log import engine as log_engine
+from resumable_chat.log.faults import is_transient
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.s2.basin import Basin
-from resumable_chat.s2.errors import S2ConfigError
+from resumable_chat.s2.errors import S2ConfigError, S2Error
 from resumable_chat.s2.records import MAX_BATCH_RECORDS
 
 __all__ = [
@@ -279,7 +280,10 @@ class ResumableStream(AsyncIterator[str]):
 
     A producer's iterator raises the source's exception after the chunks before it; a
     resumer's iterator ends quietly at the generation's end (done, failed or taken over) and
-    raises ``S2Error`` subclasses when the store fails. Close it with :meth:`aclose` (or
+    raises ``S2Error`` subclasses when the store fails. A producer's iterator read too
+    slowly (more than :data:`LIVE_BACKLOG_CHARS` made while its reader holds the last chunk it
+    took) reads the rest from the log as a resumer does, so it may then raise ``S2Error``
+    too, after :data:`LIVE_LOG_RETRY_S` of transient failures. Close it with :meth:`aclose` (or
     ``async with``) when you stop early; closing never stops a producer's source or its
     persistence.
     """
@@ -343,25 +347,66 @@ class ResumableStream(AsyncIterator[str]):
             raise
 
 
+#: Characters of output a producer's iterator may fall behind its source by (made but not yet
+#: taken while its reader is busy with the chunk before, e.g. sending it to a client that
+#: stopped reading) before it stops holding them and reads the rest from the log, from after
+#: the last chunk it gave (as a resumer would): memory per stalled reader stays bounded and
+#: nothing is lost.
+LIVE_BACKLOG_CHARS = 1024 * 1024
+
+#: Seconds a producer's iterator that reads the rest from the log retries transient S2
+#: failures since the last chunk it gave, before it raises.
+LIVE_LOG_RETRY_S = 30.0
+
+#: ``rest(seq_num)``: the output stored from ``seq_num`` to the terminal, each chunk with the
+#: seq_num after its last record.
+_Rest = Callable[[int], AsyncGenerator[tuple[str, int], None]]
+
+
 class _LiveBranch:
     """The producer's live branch of the tee: chunks buffered until its one reader takes them.
 
-    ``push`` never blocks; once the reader goes away, chunks are dropped.
+    ``push`` never blocks; once the reader goes away, chunks are dropped. Past
+    :data:`LIVE_BACKLOG_CHARS` of chunks waiting while the reader is away with the last one it
+    took, the waiting chunks and every later one are dropped, and the reader reads the rest
+    from the log (``rest``), from after the last chunk it took.
     """
 
-    __slots__ = ("_closed", "_detached", "_error", "_items", "_ready")
+    __slots__ = (
+        "_backlog",
+        "_behind",
+        "_closed",
+        "_detached",
+        "_error",
+        "_handed",
+        "_in_use",
+        "_items",
+        "_max_backlog",
+        "_ready",
+    )
 
-    def __init__(self) -> None:
-        self._items: deque[str] = deque()
+    def __init__(self, max_backlog_chars: int | None = None) -> None:
+        self._items: deque[tuple[str, int]] = deque()
         self._ready = asyncio.Event()
         self._closed = False
         self._detached = False
         self._error: BaseException | None = None
+        self._max_backlog = LIVE_BACKLOG_CHARS if max_backlog_chars is None else max_backlog_chars
+        self._backlog = 0  # characters in _items
+        self._handed = 0  # seq_num after the records of the last chunk the reader took
+        self._in_use = False  # the reader took a chunk and has not asked for the next yet
+        self._behind = False
 
-    def push(self, text: str) -> None:
-        if self._detached or self._closed:
+    def push(self, text: str, end_seq_num: int) -> None:
+        """Queue ``text``, whose records end before ``end_seq_num``."""
+        if self._detached or self._closed or self._behind:
             return
-        self._items.append(text)
+        self._items.append((text, end_seq_num))
+        self._backlog += len(text)
+        if self._in_use and self._backlog > self._max_backlog:
+            self._behind = True  # the reader reads on from the log
+            self._items.clear()
+            self._backlog = 0
         self._ready.set()
 
     def close(self, error: BaseException | None = None) -> None:
@@ -371,11 +416,15 @@ class _LiveBranch:
         self._error = error
         self._ready.set()
 
-    async def chunks(self) -> AsyncGenerator[str, None]:
+    async def chunks(self, rest: _Rest) -> AsyncGenerator[str, None]:
         try:
-            while True:
+            while not self._behind:
                 if self._items:
-                    yield self._items.popleft()
+                    text, self._handed = self._items.popleft()
+                    self._backlog -= len(text)
+                    self._in_use = True
+                    yield text
+                    self._in_use = False
                     continue
                 if self._closed:
                     if self._error is not None:
@@ -383,9 +432,41 @@ class _LiveBranch:
                     return
                 self._ready.clear()
                 await self._ready.wait()
+            self._items.clear()
+            async for text in _retrying(rest, self._handed):
+                yield text
+            while not self._closed:  # the terminal is stored: the outcome comes right after
+                self._ready.clear()
+                await self._ready.wait()
+            if self._error is not None:
+                raise self._error
         finally:
             self._detached = True
             self._items.clear()
+
+
+async def _retrying(rest: _Rest, start: int) -> AsyncGenerator[str, None]:
+    """``rest(start)``, read on from after the last chunk given when it fails transiently
+    (0.1 s doubling to 2 s between tries), for at most :data:`LIVE_LOG_RETRY_S` since a chunk
+    was given."""
+    loop = asyncio.get_running_loop()
+    failing_since: float | None = None
+    retry = 0
+    while True:
+        try:
+            async with contextlib.aclosing(rest(start)) as chunks:
+                async for text, after in chunks:
+                    yield text
+                    start = after  # a failure reads on from here
+                    failing_since, retry = None, 0
+            return
+        except S2Error as exc:
+            now = loop.time()
+            failing_since = now if failing_since is None else failing_since
+            if not is_transient(exc) or now - failing_since >= LIVE_LOG_RETRY_S:
+                raise
+        retry += 1
+        await asyncio.sleep(min(2.0, 0.1 * 2 ** (retry - 1)))
 
 
 class _TextProducer(Producer):
@@ -418,8 +499,9 @@ class _TextProducer(Producer):
                     )
                 if not chunk:
                     continue
-                live.push(chunk)
-                for piece in _pieces(chunk):
+                pieces = _pieces(chunk)
+                live.push(chunk, output.writer.next_seq_num + len(pieces))
+                for piece in pieces:
                     output.append(piece)
                 await output.wait_writable()
         finally:
@@ -526,7 +608,8 @@ class ResumableStreamContext:
                 # flight (its status is not in the log yet): look again once it is decided
                 await self.engine.claim_settled(name)
                 continue
-            return ResumableStream(stream_id, "producer", producer.live.chunks(), generation.task)
+            chunks = producer.live.chunks(lambda start: self._rest(name, start))
+            return ResumableStream(stream_id, "producer", chunks, generation.task)
         raise ResumableStreamError(
             f"could not claim stream {stream_id!r}: it changed under {_CLAIM_ATTEMPTS} attempts"
         )
@@ -564,6 +647,18 @@ class ResumableStreamContext:
                 for event in events:
                     if event.kind is RecordKind.DATA:
                         yield _decode(event.body)
+                    elif event.kind.boundary:
+                        return
+
+    async def _rest(self, name: str, start: int) -> AsyncGenerator[tuple[str, int], None]:
+        """A producer's output from ``start`` to its terminal, each chunk with the seq_num
+        after its record (for a producer's iterator that fell behind: :class:`_LiveBranch`)."""
+        follow = self.engine.follow(name, start, until_closed=True, open_generation=True)
+        async with contextlib.aclosing(follow) as batches:
+            async for events in batches:
+                for event in events:
+                    if event.kind is RecordKind.DATA:
+                        yield _decode(event.body), event.seq_num + 1
                     elif event.kind.boundary:
                         return
 
