@@ -166,13 +166,6 @@ _FENCE_ROOM = 1024
 LIVE_BACKLOG_BYTES = 1024 * 1024
 
 
-class _Unknown:
-    """The position of a frame without an SSE id (sent before the claim was decided)."""
-
-
-_UNKNOWN = _Unknown()
-
-
 class LiveChannel:
     """The live branch of the tee: frames for one response, buffered until it reads them.
 
@@ -233,10 +226,11 @@ class LiveChannel:
         self._last_send = -math.inf  # loop time of the last send (the reader's or send_now's)
         self._event_loop: asyncio.AbstractEventLoop | None = None  # the reader's
         self._max_backlog = max_backlog_bytes
-        self._backlog = 0  # bytes in _frames
-        # SSE id of the last frame queued / handed to the reader (None: none yet)
-        self._queued_at: int | _Unknown | None = None
-        self._handed: int | _Unknown | None = None
+        self._backlog = 0  # bytes queued since the reader went into its send
+        # SSE id of the last frame queued / handed to the reader (0: none yet; -1: a frame
+        # without one)
+        self._queued_at = 0
+        self._handed = 0
         self._behind = False
         self._in_send = False  # the reader has handed frames to the server and not come back
 
@@ -247,14 +241,13 @@ class LiveChannel:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def push(self, frame: bytes, cursor: int | None = None, *, direct: bool = True) -> None:
+    def push(self, frame: bytes, cursor: int = -1, *, direct: bool = True) -> None:
         """Queue ``frame`` (SSE bytes) for the reader, or send it now through
-        :attr:`send_now` (see the class). ``cursor``: the frame's SSE id (``None`` for a
-        frame without one). ``direct=False`` always queues it: for a caller that is not a
-        task (a loop callback), where the server's ``send`` must not run."""
+        :attr:`send_now` (see the class). ``cursor``: the frame's SSE id (``-1`` for a frame
+        without one). ``direct=False`` always queues it: for a caller that is not a task (a
+        loop callback), where the server's ``send`` must not run."""
         if self._detached or self._closed or self._behind:
             return
-        at: int | _Unknown = _UNKNOWN if cursor is None else cursor
         frames = self._frames
         if self._waiter is not None:
             send_now = self.send_now
@@ -264,34 +257,27 @@ class LiveChannel:
                 now = loop.time()
                 if now - self._last_send >= COALESCE_WINDOW_S and send_now(frame):
                     self._last_send = now
-                    self._handed = at
+                    self._handed = cursor
                     return
             frames.append(frame)
-            self._backlog += len(frame)
-            self._queued_at = at
+            self._queued_at = cursor
             self._wake()
             return
         frames.append(frame)
-        self._queued_at = at
-        self._backlog += len(frame)
-        if (
-            self._in_send
-            and self._backlog > self._max_backlog
-            and not isinstance(self._handed, _Unknown)
-        ):
-            self._behind = True  # the reader reads the log from where its frames stopped
-            frames.clear()
-            self._backlog = 0
-            self._wake()
+        self._queued_at = cursor
+        if self._in_send:  # the reader is away with the frames it took: count what waits
+            self._backlog += len(frame)
+            if self._backlog > self._max_backlog and self._handed >= 0:
+                self._behind = True  # the reader reads the log from where its frames stopped
+                frames.clear()
+                self._wake()
 
     @property
     def behind_from(self) -> int | None:
         """``None`` while the reader gets every frame; once it fell too far behind (see the
         class), the SSE id of the last frame it was handed (``0``: none yet), from which
         the answer must be read on from the log."""
-        if not self._behind:
-            return None
-        return self._handed if isinstance(self._handed, int) else 0
+        return self._handed if self._behind else None
 
     def close(self, *, complete: bool = False) -> None:
         """No more frames; the reader ends after the queued ones (``complete``: see the
@@ -334,8 +320,8 @@ class LiveChannel:
                     self._last_send = now
                     out = frames[0] if len(frames) == 1 else b"".join(frames)
                     frames.clear()
-                    self._backlog = 0
                     self._handed = self._queued_at
+                    self._backlog = 0
                     self._in_send = True
                     yield out
                     self._in_send = False
