@@ -108,3 +108,43 @@ def tanstack_run(
 def tanstack_user(text: str, message_id: str = "u1") -> dict[str, Any]:
     """A TanStack UIMessage from the user."""
     return {"id": message_id, "role": "user", "parts": [{"type": "text", "content": text}]}
+
+
+def numbered_answer(
+    count: int,
+    finished: asyncio.Event,
+    *,
+    delta_bytes: int = 16 * 1024,
+    pause_s: float = 0.002,
+    release: asyncio.Event | None = None,
+) -> Any:
+    """An AI SDK source of ``count`` large text deltas, each its index (5 digits) then
+    ``delta_bytes`` of ``x``, with ``pause_s`` after each (``0``: a loop turn); with
+    ``release``, it waits for it before the fourth delta. Sets ``finished`` when it ends."""
+
+    async def source(messages: list[dict[str, Any]], signal: StopSignal) -> AsyncIterator[Any]:
+        try:
+            yield {"type": "start", "messageId": "m1"}
+            yield {"type": "text-start", "id": "t"}
+            for i in range(count):
+                if i == 3 and release is not None:
+                    await release.wait()
+                yield {"type": "text-delta", "id": "t", "delta": f"{i:05d}" + "x" * delta_bytes}
+                await asyncio.sleep(pause_s)
+            yield {"type": "text-end", "id": "t"}
+            yield {"type": "finish", "finishReason": "stop"}
+        finally:
+            finished.set()
+
+    return source
+
+
+def assert_whole_numbered_answer(body: bytes, count: int) -> None:
+    """``body`` (an AI SDK SSE response of :func:`numbered_answer`) ends with ``[DONE]``,
+    its SSE ids have no gap and no repeat, and it holds every delta once, in order."""
+    events = parse_sse(body.decode())
+    assert events[-1] == (None, "[DONE]")
+    ids = [int(i) for i, _ in events[:-1] if i is not None]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # none lost, none repeated
+    deltas = [d for _, d in events if '"text-delta"' in d]
+    assert [d[d.index('"delta":"') + 9 :][:5] for d in deltas] == [f"{i:05d}" for i in range(count)]

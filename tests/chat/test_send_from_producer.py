@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from chat_helpers import assert_whole_numbered_answer, numbered_answer
 from fastapi import FastAPI
 from starlette.middleware.base import BaseHTTPMiddleware
 
@@ -26,22 +27,6 @@ from resumable_chat.testing.app_server import serve_app
 pytestmark = pytest.mark.timeout(60)
 
 BIG = 16 * 1024  # bytes per delta: 600 of them overflow the socket buffers many times
-
-
-def big_answer(count: int, finished: asyncio.Event) -> Any:
-    async def source(messages: list[dict[str, Any]], signal: StopSignal) -> AsyncIterator[Any]:
-        try:
-            yield {"type": "start", "messageId": "m1"}
-            yield {"type": "text-start", "id": "t"}
-            for i in range(count):
-                yield {"type": "text-delta", "id": "t", "delta": f"{i:05d}" + "x" * BIG}
-                await asyncio.sleep(0.002)  # chat-paced: each frame is sent on its own
-            yield {"type": "text-end", "id": "t"}
-            yield {"type": "finish", "finishReason": "stop"}
-        finally:
-            finished.set()
-
-    return source
 
 
 SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("sending", default=False)
@@ -82,7 +67,7 @@ async def test_a_client_that_stops_reading_still_gets_every_frame_once_in_order(
     finished = asyncio.Event()
     chat = create_resumable_chat(basin=basin)
     app = FastAPI()
-    app.include_router(ai_sdk_router(chat, big_answer(count, finished)))
+    app.include_router(ai_sdk_router(chat, numbered_answer(count, finished, delta_bytes=BIG)))
     if server == "BaseHTTPMiddleware":  # its send always takes a loop turn
         app.add_middleware(PassThrough)
     traced = ContextInSend(app)
@@ -104,12 +89,7 @@ async def test_a_client_that_stops_reading_still_gets_every_frame_once_in_order(
     finally:
         await chat.aclose()
     assert traced.errors == []
-    events = parse_sse(received.decode())
-    assert events[-1] == (None, "[DONE]")
-    ids = [int(i) for i, _ in events[:-1] if i is not None]
-    assert ids == list(range(ids[0], ids[0] + len(ids)))  # none lost, none repeated
-    deltas = [d for _, d in events if '"text-delta"' in d]
-    assert [d[d.index('"delta":"') + 9 :][:5] for d in deltas] == [f"{i:05d}" for i in range(count)]
+    assert_whole_numbered_answer(received, count)
 
 
 class Scripted:
@@ -301,26 +281,6 @@ async def test_a_response_cut_while_a_send_now_waits_cancels_that_send() -> None
     assert frames.closed
 
 
-def held_answer(count: int, release: asyncio.Event, finished: asyncio.Event) -> Any:
-    """``big_answer`` that waits for ``release`` after its third delta."""
-
-    async def source(messages: list[dict[str, Any]], signal: StopSignal) -> AsyncIterator[Any]:
-        try:
-            yield {"type": "start", "messageId": "m1"}
-            yield {"type": "text-start", "id": "t"}
-            for i in range(count):
-                if i == 3:
-                    await release.wait()
-                yield {"type": "text-delta", "id": "t", "delta": f"{i:05d}" + "x" * BIG}
-                await asyncio.sleep(0.002)
-            yield {"type": "text-end", "id": "t"}
-            yield {"type": "finish", "finishReason": "stop"}
-        finally:
-            finished.set()
-
-    return source
-
-
 def check_contiguous(body: bytes, first_delta: int, count: int) -> list[int]:
     """The SSE ids of ``body``, after checking: ids without gaps, the deltas from
     ``first_delta`` to the last in order, ``[DONE]`` at the end."""
@@ -341,7 +301,9 @@ async def test_followers_here_sent_from_the_tap_get_every_frame_once_however_the
     release, finished = asyncio.Event(), asyncio.Event()
     chat = create_resumable_chat(basin=basin)
     app = FastAPI()
-    app.include_router(ai_sdk_router(chat, held_answer(count, release, finished)))
+    app.include_router(
+        ai_sdk_router(chat, numbered_answer(count, finished, delta_bytes=BIG, release=release))
+    )
 
     async def read_all(reading: AsyncIterator[bytes], first: bytes) -> bytes:
         body = first

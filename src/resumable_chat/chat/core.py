@@ -12,7 +12,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+)
 from typing import Any, Literal
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -46,11 +53,11 @@ from resumable_chat.log import (
     read_range,
     record_id,
 )
-from resumable_chat.log.faults import is_transient
 from resumable_chat.log.fragments import MAX_FRAGMENTS, fragment_records, join_fragments
+from resumable_chat.log.read_on import read_on
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES, turn_key
 from resumable_chat.s2.basin import Basin
-from resumable_chat.s2.errors import S2Error, StreamNotFoundError
+from resumable_chat.s2.errors import StreamNotFoundError
 from resumable_chat.s2.prefixed import PrefixedBasin, check_stream_prefix
 from resumable_chat.s2.records import (
     AppendRecord,
@@ -663,35 +670,20 @@ class ResumableChat:
     ) -> AsyncIterator[bytes]:
         """The rest of a live answer whose client fell too far behind (:class:`LiveChannel`):
         its frames from the log after SSE id ``cursor`` (``0``: from the answer's start), as
-        a reconnect with that cursor gets them, then the done frame. S2 failures that may pass
-        (:func:`~resumable_chat.log.faults.is_transient`) are retried from the last frame
-        sent, after 0.1 s doubling to 2 s (each wait between half and all of that), for at
-        most :data:`LIVE_LOG_RETRY_S` from the first failure since a frame was sent; then, or
-        on a permanent failure, the error is raised (the response breaks off)."""
-        loop = asyncio.get_running_loop()
-        failing_since: float | None = None
-        retry = 0
-        while True:
-            start = cursor or generation.claim.start_seq_num
-            try:
-                async for frames, last_id in self._replay_batches(
-                    generation.stream, start, skip_ids_through=cursor or None
-                ):
-                    yield frames
-                    cursor = max(cursor, last_id)
-                    failing_since, retry = None, 0
-                return
-            except S2Error as exc:
-                now = loop.time()
-                failing_since = now if failing_since is None else failing_since
-                if not is_transient(exc) or now - failing_since >= LIVE_LOG_RETRY_S:
-                    raise
-                logger.debug(
-                    "%s: reading the rest of a live answer failed: %r", generation.stream, exc
-                )
-            retry += 1
-            delay = min(2.0, 0.1 * 2 ** (retry - 1))
-            await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
+        a reconnect with that cursor gets them, then the done frame; S2 failures that may
+        pass are retried from the last frame sent for up to :data:`LIVE_LOG_RETRY_S`
+        (:func:`~resumable_chat.log.read_on.read_on`), then raised (the response breaks
+        off)."""
+
+        def frames_after(cursor: int) -> AsyncGenerator[tuple[bytes, int], None]:
+            return self._replay_batches(
+                generation.stream,
+                cursor or generation.claim.start_seq_num,
+                skip_ids_through=cursor or None,
+            )
+
+        async for frames in read_on(frames_after, cursor, retry_s=LIVE_LOG_RETRY_S, rng=self._rng):
+            yield frames
 
     async def make_session_response(
         self,
@@ -925,7 +917,7 @@ class ResumableChat:
         *,
         until_closed: bool = True,
         skip_ids_through: int | None = None,
-    ) -> AsyncIterator[tuple[bytes, int]]:
+    ) -> AsyncGenerator[tuple[bytes, int], None]:
         """:meth:`_replay_frames`, each batch of frames with the SSE id of the last data
         record read so far (``0`` before any)."""
         is_history = self.dialect.is_history_record

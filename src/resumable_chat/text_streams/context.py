@@ -115,10 +115,10 @@ from resumable_chat.log import (
     read_range,
 )
 from resumable_chat.log import engine as log_engine
-from resumable_chat.log.faults import is_transient
+from resumable_chat.log.read_on import read_on
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.s2.basin import Basin
-from resumable_chat.s2.errors import S2ConfigError, S2Error
+from resumable_chat.s2.errors import S2ConfigError
 from resumable_chat.s2.records import MAX_BATCH_RECORDS
 
 __all__ = [
@@ -433,7 +433,7 @@ class _LiveBranch:
                 self._ready.clear()
                 await self._ready.wait()
             self._items.clear()
-            async for text in _retrying(rest, self._handed):
+            async for text in read_on(rest, self._handed, retry_s=LIVE_LOG_RETRY_S):
                 yield text
             while not self._closed:  # the terminal is stored: the outcome comes right after
                 self._ready.clear()
@@ -443,30 +443,6 @@ class _LiveBranch:
         finally:
             self._detached = True
             self._items.clear()
-
-
-async def _retrying(rest: _Rest, start: int) -> AsyncGenerator[str, None]:
-    """``rest(start)``, read on from after the last chunk given when it fails transiently
-    (0.1 s doubling to 2 s between tries), for at most :data:`LIVE_LOG_RETRY_S` since a chunk
-    was given."""
-    loop = asyncio.get_running_loop()
-    failing_since: float | None = None
-    retry = 0
-    while True:
-        try:
-            async with contextlib.aclosing(rest(start)) as chunks:
-                async for text, after in chunks:
-                    yield text
-                    start = after  # a failure reads on from here
-                    failing_since, retry = None, 0
-            return
-        except S2Error as exc:
-            now = loop.time()
-            failing_since = now if failing_since is None else failing_since
-            if not is_transient(exc) or now - failing_since >= LIVE_LOG_RETRY_S:
-                raise
-        retry += 1
-        await asyncio.sleep(min(2.0, 0.1 * 2 ** (retry - 1)))
 
 
 class _TextProducer(Producer):
