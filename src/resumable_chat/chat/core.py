@@ -656,8 +656,9 @@ class ResumableChat:
                 return
             generation = generation.result()
         if behind is not None:
-            async for frames in self._live_rest_from_log(generation, behind):
-                yield frames
+            async with contextlib.aclosing(self._live_rest_from_log(generation, behind)) as rest:
+                async for frames in rest:
+                    yield frames
             return
         # generation.task ends once the terminal fence is acknowledged (or the writer gave
         # up); it is not cancelled when this response is (asyncio.wait never cancels).
@@ -667,7 +668,7 @@ class ResumableChat:
 
     async def _live_rest_from_log(
         self, generation: Generation, cursor: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The rest of a live answer whose client fell too far behind (:class:`LiveChannel`):
         its frames from the log after SSE id ``cursor`` (``0``: from the answer's start), as
         a reconnect with that cursor gets them, then the done frame; S2 failures that may
@@ -682,8 +683,10 @@ class ResumableChat:
                 skip_ids_through=cursor or None,
             )
 
-        async for frames in read_on(frames_after, cursor, retry_s=LIVE_LOG_RETRY_S, rng=self._rng):
-            yield frames
+        reading = read_on(frames_after, cursor, retry_s=LIVE_LOG_RETRY_S, rng=self._rng)
+        async with contextlib.aclosing(reading) as batches:
+            async for frames in batches:
+                yield frames
 
     async def make_session_response(
         self,
@@ -888,12 +891,16 @@ class ResumableChat:
                 head.append(event_frame(record.body, record_id(record)))
         return b"".join(head), next_seq
 
-    async def _head_then_follow(self, stream: str, head: bytes, start: int) -> AsyncIterator[bytes]:
+    async def _head_then_follow(
+        self, stream: str, head: bytes, start: int
+    ) -> AsyncGenerator[bytes, None]:
         """``head``, then every record from ``start`` on, live."""
         if head:
             yield head
-        async for frames in self._replay_frames(stream, start, until_closed=False):
-            yield frames
+        following = self._replay_frames(stream, start, until_closed=False)
+        async with contextlib.aclosing(following):
+            async for frames in following:
+                yield frames
 
     async def _replay_frames(
         self,
@@ -902,13 +909,15 @@ class ResumableChat:
         *,
         until_closed: bool = True,
         skip_ids_through: int | None = None,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Stored data records from ``start`` as SSE frames, live; end at the generation's
         terminal when ``until_closed`` (then the dialect's done frame)."""
-        async for frames, _ in self._replay_batches(
+        batches = self._replay_batches(
             stream, start, until_closed=until_closed, skip_ids_through=skip_ids_through
-        ):
-            yield frames
+        )
+        async with contextlib.aclosing(batches):  # closed with this, its follow too
+            async for frames, _ in batches:
+                yield frames
 
     async def _replay_batches(
         self,

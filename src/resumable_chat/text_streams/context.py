@@ -433,8 +433,10 @@ class _LiveBranch:
                 self._ready.clear()
                 await self._ready.wait()
             self._items.clear()
-            async for text in read_on(rest, self._handed, retry_s=LIVE_LOG_RETRY_S):
-                yield text
+            reading = read_on(rest, self._handed, retry_s=LIVE_LOG_RETRY_S)
+            async with contextlib.aclosing(reading) as texts:
+                async for text in texts:
+                    yield text
             while not self._closed:  # the terminal is stored: the outcome comes right after
                 self._ready.clear()
                 await self._ready.wait()
