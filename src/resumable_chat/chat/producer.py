@@ -689,7 +689,8 @@ class ChatProducer(Producer):
             if index >= stored_with_claim:
                 self._emit(output, chunk)
             elif self.live is not None:  # stored with the claim: sent live only
-                self.live.push(event_frame(encode_chunk(chunk), first_id + index), first_id + index)
+                cursor = first_id + index
+                self.live.push(event_frame(encode_chunk(chunk), cursor), cursor)
 
     async def run(self, output: Output) -> None:
         """Store the prelude, emit the announcement, then pump the source (see the class)."""

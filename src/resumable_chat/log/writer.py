@@ -372,8 +372,7 @@ class LogWriter:
         # joins late reads it there as fast. What was kept is no longer contiguous with
         # what is stored: forgotten, so acknowledged_since never returns a gap.
         if self._kept:
-            del self._kept[:], self._kept_times[:], self._kept_sizes[:]
-            self._kept_head = self._kept_bytes = 0
+            self._forget_kept(seq + 1)
         if self._listeners:
             self._publish([SequencedRecord(seq, timestamp, (), body)])
         if not self._drained.is_set():
@@ -420,6 +419,11 @@ class LogWriter:
                 )
         return out
 
+    def _forget_kept(self, first: int) -> None:
+        """Empty the window of kept records; the next kept record will be at ``first``."""
+        del self._kept[:], self._kept_times[:], self._kept_sizes[:]
+        self._kept_head, self._kept_first, self._kept_bytes = 0, first, 0
+
     def _keep(
         self, start: int, timestamp: int, records: Sequence[AppendRecord | SequencedRecord]
     ) -> None:
@@ -438,8 +442,7 @@ class LogWriter:
         """
         kept, sizes = self._kept, self._kept_sizes
         if start != self._kept_first + len(kept) - self._kept_head:  # first, or not contiguous
-            del kept[:], self._kept_times[:], sizes[:]
-            self._kept_head, self._kept_first, self._kept_bytes = 0, start, 0
+            self._forget_kept(start)
         if len(records) == 1:  # the common case under load: one chunk per append
             record = records[0]
             if record.headers:
