@@ -133,3 +133,41 @@ def test_a_finished_trimmed_stream_costs_little() -> None:
 
     per_stream = asyncio.run(run())
     assert per_stream < 700, f"{per_stream} bytes per trimmed stream"
+
+
+def test_records_stored_one_at_a_time_cross_blocks_and_wake_a_follower() -> None:
+    """``append_body_nowait`` (every chunk of an answer on the embedded basin) seals blocks
+    as batched appends do, keeps timestamps non-decreasing, and wakes a follower waiting at
+    the tail."""
+
+    async def run() -> tuple[list[int], list[bytes]]:
+        basin = MemoryBasin("b")
+        await basin.append("s", AppendInput([fence_record("tok")]))
+        seen: list[int] = []
+
+        async def follower() -> None:
+            async for batch in basin.follow("s", seq_num=0):
+                seen.extend(r.seq_num for r in batch.records)
+                if seen[-1] == 10:
+                    return
+
+        task = asyncio.create_task(follower())
+        await asyncio.sleep(0)
+        for seq in range(1, 11):
+            stamp = basin.append_body_nowait(
+                "s", b"r%d" % seq, match_seq_num=seq, fencing_token="tok"
+            )
+            assert stamp is not None
+            await asyncio.sleep(0)  # the follower waits at the tail between records
+        await asyncio.wait_for(task, 5)
+        assert basin.append_body_nowait("s", b"x", match_seq_num=3, fencing_token="tok") is None
+        batch = await basin.read("s", seq_num=1, count=100)
+        stamps = [r.timestamp for r in batch.records]
+        assert stamps == sorted(stamps)
+        return seen, [r.body for r in batch.records]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory_module, "_BLOCK", 4)
+        seen, bodies = asyncio.run(run())
+    assert seen == list(range(11))
+    assert bodies == [b"r%d" % seq for seq in range(1, 11)]

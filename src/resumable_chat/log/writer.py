@@ -173,6 +173,55 @@ class LogWriter:
     ``append_spacing_ms``, or a ``heartbeat_ms`` or ``append_timeout_ms`` that is not positive.
     """
 
+    # Slots, not a __dict__: a writer has more attributes than CPython's key-sharing
+    # dicts hold (30), and each chunk of an answer reads a dozen of them, from a
+    # different writer each time under load.
+    __slots__ = (
+        "_append_timeout_s",
+        "_beat",
+        "_beat_now",
+        "_closing",
+        "_drained",
+        "_event_loop",
+        "_fast",
+        "_flush",
+        "_kept",
+        "_kept_bytes",
+        "_kept_first",
+        "_kept_head",
+        "_kept_sizes",
+        "_kept_times",
+        "_last_append",
+        "_last_start",
+        "_listeners",
+        "_next_append_seq",
+        "_next_submit_seq",
+        "_nowait",
+        "_own_stop",
+        "_pacing",
+        "_parked",
+        "_pending_bytes",
+        "_queue",
+        "_retry_base_s",
+        "_retry_max_s",
+        "_rng",
+        "_spaced",
+        "_task",
+        "_unacked_since",
+        "_wakeup",
+        "append_spacing_s",
+        "basin",
+        "batch_size",
+        "error",
+        "fencing_token",
+        "heartbeat_s",
+        "linger_s",
+        "max_pending_bytes",
+        "on_failed",
+        "on_stop_requested",
+        "stream",
+    )
+
     def __init__(
         self,
         basin: Basin,
@@ -248,9 +297,6 @@ class LogWriter:
         self.on_stop_requested: Callable[[], object] | None = None
         #: Called once (in the writer's task) when the writer fails; see :attr:`error`.
         self.on_failed: Callable[[BaseException], object] | None = None
-        #: Called (in the writer's task) after each acknowledged batch with the new durable
-        #: position (one past the last stored record).
-        self.on_durable: Callable[[int], object] | None = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[AckedRecords] = []
         # The newest acknowledged records, oldest first, from index _kept_head on (see _keep):
@@ -313,22 +359,27 @@ class LogWriter:
             and not self._queue
             and self._flush is None
             and not self._closing
-            and not self._wakeup.is_set()
             and not self._beat_now
             and self.error is None
             and self.linger_s == 0
+            and self._next_submit_seq == self._next_append_seq
+            and not self._wakeup.is_set()
         ):
             # what _append_soon would do at once, without a callback, a batch or an ack
             seq = self._next_submit_seq
             loop = self._event_loop
             assert loop is not None  # set by start(), before the task parks
             now = loop.time()
-            if seq == self._next_append_seq and now >= self._last_start + self._spacing_s():
+            spacing = self.append_spacing_s if self._pacing is None else self._spacing_s()
+            if now >= self._last_start + spacing:
                 timestamp = fast(
                     self.stream, body, match_seq_num=seq, fencing_token=self.fencing_token
                 )
                 if timestamp is not None:
-                    self._stored_one(seq, timestamp, body, now)
+                    self._next_submit_seq = self._next_append_seq = seq + 1
+                    self._last_start = self._last_append = now
+                    if self._kept or self._listeners or not self._drained.is_set():
+                        self._stored_one(seq, timestamp, body)
                     return seq
         return self._enqueue(AppendRecord(body))
 
@@ -363,11 +414,10 @@ class LogWriter:
             self._wakeup.set()
         return seq
 
-    def _stored_one(self, seq: int, timestamp: int, body: bytes, now: float) -> None:
+    def _stored_one(self, seq: int, timestamp: int, body: bytes) -> None:
         """Book the record of ``body`` alone, which the basin stored synchronously at ``seq``
-        (:meth:`submit_body`), as :meth:`_acknowledged` books a batch; ``now``: loop time."""
-        self._next_submit_seq = self._next_append_seq = seq + 1
-        self._last_start = self._last_append = now
+        (:meth:`submit_body`, which has advanced the positions), as :meth:`_acknowledged`
+        books a batch: for the listeners, the window and a producer waiting to write."""
         # Not kept (_keep): this basin holds the log in this process, and a reader that
         # joins late reads it there as fast. What was kept is no longer contiguous with
         # what is stored: forgotten, so acknowledged_since never returns a gap.
@@ -377,8 +427,6 @@ class LogWriter:
             self._publish([SequencedRecord(seq, timestamp, (), body)])
         if not self._drained.is_set():
             self._drained.set()
-        if self.on_durable is not None:
-            self.on_durable(seq + 1)
 
     def listen(self, listener: AckedRecords) -> int | None:
         """Call ``listener`` with every record acknowledged from now on (see
@@ -493,7 +541,7 @@ class LogWriter:
         # generation that owns this writer), so the two are freed by reference counting when
         # the answer ends, not at a full collection of the cyclic garbage collector with every
         # record they hold (see resumable_chat.tasks).
-        self.on_stop_requested = self.on_failed = self.on_durable = None
+        self.on_stop_requested = self.on_failed = None
         if task is not None:
             forget_cancellation(task)
 
@@ -873,8 +921,6 @@ class LogWriter:
             self._unacked_since = None
         if pending <= self.max_pending_bytes and not self._drained.is_set():
             self._drained.set()  # cleared only by a producer waiting in wait_writable
-        if self.on_durable is not None:
-            self.on_durable(self._next_append_seq)
 
     async def _backoff(self, delay: float) -> float:
         await asyncio.sleep(delay * (1 + self._rng.random() / 4))

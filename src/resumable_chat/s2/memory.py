@@ -140,19 +140,31 @@ class _Stream:
         self.open.append((headers, body) if headers else body)
         self.timestamps.append(timestamp)
         if len(self.open) == _BLOCK:
-            self.blocks.append(tuple(self.open))
-            self.open = []
+            self._seal()
+
+    def _seal(self) -> None:
+        """Seal the open records, :data:`_BLOCK` of them, into a block."""
+        self.blocks.append(tuple(self.open))
+        self.open = []
 
     def add_body(self, timestamp: int, body: bytes) -> int:
         """Keep a record without headers at the tail, timestamped ``timestamp`` (ms) or the
         last record's timestamp if that is later (S2 keeps a stream's timestamps
-        non-decreasing); wake the readers; return the timestamp it got."""
+        non-decreasing); wake the readers; return the timestamp it got.
+
+        Every chunk of a running answer on the embedded basin comes here: :meth:`add` is
+        written out in it, a call less per chunk."""
         if timestamp < self.last_timestamp:
             timestamp = self.last_timestamp
-        self.add(timestamp, (), bytes(body))
+        kept = self.open
+        kept.append(body if type(body) is bytes else bytes(body))
+        self.timestamps.append(timestamp)
+        if len(kept) == _BLOCK:
+            self._seal()
         self.next_seq_num += 1
         self.last_timestamp = timestamp
-        self.wake()
+        if self.waiter is not None:
+            self.wake()
         return timestamp
 
     def get(self, index: int) -> _Stored:
