@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import pytest
 from chat_helpers import text_answer
 
 from helpers import all_stored, eventually
@@ -219,35 +218,6 @@ async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
     assert body == other_body == expected  # contiguous: nothing lost, nothing twice
     assert basin.opened >= 2  # the paused follower read the log itself, from where it was
     await _close(owner, reader)
-
-
-async def test_a_follower_behind_a_window_of_bytes_reads_the_log_itself() -> None:
-    """The window is bounded in bytes too: an answer of large chunks keeps at most
-    ``max_bytes`` of frames per tap (here about three frames), and a follower the window
-    left behind still gets the whole answer, from the log."""
-    basin = CountingBasin()
-    owner, reader, gate, live = await _running(basin, 2, max_bytes=200)
-    pause = asyncio.Event()
-    behind, behind_first = _reading(await reader.replay(STREAM), pause)
-    other, other_first = _reading(await reader.replay(STREAM))
-    await asyncio.wait_for(asyncio.gather(behind_first.wait(), other_first.wait()), 5)
-    gate.step(len(gate.chunks))
-    other_body = await other
-    (tap,) = reader._taps._taps.values()
-    assert 0 < sum(len(frame) for frame in tap.frames) <= 200
-    pause.set()
-    body = await behind
-    await _ended(owner, live)
-    expected = await _stored_frames(basin)
-    assert body == other_body == expected
-    assert basin.opened >= 2  # the paused follower read the log itself, from where it was
-    await _close(owner, reader)
-
-
-def test_a_window_below_one_frame_or_byte_is_refused() -> None:
-    for bounds in ({"max_frames": 0}, {"max_bytes": 0}):
-        with pytest.raises(ValueError, match="must be ≥ 1"):
-            AnswerTaps(None, lambda body: False, **bounds)  # type: ignore[arg-type]
 
 
 async def test_a_resume_from_a_cursor_gets_only_what_follows_it() -> None:
