@@ -19,6 +19,8 @@ from resumable_chat import StopSignal, create_resumable_chat
 from resumable_chat.chat.core import ResumableChat
 from resumable_chat.chat.fanout import AnswerTaps
 from resumable_chat.log import RecordKind, classify, read_range
+from resumable_chat.log.fragments import FRAGMENT_HEADER, join_fragments
+from resumable_chat.log.records import record_id
 from resumable_chat.s2 import MemoryBasin, S2Error
 from resumable_chat.s2.records import AppendInput, ReadBatch, fence_record
 from resumable_chat.sse import DONE_FRAME, event_frame
@@ -113,12 +115,14 @@ async def _stored(chat: ResumableChat, gate: Gate, steps: int) -> None:
 
 
 async def _stored_frames(basin: MemoryBasin, after: int | None = None) -> bytes:
-    """The answer's data records as SSE frames, as a follower from the start must get them."""
+    """The answer's data records as SSE frames (a chunk stored in fragments as one), as a
+    follower from the start (or from the cursor ``after``) must get them."""
     frames = []
-    for record in await read_range(basin, STREAM, 0):
+    records, _ = join_fragments(await read_range(basin, STREAM, 0))
+    for record in records:
         if classify(record) is RecordKind.DATA and b'"ui-message"' not in record.body:
-            if after is None or record.seq_num + 1 > after:
-                frames.append(event_frame(record.body, record.seq_num + 1))
+            if after is None or record_id(record) > after:
+                frames.append(event_frame(record.body, record_id(record)))
     return b"".join(frames) + DONE_FRAME
 
 
@@ -217,6 +221,48 @@ async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
     expected = await _stored_frames(basin)
     assert body == other_body == expected  # contiguous: nothing lost, nothing twice
     assert basin.opened >= 2  # the paused follower read the log itself, from where it was
+    await _close(owner, reader)
+
+
+async def test_a_cursor_inside_a_chunk_behind_the_window_still_gets_that_chunk() -> None:
+    """A chunk too large for one record is stored in fragments, its SSE id that of the last.
+    A client comes back with a cursor no frame carried, pointing between the fragments, once
+    the tap's window has moved past them: it still gets that chunk whole (its id is above
+    the cursor), then the rest, exactly as from the log. Reading the log from the cursor
+    itself would start inside the chunk and drop it."""
+    basin = CountingBasin()
+    owner = create_resumable_chat(basin=basin)
+    reader = create_resumable_chat(basin=basin)
+    reader._taps = AnswerTaps(reader.engine, reader.dialect.is_history_record, max_frames=4)
+    gate = Gate()
+    gate.chunks[3] = {"type": "data-blob", "data": "x" * 1_500_000}  # not cut: fragments
+    live = await _start(owner, gate)
+    gate.step(20)
+    await _stored(owner, gate, 20)
+    first, first_bytes = _reading(await reader.replay(STREAM))  # opens the tap
+    await asyncio.wait_for(first_bytes.wait(), 5)
+    (tap,) = reader._taps._taps.values()
+    tail = (await basin.check_tail(STREAM)).seq_num
+
+    async def read_through() -> bool:
+        return tap.position >= tail
+
+    await eventually(read_through)
+    fragments = [
+        record.seq_num
+        for record in await read_range(basin, STREAM, 0)
+        if any(name == FRAGMENT_HEADER for name, _ in record.headers)
+    ]
+    assert len(fragments) >= 2
+    cursor = fragments[0] + 1  # between the blob's fragments
+    assert cursor < tap.floor  # the window has moved past it
+    resumed = asyncio.create_task(_body(await reader.replay(STREAM, cursor)))
+    gate.step(len(gate.chunks))
+    await first
+    body = await resumed
+    await _ended(owner, live)
+    assert b"x" * 1000 in body
+    assert body == await _stored_frames(basin, after=cursor)
     await _close(owner, reader)
 
 

@@ -243,7 +243,12 @@ class AnswerTap:
         loop = self._event_loop
         while True:
             if me.position < self.floor:  # the window moved past us: read the log ourselves
-                async for stored in fallback(me.position):
+                # From where the last frame we were given ends (a chunk boundary); before
+                # any, from the answer's start with the cursor skipping what the client has:
+                # a cursor no frame carried may point inside a chunk stored in fragments,
+                # and a read from there would drop that chunk (resumable_chat.log.fragments).
+                given = me.position if me.position != start else self.start
+                async for stored in fallback(given):
                     yield stored
                 return
             data, position = self._next(me)
