@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import pytest
 from chat_helpers import text_answer
 
 from helpers import all_stored, eventually
@@ -205,9 +206,13 @@ async def test_a_slow_follower_holds_up_nobody_and_misses_nothing() -> None:
     await _close(owner, reader)
 
 
-async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
+@pytest.mark.parametrize("window", [{"max_frames": 4}, {"max_bytes": 200}])
+async def test_a_follower_behind_the_window_reads_the_log_itself(window: dict[str, int]) -> None:
+    """The tap keeps a window of frames, bounded in frames and in bytes (an answer of large
+    chunks keeps at most ``max_bytes`` of them: here about three frames); a follower the
+    window left behind still gets the whole answer, from the log."""
     basin = CountingBasin()
-    owner, reader, gate, live = await _running(basin, 2, max_frames=4)
+    owner, reader, gate, live = await _running(basin, 2, **window)
     pause = asyncio.Event()
     behind, behind_first = _reading(await reader.replay(STREAM), pause)
     other, other_first = _reading(await reader.replay(STREAM))
@@ -215,6 +220,9 @@ async def test_a_follower_behind_the_window_reads_the_log_itself() -> None:
     assert basin.opened == 1  # the tap
     gate.step(len(gate.chunks))
     other_body = await other
+    (tap,) = reader._taps._taps.values()
+    assert 0 < len(tap.frames) <= window.get("max_frames", len(tap.frames))
+    assert sum(len(frame) for frame in tap.frames) <= window.get("max_bytes", 10**9)
     pause.set()
     body = await behind
     await _ended(owner, live)
@@ -264,6 +272,12 @@ async def test_a_cursor_inside_a_chunk_behind_the_window_still_gets_that_chunk()
     assert b"x" * 1000 in body
     assert body == await _stored_frames(basin, after=cursor)
     await _close(owner, reader)
+
+
+def test_a_window_below_one_frame_or_byte_is_refused() -> None:
+    for bounds in ({"max_frames": 0}, {"max_bytes": 0}):
+        with pytest.raises(ValueError, match="must be ≥ 1"):
+            AnswerTaps(None, lambda body: False, **bounds)  # type: ignore[arg-type]
 
 
 async def test_a_resume_from_a_cursor_gets_only_what_follows_it() -> None:

@@ -32,8 +32,9 @@ def config_for(seed: int, mode: Mode | None = None, early: bool | None = None) -
     modes answers before the claim is decided (``respond_before_claim``), and every other
     round of those looks for the latest generation with a 2-record first read (long-answer
     paths on short answers), every other round of those lets a live response fall only 64
-    bytes behind before it reads the rest from the log, and one seed in twenty pads every
-    delta to hundreds of KB (batches cut by S2's 1 MiB)."""
+    bytes behind before it reads the rest from the log, every other round of those keeps
+    only 256 bytes of frames in each answer's tap for its followers (the rest from the log),
+    and one seed in twenty pads every delta to hundreds of KB (batches cut by S2's 1 MiB)."""
     return SimConfig(
         seed=seed,
         mode=mode or MODES[seed % len(MODES)],
@@ -41,6 +42,7 @@ def config_for(seed: int, mode: Mode | None = None, early: bool | None = None) -
         tail_window=2 if (seed // (2 * len(MODES))) % 2 == 1 else SimConfig.tail_window,
         big=seed % 20 == 19,
         live_backlog_bytes=64 if (seed // (4 * len(MODES))) % 2 == 1 else None,
+        tap_max_bytes=256 if (seed // (8 * len(MODES))) % 2 == 1 else None,
     )
 
 

@@ -29,6 +29,7 @@ import resumable_chat.log.scan as scan_module
 from resumable_chat import create_resumable_chat
 from resumable_chat.chat import encode_chunk
 from resumable_chat.chat.core import ResumableChat
+from resumable_chat.chat.fanout import AnswerTaps
 from resumable_chat.clock import LoopClock
 from resumable_chat.log import Ownership, StopSignal
 from resumable_chat.log.takeover import close_lost as _CLOSE_LOST
@@ -83,6 +84,10 @@ class SimConfig:
     #: clients that are behind (a send that waits) down that path, mid-answer, under the same
     #: faults, stops and takeovers
     live_backlog_bytes: int | None = None
+    #: bytes of frames each answer's tap keeps for the followers on one instance
+    #: (``resumable_chat.chat.fanout.DEFAULT_MAX_BYTES``); a small one sends followers that
+    #: are behind down the path that reads the log itself, mid-answer
+    tap_max_bytes: int | None = None
 
     @property
     def confirm_ms(self) -> int:
@@ -288,6 +293,10 @@ class Simulation:
             rng=random.Random(self.rng.getrandbits(64)),
             trim_delay_ms=10 * config.span_ms,
         )
+        if config.tap_max_bytes is not None:
+            chat._taps = AnswerTaps(
+                chat.engine, chat.dialect.is_history_record, max_bytes=config.tap_max_bytes
+            )
         self.basins.append(faulty)
         self.chats.append(chat)
         self.client_tasks[index] = set()

@@ -5,10 +5,11 @@ first one opens an :class:`AnswerTap` on the answer, which follows the log once 
 answer's first record and frames each stored chunk once (``id:`` + ``data:``); every
 follower on this process reads those frames from its own position and takes all that
 arrived since its last look as one write. A slow follower holds up nobody. When the tap's
-window (``max_frames``) has moved past a follower's position, that follower reads the log
-itself from there, as it would without a tap. Followers on other instances have their own
-taps. The frames are the log's records (acknowledged appends) in log order, so what a
-follower sees is a contiguous slice of the log, exactly as when it reads the log itself.
+window (``max_frames`` frames, ``max_bytes`` bytes) has moved past a follower's position,
+that follower reads the log itself from there, as it would without a tap. Followers on
+other instances have their own taps. The frames are the log's records (acknowledged
+appends) in log order, so what a follower sees is a contiguous slice of the log, exactly as
+when it reads the log itself.
 
 A follower whose response is idle gets the new frames sent by the tap's own task
 (:class:`FrameSink`, :meth:`~resumable_chat.sse.SseResponse.send_now`) instead of being woken
@@ -29,11 +30,23 @@ from resumable_chat.s2.records import SequencedRecord
 from resumable_chat.sse import COALESCE_WINDOW_S, event_frame
 from resumable_chat.tasks import forget_cancellation
 
-__all__ = ["DEFAULT_LINGER_S", "DEFAULT_MAX_FRAMES", "AnswerTap", "AnswerTaps", "FrameSink"]
+__all__ = [
+    "DEFAULT_LINGER_S",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_FRAMES",
+    "AnswerTap",
+    "AnswerTaps",
+    "FrameSink",
+]
 
 #: Frames a tap keeps at most; past it, the oldest eighth is dropped (a follower behind
 #: them reads S2 itself).
 DEFAULT_MAX_FRAMES = 50_000
+
+#: Bytes of frames a tap keeps at most (8 MiB); past it, the oldest frames are dropped until
+#: an eighth of it is free. The frame bound alone let an answer of large chunks (tool
+#: outputs, data parts: a record holds up to 1 MiB) keep gigabytes per running answer.
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
 #: Seconds a tap stays open after its last follower left.
 DEFAULT_LINGER_S = 5.0
@@ -43,6 +56,12 @@ _DATA = RecordKind.DATA
 #: ``fallback(seq_num)``: the answer's frames from ``seq_num`` read from the log directly,
 #: up to and including the done frame.
 Fallback = Callable[[int], AsyncIterator[bytes]]
+
+
+def _check_window(max_frames: int, max_bytes: int) -> None:
+    """Raise ``ValueError`` unless both bounds of a tap's window are at least 1."""
+    if max_frames < 1 or max_bytes < 1:
+        raise ValueError(f"max_frames and max_bytes must be ≥ 1, got {max_frames}, {max_bytes}")
 
 
 class FrameSink:
@@ -80,10 +99,14 @@ class AnswerTap:
         start: seq_num of the answer's first record (``LatestGeneration.data_start``).
         is_history: the dialect's test for stored records that are not part of the answer
             (a turn's user message); they are never sent.
-        max_frames: frames (records) kept at most; older ones leave the window.
+        max_frames: frames (records) kept at most, ≥ 1; older ones leave the window.
+        max_bytes: bytes of frames kept at most, ≥ 1; older ones leave the window (all of
+            them when the newest frame alone is larger).
         known: the answer's records from ``start`` on that the caller read already
             (``LatestGeneration.since_claim``): the tap starts with them and reads the log
             from after them, so its first followers need no S2 round trip more.
+
+    Raises ``ValueError`` for a ``max_frames`` or ``max_bytes`` below 1.
 
     ``seq_nums[i]``, ``ids[i]`` and ``frames[i]`` are the log position, SSE id and framed
     bytes of a kept data record; ``floor`` is the lowest seq_num from which every data record
@@ -99,8 +122,10 @@ class AnswerTap:
         is_history: Callable[[bytes], bool],
         *,
         max_frames: int = DEFAULT_MAX_FRAMES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         known: Sequence[SequencedRecord] = (),
     ) -> None:
+        _check_window(max_frames, max_bytes)
         self.stream = stream
         self.start = start
         self.floor = start
@@ -114,6 +139,8 @@ class AnswerTap:
         self.error: BaseException | None = None
         self.followers = 0
         self._max_frames = max_frames
+        self._max_bytes = max_bytes
+        self._bytes = 0  # of the kept frames
         self._is_history = is_history
         self._waiting: list[_Follower] = []  # followers waiting for new frames
         # kept: asking asyncio for the running loop costs a getpid() call on CPython 3.11
@@ -140,9 +167,11 @@ class AnswerTap:
                     for event in events:
                         if event.kind is _DATA:
                             if not is_history(event.body):
+                                frame = event_frame(event.body, event.id)
                                 add_seq_num(event.seq_num)
                                 add_id(event.id)
-                                add_frame(event_frame(event.body, event.id))
+                                add_frame(frame)
+                                self._bytes += len(frame)
                         elif event.kind.boundary:
                             self.ended = True
                             break  # what follows belongs to another generation
@@ -161,11 +190,22 @@ class AnswerTap:
     def _trim(self) -> None:
         """Past ``max_frames``, drop the oldest eighth of the window at once: dropping one
         frame per record appended moved the whole window each time (a long answer slowed
-        down as it grew past the window)."""
-        if len(self.frames) > self._max_frames:
-            extra = len(self.frames) - self._max_frames + max(1, self._max_frames // 8)
+        down as it grew past the window). Past ``max_bytes``, drop the oldest frames until
+        an eighth of it is free."""
+        frames = self.frames
+        extra = 0
+        if len(frames) > self._max_frames:
+            extra = len(frames) - self._max_frames + max(1, self._max_frames // 8)
+        dropped = sum(len(frame) for frame in frames[:extra]) if extra else 0
+        if self._bytes - dropped > self._max_bytes:
+            free_to = self._max_bytes - self._max_bytes // 8
+            while extra < len(frames) and self._bytes - dropped > free_to:
+                dropped += len(frames[extra])
+                extra += 1
+        if extra:
             self.floor = self.seq_nums[extra - 1] + 1
-            del self.seq_nums[:extra], self.ids[:extra], self.frames[:extra]
+            del self.seq_nums[:extra], self.ids[:extra], frames[:extra]
+            self._bytes -= dropped
 
     def _wake(self) -> None:
         """New frames (or the end): each waiting follower whose response is idle and whose
@@ -279,7 +319,17 @@ class AnswerTaps:
     """The :class:`AnswerTap` s of one chat object, one per running answer it is asked to
     follow. A tap whose last follower left stays open ``linger_s`` seconds (a reconnecting
     client or the next wave of followers finds it), then closes; one that saw its answer's
-    end closes then too."""
+    end closes then too.
+
+    Args:
+        engine: the log engine the taps follow with.
+        is_history: the dialect's test for stored records that are not part of an answer.
+        linger_s: seconds a tap stays open after its last follower left.
+        max_frames: each tap's window in frames (see :class:`AnswerTap`).
+        max_bytes: each tap's window in bytes of frames (see :class:`AnswerTap`).
+
+    Raises ``ValueError`` for a ``max_frames`` or ``max_bytes`` below 1.
+    """
 
     def __init__(
         self,
@@ -288,11 +338,14 @@ class AnswerTaps:
         *,
         linger_s: float = DEFAULT_LINGER_S,
         max_frames: int = DEFAULT_MAX_FRAMES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
+        _check_window(max_frames, max_bytes)
         self._engine = engine
         self._is_history = is_history
         self._linger_s = linger_s
         self._max_frames = max_frames
+        self._max_bytes = max_bytes
         self._taps: dict[tuple[str, int], AnswerTap] = {}
         self._newest: dict[str, AnswerTap] = {}  # the newest tap opened on each stream
         self._idle: dict[AnswerTap, asyncio.TimerHandle] = {}
@@ -324,6 +377,7 @@ class AnswerTaps:
                 answer_start,
                 self._is_history,
                 max_frames=self._max_frames,
+                max_bytes=self._max_bytes,
                 known=known,
             )
             self._taps[key] = self._newest[stream] = tap
