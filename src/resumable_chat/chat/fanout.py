@@ -272,7 +272,9 @@ class AnswerTap:
             start: the first seq_num wanted.
             skip_ids_through: leave out frames whose SSE id is at most this (a resume cursor).
             done_frame: the dialect's end-of-stream frame (``None``: none).
-            fallback: reads the log from a seq_num when the window has moved past it.
+            fallback: reads the log from a seq_num when the window has moved past it
+                (filtering by ``skip_ids_through`` too): from where the frames this follower
+                was given end, or from the tap's ``start`` when it was given none yet.
             sink: where the tap's task may send frames while this iterator waits; what it
                 sends there is not yielded.
 
