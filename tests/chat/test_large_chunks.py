@@ -27,6 +27,7 @@ from resumable_chat.chat import (
     split_text_field,
 )
 from resumable_chat.chat.core import _storable
+from resumable_chat.log.fragments import FRAGMENT_HEADER
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.log.scan import read_range
 from resumable_chat.protocols.tanstack.dialect import TanStackDialect
@@ -378,6 +379,45 @@ async def test_a_tanstack_tool_result_over_one_record_is_stored_in_fragments(
         assert call["output"] == BIG_OUTPUT
         stored = await read_range(app.basin, "tanstack-c1", 0)
         assert all(len(r.body) <= MAX_DATA_BODY_BYTES for r in stored)
+
+
+async def _replay_from(client: Any, chat_id: str, cursor: int) -> list[tuple[str, str]]:
+    """``(id, type)`` of the events of a TanStack session replay of ``chat_id`` from
+    ``cursor``, up to the run's ``RUN_FINISHED`` (the replay follows on after it)."""
+    params = {"id": chat_id, "from": str(cursor)}
+    async with client.stream("GET", "/api/tanstack/chat/replay", params=params) as replay:
+        assert replay.status_code == 200
+        seen = ""
+        async for text in replay.aiter_text():
+            seen += text
+            events = [(i, json.loads(d)["type"]) for i, d in parse_sse(seen.rpartition("\n\n")[0])]
+            if any(kind == "RUN_FINISHED" for _, kind in events):
+                return events
+    raise AssertionError(f"the replay ended before RUN_FINISHED: {seen[-300:]}")
+
+
+async def test_a_cursor_between_fragments_still_gets_that_chunk(make_tanstack_app) -> None:  # type: ignore[no-untyped-def]
+    """A replay from a cursor no frame carried, pointing between the fragments of a chunk
+    (a client made it up): the chunk's id is above the cursor, so it comes, whole, read from
+    its first fragment; then the rest of the run."""
+    content = json.dumps(BIG_OUTPUT)
+    async with make_tanstack_app() as app:
+        app.model.chunks = [
+            {"type": "RUN_STARTED", "runId": "r1", "threadId": "t"},
+            {"type": "TOOL_CALL_RESULT", "toolCallId": "tc", "messageId": "a1", "content": content},
+            *tanstack_run(["drawn"])[1:],
+        ]
+        assert (await app.post("c1", [tanstack_user("draw")])).status_code == 202
+        await _replay_until_answered(app.client, "c1")
+        stored = await read_range(app.basin, "tanstack-c1", 0)
+        fragments = [r.seq_num for r in stored if any(h[0] == FRAGMENT_HEADER for h in r.headers)]
+        assert len(fragments) >= 2
+        for cursor in range(fragments[0] - 1, fragments[-1] + 1):
+            events = await asyncio.wait_for(_replay_from(app.client, "c1", cursor), 10)
+            results = [i for i, kind in events if kind == "TOOL_CALL_RESULT"]
+            if cursor <= fragments[-1]:  # the chunk's id is its last fragment's seq_num + 1
+                assert results == [str(fragments[-1] + 1)], cursor
+            assert all(int(i) > cursor for i, _ in events), cursor
 
 
 def test_a_stored_message_leaves_room_for_the_sse_id_header(

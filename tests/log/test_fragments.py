@@ -31,6 +31,7 @@ from resumable_chat.s2.records import (
     ReadBatch,
     SequencedRecord,
     metered_bytes,
+    trim_record,
 )
 
 BIG = bytes(range(256)) * 9_000  # about 2.2 MiB: three fragments
@@ -267,3 +268,68 @@ async def test_a_takeover_builds_the_terminal_without_a_chunk_cut_off() -> None:
     joined, pending = join_fragments(await read_range(basin, "s", 0))
     assert pending is None
     assert [r.body for r in joined if not r.headers] == [b"{1}", b"{lost}"]
+
+
+async def _follow_from(engine: LogEngine, cursor: int) -> list[tuple[RecordKind, int, bytes]]:
+    """What a follow of stream ``s`` from the resume cursor ``cursor`` yields, to the end."""
+    follow = engine.follow("s", cursor, until_closed=True, skip_ids_through=cursor)
+    events: list[tuple[RecordKind, int, bytes]] = []
+    async with contextlib.aclosing(follow) as batches:
+        async for batch in batches:
+            events.extend((e.kind, e.id, e.body) for e in batch)
+    return events
+
+
+async def _stored_log(basin: MemoryBasin) -> None:
+    """Stream ``s``: a claim, a chunk, a chunk in three fragments with a stop request and a
+    heartbeat between them (seq_nums 2, 4, 6: its id 7), a chunk, the end."""
+    parts = fragment_records(BIG)
+    assert parts is not None and len(parts) == 3
+    records = [
+        fence_record("session-a"),
+        AppendRecord(b"{1}"),
+        parts[0],
+        fence_record("stop-a"),
+        parts[1],
+        AppendRecord(b""),
+        parts[2],
+        AppendRecord(b"{2}"),
+        fence_record("end-a"),
+    ]
+    for record in records:  # one append each, as a writer stores them
+        await basin.append("s", AppendInput([record]))
+
+
+async def test_a_follow_from_any_cursor_gets_every_chunk_after_it_whole() -> None:
+    """A resume cursor may be an id no frame carried (a client made it up), one that points
+    between the fragments of a chunk: the follow reads that chunk from its first fragment,
+    so it gets every chunk whose id is above the cursor, whole, and nothing below it."""
+    basin = MemoryBasin()
+    engine = LogEngine(basin, LogConfig(lease_ms=60_000, heartbeat_ms=30_000))
+    await _stored_log(basin)
+    end = (RecordKind.END, 0, fence_record("end-a").body)
+    for cursor in range(1, 9):
+        chunks = [
+            (RecordKind.DATA, 2, b"{1}"),
+            (RecordKind.DATA, 7, BIG),
+            (RecordKind.DATA, 8, b"{2}"),
+        ]
+        expected = [*(chunk for chunk in chunks if chunk[1] > cursor), end]
+        assert await asyncio.wait_for(_follow_from(engine, cursor), 10) == expected, cursor
+    await engine.aclose()
+
+
+async def test_a_cursor_inside_a_chunk_whose_first_fragment_was_trimmed_reads_on() -> None:
+    """The chunk's first fragments are gone (trimmed): the chunk cannot be read whole, so it
+    is left out, and the follow goes on with the next chunk, as before it looked."""
+    basin = MemoryBasin()
+    engine = LogEngine(basin, LogConfig(lease_ms=60_000, heartbeat_ms=30_000))
+    await _stored_log(basin)
+    await basin.append("s", AppendInput([trim_record(4)]))
+    assert (await read_range(basin, "s", 0))[0].seq_num == 4
+    events = await asyncio.wait_for(_follow_from(engine, 5), 10)
+    assert [(kind, sse_id) for kind, sse_id, _ in events] == [
+        (RecordKind.DATA, 8),
+        (RecordKind.END, 0),
+    ]
+    await engine.aclose()

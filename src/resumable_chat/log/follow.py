@@ -24,7 +24,11 @@ log it cannot read (its client resumes later; the generation itself is not judge
 
 A chunk stored in several records (:mod:`~resumable_chat.log.fragments`) is yielded as one
 data event, with the last fragment's seq_num and SSE id, once its last fragment is read; a
-chunk cut off by a claim or terminal is not yielded.
+chunk cut off by a claim or terminal is not yielded. A follow from a resume cursor that
+points inside such a chunk (an id no frame carried) reads the log again from the chunk's
+first fragment (one read session more per step back over a stop request or heartbeat
+between its fragments), so the chunk, whose id is above the cursor, comes whole; when its
+first fragment is no longer kept (trimmed), it is left out.
 
 Records missing in the middle (trimmed or expired under the reader) raise
 :class:`~resumable_chat.log.errors.LogGapError` instead of being skipped silently (single-use
@@ -51,7 +55,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from resumable_chat.log.errors import LogGapError
-from resumable_chat.log.fragments import FragmentJoiner
+from resumable_chat.log.fragments import MAX_FRAGMENTS, FragmentJoiner, fragment_of
 from resumable_chat.log.records import RecordKind, classify, record_id
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import RangeNotSatisfiableError, StreamNotFoundError
@@ -86,6 +90,21 @@ _DATA = RecordKind.DATA
 _SKIPPED = frozenset(
     {RecordKind.HEARTBEAT, RecordKind.STOP, RecordKind.TRIM, RecordKind.OTHER_COMMAND}
 )
+
+
+def _head_of(record: SequencedRecord, rewound_to: int | None) -> int | None:
+    """Where to read again from to find the first fragment of ``record``'s chunk, when
+    ``record`` is a fragment past the first and the first of a follow's chunks; else
+    ``None``. Stop requests and heartbeats may lie between fragments, so the first
+    fragment lies at ``index`` records before it or earlier: each rewind reads from below
+    the last (``rewound_to``) until the first fragment is the first record read."""
+    part = fragment_of(record)
+    if part is None or part[0] <= 0:
+        return None
+    head = record.seq_num - part[0]
+    if rewound_to is not None:
+        head = min(head, rewound_to - 1)
+    return head if head >= 0 else None
 
 
 class _Feed:
@@ -310,7 +329,8 @@ async def follow_log(
         open_generation: whether a generation is known to be open at ``start`` (``None``:
             unknown, the watchdog asks the log).
         skip_ids_through: skip data records whose SSE id is at most this (a resume cursor:
-            records a remote stop displaced keep their lower ids).
+            records a remote stop displaced keep their lower ids). With it, a ``start``
+            inside a chunk stored in fragments reads that chunk from its first fragment.
         from_oldest_kept: ``start`` may lie below the oldest record left (a generation whose
             claim was trimmed away is read from its first kept record); otherwise a first
             record past ``start`` means records vanished there, and is a ``LogGapError``
@@ -332,6 +352,11 @@ async def follow_log(
     position = start
     delivered = False
     joiner = FragmentJoiner()
+    # From a cursor, the first record may be a fragment past the first of its chunk (a
+    # cursor no frame carried): the chunk is read again from its first fragment (rewind).
+    seeking = skip_ids_through is not None and start > 0
+    rewound_to: int | None = None  # where the last rewind started reading
+    rewinds_left = MAX_FRAGMENTS
     # The watchdog judges in its own task, so a slow S2 never holds up delivery.
     judging: asyncio.Task[bool] | None = None
     try:
@@ -359,26 +384,40 @@ async def follow_log(
                 raise item
             events: list[LogEvent] = []
             closed = False
+            rewind: int | None = None
             for record in item:
                 if record.seq_num < position:
                     continue
                 if record.seq_num > position and (delivered or not from_oldest_kept):
-                    if events:
-                        yield events
-                    raise LogGapError(stream, position, record.seq_num)
+                    if position != rewound_to:
+                        if events:
+                            yield events
+                        raise LogGapError(stream, position, record.seq_num)
+                    seeking = False  # the chunk's head is no longer kept: it stays dropped
                 delivered = True
                 position = record.seq_num + 1
                 if not record.headers and record.body:  # a chunk, as a generation writes it
+                    seeking = False
                     if joiner.pending_from is not None:
                         joiner.add(record)  # the unfinished chunk before it is dropped
-                    if skip_ids_through is None or position > skip_ids_through:
+                    if (skip_ids_through is None or position > skip_ids_through) and (
+                        record.seq_num >= start
+                    ):
                         events.append(LogEvent(_DATA, record.seq_num, position, record.body))
                     continue
                 if record.headers:
+                    if seeking:
+                        rewind = _head_of(record, rewound_to)
+                        if rewind is not None and rewinds_left > 0:
+                            break
+                        rewind = None
+                        seeking = classify(record) in _SKIPPED
                     whole = joiner.add(record)  # a chunk stored in fragments, joined
                     if whole is None:
                         continue
                     record = whole
+                if record.seq_num < start:
+                    continue  # read again only to find a chunk's first fragment
                 kind = classify(record)
                 if kind in _SKIPPED:
                     continue
@@ -397,6 +436,16 @@ async def follow_log(
                 yield events
             if closed:
                 return
+            if rewind is not None:
+                # a new feed from the log, the old one closed first (its queue and its
+                # writer's listener with it)
+                rewinds_left -= 1
+                engine.closed(feed)
+                await feed.aclose()
+                feed = _Feed(engine.basin, stream, rewind, None, stuck_s=lease_s)
+                engine.opened(feed)
+                position = rewound_to = rewind
+                joiner = FragmentJoiner()
     finally:
         engine.closed(feed)
         if judging is not None and not judging.done():

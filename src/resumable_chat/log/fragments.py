@@ -13,8 +13,11 @@ What can come between fragments and what cannot: a stop request (another instanc
 ``stop-`` fence) or a heartbeat may; the writer appends nothing else until the chunk is
 stored. A claim or terminal before the last fragment means the writer was cut off (taken
 over, crashed): the fragments so far are dropped, as a chunk that was never stored. A
-fragment out of order (a reader starting inside a chunk, from a cursor a client made up)
-is dropped with its chunk. So a reader sees each chunk whole or not at all.
+fragment out of order is dropped with its chunk. So a reader sees each chunk whole or not
+at all. A follow from a resume cursor that points inside a chunk (an id no frame carried:
+every frame's id is past its chunk's last fragment) reads that chunk from its first
+fragment (:func:`~resumable_chat.log.follow.follow_log`), so the chunk, whose id is above
+the cursor, is not lost.
 
 Other readers of the log (``@s2-dev/resumable-stream`` 2.1, earlier releases of this
 package) see the fragments as data records whose bodies are pieces of JSON.
@@ -32,6 +35,7 @@ __all__ = [
     "FRAGMENT_HEADER",
     "MAX_FRAGMENTS",
     "FragmentJoiner",
+    "fragment_of",
     "fragment_records",
     "join_fragments",
 ]
@@ -70,8 +74,12 @@ def fragment_records(body: bytes) -> list[AppendRecord] | None:
     ]
 
 
-def _fragment_of(record: SequencedRecord) -> tuple[int, int] | None:
-    """``(index, count)`` of a fragment record, else ``None``."""
+def fragment_of(record: SequencedRecord) -> tuple[int, int] | None:
+    """Where ``record`` sits in a chunk stored in fragments.
+
+    Returns ``(index, count)`` from its ``rc-part`` header (``index`` from 0); ``(-1, 0)``
+    when that header is malformed (such a record never joins); ``None`` when ``record`` is
+    not a fragment."""
     for name, value in record.headers:
         if name == FRAGMENT_HEADER:
             index, _, count = value.partition(b"/")
@@ -108,7 +116,7 @@ class FragmentJoiner:
             if record.body:
                 self._drop()
             return record
-        part = _fragment_of(record)
+        part = fragment_of(record)
         if part is None:
             kind = classify(record)
             if kind is RecordKind.DATA or kind.boundary:
