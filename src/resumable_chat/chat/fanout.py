@@ -273,8 +273,9 @@ class AnswerTap:
             skip_ids_through: leave out frames whose SSE id is at most this (a resume cursor).
             done_frame: the dialect's end-of-stream frame (``None``: none).
             fallback: reads the log from a seq_num when the window has moved past it
-                (filtering by ``skip_ids_through`` too): from where the frames this follower
-                was given end, or from the tap's ``start`` when it was given none yet.
+                (filtering by ``skip_ids_through`` too, so that a position inside a chunk
+                stored in fragments, from a cursor no frame carried, still gets that chunk:
+                :func:`~resumable_chat.log.follow.follow_log`).
             sink: where the tap's task may send frames while this iterator waits; what it
                 sends there is not yielded.
 
@@ -285,12 +286,7 @@ class AnswerTap:
         loop = self._event_loop
         while True:
             if me.position < self.floor:  # the window moved past us: read the log ourselves
-                # From where the last frame we were given ends (a chunk boundary); before
-                # any, from the answer's start with the cursor skipping what the client has:
-                # a cursor no frame carried may point inside a chunk stored in fragments,
-                # and a read from there would drop that chunk (resumable_chat.log.fragments).
-                given = me.position if me.position != start else self.start
-                async for stored in fallback(given):
+                async for stored in fallback(me.position):
                     yield stored
                 return
             data, position = self._next(me)
