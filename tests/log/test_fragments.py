@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -270,16 +271,6 @@ async def test_a_takeover_builds_the_terminal_without_a_chunk_cut_off() -> None:
     assert [r.body for r in joined if not r.headers] == [b"{1}", b"{lost}"]
 
 
-async def _follow_from(engine: LogEngine, cursor: int) -> list[tuple[RecordKind, int, bytes]]:
-    """What a follow of stream ``s`` from the resume cursor ``cursor`` yields, to the end."""
-    follow = engine.follow("s", cursor, until_closed=True, skip_ids_through=cursor)
-    events: list[tuple[RecordKind, int, bytes]] = []
-    async with contextlib.aclosing(follow) as batches:
-        async for batch in batches:
-            events.extend((e.kind, e.id, e.body) for e in batch)
-    return events
-
-
 async def _stored_log(basin: MemoryBasin) -> None:
     """Stream ``s``: a claim, a chunk, a chunk in three fragments with a stop request and a
     heartbeat between them (seq_nums 2, 4, 6: its id 7), a chunk, the end."""
@@ -315,7 +306,8 @@ async def test_a_follow_from_any_cursor_gets_every_chunk_after_it_whole() -> Non
             (RecordKind.DATA, 8, b"{2}"),
         ]
         expected = [*(chunk for chunk in chunks if chunk[1] > cursor), end]
-        assert await asyncio.wait_for(_follow_from(engine, cursor), 10) == expected, cursor
+        events = await asyncio.wait_for(_follow_events(engine, cursor, cursor), 10)
+        assert events == expected, cursor
     await engine.aclose()
 
 
@@ -327,9 +319,83 @@ async def test_a_cursor_inside_a_chunk_whose_first_fragment_was_trimmed_reads_on
     await _stored_log(basin)
     await basin.append("s", AppendInput([trim_record(4)]))
     assert (await read_range(basin, "s", 0))[0].seq_num == 4
-    events = await asyncio.wait_for(_follow_from(engine, 5), 10)
+    events = await asyncio.wait_for(_follow_events(engine, 5, 5), 10)
     assert [(kind, sse_id) for kind, sse_id, _ in events] == [
         (RecordKind.DATA, 8),
         (RecordKind.END, 0),
     ]
     await engine.aclose()
+
+
+_BETWEEN = st.lists(st.sampled_from(["stop", "heartbeat"]), max_size=2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(min_size=1, max_size=4).map(lambda b: ("data", b)),
+            st.lists(_BETWEEN, min_size=2, max_size=4).map(lambda gaps: ("chunk", gaps)),
+            st.sampled_from([("stop", None), ("heartbeat", None)]),
+        ),
+        max_size=8,
+    ),
+    st.integers(1, 40),
+)
+def test_a_follow_from_any_cursor_gets_exactly_the_chunks_after_it(
+    items: list[tuple[str, Any]], cursor: int
+) -> None:
+    """Any log of chunks, chunks in fragments with stop requests and heartbeats between
+    them, and any cursor (one a frame carried or not): a follow from the cursor yields
+    exactly the chunks whose ids are above it, each whole, then the end."""
+    records: list[AppendRecord] = [fence_record("session-a")]
+    filler = {"stop": fence_record("stop-a"), "heartbeat": AppendRecord(b"")}
+    for index, (kind, value) in enumerate(items):
+        if kind == "data":
+            records.append(AppendRecord(value))
+        elif kind == "chunk":
+            body = f"chunk {index} ".encode() * 3
+            count = len(value)
+            size = -(-len(body) // count)
+            for i, gap in enumerate(value):
+                part = body[i * size : (i + 1) * size]
+                records.append(AppendRecord(part, ((FRAGMENT_HEADER, f"{i}/{count}".encode()),)))
+                if i < count - 1:
+                    records += [filler[name] for name in gap]
+        else:
+            records.append(filler[kind])
+    records.append(fence_record("end-a"))
+    joined, _ = join_fragments(_sequenced(records))
+    expected = [
+        (record_id(r), r.body)
+        for r in joined
+        if r.body and not any(name == b"" for name, _ in r.headers) and record_id(r) > cursor
+    ]
+
+    async def follow() -> list[tuple[int, bytes]]:
+        basin = MemoryBasin()
+        engine = LogEngine(basin, LogConfig(lease_ms=60_000, heartbeat_ms=30_000))
+        for record in records:
+            await basin.append("s", AppendInput([record]))
+        start = min(cursor, len(records) - 1)  # a cursor past the end: only the end
+        try:
+            events = await asyncio.wait_for(_follow_events(engine, start, cursor), 10)
+        finally:
+            await engine.aclose()
+        assert events[-1][0] is RecordKind.END
+        return [(sse_id, body) for kind, sse_id, body in events if kind is RecordKind.DATA]
+
+    assert asyncio.run(follow()) == expected
+
+
+async def _follow_events(
+    engine: LogEngine, start: int, cursor: int
+) -> list[tuple[RecordKind, int, bytes]]:
+    """What a follow of stream ``s`` from ``start`` with the resume cursor ``cursor`` yields,
+    to the end."""
+    follow = engine.follow("s", start, until_closed=True, skip_ids_through=cursor)
+    events: list[tuple[RecordKind, int, bytes]] = []
+    async with contextlib.aclosing(follow) as batches:
+        async for batch in batches:
+            events.extend((e.kind, e.id, e.body) for e in batch)
+    return events
