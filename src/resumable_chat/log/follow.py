@@ -389,7 +389,7 @@ async def follow_log(
                 if record.seq_num < position:
                     continue
                 if record.seq_num > position and (delivered or not from_oldest_kept):
-                    if position != rewound_to:
+                    if position != rewound_to or record.seq_num > start:
                         if events:
                             yield events
                         raise LogGapError(stream, position, record.seq_num)
