@@ -36,10 +36,16 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     assert len(figures) >= 25
     for name, figure in figures.items():
         assert set(figure) == {"value", "unit", "goal", "met"}, name
-        assert isinstance(figure["value"], int | float), name
         assert isinstance(figure["unit"], str) and figure["unit"], name
         assert figure["goal"] is None or isinstance(figure["goal"], str), name
         assert figure["met"] in (True, False, None), name
+        if figure["value"] is None:
+            # a ratio of load steps where one side carried none (a busy machine fails even
+            # the smoke's smallest step): no samples, reported as such, neither met nor not
+            assert "concurrent generations" in name and figure["unit"] == "ratio", name
+            assert figure["met"] is None, name
+            continue
+        assert isinstance(figure["value"], int | float), name
         assert (figure["met"] is None) == (figure["goal"] is None), name
     names = " | ".join(figures)
     for expected in (
