@@ -17,7 +17,7 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-__all__ = ["free_port", "serve_app"]
+__all__ = ["KEEP_ALIVE_S", "free_port", "serve_app"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -26,6 +26,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+#: Seconds the server keeps an idle connection open: longer than clients keep one for reuse
+#: (httpx's pool 5 s, browsers and Node's undici about 4-5 s), so a client never sends a
+#: request on a connection the server is closing at that moment (uvicorn's and hypercorn's
+#: default, 5 s, races httpx's: under load a request then fails with ``ReadError``).
+KEEP_ALIVE_S = 75.0
 
 
 @contextlib.asynccontextmanager
@@ -39,7 +46,8 @@ async def serve_app(
 ) -> AsyncIterator[str]:
     """Run ``app`` with uvicorn (or hypercorn when ``http2``) on ``host:port`` in this loop.
 
-    ``port`` defaults to a free one. Yields the base URL (``http://127.0.0.1:PORT``). On exit
+    ``port`` defaults to a free one. Idle connections are kept :data:`KEEP_ALIVE_S` seconds.
+    Yields the base URL (``http://127.0.0.1:PORT``). On exit
     the server shuts down (open streaming responses are cancelled after a short grace
     period). Requires ``uvicorn`` / ``hypercorn`` (the ``testing`` extra); raises
     ``RuntimeError`` when the server fails to start.
@@ -58,6 +66,7 @@ async def serve_app(
         log_level="warning",
         lifespan=lifespan,
         timeout_graceful_shutdown=1,
+        timeout_keep_alive=int(KEEP_ALIVE_S),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(), name=f"uvicorn {host}:{port}")
@@ -88,6 +97,7 @@ async def _serve_hypercorn(app: Any, host: str, port: int) -> AsyncIterator[str]
     config.loglevel = "WARNING"
     config.accesslog = None
     config.graceful_timeout = 1.0
+    config.keep_alive_timeout = KEEP_ALIVE_S
     stop = asyncio.Event()
     task = asyncio.create_task(
         serve(app, config, shutdown_trigger=stop.wait),
