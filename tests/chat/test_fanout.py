@@ -85,13 +85,18 @@ class Gate:
 
 
 async def _body(
-    response: Any, pause: asyncio.Event | None = None, first: asyncio.Event | None = None
+    response: Any,
+    pause: asyncio.Event | None = None,
+    first: asyncio.Event | None = None,
+    seen: tuple[bytes, asyncio.Event] | None = None,
 ) -> bytes:
     """The response body; ``first`` is set once the first bytes arrived, after which the
-    reading waits for ``pause``."""
+    reading waits for ``pause``; ``seen``'s event is set once its bytes are in the body."""
     parts = []
     async for data in response.body_iterator:
         parts.append(data)
+        if seen is not None and seen[0] in b"".join(parts):
+            seen[1].set()
         if len(parts) == 1:
             if first is not None:
                 first.set()
@@ -247,15 +252,14 @@ async def test_a_cursor_inside_a_chunk_behind_the_window_still_gets_that_chunk()
     live = await _start(owner, gate)
     gate.step(20)
     await _stored(owner, gate, 20)
-    first, first_bytes = _reading(await reader.replay(STREAM))  # opens the tap
-    await asyncio.wait_for(first_bytes.wait(), 5)
-    (tap,) = reader._taps._taps.values()
     tail = (await basin.check_tail(STREAM)).seq_num
-
-    async def read_through() -> bool:
-        return tap.position >= tail
-
-    await eventually(read_through)
+    read_through = asyncio.Event()  # the follower got the last stored record's frame
+    first = asyncio.create_task(
+        _body(await reader.replay(STREAM), seen=(f"id: {tail}\n".encode(), read_through))
+    )  # opens the tap
+    await asyncio.wait_for(read_through.wait(), 10)
+    (tap,) = reader._taps._taps.values()
+    assert tap.position >= tail
     fragments = [
         record.seq_num
         for record in await read_range(basin, STREAM, 0)
