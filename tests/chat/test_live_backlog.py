@@ -6,6 +6,7 @@ frames from the model and reads the rest of the answer from the log at the clien
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -18,7 +19,8 @@ from fastapi import FastAPI
 
 from helpers import user_message
 from resumable_chat import create_resumable_chat
-from resumable_chat.chat.producer import LIVE_BACKLOG_BYTES, LiveChannel
+from resumable_chat.chat import producer as producer_module
+from resumable_chat.chat.producer import LIVE_BACKLOG_BYTES, LiveChannel, live_backlog_bytes
 from resumable_chat.fastapi import ai_sdk_router
 from resumable_chat.s2 import Basin
 from resumable_chat.sse import event_frame
@@ -74,6 +76,53 @@ async def test_no_position_no_cut_after_a_frame_without_an_id() -> None:
     assert channel.behind_from is None
     channel.close(complete=True)
     assert len(await anext(reader)) == 400
+
+
+async def _sending(channel: LiveChannel, frame: bytes, cursor: int) -> AsyncIterator[bytes]:
+    """The channel's reader, handed ``frame`` and away sending it (as to a stalled client)."""
+    reader = channel.frames()
+    first = asyncio.ensure_future(_take(reader))
+    await asyncio.sleep(0)  # the reader waits for a frame
+    channel.push(frame, cursor, direct=False)
+    assert await first == frame
+    return reader
+
+
+async def test_past_the_loop_total_the_channel_that_goes_over_reads_the_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Several stalled clients, each under its own bound: the frames they all hold together
+    stay under the total; the response whose frame would go over reads the log instead, and
+    what the others held is theirs until they take it."""
+    monkeypatch.setattr(producer_module, "LIVE_BACKLOG_TOTAL_BYTES", 150)
+    a, b = LiveChannel(max_backlog_bytes=1000), LiveChannel(max_backlog_bytes=1000)
+    reader_a = await _sending(a, b"id: 3\n", 3)
+    reader_b = await _sending(b, b"id: 8\n", 8)
+    assert live_backlog_bytes() == 0
+    a.push(b"x" * 100, 4)
+    assert live_backlog_bytes() == 100
+    b.push(b"y" * 60, 9)  # 160 held in all: b goes over
+    assert (a.behind_from, b.behind_from) == (None, 8)
+    assert live_backlog_bytes() == 100  # b's frames dropped, a's still held
+    b.push(b"z", 10)  # dropped: b reads the log from 8 on
+    with pytest.raises(StopAsyncIteration):
+        await anext(reader_b)
+    a.push(b"w" * 40, 5)  # 140: under the total again
+    assert a.behind_from is None
+    assert await anext(reader_a) == b"x" * 100 + b"w" * 40  # a's client read on: taken
+    assert live_backlog_bytes() == 0
+    await reader_a.aclose()
+
+
+async def test_a_reader_that_goes_away_mid_send_gives_its_backlog_back() -> None:
+    channel = LiveChannel(max_backlog_bytes=1000)
+    reader = await _sending(channel, b"id: 1\n", 1)
+    channel.push(b"x" * 300, 2)
+    assert live_backlog_bytes() == 300
+    await reader.aclose()  # the client left while its send waited
+    assert live_backlog_bytes() == 0
+    channel.push(b"y" * 300, 3)  # dropped: nobody reads
+    assert live_backlog_bytes() == 0
 
 
 def test_the_bound_must_be_positive() -> None:
@@ -137,3 +186,62 @@ async def test_a_client_that_stops_reading_holds_a_bounded_backlog_and_loses_not
         await chat.aclose()
     assert held < 3 * LIVE_BACKLOG_BYTES < count * DELTA // 6, held  # not the ~20 MB made
     assert_whole_numbered_answer(received, count)
+
+
+async def test_many_stalled_clients_hold_the_loop_total_not_their_bounds_each(
+    basin: Basin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three clients stop reading while their 10 MB answers run (more than the sockets
+    take): together the server holds about the loop's total of their frames (here 2 MiB),
+    not what each may hold alone (here 64 MiB), and each client still gets its whole answer
+    once it reads again."""
+    total = 2 * 1024 * 1024
+    monkeypatch.setattr(producer_module, "LIVE_BACKLOG_TOTAL_BYTES", total)
+    monkeypatch.setattr(producer_module, "LIVE_BACKLOG_BYTES", 64 * 1024 * 1024)
+    clients, count = 3, 600
+    ended = 0
+    all_finished = asyncio.Event()
+
+    async def source(messages: list[dict[str, Any]], signal: Any) -> AsyncIterator[Any]:
+        nonlocal ended
+        answer = numbered_answer(count, asyncio.Event(), delta_bytes=DELTA, pause_s=0)
+        try:
+            async for chunk in answer(messages, signal):
+                yield chunk
+        finally:
+            ended += 1
+            if ended == clients:
+                all_finished.set()
+
+    chat = create_resumable_chat(basin=basin)
+    app = FastAPI()
+    app.include_router(ai_sdk_router(chat, source))
+    tracemalloc.start()
+    try:
+        async with (
+            serve_app(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=60) as client,
+            contextlib.AsyncExitStack() as streams,
+        ):
+            readers = []
+            for i in range(clients):
+                body = {"id": f"stalled-{i}", "messages": [user_message()]}
+                response = await streams.enter_async_context(
+                    client.stream("POST", "/api/chat", json=body)
+                )
+                readers.append(response.aiter_raw())
+            received = [await anext(reader) for reader in readers]
+            await asyncio.wait_for(all_finished.wait(), 60)  # ~30 MB made, none of it read
+            held = live_frame_bytes(tracemalloc.take_snapshot())
+            counted = live_backlog_bytes()
+            tracemalloc.stop()
+            for i, reader in enumerate(readers):
+                async for piece in reader:
+                    received[i] += piece
+    finally:
+        tracemalloc.stop()
+        await chat.aclose()
+    assert counted <= total
+    assert held < 2 * total, held  # the frames waiting, and those being sent
+    for body in received:
+        assert_whole_numbered_answer(body, count)

@@ -142,6 +142,11 @@ class Checker:
         self.check_probes()
         if self.world.unfinished:
             self.fail(f"clients still running long after the end: {self.world.unfinished}")
+        if self.world.held_backlog_bytes:
+            self.fail(
+                f"{self.world.held_backlog_bytes} bytes of live backlog still counted after "
+                "every response ended"
+            )
         return self.violations
 
     # -- the log -------------------------------------------------------------------------

@@ -84,6 +84,10 @@ class SimConfig:
     #: clients that are behind (a send that waits) down that path, mid-answer, under the same
     #: faults, stops and takeovers
     live_backlog_bytes: int | None = None
+    #: bytes all the live responses of the run may hold together for clients behind
+    #: (``resumable_chat.chat.producer.LIVE_BACKLOG_TOTAL_BYTES``); a small one sends a
+    #: response down the log path when others hold the rest, whatever its own backlog
+    live_backlog_total_bytes: int | None = None
     #: bytes of frames each answer's tap keeps for the followers on one instance
     #: (``resumable_chat.chat.fanout.DEFAULT_MAX_BYTES``); a small one sends followers that
     #: are behind down the path that reads the log itself, mid-answer
@@ -144,6 +148,8 @@ class World:
     heal_ms: float = 0.0
     settled_ms: float = 0.0
     unfinished: list[str] = field(default_factory=list)
+    #: bytes the live channels still counted against the loop's total once all had ended
+    held_backlog_bytes: int = 0
 
 
 def _padded(delta: str, share: int) -> str:
@@ -267,7 +273,7 @@ class Simulation:
         # how long a client's send may wait (s): a client behind; with a small live backlog,
         # sometimes long enough for the live answer to run ahead of it by many chunks
         self._send_waits: tuple[float, ...] = (0, 0, 0, 0.001, 0.02)
-        if config.live_backlog_bytes is not None:
+        if config.live_backlog_bytes is not None or config.live_backlog_total_bytes is not None:
             self._send_waits += (0.3,)
 
     # -- set-up ------------------------------------------------------------------------
@@ -524,14 +530,20 @@ class Simulation:
         engine_module.close_lost = self._close_lost  # record who closes what
         tail_window, scan_module.TAIL_WINDOW = scan_module.TAIL_WINDOW, self.config.tail_window
         backlog = producer_module.LIVE_BACKLOG_BYTES
+        total = producer_module.LIVE_BACKLOG_TOTAL_BYTES
         if self.config.live_backlog_bytes is not None:
             producer_module.LIVE_BACKLOG_BYTES = self.config.live_backlog_bytes
+        if self.config.live_backlog_total_bytes is not None:
+            producer_module.LIVE_BACKLOG_TOTAL_BYTES = self.config.live_backlog_total_bytes
         try:
-            return await self._run()
+            world = await self._run()
+            world.held_backlog_bytes = producer_module.live_backlog_bytes()
+            return world
         finally:
             engine_module.close_lost = _CLOSE_LOST
             scan_module.TAIL_WINDOW = tail_window
             producer_module.LIVE_BACKLOG_BYTES = backlog
+            producer_module.LIVE_BACKLOG_TOTAL_BYTES = total
 
     async def _run(self) -> World:
         config, rng = self.config, self.rng

@@ -625,9 +625,11 @@ class ResumableChat:
         A client that reads slower than the model writes is not waited for (the model and
         the log never are): its frames wait in memory, up to
         :data:`~resumable_chat.chat.producer.LIVE_BACKLOG_BYTES` (1 MiB) while it is still
-        being sent the ones before; past that, the response reads the rest of the answer
-        from the log at the client's pace, from the last frame it was sent, as
-        :meth:`replay` with that cursor would (stored bodies, the same SSE ids).
+        being sent the ones before, and all the live responses of the process together up to
+        :data:`~resumable_chat.chat.producer.LIVE_BACKLOG_TOTAL_BYTES` (64 MiB); past that,
+        the response reads the rest of the answer from the log at the client's pace, from
+        the last frame it was sent, as :meth:`replay` with that cursor would (stored bodies,
+        the same SSE ids).
         """
         channel = live_channel(generation)
         response = sse_response(

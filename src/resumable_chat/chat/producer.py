@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import math
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, cast
 
@@ -43,6 +44,7 @@ __all__ = [
     "StopSignal",
     "decode_chunk",
     "encode_chunk",
+    "live_backlog_bytes",
     "live_channel",
 ]
 
@@ -165,6 +167,41 @@ _FENCE_ROOM = 1024
 #: memory, not the whole answer, and loses nothing.
 LIVE_BACKLOG_BYTES = 1024 * 1024
 
+#: Bytes of frames all the live responses served by one event loop (one server process) may
+#: hold together for clients that fell behind, however many there are: past it, the response
+#: whose frame goes over stops taking frames and reads the rest of its answer from the log,
+#: as past :data:`LIVE_BACKLOG_BYTES`. A thousand stalled tabs then cost 64 MiB, not 1 GiB.
+LIVE_BACKLOG_TOTAL_BYTES = 64 * 1024 * 1024
+
+
+class _HeldBacklog:
+    """Bytes the live channels of one event loop hold for readers that are sending."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
+_held_backlogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _HeldBacklog] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _held_backlog(loop: asyncio.AbstractEventLoop) -> _HeldBacklog:
+    held = _held_backlogs.get(loop)
+    if held is None:
+        held = _held_backlogs[loop] = _HeldBacklog()
+    return held
+
+
+def live_backlog_bytes() -> int:
+    """Bytes of frames the live responses of the running event loop hold for clients that
+    fell behind (counted against :data:`LIVE_BACKLOG_TOTAL_BYTES`): a gauge for metrics.
+
+    Raises ``RuntimeError`` outside an event loop."""
+    return _held_backlog(asyncio.get_running_loop()).bytes
+
 
 class LiveChannel:
     """The live branch of the tee: frames for one response, buffered until it reads them.
@@ -180,8 +217,9 @@ class LiveChannel:
     instead, for the reader to send several at once.
 
     Bounded: when more than ``max_backlog_bytes`` of frames wait while the reader is still
-    sending the ones it took (a client that stopped reading), they are dropped and so is
-    every later frame;
+    sending the ones it took (a client that stopped reading), or the frame that comes takes
+    what all the channels of the event loop hold so past :data:`LIVE_BACKLOG_TOTAL_BYTES`,
+    they are dropped and so is every later frame;
     :meth:`frames` then ends and :attr:`behind_from` says where the reader's frames stopped,
     for it to read the rest from the log. Not while the last frame handed over has no SSE
     id (sent before the claim was decided): there is no position to read from then.
@@ -201,6 +239,7 @@ class LiveChannel:
         "_event_loop",
         "_frames",
         "_handed",
+        "_held",
         "_in_send",
         "_last_send",
         "_max_backlog",
@@ -227,6 +266,7 @@ class LiveChannel:
         self._event_loop: asyncio.AbstractEventLoop | None = None  # the reader's
         self._max_backlog = max_backlog_bytes
         self._backlog = 0  # bytes queued since the reader went into its send
+        self._held: _HeldBacklog | None = None  # the reader's loop's total, counting _backlog
         # SSE id of the last frame queued / handed to the reader (0: none yet; -1: a frame
         # without one)
         self._queued_at = 0
@@ -266,11 +306,26 @@ class LiveChannel:
         frames.append(frame)
         self._queued_at = cursor
         if self._in_send:  # the reader is away with the frames it took: count what waits
-            self._backlog += len(frame)
-            if self._backlog > self._max_backlog and self._handed >= 0:
+            size = len(frame)
+            self._backlog += size
+            held = self._held
+            assert held is not None  # set by the reader, before its first send
+            held.bytes += size
+            if (
+                self._backlog > self._max_backlog or held.bytes > LIVE_BACKLOG_TOTAL_BYTES
+            ) and self._handed >= 0:
                 self._behind = True  # the reader reads the log from where its frames stopped
                 frames.clear()
+                self._release()
                 self._wake()
+
+    def _release(self) -> None:
+        """The frames counted in ``_backlog`` are no longer held here: off the total."""
+        if self._backlog:
+            held = self._held
+            assert held is not None  # a backlog is only counted with it
+            held.bytes -= self._backlog
+            self._backlog = 0
 
     @property
     def behind_from(self) -> int | None:
@@ -303,6 +358,7 @@ class LiveChannel:
         same loop turn, which the response sends at once instead of a turn later (under load
         a turn is every other request's work)."""
         loop = self._event_loop = asyncio.get_running_loop()
+        self._held = _held_backlog(loop)
         frames = self._frames
         try:
             if not frames and not self._closed:
@@ -321,7 +377,7 @@ class LiveChannel:
                     out = frames[0] if len(frames) == 1 else b"".join(frames)
                     frames.clear()
                     self._handed = self._queued_at
-                    self._backlog = 0
+                    self._release()
                     self._in_send = True
                     yield out
                     self._in_send = False
@@ -337,6 +393,7 @@ class LiveChannel:
             self._detached = True
             self.send_now = None
             frames.clear()
+            self._release()
 
 
 class PrefetchedSource:
