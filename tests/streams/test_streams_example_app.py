@@ -123,6 +123,22 @@ async def test_post_with_a_text_body_and_delete(client: httpx.AsyncClient, basin
         assert await _status(client, "t1") is None
 
 
+async def test_a_text_with_a_lone_surrogate_streams_whole_with_a_replacement_character(
+    client: httpx.AsyncClient,
+) -> None:
+    """JSON may carry a lone surrogate (``"\\ud800"``), which UTF-8 cannot: the stream
+    sends and stores it as U+FFFD (as a browser's ``TextEncoder`` does), and a surrogate
+    pair as its one character, instead of failing mid-answer with the connection cut."""
+    body = b'{"text": "a \\ud800 b \\ud83d\\ude00 c"}'
+    headers = {"Content-Type": "application/json"}
+    response = await client.post("/api/streams/s-sur", content=body, headers=headers)
+    assert response.status_code == 200
+    assert response.text == "a \ufffd b \U0001f600 c"
+    resumed = await client.get("/api/streams/s-sur", params={"resumeAt": "2"})
+    assert resumed.status_code == 422  # done: nothing to resume
+    assert await _status(client, "s-sur") == "done"
+
+
 async def test_an_oversized_post_body_gets_413_and_creates_nothing(
     client: httpx.AsyncClient,
 ) -> None:

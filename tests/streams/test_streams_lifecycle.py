@@ -151,6 +151,30 @@ async def test_resume_at_counts_utf16_units_when_asked(
     assert await read(half) == FULL[emoji_at + 1 :]
 
 
+async def test_surrogates_in_a_chunk_are_stored_and_sent_as_javascript_would(
+    make_context: Callable[..., ResumableStreamContext],
+) -> None:
+    """A ``str`` may hold surrogate code points, which UTF-8 cannot: a lone one (JSON's
+    ``"\\ud800"``) goes out as U+FFFD and a pair as the one character it encodes, live and
+    stored alike (as ``TextEncoder`` does in the JavaScript package), instead of failing
+    the stream; lengths in UTF-16 units stay the same, so cursors agree."""
+    context = make_context(resume_at_unit="utf-16")
+    source = TestingStream()
+    producer = await context.resumable_stream("sur", source.make)
+    resumers = [await context.resume_existing_stream("sur", at) for at in (0, 4, 5)]
+    chunks = ["a\ud800", "\udc00b", "\ud83d\ude00c", "x" * 300_000 + "\ud83d"]
+    for chunk in chunks:
+        source.write(chunk)
+    source.close()
+    sent = ["a\ufffd", "\ufffdb", "\U0001f600c", "x" * 300_000 + "\ufffd"]
+    assert await read_chunks(producer) == sent
+    whole = "".join(sent)
+    units = len("".join(chunks).encode("utf-16-le", "surrogatepass")) // 2
+    assert len(whole.encode("utf-16-le")) // 2 == units
+    from_start, from_emoji, inside_emoji = [await read(resumer) for resumer in resumers]
+    assert (from_start, from_emoji, inside_emoji) == (whole, whole[4:], whole[5:])
+
+
 @pytest.mark.parametrize("bad", [-1, True, 1.5])
 async def test_resume_at_must_be_a_non_negative_int(
     context: ResumableStreamContext, bad: object

@@ -222,6 +222,17 @@ def _env_number(environ: Mapping[str, str], name: str) -> float | None:
         raise S2ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _scalar_values(chunk: str) -> str:
+    """``chunk`` as UTF-8 can hold it: each pair of surrogate code points made the one
+    character it encodes, each lone surrogate made U+FFFD. This is what JavaScript's
+    ``TextEncoder`` (and Node's ``Buffer.from``) do to a string before it is stored or sent
+    (WHATWG Encoding, https://encoding.spec.whatwg.org/#utf-8-encoder, on a "scalar value
+    string"), so a lone surrogate in a chunk (from JSON's ``"\\ud800"``, say) reads back as
+    the JavaScript package would store it instead of failing the stream. Lengths in UTF-16
+    units do not change."""
+    return chunk.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _pieces(chunk: str) -> list[bytes]:
     body = chunk.encode()
     if len(body) <= _MAX_BODY_BYTES:
@@ -477,7 +488,11 @@ class _TextProducer(Producer):
                     )
                 if not chunk:
                     continue
-                pieces = _pieces(chunk)
+                try:
+                    pieces = _pieces(chunk)
+                except UnicodeEncodeError:  # surrogates: as a JavaScript producer stores them
+                    chunk = _scalar_values(chunk)
+                    pieces = _pieces(chunk)
                 live.push(chunk, output.writer.next_seq_num + len(pieces))
                 for piece in pieces:
                     output.append(piece)
