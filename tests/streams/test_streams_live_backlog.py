@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from resumable_chat.text_streams import context as context_module
-from resumable_chat.text_streams.context import ResumableStreamContext
+from resumable_chat.text_streams.context import ResumableStreamContext, live_backlog_chars
 
 COUNT = 400
 PIECE = 3000  # characters of each chunk after its index
@@ -60,6 +60,33 @@ async def test_a_stuck_reader_holds_a_bounded_backlog_and_reads_the_rest_from_th
             got.append(chunk)
     assert "".join(got) == "".join(text(i) for i in range(COUNT))
     await stream.wait_persisted() if not fail else None
+
+
+async def test_stuck_readers_together_hold_at_most_the_loop_total(
+    make_context: Callable[..., ResumableStreamContext],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two producers' readers stuck with a chunk each, each under its own bound: what waits
+    for them together stays within the loop's total (not twice the 1.2 M characters made),
+    and each still reads its whole output, the rest from the log."""
+    monkeypatch.setattr(context_module, "LIVE_BACKLOG_CHARS", 10**9)  # alone: no bound
+    monkeypatch.setattr(context_module, "LIVE_BACKLOG_TOTAL_CHARS", 30 * PIECE)
+    context = make_context()
+    sources = [Source(), Source()]
+    streams = []
+    for i, source in enumerate(sources):
+        stream = await context.resumable_stream(f"stuck-{i}", source.make)
+        assert stream is not None and stream.role == "producer"
+        streams.append(stream)
+    got = [[await anext(stream)] for stream in streams]  # then stuck with it
+    await asyncio.wait_for(asyncio.gather(*(s.finished.wait() for s in sources)), 30)
+    branches = [stream._chunks.ag_frame.f_locals["self"] for stream in streams]  # type: ignore[attr-defined]
+    assert sum(branch._backlog for branch in branches) <= 30 * PIECE + 2 * len(text(0))
+    assert live_backlog_chars() <= 30 * PIECE + len(text(0))
+    for chunks, stream in zip(got, streams, strict=True):
+        chunks += [chunk async for chunk in stream]
+        assert "".join(chunks) == "".join(text(i) for i in range(COUNT))
+    assert live_backlog_chars() == 0
 
 
 async def test_a_reader_that_keeps_up_reads_from_the_source_only(

@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import math
-import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, cast
 
@@ -31,6 +30,7 @@ from resumable_chat.log.generation import (
     close_source,
 )
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES
+from resumable_chat.loop_totals import LoopCounter, loop_counter
 from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, AppendRecord, metered_bytes
 from resumable_chat.sse import COALESCE_WINDOW_S, event_frame
 
@@ -173,26 +173,9 @@ LIVE_BACKLOG_BYTES = 1024 * 1024
 #: as past :data:`LIVE_BACKLOG_BYTES`. A thousand stalled tabs then cost 64 MiB, not 1 GiB.
 LIVE_BACKLOG_TOTAL_BYTES = 64 * 1024 * 1024
 
-
-class _HeldBacklog:
-    """Bytes the live channels of one event loop hold for readers that are sending."""
-
-    __slots__ = ("bytes",)
-
-    def __init__(self) -> None:
-        self.bytes = 0
-
-
-_held_backlogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _HeldBacklog] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _held_backlog(loop: asyncio.AbstractEventLoop) -> _HeldBacklog:
-    held = _held_backlogs.get(loop)
-    if held is None:
-        held = _held_backlogs[loop] = _HeldBacklog()
-    return held
+#: The :func:`~resumable_chat.loop_totals.loop_counter` of the bytes counted against
+#: :data:`LIVE_BACKLOG_TOTAL_BYTES`.
+_HELD_COUNTER = "live response frames held for clients behind (bytes)"
 
 
 def live_backlog_bytes() -> int:
@@ -200,7 +183,7 @@ def live_backlog_bytes() -> int:
     fell behind (counted against :data:`LIVE_BACKLOG_TOTAL_BYTES`): a gauge for metrics.
 
     Raises ``RuntimeError`` outside an event loop."""
-    return _held_backlog(asyncio.get_running_loop()).bytes
+    return loop_counter(_HELD_COUNTER).value
 
 
 class LiveChannel:
@@ -266,7 +249,7 @@ class LiveChannel:
         self._event_loop: asyncio.AbstractEventLoop | None = None  # the reader's
         self._max_backlog = max_backlog_bytes
         self._backlog = 0  # bytes queued since the reader went into its send
-        self._held: _HeldBacklog | None = None  # the reader's loop's total, counting _backlog
+        self._held: LoopCounter | None = None  # the reader's loop's total, counting _backlog
         # SSE id of the last frame queued / handed to the reader (0: none yet; -1: a frame
         # without one)
         self._queued_at = 0
@@ -310,9 +293,9 @@ class LiveChannel:
             self._backlog += size
             held = self._held
             assert held is not None  # set by the reader, before its first send
-            held.bytes += size
+            held.value += size
             if (
-                self._backlog > self._max_backlog or held.bytes > LIVE_BACKLOG_TOTAL_BYTES
+                self._backlog > self._max_backlog or held.value > LIVE_BACKLOG_TOTAL_BYTES
             ) and self._handed >= 0:
                 self._behind = True  # the reader reads the log from where its frames stopped
                 frames.clear()
@@ -324,7 +307,7 @@ class LiveChannel:
         if self._backlog:
             held = self._held
             assert held is not None  # a backlog is only counted with it
-            held.bytes -= self._backlog
+            held.value -= self._backlog
             self._backlog = 0
 
     @property
@@ -358,7 +341,7 @@ class LiveChannel:
         same loop turn, which the response sends at once instead of a turn later (under load
         a turn is every other request's work)."""
         loop = self._event_loop = asyncio.get_running_loop()
-        self._held = _held_backlog(loop)
+        self._held = loop_counter(_HELD_COUNTER, loop)
         frames = self._frames
         try:
             if not frames and not self._closed:

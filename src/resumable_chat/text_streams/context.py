@@ -117,6 +117,7 @@ from resumable_chat.log import (
 from resumable_chat.log import engine as log_engine
 from resumable_chat.log.read_on import read_on
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES
+from resumable_chat.loop_totals import LoopCounter, loop_counter
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import S2ConfigError
 from resumable_chat.s2.records import MAX_BATCH_RECORDS
@@ -134,6 +135,7 @@ __all__ = [
     "StreamSource",
     "StreamStatus",
     "create_resumable_stream_context",
+    "live_backlog_chars",
 ]
 
 logger = logging.getLogger("resumable_chat.streams")
@@ -365,6 +367,25 @@ class ResumableStream(AsyncIterator[str]):
 #: nothing is lost.
 LIVE_BACKLOG_CHARS = 1024 * 1024
 
+#: Characters all the producers' iterators of one event loop (one server process) may hold
+#: together that way, however many there are: past it, the iterator whose chunk goes over
+#: reads the rest from the log, as past :data:`LIVE_BACKLOG_CHARS`.
+LIVE_BACKLOG_TOTAL_CHARS = 64 * 1024 * 1024
+
+#: The :func:`~resumable_chat.loop_totals.loop_counter` of the characters counted against
+#: :data:`LIVE_BACKLOG_TOTAL_CHARS`.
+_HELD_COUNTER = "producer text held for readers behind (characters)"
+
+
+def live_backlog_chars() -> int:
+    """Characters the producers' iterators of the running event loop hold for readers that
+    are busy with the chunk before (counted against :data:`LIVE_BACKLOG_TOTAL_CHARS`): a
+    gauge for metrics.
+
+    Raises ``RuntimeError`` outside an event loop."""
+    return loop_counter(_HELD_COUNTER).value
+
+
 #: Seconds a producer's iterator that reads the rest from the log retries transient S2
 #: failures since the last chunk it gave, before it raises.
 LIVE_LOG_RETRY_S = 30.0
@@ -379,17 +400,21 @@ class _LiveBranch:
 
     ``push`` never blocks; once the reader goes away, chunks are dropped. Past
     :data:`LIVE_BACKLOG_CHARS` of chunks waiting while the reader is away with the last one it
-    took, the waiting chunks and every later one are dropped, and the reader reads the rest
-    from the log (``rest``), from after the last chunk it took.
+    took, or when a chunk that comes meanwhile takes what the branches of the event loop
+    hold so past :data:`LIVE_BACKLOG_TOTAL_CHARS`, the waiting chunks and every later one are
+    dropped, and the reader reads the rest from the log (``rest``), from after the last
+    chunk it took.
     """
 
     __slots__ = (
         "_backlog",
         "_behind",
         "_closed",
+        "_counted",
         "_detached",
         "_error",
         "_handed",
+        "_held",
         "_in_use",
         "_items",
         "_max_backlog",
@@ -404,6 +429,8 @@ class _LiveBranch:
         self._error: BaseException | None = None
         self._max_backlog = LIVE_BACKLOG_CHARS if max_backlog_chars is None else max_backlog_chars
         self._backlog = 0  # characters in _items
+        self._counted = 0  # characters pushed while the reader was away: in _held
+        self._held: LoopCounter | None = None  # the reader's loop's total
         self._handed = 0  # seq_num after the records of the last chunk the reader took
         self._in_use = False  # the reader took a chunk and has not asked for the next yet
         self._behind = False
@@ -413,12 +440,27 @@ class _LiveBranch:
         if self._detached or self._closed or self._behind:
             return
         self._items.append((text, end_seq_num))
-        self._backlog += len(text)
-        if self._in_use and self._backlog > self._max_backlog:
-            self._behind = True  # the reader reads on from the log
-            self._items.clear()
-            self._backlog = 0
+        size = len(text)
+        self._backlog += size
+        if self._in_use:  # the reader is away with the chunk it took: count what waits
+            held = self._held
+            assert held is not None  # set by the reader, before it took a chunk
+            self._counted += size
+            held.value += size
+            if self._backlog > self._max_backlog or held.value > LIVE_BACKLOG_TOTAL_CHARS:
+                self._behind = True  # the reader reads on from the log
+                self._items.clear()
+                self._backlog = 0
+                self._release()
         self._ready.set()
+
+    def _release(self) -> None:
+        """What was counted in the loop's total is no longer waiting for an absent reader."""
+        if self._counted:
+            held = self._held
+            assert held is not None  # counted only with it
+            held.value -= self._counted
+            self._counted = 0
 
     def close(self, error: BaseException | None = None) -> None:
         if self._closed:
@@ -428,6 +470,7 @@ class _LiveBranch:
         self._ready.set()
 
     async def chunks(self, rest: _Rest) -> AsyncGenerator[str, None]:
+        self._held = loop_counter(_HELD_COUNTER)
         try:
             while not self._behind:
                 if self._items:
@@ -436,6 +479,7 @@ class _LiveBranch:
                     self._in_use = True
                     yield text
                     self._in_use = False
+                    self._release()
                     continue
                 if self._closed:
                     if self._error is not None:
@@ -456,6 +500,7 @@ class _LiveBranch:
         finally:
             self._detached = True
             self._items.clear()
+            self._release()
 
 
 class _TextProducer(Producer):
