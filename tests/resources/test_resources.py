@@ -4,10 +4,11 @@ The example app runs in this process under a real uvicorn, with storage on the b
 server (a subprocess, so its memory and tasks are not counted here). Chats go through every
 path: full answers, mid-answer resumes, stops, client disconnects, TanStack runs followed by
 replay, and AG-UI runs read to the end or left mid-run. Afterwards no background task, no
-busy S2 connection (a running append or a live follow) and no running generation remains,
+busy S2 connection (a running append or a live follow), no running generation and no live
+backlog counted against the process's total remains,
 and the Python heap (``tracemalloc``) is back to its level after the first half of the run
-within ``MEMORY_BOUND_PER_CHAT`` bytes per chat of the second half (the first half warms
-caches and pools). ``RESUMABLE_CHAT_RESOURCE_DEBUG=1`` prints what grew.
+within ``MEMORY_BOUND_PER_CHAT`` bytes per chat of the second half plus ``ONE_OFF_GROWTH``
+(the first half warms caches and pools). ``RESUMABLE_CHAT_RESOURCE_DEBUG=1`` prints what grew.
 
 CI runs ``RESUMABLE_CHAT_RESOURCE_CHATS`` (default 100) chats; the full 1,000 run with
 ``RESUMABLE_CHAT_RESOURCE_CHATS=1000 .venv/bin/pytest tests/resources``.
@@ -28,7 +29,9 @@ from typing import Any
 import httpx
 import pytest
 
+from helpers import eventually
 from resumable_chat import ResumableChat
+from resumable_chat.chat.producer import live_backlog_bytes
 from resumable_chat.s2 import Basin, HttpBasin
 from resumable_chat.testing.app_server import serve_app
 from resumable_chat.testing.pytest_plugin import unique_basin_name
@@ -39,9 +42,15 @@ CHATS = int(os.environ.get("RESUMABLE_CHAT_RESOURCE_CHATS", "100"))
 WARMUP = 20
 CONCURRENCY = 10
 #: Heap growth allowed per chat over the second half of the run, in bytes. Measured on this
-#: machine: ~214 B/chat over 200 chats, ~220 B/chat over 700 (pydantic-core's bounded JSON
-#: string cache, urllib's parse cache and this test's list of ids).
+#: machine with both halves measured once the server has torn every connection down: 739 and
+#: 882 B/chat over 150 chats, mostly bounded caches that keep an entry per recent chat (the
+#: engine's claim hints, ``CLAIM_HINTS`` of them, with the stream name and fence token they
+#: hold; the AG-UI run cache) and this test's list of ids.
 MEMORY_BOUND_PER_CHAT = 2048
+#: Growth allowed once, whatever the number of chats, in bytes: tables that grow in steps and
+#: never shrink (the loop's task set, the retry statistics, the JSON and URL caches). Over 50
+#: chats the heap grew by 31-80 KB in 9 runs (634-1602 B/chat), a good part of it this.
+ONE_OFF_GROWTH = 64 * 1024
 
 pytestmark = pytest.mark.timeout(60 + CHATS)
 
@@ -150,29 +159,19 @@ def _busy_connections(basin: Basin) -> int:
     return sum(1 for connection in pool.connections if not connection.is_idle())
 
 
-class _InFlight:
-    """ASGI middleware: counts the HTTP requests the app is still handling; :attr:`idle` is
-    set while there are none (a handler whose client went away mid-stream ends only once it
-    noticed, and only then closes its S2 read)."""
+def _uvicorn_state() -> Any:
+    """The ``ServerState`` of the uvicorn ``serve_app`` runs in this loop (its request tasks
+    and open connections), found through the server's task: uvicorn has no public handle."""
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name().startswith("uvicorn ")]
+    return task.get_coro().cr_frame.f_locals["self"].server_state  # type: ignore[union-attr]
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.count = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.count += 1
-        self.idle.clear()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.count -= 1
-            if self.count == 0:
-                self.idle.set()
+async def _server_idle() -> bool:
+    """No request is being handled (a handler whose client went away mid-stream ends only
+    once it noticed, and only then closes its S2 read) and every connection the clients
+    closed is torn down on the server's side too (its objects freed)."""
+    state = _uvicorn_state()
+    return not state.tasks and not state.connections
 
 
 def _our_tasks() -> list[str]:
@@ -208,7 +207,7 @@ async def test_many_chats_leave_nothing_behind(
 
     monkeypatch.setattr(module, "create_resumable_chat", capture_chat)
     monkeypatch.setattr(module, "basin_from_env", capture_basin)
-    app = _InFlight(module.create_app())
+    app = module.create_app()
 
     async def run(start: int, count: int) -> list[str]:
         ids: list[str] = []
@@ -217,8 +216,7 @@ async def test_many_chats_leave_nothing_behind(
                 size = min(CONCURRENCY, start + count - group)
                 ids += await asyncio.gather(*(_bounded(client, group + i) for i in range(size)))
         await _settle(chats, ids)
-        async with asyncio.timeout(20):  # handlers of clients that went away, unwinding
-            await app.idle.wait()
+        await eventually(_server_idle, timeout_s=20)
         return ids
 
     async with serve_app(app) as url:
@@ -249,13 +247,15 @@ async def test_many_chats_leave_nothing_behind(
         assert _our_tasks() == []
         assert len(asyncio.all_tasks()) <= tasks_before
         assert _busy_connections(basins[0]) == 0
+        assert live_backlog_bytes() == 0  # nothing counted for a stalled client any more
         assert all(
             chat.running(p + i) is None
             for chat in chats
             for i in ids
             for p in ("chat-", "tanstack-")
         )
-        assert growth <= MEMORY_BOUND_PER_CHAT * (CHATS - half), f"heap grew {growth} bytes"
+        bound = ONE_OFF_GROWTH + MEMORY_BOUND_PER_CHAT * (CHATS - half)
+        assert growth <= bound, f"heap grew {growth} bytes"
         # The chats are still usable and their logs are whole.
         async with httpx.AsyncClient(base_url=url, timeout=20) as client:
             full = next(i for i in ids if int(i.rsplit("-", 1)[1]) % 6 == 0)
