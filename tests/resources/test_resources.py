@@ -153,10 +153,14 @@ async def _settle(chats: list[ResumableChat], ids: list[str]) -> None:
                     await asyncio.wait({generation.task}, timeout=30)
 
 
-def _busy_connections(basin: Basin) -> int:
+def _busy_connections(basin: Basin) -> list[str]:
+    """The connections of ``basin``'s pool that are not idle (their state and request, as
+    httpcore's ``repr`` says), with the requests still waiting in the pool."""
     assert isinstance(basin, HttpBasin)
     pool = basin._client._transport._pool  # type: ignore[attr-defined]
-    return sum(1 for connection in pool.connections if not connection.is_idle())
+    busy = [repr(connection) for connection in pool.connections if not connection.is_idle()]
+    waiting = [f"{r.request.method} {r.request.url}" for r in pool._requests]
+    return busy + (["waiting: " + ", ".join(waiting)] if waiting else [])
 
 
 def _uvicorn_state() -> Any:
@@ -246,7 +250,7 @@ async def test_many_chats_leave_nothing_behind(
         )
         assert _our_tasks() == []
         assert len(asyncio.all_tasks()) <= tasks_before
-        assert _busy_connections(basins[0]) == 0
+        assert _busy_connections(basins[0]) == []
         assert live_backlog_bytes() == 0  # nothing counted for a stalled client any more
         assert all(
             chat.running(p + i) is None
