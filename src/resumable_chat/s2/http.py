@@ -49,6 +49,7 @@ from resumable_chat.s2.errors import (
 )
 from resumable_chat.s2.names import check_basin_name
 from resumable_chat.s2.pacing import DEFAULT_APPENDS_PER_S, AppendPacing
+from resumable_chat.s2.pool_repair import drop_orphaned_connections
 from resumable_chat.s2.records import (
     AppendAck,
     AppendInput,
@@ -269,6 +270,9 @@ class HttpBasin(Basin):
             )
         except httpx.TransportError as exc:
             return transport_failure(exc)
+        except asyncio.CancelledError:
+            drop_orphaned_connections(self._client)  # httpcore may keep a slot for good
+            raise
         if response.is_success:
             return response
         return failure_from_response(response, stream)
@@ -605,6 +609,9 @@ class HttpBasin(Basin):
                 failure = transport_failure(exc)
             except S2Error as exc:  # a malformed batch: treat like a broken connection
                 failure = AttemptFailure(exc, True)
+            except asyncio.CancelledError:  # httpcore may keep a slot for good
+                drop_orphaned_connections(self._session_client)
+                raise
             if self._closed:
                 return
             assert failure is not None
