@@ -1,9 +1,10 @@
 """Connections a cancelled request leaves half-made in an ``httpx`` connection pool.
 
 httpcore 1.0.9 (the last release ``httpx`` 0.28-0.29 use) assigns a new connection to a
-request before it opens it. When the request is cancelled in between (one loop turn after it
-started: the pool's wait for its connection yields even when the connection is already
-there), the pool forgets the request but keeps the connection: never opened, it is neither
+request before it opens it. When a request that waited for a connection (the pool was full)
+is handed a new one as another closes, and is cancelled before it runs (a request alone,
+handed its connection at once, is not affected), the pool forgets the request but keeps the
+connection: never opened, it is neither
 idle, nor closed, nor expired, so the pool never drops it, and no other request may use it.
 Each such cancel holds one of the pool's ``max_connections`` slots for good; once all are
 held, every request fails with ``PoolTimeout`` (encode/httpcore#1093, open, with fixes
