@@ -96,7 +96,10 @@ class Producer(ABC):
     """The layer above's side of one generation (the chat core's tee, a text stream's pump).
 
     The engine calls :meth:`run` (unless a stop came first), then at most one of
-    :meth:`stopped` / :meth:`failed`, then :meth:`finished`, then :meth:`aclose`.
+    :meth:`stopped` / :meth:`failed`, then :meth:`aclose` and :meth:`finished`, once each (an
+    answer that ends normally closes its source first; one abandoned at shutdown ends its
+    live side first). An exception from a hook after :meth:`run` is logged: the log gets
+    its terminal fence all the same.
     """
 
     def claim_records(self) -> list[bytes]:
@@ -203,7 +206,10 @@ class Generation:
             self.outcome = outcome
         if not self._finished:
             self._finished = True
-            self.producer.finished(self.outcome)
+            try:
+                self.producer.finished(self.outcome)
+            except Exception:  # a bug above: the log's end must not depend on it
+                logger.exception("ending the live side of the generation on %s failed", self.stream)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         forget_cancellation(task)  # abandoned: no cycle through its traceback (see there)
@@ -296,10 +302,29 @@ class Generation:
         if self._lost:
             return "lost"
         if self._storage_error is not None:
-            self.producer.failed(self._storage_error, output)
+            self._terminal_chunks(output, self._storage_error)
             return "error"
-        self.producer.stopped(output)
+        self._terminal_chunks(output, None)
         return "stopped"
+
+    def _terminal_chunks(self, output: Output, error: BaseException | None) -> None:
+        """Have the producer append its error terminal for ``error``, or its stop terminal
+        (``None``). A producer that raises while it makes them (a bug above it, an error
+        text it cannot encode) is logged and the answer ends without them: its log still
+        gets the terminal fence and its live response still ends, so readers and the next
+        turn do not wait out a lease for a generation that is over."""
+        try:
+            if error is None:
+                self.producer.stopped(output)
+            else:
+                self.producer.failed(error, output)
+        except Exception:
+            logger.exception(
+                "the %s terminal of the generation on %s could not be made; its log ends"
+                " with the fence alone",
+                "stop" if error is None else "error",
+                self.stream,
+            )
 
     async def _run(self) -> None:
         task = asyncio.current_task()
@@ -342,11 +367,14 @@ class Generation:
                     else:
                         outcome = "error"
                         logger.warning("source of %s failed: %r", self.stream, exc)
-                        producer.failed(exc, output)
+                        self._terminal_chunks(output, exc)
                 finally:
                     self._running = False
         finally:
-            await producer.aclose()
+            try:
+                await producer.aclose()
+            except Exception:  # the source's own close errors are logged by close_source
+                logger.exception("releasing the source of %s failed", self.stream)
         self._finish(outcome)
         if outcome != "abandoned":
             await self._store_terminal(outcome)

@@ -1,0 +1,113 @@
+"""A producer that raises while the generation ends does not leave the log open.
+
+The engine calls the producer's ``stopped`` / ``failed`` (its terminal chunks), ``aclose``
+(its source) and ``finished`` (its live side) as the answer ends. When one of them raises, the
+log still gets its terminal fence at once and the next turn is claimed at once: without it,
+the stream stayed open with no writer, and every reader and the next turn waited out a lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from resumable_chat.log import (
+    LogConfig,
+    LogEngine,
+    Output,
+    Producer,
+    RecordKind,
+    classify,
+    read_range,
+)
+from resumable_chat.s2 import MemoryBasin
+
+
+class Broken(Exception):
+    pass
+
+
+class FlawedProducer(Producer):
+    """Appends two records, then fails or waits for a stop; raises in the hook ``flaw``."""
+
+    def __init__(self, flaw: str, *, fail: bool) -> None:
+        self.flaw = flaw
+        self.fail = fail
+        self.hooks: list[str] = []
+
+    def _hook(self, name: str) -> None:
+        self.hooks.append(name)
+        if name == self.flaw:
+            raise Broken(name)
+
+    async def run(self, output: Output) -> None:
+        output.append(b"{one}")
+        output.append(b"{two}")
+        if self.fail:
+            raise RuntimeError("the model failed")
+        await asyncio.Event().wait()  # until stopped
+
+    def stopped(self, output: Output) -> None:
+        self._hook("stopped")
+
+    def failed(self, error: BaseException, output: Output) -> None:
+        output.append(b"{error}")  # part of the terminal made before the flaw
+        self._hook("failed")
+
+    def finished(self, outcome: str) -> None:  # type: ignore[override]
+        self._hook("finished")
+
+    async def aclose(self) -> None:
+        self._hook("aclose")
+
+
+def _kinds(records: list) -> list[RecordKind]:  # type: ignore[type-arg]
+    return [classify(record) for record in records]
+
+
+@pytest.mark.parametrize("flaw", ["failed", "finished", "aclose"])
+async def test_a_hook_that_raises_after_a_failure_still_ends_the_log(
+    flaw: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    basin = MemoryBasin()
+    engine = LogEngine(basin, LogConfig(lease_ms=60_000, heartbeat_ms=30_000))
+    producer = FlawedProducer(flaw, fail=True)
+    with caplog.at_level(logging.ERROR, "resumable_chat.log"):
+        generation = await engine.start("s", producer)
+        await asyncio.wait_for(asyncio.shield(generation.task), 5)
+    assert generation.task.exception() is None
+    assert generation.outcome == "error"
+    assert producer.hooks == ["failed", "aclose", "finished"]
+    records = await read_range(basin, "s", 0)
+    assert _kinds(records) == [RecordKind.CLAIM, *[RecordKind.DATA] * 3, RecordKind.ERROR]
+    assert [r.body for r in records[1:4]] == [b"{one}", b"{two}", b"{error}"]
+    assert f"Broken: {flaw}" in caplog.text  # logged with its traceback, not swallowed
+    # the next turn is claimed at once: nothing waits out the 60 s lease
+    nxt = await asyncio.wait_for(engine.start("s", FlawedProducer("none", fail=True)), 5)
+    await asyncio.wait_for(asyncio.shield(nxt.task), 5)
+    await engine.aclose()
+
+
+async def test_a_stop_terminal_that_raises_still_ends_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    basin = MemoryBasin()
+    engine = LogEngine(basin, LogConfig(lease_ms=60_000, heartbeat_ms=30_000))
+    producer = FlawedProducer("stopped", fail=False)
+    with caplog.at_level(logging.ERROR, "resumable_chat.log"):
+        generation = await engine.start("s", producer)
+        for _turn in range(100):  # loop turns, until both records are stored
+            if len(await read_range(basin, "s", 0)) == 3:
+                break
+            await asyncio.sleep(0)
+        assert generation.stop()
+        await asyncio.wait_for(asyncio.shield(generation.task), 5)
+    assert generation.task.exception() is None
+    assert generation.outcome == "stopped"
+    assert producer.hooks == ["stopped", "aclose", "finished"]
+    records = await read_range(basin, "s", 0)
+    assert _kinds(records) == [RecordKind.CLAIM, RecordKind.DATA, RecordKind.DATA, RecordKind.END]
+    assert "Broken: stopped" in caplog.text
+    await engine.aclose()
