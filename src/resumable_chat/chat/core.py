@@ -65,6 +65,7 @@ from resumable_chat.s2.records import (
     StreamPosition,
     metered_bytes,
 )
+from resumable_chat.scalar_values import scalar_value_string
 from resumable_chat.sse import DEFAULT_KEEPALIVE_S, event_frame, sse_response
 
 __all__ = [
@@ -270,7 +271,9 @@ class ResumableChat:
                 type(text).__name__,
             )
             return DEFAULT_ERROR_TEXT
-        return text
+        # a text with a surrogate (from an exception quoting what a model sent) is kept as
+        # a scalar value string: UTF-8 cannot hold it, and the answer must still end
+        return scalar_value_string(text)
 
     def _lost_text(self, stream: str) -> str:
         if self._on_error is None:

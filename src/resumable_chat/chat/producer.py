@@ -32,6 +32,7 @@ from resumable_chat.log.generation import (
 from resumable_chat.log.records import MAX_DATA_BODY_BYTES
 from resumable_chat.loop_totals import LoopCounter, loop_counter
 from resumable_chat.s2.records import MAX_BATCH_METERED_BYTES, AppendRecord, metered_bytes
+from resumable_chat.scalar_values import scalar_value_json
 from resumable_chat.sse import COALESCE_WINDOW_S, event_frame
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "StopSignal",
     "decode_chunk",
     "encode_chunk",
+    "encode_live",
     "live_backlog_bytes",
     "live_channel",
 ]
@@ -112,6 +114,19 @@ def encode_chunk(chunk: Chunk) -> bytes:
     except RecursionError:
         assert _c_make_encoder is not None  # set with _c_encoder
         return "".join(_c_make_encoder({}, *_C_ENCODER_ARGS)(chunk, 0)).encode()
+
+
+def encode_live(chunk: Chunk) -> bytes:
+    """:func:`encode_chunk` for a chunk sent live only (a live-only terminal, or the live
+    form of a chunk whose stored form differs): a string that holds a surrogate is sent as a
+    scalar value string (:func:`~resumable_chat.scalar_values.scalar_value_json`: a pair
+    joined, any other surrogate U+FFFD), as :class:`ChatProducer` stores such a chunk,
+    instead of raising ``UnicodeEncodeError``. Raises the other errors of
+    :func:`encode_chunk`."""
+    try:
+        return encode_chunk(chunk)
+    except UnicodeEncodeError:
+        return encode_chunk(scalar_value_json(chunk))
 
 
 def decode_chunk(body: bytes) -> Chunk | None:
@@ -550,7 +565,12 @@ class ChatProducer(Producer):
         piece of a chunk too large for one record, :meth:`_split`)."""
         if body is None:
             stored = self._storage_form(chunk)
-            body = encode_chunk(stored)
+            try:
+                body = encode_chunk(stored)
+            except UnicodeEncodeError:  # a surrogate: kept as a JavaScript producer would
+                chunk = scalar_value_json(chunk)
+                stored = self._storage_form(chunk)
+                body = encode_chunk(stored)
             if len(body) > MAX_DATA_BODY_BYTES:
                 pieces = self._split(chunk, len(body))
                 if pieces is None:
@@ -570,7 +590,7 @@ class ChatProducer(Producer):
         # the writer's: the client never waits behind the encoding of an S2 append.
         writer = output.writer
         cursor = writer.next_seq_num + 1
-        live.push(event_frame(live_body or encode_chunk(chunk), cursor), cursor)
+        live.push(event_frame(live_body or encode_live(chunk), cursor), cursor)
         writer.submit_body(body)  # Output.append, one call less per chunk
 
     def _emit_fragments(
@@ -588,7 +608,7 @@ class ChatProducer(Producer):
         live = self.live
         if live is not None:
             last_id = writer.next_seq_num + len(records)
-            live.push(event_frame(live_body or encode_chunk(chunk), last_id), last_id)
+            live.push(event_frame(live_body or encode_live(chunk), last_id), last_id)
         for record in records:
             writer.submit(record)
 
@@ -671,7 +691,7 @@ class ChatProducer(Producer):
         if live is None or live.closed:
             return
         for chunk in self.turn.error_chunks(error_text):  # from a loop callback: queued
-            live.push(event_frame(encode_chunk(chunk)), direct=False)
+            live.push(event_frame(encode_live(chunk)), direct=False)
         if self.dialect.done_frame:
             live.push(self.dialect.done_frame, direct=False)
         live.close()
@@ -730,7 +750,7 @@ class ChatProducer(Producer):
                 self._emit(output, chunk)
             elif self.live is not None:  # stored with the claim: sent live only
                 cursor = first_id + index
-                self.live.push(event_frame(encode_chunk(chunk), cursor), cursor)
+                self.live.push(event_frame(encode_live(chunk), cursor), cursor)
 
     async def run(self, output: Output) -> None:
         """Store the prelude, emit the announcement, then pump the source (see the class)."""
@@ -807,10 +827,12 @@ class ChatProducer(Producer):
         live = self.live
         if live is None:
             return
-        if outcome == "lost":
-            for chunk in self.turn.lost_chunks(self._lost_text()):
-                live.push(event_frame(encode_chunk(chunk)))
-        live.close(complete=outcome != "abandoned")
+        try:
+            if outcome == "lost":
+                for chunk in self.turn.lost_chunks(self._lost_text()):
+                    live.push(event_frame(encode_live(chunk)))
+        finally:
+            live.close(complete=outcome != "abandoned")  # the response ends whatever came
 
     async def aclose(self) -> None:
         """Close a prefetched source that :meth:`run` never opened."""

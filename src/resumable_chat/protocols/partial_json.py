@@ -27,6 +27,7 @@ from typing import Any
 from partial_json_parser import Allow, loads
 
 from resumable_chat.protocols.js_values import UNDEFINED, js_trim
+from resumable_chat.scalar_values import scalar_value_json
 
 __all__ = ["ai_sdk_partial_json", "tanstack_partial_json"]
 
@@ -42,9 +43,7 @@ def _reject_constant(name: str) -> Any:
 def _clean(value: Any, *, drop_dangerous: bool) -> Any:
     """Lone surrogates → U+FFFD (recursively); dangerous keys dropped when asked."""
     if isinstance(value, str):
-        if any("\ud800" <= ch <= "\udfff" for ch in value):
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return value
+        return scalar_value_json(value)
     if isinstance(value, dict):
         return {
             _clean(k, drop_dangerous=False): _clean(v, drop_dangerous=drop_dangerous)

@@ -121,6 +121,7 @@ from resumable_chat.loop_totals import LoopCounter, loop_counter
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import S2ConfigError
 from resumable_chat.s2.records import MAX_BATCH_RECORDS
+from resumable_chat.scalar_values import scalar_value_string
 
 __all__ = [
     "BATCH_SIZE_ENV",
@@ -222,17 +223,6 @@ def _env_number(environ: Mapping[str, str], name: str) -> float | None:
         return float(int(raw.strip()))
     except ValueError:
         raise S2ConfigError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _scalar_values(chunk: str) -> str:
-    """``chunk`` as UTF-8 can hold it: each pair of surrogate code points made the one
-    character it encodes, each lone surrogate made U+FFFD. This is what JavaScript's
-    ``TextEncoder`` (and Node's ``Buffer.from``) do to a string before it is stored or sent
-    (WHATWG Encoding, https://encoding.spec.whatwg.org/#utf-8-encoder, on a "scalar value
-    string"), so a lone surrogate in a chunk (from JSON's ``"\\ud800"``, say) reads back as
-    the JavaScript package would store it instead of failing the stream. Lengths in UTF-16
-    units do not change."""
-    return chunk.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _pieces(chunk: str) -> list[bytes]:
@@ -536,7 +526,7 @@ class _TextProducer(Producer):
                 try:
                     pieces = _pieces(chunk)
                 except UnicodeEncodeError:  # surrogates: as a JavaScript producer stores them
-                    chunk = _scalar_values(chunk)
+                    chunk = scalar_value_string(chunk)
                     pieces = _pieces(chunk)
                 live.push(chunk, output.writer.next_seq_num + len(pieces))
                 for piece in pieces:
