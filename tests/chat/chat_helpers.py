@@ -29,6 +29,8 @@ class ScriptedModel:
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     delay_s: float = 0.0
     raise_at: int | None = None
+    #: what the source raises at ``raise_at``
+    raises: type[BaseException] = RuntimeError
     calls: int = 0
     closed: int = 0
     signals: list[StopSignal] = field(default_factory=list)
@@ -44,7 +46,7 @@ class ScriptedModel:
         try:
             for i, chunk in enumerate(self.chunks):
                 if i == self.raise_at:
-                    raise RuntimeError("model exploded: secret provider detail")
+                    raise self.raises("model exploded: secret provider detail")
                 if i == self.hold_at:
                     self.reached_hold.set()
                     await self.gate.wait()

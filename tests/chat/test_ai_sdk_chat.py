@@ -192,6 +192,24 @@ async def test_on_error_chooses_the_error_text(make_chat_app) -> None:  # type: 
         assert chunks[-1] == {"type": "error", "errorText": "failed: RuntimeError"}
 
 
+async def test_a_source_raising_cancelled_error_itself_fails_the_answer(make_chat_app) -> None:  # type: ignore[no-untyped-def]
+    """A ``CancelledError`` the source raises though nobody cancelled the answer (a cancel
+    scope of a library it uses leaking one) ends the answer as a failure: the error chunk,
+    the log closed at once, the next turn accepted at once. It used to be taken for a
+    shutdown: nothing more was stored and the chat answered 409 until a lease ran out."""
+    async with make_chat_app() as app:
+        app.model.chunks = text_answer(WORDS)
+        app.model.raise_at = 3
+        app.model.raises = asyncio.CancelledError
+        chunks = chunks_of((await app.post("c1", [user_message("hi")])).text)
+        assert chunks[-1] == {"type": "error", "errorText": "An error occurred."}
+        assert (await app.client.get("/api/chat/c1/stream")).status_code == 204
+        app.model.raise_at = None
+        again = await asyncio.wait_for(app.post("c1", [user_message("again")]), 5)
+        assert again.status_code == 200
+        assert chunks_of(again.text)[-1]["type"] == "finish"
+
+
 async def test_an_event_source_reconnect_with_last_event_id_resumes_after_it(make_chat_app) -> None:  # type: ignore[no-untyped-def]
     """A browser ``EventSource`` reconnects with ``Last-Event-ID``: the same as ``?from=``
     (which wins when both are sent); a header that is not a cursor is a 400."""

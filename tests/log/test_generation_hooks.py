@@ -111,3 +111,54 @@ async def test_a_stop_terminal_that_raises_still_ends_the_log(
     assert _kinds(records) == [RecordKind.CLAIM, RecordKind.DATA, RecordKind.DATA, RecordKind.END]
     assert "Broken: stopped" in caplog.text
     await engine.aclose()
+
+
+class SelfCancellingProducer(Producer):
+    """Appends a record, then raises ``CancelledError`` though nobody cancelled its task:
+    what a source does when a library it uses leaks one (a cancel scope, a future another
+    task cancelled)."""
+
+    def __init__(self) -> None:
+        self.failed_with: BaseException | None = None
+
+    async def run(self, output: Output) -> None:
+        output.append(b"{one}")
+        raise asyncio.CancelledError
+
+    def failed(self, error: BaseException, output: Output) -> None:
+        self.failed_with = error
+        output.append(b"{error}")
+
+
+async def test_a_cancelled_error_nobody_sent_ends_the_answer_as_a_failure() -> None:
+    basin = MemoryBasin()
+    engine = LogEngine(basin, LogConfig(lease_ms=60_000, heartbeat_ms=30_000))
+    producer = SelfCancellingProducer()
+    generation = await engine.start("s", producer)
+    await asyncio.wait_for(asyncio.shield(generation.task), 5)
+    assert not generation.task.cancelled()
+    assert generation.outcome == "error"
+    assert isinstance(producer.failed_with, asyncio.CancelledError)
+    records = await read_range(basin, "s", 0)
+    assert _kinds(records) == [RecordKind.CLAIM, RecordKind.DATA, RecordKind.DATA, RecordKind.ERROR]
+    nxt = await asyncio.wait_for(engine.start("s", SelfCancellingProducer()), 5)
+    await asyncio.wait_for(asyncio.shield(nxt.task), 5)
+    await engine.aclose()
+
+
+async def test_a_shutdown_cancel_still_abandons_the_answer() -> None:
+    """A real cancel of the generation's task (shutdown) stores nothing more, as before."""
+    basin = MemoryBasin()
+    engine = LogEngine(basin, LogConfig(lease_ms=60_000, heartbeat_ms=30_000))
+    producer = FlawedProducer("none", fail=False)
+    generation = await engine.start("s", producer)
+    for _turn in range(100):  # loop turns, until both records are stored
+        if len(await read_range(basin, "s", 0)) == 3:
+            break
+        await asyncio.sleep(0)
+    generation.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await generation.task
+    assert generation.outcome == "abandoned"
+    assert _kinds(await read_range(basin, "s", 0)) == [RecordKind.CLAIM, *[RecordKind.DATA] * 2]
+    await engine.aclose()

@@ -351,13 +351,22 @@ class Generation:
                         outcome = self._early_outcome(output)
                     else:
                         outcome = "end"
-                except asyncio.CancelledError:
-                    if self._abandoned or not self._ended_early():
-                        await self._abandon()
+                except asyncio.CancelledError as exc:
+                    if self._abandoned or (task.cancelling() and not self._ended_early()):
+                        await self._abandon()  # shutdown
                         raise
-                    while task.cancelling():
-                        task.uncancel()
-                    outcome = self._early_outcome(output)
+                    if self._ended_early():
+                        while task.cancelling():
+                            task.uncancel()
+                        outcome = self._early_outcome(output)
+                    else:
+                        # Nobody cancelled this task: the source raised a CancelledError
+                        # of its own (a cancel scope of a library it uses, a future another
+                        # task cancelled). A failure of the source, not a shutdown: ended
+                        # as one, or the log stays open until a lease runs out.
+                        outcome = "error"
+                        logger.warning("source of %s failed: %r", self.stream, exc)
+                        self._terminal_chunks(output, exc)
                 except Exception as exc:
                     if self._abandoned:
                         outcome = "abandoned"
