@@ -29,8 +29,9 @@ except ImportError:  # the plugin ships with the package; skip cleanly if it is 
         pytest.skip("resumable_chat.testing.pytest_plugin is not available")
 
 
-#: ``@tanstack/ai-client`` 0.33.x and 0.10.0 (npm alias ``tanstack-ai-client-v010``).
-TANSTACK_PACKAGES = ("@tanstack/ai-client", "tanstack-ai-client-v010")
+#: ``@tanstack/ai-client`` 0.33.x, 0.22.1 and 0.10.0 (npm aliases ``tanstack-ai-client-v022``,
+#: ``tanstack-ai-client-v010``).
+TANSTACK_PACKAGES = ("@tanstack/ai-client", "tanstack-ai-client-v022", "tanstack-ai-client-v010")
 
 
 def pytest_configure(config: pytest.Config) -> None:

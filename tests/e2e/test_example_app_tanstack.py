@@ -1,5 +1,5 @@
 """End to end: the example app's TanStack AI routes with the real ``ChatClient`` of
-``@tanstack/ai-client`` 0.33.2 and 0.10.0 on the adapter the package ships
+``@tanstack/ai-client`` 0.33.2, 0.22.1 and 0.10.0 on the adapter the package ships
 (``resumable_chat/static/tanstack-connection.js``), driven by ``tests/js/tanstack_chat_driver.mjs``.
 
 Covers: a live client sends and gets the full answer with ``sessionGenerating`` true then
@@ -36,8 +36,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 API = "/api/tanstack/chat"
 USER_TEXT = "Tell me about resumable streams"
 
-V033, V010 = "@tanstack/ai-client", "tanstack-ai-client-v010"
-PACKAGES = pytest.mark.parametrize("package", [V033, V010], ids=["v0.33", "v0.10"])
+V033, V022, V010 = "@tanstack/ai-client", "tanstack-ai-client-v022", "tanstack-ai-client-v010"
+#: the current client; one that reads ``MESSAGES_SNAPSHOT`` entries as AG-UI ``Message`` only
+#: (on ``@tanstack/ai`` 0.42.0); one that reads them as ``UIMessage`` only (0.18.0)
+PACKAGES = pytest.mark.parametrize("package", [V033, V022, V010], ids=["v0.33", "v0.22", "v0.10"])
 
 Driver = Callable[..., dict[str, Any]]
 

@@ -1,5 +1,6 @@
 // Drive a running chat server with the REAL TanStack AI client (`ChatClient` from
-// `@tanstack/ai-client` 0.33.x, or 0.10.0 through the `tanstack-ai-client-v010` alias) on the
+// `@tanstack/ai-client` 0.33.x, or 0.22.1 / 0.10.0 through the `tanstack-ai-client-v022` /
+// `tanstack-ai-client-v010` aliases) on the
 // connection adapter the Python package ships (src/resumable_chat/static/tanstack-connection.js),
 // over real HTTP, as `useChat({connection, live: true})` uses them. Prints ONE JSON line on
 // stdout and exits 0 when the scenario ran (the caller asserts on the fields); usage errors
@@ -9,7 +10,8 @@
 //   node tanstack_chat_driver.mjs <scenario> --base http://127.0.0.1:PORT --chat ID [options]
 //
 // Options (all scenarios):
-//   --package P        @tanstack/ai-client (default) | tanstack-ai-client-v010
+//   --package P        @tanstack/ai-client (default) | tanstack-ai-client-v022 |
+//                      tanstack-ai-client-v010
 //   --prefix PATH      the routes' prefix (default /api/tanstack/chat): POST/DELETE PATH,
 //                      GET PATH/replay?id=<chat>
 //   --adapter FILE     the adapter module (default: the one in src/resumable_chat/static)
@@ -54,7 +56,11 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const PACKAGES = new Set(["@tanstack/ai-client", "tanstack-ai-client-v010"]);
+const PACKAGES = new Set([
+  "@tanstack/ai-client",
+  "tanstack-ai-client-v022",
+  "tanstack-ai-client-v010",
+]);
 const SCENARIOS = new Set(["send", "reload", "stop", "subscribe", "join", "reconnect", "adapter"]);
 const DEFAULT_ADAPTER = new URL(
   "../../src/resumable_chat/static/tanstack-connection.js",
