@@ -8,8 +8,10 @@ Node's ``Buffer.from``) first make the string a *scalar value string*
 (https://infra.spec.whatwg.org/#javascript-string-convert, used by the UTF-8 encoder of
 https://encoding.spec.whatwg.org/#utf-8-encoder): a high surrogate followed by a low one is
 the character the pair encodes, any other surrogate becomes U+FFFD. The functions here do
-the same, so what a source yields is stored and sent as a JavaScript producer would, instead
-of failing its answer.
+the same, so that a source's text is stored and sent instead of failing its answer: a text
+stream exactly as the JavaScript package stores it; a chat chunk as ``TextEncoder`` would
+encode it (a JavaScript chat server's ``JSON.stringify`` writes a lone surrogate as a
+``\\uXXXX`` escape instead, which a Python history fold or JSON response could not encode).
 """
 
 from __future__ import annotations
