@@ -132,6 +132,7 @@ __all__ = [
     "ResumableStream",
     "ResumableStreamContext",
     "ResumableStreamError",
+    "SourceCancelledError",
     "StreamActiveError",
     "StreamSource",
     "StreamStatus",
@@ -177,6 +178,14 @@ _CLAIM_ATTEMPTS = 5
 
 class ResumableStreamError(Exception):
     """Base class of the errors of this module (S2 failures stay ``S2Error`` subclasses)."""
+
+
+class SourceCancelledError(ResumableStreamError, RuntimeError):
+    """The stream's source raised ``asyncio.CancelledError`` though nobody cancelled its
+    producer (a cancel scope of a library it uses leaking one). The stream is ``"failed"``,
+    as after any source error, and the producer's readers get this error instead (its
+    ``__cause__`` is the source's): a ``CancelledError`` raised in a reader's task would look
+    like a cancel of that task."""
 
 
 #: Stream ids a text stream may not take: the chat routers name their S2 streams
@@ -536,6 +545,12 @@ class _TextProducer(Producer):
             await close_source(iterator)
 
     def failed(self, error: BaseException, output: Output) -> None:
+        if isinstance(error, asyncio.CancelledError):
+            cancelled = SourceCancelledError(
+                "the stream's source raised CancelledError though nobody cancelled it"
+            )
+            cancelled.__cause__ = error
+            error = cancelled
         self._error = error
 
     def finished(self, outcome: Outcome) -> None:
