@@ -816,7 +816,8 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                 },
             )
             for workers, apps in setups.items():
-                if side[str(workers)][0] > carried[workers][0]:
+                # the better trial; with none carried yet, the latest one's note says why
+                if side[str(workers)][0] > carried[workers][0] or not carried[workers][0]:
                     carried[workers] = side[str(workers)]
                 for _, proc in apps:
                     procs.stop(proc)
