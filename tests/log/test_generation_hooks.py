@@ -36,6 +36,7 @@ class FlawedProducer(Producer):
         self.flaw = flaw
         self.fail = fail
         self.hooks: list[str] = []
+        self.waiting = asyncio.Event()  # set once run() appended both and waits for a stop
 
     def _hook(self, name: str) -> None:
         self.hooks.append(name)
@@ -47,6 +48,7 @@ class FlawedProducer(Producer):
         output.append(b"{two}")
         if self.fail:
             raise RuntimeError("the model failed")
+        self.waiting.set()
         await asyncio.Event().wait()  # until stopped
 
     def stopped(self, output: Output) -> None:
@@ -98,10 +100,7 @@ async def test_a_stop_terminal_that_raises_still_ends_the_log(
     producer = FlawedProducer("stopped", fail=False)
     with caplog.at_level(logging.ERROR, "resumable_chat.log"):
         generation = await engine.start("s", producer)
-        for _turn in range(100):  # loop turns, until both records are stored
-            if len(await read_range(basin, "s", 0)) == 3:
-                break
-            await asyncio.sleep(0)
+        await asyncio.wait_for(producer.waiting.wait(), 5)
         assert generation.stop()
         await asyncio.wait_for(asyncio.shield(generation.task), 5)
     assert generation.task.exception() is None
@@ -152,10 +151,9 @@ async def test_a_shutdown_cancel_still_abandons_the_answer() -> None:
     engine = LogEngine(basin, LogConfig(lease_ms=60_000, heartbeat_ms=30_000))
     producer = FlawedProducer("none", fail=False)
     generation = await engine.start("s", producer)
-    for _turn in range(100):  # loop turns, until both records are stored
-        if len(await read_range(basin, "s", 0)) == 3:
-            break
-        await asyncio.sleep(0)
+    await asyncio.wait_for(producer.waiting.wait(), 5)
+    writer = generation.writer
+    assert writer.durable_seq_num == writer.next_seq_num  # the embedded log took both at once
     generation.task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await generation.task
