@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import httpx2
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
@@ -24,8 +25,8 @@ from resumable_chat.testing.pytest_plugin import unique_basin_name
 
 
 async def test_disconnected_followers_release_their_read_sessions(s2_server_url: str) -> None:
-    pool = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=4), timeout=httpx.Timeout(10.0, pool=3.0)
+    pool = httpx2.AsyncClient(
+        limits=httpx2.Limits(max_connections=4), timeout=httpx2.Timeout(10.0, pool=3.0)
     )
     basin = HttpBasin(
         unique_basin_name(),

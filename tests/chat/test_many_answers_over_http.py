@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
+import httpx2
 
 from helpers import body_text, paced_answer, parse_sse, user_message
 from resumable_chat import create_resumable_chat
@@ -25,12 +25,12 @@ async def _answer_all(url: str, appends_per_s: float | None) -> tuple[int, list[
     the basin sent, each live body, and each chat's stored messages."""
     appends = 0
 
-    async def count(request: httpx.Request) -> None:
+    async def count(request: httpx2.Request) -> None:
         nonlocal appends
         if request.method == "POST" and request.url.path.endswith("/records"):
             appends += 1
 
-    async with httpx.AsyncClient(event_hooks={"request": [count]}) as client:
+    async with httpx2.AsyncClient(event_hooks={"request": [count]}) as client:
         basin = HttpBasin(
             unique_basin_name(),
             access_token=None,

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import httpx
+import httpx2
 import pytest
 
 from resumable_chat.s2 import Basin, HttpBasin, S2Error
@@ -26,14 +27,17 @@ async def stream(basin: Basin, s2_stream_name: str) -> AsyncIterator[str]:
 async def make_http_basin(s2_server_url: str) -> AsyncIterator[Callable[..., HttpBasin]]:
     """Factory for ``HttpBasin`` s on the test server (fresh basin, fast retries).
 
-    Keyword arguments go to ``HttpBasin``; ``transport`` puts an httpx transport under a
+    Keyword arguments go to ``HttpBasin``; ``transport`` puts an httpx2 transport under a
     client the basin shares. Everything is closed after the test.
     """
     made: list[HttpBasin] = []
-    clients: list[httpx.AsyncClient] = []
+    clients: list[httpx2.AsyncClient] = []
 
     def factory(
-        *, transport: httpx.AsyncBaseTransport | None = None, basin: str | None = None, **kw: object
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        basin: str | None = None,
+        **kw: object,
     ) -> HttpBasin:
         options: dict[str, object] = {
             "access_token": "test",
@@ -44,7 +48,7 @@ async def make_http_basin(s2_server_url: str) -> AsyncIterator[Callable[..., Htt
         }
         options.update(kw)
         if transport is not None:
-            client = httpx.AsyncClient(transport=transport)
+            client = httpx2.AsyncClient(transport=transport)
             clients.append(client)
             options["client"] = client
         result = HttpBasin(basin or unique_basin_name(), **options)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ at ``../shared/reference/s2-specs/openapi.json`` beside the repository. :func:`l
 points the document's servers (``https://aws.s2.dev/v1``, ``https://{basin}.b.s2.dev/v1``) at
 a local base URL so requests to the bundled server match its paths; nothing else is changed.
 
-:class:`RecordingTransport` sits under an ``httpx.AsyncClient`` and keeps every exchange
+:class:`RecordingTransport` sits under an ``httpx2.AsyncClient`` and keeps every exchange
 (request, status, headers, body bytes as the client read them). :func:`problems` then hands
 each one to ``openapi-core`` (requests and unary responses) and checks each SSE event of a
 read session against the document's ``ReadEvent`` schema with ``openapi-schema-validator``.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import pytest
 
 openapi_core = pytest.importorskip("openapi_core")
@@ -59,15 +59,15 @@ def load_spec(base_url: str) -> dict[str, Any]:
 class Exchange:
     """One request and the response bytes the client consumed."""
 
-    request: httpx.Request
+    request: httpx2.Request
     body: bytes
     status: int = 0
-    headers: httpx.Headers = field(default_factory=httpx.Headers)
+    headers: httpx2.Headers = field(default_factory=httpx2.Headers)
     data: bytearray = field(default_factory=bytearray)
 
 
-class _Tee(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, sink: bytearray) -> None:
+class _Tee(httpx2.AsyncByteStream):
+    def __init__(self, inner: httpx2.AsyncByteStream, sink: bytearray) -> None:
         self.inner = inner
         self.sink = sink
 
@@ -80,21 +80,21 @@ class _Tee(httpx.AsyncByteStream):
         await self.inner.aclose()
 
 
-class RecordingTransport(httpx.AsyncBaseTransport):
-    """An ``httpx.AsyncHTTPTransport`` that records every exchange in ``exchanges``."""
+class RecordingTransport(httpx2.AsyncBaseTransport):
+    """An ``httpx2.AsyncHTTPTransport`` that records every exchange in ``exchanges``."""
 
     def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
+        self.inner = httpx2.AsyncHTTPTransport()
         self.exchanges: list[Exchange] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
         exchange = Exchange(request, body)
         self.exchanges.append(exchange)
         response = await self.inner.handle_async_request(request)
         exchange.status = response.status_code
         exchange.headers = response.headers
-        assert isinstance(response.stream, httpx.AsyncByteStream)
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
         response.stream = _Tee(response.stream, exchange.data)
         return response
 

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-import httpx
+import httpx2
 
 from resumable_chat.s2 import AppendAck, AppendInput, AppendRecord, Basin, ReadBatch
 
-Forward = Callable[[httpx.Request], Awaitable[httpx.Response]]
-Script = Callable[[httpx.Request, Forward], Awaitable[httpx.Response]]
+Forward = Callable[[httpx2.Request], Awaitable[httpx2.Response]]
+Script = Callable[[httpx2.Request, Forward], Awaitable[httpx2.Response]]
 
 
 def recs(*bodies: bytes | str) -> list[AppendRecord]:
@@ -53,7 +53,7 @@ def seq_nums(batches: Sequence[ReadBatch]) -> list[int]:
     return [r.seq_num for b in batches for r in b.records]
 
 
-class ScriptedTransport(httpx.AsyncBaseTransport):
+class ScriptedTransport(httpx2.AsyncBaseTransport):
     """Forwards requests to a real transport; ``script`` may fail, delay or cut exchanges.
 
     ``script(request, forward)`` returns the response to give the client; ``forward`` sends the
@@ -61,11 +61,11 @@ class ScriptedTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, script: Script | None = None) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
+        self.inner = httpx2.AsyncHTTPTransport()
         self.script = script
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         if self.script is None:
             return await self.inner.handle_async_request(request)
@@ -74,20 +74,20 @@ class ScriptedTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         await self.inner.aclose()
 
-    def matching(self, method: str, path_suffix: str) -> list[httpx.Request]:
+    def matching(self, method: str, path_suffix: str) -> list[httpx2.Request]:
         """Recorded requests with this method whose path ends with ``path_suffix``."""
         return [r for r in self.requests if r.method == method and r.url.path.endswith(path_suffix)]
 
 
-class CutStream(httpx.AsyncByteStream):
+class CutStream(httpx2.AsyncByteStream):
     """A response body that breaks like a dropped connection partway through.
 
     It passes bytes through until ``cut_after`` bytes past the ``nth`` (1-based) occurrence of
-    ``marker``, then raises ``httpx.RemoteProtocolError`` (a cut in the middle of an event).
+    ``marker``, then raises ``httpx2.RemoteProtocolError`` (a cut in the middle of an event).
     """
 
     def __init__(
-        self, inner: httpx.AsyncByteStream, *, marker: bytes, nth: int, cut_after: int = 20
+        self, inner: httpx2.AsyncByteStream, *, marker: bytes, nth: int, cut_after: int = 20
     ) -> None:
         self.inner = inner
         self.marker = marker
@@ -108,15 +108,15 @@ class CutStream(httpx.AsyncByteStream):
                 cut = index + self.cut_after
                 if cut < len(seen):
                     yield seen[start:cut]
-                    raise httpx.RemoteProtocolError("peer closed connection (test cut)")
+                    raise httpx2.RemoteProtocolError("peer closed connection (test cut)")
             yield chunk
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-def error_response(status: int, code: str, **headers: str) -> httpx.Response:
+def error_response(status: int, code: str, **headers: str) -> httpx2.Response:
     """An S2 ``ErrorInfo`` response."""
-    return httpx.Response(
+    return httpx2.Response(
         status, json={"code": code, "message": f"injected {code}"}, headers=headers
     )

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable
 
-import httpx
+import httpx2
 import pytest
 from s2_helpers import (
     CutStream,
@@ -50,7 +50,7 @@ from resumable_chat.testing.s2_server import Faults, create_app
 MakeBasin = Callable[..., HttpBasin]
 
 
-def _is_append(request: httpx.Request) -> bool:
+def _is_append(request: httpx2.Request) -> bool:
     return request.method == "POST" and request.url.path.endswith("/records")
 
 
@@ -78,7 +78,7 @@ async def test_base64_round_trip_of_binary_bodies_and_headers(make_http_basin: M
 
 
 async def test_raw_format_output_is_lossy_utf8(s2_server_url: str) -> None:
-    async with httpx.AsyncClient(base_url=s2_server_url) as client:
+    async with httpx2.AsyncClient(base_url=s2_server_url) as client:
         headers = {"S2-Basin": unique_basin_name(), "s2-format": "base64"}
         body = {"records": [{"body": "/+Fo"}]}  # ff e1 68: invalid UTF-8, then "h"
         response = await client.post("/v1/streams/raw/records", json=body, headers=headers)
@@ -94,10 +94,10 @@ async def test_raw_format_output_is_lossy_utf8(s2_server_url: str) -> None:
 async def test_basin_header_and_basin_subdomain_reach_the_same_basin(
     make_http_basin: MakeBasin, s2_server_url: str
 ) -> None:
-    port = httpx.URL(s2_server_url).port
+    port = httpx2.URL(s2_server_url).port
     name = unique_basin_name()
 
-    async def to_localhost(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def to_localhost(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         # ``{basin}.b.s2.test`` does not resolve: connect to 127.0.0.1, keep the Host header.
         request.url = request.url.copy_with(host="127.0.0.1")
         return await forward(request)
@@ -117,13 +117,13 @@ async def test_basin_header_and_basin_subdomain_reach_the_same_basin(
 
 
 async def test_endpoints_and_auth_header() -> None:
-    seen: list[httpx.Request] = []
+    seen: list[httpx2.Request] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
-        return httpx.Response(200, json={"tail": {"seq_num": 7, "timestamp": 9}})
+        return httpx2.Response(200, json={"tail": {"seq_num": 7, "timestamp": 9}})
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
         basin = HttpBasin("my-basin-1", access_token="tok", client=client)
         tail = await basin.check_tail("s")
         await basin.aclose()
@@ -160,7 +160,7 @@ def test_retry_policy_backoff_and_retry_after() -> None:
 
 
 async def test_retry_honours_retry_after_ms(make_http_basin: MakeBasin) -> None:
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         if _is_append(request) and len(transport.matching("POST", "/records")) == 1:
             return error_response(429, "rate_limited", **{"retry-after-ms": "300"})
         return await forward(request)
@@ -188,7 +188,7 @@ async def test_server_fault_seam_with_retry_after(make_http_basin: MakeBasin) ->
 
     faults = BusyOnce()
     app = create_app(faults=faults)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app))
     async with client:
         basin = HttpBasin(
             unique_basin_name(),
@@ -207,9 +207,9 @@ async def test_server_fault_seam_with_retry_after(make_http_basin: MakeBasin) ->
 
 async def test_auth_failure_is_not_retried_and_names_the_env_var() -> None:
     app = create_app(access_token="secret")
-    requests: list[httpx.Request] = []
-    client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
+    requests: list[httpx2.Request] = []
+    client = httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app),
         event_hooks={"request": [lambda r: _record(requests, r)]},
     )
     async with client:
@@ -239,12 +239,12 @@ async def test_auth_failure_is_not_retried_and_names_the_env_var() -> None:
         assert (await append(right, "s", "a")).end.seq_num == 1
 
 
-async def _record(requests: list[httpx.Request], request: httpx.Request) -> None:
+async def _record(requests: list[httpx2.Request], request: httpx2.Request) -> None:
     requests.append(request)
 
 
 async def test_unguarded_append_is_not_retried_on_500(make_http_basin: MakeBasin) -> None:
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         if _is_append(request):
             return error_response(500, "storage")
         return await forward(request)
@@ -259,7 +259,7 @@ async def test_unguarded_append_is_not_retried_on_500(make_http_basin: MakeBasin
 
 
 async def test_guarded_append_is_retried(make_http_basin: MakeBasin) -> None:
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         if _is_append(request) and len(transport.matching("POST", "/records")) <= 2:
             return error_response(503, "unavailable")
         return await forward(request)
@@ -272,7 +272,7 @@ async def test_guarded_append_is_retried(make_http_basin: MakeBasin) -> None:
 
 
 async def test_retries_give_up_with_s2_unavailable(make_http_basin: MakeBasin) -> None:
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         return error_response(502, "hot_server")
 
     transport = ScriptedTransport(script)
@@ -284,11 +284,11 @@ async def test_retries_give_up_with_s2_unavailable(make_http_basin: MakeBasin) -
 
 
 async def test_lost_ack_is_detected_not_duplicated(make_http_basin: MakeBasin) -> None:
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         response = await forward(request)
         if _is_append(request) and len(transport.matching("POST", "/records")) == 2:
             await response.aread()  # the server wrote the batch; the ack never arrives
-            raise httpx.ReadError("connection reset by peer")
+            raise httpx2.ReadError("connection reset by peer")
         return response
 
     transport = ScriptedTransport(script)
@@ -304,12 +304,12 @@ async def test_lost_ack_is_detected_not_duplicated(make_http_basin: MakeBasin) -
 async def test_lost_ack_of_a_closing_fence_is_detected(make_http_basin: MakeBasin) -> None:
     lost = {"done": False}
 
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         response = await forward(request)
         if _is_append(request) and b"fencing_token" in request.content and not lost["done"]:
             lost["done"] = True
             await response.aread()
-            raise httpx.RemoteProtocolError("server disconnected without a response")
+            raise httpx2.RemoteProtocolError("server disconnected without a response")
         return response
 
     basin = make_http_basin(transport=ScriptedTransport(script))
@@ -327,11 +327,11 @@ async def test_412_after_an_ambiguous_failure_is_raised_when_the_log_differs(
 ) -> None:
     other = make_http_basin()
 
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         if _is_append(request) and len(transport.matching("POST", "/records")) == 1:
             # Our request times out; meanwhile another writer takes the same seq_nums.
             await append(other, "s", "theirs-1", "theirs-2")
-            raise httpx.ReadTimeout("timed out")
+            raise httpx2.ReadTimeout("timed out")
         return await forward(request)
 
     transport = ScriptedTransport(script)
@@ -386,11 +386,11 @@ async def test_create_missing_streams(make_http_basin: MakeBasin) -> None:
 # -- follow over SSE -------------------------------------------------------------------------
 
 
-def _cut_in_batch(response: httpx.Response, nth: int) -> httpx.Response:
+def _cut_in_batch(response: httpx2.Response, nth: int) -> httpx2.Response:
     """``response`` (a read session) with its connection cut in the middle of its ``nth``
     ``batch`` event."""
     cut = CutStream(response.stream, marker=b"event: batch", nth=nth, cut_after=30)  # type: ignore[arg-type]
-    return httpx.Response(
+    return httpx2.Response(
         response.status_code,
         headers=response.headers,
         stream=cut,
@@ -399,9 +399,9 @@ def _cut_in_batch(response: httpx.Response, nth: int) -> httpx.Response:
 
 
 async def test_follow_resumes_after_dropped_connections(make_http_basin: MakeBasin) -> None:
-    connections: list[httpx.Request] = []
+    connections: list[httpx2.Request] = []
 
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         response = await forward(request)
         if request.headers.get("accept") != "text/event-stream":
             return response
@@ -471,9 +471,9 @@ async def test_follow_reconnects_after_heartbeat_silence(make_http_basin: MakeBa
 async def test_follow_reconnects_after_error_events_and_retryable_statuses(
     make_http_basin: MakeBasin,
 ) -> None:
-    sessions: list[httpx.Request] = []
+    sessions: list[httpx2.Request] = []
 
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         if request.headers.get("accept") != "text/event-stream":
             return await forward(request)
         sessions.append(request)
@@ -481,7 +481,7 @@ async def test_follow_reconnects_after_error_events_and_retryable_statuses(
             return error_response(503, "unavailable", **{"retry-after-ms": "50"})
         if len(sessions) == 2:
             body = b'event: error\ndata: {"code":"storage","message":"injected"}\n\n'
-            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+            return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
         return await forward(request)
 
     basin = make_http_basin(transport=ScriptedTransport(script))
@@ -499,8 +499,8 @@ async def test_follow_fails_fast_on_client_errors(make_http_basin: MakeBasin) ->
 
 
 async def test_follow_gives_up_after_repeated_failures(make_http_basin: MakeBasin) -> None:
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
-        raise httpx.ConnectError("connection refused")
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused")
 
     transport = ScriptedTransport(script)
     basin = make_http_basin(transport=transport, max_attempts=3, deadline_s=0.01)
@@ -520,7 +520,7 @@ async def test_a_follow_rides_out_an_outage_shorter_than_the_deadline(
     sessions = 0
     down_until: float | None = None
 
-    async def script(request: httpx.Request, forward: Forward) -> httpx.Response:
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
         nonlocal sessions, down_until
         if request.headers.get("accept") != "text/event-stream":
             return await forward(request)
@@ -530,7 +530,7 @@ async def test_a_follow_rides_out_an_outage_shorter_than_the_deadline(
         if down_until is None:
             down_until = loop.time() + 0.6
         if loop.time() < down_until:
-            raise httpx.ConnectError("connection refused")
+            raise httpx2.ConnectError("connection refused")
         return await forward(request)
 
     basin = make_http_basin(transport=ScriptedTransport(script), max_attempts=3, deadline_s=2.0)
@@ -565,9 +565,9 @@ async def test_live_read_sessions_never_take_the_connections_appends_need(
     """Followers hold their read sessions open; with the basin's own clients, sessions have
     their own pool, so an append goes through while every session connection is taken."""
 
-    def small_client() -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
-        return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(10.0, pool=1.0))
+    def small_client() -> httpx2.AsyncClient:
+        limits = httpx2.Limits(max_connections=2, max_keepalive_connections=2)
+        return httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(10.0, pool=1.0))
 
     monkeypatch.setattr(HttpBasin, "_new_client", staticmethod(small_client))
     basin = HttpBasin(

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest
 from openapi_check import Exchange, RecordingTransport, load_spec, problems
 
@@ -36,7 +36,7 @@ async def recorded_basin(
     url: str, **options: object
 ) -> AsyncIterator[tuple[HttpBasin, RecordingTransport]]:
     transport = RecordingTransport()
-    async with httpx.AsyncClient(transport=transport) as client:
+    async with httpx2.AsyncClient(transport=transport) as client:
         basin = HttpBasin(
             unique_basin_name("oas"),
             access_token="test",
@@ -135,17 +135,17 @@ def test_the_check_reports_what_breaks_the_document() -> None:
     url = "http://s2.test/v1/streams/s/records"
     headers = {"authorization": "Bearer t", "content-type": "application/json"}
     bad_request = Exchange(
-        httpx.Request("POST", url, headers=headers),
+        httpx2.Request("POST", url, headers=headers),
         b'{"records":[{"headers":[{"name":"a"}]}]}',
         200,
-        httpx.Headers({"content-type": "application/json"}),
+        httpx2.Headers({"content-type": "application/json"}),
         bytearray(b'{"start":{"seq_num":0,"timestamp":1},"end":{"seq_num":1,"timestamp":1}}'),
     )
     good_request = Exchange(
-        httpx.Request("POST", url, headers=headers),
+        httpx2.Request("POST", url, headers=headers),
         b'{"records":[{"body":"x"}]}',
         200,
-        httpx.Headers({"content-type": "application/json"}),
+        httpx2.Headers({"content-type": "application/json"}),
         bytearray(b'{"start":{"seq_num":0,"timestamp":1},"end":{"seq_num":1,"timestamp":1}}'),
     )
     found = problems(spec, [bad_request, good_request])

@@ -18,6 +18,14 @@ It speaks to s2.dev, to s2-lite and to the bundled test server
   drop, so no record is skipped or repeated (like the TypeScript SDK's
   ``RetryReadSession``).
 
+HTTP goes through ``httpx2`` (pydantic's maintained successor of ``httpx``, on ``httpcore2``).
+Its connection pool hands an idle connection to one request at a time; httpcore 1.0.9, the
+last release under ``httpx`` 0.28-0.29, could hand one to several that then raced for it and
+retried, each race costing turns of a busy event loop (encode/httpcore#822, fixed in
+pydantic/httpx2#1075), and kept for good a connection a cancelled request left half-made
+(encode/httpcore#1093, fixed in pydantic/httpx2#983). With 100 answers appending over one
+process, appends took 200 ms (p50) and 2 s (p99) there against 20 ms and 0.4 s here.
+
 The pydantic ``Wire*`` models describe the JSON shapes (``extra="ignore"``, optional fields, as
 the API still grows fields); they are converted to the dataclasses of
 :mod:`resumable_chat.s2.records` at this boundary. Append bodies are built from plain dicts.
@@ -33,8 +41,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
-import httpx
-from httpx_sse import EventSource
+import httpx2
 from pydantic import ValidationError
 
 from resumable_chat.s2.basin import Basin
@@ -49,7 +56,6 @@ from resumable_chat.s2.errors import (
 )
 from resumable_chat.s2.names import check_basin_name
 from resumable_chat.s2.pacing import DEFAULT_APPENDS_PER_S, AppendPacing
-from resumable_chat.s2.pool_repair import drop_orphaned_connections
 from resumable_chat.s2.records import (
     AppendAck,
     AppendInput,
@@ -83,12 +89,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Connections each of the basin's own ``httpx`` pools opens at most, and keeps idle at most.
-#: httpcore checks every idle pooled connection (a poll of its socket) each time a request
-#: starts or ends (httpcore PR #928, open), so idle connections cost CPU on every request: with
-#: up to 100 kept, 50 streams appending to an S2 that acknowledges in 40 ms spent half the
-#: app's CPU there and their claims queued for 1.5 s; with 20, claims took 0.1-0.2 s. A steady
-#: load's spare connections fit in 20; a burst beyond opens new ones.
+#: Connections each of the basin's own ``httpx2`` pools opens at most, and keeps idle at most.
+#: A steady load's spare connections fit in 20; a burst beyond opens new ones. (Under httpx
+#: 0.28's httpcore 1.0.9 every idle connection cost a poll of its socket on each request, and
+#: more than 20 in the pool closed every idle one: encode/httpcore PR #928 and #1035, open.)
 POOL_MAX_CONNECTIONS = 1000
 POOL_MAX_KEEPALIVE = 20
 #: Account endpoint of s2.dev (the SDKs' default; https://s2.dev/docs/api).
@@ -98,6 +102,12 @@ DEFAULT_BASIN_ENDPOINT: Final = "https://{basin}.b.s2.dev"
 
 #: Unary reads may long-poll at most this many seconds (S2 caps ``wait`` at 60).
 _MAX_WAIT_S: Final = 60
+
+#: The largest SSE event a read session may carry, in bytes. S2 sends at most 1 MiB of
+#: records (metered) in one ``batch`` event, about 1.4 MiB as base64 JSON; a larger event
+#: fails the follow with ``S2Error`` (permanent: a server that sends it would send it again)
+#: instead of being buffered without bound.
+_MAX_EVENT_BYTES: Final = 8 * 1024 * 1024
 _JSON: Final = "application/json"
 
 T = TypeVar("T")
@@ -134,7 +144,7 @@ class HttpBasin(Basin):
         account_endpoint: base URL of basin management (default ``https://a.s2.dev``).
         basin_endpoint: base URL of stream requests (default ``https://{basin}.b.s2.dev``);
             without ``{basin}`` the ``S2-Basin`` header is sent on stream requests.
-        client: a shared ``httpx.AsyncClient`` to use for every request; when ``None`` the
+        client: a shared ``httpx2.AsyncClient`` to use for every request; when ``None`` the
             basin creates two and closes them in :meth:`aclose`: one for appends, unary reads
             and tail checks, and one for live read sessions (:meth:`follow`), so long-lived
             sessions can never take the connections appends need (each opens at most
@@ -168,6 +178,8 @@ class HttpBasin(Basin):
             ``ValueError``.
         ValueError: ``max_attempts`` below 1, ``deadline_s`` or ``appends_per_s`` not
             positive.
+        TypeError: ``client`` is not an ``httpx2.AsyncClient`` (an ``httpx.AsyncClient``
+            is not one).
     """
 
     def __init__(
@@ -177,7 +189,7 @@ class HttpBasin(Basin):
         access_token: str | None,
         account_endpoint: str | None = None,
         basin_endpoint: str | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: httpx2.AsyncClient | None = None,
         max_attempts: int = 4,
         create_missing_streams: bool = True,
         retry_base_s: float = 0.1,
@@ -192,6 +204,11 @@ class HttpBasin(Basin):
             raise ValueError("max_attempts must be at least 1")
         if not deadline_s > 0:
             raise ValueError("deadline_s must be > 0")
+        if client is not None and not isinstance(client, httpx2.AsyncClient):
+            raise TypeError(
+                f"client must be an httpx2.AsyncClient, got {type(client).__module__}."
+                f"{type(client).__qualname__} (HttpBasin runs on httpx2)"
+            )
         self.deadline_s: float = deadline_s
         self.pacing = None if appends_per_s is None else AppendPacing(appends_per_s)
         self.name = basin
@@ -219,11 +236,11 @@ class HttpBasin(Basin):
         return f"HttpBasin(name={self.name!r}, endpoint={self._basin_url!r})"
 
     @staticmethod
-    def _new_client() -> httpx.AsyncClient:
-        limits = httpx.Limits(
+    def _new_client() -> httpx2.AsyncClient:
+        limits = httpx2.Limits(
             max_connections=POOL_MAX_CONNECTIONS, max_keepalive_connections=POOL_MAX_KEEPALIVE
         )
-        return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
+        return httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(30.0))
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -256,7 +273,7 @@ class HttpBasin(Basin):
         params: Mapping[str, str | int] | None = None,
         content: bytes | None = None,
         timeout_s: float | None = None,
-    ) -> httpx.Response | AttemptFailure:
+    ) -> httpx2.Response | AttemptFailure:
         """One HTTP exchange: the response on 2xx, else the classified failure."""
         self._on_this_loop()
         try:
@@ -268,11 +285,8 @@ class HttpBasin(Basin):
                 content=content,
                 timeout=timeout_s if timeout_s is not None else self._timeout_s,
             )
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             return transport_failure(exc)
-        except asyncio.CancelledError:
-            drop_orphaned_connections(self._client)  # httpcore may keep a slot for good
-            raise
         if response.is_success:
             return response
         return failure_from_response(response, stream)
@@ -289,8 +303,8 @@ class HttpBasin(Basin):
         content: bytes | None = None,
         timeout_s: float | None = None,
         retry_codes: frozenset[str] = frozenset(),
-        check: Callable[[httpx.Response], S2Error | None] | None = None,
-    ) -> httpx.Response:
+        check: Callable[[httpx2.Response], S2Error | None] | None = None,
+    ) -> httpx2.Response:
         """An idempotent request with retries; ``retry_codes`` adds retryable S2 codes;
         ``check`` is called with each 2xx response and returns the error of a body that
         cannot be used (cut or garbled on its way), which is retried like a dropped
@@ -298,7 +312,7 @@ class HttpBasin(Basin):
         hdrs = headers if headers is not None else self._stream_headers
         budget = self.deadline_s + (timeout_s - self._timeout_s if timeout_s else 0.0)
 
-        async def attempt(left_s: float) -> httpx.Response | AttemptFailure:
+        async def attempt(left_s: float) -> httpx2.Response | AttemptFailure:
             outcome = await self._attempt(
                 method,
                 url,
@@ -310,7 +324,7 @@ class HttpBasin(Basin):
             )
             if isinstance(outcome, AttemptFailure) and outcome.error.code in retry_codes:
                 outcome.retryable = True
-            elif check is not None and isinstance(outcome, httpx.Response):
+            elif check is not None and isinstance(outcome, httpx2.Response):
                 unusable = check(outcome)
                 if unusable is not None:
                     return AttemptFailure(unusable, retryable=True)
@@ -323,7 +337,7 @@ class HttpBasin(Basin):
             timeout_s=timeout_s or self._timeout_s,
             may_retry=lambda failure: failure.retryable,
         )
-        if isinstance(outcome, httpx.Response):
+        if isinstance(outcome, httpx2.Response):
             return outcome
         try:
             raise outcome.final(op, attempts)
@@ -375,7 +389,7 @@ class HttpBasin(Basin):
         ambiguous = False
         landed_maybe = False
 
-        async def attempt(left_s: float) -> httpx.Response | AttemptFailure:
+        async def attempt(left_s: float) -> httpx2.Response | AttemptFailure:
             nonlocal ambiguous, landed_maybe
             outcome = await self._attempt(
                 "POST", url, stream=stream, headers=headers, content=content, timeout_s=left_s
@@ -396,7 +410,7 @@ class HttpBasin(Basin):
             timeout_s=self._timeout_s,
             may_retry=may_retry,
         )
-        if isinstance(outcome, httpx.Response):
+        if isinstance(outcome, httpx2.Response):
             try:
                 return WireAppendAck.model_validate_json(outcome.content).to_ack()
             except ValidationError as exc:
@@ -500,7 +514,7 @@ class HttpBasin(Basin):
 
         decoded: list[ReadBatch] = []
 
-        def check(response: httpx.Response) -> S2Error | None:
+        def check(response: httpx2.Response) -> S2Error | None:
             try:
                 decoded[:] = [decode_batch(response.content)]
             except S2Error as exc:
@@ -508,7 +522,7 @@ class HttpBasin(Basin):
                 return exc
             return None
 
-        async def call() -> httpx.Response:
+        async def call() -> httpx2.Response:
             return await self._call(
                 "read",
                 "GET",
@@ -532,7 +546,7 @@ class HttpBasin(Basin):
         """
         url = self._stream_url(stream, "/records/tail")
 
-        async def call() -> httpx.Response:
+        async def call() -> httpx2.Response:
             return await self._call("check_tail", "GET", url, stream=stream)
 
         response = await self._creating(stream, call)
@@ -561,7 +575,7 @@ class HttpBasin(Basin):
         """
         url = self._stream_url(stream, "/records")
         headers = {**self._stream_headers, "Accept": "text/event-stream"}
-        timeout = httpx.Timeout(
+        timeout = httpx2.Timeout(
             self._timeout_s, read=self._heartbeat_timeout_s, pool=self._timeout_s
         )
         next_seq = seq_num
@@ -585,7 +599,7 @@ class HttpBasin(Basin):
                         failure = failure_from_response(response, stream)
                     else:
                         connected_once = True
-                        async for sse in EventSource(response).aiter_sse():
+                        async for sse in httpx2.EventSource(response, _MAX_EVENT_BYTES):
                             if sse.event == "batch":
                                 batch = decode_batch(sse.data)
                                 records = batch.records
@@ -605,13 +619,10 @@ class HttpBasin(Basin):
                                 return
                         else:
                             failure = AttemptFailure(S2Error("S2 read session ended early"), True)
-            except httpx.TransportError as exc:
+            except httpx2.TransportError as exc:
                 failure = transport_failure(exc)
             except S2Error as exc:  # a malformed batch: treat like a broken connection
                 failure = AttemptFailure(exc, True)
-            except asyncio.CancelledError:  # httpcore may keep a slot for good
-                drop_orphaned_connections(self._session_client)
-                raise
             if self._closed:
                 return
             assert failure is not None
@@ -778,7 +789,7 @@ class HttpBasin(Basin):
             return
 
     async def aclose(self) -> None:
-        """Stop live follows and close the ``httpx.AsyncClient`` if this basin created it.
+        """Stop live follows and close the ``httpx2.AsyncClient`` if this basin created it.
 
         Idempotent. A client passed in by the caller is left open.
         """

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-import httpx
+import httpx2
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -102,7 +102,7 @@ class AttemptFailure:
         )
 
 
-def _retry_after_s(headers: httpx.Headers) -> float | None:
+def _retry_after_s(headers: httpx2.Headers) -> float | None:
     value = headers.get("retry-after-ms")
     if value is None:
         return None
@@ -112,7 +112,7 @@ def _retry_after_s(headers: httpx.Headers) -> float | None:
         return None
 
 
-def failure_from_response(response: httpx.Response, stream: str | None) -> AttemptFailure:
+def failure_from_response(response: httpx2.Response, stream: str | None) -> AttemptFailure:
     """Map an S2 error response to a typed error (https://s2.dev/docs/api, errors)."""
     status = response.status_code
     body = response.content
@@ -160,16 +160,16 @@ def failure_from_response(response: httpx.Response, stream: str | None) -> Attem
     return AttemptFailure(S2Error(message, status=status, code=code))
 
 
-def transport_failure(exc: httpx.TransportError) -> AttemptFailure:
+def transport_failure(exc: httpx2.TransportError) -> AttemptFailure:
     """Map an httpx transport error; only failures before sending are side-effect free."""
     error = S2Error(f"transport error talking to S2: {type(exc).__name__}: {exc}")
-    retryable = isinstance(exc, httpx.TimeoutException | httpx.NetworkError)
-    retryable = retryable or isinstance(exc, httpx.RemoteProtocolError)
-    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    retryable = isinstance(exc, httpx2.TimeoutException | httpx2.NetworkError)
+    retryable = retryable or isinstance(exc, httpx2.RemoteProtocolError)
+    never_sent = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout)
     return AttemptFailure(error, retryable, never_sent)
 
 
-Outcome = httpx.Response | AttemptFailure
+Outcome = httpx2.Response | AttemptFailure
 
 
 async def retrying(
@@ -187,7 +187,7 @@ async def retrying(
     Each attempt gets ``timeout_s`` (seconds), cut to what is left of the deadline.
 
     Returns:
-        The last outcome (an ``httpx.Response`` on success, else the last
+        The last outcome (an ``httpx2.Response`` on success, else the last
         :class:`AttemptFailure`) and how many attempts were made.
     """
     loop = asyncio.get_running_loop()
