@@ -12,14 +12,17 @@ streams), over real HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 from fastapi import FastAPI
 
 from resumable_chat import (
@@ -209,6 +212,41 @@ async def test_a_missing_basin_is_500_and_s2_down_is_503_with_retry_after(
     lines = [r.getMessage() for r in storage_log_lines(caplog)]
     assert len(lines) == 2, lines  # one per cause: the missing basin, then the outage
     assert "BasinNotFoundError" in lines[0] and "S2UnavailableError" in lines[1]
+
+
+async def test_an_unverifiable_tls_certificate_is_500_on_every_route(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S2 behind a certificate the system does not trust (a slim container without CA
+    certificates): a configuration error, 500 without ``Retry-After``, logged once."""
+    caplog.set_level(logging.INFO, logger="resumable_chat")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(server_context)
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    listener = await asyncio.start_server(hang_up, "127.0.0.1", 0, ssl=server_context)
+    basin = http_basin(f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}")
+    routers = all_routers(basin, check_storage=False)
+    try:
+        async with (
+            serve_app(routers.app) as base,
+            httpx.AsyncClient(base_url=base, timeout=10) as client,
+        ):
+            for method, path, body in ROUTES:
+                response = await request(client, method, path, body)
+                assert response.status_code == 500, (method, path, response.text)
+                assert "retry-after" not in response.headers
+                assert "TLS certificate" in response.json()["detail"]
+    finally:
+        await routers.chat.aclose()
+        await routers.tanstack.aclose()
+        await basin.aclose()
+        listener.close()
+        await listener.wait_closed()
+    lines = [r.getMessage() for r in storage_log_lines(caplog)]
+    assert len(lines) == 1 and "S2CertificateError" in lines[0], lines
 
 
 @pytest.mark.parametrize(

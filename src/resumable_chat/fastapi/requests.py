@@ -41,7 +41,13 @@ from starlette.requests import ClientDisconnect
 from resumable_chat.chat import MessageNotStorableError, not_storable_response
 from resumable_chat.log import LogGapError
 from resumable_chat.s2.basin import Basin
-from resumable_chat.s2.errors import BasinNotFoundError, S2AuthError, S2Error, S2InvalidError
+from resumable_chat.s2.errors import (
+    BasinNotFoundError,
+    S2AuthError,
+    S2CertificateError,
+    S2Error,
+    S2InvalidError,
+)
 from resumable_chat.s2.prefixed import PrefixedBasin
 from resumable_chat.sse import SseResponse
 
@@ -292,6 +298,8 @@ def _misconfigured_detail(exc: S2Error) -> str:
         what = "the storage basin does not exist"
     elif isinstance(exc, S2InvalidError):
         what = "the storage refused the request as invalid"
+    elif isinstance(exc, S2CertificateError):
+        what = "the storage's TLS certificate could not be verified"
     else:
         what = f"the storage answered {exc.status or 'an error'}"
     return f"chat storage is misconfigured ({what}); the server log says what to fix"

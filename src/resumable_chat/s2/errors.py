@@ -20,6 +20,7 @@ __all__ = [
     "FencingTokenMismatchError",
     "RangeNotSatisfiableError",
     "S2AuthError",
+    "S2CertificateError",
     "S2ConfigError",
     "S2Error",
     "S2InvalidError",
@@ -135,6 +136,23 @@ class S2InvalidError(S2Error):
     @property
     def permanent(self) -> bool:
         """Always True: the same request is refused again."""
+        return True
+
+
+class S2CertificateError(S2Error):
+    """The TLS certificate of the S2 endpoint could not be verified; never retried,
+    :attr:`permanent`.
+
+    :class:`~resumable_chat.s2.http.HttpBasin` verifies it against the system's trust store
+    (``httpx2``'s default; ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` replace it). A container
+    image without CA certificates fails here: install them (Debian: ``ca-certificates``) or
+    point ``SSL_CERT_FILE`` at a CA bundle (such as ``python -m certifi``'s). The message
+    gives the verifier's reason.
+    """
+
+    @property
+    def permanent(self) -> bool:
+        """Always True: the same certificate fails the same way until the trust changes."""
         return True
 
 

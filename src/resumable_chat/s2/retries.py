@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
@@ -26,6 +27,7 @@ from resumable_chat.s2.errors import (
     FencingTokenMismatchError,
     RangeNotSatisfiableError,
     S2AuthError,
+    S2CertificateError,
     S2Error,
     S2InvalidError,
     S2UnavailableError,
@@ -160,8 +162,30 @@ def failure_from_response(response: httpx2.Response, stream: str | None) -> Atte
     return AttemptFailure(S2Error(message, status=status, code=code))
 
 
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind a transport error, if it is one."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def transport_failure(exc: httpx2.TransportError) -> AttemptFailure:
-    """Map an httpx transport error; only failures before sending are side-effect free."""
+    """Map an httpx2 transport error; only failures before sending are side-effect free.
+    A TLS certificate that failed verification is :class:`S2CertificateError`, not retried."""
+    refused = _certificate_failure(exc)
+    if refused is not None:
+        reason = refused.verify_message or refused.reason or str(refused)
+        return AttemptFailure(
+            S2CertificateError(
+                f"S2's TLS certificate could not be verified ({reason}): install the system's "
+                "CA certificates (Debian: ca-certificates) or set SSL_CERT_FILE to a CA bundle"
+            )
+        )
     error = S2Error(f"transport error talking to S2: {type(exc).__name__}: {exc}")
     retryable = isinstance(exc, httpx2.TimeoutException | httpx2.NetworkError)
     retryable = retryable or isinstance(exc, httpx2.RemoteProtocolError)
