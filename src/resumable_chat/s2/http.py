@@ -233,7 +233,9 @@ class HttpBasin(Basin):
         self._loop: asyncio.AbstractEventLoop | None = None  # where its clients' pools live
 
     def __repr__(self) -> str:
-        return f"HttpBasin(name={self.name!r}, endpoint={self._basin_url!r})"
+        # getattr: a traceback may show a basin whose __init__ raised before setting these
+        name, endpoint = getattr(self, "name", None), getattr(self, "_basin_url", None)
+        return f"HttpBasin(name={name!r}, endpoint={endpoint!r})"
 
     @staticmethod
     def _new_client() -> httpx2.AsyncClient:
