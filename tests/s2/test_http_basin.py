@@ -35,6 +35,7 @@ from resumable_chat.s2 import (
     FencingTokenMismatchError,
     HttpBasin,
     S2AuthError,
+    S2Error,
     S2InvalidError,
     S2UnavailableError,
     SeqNumMismatchError,
@@ -488,6 +489,23 @@ async def test_follow_reconnects_after_error_events_and_retryable_statuses(
     await append(basin, "s", "0", "1")
     assert seq_nums(await collect(basin, "s", 2)) == [0, 1]
     assert len(sessions) == 3
+
+
+async def test_follow_fails_once_on_an_event_past_the_size_cap(make_http_basin: MakeBasin) -> None:
+    """An SSE event bigger than any S2 batch (8 MiB; S2 sends at most 1 MiB of records in
+    one) is not buffered without bound nor fetched again forever: the follow fails once."""
+
+    async def script(request: httpx2.Request, forward: Forward) -> httpx2.Response:
+        if request.headers.get("accept") != "text/event-stream":
+            return await forward(request)
+        body = b"event: batch\ndata: " + b"A" * (9 * 1024 * 1024) + b"\n\n"
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    transport = ScriptedTransport(script)
+    basin = make_http_basin(transport=transport)
+    with pytest.raises(S2Error, match="SSEError"):
+        await collect(basin, "s", 1)
+    assert len(transport.matching("GET", "/records")) == 1
 
 
 async def test_follow_fails_fast_on_client_errors(make_http_basin: MakeBasin) -> None:
