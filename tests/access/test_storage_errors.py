@@ -153,6 +153,16 @@ def storage_log_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecor
     ]
 
 
+async def answers_of_every_route(app: FastAPI) -> list[tuple[str, str, httpx.Response]]:
+    """Serve ``app`` on uvicorn and send each of :data:`ROUTES` once: (method, path,
+    response) in that order."""
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as client:
+        return [
+            (method, path, await request(client, method, path, body))
+            for method, path, body in ROUTES
+        ]
+
+
 async def test_a_refused_token_is_500_without_retry_after_on_every_route_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -187,27 +197,17 @@ async def test_a_missing_basin_is_500_and_s2_down_is_503_with_retry_after(
     async with s2_basin(auto_create_basins=False) as (url, _):
         missing = http_basin(url, name="missing-basin")
         routers = all_routers(missing, check_storage=False)
-        async with (
-            serve_app(routers.app) as base,
-            httpx.AsyncClient(base_url=base, timeout=10) as client,
-        ):
-            for method, path, body in ROUTES:
-                response = await request(client, method, path, body)
-                assert response.status_code == 500, (method, path, response.text)
-                assert "retry-after" not in response.headers
-                assert "basin does not exist" in response.json()["detail"]
+        for method, path, response in await answers_of_every_route(routers.app):
+            assert response.status_code == 500, (method, path, response.text)
+            assert "retry-after" not in response.headers
+            assert "basin does not exist" in response.json()["detail"]
         await missing.aclose()
     down = http_basin(f"http://127.0.0.1:{free_port()}")  # nothing listens there
     routers = all_routers(down, check_storage=False)
-    async with (
-        serve_app(routers.app) as base,
-        httpx.AsyncClient(base_url=base, timeout=10) as client,
-    ):
-        for method, path, body in ROUTES:
-            response = await request(client, method, path, body)
-            assert response.status_code == 503, (method, path, response.text)
-            assert response.headers["retry-after"] == "1"
-            assert response.json() == {"detail": STORAGE_UNAVAILABLE_TEXT}
+    for method, path, response in await answers_of_every_route(routers.app):
+        assert response.status_code == 503, (method, path, response.text)
+        assert response.headers["retry-after"] == "1"
+        assert response.json() == {"detail": STORAGE_UNAVAILABLE_TEXT}
     await down.aclose()
     lines = [r.getMessage() for r in storage_log_lines(caplog)]
     assert len(lines) == 2, lines  # one per cause: the missing basin, then the outage
@@ -230,15 +230,10 @@ async def test_an_unverifiable_tls_certificate_is_500_on_every_route(
     basin = http_basin(f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}")
     routers = all_routers(basin, check_storage=False)
     try:
-        async with (
-            serve_app(routers.app) as base,
-            httpx.AsyncClient(base_url=base, timeout=10) as client,
-        ):
-            for method, path, body in ROUTES:
-                response = await request(client, method, path, body)
-                assert response.status_code == 500, (method, path, response.text)
-                assert "retry-after" not in response.headers
-                assert "TLS certificate" in response.json()["detail"]
+        for method, path, response in await answers_of_every_route(routers.app):
+            assert response.status_code == 500, (method, path, response.text)
+            assert "retry-after" not in response.headers
+            assert "TLS certificate" in response.json()["detail"]
     finally:
         await routers.chat.aclose()
         await routers.tanstack.aclose()
