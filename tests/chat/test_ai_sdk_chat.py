@@ -192,15 +192,20 @@ async def test_on_error_chooses_the_error_text(make_chat_app) -> None:  # type: 
         assert chunks[-1] == {"type": "error", "errorText": "failed: RuntimeError"}
 
 
-async def test_a_source_raising_cancelled_error_itself_fails_the_answer(make_chat_app) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("raised", [asyncio.CancelledError, GeneratorExit])
+async def test_a_source_raising_cancelled_error_or_generator_exit_fails_the_answer(  # type: ignore[no-untyped-def]
+    make_chat_app, raised: type[BaseException]
+) -> None:
     """A ``CancelledError`` the source raises though nobody cancelled the answer (a cancel
-    scope of a library it uses leaking one) ends the answer as a failure: the error chunk,
-    the log closed at once, the next turn accepted at once. It used to be taken for a
-    shutdown: nothing more was stored and the chat answered 409 until a lease ran out."""
+    scope of a library it uses leaking one), or a ``GeneratorExit`` it raises itself, ends
+    the answer as a failure: the error chunk, the log closed at once, the next turn accepted
+    at once. The first used to be taken for a shutdown (nothing more stored, 409 until a
+    lease ran out); the second killed the answer's task while its writer kept heartbeating,
+    so the chat answered 409 for as long as the process ran."""
     async with make_chat_app() as app:
         app.model.chunks = text_answer(WORDS)
         app.model.raise_at = 3
-        app.model.raises = asyncio.CancelledError
+        app.model.raises = raised
         chunks = chunks_of((await app.post("c1", [user_message("hi")])).text)
         assert chunks[-1] == {"type": "error", "errorText": "An error occurred."}
         assert (await app.client.get("/api/chat/c1/stream")).status_code == 204

@@ -271,8 +271,9 @@ async def test_a_stream_left_by_a_dead_process_is_failed_and_reclaimed(
     [
         (ConnectionError("provider went away"), ConnectionError),
         (asyncio.CancelledError(), SourceCancelledError),
+        (GeneratorExit(), SourceCancelledError),
     ],
-    ids=["error", "cancelled-error"],
+    ids=["error", "cancelled-error", "generator-exit"],
 )
 async def test_an_error_terminated_stream_is_failed_readable_and_reclaimed(
     context: ResumableStreamContext, failure: BaseException, raised: type[BaseException]
@@ -280,8 +281,9 @@ async def test_an_error_terminated_stream_is_failed_readable_and_reclaimed(
     """A source that raises ends its stream as failed at once, readable and reclaimable.
     A ``CancelledError`` the source raises though nobody cancelled it is such a failure too
     (it used to be taken for a shutdown: nothing stored, the stream active until a lease ran
-    out); the producer's reader gets ``SourceCancelledError`` chained from it, not a
-    ``CancelledError`` that would look like a cancel of its own task."""
+    out), and so is a ``GeneratorExit`` it raises itself (its task died, the stream stayed
+    active for good); the producer's reader gets ``SourceCancelledError`` chained from it,
+    not an exception that would look like a cancel or close of its own task."""
     source = TestingStream()
     stream = await context.resumable_stream("err", source.make)
     source.write("half an answer")

@@ -142,6 +142,15 @@ async def close_source(iterator: object) -> None:
         logger.debug("closing a source failed", exc_info=True)
 
 
+def _stepping(task: asyncio.Task[None]) -> bool:
+    """Whether the running event loop is stepping ``task`` now; False when no loop runs (a
+    coroutine closed by the garbage collector after its loop was closed)."""
+    try:
+        return asyncio.current_task() is task
+    except RuntimeError:
+        return False
+
+
 class Generation:
     """A generation this process runs on ``stream`` (built by :meth:`LogEngine.start`).
 
@@ -367,7 +376,12 @@ class Generation:
                         outcome = "error"
                         logger.warning("source of %s failed: %r", self.stream, exc)
                         self._terminal_chunks(output, exc)
-                except Exception as exc:
+                except (Exception, GeneratorExit) as exc:
+                    if isinstance(exc, GeneratorExit) and not _stepping(task):
+                        raise  # this coroutine is being closed (its loop is gone): no awaits
+                    # (a GeneratorExit raised while the loop steps this task came from the
+                    # source itself: a failure like any other, or the writer would keep
+                    # heartbeating an answer nobody runs and the chat answer 409 for good)
                     if self._abandoned:
                         outcome = "abandoned"
                     elif self._storage_error is not None:

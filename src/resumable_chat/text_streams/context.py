@@ -182,10 +182,10 @@ class ResumableStreamError(Exception):
 
 class SourceCancelledError(ResumableStreamError, RuntimeError):
     """The stream's source raised ``asyncio.CancelledError`` though nobody cancelled its
-    producer (a cancel scope of a library it uses leaking one). The stream is ``"failed"``,
-    as after any source error, and the producer's readers get this error instead (its
-    ``__cause__`` is the source's): a ``CancelledError`` raised in a reader's task would look
-    like a cancel of that task."""
+    producer (a cancel scope of a library it uses leaking one), or ``GeneratorExit`` though
+    nobody closed it. The stream is ``"failed"``, as after any source error, and the
+    producer's readers get this error instead (its ``__cause__`` is the source's): either
+    raised in a reader's task would look like a cancel or a close of that task."""
 
 
 #: Stream ids a text stream may not take: the chat routers name their S2 streams
@@ -545,9 +545,10 @@ class _TextProducer(Producer):
             await close_source(iterator)
 
     def failed(self, error: BaseException, output: Output) -> None:
-        if isinstance(error, asyncio.CancelledError):
+        if isinstance(error, asyncio.CancelledError | GeneratorExit):
             cancelled = SourceCancelledError(
-                "the stream's source raised CancelledError though nobody cancelled it"
+                f"the stream's source raised {type(error).__name__} though nobody cancelled"
+                " or closed it"
             )
             cancelled.__cause__ = error
             error = cancelled
