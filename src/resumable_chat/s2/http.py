@@ -24,7 +24,7 @@ last release under ``httpx`` 0.28-0.29, could hand one to several that then race
 retried, each race costing turns of a busy event loop (encode/httpcore#822, fixed in
 pydantic/httpx2#1075), and kept for good a connection a cancelled request left half-made
 (encode/httpcore#1093, fixed in pydantic/httpx2#983). With 100 answers appending over one
-process, appends took 200 ms (p50) and 2 s (p99) there against 20 ms and 0.4 s here.
+process, appends took 80-280 ms (p50) and 0.9-2 s (p99) there against 20 ms and 0.4 s here.
 
 The pydantic ``Wire*`` models describe the JSON shapes (``extra="ignore"``, optional fields, as
 the API still grows fields); they are converted to the dataclasses of
@@ -105,8 +105,8 @@ _MAX_WAIT_S: Final = 60
 
 #: The largest SSE event a read session may carry, in bytes. S2 sends at most 1 MiB of
 #: records (metered) in one ``batch`` event, about 1.4 MiB as base64 JSON; a larger event
-#: fails the follow with ``S2Error`` (permanent: a server that sends it would send it again)
-#: instead of being buffered without bound.
+#: fails the follow with ``S2Error`` at once (not retried: a server that sent it would send
+#: it again) instead of being buffered without bound.
 _MAX_EVENT_BYTES: Final = 8 * 1024 * 1024
 _JSON: Final = "application/json"
 
