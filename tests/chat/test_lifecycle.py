@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import threading
 import weakref
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from resumable_chat import StopSignal, create_resumable_chat
-from resumable_chat.chat.core import ResumableChat
+from resumable_chat.chat.core import MAX_ERROR_TEXT_CHARS, ResumableChat
 from resumable_chat.log import (
     PROCESS_OWNERSHIP,
     Generation,
@@ -437,3 +438,37 @@ async def test_an_on_error_that_returns_no_text_gets_the_default_text(
     records = await read_range(basin, "chat-1", 0)
     assert any(b'"errorText":"An error occurred."' in r.body for r in records)
     assert "on_error returned" in caplog.text
+
+
+@pytest.mark.parametrize("size", [16 * 1024, 80 * 1024 * 1024])
+async def test_an_on_error_text_too_long_for_a_chunk_is_cut(
+    size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ``on_error`` that returns a huge text (an exception quoting a whole model response)
+    still ends the answer with its error chunk, live and stored: the text is cut to
+    ``MAX_ERROR_TEXT_CHARS`` characters ending in "…". A text of 80 MiB used to end the
+    answer without any error chunk (it could not be stored in one chunk's records)."""
+
+    async def failing(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "text-start", "id": "t"}
+        raise RuntimeError("model down")
+
+    basin = MemoryBasin()
+    chat = create_resumable_chat(basin=basin, on_error=lambda exc: "\u00e9" * size)
+    try:
+        body = await read_body(await chat.make_resumable("chat-1", failing))
+        assert chat.running("chat-1") is None
+    finally:
+        await chat.aclose()
+    if size <= MAX_ERROR_TEXT_CHARS:
+        kept = "\u00e9" * size
+    else:
+        kept = "\u00e9" * (MAX_ERROR_TEXT_CHARS - 1) + "\u2026"
+    error = json.dumps(
+        {"type": "error", "errorText": kept}, separators=(",", ":"), ensure_ascii=False
+    )
+    assert error.encode() in body
+    records = await read_range(basin, "chat-1", 0)
+    assert any(r.body.startswith(b"error-") for r in records)
+    assert any(error.encode() in r.body for r in records)
+    assert ("on_error returned" in caplog.text) == (size > MAX_ERROR_TEXT_CHARS)

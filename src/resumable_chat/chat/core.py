@@ -119,6 +119,11 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 #: The error text that closes a generation whose writer crashed (when no ``on_error`` is set).
 LOST_GENERATION_ERROR_TEXT = "The answer was interrupted: the server generating it stopped."
 
+#: The longest error text an answer ends with, in characters (16 Ki): a longer text from
+#: ``on_error`` (an exception quoting a whole model response) is cut to this, ending in
+#: ``"…"``, so the error chunk always fits one stored record and the answer ends with it.
+MAX_ERROR_TEXT_CHARS = 16 * 1024
+
 
 #: Seconds a live response that reads the rest of its answer from the log (its client fell
 #: behind: :class:`~resumable_chat.chat.producer.LiveChannel`) retries transient S2 failures
@@ -271,6 +276,13 @@ class ResumableChat:
                 type(text).__name__,
             )
             return DEFAULT_ERROR_TEXT
+        if len(text) > MAX_ERROR_TEXT_CHARS:
+            logger.warning(
+                "on_error returned %d characters; the error chunk keeps the first %d",
+                len(text),
+                MAX_ERROR_TEXT_CHARS - 1,
+            )
+            text = text[: MAX_ERROR_TEXT_CHARS - 1] + "\u2026"
         # a text with a surrogate (from an exception quoting what a model sent) is kept as
         # a scalar value string: UTF-8 cannot hold it, and the answer must still end
         return scalar_value_string(text)
@@ -1149,7 +1161,9 @@ def create_resumable_chat(
             lease_ms / 4)``; must be at most ``lease_ms / 2``.
         keepalive_s: seconds between SSE keep-alive comments on idle responses (0: off).
         on_error: maps a source exception to the error chunk's text; by default the text is
-            ``"An error occurred."`` so provider details do not leak.
+            ``"An error occurred."`` so provider details do not leak. A text over
+            :data:`MAX_ERROR_TEXT_CHARS` (16 Ki characters) is cut to it, ending in ``"…"``;
+            one that is not a ``str``, or an ``on_error`` that raises, gets the default.
         overlap_claim: :meth:`~ResumableChat.make_resumable` starts pulling the source's
             first chunk while the claim's S2 round trips are in flight, so they hide in the
             model's time to first token. A claim lost to another instance (409) then closes
