@@ -16,6 +16,7 @@ from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import (
     FencingTokenMismatchError,
     RangeNotSatisfiableError,
+    S2Error,
     StreamNotFoundError,
 )
 from resumable_chat.s2.records import AppendInput, AppendRecord, SequencedRecord, StreamPosition
@@ -208,20 +209,31 @@ async def latest_generation_or_token(
     :data:`PROBE_TOKEN`, which S2 rejects with 412 and the current token
     (https://s2.dev/docs/api, append: ``fencing_token_mismatch``). Two S2 round trips
     however many records the answer has, instead of a read per window (records too large
-    for :data:`TAIL_WINDOW` of them in one read still take the windows); for a caller that
-    needs only the token (a stop request). Raises ``S2Error`` when S2 fails.
+    for :data:`TAIL_WINDOW` of them in one read still take the windows, and so does a probe
+    that failed transiently: it is not retried, the reads are); for a caller that needs only
+    the token (a stop request). Raises ``S2Error`` when S2 fails for good or past its
+    retries.
     """
     return await _latest(basin, stream, probe=True)
 
 
 async def _current_token(basin: Basin, stream: str) -> str | None:
-    """The stream's fencing token, from an append S2 rejects (``None`` in the impossible
-    case that it lands: the stream's token was :data:`PROBE_TOKEN`; it stored an empty
-    record, which readers skip like a heartbeat)."""
+    """The stream's fencing token, from an append S2 rejects; ``None`` when the probe did
+    not tell it, and the caller reads the log back to the claim instead.
+
+    A transient failure of the probe (503, a timeout, a lost answer) gives ``None``: a basin
+    does not retry an append that is neither conditioned on a seq_num nor moves the token
+    (it could land twice), though this one can never land, and the reads that replace it
+    are retried. A permanent failure is raised. ``None`` also in the impossible case that
+    it lands (the stream's token was :data:`PROBE_TOKEN`: it stored an empty record, which
+    readers skip like a heartbeat)."""
     try:
         await basin.append(stream, AppendInput([AppendRecord(b"")], fencing_token=PROBE_TOKEN))
     except FencingTokenMismatchError as exc:
         return exc.expected_fencing_token
+    except S2Error as exc:
+        if exc.permanent:
+            raise
     return None
 
 
