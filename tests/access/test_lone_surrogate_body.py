@@ -64,6 +64,13 @@ CASES = {
         '"content":"cut emoji \\ud83d"}]}',
         "tanstack-t1",
     ),
+    # stored only in the run's first events (run.accepted, RUN_STARTED): it was a 500
+    "agui, parentRunId": (
+        "/api/agui",
+        '{"threadId":"t1","runId":"run-1","parentRunId":"\\ud800","messages":[{"id":"u1",'
+        '"role":"user","content":"hi"}]}',
+        "tanstack-t1",
+    ),
 }
 
 

@@ -392,6 +392,8 @@ class ResumableChat:
         ``once``: the turn (its ``prelude``) is answered once per message."""
         self._check_open()
         stored = _storable(prelude or [])  # encoded once, checked before the claim
+        if announce:  # sent and stored with the claim: checked before it too
+            _storable(announce)
         signal = StopSignal()
         local = self.engine.generation(stream_name)
         if prefetch and (local is None or local.outcome is not None):
@@ -525,7 +527,8 @@ class ResumableChat:
             StreamInUseError: a generation holds the stream (HTTP 409).
             MessageTooLargeError: a ``prelude`` chunk is over the 64 S2 records a chunk may
                 span (nothing claimed; one over a single record is stored in fragments).
-            MessageNotStorableError: a ``prelude`` chunk does not encode as UTF-8 JSON.
+            MessageNotStorableError: a ``prelude`` or ``announce`` chunk does not encode as
+                UTF-8 JSON (nothing claimed).
             S2Error: S2 failed during the claim.
             RuntimeError: the chat is closed.
         """
