@@ -181,7 +181,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # httpx logs every request at INFO: a line per S2 append and read
+    # httpx2 (the S2 client's) and httpx (litellm's) log every request at INFO: a line per
+    # S2 append and read
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     check = startup_check_enabled()
     if check and (status := preflight()):
