@@ -65,6 +65,7 @@ async def test_a_stop_from_another_instance_survives_one_failed_append(
     name = faulty_s2.basins[0].name
     other = create_resumable_chat(basin=faulty_s2.basin(name), ownership=Ownership(), **options)
     more = asyncio.Event()
+    body: asyncio.Task[bytes] | None = None
 
     async def source(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
         yield {"type": "text-start", "id": "t"}
@@ -99,3 +100,6 @@ async def test_a_stop_from_another_instance_survives_one_failed_append(
         more.set()
         await other.aclose()
         await running.aclose()
+        if body is not None and not body.done():
+            body.cancel()
+            await asyncio.gather(body, return_exceptions=True)
