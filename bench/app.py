@@ -61,7 +61,9 @@ class SourceShape:
 
     ``n``: text-delta chunks; ``size``: bytes of each encoded delta chunk (about);
     ``first_ms``: wait before the first chunk (a model's time to first token);
-    ``interval_ms``: wait between chunks (0: as fast as possible); ``yield_every``: with no
+    ``interval_ms``: the chunks' schedule, one every this many ms from the first (0: as fast
+    as possible); a chunk the consumer takes late does not delay the next one, as a model's
+    chunks arriving over the network are not delayed by a busy server; ``yield_every``: with no
     interval, give the event loop a turn every this many chunks (a network read delivers a
     few chunks at once); ``hold_s``: after the last delta, stay silent this long before
     finishing (a generation kept running for resume and follower benchmarks);
@@ -103,13 +105,18 @@ async def bench_source(
     yield {"type": "text-start", "id": "t0"}
     pad = "x" * max(1, shape.size - _DELTA_OVERHEAD)
     interval = shape.interval_ms / 1000
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     for i in range(shape.n):
         if shape.stamp:
             yield {"type": "text-delta", "id": "t0", "delta": f"{time.time_ns()};{pad}"}
         else:
             yield {"type": "text-delta", "id": "t0", "delta": pad}
         if interval:
-            await asyncio.sleep(interval)
+            # on a schedule, as a model's chunks arrive over the network: a late wake-up
+            # (or a slow consumer) does not delay the chunks after it
+            due += interval
+            await asyncio.sleep(max(0.0, due - loop.time()))
         elif i % shape.yield_every == shape.yield_every - 1:
             await asyncio.sleep(0)
     if shape.hold_s:
