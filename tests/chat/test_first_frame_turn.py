@@ -1,7 +1,8 @@
 """The first frame of a live answer goes out in the loop turn its model yields it, as from a
 plain ``StreamingResponse``, not a turn later. Under load a loop turn is every other request's
 work, so one turn more is what a user waits longer for the first chunk (bench: added
-first-chunk time, 50 concurrent).
+first-chunk time, 50 concurrent). On a basin over the network, the model is asked before the
+claim's S2 request is built, so its time to first token does not start after that CPU.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from helpers import user_message
 from resumable_chat import StopSignal, create_resumable_chat
 from resumable_chat.s2 import MemoryBasin
+from resumable_chat.s2.records import AppendAck, AppendInput
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -83,3 +85,42 @@ async def test_the_first_frame_comes_in_the_turn_a_plain_response_sends_it(
             pass
     finally:
         await chat.aclose()
+
+
+class RemoteLikeBasin(MemoryBasin):
+    """A ``MemoryBasin`` that says its calls go over the network (as ``HttpBasin``'s do) and
+    notes each append in ``events``."""
+
+    in_memory = False
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    async def append(self, stream: str, input: AppendInput) -> AppendAck:
+        self.events.append("append")
+        return await super().append(stream, input)
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+async def test_the_model_is_asked_before_a_remote_claim_is_built(in_memory: bool) -> None:
+    events: list[str] = []
+
+    async def asked_model(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
+        events.append("model")
+        async for chunk in model(signal):
+            yield chunk
+
+    basin = RemoteLikeBasin(events)
+    basin.in_memory = in_memory
+    chat = create_resumable_chat(basin=basin)
+    try:
+        live = await chat.make_resumable(
+            "chat-order", asked_model, message=user_message(), new_chat=True
+        )
+        async for _ in live.body_iterator:
+            pass
+    finally:
+        await chat.aclose()
+    # the claim is the first append; in memory it lands before the model's task first runs
+    assert events[:2] == (["append", "model"] if in_memory else ["model", "append"])

@@ -370,6 +370,17 @@ class LogEngine:
             raise StreamInUseError(stream)
         pending = self._local[stream] = _PendingClaim()
         try:
+            if not self.basin.in_memory:
+                # One loop turn before the claim's request: a task the caller started for
+                # this answer (the chat core's first fetch from the model) sends its own
+                # request first. Building an S2 request takes 1.5-4 ms of CPU after an idle
+                # spell (bench: added first-chunk time at S2 Standard latency, 1 s first
+                # token: +5.7-6.5 ms before, +1.4-2.1 ms with this, one request at a time);
+                # the model's time to first token should not start after it. An in-memory
+                # claim lands within this step: no turn. The stream is marked pending
+                # already, so a second turn on it meanwhile gets StreamInUseError before its
+                # model is called.
+                await asyncio.sleep(0)
             claim = await self.claim(
                 stream, new_chat=new_chat, records=producer.claim_records(), turn_key=turn_key
             )

@@ -42,6 +42,13 @@ class Basin(ABC):
     #: (``HttpBasin``); ``None``: no budget (the embedded basin appends in memory).
     pacing: AppendPacing | None = None
 
+    #: True when calls are answered in this process without waiting on I/O (the embedded
+    #: :class:`~resumable_chat.s2.memory.MemoryBasin`, and views of it); ``False`` when each
+    #: call is a request over the network (``HttpBasin``). The log engine lets the tasks a
+    #: caller started run one step before a claim's request only in the second case: an
+    #: in-memory claim lands in the same step, where yielding would only add a loop turn.
+    in_memory: bool = False
+
     @abstractmethod
     async def append(self, stream: str, input: AppendInput) -> AppendAck:
         """Append one atomic batch to ``stream`` (S2 REST v1 append).

@@ -216,6 +216,8 @@ class MemoryBasin(Basin):
         clock: where arrival timestamps come from (a virtual clock in simulations).
     """
 
+    in_memory = True
+
     def __init__(
         self,
         name: str = "embedded",

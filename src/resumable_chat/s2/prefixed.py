@@ -49,6 +49,7 @@ class PrefixedBasin(Basin):
         self.inner = inner
         self.deadline_s = inner.deadline_s
         self.pacing = inner.pacing  # one budget for the basin, whatever the view
+        self.in_memory = inner.in_memory
         self.prefix = check_stream_prefix(prefix)
         self.name = inner.name
 

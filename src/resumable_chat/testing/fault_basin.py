@@ -47,6 +47,7 @@ class FaultPlanBasin(Basin):
         self.name = basin.name
         self.deadline_s = basin.deadline_s
         self.pacing = basin.pacing
+        self.in_memory = basin.in_memory
         self.reconnect_s = reconnect_s
         self._crashed = asyncio.Event()
 
