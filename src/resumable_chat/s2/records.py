@@ -108,11 +108,22 @@ class AppendInput:
     append succeeds only if its first record would get exactly this seq_num.
     ``fencing_token``: the append succeeds only if the stream's current token equals it
     (``None`` means unconditional; a new stream's token is ``""``).
+
+    Raises ``TypeError`` when a record is not an :class:`AppendRecord` (bare ``bytes``, say:
+    wrap them as ``AppendRecord(body=...)``).
     """
 
     records: Sequence[AppendRecord]
     match_seq_num: int | None = None
     fencing_token: str | None = None
+
+    def __post_init__(self) -> None:
+        for record in self.records:
+            if not isinstance(record, AppendRecord):
+                raise TypeError(
+                    "AppendInput.records must hold AppendRecord objects, got "
+                    f"{type(record).__name__} (wrap bytes as AppendRecord(body=...))"
+                )
 
 
 @dataclass(slots=True)
