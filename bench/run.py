@@ -345,6 +345,8 @@ class Sizes:
     history: tuple[int, int]
     history_count: int
     fold_chunks: int
+    #: count instructions per answer under callgrind (``bench/instructions.py``, minutes)
+    instructions: bool
 
 
 FULL = Sizes(
@@ -369,6 +371,7 @@ FULL = Sizes(
     history=(10, 1000),
     history_count=100,
     fold_chunks=100_000,
+    instructions=True,
 )
 SMOKE = Sizes(
     ttfb_count=20,
@@ -385,6 +388,7 @@ SMOKE = Sizes(
     history=(3, 30),
     history_count=5,
     fold_chunks=2000,
+    instructions=False,
 )
 
 
@@ -785,6 +789,33 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
             followed_note,
         )
         procs.stop(proc)
+
+    # 9a. the same cost counted: instructions per answer under callgrind, which do not move
+    # with the machine's speed (bench/instructions.py)
+    if sizes.instructions and shutil.which("valgrind") is not None:
+        with results.section("instructions per answer (callgrind)"):
+            sys.path.insert(0, str(HERE))
+            from instructions import ANSWER_DELTAS, measure
+
+            counted = measure()
+            for route, label in (("plain", "a plain StreamingResponse"), ("resumable", "ours")):
+                figures = counted[route]
+                add(
+                    f"embedded: instructions per answer of {ANSWER_DELTAS} deltas, {label}",
+                    figures["answer_100"],
+                    "instructions",
+                    None,
+                    f"{figures['answer']} per answer of one delta, {figures['chunk']} per delta"
+                    " more; in process, no sockets (bench/instructions.py)",
+                )
+            add(
+                "embedded: instructions per answer, ratio plain / ours",
+                counted["ratio"],
+                "ratio",
+                None,
+                "the app's own code per answer, without the server's work per chunk (the"
+                " socket write, the same on both sides)",
+            )
 
     # 9b. scale-out: N app processes on one S2 server, nothing shared but the basin
     with results.section("scale-out over S2"):
