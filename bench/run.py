@@ -809,6 +809,13 @@ def run(sizes: Sizes, procs: Processes, results: Results, *, peer: bool) -> None
                     " more; in process, no sockets (bench/instructions.py)",
                 )
             add(
+                "embedded: instructions per resume of a running answer, ours",
+                counted["resumable"]["resume"],
+                "instructions",
+                None,
+                f"the floor (fixed frames, no lookup, no storage): {counted['plain']['resume']}",
+            )
+            add(
                 "embedded: instructions per answer, ratio plain / ours",
                 counted["ratio"],
                 "ratio",
