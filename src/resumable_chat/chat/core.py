@@ -1155,9 +1155,12 @@ def create_resumable_chat(
         lease_ms: ms without any record (data or heartbeat) after which another instance may
             close a running generation as crashed (all modes): the next claimer, a follower
             or a stop closes it with the protocol's error terminal and an ``error-`` fence,
-            after waiting about two heartbeats more for a sign of life. A process never closes
-            a generation it runs itself, however long S2 is slow or down. Clocks of the app
-            hosts and S2 should agree to well within ``lease_ms - heartbeat_ms``.
+            after waiting two heartbeat intervals more for a sign of life. A process never
+            closes a generation it runs itself, however long S2 is slow or down. The lease
+            compares S2's record timestamps with this host's clock, so keep it in sync (NTP):
+            a clock behind S2's closes a crashed generation later, by the difference; one
+            ahead closes it sooner, yet not one whose writer lives (its heartbeats move the
+            tail within the two heartbeat intervals).
         heartbeat_ms: ms of writer idleness after which it appends an empty record, keeping
             the lease fresh while the model is silent; it also bounds how long a stop from
             another instance waits while the model is silent. Default: ``min(1000,

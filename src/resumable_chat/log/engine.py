@@ -85,7 +85,7 @@ class LogConfig:
     before it appends an empty record (≤ ``lease_ms / 2``). ``batch_size`` (records, 1-1000)
     and ``linger_ms`` (ms ≥ 0): the writer's batching. ``confirm_ms``: the long-poll window
     in which a judge waits for a record before closing a silent generation (default: two
-    of the writer's longest retry backoffs). ``trim_delay_ms``: single-use and shared modes
+    heartbeat intervals, :attr:`confirm_s`). ``trim_delay_ms``: single-use and shared modes
     trim this long after a generation's terminal (:meth:`LogEngine.trim_later`).
     """
 
@@ -113,10 +113,16 @@ class LogConfig:
 
     @property
     def confirm_s(self) -> float:
-        """The confirmation window in seconds: ``confirm_ms``, by default two of the writer's
-        longest retry backoffs (``2 * min(heartbeat_ms, 1000)``), so a writer that was cut off
-        from S2 lands first once S2 answers again."""
-        ms = self.confirm_ms if self.confirm_ms is not None else 2 * min(self.heartbeat_ms, 1000)
+        """The confirmation window in seconds: ``confirm_ms``, by default two heartbeat
+        intervals (``2 * heartbeat_ms``).
+
+        A live writer appends at least a heartbeat every ``heartbeat_ms``, so within the
+        default window its tail always moves, whatever the judge's clock says: a judge whose
+        clock runs ahead of S2's (which stamps the records) sees the lease expire too early,
+        and the window still keeps it from closing a writer that lives. It is also at least
+        two of the writer's longest retry backoffs (``min(heartbeat_ms, 1000)`` ms each), so a
+        writer that was cut off from S2 lands first once S2 answers again."""
+        ms = self.confirm_ms if self.confirm_ms is not None else 2 * self.heartbeat_ms
         return ms / 1000
 
 

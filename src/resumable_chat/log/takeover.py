@@ -5,8 +5,10 @@ A generation is judged lost only when all of these hold, each read from S2 by th
 1. it has no terminal fence and this process does not run it (:mod:`.ownership`);
 2. its last record is ``lease_ms`` old or older (record timestamp against the judge's clock);
 3. the tail has not moved after a confirmation window that starts after that (by default
-   two of the writer's longest retry backoffs), so a writer that was only cut off from S2
-   for a while lands first once S2 answers again, and keeps its generation.
+   two heartbeat intervals, :attr:`~.engine.LogConfig.confirm_s`), so a writer that was
+   only cut off from S2 for a while lands first once S2 answers again, and keeps its
+   generation, and a judge whose clock runs ahead of S2's (which stamps the records) still
+   sees a live writer's next heartbeat before it could close anything.
 
 The close is then one atomic append conditioned on the stream's fencing token and tail as
 read: the protocol's error terminal (built by the layer above from the generation's stored
