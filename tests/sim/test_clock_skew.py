@@ -15,13 +15,21 @@ import json
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-from resumable_chat import ResumableChat, StopSignal, create_resumable_chat
+import pytest
+
+from resumable_chat import (
+    ResumableChat,
+    StopSignal,
+    create_resumable_chat,
+    create_resumable_stream_context,
+)
 from resumable_chat.clock import LoopClock
 from resumable_chat.log import Ownership, RecordKind, classify, read_range
 from resumable_chat.s2 import MemoryBasin
 from resumable_chat.testing.fault_basin import FaultPlanBasin
 from resumable_chat.testing.fault_plan import FaultPlan
 from resumable_chat.testing.virtual_time import run_virtual
+from resumable_chat.text_streams.context import StreamActiveError
 
 LEASE_MS = 10_000
 HEARTBEAT_MS = 2_500
@@ -194,3 +202,63 @@ def test_a_judge_whose_clock_runs_behind_closes_a_crashed_writer_later_by_the_sk
         assert LEASE_MS - skew_ms + CONFIRM_MS <= waited <= LEASE_MS - skew_ms + CONFIRM_MS + 150
 
     run(skew_ms, scenario)
+
+
+def test_text_streams_a_context_whose_clock_runs_ahead_follows_a_live_producer() -> None:
+    """The text streams' defaults (a 10 s lease, heartbeats a quarter of it apart) with a
+    second context a minute ahead of S2: it sees the silent producer's lease expired, yet
+    ``resumable_stream`` follows the producer instead of failing or closing it, and
+    ``create_new_resumable_stream`` is refused as for any live producer."""
+
+    async def scenario() -> None:
+        memory = MemoryBasin(clock=LoopClock())
+        contexts = [
+            create_resumable_stream_context(
+                memory, clock=LoopClock(EPOCH_MS + offset), ownership=Ownership()
+            )
+            for offset in (0, 60_000)
+        ]
+        a, b = contexts
+        assert a.lease_ms == 10_000
+        released = asyncio.Event()
+
+        async def source() -> AsyncIterator[str]:
+            yield "first "
+            await released.wait()
+            yield "last"
+
+        async def never() -> AsyncIterator[str]:
+            raise AssertionError("a live producer was replaced")
+            yield ""  # pragma: no cover - makes this an async generator
+
+        try:
+            producer = await a.resumable_stream("s", source)
+            assert producer is not None and producer.role == "producer"
+            produced = asyncio.create_task(_text(producer))
+            await asyncio.sleep(3 * a.lease_ms / 1000)  # virtual: the source is silent
+
+            async def follow_after(delay_s: float) -> str:
+                await asyncio.sleep(delay_s)
+                follower = await b.resumable_stream("s", never)
+                assert follower is not None and follower.role == "resumer"
+                with pytest.raises(StreamActiveError):
+                    await b.create_new_resumable_stream("s", never)
+                return await _text(follower)
+
+            # at every phase of the producer's heartbeat cycle
+            followers = [asyncio.create_task(follow_after(i * 0.23)) for i in range(30)]
+            await asyncio.sleep(30 * 0.23 + 2 * a.lease_ms / 1000)
+            assert await b.has_existing_stream("s") == "failed"  # its clock alone says so
+            released.set()
+            assert await produced == "first last"
+            assert await asyncio.gather(*followers) == ["first last"] * 30
+            assert await b.has_existing_stream("s") == "done"
+        finally:
+            for context in contexts:
+                await context.aclose(drain_timeout_s=0.1)
+
+    run_virtual(scenario())
+
+
+async def _text(stream: Any) -> str:
+    return "".join([chunk async for chunk in stream])

@@ -41,6 +41,11 @@ Statuses (:meth:`ResumableStreamContext.has_existing_stream`)
   has been silent for the lease (the producer crashed). Its output stays readable, and the next
   producing call reclaims the id with a fence conditioned on the dead generation's token.
 
+The lease's age is the last record's S2 timestamp against this host's clock, so a status is as
+right as the two clocks agree. A producing call checks it: it reclaims the id only when the
+tail also stays still for two heartbeat intervals, and follows the generation when it does
+not (a producer that lives, judged by a clock ahead of S2's).
+
 Resuming
 --------
 A resume returns the generation's output from its first chunk, minus ``resume_at``: the amount
@@ -651,6 +656,14 @@ class ResumableStreamContext:
                 # another producer moved the stream on, or a claim of this process is in
                 # flight (its status is not in the log yet): look again once it is decided
                 await self.engine.claim_settled(name)
+                if status == "failed":
+                    # This clock judged its lease expired, yet the claim did not close it:
+                    # its producer's records moved the tail within the confirmation window
+                    # (this host's clock runs ahead of S2's), or a new one won. It lives:
+                    # follow it, which judges it again should it fall silent.
+                    latest = await self.engine.latest(name)
+                    if latest.active:
+                        return latest
                 continue
             chunks = producer.live.chunks(lambda start: self._rest(name, start))
             return ResumableStream(stream_id, "producer", chunks, generation.task)
