@@ -14,6 +14,9 @@
 - **Nothing lost while a writer lives**: a generation whose instance never crashed is never
   taken over and holds every delta its model produced, once S2 is back.
 - **No chat stays locked**: after the last crash and a lease, a new turn on every chat works.
+- With instance clocks off S2's (``SimConfig.skew_ms``), the same hold with the lease
+  shifted by the judging instance's offset: never a close before a confirmation window of
+  silence, and readers end that much later when their instance's clock runs behind.
 - **409 before the model**: a turn refused with 409 never got a delta from its model.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,7 +256,12 @@ class Checker:
             # an orphan's claimer closes it as soon as it sees it landed (no writer ever
             # runs under it: its turn answered with an S2 error); anyone else waits a lease
             early_allowed = orphan and gen.taker == gen.claimer
-            if silence < self.world.config.lease_ms and not early_allowed:
+            # a taker whose clock runs ahead of S2's sees the lease expire that much early,
+            # yet never closes before a confirmation window of silence
+            config = self.world.config
+            ahead = self.world.ahead_ms(gen.taker) if gen.taker is not None else 0
+            required = max(config.confirm_ms, config.lease_ms - ahead)
+            if silence < required and not early_allowed:
                 self.fail(f"{where}: taken over after only {silence:.0f} ms of silence")
             if gen.terminal is not RecordKind.ERROR:
                 self.fail(f"{where}: closed by another instance with {gen.terminal}")
@@ -302,7 +311,10 @@ class Checker:
             return None
         if gen.taken_over:
             silent_from = max(gen.last_writer_ms, view.opened_ms)
-            latest = silent_from + config.lease_ms + config.confirm_ms + SLACK_MS
+            # the reader's instance judges after each lease of silence; with its clock behind
+            # S2's, the lease expires by its clock that much later
+            judgements = 1 + math.ceil(self.world.behind_ms(view.instance) / config.lease_ms)
+            latest = silent_from + judgements * config.lease_ms + config.confirm_ms + SLACK_MS
             latest = max(latest, gen.terminal_ms + SLACK_MS)
         else:
             latest = gen.terminal_ms + SLACK_MS

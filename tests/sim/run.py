@@ -35,8 +35,9 @@ def config_for(seed: int, mode: Mode | None = None, early: bool | None = None) -
     bytes behind before it reads the rest from the log, every other round of those keeps
     only 256 bytes of frames in each answer's tap for its followers (the rest from the log),
     every other round of those lets all live responses together hold only 160 bytes for
-    clients behind, and one seed in twenty pads every delta to hundreds of KB (batches cut
-    by S2's 1 MiB)."""
+    clients behind, one seed in twenty pads every delta to hundreds of KB (batches cut by
+    S2's 1 MiB), and one in ten runs each instance's clock up to two leases ahead of or
+    behind S2's."""
     return SimConfig(
         seed=seed,
         mode=mode or MODES[seed % len(MODES)],
@@ -46,6 +47,7 @@ def config_for(seed: int, mode: Mode | None = None, early: bool | None = None) -
         live_backlog_bytes=64 if (seed // (4 * len(MODES))) % 2 == 1 else None,
         tap_max_bytes=256 if (seed // (8 * len(MODES))) % 2 == 1 else None,
         live_backlog_total_bytes=160 if (seed // (16 * len(MODES))) % 2 == 1 else None,
+        skew_ms=2 * SimConfig.lease_ms if seed % 10 == 3 else 0,
     )
 
 

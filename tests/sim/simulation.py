@@ -92,10 +92,14 @@ class SimConfig:
     #: (``resumable_chat.chat.fanout.DEFAULT_MAX_BYTES``); a small one sends followers that
     #: are behind down the path that reads the log itself, mid-answer
     tap_max_bytes: int | None = None
+    #: ms each instance's clock may run ahead of or behind S2's (the basin keeps true time,
+    #: as S2 stamps the records); each instance's offset is drawn from the seed, in
+    #: ``[-skew_ms, skew_ms]``: a judge ahead sees leases expire early, one behind late
+    skew_ms: int = 0
 
     @property
     def confirm_ms(self) -> int:
-        return 2 * min(self.heartbeat_ms, 1000)
+        return 2 * self.heartbeat_ms
 
 
 @dataclass
@@ -150,6 +154,19 @@ class World:
     unfinished: list[str] = field(default_factory=list)
     #: bytes the live channels still counted against the loop's total once all had ended
     held_backlog_bytes: int = 0
+    #: ms each instance's clock runs ahead of S2's (negative: behind), by instance
+    clock_offsets: list[int] = field(default_factory=list)
+
+    def ahead_ms(self, instance: int) -> int:
+        """How far ``instance``'s clock runs ahead of S2's (0 when it runs behind)."""
+        return max(0, self.clock_offsets[instance]) if self.clock_offsets else 0
+
+    def behind_ms(self, instance: int | None = None) -> int:
+        """How far ``instance``'s clock (by default the furthest behind) runs behind S2's."""
+        if not self.clock_offsets:
+            return 0
+        offsets = self.clock_offsets if instance is None else [self.clock_offsets[instance]]
+        return max(0, -min(offsets))
 
 
 def _padded(delta: str, share: int) -> str:
@@ -263,6 +280,11 @@ class Simulation:
         self.rng = random.Random(config.seed)
         self.world = World(config)
         self.clock = LoopClock()
+        if config.skew_ms:  # from a generator of its own: the schedule stays the seed's
+            offsets = random.Random(f"clocks {config.seed}")
+            self.world.clock_offsets = [
+                offsets.randint(-config.skew_ms, config.skew_ms) for _ in range(config.instances)
+            ]
         self.plan = FaultPlan()
         self.chats: list[ResumableChat] = []
         self.basins: list[FaultPlanBasin] = []
@@ -277,6 +299,13 @@ class Simulation:
             self._send_waits += (0.3,)
 
     # -- set-up ------------------------------------------------------------------------
+
+    def _clock_of(self, index: int) -> LoopClock:
+        """Instance ``index``'s clock: S2's, or off it by the instance's offset."""
+        offsets = self.world.clock_offsets
+        if not offsets:
+            return self.clock
+        return LoopClock(self.clock.epoch_ms + offsets[index])
 
     def _instance(self, index: int, memory: MemoryBasin) -> None:
         config = self.config
@@ -294,7 +323,7 @@ class Simulation:
             heartbeat_ms=config.heartbeat_ms,
             keepalive_s=0,
             respond_before_claim=config.early,
-            clock=self.clock,
+            clock=self._clock_of(index),
             ownership=Ownership(),
             rng=random.Random(self.rng.getrandbits(64)),
             trim_delay_ms=10 * config.span_ms,
@@ -614,7 +643,7 @@ class Simulation:
     async def _settle(self) -> None:
         """Let the schedule's clients and live writers finish (bounded)."""
         config = self.config
-        limit = 4 * (config.lease_ms + config.confirm_ms) / 1000 + 10
+        limit = 4 * (config.lease_ms + config.confirm_ms + self.world.behind_ms()) / 1000 + 10
         deadline = asyncio.get_running_loop().time() + limit
         while asyncio.get_running_loop().time() < deadline:
             busy = [t for t in self.all_clients if not t.done()]
@@ -637,7 +666,8 @@ class Simulation:
     async def _probe(self) -> None:
         """After every crash, each chat takes a new turn once a lease has passed."""
         config = self.config
-        await asyncio.sleep((config.lease_ms + config.confirm_ms) / 1000)
+        wait_ms = config.lease_ms + config.confirm_ms + self.world.behind_ms()
+        await asyncio.sleep(wait_ms / 1000)
         instance = self._alive_instance()
         assert instance is not None
         for stream in list(self.streams):

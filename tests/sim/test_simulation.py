@@ -16,6 +16,7 @@ from run import config_for, replay_command, run_seed
 from simulation import MODES, SimConfig, simulate
 
 import resumable_chat.log.claims as claims
+import resumable_chat.log.engine as engine_module
 from resumable_chat.s2.basin import Basin
 from resumable_chat.s2.errors import RangeNotSatisfiableError, StreamNotFoundError
 from resumable_chat.s2.records import SequencedRecord, StreamPosition
@@ -111,3 +112,22 @@ def test_the_harness_catches_a_broken_claim(monkeypatch: pytest.MonkeyPatch) -> 
         if any("claimed while the generation" in v for v in violations):
             return
     pytest.fail("300 seeds ran with a claim that two instances can both win, unnoticed")
+
+
+def test_the_harness_catches_a_judge_that_trusts_a_clock_ahead_of_s2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the seeds whose instance clocks run off S2's, a confirmation window shorter than a
+    heartbeat lets a judge ahead of S2 close a writer that lives: the checks must see it."""
+    monkeypatch.setattr(
+        engine_module.LogConfig, "confirm_s", property(lambda c: 0.2 * c.heartbeat_ms / 1000)
+    )
+    skewed = [seed for seed in range(3000) if config_for(seed).skew_ms][:200]
+    assert len(skewed) == 200
+    for seed in skewed:
+        violations = check(simulate(config_for(seed)))
+        if any("taken over after only" in v for v in violations):
+            return
+    pytest.fail(
+        "200 seeds with skewed clocks ran with a window shorter than a heartbeat, unnoticed"
+    )
