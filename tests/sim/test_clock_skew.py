@@ -2,130 +2,48 @@
 
 S2 stamps each record with its arrival time, and an instance judges a generation's lease by
 comparing the last record's timestamp with its own clock. Here the basin keeps true time and
-instance ``b`` runs its clock ahead of it or behind it. The heartbeat is set to the most the
-configuration allows (a quarter of the lease, as the text streams use), so that a live writer's
-records come seldom: the confirmation window must still see one before any close.
+instance ``b`` runs its clock ahead of it or behind it. The lease and heartbeat are the text
+streams' defaults (10 s, a heartbeat every 2.5 s): a live writer's records come seldom, and
+the confirmation window must still see one before any close.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from cluster import EPOCH_MS, MESSAGE, STREAM, Cluster, chunk_types, model, now_ms
+from cluster import run as run_cluster
 
-from resumable_chat import (
-    ResumableChat,
-    StopSignal,
-    create_resumable_chat,
-    create_resumable_stream_context,
-)
+from resumable_chat import create_resumable_stream_context
 from resumable_chat.clock import LoopClock
-from resumable_chat.log import Ownership, RecordKind, classify, read_range
+from resumable_chat.log import Ownership, RecordKind
 from resumable_chat.s2 import MemoryBasin
-from resumable_chat.testing.fault_basin import FaultPlanBasin
-from resumable_chat.testing.fault_plan import FaultPlan
 from resumable_chat.testing.virtual_time import run_virtual
 from resumable_chat.text_streams.context import StreamActiveError
 
 LEASE_MS = 10_000
 HEARTBEAT_MS = 2_500
 CONFIRM_MS = 2 * HEARTBEAT_MS  # the default confirmation window: two heartbeat intervals
-STREAM = "chat-1"
-MESSAGE = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
-EPOCH_MS = LoopClock().epoch_ms
-
-
-def now_ms() -> float:
-    return asyncio.get_running_loop().time() * 1000
-
-
-class Cluster:
-    """Instance ``a`` on S2's time, instance ``b`` ``skew_ms`` ahead of it (behind when
-    negative), over one basin, each behind its own crashable view of it."""
-
-    def __init__(self, skew_ms: int) -> None:
-        self.memory = MemoryBasin(clock=LoopClock())
-        self.basins = [FaultPlanBasin(self.memory, FaultPlan()) for _ in range(2)]
-        self.chats: list[ResumableChat] = [
-            create_resumable_chat(
-                protocol="ai-sdk",
-                mode="session",
-                basin=basin,
-                lease_ms=LEASE_MS,
-                heartbeat_ms=HEARTBEAT_MS,
-                keepalive_s=0,
-                clock=LoopClock(EPOCH_MS + offset),
-                ownership=Ownership(),
-            )
-            for basin, offset in zip(self.basins, (0, skew_ms), strict=True)
-        ]
-        self.tasks: list[asyncio.Task[Any]] = []
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.append(task)
-        return task
-
-    async def crash_a(self) -> None:
-        """Instance ``a`` dies: its calls hang, its generations are cancelled."""
-        self.basins[0].crash()
-        tasks = [g.task for g in self.chats[0].engine.running]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def kinds(self) -> list[RecordKind]:
-        return [classify(r) for r in await read_range(self.memory, STREAM, 0)]
-
-    async def last_record_ms(self) -> float:
-        """Virtual ms at which the stream's last record arrived."""
-        return (await self.memory.check_tail(STREAM)).timestamp - EPOCH_MS
-
-    async def aclose(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for chat in self.chats:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(chat.aclose(drain_timeout_s=0.1), 5)
-
-
-def model(*, silent_s: float) -> Any:
-    """One delta, then nothing for ``silent_s``, then the end."""
-
-    async def stream(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
-        yield {"type": "text-start", "id": "t"}
-        yield {"type": "text-delta", "id": "t", "delta": "w "}
-        await asyncio.sleep(silent_s)
-        yield {"type": "text-end", "id": "t"}
-        yield {"type": "finish", "finishReason": "stop"}
-
-    return stream
-
-
-async def chunk_types(response: Any) -> list[str]:
-    out: list[str] = []
-    async for data in response.body_iterator:
-        text = data if isinstance(data, str) else data.decode()
-        for line in text.splitlines():
-            if line.startswith("data: ") and line != "data: [DONE]":
-                out.append(json.loads(line[6:])["type"])
-    return out
 
 
 def run(skew_ms: int, scenario: Any) -> Any:
-    async def main() -> Any:
-        cluster = Cluster(skew_ms)
-        try:
-            return await scenario(cluster)
-        finally:
-            await cluster.aclose()
+    """``scenario`` on instance ``a`` on S2's time and ``b`` ``skew_ms`` ahead of it."""
+    return run_cluster(
+        scenario, lease_ms=LEASE_MS, heartbeat_ms=HEARTBEAT_MS, clock_offsets=(0, skew_ms)
+    )
 
-    return run_virtual(main())
+
+async def crash_a_mid_answer(cluster: Cluster) -> float:
+    """Start an answer on ``a`` whose model falls silent, crash ``a`` 3 s in; returns the
+    virtual ms at which the answer's last record arrived."""
+    live = await cluster.chats[0].make_resumable(STREAM, model(silent_s=600), message=MESSAGE)
+    cluster.spawn(chunk_types(live))
+    await asyncio.sleep(3.0)
+    await cluster.crash(0)
+    return await cluster.last_record_ms()
 
 
 def test_a_judge_whose_clock_runs_a_minute_ahead_never_closes_a_live_writer() -> None:
@@ -165,13 +83,8 @@ def test_a_judge_whose_clock_runs_ahead_closes_a_crashed_writer_after_the_window
     the crashed answer no sooner than a window after its last record."""
 
     async def scenario(cluster: Cluster) -> None:
-        a, b = cluster.chats
-        live = await a.make_resumable(STREAM, model(silent_s=600), message=MESSAGE)
-        cluster.spawn(chunk_types(live))
-        await asyncio.sleep(3.0)
-        await cluster.crash_a()
-        last = await cluster.last_record_ms()
-        response = await b.make_resumable(STREAM, model(silent_s=0), message=MESSAGE)
+        last = await crash_a_mid_answer(cluster)
+        response = await cluster.chats[1].make_resumable(STREAM, model(silent_s=0), message=MESSAGE)
         assert response.status_code == 200
         assert (await chunk_types(response))[-1] == "finish"
         assert CONFIRM_MS <= now_ms() - last <= CONFIRM_MS + HEARTBEAT_MS + 50
@@ -185,14 +98,11 @@ def test_a_judge_whose_clock_runs_behind_closes_a_crashed_writer_later_by_the_sk
     skew_ms = -4_000
 
     async def scenario(cluster: Cluster) -> None:
-        a, b = cluster.chats
-        live = await a.make_resumable(STREAM, model(silent_s=600), message=MESSAGE)
-        cluster.spawn(chunk_types(live))
-        await asyncio.sleep(3.0)
-        await cluster.crash_a()
-        last = await cluster.last_record_ms()
+        last = await crash_a_mid_answer(cluster)
         while True:
-            response = await b.make_resumable(STREAM, model(silent_s=0), message=MESSAGE)
+            response = await cluster.chats[1].make_resumable(
+                STREAM, model(silent_s=0), message=MESSAGE
+            )
             if response.status_code == 200:
                 break
             assert response.status_code == 409

@@ -10,114 +10,21 @@ tasks, which is what a killed process leaves behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import pytest
+from cluster import EPOCH_MS, MESSAGE, STREAM, Cluster, model, now_ms, read_chunks
+from cluster import run as run_cluster
 
-from resumable_chat import ResumableChat, StopSignal, create_resumable_chat
-from resumable_chat.clock import LoopClock
-from resumable_chat.log import Ownership, RecordKind, classify, read_range
-from resumable_chat.s2 import MemoryBasin
-from resumable_chat.testing.fault_basin import FaultPlanBasin
-from resumable_chat.testing.fault_plan import FaultPlan
-from resumable_chat.testing.virtual_time import run_virtual
+from resumable_chat.log import RecordKind, classify, read_range
 
 LEASE_MS = 1000
 HEARTBEAT_MS = 250
 CONFIRM_MS = 2 * HEARTBEAT_MS  # the default confirm window: two heartbeats
-STREAM = "chat-1"
-MESSAGE = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
-
-
-EPOCH_MS = LoopClock().epoch_ms
-
-
-def now_ms() -> float:
-    return asyncio.get_running_loop().time() * 1000
-
-
-class Cluster:
-    """Two instances over one basin, each behind its own crashable view of it."""
-
-    def __init__(self) -> None:
-        clock = LoopClock()
-        self.memory = MemoryBasin(clock=clock)
-        self.basins = [FaultPlanBasin(self.memory, FaultPlan()) for _ in range(2)]
-        self.chats: list[ResumableChat] = [
-            create_resumable_chat(
-                protocol="ai-sdk",
-                mode="session",
-                basin=basin,
-                lease_ms=LEASE_MS,
-                heartbeat_ms=HEARTBEAT_MS,
-                keepalive_s=0,
-                clock=clock,
-                ownership=Ownership(),
-            )
-            for basin in self.basins
-        ]
-        self.tasks: list[asyncio.Task[Any]] = []
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.append(task)
-        return task
-
-    async def crash(self, index: int) -> None:
-        """Instance ``index`` dies: its calls hang, its generations and clients are cancelled."""
-        self.basins[index].crash()
-        engine = self.chats[index].engine
-        tasks = [g.task for g in engine.running]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def aclose(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for chat in self.chats:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(chat.aclose(drain_timeout_s=0.1), 5)
-
-
-def model(*, silent_s: float, after: int = 1) -> Any:
-    """A model that sends ``after`` deltas, then says nothing for ``silent_s``, then ends."""
-
-    async def stream(signal: StopSignal) -> AsyncIterator[dict[str, Any]]:
-        yield {"type": "text-start", "id": "t"}
-        for i in range(after):
-            yield {"type": "text-delta", "id": "t", "delta": f"w{i} "}
-        await asyncio.sleep(silent_s)
-        yield {"type": "text-end", "id": "t"}
-        yield {"type": "finish", "finishReason": "stop"}
-
-    return stream
-
-
-async def read_chunks(response: Any) -> list[tuple[float, dict[str, Any]]]:
-    """Every chunk of an SSE response with the virtual ms it arrived at."""
-    out: list[tuple[float, dict[str, Any]]] = []
-    async for data in response.body_iterator:
-        text = data if isinstance(data, str) else data.decode()
-        for line in text.splitlines():
-            if line.startswith("data: ") and line != "data: [DONE]":
-                out.append((now_ms(), json.loads(line[6:])))
-    return out
 
 
 def run(scenario: Any) -> Any:
-    async def main() -> Any:
-        cluster = Cluster()
-        try:
-            return await scenario(cluster)
-        finally:
-            await cluster.aclose()
-
-    return run_virtual(main())
+    return run_cluster(scenario, lease_ms=LEASE_MS, heartbeat_ms=HEARTBEAT_MS)
 
 
 def test_heartbeats_hold_the_lease_through_three_leases_of_model_silence() -> None:
