@@ -17,7 +17,7 @@ import pytest
 
 from resumable_chat import create_resumable_chat
 from resumable_chat.chat.core import LOST_GENERATION_ERROR_TEXT, ResumableChat
-from resumable_chat.clock import LoopClock
+from resumable_chat.clock import SYSTEM_CLOCK, Clock, LoopClock
 from resumable_chat.log import Ownership, RecordKind, classify, read_range
 from resumable_chat.log.scan import latest_generation
 from resumable_chat.log.takeover import close_lost
@@ -180,6 +180,62 @@ async def test_a_silent_model_keeps_its_lease_and_readers_skip_heartbeats(
     assert _is_terminal_chunk(frames[-1])
     await a.aclose()
     await b.aclose()
+
+
+class _ClockAhead(Clock):
+    """The host's clock, ``ahead_ms`` ahead of S2's (which stamps the records)."""
+
+    def __init__(self, ahead_ms: int) -> None:
+        self.ahead_ms = ahead_ms
+
+    def now_ms(self) -> int:
+        return SYSTEM_CLOCK.now_ms() + self.ahead_ms
+
+
+async def test_an_instance_whose_clock_runs_a_minute_ahead_never_closes_a_silent_answer(
+    basin: Basin,
+) -> None:
+    """Heartbeats more than two seconds apart (``heartbeat_ms`` 2300) and an instance whose
+    clock runs a minute ahead of S2's: every look it takes finds the lease expired by its
+    clock, and the confirmation window (two heartbeat intervals) still sees the writer's
+    next heartbeat, so its turns get 409 and the answer ends as its model ends it."""
+    timing = {"lease_ms": 4600, "heartbeat_ms": 2300}
+    a = create_resumable_chat(basin=basin, ownership=Ownership(), **timing)
+    b = create_resumable_chat(
+        basin=basin, ownership=Ownership(), clock=_ClockAhead(60_000), **timing
+    )
+    gate = asyncio.Event()
+
+    async def model(signal: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
+        for chunk in _opening("ai-sdk"):
+            yield chunk
+        await gate.wait()  # silent for a few heartbeats
+        for chunk in _closing("ai-sdk"):
+            yield chunk
+
+    stream = "chat-clock-ahead"
+    try:
+        await _start(a, stream, model)
+        replayed = bytearray()
+        follower = asyncio.create_task(_follow(b, stream, replayed))
+
+        async def turn_after(delay_s: float) -> int:
+            await asyncio.sleep(delay_s)
+            return (await b.make_resumable(stream, model)).status_code
+
+        # turns from b at every phase of two heartbeat cycles, each waiting out the window
+        statuses = await asyncio.gather(*(turn_after(i * 0.15) for i in range(32)))
+        assert set(statuses) == {409}
+        gate.set()
+        await _ended(a, stream)
+        await asyncio.wait_for(follower, 5)
+        records = await _records(basin, stream)
+        assert not any(classify(r) is RecordKind.ERROR for r in records)
+        assert classify(records[-1]) is RecordKind.END
+        assert _frames(bytes(replayed))[-1]["type"] == "finish"
+    finally:
+        await a.aclose()
+        await b.aclose()
 
 
 async def test_a_stop_from_another_instance_reaches_a_silent_model(basin: Basin) -> None:
