@@ -15,8 +15,9 @@
   taken over and holds every delta its model produced, once S2 is back.
 - **No chat stays locked**: after the last crash and a lease, a new turn on every chat works.
 - With instance clocks off S2's (``SimConfig.skew_ms``), the same hold with the lease
-  shifted by the judging instance's offset: never a close before a confirmation window of
-  silence, and readers end that much later when their instance's clock runs behind.
+  shifted by the judging instance's offset (never a close before a confirmation window of
+  silence), except a reader's: it ends as soon as with clocks in step, its own wait being
+  the lease.
 - **409 before the model**: a turn refused with 409 never got a delta from its model.
 """
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -310,11 +310,10 @@ class Checker:
         if gen.terminal_ms is None:
             return None
         if gen.taken_over:
+            # the reader's instance judges after a lease of its own waiting (whatever its
+            # clock says of the records' timestamps)
             silent_from = max(gen.last_writer_ms, view.opened_ms)
-            # the reader's instance judges after each lease of silence; with its clock behind
-            # S2's, the lease expires by its clock that much later
-            judgements = 1 + math.ceil(self.world.behind_ms(view.instance) / config.lease_ms)
-            latest = silent_from + judgements * config.lease_ms + config.confirm_ms + SLACK_MS
+            latest = silent_from + config.lease_ms + config.confirm_ms + SLACK_MS
             latest = max(latest, gen.terminal_ms + SLACK_MS)
         else:
             latest = gen.terminal_ms + SLACK_MS

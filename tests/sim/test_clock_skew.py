@@ -172,3 +172,27 @@ def test_text_streams_a_context_whose_clock_runs_ahead_follows_a_live_producer()
 
 async def _text(stream: Any) -> str:
     return "".join([chunk async for chunk in stream])
+
+
+def test_a_follower_whose_clock_runs_behind_closes_a_crashed_writer_after_its_own_wait() -> None:
+    """A follower on ``b`` (a minute behind S2) that got nothing for a lease of its own
+    waiting, and finds nothing past what it got, closes the crashed answer a lease and a
+    confirmation window after its last record, as with clocks in step: its own wait is the
+    lease, whatever its clock says of the records' timestamps."""
+
+    async def scenario(cluster: Cluster) -> None:
+        live = await cluster.chats[0].make_resumable(STREAM, model(silent_s=600), message=MESSAGE)
+        cluster.spawn(chunk_types(live))
+        await asyncio.sleep(0.01)
+        follower = await cluster.chats[1].replay(STREAM)
+        assert follower.status_code == 200
+        following = cluster.spawn(chunk_types(follower))
+        await asyncio.sleep(3.0)
+        await cluster.crash(0)
+        last = await cluster.last_record_ms()
+        assert (await following)[-1] == "error"
+        waited = now_ms() - last  # the timestamp is whole ms: within 1 ms of the append
+        assert LEASE_MS + CONFIRM_MS - 1 <= waited <= LEASE_MS + CONFIRM_MS + 50
+        assert (await cluster.kinds())[-1] is RecordKind.ERROR
+
+    run(-60_000, scenario)

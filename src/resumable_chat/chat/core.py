@@ -1158,9 +1158,10 @@ def create_resumable_chat(
             after waiting two heartbeat intervals more for a sign of life. A process never
             closes a generation it runs itself, however long S2 is slow or down. The lease
             compares S2's record timestamps with this host's clock, so keep it in sync (NTP):
-            a clock behind S2's closes a crashed generation later, by the difference; one
-            ahead closes it sooner, yet not one whose writer lives (its heartbeats move the
-            tail within the two heartbeat intervals).
+            a clock behind S2's makes a new turn or a stop close a crashed generation later,
+            by the difference (a follower judges by its own wait); one ahead closes it
+            sooner, yet not one whose writer lives (its heartbeats move the tail within the
+            two heartbeat intervals).
         heartbeat_ms: ms of writer idleness after which it appends an empty record, keeping
             the lease fresh while the model is silent; it also bounds how long a stop from
             another instance waits while the model is silent. Default: ``min(1000,

@@ -193,18 +193,26 @@ class LogEngine:
         """True when a record written at ``timestamp_ms`` is a lease old or older."""
         return self.clock.now_ms() - timestamp_ms >= self.config.lease_ms
 
-    async def close_if_lost(self, stream: str, latest: LatestGeneration) -> bool:
+    async def close_if_lost(
+        self, stream: str, latest: LatestGeneration, *, watched_silent: bool = False
+    ) -> bool:
         """Close ``latest`` if it is lost (:mod:`.takeover`: not ours, a lease silent, and
         silent through the confirmation window; or a claim this process gave up on,
         :meth:`abandoned_claim`, at once: nothing runs under it). Returns True when it is
         closed now (by us or by someone else meanwhile), False while it stands. Raises
-        ``S2Error``."""
+        ``S2Error``.
+
+        ``watched_silent``: the caller read the stream and got no record for a lease of this
+        event loop's time, and ``latest`` was read after that with nothing past what it got
+        (a follower's watchdog, :meth:`judge`). The lease is then over whatever this host's
+        wall clock says of the records' S2 timestamps, so a clock behind S2's does not
+        delay the close; the confirmation window still applies."""
         if not latest.active:
             return True
         if self.ownership.runs(latest.claim_token):
             return False
         if latest.claim_token not in self._abandoned:
-            if not self.lease_expired(latest.tail.timestamp):
+            if not watched_silent and not self.lease_expired(latest.tail.timestamp):
                 return False
             if not await confirm_silence(self.basin, stream, latest.tail, self.config.confirm_s):
                 # The tail moved: the writer came back, or another instance closed it.
@@ -240,7 +248,9 @@ class LogEngine:
     async def judge(self, stream: str, position: int) -> bool:
         """For a reader at ``position`` that heard nothing for a lease: is a generation still
         open, or its end still ahead of the reader? Closes a lost one first (its terminal then
-        reaches the reader). S2 errors are logged and count as open (keep following).
+        reaches the reader), judging the lease by the reader's own wait when the tail is at
+        ``position`` (``watched_silent`` of :meth:`close_if_lost`). S2 errors are logged and
+        count as open (keep following).
 
         A generation that ended while the reader waited is "open" for it as long as the
         terminal is at or past ``position``: the reader must still get the records up to it
@@ -252,7 +262,8 @@ class LogEngine:
                 return terminal is not None and terminal.seq_num >= position
             if latest.tail.seq_num > position:
                 return True  # records the follow has not delivered yet
-            await self.close_if_lost(stream, latest)
+            # nothing past what the reader got, which it got a lease ago or more
+            await self.close_if_lost(stream, latest, watched_silent=latest.tail.seq_num == position)
         except S2Error as exc:
             logger.warning("checking %s for a lost generation failed: %r", stream, exc)
         return True

@@ -3,7 +3,9 @@
 A generation is judged lost only when all of these hold, each read from S2 by the judge:
 
 1. it has no terminal fence and this process does not run it (:mod:`.ownership`);
-2. its last record is ``lease_ms`` old or older (record timestamp against the judge's clock);
+2. its last record is ``lease_ms`` old or older: its S2 timestamp against the judge's clock,
+   or, for a follower's watchdog, the follower's own wait of a lease with no record and
+   nothing past what it got (:meth:`~.engine.LogEngine.close_if_lost`);
 3. the tail has not moved after a confirmation window that starts after that (by default
    two heartbeat intervals, :attr:`~.engine.LogConfig.confirm_s`), so a writer that was
    only cut off from S2 for a while lands first once S2 answers again, and keeps its
