@@ -183,7 +183,8 @@ async def test_a_silent_model_keeps_its_lease_and_readers_skip_heartbeats(
 
 
 class _ClockAhead(Clock):
-    """The host's clock, ``ahead_ms`` ahead of S2's (which stamps the records)."""
+    """The host's clock, ``ahead_ms`` ahead of S2's (which stamps the records; negative:
+    behind)."""
 
     def __init__(self, ahead_ms: int) -> None:
         self.ahead_ms = ahead_ms
@@ -342,6 +343,35 @@ async def test_a_follower_of_a_crashed_generation_gets_the_error_terminal(
     assert later.outcome == "end"
     await a.aclose()
     await b.aclose()
+
+
+async def test_a_follower_whose_clock_runs_an_hour_behind_still_ends_a_crashed_answer(
+    basin: Basin,
+) -> None:
+    """The follower's instance judges by its own wait (a lease with no record), so a clock
+    an hour behind S2's, which would find the lease an hour from expiring, does not hold
+    the reader: it gets the error terminal within the lease and the window."""
+    a = create_resumable_chat(basin=basin, ownership=Ownership(), **LEASE)
+    b = create_resumable_chat(
+        basin=basin, ownership=Ownership(), clock=_ClockAhead(-3_600_000), **LEASE
+    )
+    stream = "chat-crash-follow-behind"
+    try:
+        await _crashing_model_started(a, "ai-sdk", stream)
+        replayed = bytearray()
+        follower = asyncio.create_task(_follow(b, stream, replayed))
+        await _wait_for(lambda: b"w2 " in replayed)
+        with pytest.raises(asyncio.CancelledError):
+            await _crash(a, stream)
+        await asyncio.wait_for(follower, 5)
+        assert _frames(bytes(replayed))[-1] == {
+            "type": "error",
+            "errorText": LOST_GENERATION_ERROR_TEXT,
+        }
+        assert (await _records(basin, stream))[-1].body.startswith(b"error-")
+    finally:
+        await a.aclose()
+        await b.aclose()
 
 
 def _answer_model(protocol: str) -> Any:
