@@ -198,8 +198,10 @@ async def test_an_instance_whose_clock_runs_a_minute_ahead_never_closes_a_silent
 ) -> None:
     """Heartbeats more than two seconds apart (``heartbeat_ms`` 2300) and an instance whose
     clock runs a minute ahead of S2's: every look it takes finds the lease expired by its
-    clock, and the confirmation window (two heartbeat intervals) still sees the writer's
-    next heartbeat, so its turns get 409 and the answer ends as its model ends it."""
+    clock. Its turns start right after a heartbeat lands, the worst moment (a 2 s window
+    from there ends before the next heartbeat), and the confirmation window (two heartbeat
+    intervals) still sees that next heartbeat, so they get 409 and the answer ends as its
+    model ends it."""
     timing = {"lease_ms": 4600, "heartbeat_ms": 2300}
     a = create_resumable_chat(basin=basin, ownership=Ownership(), **timing)
     b = create_resumable_chat(
@@ -220,13 +222,26 @@ async def test_an_instance_whose_clock_runs_a_minute_ahead_never_closes_a_silent
         replayed = bytearray()
         follower = asyncio.create_task(_follow(b, stream, replayed))
 
-        async def turn_after(delay_s: float) -> int:
-            await asyncio.sleep(delay_s)
+        async def turn() -> int:
             return (await b.make_resumable(stream, model)).status_code
 
-        # turns from b at every phase of two heartbeat cycles, each waiting out the window
-        statuses = await asyncio.gather(*(turn_after(i * 0.15) for i in range(32)))
-        assert set(statuses) == {409}
+        turns: list[asyncio.Task[int]] = []
+        two_beats = asyncio.Event()
+
+        def on_stored(records: list[SequencedRecord] | None) -> None:
+            if records is None:  # the writer ended (fenced out by a takeover)
+                two_beats.set()
+            for record in records or ():
+                if not record.headers and not record.body and len(turns) < 2:  # a heartbeat
+                    turns.append(asyncio.get_running_loop().create_task(turn()))
+                    if len(turns) == 2:
+                        two_beats.set()
+
+        generation = a.running(stream)
+        assert generation is not None
+        assert generation.writer.listen(on_stored) is not None
+        await asyncio.wait_for(two_beats.wait(), 10)
+        assert await asyncio.gather(*turns) == [409, 409]
         gate.set()
         await _ended(a, stream)
         await asyncio.wait_for(follower, 5)
