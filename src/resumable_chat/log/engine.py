@@ -279,7 +279,12 @@ class LogEngine:
     async def status(self, stream: str) -> Status | None:
         """``None`` (no generation), ``"active"``, ``"done"`` (ended with ``end-``) or
         ``"failed"`` (``error-``, or open and silent for a lease in another process).
-        Writes nothing. Raises ``S2Error``."""
+        Writes nothing. Raises ``S2Error``.
+
+        The lease is judged by this host's clock alone (:meth:`lease_expired`), with no
+        confirmation window: on a host whose clock runs ahead of S2's, a live generation of
+        another process may read ``"failed"``; a claim (:meth:`close_if_lost`) confirms
+        before it closes anything."""
         latest = await latest_generation(self.basin, stream)
         if latest.terminal is not None:
             return "done" if classify(latest.terminal) is RecordKind.END else "failed"
